@@ -1,0 +1,54 @@
+/* kdscope entry point: no arguments opens the window on the default run;
+ * otherwise the first argument names a verb. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/gemm.h"
+#include "verbs.h"
+
+static const KdVerb verbs[] = {
+    {"bench", kd_cli_bench, "time ops and training steps (--json for machines)"},
+};
+static const int n_verbs = (int)(sizeof verbs / sizeof verbs[0]);
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: kdscope [VERB] [OPTIONS]\n\n"
+             "Knowledge-distillation workbench for object detectors.\n\nVerbs:\n");
+  for (int i = 0; i < n_verbs; i++) fprintf(f, "  %-13s %s\n", verbs[i].name, verbs[i].summary);
+  fprintf(f, "\nEach verb takes --help.\n");
+}
+
+/* OpenBLAS reads OPENBLAS_CORETYPE only when it loads. Some environments
+ * force the AVX2 "Haswell" kernels on AVX-512 CPUs, which halves GEMM speed;
+ * re-exec once without it (KD_KEEP_CORETYPE=1 keeps the forced value). */
+static void maybe_reexec_for_blas(char **argv) {
+  const char *ct = getenv("OPENBLAS_CORETYPE");
+  if (!ct || !*ct || getenv("KD_KEEP_CORETYPE") || getenv("KD_REEXECED")) return;
+  if (strcasecmp(ct, "haswell") != 0 || !__builtin_cpu_supports("avx512f")) return;
+  unsetenv("OPENBLAS_CORETYPE");
+  setenv("KD_REEXECED", "1", 1);
+  execv("/proc/self/exe", argv);
+}
+
+int main(int argc, char **argv) {
+  maybe_reexec_for_blas(argv);
+  if (argc < 2) {
+    usage(stdout);
+    return 0;
+  }
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    usage(stdout);
+    return 0;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    printf("kdscope %s (%s)\n", KD_VERSION, kd_blas_info());
+    return 0;
+  }
+  for (int i = 0; i < n_verbs; i++)
+    if (!strcmp(argv[1], verbs[i].name)) return verbs[i].run(argc - 1, argv + 1);
+  fprintf(stderr, "kdscope: unknown verb '%s'\n\n", argv[1]);
+  usage(stderr);
+  return 1;
+}

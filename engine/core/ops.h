@@ -1,0 +1,91 @@
+/* Differentiable ops. Each takes the step context, computes its output in
+ * the arena and records a backward function on the tape (when grad mode is
+ * on and an input requires grad). Shapes are written next to arguments.
+ *
+ * Errors are sticky (see tensor.h): a bad shape sets the ctx error naming
+ * the op and the shapes, and the op returns NULL; every op returns NULL
+ * when given NULL, so a forward is checked once at its end.
+ *
+ * Broadcasting (binary ops) follows NumPy: shapes are right-aligned and a
+ * dim of size 1 stretches. Axis masks: bit i selects dim i of the tensor's
+ * own ndim; reduced dims are kept with size 1. */
+#ifndef KD_OPS_H
+#define KD_OPS_H
+
+#include "core/tensor.h"
+
+/* ---------- convolution (conv.c) ---------- */
+typedef struct KdConvCfg {
+  int stride, pad, dilation, groups; /* 0 means 1 for stride/dilation/groups */
+} KdConvCfg;
+/* x: N,Cin,H,W  w: Cout,Cin/groups,kh,kw  b: Cout or NULL -> N,Cout,Ho,Wo */
+KdTensor *kd_conv2d(KdCtx *c, KdTensor *x, KdTensor *w, KdTensor *b, KdConvCfg cfg);
+
+/* ---------- element-wise (eltwise.c) ---------- */
+KdTensor *kd_relu(KdCtx *c, KdTensor *x);
+KdTensor *kd_sigmoid(KdCtx *c, KdTensor *x);
+KdTensor *kd_tanh(KdCtx *c, KdTensor *x);
+KdTensor *kd_exp(KdCtx *c, KdTensor *x);
+KdTensor *kd_log(KdCtx *c, KdTensor *x); /* x must be > 0 */
+KdTensor *kd_abs(KdCtx *c, KdTensor *x); /* d|x|/dx = sign(x), 0 at 0 */
+KdTensor *kd_sqrt(KdCtx *c, KdTensor *x);
+KdTensor *kd_square(KdCtx *c, KdTensor *x);
+KdTensor *kd_scale(KdCtx *c, KdTensor *x, float s);      /* s*x */
+KdTensor *kd_add_scalar(KdCtx *c, KdTensor *x, float s); /* x+s */
+KdTensor *kd_add(KdCtx *c, KdTensor *a, KdTensor *b);
+KdTensor *kd_sub(KdCtx *c, KdTensor *a, KdTensor *b);
+KdTensor *kd_mul(KdCtx *c, KdTensor *a, KdTensor *b);
+KdTensor *kd_div(KdCtx *c, KdTensor *a, KdTensor *b);
+/* In-place-free fused relu(a + b) for residual blocks (same shapes). */
+KdTensor *kd_add_relu(KdCtx *c, KdTensor *a, KdTensor *b);
+/* A constant copy with no gradient path (teacher targets, masks). */
+KdTensor *kd_detach(KdCtx *c, KdTensor *x);
+
+/* ---------- normalisation (norm.c) ---------- */
+/* x: N,C,H,W; gamma, beta: C (either may be NULL = 1 / 0);
+ * running_mean/var: C buffers. training=1: batch statistics (biased var for
+ * normalising, unbiased for the running update, as PyTorch) and
+ * running = (1-momentum)*running + momentum*batch. training=0: running stats. */
+KdTensor *kd_batchnorm(KdCtx *c, KdTensor *x, KdTensor *gamma, KdTensor *beta, KdTensor *running_mean,
+                       KdTensor *running_var, int training, float momentum, float eps);
+/* x: N,C,H,W; C % groups == 0; gamma, beta: C or NULL. LayerNorm over
+ * (C,1,1) is groups=1 on an N,C,1,1 tensor. */
+KdTensor *kd_groupnorm(KdCtx *c, KdTensor *x, int groups, KdTensor *gamma, KdTensor *beta, float eps);
+
+/* ---------- reductions and softmax (reduce.c, softmax.c) ---------- */
+KdTensor *kd_sum(KdCtx *c, KdTensor *x, unsigned axes);
+KdTensor *kd_mean(KdCtx *c, KdTensor *x, unsigned axes);
+KdTensor *kd_sum_all(KdCtx *c, KdTensor *x);  /* -> shape {1} */
+KdTensor *kd_mean_all(KdCtx *c, KdTensor *x); /* -> shape {1} */
+KdTensor *kd_softmax(KdCtx *c, KdTensor *x, int axis);
+KdTensor *kd_log_softmax(KdCtx *c, KdTensor *x, int axis);
+
+/* ---------- resampling and pooling (pool.c) ---------- */
+/* x: N,C,H,W -> N,C,H*f,W*f */
+KdTensor *kd_upsample_nearest(KdCtx *c, KdTensor *x, int factor);
+/* Nearest to a given size, PyTorch's rule: src = floor(dst * in / out). */
+KdTensor *kd_upsample_nearest_to(KdCtx *c, KdTensor *x, int h, int w);
+/* Padding counts as -inf (max) / as zeros included in the count (avg),
+ * as PyTorch's defaults. Output size floor((H + 2p - k)/s) + 1. */
+KdTensor *kd_maxpool2d(KdCtx *c, KdTensor *x, int k, int stride, int pad);
+KdTensor *kd_avgpool2d(KdCtx *c, KdTensor *x, int k, int stride, int pad);
+KdTensor *kd_global_avgpool(KdCtx *c, KdTensor *x); /* -> N,C,1,1 */
+
+/* ---------- linear algebra (matmul.c) ---------- */
+/* a: M,K (or B,M,K)  b: K,N (or B,K,N; a 2-D b is shared by every batch).
+ * trans_a / trans_b transpose the last two dims first. */
+KdTensor *kd_matmul(KdCtx *c, KdTensor *a, KdTensor *b, int trans_a, int trans_b);
+
+/* ---------- shape (shape.c) ---------- */
+/* Same data, new shape (numel must match). One dim may be -1. */
+KdTensor *kd_reshape(KdCtx *c, KdTensor *x, int ndim, const int *shape);
+/* out.shape[i] = x.shape[perm[i]] */
+KdTensor *kd_permute(KdCtx *c, KdTensor *x, const int *perm);
+KdTensor *kd_transpose(KdCtx *c, KdTensor *x, int d0, int d1);
+/* All inputs agree except along axis. */
+KdTensor *kd_concat(KdCtx *c, KdTensor *const *xs, int n, int axis);
+KdTensor *kd_slice(KdCtx *c, KdTensor *x, int axis, int start, int len);
+/* out[i] = flat(x)[idx[i]], out shape {n}. Indices are checked. */
+KdTensor *kd_gather(KdCtx *c, KdTensor *x, const int *idx, int n);
+
+#endif
