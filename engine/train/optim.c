@@ -1,0 +1,169 @@
+#include "train/optim.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/parallel.h"
+
+typedef struct Slot {
+  KdTensor *p;
+  float *m, *v; /* views into the state store */
+  int decay;
+} Slot;
+
+struct KdOptim {
+  KdOptimCfg cfg;
+  KdParams *state;
+  Slot *slots;
+  int nslots;
+  int steps;
+};
+
+void kd_optim_cfg_default(KdOptimCfg *cfg) {
+  *cfg = (KdOptimCfg){.kind = KD_OPT_SGD, .lr = 0.01f, .momentum = 0.9f, .weight_decay = 1e-4f, .beta1 = 0.9f,
+                      .beta2 = 0.999f, .eps = 1e-8f, .decay_norm_and_bias = 0, .clip_norm = 10.0f,
+                      .schedule = KD_SCHED_COSINE, .total_steps = 1000, .warmup_steps = 100,
+                      .warmup_factor = 0.001f, .min_lr_factor = 0.01f, .step_at = {0.67f, 0.89f}};
+}
+
+KdOptim *kd_optim_new(const KdOptimCfg *cfg, KdParams *const *stores, int nstores, KdError *err) {
+  KdOptim *o = calloc(1, sizeof *o);
+  if (!o) return kd_error(err, "out of memory"), NULL;
+  o->cfg = *cfg;
+  o->state = kd_params_new();
+  int total = 0;
+  for (int s = 0; s < nstores; s++) total += kd_params_count(stores[s]);
+  o->slots = calloc((size_t)(total ? total : 1), sizeof *o->slots);
+  if (!o->state || !o->slots) goto oom;
+  KdTensor **mt = calloc((size_t)(total ? total : 1), sizeof *mt), **vt = calloc((size_t)(total ? total : 1), sizeof *vt);
+  if (!mt || !vt) {
+    free(mt), free(vt);
+    goto oom;
+  }
+  for (int s = 0; s < nstores; s++) {
+    for (int i = 0; i < kd_params_count(stores[s]); i++) {
+      if (kd_params_kind(stores[s], i) != KD_PARAM_TRAIN) continue;
+      KdTensor *p = kd_params_at(stores[s], i);
+      char name[320];
+      Slot *sl = &o->slots[o->nslots];
+      sl->p = p;
+      sl->decay = cfg->decay_norm_and_bias || p->ndim > 1;
+      snprintf(name, sizeof name, "%s.%s", cfg->kind == KD_OPT_SGD ? "momentum" : "exp_avg", p->name);
+      mt[o->nslots] = kd_params_add(o->state, name, p->ndim, p->shape, KD_PARAM_BUFFER);
+      if (cfg->kind == KD_OPT_ADAMW) {
+        snprintf(name, sizeof name, "exp_avg_sq.%s", p->name);
+        vt[o->nslots] = kd_params_add(o->state, name, p->ndim, p->shape, KD_PARAM_BUFFER);
+      }
+      if (!mt[o->nslots] || (cfg->kind == KD_OPT_ADAMW && !vt[o->nslots])) {
+        free(mt), free(vt);
+        kd_optim_free(o);
+        return kd_error(err, "optimizer: duplicate parameter name %s", p->name), NULL;
+      }
+      o->nslots++;
+    }
+  }
+  if (kd_params_finalize(o->state, err)) {
+    free(mt), free(vt);
+    kd_optim_free(o);
+    return NULL;
+  }
+  for (int i = 0; i < o->nslots; i++) {
+    o->slots[i].m = mt[i]->data;
+    o->slots[i].v = vt[i] ? vt[i]->data : NULL;
+  }
+  free(mt), free(vt);
+  return o;
+oom:
+  kd_optim_free(o);
+  return kd_error(err, "out of memory"), NULL;
+}
+
+void kd_optim_free(KdOptim *o) {
+  if (!o) return;
+  kd_params_free(o->state);
+  free(o->slots);
+  free(o);
+}
+
+float kd_optim_lr(const KdOptim *o) {
+  const KdOptimCfg *c = &o->cfg;
+  int t = o->steps;
+  float f = 1.0f;
+  if (t < c->warmup_steps) {
+    float a = (float)t / (float)c->warmup_steps;
+    return c->lr * (c->warmup_factor * (1.0f - a) + a);
+  }
+  int span = c->total_steps - c->warmup_steps;
+  float prog = span > 0 ? (float)(t - c->warmup_steps) / (float)span : 1.0f;
+  if (prog > 1.0f) prog = 1.0f;
+  switch (c->schedule) {
+  case KD_SCHED_COSINE:
+    f = c->min_lr_factor + (1.0f - c->min_lr_factor) * 0.5f * (1.0f + cosf(3.14159265358979f * prog));
+    break;
+  case KD_SCHED_STEP:
+    for (int i = 0; i < 2; i++)
+      if (c->step_at[i] > 0 && t >= (int)(c->step_at[i] * (float)c->total_steps)) f *= 0.1f;
+    break;
+  case KD_SCHED_CONSTANT: break;
+  }
+  return c->lr * f;
+}
+
+int kd_optim_steps_done(const KdOptim *o) { return o->steps; }
+void kd_optim_set_steps_done(KdOptim *o, int steps) { o->steps = steps; }
+KdParams *kd_optim_state(KdOptim *o) { return o->state; }
+void kd_optim_set_lr(KdOptim *o, float lr) { o->cfg.lr = lr; }
+
+int kd_optim_step(KdOptim *o, float *grad_norm) {
+  double sq = 0.0;
+  for (int i = 0; i < o->nslots; i++) {
+    const float *g = o->slots[i].p->grad;
+    size_t n = o->slots[i].p->numel;
+    double s = 0.0;
+    for (size_t j = 0; j < n; j++) s += (double)g[j] * g[j];
+    sq += s;
+  }
+  float norm = (float)sqrt(sq);
+  if (grad_norm) *grad_norm = norm;
+  if (!isfinite(norm)) {
+    for (int i = 0; i < o->nslots; i++) memset(o->slots[i].p->grad, 0, o->slots[i].p->numel * sizeof(float));
+    return 1;
+  }
+  const KdOptimCfg *c = &o->cfg;
+  float scale = (c->clip_norm > 0 && norm > c->clip_norm) ? c->clip_norm / (norm + 1e-6f) : 1.0f;
+  float lr = kd_optim_lr(o);
+  o->steps++;
+  float bc1 = 1.0f - powf(c->beta1, (float)o->steps), bc2 = 1.0f - powf(c->beta2, (float)o->steps);
+  for (int i = 0; i < o->nslots; i++) {
+    Slot *s = &o->slots[i];
+    float *p = s->p->data, *g = s->p->grad, *m = s->m, *v = s->v;
+    size_t n = s->p->numel;
+    float wd = s->decay ? c->weight_decay : 0.0f;
+    if (c->kind == KD_OPT_SGD) {
+      /* PyTorch SGD: d = g + wd*p; buf = mu*buf + d; p -= lr*buf */
+      float mu = c->momentum;
+      KD_PARFOR(n)
+      for (size_t j = 0; j < n; j++) {
+        float d = g[j] * scale + wd * p[j];
+        m[j] = mu * m[j] + d;
+        p[j] -= lr * m[j];
+        g[j] = 0.0f;
+      }
+    } else {
+      /* AdamW: decoupled decay p *= 1 - lr*wd, then the Adam update. */
+      float b1 = c->beta1, b2 = c->beta2, eps = c->eps, step = lr / bc1, sbc2 = sqrtf(bc2);
+      KD_PARFOR(n)
+      for (size_t j = 0; j < n; j++) {
+        float gj = g[j] * scale;
+        p[j] *= 1.0f - lr * wd;
+        m[j] = b1 * m[j] + (1.0f - b1) * gj;
+        v[j] = b2 * v[j] + (1.0f - b2) * gj * gj;
+        p[j] -= step * m[j] / (sqrtf(v[j]) / sbc2 + eps);
+        g[j] = 0.0f;
+      }
+    }
+  }
+  return 0;
+}
