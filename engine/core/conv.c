@@ -12,6 +12,20 @@
 #include "core/ops.h"
 #include "core/parallel.h"
 
+static KdConvShape *trace_buf;
+static int trace_cap, trace_n;
+
+void kd_conv_trace_enable(KdConvShape *buf, int cap) {
+  trace_buf = buf;
+  trace_cap = cap;
+  trace_n = 0;
+}
+
+int kd_conv_trace_disable(void) {
+  trace_buf = NULL;
+  return trace_n;
+}
+
 typedef struct {
   int n, cin, h, w, cout, kh, kw, ho, wo;
   int stride, pad, dil, groups;
@@ -157,6 +171,8 @@ KdTensor *kd_conv2d(KdCtx *c, KdTensor *x, KdTensor *w, KdTensor *b, KdConvCfg c
     kd_ctx_fail(c, "conv2d: input %s too small for a %dx%d kernel", kd_tensor_shape_str(x, sx, 64), s.kh, s.kw);
     return NULL;
   }
+  if (trace_buf && trace_n < trace_cap)
+    trace_buf[trace_n++] = (KdConvShape){s.n, s.cin, s.h, s.w, s.cout, s.kh, s.stride, s.pad, s.dil, s.groups, b != NULL};
   s.direct = s.kh == 1 && s.kw == 1 && s.stride == 1 && s.pad == 0 && s.groups == 1;
   KdTensor *y = kd_tensor4(c, s.n, s.cout, s.ho, s.wo);
   if (!y) return NULL;

@@ -21,6 +21,14 @@ void kd_gemm_stats_enable(int on);
 void kd_gemm_stats_reset(void);
 KdGemmStats kd_gemm_stats(void);
 
+/* Call log for benchmarks: while on, each call's (m, n, k, trans) is
+ * appended to a fixed buffer (further calls are dropped when it is full). */
+typedef struct KdGemmCall {
+  int m, n, k, ta, tb;
+} KdGemmCall;
+void kd_gemm_log_enable(KdGemmCall *buf, int cap);
+int kd_gemm_log_disable(void); /* returns the number of calls logged */
+
 /* Threads: OpenBLAS and our OpenMP loops share one pool. */
 void kd_set_threads(int n);
 int kd_threads(void);

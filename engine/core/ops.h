@@ -20,6 +20,12 @@ typedef struct KdConvCfg {
 } KdConvCfg;
 /* x: N,Cin,H,W  w: Cout,Cin/groups,kh,kw  b: Cout or NULL -> N,Cout,Ho,Wo */
 KdTensor *kd_conv2d(KdCtx *c, KdTensor *x, KdTensor *w, KdTensor *b, KdConvCfg cfg);
+/* Benchmarks: record the geometry of every conv forward while enabled. */
+typedef struct KdConvShape {
+  int n, cin, h, w, cout, k, stride, pad, dilation, groups, bias;
+} KdConvShape;
+void kd_conv_trace_enable(KdConvShape *buf, int cap);
+int kd_conv_trace_disable(void); /* number recorded */
 
 /* ---------- element-wise (eltwise.c) ---------- */
 KdTensor *kd_relu(KdCtx *c, KdTensor *x);

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-char *kd_read_file(const char *path, size_t *len, size_t max, KdError *err) {
+char *kd_io_read_text(const char *path, size_t *len, size_t max, KdError *err) {
   FILE *f = fopen(path, "rb");
   if (!f) return kd_error(err, "%s: cannot open: %s", path, strerror(errno)), NULL;
   struct stat st;
@@ -37,7 +37,7 @@ char *kd_read_file(const char *path, size_t *len, size_t max, KdError *err) {
   return buf;
 }
 
-int kd_write_file_atomic(const char *path, const void *data, size_t len, KdError *err) {
+int kd_io_write_atomic(const char *path, const void *data, size_t len, KdError *err) {
   char tmp[4096];
   if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp) return kd_error(err, "%s: path too long", path);
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -68,7 +68,7 @@ int kd_write_file_atomic(const char *path, const void *data, size_t len, KdError
   return 0;
 }
 
-int kd_append_line(const char *path, const char *line, KdError *err) {
+int kd_io_append_line(const char *path, const char *line, KdError *err) {
   int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return kd_error(err, "%s: cannot open for append: %s", path, strerror(errno));
   size_t n = strlen(line);
@@ -86,7 +86,7 @@ int kd_append_line(const char *path, const char *line, KdError *err) {
   return 0;
 }
 
-int kd_mkdir_p(const char *path, KdError *err) {
+int kd_io_mkdir_p(const char *path, KdError *err) {
   char buf[4096];
   if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return kd_error(err, "%s: path too long", path);
   for (char *p = buf + 1; *p; p++) {
@@ -99,7 +99,7 @@ int kd_mkdir_p(const char *path, KdError *err) {
   return 0;
 }
 
-int kd_file_exists(const char *path) {
+int kd_io_exists(const char *path) {
   struct stat st;
   return stat(path, &st) == 0;
 }

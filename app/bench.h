@@ -1,0 +1,18 @@
+/* Benchmarks behind `kdscope bench`. */
+#ifndef KD_APP_BENCH_H
+#define KD_APP_BENCH_H
+
+typedef struct KdBenchOpts {
+  int json;
+  int batch, size;
+  double min_time; /* seconds per measurement */
+  int steps;       /* timed steps for step benchmarks */
+} KdBenchOpts;
+
+typedef struct KdBenchOpsResult {
+  double conv_s[2], gemm_s[2], flops[2]; /* teacher, student: per pass fwd+bwd */
+} KdBenchOpsResult;
+
+int kd_bench_ops(const KdBenchOpts *o, KdBenchOpsResult *res);
+
+#endif

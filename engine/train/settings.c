@@ -1,0 +1,99 @@
+#include "train/settings.h"
+
+#include <string.h>
+
+static const char *const bn_modes[] = {"train", "eval", "frozen", NULL};
+static const char *const norms[] = {"none", "gn", NULL};
+static const char *const optims[] = {"sgd", "adamw", NULL};
+static const char *const scheds[] = {"cosine", "step", "constant", NULL};
+static const char *const box_losses[] = {"smooth_l1", "giou", NULL};
+static const char *const resizes[] = {"letterbox", "stretch", NULL};
+
+#define F(k, l, d, lo, hi, lg, lv, h) {k, l, KD_CFG_FLOAT, d, lo, hi, lg, lv, NULL, NULL, h}
+#define I(k, l, d, lo, hi, h) {k, l, KD_CFG_INT, d, lo, hi, 0, 0, NULL, NULL, h}
+#define B(k, l, d, h) {k, l, KD_CFG_BOOL, d, 0, 1, 0, 0, NULL, NULL, h}
+#define E(k, l, d, ch, h) {k, l, KD_CFG_ENUM, 0, 0, 0, 0, 0, d, ch, h}
+#define S(k, l, d, h) {k, l, KD_CFG_STRING, 0, 0, 0, 0, 0, d, NULL, h}
+
+static const KdParamDesc descs[] = {
+    S("name", "Run name", "run", "Name used for the run directory"),
+    I("model.depth", "ResNet depth", 18, 10, 50, "Backbone depth: 10, 18, 34 or 50"),
+    I("model.width", "Base width", 32, 1, 512, "Channels of the first stage (torchvision: 64)"),
+    E("model.bn", "Backbone BN", "train", bn_modes, "BatchNorm mode: batch statistics, running statistics, or frozen"),
+    I("model.fpn_channels", "FPN channels", 64, 1, 1024, "Width of the FPN outputs and head"),
+    I("model.extra_levels", "Extra levels", 0, 0, 2, "0: P3-P5, 1: +P6, 2: +P6,P7"),
+    I("model.head_convs", "Head convs", 4, 0, 8, "3x3 conv+ReLU layers per head tower"),
+    E("model.head_norm", "Head norm", "none", norms, "Normalisation in the head towers"),
+    I("model.num_classes", "Classes", 10, 1, 1000, "Must match the data set"),
+    F("model.prior_prob", "Prior prob", 0.01, 1e-4, 0.5, 1, 0, "Initial foreground probability of the class logits"),
+    F("anchor.size_mult", "Anchor size", 4, 0.5, 16, 0, 0, "Anchor base size = size_mult x stride"),
+    S("data.dir", "Data dir", "", "COCO-layout data directory; empty: the default fashion-det set"),
+    I("data.size", "Input size", 128, 32, 2048, "Network input side in pixels"),
+    E("data.resize", "Resize", "letterbox", resizes, "Keep aspect ratio with padding, or stretch"),
+    F("data.hflip", "Flip prob", 0.5, 0, 1, 0, 0, "Horizontal flip probability"),
+    F("data.jitter", "Colour jitter", 0.2, 0, 1, 0, 0, "Brightness/contrast/saturation jitter strength"),
+    I("data.workers", "Loader threads", 1, 1, 8, "Decode threads"),
+    I("train.batch", "Batch", 8, 1, 256, "Images per step"),
+    I("train.steps", "Steps", 3000, 1, 10000000, "Training steps"),
+    E("train.optimizer", "Optimizer", "sgd", optims, "SGD with momentum or AdamW"),
+    F("train.lr", "Learning rate", 0.01, 1e-6, 1, 1, 1, "Base learning rate"),
+    F("train.momentum", "Momentum", 0.9, 0, 0.999, 0, 0, "SGD momentum"),
+    F("train.weight_decay", "Weight decay", 1e-4, 0, 0.1, 0, 0, "L2 (SGD) or decoupled (AdamW) weight decay"),
+    B("train.decay_norm_bias", "Decay norms", 0, "Apply weight decay to norm and bias parameters too"),
+    F("train.clip_norm", "Grad clip", 10, 0, 1000, 0, 1, "Global gradient-norm clip (0: off)"),
+    E("train.schedule", "Schedule", "cosine", scheds, "Learning-rate schedule after warm-up"),
+    I("train.warmup_steps", "Warm-up", 200, 0, 100000, "Linear warm-up steps"),
+    I("train.seed", "Seed", 1, 0, 2147483647, "Seed for init, data order and augmentation"),
+    I("train.threads", "Threads", 0, 0, 256, "Worker threads (0: all cores)"),
+    I("train.log_every", "Log every", 10, 1, 100000, "Steps between metrics lines"),
+    I("train.eval_every", "Eval every", 1000, 0, 10000000, "Steps between COCO evaluations (0: only at the end)"),
+    I("train.checkpoint_every", "Checkpoint every", 500, 1, 10000000, "Steps between checkpoints"),
+    I("train.eval_images", "Eval images", 0, 0, 1000000, "Validation images per evaluation (0: all)"),
+    F("loss.focal_alpha", "Focal alpha", 0.25, 0, 1, 0, 0, "Focal loss alpha"),
+    F("loss.focal_gamma", "Focal gamma", 2, 0, 5, 0, 0, "Focal loss gamma"),
+    E("loss.box", "Box loss", "smooth_l1", box_losses, "Regression loss on positive anchors"),
+    F("loss.smooth_l1_beta", "Smooth-L1 beta", 0.11, 0, 1, 0, 0, "Smooth-L1 transition point (0: L1)"),
+    F("loss.box_weight", "Box weight", 1, 0, 100, 0, 1, "Weight of the regression loss"),
+    F("eval.score_thresh", "Score threshold", 0.05, 0, 1, 0, 0, "Detections below are dropped"),
+    F("eval.nms_iou", "NMS IoU", 0.5, 0, 1, 0, 0, "Class-wise NMS threshold"),
+    I("eval.topk", "Top-k per level", 1000, 1, 100000, "Candidates per level before NMS"),
+    I("eval.max_dets", "Max detections", 100, 1, 10000, "Detections per image"),
+};
+
+int kd_settings_register(KdConfig *c) { return kd_config_register(c, descs, (int)(sizeof descs / sizeof descs[0])); }
+
+static int enum_index(const char *v, const char *const *choices) {
+  for (int i = 0; choices[i]; i++)
+    if (!strcmp(v, choices[i])) return i;
+  return 0;
+}
+
+int kd_settings_model(const KdConfig *c, KdModelCfg *m, KdError *err) {
+  kd_model_cfg_default(m);
+  m->depth = kd_config_int(c, "model.depth");
+  m->width = kd_config_int(c, "model.width");
+  m->bn = (KdBnMode)enum_index(kd_config_str(c, "model.bn"), bn_modes);
+  m->fpn_channels = kd_config_int(c, "model.fpn_channels");
+  m->extra_levels = kd_config_int(c, "model.extra_levels");
+  m->head_convs = kd_config_int(c, "model.head_convs");
+  m->head_gn = !strcmp(kd_config_str(c, "model.head_norm"), "gn");
+  m->num_classes = kd_config_int(c, "model.num_classes");
+  m->prior_prob = (float)kd_config_num(c, "model.prior_prob");
+  return kd_model_cfg_check(m, err);
+}
+
+int kd_settings_optim(const KdConfig *c, KdOptimCfg *o, KdError *err) {
+  kd_optim_cfg_default(o);
+  o->kind = (KdOptKind)enum_index(kd_config_str(c, "train.optimizer"), optims);
+  o->lr = (float)kd_config_num(c, "train.lr");
+  o->momentum = (float)kd_config_num(c, "train.momentum");
+  o->weight_decay = (float)kd_config_num(c, "train.weight_decay");
+  o->decay_norm_and_bias = kd_config_int(c, "train.decay_norm_bias");
+  o->clip_norm = (float)kd_config_num(c, "train.clip_norm");
+  o->schedule = (KdSchedKind)enum_index(kd_config_str(c, "train.schedule"), scheds);
+  o->total_steps = kd_config_int(c, "train.steps");
+  o->warmup_steps = kd_config_int(c, "train.warmup_steps");
+  if (o->warmup_steps > o->total_steps)
+    return kd_error(err, "train.warmup_steps (%d) is longer than train.steps (%d)", o->warmup_steps, o->total_steps);
+  return 0;
+}
