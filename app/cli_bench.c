@@ -66,6 +66,9 @@ int kd_cli_bench(int argc, char **argv) {
   KdBenchOpsResult ops = {0};
   int do_ops = strcmp(what, "steps") != 0;
   if (do_ops && kd_bench_ops(&o, &ops)) return 1;
+  KdBenchStepsResult steps = {0};
+  int do_steps = strcmp(what, "ops") != 0;
+  if (do_steps && kd_bench_steps(&o, &steps)) return 1;
   if (o.json) {
     printf("{\"threads\": %d, \"blas\": \"%s\", \"sgemm_1024_gflops\": %.1f", kd_threads(), kd_blas_info(), peak);
     if (do_ops) {
@@ -74,6 +77,11 @@ int kd_cli_bench(int argc, char **argv) {
         printf(", \"%s_conv_fwd_bwd_s\": %.6f, \"%s_conv_gflops\": %.1f, \"%s_conv_vs_sgemm\": %.3f", nm[i], ops.conv_s[i], nm[i],
                ops.flops[i] / ops.conv_s[i] / 1e9, nm[i], ops.gemm_s[i] / ops.conv_s[i]);
     }
+    if (do_steps)
+      printf(", \"batch\": %d, \"size\": %d, \"teacher_fwd_s\": %.6f, \"student_step_s\": %.6f, \"teacher_train_step_s\": %.6f, "
+             "\"peak_rss_bytes\": %zu, \"student_arena_bytes\": %zu, \"teacher_arena_bytes\": %zu",
+             o.batch, o.size, steps.teacher_fwd_s, steps.student_step_s, steps.teacher_train_step_s, steps.peak_rss_bytes,
+             steps.student_arena_bytes, steps.teacher_arena_bytes);
     printf("}\n");
   }
   return 0;

@@ -1,0 +1,185 @@
+#include "train/trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/ops.h"
+#include "detect/anchors.h"
+#include "detect/assign.h"
+#include "detect/boxcoder.h"
+#include "detect/detloss.h"
+#include "train/settings.h"
+
+struct KdTrainer {
+  KdConfig *cfg;
+  KdModel *student, *teacher;
+  KdCtx *ctx;
+  KdOptim *optim;
+  KdAnchorCfg acfg;
+  KdAssignCfg assign;
+  KdBoxCoder coder;
+  /* anchors for the current level sizes */
+  int hw[2 * KD_MAX_LEVELS], nlev, A, A_total;
+  float *anchors;
+  /* targets, grown to the largest batch seen */
+  int *tcls;
+  float *tdeltas, *tboxes;
+  size_t tcap;
+};
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+KdTrainer *kd_trainer_new(KdConfig *cfg, KdModel *student, KdModel *teacher, KdError *err) {
+  KdTrainer *t = calloc(1, sizeof *t);
+  if (!t) return kd_error(err, "out of memory"), NULL;
+  t->cfg = cfg;
+  t->student = student;
+  t->teacher = teacher;
+  t->ctx = kd_ctx_new(64u << 20);
+  KdOptimCfg ocfg;
+  if (!t->ctx || kd_settings_optim(cfg, &ocfg, err)) goto fail;
+  KdParams *stores[1] = {kd_model_params(student)};
+  t->optim = kd_optim_new(&ocfg, stores, 1, err);
+  if (!t->optim) goto fail;
+  kd_anchor_cfg_default(&t->acfg);
+  t->acfg.nlevels = kd_model_num_levels(student);
+  for (int l = 0; l < t->acfg.nlevels; l++) t->acfg.strides[l] = kd_model_stride(student, l);
+  t->acfg.size_mult = (float)kd_config_num(cfg, "anchor.size_mult");
+  if (kd_anchor_cfg_check(&t->acfg, err)) goto fail;
+  t->A = kd_anchors_per_loc(&t->acfg);
+  if (t->A != kd_model_cfg(student)->num_anchors) {
+    kd_error(err, "model has %d anchors per location but the anchor settings give %d", kd_model_cfg(student)->num_anchors, t->A);
+    goto fail;
+  }
+  kd_assign_cfg_default(&t->assign);
+  t->coder = kd_box_coder_default();
+  return t;
+fail:
+  kd_trainer_free(t);
+  return NULL;
+}
+
+void kd_trainer_free(KdTrainer *t) {
+  if (!t) return;
+  kd_optim_free(t->optim);
+  kd_ctx_free(t->ctx);
+  free(t->anchors);
+  free(t->tcls);
+  free(t->tdeltas);
+  free(t->tboxes);
+  free(t);
+}
+
+KdOptim *kd_trainer_optim(KdTrainer *t) { return t->optim; }
+KdCtx *kd_trainer_ctx(KdTrainer *t) { return t->ctx; }
+int kd_trainer_steps_done(const KdTrainer *t) { return kd_optim_steps_done(t->optim); }
+size_t kd_trainer_arena_peak(const KdTrainer *t) { return kd_arena_peak(kd_ctx_arena(t->ctx)); }
+
+/* (Re)builds anchors when the level sizes change (first step, new input size). */
+static int ensure_anchors(KdTrainer *t, const KdDetOut *o, KdError *err) {
+  int hw[2 * KD_MAX_LEVELS], same = t->anchors && t->nlev == o->nlev;
+  for (int l = 0; l < o->nlev; l++) {
+    hw[2 * l] = o->cls[l]->shape[2];
+    hw[2 * l + 1] = o->cls[l]->shape[3];
+    if (same && (hw[2 * l] != t->hw[2 * l] || hw[2 * l + 1] != t->hw[2 * l + 1])) same = 0;
+  }
+  if (same) return 0;
+  int total = kd_anchors_total(&t->acfg, hw);
+  float *a = malloc((size_t)total * 4 * sizeof(float));
+  if (!a) return kd_error(err, "out of memory for %d anchors", total);
+  if (kd_anchors_generate(&t->acfg, hw, a, NULL, err)) {
+    free(a);
+    return -1;
+  }
+  free(t->anchors);
+  t->anchors = a;
+  t->A_total = total;
+  t->nlev = o->nlev;
+  memcpy(t->hw, hw, sizeof(int) * 2 * (size_t)o->nlev);
+  return 0;
+}
+
+static int ensure_targets(KdTrainer *t, int n, KdError *err) {
+  size_t need = (size_t)n * t->A_total;
+  if (need <= t->tcap) return 0;
+  int *c = realloc(t->tcls, need * sizeof *c);
+  if (c) t->tcls = c;
+  float *d = realloc(t->tdeltas, need * 4 * sizeof *d);
+  if (d) t->tdeltas = d;
+  float *b = realloc(t->tboxes, need * 4 * sizeof *b);
+  if (b) t->tboxes = b;
+  if (!c || !d || !b) return kd_error(err, "out of memory for training targets");
+  t->tcap = need;
+  return 0;
+}
+
+static void add_part(KdStepStats *st, const char *name, const KdTensor *v) {
+  if (st->nparts >= KD_MAX_PARTS || !v) return;
+  KdLossPart *p = &st->parts[st->nparts++];
+  snprintf(p->name, sizeof p->name, "%s", name);
+  p->value = v->data[0];
+}
+
+int kd_trainer_step(KdTrainer *t, const KdTrainBatch *b, KdStepStats *st, KdError *err) {
+  double t0 = now_s();
+  memset(st, 0, sizeof *st);
+  KdCtx *c = t->ctx;
+  kd_ctx_reset(c);
+  kd_ctx_clear_error(c);
+  int shape[4] = {b->n, 3, b->h, b->w};
+  KdTensor *images = kd_tensor_wrap(c, (float *)b->images, 4, shape);
+  KdDetOut tout, sout;
+  if (t->teacher) {
+    int g = kd_ctx_set_grad(c, 0);
+    kd_model_forward(t->teacher, c, images, 0, &tout);
+    kd_ctx_set_grad(c, g);
+  }
+  if (kd_model_forward(t->student, c, images, 1, &sout)) return kd_error(err, "forward: %s", kd_ctx_error(c));
+  if (ensure_anchors(t, &sout, err) || ensure_targets(t, b->n, err)) return -1;
+  int num_pos = 0;
+  if (kd_build_targets(&t->assign, &t->coder, t->anchors, t->A_total, b->gt, b->n, kd_model_cfg(t->student)->num_classes,
+                       t->tcls, t->tdeltas, t->tboxes, NULL, &num_pos, err))
+    return -1;
+  float norm = num_pos > 0 ? (float)num_pos : 1.0f;
+  const KdConfig *cfg = t->cfg;
+  KdTensor *cls = kd_focal_loss(c, sout.cls, sout.nlev, t->A, t->tcls, (float)kd_config_num(cfg, "loss.focal_alpha"),
+                                (float)kd_config_num(cfg, "loss.focal_gamma"), norm);
+  KdTensor *box;
+  if (!strcmp(kd_config_str(cfg, "loss.box"), "giou"))
+    box = kd_giou_loss(c, sout.box, sout.nlev, t->A, t->anchors, t->tboxes, t->tcls, &t->coder, norm);
+  else
+    box = kd_smooth_l1_loss(c, sout.box, sout.nlev, t->A, t->tdeltas, t->tcls, (float)kd_config_num(cfg, "loss.smooth_l1_beta"), norm);
+  KdTensor *total = kd_add(c, cls, kd_scale(c, box, (float)kd_config_num(cfg, "loss.box_weight")));
+  if (!total) return kd_error(err, "loss: %s", kd_ctx_error(c));
+  add_part(st, "det.cls", cls);
+  add_part(st, "det.box", box);
+  st->loss = total->data[0];
+  st->num_pos = num_pos;
+  st->lr = kd_optim_lr(t->optim);
+  for (int i = 0; i < st->nparts; i++) {
+    if (!isfinite(st->parts[i].value)) {
+      st->skipped = 1;
+      snprintf(st->bad_part, sizeof st->bad_part, "%s", st->parts[i].name);
+      break;
+    }
+  }
+  if (!st->skipped) {
+    if (kd_backward(c, total)) return kd_error(err, "backward: %s", kd_ctx_error(c));
+    if (kd_optim_step(t->optim, &st->grad_norm)) {
+      st->skipped = 1;
+      snprintf(st->bad_part, sizeof st->bad_part, "gradient");
+    }
+  } else {
+    kd_params_zero_grad(kd_model_params(t->student));
+  }
+  st->step = kd_optim_steps_done(t->optim);
+  st->seconds = now_s() - t0;
+  return 0;
+}

@@ -1,0 +1,54 @@
+/* One training step of a detector, optionally distilled from a teacher:
+ * teacher forward (no tape) -> student forward -> detection loss
+ * (+ distillation losses) -> backward -> optimizer step -> arena reset.
+ * Owned by one thread; not thread-safe (the run object serialises). */
+#ifndef KD_TRAINER_H
+#define KD_TRAINER_H
+
+#include "core/tensor.h"
+#include "detect/targets.h"
+#include "model/detector.h"
+#include "train/config.h"
+#include "train/optim.h"
+
+#define KD_MAX_PARTS 48
+
+typedef struct KdLossPart {
+  char name[48];
+  double value;
+} KdLossPart;
+
+typedef struct KdStepStats {
+  int step;           /* steps completed after this one */
+  double loss;        /* total */
+  int nparts;
+  KdLossPart parts[KD_MAX_PARTS]; /* "det.cls", "det.box", "defeat.neck_obj", ... */
+  float grad_norm, lr;
+  int num_pos;
+  double seconds;
+  int skipped;        /* non-finite loss or gradient: no update was made */
+  char bad_part[48];  /* the first non-finite part, when skipped */
+} KdStepStats;
+
+/* A batch as the trainer needs it: normalised images and GT in
+ * network-input pixels. */
+typedef struct KdTrainBatch {
+  int n, h, w;
+  const float *images; /* n,3,h,w */
+  const KdGtImage *gt; /* [n] */
+} KdTrainBatch;
+
+typedef struct KdTrainer KdTrainer;
+
+/* The trainer borrows student (and teacher, may be NULL) and reads the
+ * settings in cfg (which must outlive it; live changes are read each step). */
+KdTrainer *kd_trainer_new(KdConfig *cfg, KdModel *student, KdModel *teacher, KdError *err);
+void kd_trainer_free(KdTrainer *t);
+int kd_trainer_step(KdTrainer *t, const KdTrainBatch *b, KdStepStats *st, KdError *err);
+KdOptim *kd_trainer_optim(KdTrainer *t);
+KdCtx *kd_trainer_ctx(KdTrainer *t);
+int kd_trainer_steps_done(const KdTrainer *t);
+/* Bytes the step arena peaked at. */
+size_t kd_trainer_arena_peak(const KdTrainer *t);
+
+#endif
