@@ -9,7 +9,9 @@
 #include "verbs.h"
 
 static const KdVerb verbs[] = {
+    {"train", kd_cli_train, "train a detector alone (teacher pretraining, student baseline)"},
     {"bench", kd_cli_bench, "time ops and training steps (--json for machines)"},
+    {"make-dataset", kd_cli_make_dataset, "build the fashion-det data set (JPEG + COCO json), preview it"},
 };
 static const int n_verbs = (int)(sizeof verbs / sizeof verbs[0]);
 

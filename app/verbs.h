@@ -4,6 +4,8 @@
 #ifndef KD_APP_VERBS_H
 #define KD_APP_VERBS_H
 
+#include <stddef.h>
+
 typedef struct KdVerb {
   const char *name;
   int (*run)(int argc, char **argv);
@@ -11,5 +13,10 @@ typedef struct KdVerb {
 } KdVerb;
 
 int kd_cli_bench(int argc, char **argv);
+int kd_cli_train(int argc, char **argv);
+int kd_cli_make_dataset(int argc, char **argv);
+/* --data DIR as given, else the default set (built on first use with a
+ * progress bar). Prints the error and returns -1 on failure. */
+int kd_cli_resolve_data(const char *data_arg, char *dir, size_t len);
 
 #endif

@@ -103,3 +103,21 @@ int kd_io_exists(const char *path) {
   struct stat st;
   return stat(path, &st) == 0;
 }
+
+void kd_io_json_escape(const char *s, char *out, size_t len) {
+  size_t o = 0;
+  for (const unsigned char *p = (const unsigned char *)s; *p && o + 7 < len; p++) {
+    if (*p == '"' || *p == '\\') {
+      out[o++] = '\\';
+      out[o++] = (char)*p;
+    } else if (*p == '\n') {
+      out[o++] = '\\';
+      out[o++] = 'n';
+    } else if (*p < 0x20) {
+      o += (size_t)snprintf(out + o, len - o, "\\u%04x", *p);
+    } else {
+      out[o++] = (char)*p;
+    }
+  }
+  out[o] = 0;
+}

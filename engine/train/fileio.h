@@ -15,5 +15,8 @@ int kd_io_write_atomic(const char *path, const void *data, size_t len, KdError *
 int kd_io_append_line(const char *path, const char *line, KdError *err);
 int kd_io_mkdir_p(const char *path, KdError *err);
 int kd_io_exists(const char *path);
+/* s as the inside of a JSON string (quotes, backslashes, control bytes
+ * escaped); truncated to fit out. */
+void kd_io_json_escape(const char *s, char *out, size_t len);
 
 #endif

@@ -54,6 +54,9 @@ static const KdParamDesc descs[] = {
     E("loss.box", "Box loss", "smooth_l1", box_losses, "Regression loss on positive anchors"),
     F("loss.smooth_l1_beta", "Smooth-L1 beta", 0.11, 0, 1, 0, 0, "Smooth-L1 transition point (0: L1)"),
     F("loss.box_weight", "Box weight", 1, 0, 100, 0, 1, "Weight of the regression loss"),
+    S("teacher.config", "Teacher config", "", "Config file of the teacher detector (distillation)"),
+    S("teacher.checkpoint", "Teacher weights", "", "Safetensors checkpoint of the teacher"),
+    B("student.init_from_teacher", "Inherit neck+head", 0, "Initialise the student's FPN and head from the teacher (FGD/PGD inheriting)"),
     F("eval.score_thresh", "Score threshold", 0.05, 0, 1, 0, 0, "Detections below are dropped"),
     F("eval.nms_iou", "NMS IoU", 0.5, 0, 1, 0, 0, "Class-wise NMS threshold"),
     I("eval.topk", "Top-k per level", 1000, 1, 100000, "Candidates per level before NMS"),
@@ -96,4 +99,36 @@ int kd_settings_optim(const KdConfig *c, KdOptimCfg *o, KdError *err) {
   if (o->warmup_steps > o->total_steps)
     return kd_error(err, "train.warmup_steps (%d) is longer than train.steps (%d)", o->warmup_steps, o->total_steps);
   return 0;
+}
+
+int kd_settings_anchors(const KdConfig *c, const KdModel *m, KdAnchorCfg *a, KdError *err) {
+  kd_anchor_cfg_default(a);
+  a->nlevels = kd_model_num_levels(m);
+  for (int l = 0; l < a->nlevels; l++) a->strides[l] = kd_model_stride(m, l);
+  a->size_mult = (float)kd_config_num(c, "anchor.size_mult");
+  if (kd_anchor_cfg_check(a, err)) return -1;
+  if (kd_anchors_per_loc(a) != kd_model_cfg(m)->num_anchors)
+    return kd_error(err, "the model has %d anchors per location but the anchor settings give %d", kd_model_cfg(m)->num_anchors,
+                    kd_anchors_per_loc(a));
+  return 0;
+}
+
+int kd_settings_post(const KdConfig *c, KdPostCfg *p, KdError *err) {
+  kd_post_cfg_default(p);
+  p->score_thr = (float)kd_config_num(c, "eval.score_thresh");
+  p->nms_iou = (float)kd_config_num(c, "eval.nms_iou");
+  p->topk_per_level = kd_config_int(c, "eval.topk");
+  p->max_det = kd_config_int(c, "eval.max_dets");
+  return kd_post_cfg_check(p, err);
+}
+
+int kd_settings_image(const KdConfig *c, KdImageCfg *img, KdError *err) {
+  kd_image_cfg_default(img);
+  img->size = kd_config_int(c, "data.size");
+  img->resize = !strcmp(kd_config_str(c, "data.resize"), "stretch") ? KD_RESIZE_STRETCH : KD_RESIZE_LETTERBOX;
+  img->hflip_prob = (float)kd_config_num(c, "data.hflip");
+  float j = (float)kd_config_num(c, "data.jitter");
+  img->brightness = img->contrast = img->saturation = j;
+  img->hue = j / 10.0f;
+  return kd_image_cfg_check(img, err);
 }

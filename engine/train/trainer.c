@@ -48,16 +48,8 @@ KdTrainer *kd_trainer_new(KdConfig *cfg, KdModel *student, KdModel *teacher, KdE
   KdParams *stores[1] = {kd_model_params(student)};
   t->optim = kd_optim_new(&ocfg, stores, 1, err);
   if (!t->optim) goto fail;
-  kd_anchor_cfg_default(&t->acfg);
-  t->acfg.nlevels = kd_model_num_levels(student);
-  for (int l = 0; l < t->acfg.nlevels; l++) t->acfg.strides[l] = kd_model_stride(student, l);
-  t->acfg.size_mult = (float)kd_config_num(cfg, "anchor.size_mult");
-  if (kd_anchor_cfg_check(&t->acfg, err)) goto fail;
+  if (kd_settings_anchors(cfg, student, &t->acfg, err)) goto fail;
   t->A = kd_anchors_per_loc(&t->acfg);
-  if (t->A != kd_model_cfg(student)->num_anchors) {
-    kd_error(err, "model has %d anchors per location but the anchor settings give %d", kd_model_cfg(student)->num_anchors, t->A);
-    goto fail;
-  }
   kd_assign_cfg_default(&t->assign);
   t->coder = kd_box_coder_default();
   return t;

@@ -1,0 +1,211 @@
+#include "train/session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "data/fashion.h"
+#include "data/loader.h"
+#include "model/safetensors.h"
+#include "train/fileio.h"
+#include "train/settings.h"
+
+struct KdSession {
+  KdConfig *cfg;
+  KdDataset *train, *val;
+  KdModel *student, *teacher;
+  KdConfig *teacher_cfg;
+  KdTrainer *trainer;
+  KdLoader *loader;
+  KdRunDir *run;
+  KdProgressFn progress;
+  void *user;
+  int *crowd;       /* int copy of a batch's crowd flags for KdGtImage */
+  size_t crowd_cap;
+  double data_wait;
+};
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+KdModel *kd_model_from_files(const char *config_path, const char *checkpoint, KdConfig **cfg_out, KdError *err) {
+  KdConfig *c = kd_config_new();
+  KdModelCfg mc;
+  if (!c || kd_settings_register(c) || kd_config_load_file(c, config_path, err) || kd_settings_model(c, &mc, err)) {
+    kd_config_free(c);
+    return NULL;
+  }
+  KdModel *m = kd_model_new(&mc, (uint64_t)kd_config_int(c, "train.seed"), err);
+  if (!m || (checkpoint && kd_safetensors_load(checkpoint, kd_model_params(m), 1, err))) {
+    kd_model_free(m);
+    kd_config_free(c);
+    return NULL;
+  }
+  if (cfg_out) *cfg_out = c;
+  else kd_config_free(c);
+  return m;
+}
+
+static int open_data(KdSession *s, KdError *err) {
+  char dir[4096];
+  const char *d = kd_config_str(s->cfg, "data.dir");
+  if (!*d) {
+    if (kd_ensure_default_dataset(dir, sizeof dir, s->progress, s->user, err)) return -1;
+    d = dir;
+  }
+  if (kd_dataset_open_dir(d, "train", &s->train, err) || kd_dataset_open_dir(d, "val", &s->val, err)) return -1;
+  int k = kd_dataset_num_classes(s->train);
+  if (k != kd_config_int(s->cfg, "model.num_classes"))
+    return kd_error(err, "model.num_classes is %d but the data set %s has %d classes (set model.num_classes=%d)",
+                    kd_config_int(s->cfg, "model.num_classes"), d, k, k);
+  return 0;
+}
+
+static int open_teacher(KdSession *s, KdError *err) {
+  const char *tc = kd_config_str(s->cfg, "teacher.config"), *ck = kd_config_str(s->cfg, "teacher.checkpoint");
+  if (!*tc || !*ck) return kd_error(err, "distillation needs teacher.config and teacher.checkpoint");
+  s->teacher = kd_model_from_files(tc, ck, &s->teacher_cfg, err);
+  if (!s->teacher) return kd_error_prefix(err, "teacher: ");
+  if (kd_model_cfg(s->teacher)->num_classes != kd_model_cfg(s->student)->num_classes)
+    return kd_error(err, "teacher has %d classes, student %d", kd_model_cfg(s->teacher)->num_classes, kd_model_cfg(s->student)->num_classes);
+  kd_params_set_requires_grad(kd_model_params(s->teacher), 0);
+  return 0;
+}
+
+static int resume_state(KdSession *s, int step, KdError *err) {
+  if (step == 0) return 0;
+  char w[3400], o[3400];
+  kd_rundir_checkpoint_paths(s->run, step, w, o, sizeof w);
+  if (kd_safetensors_load(w, kd_model_params(s->student), 1, err) ||
+      kd_safetensors_load(o, kd_optim_state(kd_trainer_optim(s->trainer)), 1, err))
+    return -1;
+  kd_optim_set_steps_done(kd_trainer_optim(s->trainer), step);
+  return 0;
+}
+
+KdSession *kd_session_open(KdConfig *cfg, const KdSessionOpts *o, KdError *err) {
+  KdSession *s = calloc(1, sizeof *s);
+  if (!s) return kd_error(err, "out of memory"), NULL;
+  s->cfg = cfg;
+  s->progress = o->progress;
+  s->user = o->user;
+  int start = 0;
+  KdModelCfg mc;
+  if (open_data(s, err) || kd_settings_model(cfg, &mc, err)) goto fail;
+  s->student = kd_model_new(&mc, (uint64_t)kd_config_int(cfg, "train.seed"), err);
+  if (!s->student) goto fail;
+  if (o->distill && open_teacher(s, err)) goto fail;
+  if (s->teacher && kd_config_int(cfg, "student.init_from_teacher")) {
+    kd_params_copy_matching(kd_model_params(s->student), kd_model_params(s->teacher), "backbone.fpn.");
+    kd_params_copy_matching(kd_model_params(s->student), kd_model_params(s->teacher), "head.");
+  }
+  s->trainer = kd_trainer_new(cfg, s->student, s->teacher, err);
+  if (!s->trainer) goto fail;
+  if (o->resume_dir) {
+    s->run = kd_rundir_resume(o->resume_dir, &start, err);
+    if (!s->run || resume_state(s, start, err)) goto fail;
+  } else {
+    s->run = kd_rundir_create(o->out_dir, cfg, err);
+    if (!s->run) goto fail;
+    char extra[512];
+    snprintf(extra, sizeof extra, "\"mode\":\"%s\",\"params\":%zu", o->distill ? "distill" : "train",
+             kd_params_numel(kd_model_params(s->student)));
+    if (kd_rundir_event(s->run, 0, "start", extra, err)) goto fail;
+  }
+  KdLoaderCfg lc;
+  kd_loader_cfg_default(&lc);
+  lc.batch_size = kd_config_int(cfg, "train.batch");
+  lc.seed = (uint64_t)kd_config_int(cfg, "train.seed");
+  lc.start_step = start;
+  if (kd_settings_image(cfg, &lc.image, err)) goto fail;
+  s->loader = kd_loader_new(s->train, &lc, err);
+  if (!s->loader) goto fail;
+  return s;
+fail:
+  kd_session_free(s);
+  return NULL;
+}
+
+void kd_session_free(KdSession *s) {
+  if (!s) return;
+  kd_loader_free(s->loader);
+  kd_trainer_free(s->trainer);
+  kd_rundir_free(s->run);
+  kd_model_free(s->student);
+  kd_model_free(s->teacher);
+  kd_config_free(s->teacher_cfg);
+  kd_dataset_free(s->train);
+  kd_dataset_free(s->val);
+  free(s->crowd);
+  free(s);
+}
+
+int kd_session_step(KdSession *s, KdStepStats *st, KdError *err) {
+  const KdBatch *b;
+  double t0 = now_s();
+  if (kd_loader_next(s->loader, &b, err)) return -1;
+  s->data_wait = now_s() - t0;
+  if (!b) return kd_error(err, "the training loader ended");
+  if (b->warnings) {
+    char esc[1800], extra[2048];
+    kd_io_json_escape(b->warnings, esc, sizeof esc);
+    snprintf(extra, sizeof extra, "\"message\":\"%s\"", esc);
+    kd_rundir_event(s->run, kd_session_steps_done(s), "data_warning", extra, NULL);
+  }
+  size_t nb = (size_t)b->box_off[b->n];
+  if (nb > s->crowd_cap) {
+    int *c = realloc(s->crowd, nb * sizeof *c);
+    if (!c) return kd_error(err, "out of memory");
+    s->crowd = c;
+    s->crowd_cap = nb;
+  }
+  for (size_t i = 0; i < nb; i++) s->crowd[i] = b->crowd[i];
+  KdGtImage gt[256];
+  if (b->n > 256) return kd_error(err, "train.batch above 256 is not supported");
+  for (int i = 0; i < b->n; i++) {
+    int o = b->box_off[i];
+    gt[i] = (KdGtImage){.boxes = b->boxes + 4 * o, .labels = b->labels + o, .crowd = s->crowd + o, .n = b->box_off[i + 1] - o};
+  }
+  KdTrainBatch tb = {.n = b->n, .h = b->h, .w = b->w, .images = b->images, .gt = gt};
+  if (kd_trainer_step(s->trainer, &tb, st, err)) return -1;
+  if (st->skipped) {
+    char extra[256];
+    snprintf(extra, sizeof extra, "\"reason\":\"non-finite %s\",\"part\":\"%s\"", st->bad_part, st->bad_part);
+    kd_rundir_event(s->run, st->step, "nonfinite", extra, NULL);
+    return 0;
+  }
+  int every = kd_config_int(s->cfg, "train.log_every");
+  if (st->step % (every > 0 ? every : 1) == 0 && kd_rundir_log_step(s->run, st, s->data_wait, err)) return -1;
+  return 0;
+}
+
+int kd_session_evaluate(KdSession *s, KdEvalResult *res, KdError *err) {
+  if (kd_evaluate(s->student, s->cfg, s->val, kd_config_int(s->cfg, "train.eval_images"), 0, s->progress, s->user, res, err)) return -1;
+  return kd_rundir_log_eval(s->run, kd_session_steps_done(s), "val", res->stats, KD_COCO_NSTATS, res->seconds, err);
+}
+
+int kd_session_checkpoint(KdSession *s, KdError *err) {
+  char step[32], seed[32];
+  snprintf(step, sizeof step, "%d", kd_session_steps_done(s));
+  snprintf(seed, sizeof seed, "%d", kd_config_int(s->cfg, "train.seed"));
+  const char *meta[] = {"step", step, "seed", seed, "format", "kdscope-1", NULL};
+  return kd_rundir_save_checkpoint(s->run, kd_session_steps_done(s), kd_model_params(s->student),
+                                   kd_optim_state(kd_trainer_optim(s->trainer)), meta, err);
+}
+
+int kd_session_event(KdSession *s, const char *type, const char *extra_json, KdError *err) {
+  return kd_rundir_event(s->run, kd_session_steps_done(s), type, extra_json, err);
+}
+
+int kd_session_steps_done(const KdSession *s) { return kd_trainer_steps_done(s->trainer); }
+int kd_session_total_steps(const KdSession *s) { return kd_config_int(s->cfg, "train.steps"); }
+KdRunDir *kd_session_rundir(KdSession *s) { return s->run; }
+KdModel *kd_session_student(KdSession *s) { return s->student; }
+KdModel *kd_session_teacher(KdSession *s) { return s->teacher; }
+const KdDataset *kd_session_val(const KdSession *s) { return s->val; }
+KdTrainer *kd_session_trainer(KdSession *s) { return s->trainer; }
+double kd_session_data_wait(const KdSession *s) { return s->data_wait; }
