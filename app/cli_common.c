@@ -115,17 +115,12 @@ static void on_signal(int sig) {
   stop_requested = 1;
 }
 
-static void progress_cb(void *user, const char *what, long done, long total) {
-  KdProgress *p = user;
-  kd_progress_update(p, what, done, total, NULL);
-}
-
 int kd_cli_run_training(KdConfig *cfg, const KdTrainArgs *a, int distill, const char *verb) {
   KdError err;
   int threads = kd_config_int(cfg, "train.threads");
   if (threads > 0) kd_set_threads(threads);
   KdProgress *prog = kd_progress_new(stderr, a->quiet);
-  KdSessionOpts so = {.out_dir = a->out, .resume_dir = a->resume, .distill = distill, .progress = progress_cb, .user = prog};
+  KdSessionOpts so = {.out_dir = a->out, .resume_dir = a->resume, .distill = distill, .progress = kd_progress_fn, .user = prog};
   KdSession *s = kd_session_open(cfg, &so, &err);
   if (!s) {
     kd_progress_free(prog);

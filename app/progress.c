@@ -93,3 +93,7 @@ void kd_progress_done(KdProgress *p) {
   p->what[0] = 0;
   fflush(p->out);
 }
+
+void kd_progress_fn(void *user, const char *what, long done, long total) {
+  kd_progress_update(user, what, done, total, NULL);
+}

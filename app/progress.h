@@ -1,7 +1,8 @@
 /* Progress of long work on a terminal: a one-line bar with rate and ETA
  * redrawn in place on a tty, plain lines (at most every few seconds) when
  * the output is a file or a pipe. Shared by make-dataset, train, distill,
- * eval. */
+ * eval. (One shared bar for every verb: extend this file rather than
+ * adding another.) */
 #ifndef KD_APP_PROGRESS_H
 #define KD_APP_PROGRESS_H
 
@@ -16,6 +17,9 @@ void kd_progress_free(KdProgress *p);
 void kd_progress_update(KdProgress *p, const char *what, long done, long total, const char *msg);
 /* A line that stays (evaluation results), printed above the bar. */
 void kd_progress_message(KdProgress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A KdProgressFn (engine/core/progress.h) drawing on the KdProgress given
+ * as `user`: hand it to engine work such as kd_ensure_default_dataset. */
+void kd_progress_fn(void *user, const char *what, long done, long total);
 /* Ends the bar line. */
 void kd_progress_done(KdProgress *p);
 
