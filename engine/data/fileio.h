@@ -1,0 +1,43 @@
+/* Small file-system helpers for the data layer: whole-file reads with a size
+ * cap, writes that report errors with the path, mkdir -p, and removal of a
+ * directory tree the data layer itself created (temp build directories). */
+#ifndef KD_FILEIO_H
+#define KD_FILEIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+/* Reads the whole file into *buf (grown with realloc, *cap tracks its size;
+ * pass *buf = NULL, *cap = 0 the first time). A NUL is appended after the
+ * data (not counted in *len) so text parsers can use it. Files larger than
+ * max_bytes are refused. Errors name the path. */
+int kd_read_file(const char *path, size_t max_bytes, uint8_t **buf, size_t *cap, size_t *len,
+                 KdError *err);
+
+/* Creates or truncates path and writes len bytes. */
+int kd_write_file(const char *path, const void *data, size_t len, KdError *err);
+
+/* Writes to "<path>.tmp.<pid>" then renames over path. */
+int kd_write_file_atomic(const char *path, const void *data, size_t len, KdError *err);
+
+/* mkdir -p with mode 0755; existing directories are fine. */
+int kd_mkdir_p(const char *path, KdError *err);
+
+/* Removes a directory tree. Refuses paths that are empty or "/". Only for
+ * trees this code made (a temp build directory). */
+int kd_remove_tree(const char *path, KdError *err);
+
+/* snprintf for paths: -1 with "path too long" instead of truncating. */
+int kd_path_fmt(char *buf, size_t len, KdError *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* 1 if path exists (any type), 0 if not. */
+int kd_path_exists(const char *path);
+
+/* Appends printable text for a byte string that may hold anything: bytes
+ * outside printable ASCII become \xNN. Used to name files in errors. */
+void kd_escape_name(const char *name, char *out, size_t out_len);
+
+#endif
