@@ -36,7 +36,7 @@ typedef struct {
 static void im2col(const ConvSaved *s, const float *x, float *col) {
   const int rows = s->cin * s->kh * s->kw;
   const size_t P = (size_t)s->ho * s->wo, NP = (size_t)s->n * P;
-  KD_PRAGMA(omp parallel for schedule(static) if (rows * NP >= KD_PAR_MIN))
+  KD_PRAGMA(omp parallel for schedule(static))
   for (int r = 0; r < rows; r++) {
     int kj = r % s->kw, ki = r / s->kw % s->kh, ci = r / (s->kw * s->kh);
     int dy = ki * s->dil - s->pad, dx = kj * s->dil - s->pad;
@@ -71,7 +71,7 @@ static void im2col(const ConvSaved *s, const float *x, float *col) {
 static void col2im(const ConvSaved *s, const float *col, float *gx) {
   const size_t P = (size_t)s->ho * s->wo, NP = (size_t)s->n * P;
   const int planes = s->n * s->cin;
-  KD_PRAGMA(omp parallel for schedule(static) if ((size_t)s->cin * s->kh * s->kw * NP >= KD_PAR_MIN))
+  KD_PRAGMA(omp parallel for schedule(static))
   for (int pl = 0; pl < planes; pl++) {
     int n = pl / s->cin, ci = pl % s->cin;
     float *gp = gx + (size_t)pl * s->h * s->w;
@@ -130,7 +130,7 @@ static void conv_backward(KdCtx *c, KdNode *node) {
   float *gyt = kd_ctx_alloc(c, (size_t)s->cout * NP * sizeof(float));
   float *dcol = gx ? kd_ctx_alloc(c, (size_t)s->cin * s->kh * s->kw * NP * sizeof(float)) : NULL;
   if (!gyt || (gx && !dcol)) return;
-  KD_PRAGMA(omp parallel for schedule(static) if ((size_t)s->cout * NP >= KD_PAR_MIN))
+  KD_PRAGMA(omp parallel for schedule(static))
   for (int co = 0; co < s->cout; co++)
     for (int n = 0; n < s->n; n++)
       memcpy(gyt + (size_t)co * NP + (size_t)n * P, gy + ((size_t)n * s->cout + co) * P, P * sizeof(float));
@@ -185,7 +185,7 @@ KdTensor *kd_conv2d(KdCtx *c, KdTensor *x, KdTensor *w, KdTensor *b, KdConvCfg c
     for (int n = 0; n < s.n; n++)
       kd_gemm(0, 0, s.cout, (int)P, s.cin, 1.0f, w->data, s.cin, x->data + (size_t)n * s.cin * P, (int)P, 0.0f, y->data + (size_t)n * s.cout * P, (int)P);
     if (b) {
-      KD_PRAGMA(omp parallel for schedule(static) if (y->numel >= KD_PAR_MIN))
+      KD_PRAGMA(omp parallel for schedule(static))
       for (int nc = 0; nc < s.n * s.cout; nc++) {
         float bv = b->data[nc % s.cout], *yp = y->data + (size_t)nc * P;
         for (size_t p = 0; p < P; p++) yp[p] += bv;
@@ -202,7 +202,7 @@ KdTensor *kd_conv2d(KdCtx *c, KdTensor *x, KdTensor *w, KdTensor *b, KdConvCfg c
     im2col(&s, x->data, col);
     for (int g = 0; g < s.groups; g++)
       kd_gemm(0, 0, cout_g, (int)NP, K, 1.0f, w->data + (size_t)g * cout_g * K, K, col + (size_t)g * K * NP, (int)NP, 0.0f, yt + (size_t)g * cout_g * NP, (int)NP);
-    KD_PRAGMA(omp parallel for schedule(static) if (y->numel >= KD_PAR_MIN))
+    KD_PRAGMA(omp parallel for schedule(static))
     for (int nc = 0; nc < s.n * s.cout; nc++) {
       int n = nc / s.cout, co = nc % s.cout;
       const float *src = yt + (size_t)co * NP + (size_t)n * P;

@@ -276,7 +276,7 @@ static KdTensor *binary(KdCtx *c, KdTensor *a, KdTensor *b, BinKind k) {
   } else {
     const int *o = oshape4;
     size_t rows = (size_t)o[0] * o[1] * o[2];
-    KD_PRAGMA(omp parallel for schedule(static) if (y->numel >= KD_PAR_MIN))
+    KD_PRAGMA(omp parallel for schedule(static))
     for (size_t r = 0; r < rows; r++) {
       int i2 = (int)(r % o[2]), i1 = (int)(r / o[2] % o[1]), i0 = (int)(r / ((size_t)o[2] * o[1]));
       size_t ab = i0 * tmp.astr[0] + i1 * tmp.astr[1] + i2 * tmp.astr[2];

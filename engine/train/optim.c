@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/parallel.h"
 
 typedef struct Slot {
   KdTensor *p;
@@ -118,12 +117,14 @@ void kd_optim_set_lr(KdOptim *o, float lr) { o->cfg.lr = lr; }
 
 int kd_optim_step(KdOptim *o, float *grad_norm) {
   double sq = 0.0;
+  /* One parallel region over every tensor: per-tensor regions would cost
+   * a team wake-up for each of the hundreds of small BN/bias vectors. */
+#pragma omp parallel reduction(+ : sq)
   for (int i = 0; i < o->nslots; i++) {
     const float *g = o->slots[i].p->grad;
-    size_t n = o->slots[i].p->numel;
-    double s = 0.0;
-    for (size_t j = 0; j < n; j++) s += (double)g[j] * g[j];
-    sq += s;
+    long n = (long)o->slots[i].p->numel;
+#pragma omp for schedule(static) nowait
+    for (long j = 0; j < n; j++) sq += (double)g[j] * g[j];
   }
   float norm = (float)sqrt(sq);
   if (grad_norm) *grad_norm = norm;
@@ -136,16 +137,17 @@ int kd_optim_step(KdOptim *o, float *grad_norm) {
   float lr = kd_optim_lr(o);
   o->steps++;
   float bc1 = 1.0f - powf(c->beta1, (float)o->steps), bc2 = 1.0f - powf(c->beta2, (float)o->steps);
+#pragma omp parallel
   for (int i = 0; i < o->nslots; i++) {
     Slot *s = &o->slots[i];
     float *p = s->p->data, *g = s->p->grad, *m = s->m, *v = s->v;
-    size_t n = s->p->numel;
+    long n = (long)s->p->numel;
     float wd = s->decay ? c->weight_decay : 0.0f;
     if (c->kind == KD_OPT_SGD) {
       /* PyTorch SGD: d = g + wd*p; buf = mu*buf + d; p -= lr*buf */
       float mu = c->momentum;
-      KD_PARFOR(n)
-      for (size_t j = 0; j < n; j++) {
+#pragma omp for schedule(static) nowait
+      for (long j = 0; j < n; j++) {
         float d = g[j] * scale + wd * p[j];
         m[j] = mu * m[j] + d;
         p[j] -= lr * m[j];
@@ -154,8 +156,8 @@ int kd_optim_step(KdOptim *o, float *grad_norm) {
     } else {
       /* AdamW: decoupled decay p *= 1 - lr*wd, then the Adam update. */
       float b1 = c->beta1, b2 = c->beta2, eps = c->eps, step = lr / bc1, sbc2 = sqrtf(bc2);
-      KD_PARFOR(n)
-      for (size_t j = 0; j < n; j++) {
+#pragma omp for schedule(static) nowait
+      for (long j = 0; j < n; j++) {
         float gj = g[j] * scale;
         p[j] *= 1.0f - lr * wd;
         m[j] = b1 * m[j] + (1.0f - b1) * gj;
