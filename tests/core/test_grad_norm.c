@@ -22,6 +22,22 @@ static KdTensor *gn_fwd(KdCtx *c, KdTensor **in, void *user) {
 /* BN then a nonlinearity, so the loss is not linear in x-hat alone. */
 static KdTensor *bn_tanh_fwd(KdCtx *c, KdTensor **in, void *user) { return kd_tanh(c, bn_fwd(c, in, user)); }
 
+/* x feeds BN and another op, in both tape orders: BN's backward may
+ * overwrite a fresh input grad but must add to one already written. */
+static KdTensor *bn_then_other_fwd(KdCtx *c, KdTensor **in, void *user) {
+  KdTensor *y = bn_fwd(c, in, user);
+  return kd_add(c, y, kd_tanh(c, in[0]));
+}
+static KdTensor *other_then_bn_fwd(KdCtx *c, KdTensor **in, void *user) {
+  KdTensor *t = kd_tanh(c, in[0]);
+  return kd_add(c, t, bn_fwd(c, in, user));
+}
+static KdTensor *gn_twice_fwd(KdCtx *c, KdTensor **in, void *user) {
+  NormCase *k = user;
+  KdTensor *a = kd_groupnorm(c, in[0], k->groups, NULL, NULL, 1e-5f);
+  return kd_mul(c, a, kd_groupnorm(c, in[0], 1, NULL, NULL, 1e-5f));
+}
+
 static int bn_case(const char *name, KdTensor *(*fn)(KdCtx *, KdTensor **, void *), int training, int affine, int ndim,
                    const int *shape, float offset) {
   static NormCase k;
@@ -66,6 +82,15 @@ int main(void) {
   f += bn_case("batchnorm/eval", bn_fwd, 0, 1, 4, s4, 0.0f);
   f += bn_case("batchnorm/eval_tanh_offset", bn_tanh_fwd, 0, 1, 4, s_small, 2.0f);
   f += bn_case("batchnorm/eval_noaffine", bn_fwd, 0, 0, 4, s_small, 0.0f);
+  f += bn_case("batchnorm/then_other", bn_then_other_fwd, 1, 1, 4, s_small, 0.0f);
+  f += bn_case("batchnorm/other_then", other_then_bn_fwd, 1, 1, 4, s_small, 0.0f);
+  f += bn_case("batchnorm/eval_other_then", other_then_bn_fwd, 0, 1, 4, s_small, 0.0f);
+  {
+    static NormCase k = {.groups = 3};
+    Gc *g = gc_new("groupnorm/used_twice", gn_twice_fwd, &k);
+    gc_input(g, GC_CHECK, 4, (int[]){2, 6, 2, 3});
+    f += gc_run(g);
+  }
   f += gn_case("groupnorm/g2", 2, 1, (int[]){2, 6, 3, 4});
   f += gn_case("groupnorm/g3_noaffine", 3, 0, (int[]){2, 6, 3, 3});
   f += gn_case("groupnorm/layernorm", 1, 1, (int[]){3, 5, 1, 1});
