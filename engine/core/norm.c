@@ -145,7 +145,7 @@ static void bn_backward(KdCtx *c, KdNode *node) {
   const int n = s->n, ch = s->ch;
   const size_t sp = s->sp;
   const double m = (double)n * sp;
-  KD_PRAGMA(omp parallel for schedule(static) if (node->out->numel >= KD_PAR_MIN))
+  KD_PRAGMA(omp parallel for schedule(static))
   for (int ci = 0; ci < ch; ci++) {
     float mean = s->mean[ci], inv = s->invstd[ci], g = gamma ? gamma->data[ci] : 1.0f;
     double sg = 0.0, sgx = 0.0;
@@ -197,7 +197,7 @@ KdTensor *kd_batchnorm(KdCtx *c, KdTensor *x, KdTensor *gamma, KdTensor *beta, K
   const float *xd = x->data;
   float *yd = y->data;
   float *rm = running_mean ? running_mean->data : NULL, *rv = running_var ? running_var->data : NULL;
-  KD_PRAGMA(omp parallel for schedule(static) if (x->numel >= KD_PAR_MIN))
+  KD_PRAGMA(omp parallel for schedule(static))
   for (int ci = 0; ci < ch; ci++) {
     double mu, var;
     if (training) {
@@ -250,10 +250,9 @@ static void gn_backward(KdCtx *c, KdNode *node) {
   const int n = s->n, ch = s->ch, cg = s->ch / s->groups;
   const size_t sp = s->sp;
   const double m = (double)cg * sp;
-  const int par = node->out->numel >= KD_PAR_MIN;
   /* Affine grads: per channel, summed over the batch. */
   if (gg || gb) {
-    KD_PRAGMA(omp parallel for schedule(static) if (par))
+    KD_PRAGMA(omp parallel for schedule(static))
     for (int ci = 0; ci < ch; ci++) {
       double sgx = 0.0, sg = 0.0;
       for (int ni = 0; ni < n; ni++) {
@@ -271,7 +270,7 @@ static void gn_backward(KdCtx *c, KdNode *node) {
   if (!gx) return;
   /* Input grad: per (n, group), gx = inv*(gxh - mean(gxh) - xhat*mean(gxh*xhat))
    * with gxh = gamma*gy. */
-  KD_PRAGMA(omp parallel for schedule(static) if (par))
+  KD_PRAGMA(omp parallel for schedule(static))
   for (int ng = 0; ng < n * s->groups; ng++) {
     int ni = ng / s->groups, g0 = ng % s->groups * cg;
     float mean = s->mean[ng], inv = s->invstd[ng];
@@ -313,7 +312,7 @@ KdTensor *kd_groupnorm(KdCtx *c, KdTensor *x, int groups, KdTensor *gamma, KdTen
   const float *xd = x->data;
   float *yd = y->data;
   /* Group (n, g) is one contiguous block of cg*sp values. */
-  KD_PRAGMA(omp parallel for schedule(static) if (x->numel >= KD_PAR_MIN))
+  KD_PRAGMA(omp parallel for schedule(static))
   for (int ng = 0; ng < n * groups; ng++) {
     const float *xp = xd + (size_t)ng * gsize;
     float shift = xp[0];

@@ -38,7 +38,7 @@ static void upsample_backward(KdCtx *c, KdNode *node) {
   const float *gy = node->out->grad;
   const int planes = x->shape[0] * x->shape[1];
   const size_t ip = (size_t)s->h * s->w, op = (size_t)s->ho * s->wo;
-  KD_PRAGMA(omp parallel for schedule(static) if (node->out->numel >= KD_PAR_MIN))
+  KD_PRAGMA(omp parallel for schedule(static))
   for (int p = 0; p < planes; p++) {
     float *g = gx + p * ip;
     const float *src = gy + p * op;
@@ -58,7 +58,7 @@ static KdTensor *upsample(KdCtx *c, KdTensor *x, int ho, int wo, int factor) {
   for (int i = 0; i < ho; i++) row[i] = factor ? i / factor : torch_nearest(i, h, ho);
   for (int i = 0; i < wo; i++) col[i] = factor ? i / factor : torch_nearest(i, w, wo);
   const size_t rows = (size_t)n * ch * ho;
-  KD_PRAGMA(omp parallel for schedule(static) if (y->numel >= KD_PAR_MIN))
+  KD_PRAGMA(omp parallel for schedule(static))
   for (size_t r = 0; r < rows; r++) {
     size_t p = r / ho;
     const float *src = x->data + (p * h + row[r % ho]) * w;
@@ -126,7 +126,7 @@ static void maxpool_backward(KdCtx *c, KdNode *node) {
   const float *gy = node->out->grad;
   const int planes = x->shape[0] * x->shape[1];
   const size_t ip = (size_t)s->h * s->w, op = (size_t)s->ho * s->wo;
-  KD_PRAGMA(omp parallel for schedule(static) if (node->out->numel >= KD_PAR_MIN))
+  KD_PRAGMA(omp parallel for schedule(static))
   for (int p = 0; p < planes; p++)
     for (size_t o = 0; o < op; o++) gx[p * ip + s->arg[p * op + o]] += gy[p * op + o];
 }
@@ -141,7 +141,7 @@ KdTensor *kd_maxpool2d(KdCtx *c, KdTensor *x, int k, int stride, int pad) {
   int *arg = rec ? kd_ctx_alloc(c, y->numel * sizeof(int)) : NULL;
   if (rec && !arg) return NULL;
   const size_t rows = (size_t)x->shape[0] * x->shape[1] * s.ho, ip = (size_t)s.h * s.w;
-  KD_PRAGMA(omp parallel for schedule(static) if (x->numel >= KD_PAR_MIN))
+  KD_PRAGMA(omp parallel for schedule(static))
   for (size_t r = 0; r < rows; r++) {
     size_t p = r / s.ho;
     int oh = (int)(r % s.ho);
@@ -188,7 +188,7 @@ static void avgpool_backward(KdCtx *c, KdNode *node) {
   const int planes = x->shape[0] * x->shape[1];
   const size_t ip = (size_t)s->h * s->w, op = (size_t)s->ho * s->wo;
   const float inv = 1.0f / (float)(s->k * s->k);
-  KD_PRAGMA(omp parallel for schedule(static) if (x->numel >= KD_PAR_MIN))
+  KD_PRAGMA(omp parallel for schedule(static))
   for (int p = 0; p < planes; p++) {
     float *g = gx + p * ip;
     for (int oh = 0; oh < s->ho; oh++) {
@@ -215,7 +215,7 @@ KdTensor *kd_avgpool2d(KdCtx *c, KdTensor *x, int k, int stride, int pad) {
   if (!y) return NULL;
   const size_t rows = (size_t)x->shape[0] * x->shape[1] * s.ho, ip = (size_t)s.h * s.w;
   const float inv = 1.0f / (float)(k * k);
-  KD_PRAGMA(omp parallel for schedule(static) if (x->numel >= KD_PAR_MIN))
+  KD_PRAGMA(omp parallel for schedule(static))
   for (size_t r = 0; r < rows; r++) {
     size_t p = r / s.ho;
     int oh = (int)(r % s.ho);

@@ -49,7 +49,7 @@ static void reduce_backward(KdCtx *c, KdNode *node) {
   const int *xs = s->xs;
   const size_t rows = (size_t)xs[0] * xs[1] * xs[2];
   const float sc = s->scale;
-  KD_PRAGMA(omp parallel for schedule(static) if (x->numel >= KD_PAR_MIN))
+  KD_PRAGMA(omp parallel for schedule(static))
   for (size_t r = 0; r < rows; r++) {
     size_t i2 = r % xs[2], i1 = r / xs[2] % xs[1], i0 = r / ((size_t)xs[2] * xs[1]);
     const float *g = gy + i0 * s->ostr[0] + i1 * s->ostr[1] + i2 * s->ostr[2];
@@ -91,7 +91,7 @@ static KdTensor *reduce_axes(KdCtx *c, KdTensor *x, unsigned axes, int mean, con
   const float *xd = x->data;
   const size_t nout = y->numel;
   const double dscale = mean ? 1.0 / (double)count : 1.0;
-  KD_PRAGMA(omp parallel for schedule(static) if (x->numel >= KD_PAR_MIN))
+  KD_PRAGMA(omp parallel for schedule(static))
   for (size_t o = 0; o < nout; o++) {
     size_t i3 = o % os[3], i2 = o / os[3] % os[2], i1 = o / ((size_t)os[3] * os[2]) % os[1],
            i0 = o / ((size_t)os[3] * os[2] * os[1]);
@@ -135,7 +135,7 @@ static KdTensor *reduce_all(KdCtx *c, KdTensor *x, int mean, const char *op) {
   const size_t len = x->numel, chunk = (len + CHUNKS - 1) / CHUNKS;
   double part[CHUNKS] = {0};
   const float *xd = x->data;
-  KD_PRAGMA(omp parallel for schedule(static) if (len >= KD_PAR_MIN))
+  KD_PRAGMA(omp parallel for schedule(static))
   for (int k = 0; k < CHUNKS; k++) {
     size_t b = (size_t)k * chunk, e = b + chunk < len ? b + chunk : len;
     if (b < e) part[k] = sum_run(xd + b, e - b);

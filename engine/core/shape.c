@@ -85,7 +85,7 @@ static void perm_backward(KdCtx *c, KdNode *node) {
   float *gx = kd_grad(c, x);
   const float *gy = node->out->grad;
   const size_t rows = (size_t)s->os[0] * s->os[1] * s->os[2];
-  KD_PRAGMA(omp parallel for schedule(static) if (x->numel >= KD_PAR_MIN))
+  KD_PRAGMA(omp parallel for schedule(static))
   for (size_t r = 0; r < rows; r++) {
     size_t i2 = r % s->os[2], i1 = r / s->os[2] % s->os[1], i0 = r / ((size_t)s->os[2] * s->os[1]);
     size_t base = i0 * s->src[0] + i1 * s->src[1] + i2 * s->src[2];
@@ -122,7 +122,7 @@ KdTensor *kd_permute(KdCtx *c, KdTensor *x, const int *perm) {
   if (!y) return NULL;
   const size_t rows = (size_t)st.os[0] * st.os[1] * st.os[2];
   const float *xd = x->data;
-  KD_PRAGMA(omp parallel for schedule(static) if (x->numel >= KD_PAR_MIN))
+  KD_PRAGMA(omp parallel for schedule(static))
   for (size_t r = 0; r < rows; r++) {
     size_t i2 = r % st.os[2], i1 = r / st.os[2] % st.os[1], i0 = r / ((size_t)st.os[2] * st.os[1]);
     size_t base = i0 * st.src[0] + i1 * st.src[1] + i2 * st.src[2];

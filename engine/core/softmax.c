@@ -43,7 +43,7 @@ static void softmax_backward(KdCtx *c, KdNode *node) {
   float *gx = kd_grad(c, x);
   const float *gy = node->out->grad, *yd = node->out->data;
   const size_t L = s->len, inner = s->inner, tiles = (inner + TILE - 1) / TILE;
-  KD_PRAGMA(omp parallel for schedule(static) if (x->numel >= KD_PAR_MIN))
+  KD_PRAGMA(omp parallel for schedule(static))
   for (size_t t = 0; t < s->outer * tiles; t++) {
     size_t o = t / tiles, i0 = t % tiles * TILE, w = inner - i0 < TILE ? inner - i0 : TILE;
     size_t base = o * L * inner + i0;
@@ -77,7 +77,7 @@ static KdTensor *softmax_impl(KdCtx *c, KdTensor *x, int axis, int log) {
   const float *xd = x->data;
   float *yd = y->data;
   const size_t L = st.len, inner = st.inner, tiles = (inner + TILE - 1) / TILE;
-  KD_PRAGMA(omp parallel for schedule(static) if (x->numel >= KD_PAR_MIN))
+  KD_PRAGMA(omp parallel for schedule(static))
   for (size_t t = 0; t < st.outer * tiles; t++) {
     size_t o = t / tiles, i0 = t % tiles * TILE, w = inner - i0 < TILE ? inner - i0 : TILE;
     size_t base = o * L * inner + i0;
