@@ -78,7 +78,8 @@ static int bench(const char *dir, const char *split) {
     return 1;
   }
   KdLoaderCfg cfg;
-  kd_loader_cfg_default(&cfg);
+  kd_loader_cfg_default(&cfg); /* training settings: shuffle, flip, jitter */
+  cfg.drop_last = 0;           /* tiny sets still bench */
   KdLoader *l = kd_loader_new(ds, &cfg, &err);
   if (!l) {
     fprintf(stderr, "kdscope make-dataset: %s\n", err.msg);

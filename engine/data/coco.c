@@ -113,7 +113,13 @@ static int parse_error(const char *json, size_t len, const char *end, KdError *e
   memcpy(raw, json + pos, n);
   raw[n] = 0;
   kd_escape_name(raw, near, sizeof near);
-  if (pos >= len) return kd_error(err, "line %d, column %d: malformed JSON, expected more input (truncated file?)", line, col);
+  size_t end_nonspace = len;
+  while (end_nonspace > pos && (json[end_nonspace - 1] == ' ' || json[end_nonspace - 1] == '\n' ||
+                                json[end_nonspace - 1] == '\r' || json[end_nonspace - 1] == '\t'))
+    end_nonspace--;
+  if (pos + 1 >= end_nonspace) /* cJSON stops at the last token when input runs out */
+    return kd_error(err, "line %d, column %d: malformed JSON: the text ends early near \"%s\" (truncated file?)",
+                    line, col, near);
   return kd_error(err, "line %d, column %d: malformed JSON near \"%s\"", line, col, near);
 }
 
@@ -260,23 +266,20 @@ static int parse_annotation(Parse *p, const cJSON *a, int i, Ann *out, KdError *
   return 0;
 }
 
-/* Clips to the image, counts fixes; returns 0 if the box is to be dropped. */
+/* Clips to the image, counts fixes; returns 0 if the box is to be dropped
+ * (empty before or after clipping: counted as dropped, not clipped). */
 static int fix_box(KdDataset *ds, Ann *a) {
   const KdDsImage *im = &ds->images[a->image];
   float W = (float)im->width, H = (float)im->height, *b = a->box;
-  if (!(b[2] > b[0] && b[3] > b[1])) {
+  float c[4] = {fminf(fmaxf(b[0], 0), W), fminf(fmaxf(b[1], 0), H), fminf(fmaxf(b[2], 0), W),
+                fminf(fmaxf(b[3], 0), H)};
+  if (!(b[2] > b[0] && b[3] > b[1]) || !(c[2] > c[0] && c[3] > c[1])) {
     ds->stats.dropped++;
     return 0;
   }
-  float c[4] = {fminf(fmaxf(b[0], 0), W), fminf(fmaxf(b[1], 0), H), fminf(fmaxf(b[2], 0), W),
-                fminf(fmaxf(b[3], 0), H)};
   if (memcmp(c, b, sizeof c) != 0) {
     ds->stats.clipped++;
     memcpy(b, c, sizeof c);
-  }
-  if (!(b[2] > b[0] && b[3] > b[1])) {
-    ds->stats.dropped++;
-    return 0;
   }
   if (a->area < 0) a->area = (b[2] - b[0]) * (b[3] - b[1]);
   return 1;

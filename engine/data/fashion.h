@@ -46,6 +46,7 @@ typedef struct KdFashionItem {
   int label;         /* 0..9 */
   int source;        /* index into the Fashion-MNIST split */
   int box[4];        /* x1, y1, x2, y2: pixel edges, tight around visible pixels */
+  int extent[4];     /* where the whole item was drawn (its scaled rectangle) */
   int pixels;        /* mask pixels of the whole item */
   int visible;       /* of those, not covered by later items */
 } KdFashionItem;

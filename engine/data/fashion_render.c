@@ -278,7 +278,8 @@ static int place_item(KdFashionRender *r, const KdFashionMnist *src, KdRng *g, K
         r->owner[p] = (int8_t)id;
       }
     }
-  sc->items[id] = (KdFashionItem){.label = src->labels[si], .source = si, .pixels = pixels, .visible = pixels};
+  sc->items[id] = (KdFashionItem){.label = src->labels[si], .source = si, .pixels = pixels, .visible = pixels,
+                                  .extent = {x0, y0, x0 + w, y0 + h}};
   sc->n_items++;
   return 0;
 }

@@ -54,20 +54,31 @@ static tjhandle decoder(KdJpeg *j) {
   return j->dec;
 }
 
+/* TurboJPEG 2.1 leaves a handle in a broken state after some header
+ * errors (the next header read returns garbage sizes): after any error the
+ * decoder handle is thrown away and a fresh one made on the next call. */
+static void reset_decoder(KdJpeg *j) {
+  if (j->dec) tjDestroy(j->dec);
+  j->dec = NULL;
+}
+
 static int header(KdJpeg *j, const uint8_t *buf, size_t len, int *w, int *h, int *cs,
                   KdError *err) {
   if (len < 4 || buf[0] != 0xFF || buf[1] != 0xD8) {
     if (len == 0) return kd_error(err, "empty file, expected a JPEG");
     char got[16] = "";
-    for (size_t i = 0; i < len && i < 4; i++) snprintf(got + 3 * i, 4, "%02x ", buf[i]);
+    for (size_t i = 0; i < len && i < 4; i++) snprintf(got + (i ? 3 * i - 1 : 0), 4, i ? " %02x" : "%02x", buf[i]);
     return kd_error(err, "not a JPEG file (starts with %s; a JPEG starts with ff d8)", got);
   }
   if (len > (unsigned long)-1) return kd_error(err, "JPEG too large");
   tjhandle d = decoder(j);
   if (!d) return kd_error(err, "cannot initialise the JPEG decoder");
   int sub = 0;
-  if (tjDecompressHeader3(d, buf, (unsigned long)len, w, h, &sub, cs) != 0)
-    return kd_error(err, "invalid or truncated JPEG header: %s", tjGetErrorStr2(d));
+  if (tjDecompressHeader3(d, buf, (unsigned long)len, w, h, &sub, cs) != 0) {
+    kd_error(err, "invalid or truncated JPEG header: %s", tjGetErrorStr2(d));
+    reset_decoder(j);
+    return -1;
+  }
   if (*w <= 0 || *h <= 0 || *w > KD_JPEG_MAX_SIDE || *h > KD_JPEG_MAX_SIDE ||
       (long)*w * *h > KD_JPEG_MAX_PIXELS)
     return kd_error(err, "JPEG declares %dx%d pixels; expected 1..%d per side and at most %ld pixels",
@@ -108,8 +119,11 @@ static int decode(KdJpeg *j, const uint8_t *buf, size_t len, int min_w, int min_
     return kd_error(err, "out of memory for %dx%d image", sw, sh);
   int flags = TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS;
   if (tjDecompress2(j->dec, buf, (unsigned long)len, cmyk ? j->cmyk : out->rgb, sw, 0, sh,
-                    cmyk ? TJPF_CMYK : TJPF_RGB, flags) != 0)
-    return kd_error(err, "corrupt or truncated JPEG (%dx%d): %s", w, h, tjGetErrorStr2(j->dec));
+                    cmyk ? TJPF_CMYK : TJPF_RGB, flags) != 0) {
+    kd_error(err, "corrupt or truncated JPEG (%dx%d): %s", w, h, tjGetErrorStr2(j->dec));
+    reset_decoder(j);
+    return -1;
+  }
   if (cmyk) {
     const uint8_t *s = j->cmyk;
     uint8_t *d = out->rgb;

@@ -51,6 +51,8 @@ static void draw_tile(KdCanvas *sheet, int tx, int ty, int tile, const KdDataset
     kd_draw_text(sheet, lx + 1, ly + 1, name, 1, bright ? black : white);
   }
   snprintf(cap, sizeof cap, "%.20s  %d BOX%s", im.file_name, im.n_boxes, im.n_boxes == 1 ? "" : "ES");
+  size_t fit = (size_t)(tile / (KD_FONT_W + 1));
+  if (strlen(cap) > fit) cap[fit < sizeof cap ? fit : sizeof cap - 1] = 0; /* stay under the tile */
   kd_draw_text(sheet, tx, ty + tile + 3, cap, 1, white);
 }
 
