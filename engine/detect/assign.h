@@ -10,8 +10,9 @@
  * Crowd GTs are never targets; a negative anchor whose intersection with a
  * crowd box covers >= crowd_ioa of the anchor's area is ignored instead.
  *
- * Cost: two passes of A*M IoUs (the second only over anchors not already
- * positive) plus A*C for C crowd boxes; memory O(M). */
+ * Cost: one pass of A*M IoUs that also records, per GT, the anchors tied
+ * at its maximum (a GT with more than 16 such anchors is rescanned, A more
+ * IoUs), plus A*C for C crowd boxes; memory O(M). */
 #ifndef KD_DET_ASSIGN_H
 #define KD_DET_ASSIGN_H
 
@@ -33,7 +34,7 @@ int kd_assign_cfg_check(const KdAssignCfg *cfg, KdError *err);
 /* anchors: [A,4]; gt: [M,4] x1,y1,x2,y2; crowd: [M] flags or NULL (none).
  * match: [A] out, GT index >= 0, KD_MATCH_NEG or KD_MATCH_IGNORE.
  * M may be 0 (every anchor negative). Returns the number of positives,
- * or -1 with err (bad config). Thread-safe; allocates only when M > 256. */
+ * or -1 with err (bad config). Thread-safe; allocates only when M > 64. */
 int kd_assign(const KdAssignCfg *cfg, const float *anchors, int A, const float *gt, const int *crowd, int M,
               int *match, KdError *err);
 

@@ -59,6 +59,25 @@ static void test_low_quality(void) {
   CHECK(kd_assign(&cfg, anchors, 5, gt, NULL, 3, match, NULL) == 1);
   CHECK(match[1] == KD_MATCH_NEG && match[2] == KD_MATCH_IGNORE && match[3] == KD_MATCH_IGNORE);
 
+  /* 25 identical anchors inside a big GT tie at its maximum (IoU .01),
+   * more than the per-GT tie list holds: all become positive. */
+  kd_assign_cfg_default(&cfg);
+  float grid[26 * 4];
+  for (int i = 0; i < 25; i++) {
+    float *b = grid + 4 * i;
+    b[0] = 20.0f * (i % 5) + 3, b[1] = 20.0f * (i / 5) + 3, b[2] = b[0] + 10, b[3] = b[1] + 10;
+  }
+  float far_box[4] = {500, 500, 510, 510}, big[4] = {0, 0, 100, 100};
+  memcpy(grid + 100, far_box, sizeof far_box);
+  int gm[26];
+  CHECK(kd_assign(&cfg, grid, 26, big, NULL, 1, gm, NULL) == 25);
+  for (int i = 0; i < 25; i++) CHECK(gm[i] == 0);
+  CHECK(gm[25] == KD_MATCH_NEG);
+  /* one anchor a little larger wins alone */
+  grid[4 * 7 + 2] += 1.0f;
+  CHECK(kd_assign(&cfg, grid, 26, big, NULL, 1, gm, NULL) == 1);
+  CHECK(gm[7] == 0 && gm[0] == KD_MATCH_NEG);
+
   /* A degenerate GT (zero width) and one far from every anchor make
    * nothing positive (torchvision would make every anchor positive). */
   kd_assign_cfg_default(&cfg);
