@@ -98,7 +98,7 @@ int kd_bench_steps(const KdBenchOpts *o, KdBenchStepsResult *res) {
   double *outs[2] = {&res->student_step_s, &res->teacher_train_step_s};
   size_t *peaks[2] = {&res->student_arena_bytes, &res->teacher_arena_bytes};
   for (int k = 0; k < 2; k++) {
-    KdTrainer *tr = kd_trainer_new(cfg, nets[k], NULL, &err);
+    KdTrainer *tr = kd_trainer_new(cfg, nets[k], NULL, NULL, &err);
     if (!tr) {
       fprintf(stderr, "bench: %s\n", err.msg);
       return -1;

@@ -73,7 +73,7 @@ KdConfig *kd_cli_load_config(const KdTrainArgs *a, const char *default_config, i
   (void)distill;
   KdConfig *c = kd_config_new();
   KdError err;
-  if (!c || kd_settings_register(c)) {
+  if (!c || kd_settings_register_all(c)) {
     fprintf(stderr, "kdscope %s: out of memory\n", verb);
     kd_config_free(c);
     return NULL;
@@ -83,8 +83,8 @@ KdConfig *kd_cli_load_config(const KdTrainArgs *a, const char *default_config, i
   if (a->resume) {
     snprintf(path, sizeof path, "%s/config.json", a->resume);
     file = path;
-  } else if (!file) {
-    file = default_config;
+  } else if (!file && default_config) {
+    file = kd_cli_asset(default_config, path, sizeof path);
   }
   if (!file) {
     fprintf(stderr, "kdscope %s: --config FILE is required (see --help)\n", verb);

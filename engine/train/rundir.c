@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "model/safetensors.h"
+#include "train/checkpoint.h"
 #include "train/fileio.h"
 
 struct KdRunDir {
@@ -202,14 +203,14 @@ void kd_rundir_checkpoint_paths(const KdRunDir *r, int step, char *weights, char
   if (optim) snprintf(optim, len, "%s/step_%08d.optim.safetensors", r->ckdir, step);
 }
 
-int kd_rundir_save_checkpoint(KdRunDir *r, int step, const KdParams *weights, const KdParams *optim_state,
+int kd_rundir_save_checkpoint(KdRunDir *r, int step, KdParams *const *weights, int nweights, const KdParams *optim_state,
                               const char *const *meta_kv, KdError *err) {
   char w[3400], o[3400];
   kd_rundir_checkpoint_paths(r, step, w, o, sizeof w);
   /* Optimizer state first: a checkpoint counts as complete only when both
    * files exist, and the weights file appears last. */
   if (optim_state && kd_safetensors_save(o, optim_state, meta_kv, err)) return -1;
-  if (kd_safetensors_save(w, weights, meta_kv, err)) return -1;
+  if (kd_checkpoint_save(w, weights, nweights, meta_kv, err)) return -1;
   char extra[3600];
   snprintf(extra, sizeof extra, "\"checkpoint\":\"%s\"", w);
   return kd_rundir_event(r, step, "checkpoint", extra, err);

@@ -28,7 +28,7 @@ int kd_rundir_log_step(KdRunDir *r, const KdStepStats *st, double data_wait_s, K
 int kd_rundir_log_eval(KdRunDir *r, int step, const char *split, const double *stats, int nstats, double seconds, KdError *err);
 
 /* checkpoints/step_<N>.safetensors (+ .optim.safetensors when optim_state). */
-int kd_rundir_save_checkpoint(KdRunDir *r, int step, const KdParams *weights, const KdParams *optim_state,
+int kd_rundir_save_checkpoint(KdRunDir *r, int step, KdParams *const *weights, int nweights, const KdParams *optim_state,
                               const char *const *meta_kv, KdError *err);
 /* Paths of the checkpoint for step (buffers of len). */
 void kd_rundir_checkpoint_paths(const KdRunDir *r, int step, char *weights, char *optim, size_t len);

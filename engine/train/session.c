@@ -7,7 +7,9 @@
 
 #include "data/fashion.h"
 #include "data/loader.h"
+#include "distill/distiller.h"
 #include "model/safetensors.h"
+#include "train/checkpoint.h"
 #include "train/fileio.h"
 #include "train/settings.h"
 
@@ -16,6 +18,7 @@ struct KdSession {
   KdDataset *train, *val;
   KdModel *student, *teacher;
   KdConfig *teacher_cfg;
+  KdDistiller *distiller;
   KdTrainer *trainer;
   KdLoader *loader;
   KdRunDir *run;
@@ -32,10 +35,12 @@ static double now_s(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+int kd_settings_register_all(KdConfig *c) { return kd_settings_register(c) || kd_distill_register(c) ? -1 : 0; }
+
 KdModel *kd_model_from_files(const char *config_path, const char *checkpoint, KdConfig **cfg_out, KdError *err) {
   KdConfig *c = kd_config_new();
   KdModelCfg mc;
-  if (!c || kd_settings_register(c) || kd_config_load_file(c, config_path, err) || kd_settings_model(c, &mc, err)) {
+  if (!c || kd_settings_register_all(c) || kd_config_load_file(c, config_path, err) || kd_settings_model(c, &mc, err)) {
     kd_config_free(c);
     return NULL;
   }
@@ -80,7 +85,8 @@ static int resume_state(KdSession *s, int step, KdError *err) {
   if (step == 0) return 0;
   char w[3400], o[3400];
   kd_rundir_checkpoint_paths(s->run, step, w, o, sizeof w);
-  if (kd_safetensors_load(w, kd_model_params(s->student), 1, err) ||
+  KdParams *stores[2] = {kd_model_params(s->student), s->distiller ? kd_distiller_params(s->distiller) : NULL};
+  if (kd_checkpoint_load(w, stores, s->distiller ? 2 : 1, 1, err) ||
       kd_safetensors_load(o, kd_optim_state(kd_trainer_optim(s->trainer)), 1, err))
     return -1;
   kd_optim_set_steps_done(kd_trainer_optim(s->trainer), step);
@@ -103,7 +109,17 @@ KdSession *kd_session_open(KdConfig *cfg, const KdSessionOpts *o, KdError *err) 
     kd_params_copy_matching(kd_model_params(s->student), kd_model_params(s->teacher), "backbone.fpn.");
     kd_params_copy_matching(kd_model_params(s->student), kd_model_params(s->teacher), "head.");
   }
-  s->trainer = kd_trainer_new(cfg, s->student, s->teacher, err);
+  if (s->teacher) {
+    KdDistillShapes sh = {.nlev = kd_model_num_levels(s->student), .t_channels = kd_model_cfg(s->teacher)->fpn_channels,
+                          .s_channels = kd_model_cfg(s->student)->fpn_channels, .num_classes = kd_model_cfg(s->student)->num_classes,
+                          .num_anchors = kd_model_cfg(s->student)->num_anchors};
+    for (int l = 0; l < sh.nlev; l++) sh.strides[l] = kd_model_stride(s->student, l);
+    int active[64];
+    if (kd_distill_parse_methods(kd_config_str(cfg, "distill.methods"), active, err)) goto fail;
+    s->distiller = kd_distiller_new(&sh, (uint64_t)kd_config_int(cfg, "train.seed"), err);
+    if (!s->distiller) goto fail;
+  }
+  s->trainer = kd_trainer_new(cfg, s->student, s->teacher, s->distiller, err);
   if (!s->trainer) goto fail;
   if (o->resume_dir) {
     s->run = kd_rundir_resume(o->resume_dir, &start, err);
@@ -134,6 +150,7 @@ void kd_session_free(KdSession *s) {
   if (!s) return;
   kd_loader_free(s->loader);
   kd_trainer_free(s->trainer);
+  kd_distiller_free(s->distiller);
   kd_rundir_free(s->run);
   kd_model_free(s->student);
   kd_model_free(s->teacher);
@@ -193,7 +210,8 @@ int kd_session_checkpoint(KdSession *s, KdError *err) {
   snprintf(step, sizeof step, "%d", kd_session_steps_done(s));
   snprintf(seed, sizeof seed, "%d", kd_config_int(s->cfg, "train.seed"));
   const char *meta[] = {"step", step, "seed", seed, "format", "kdscope-1", NULL};
-  return kd_rundir_save_checkpoint(s->run, kd_session_steps_done(s), kd_model_params(s->student),
+  KdParams *stores[2] = {kd_model_params(s->student), s->distiller ? kd_distiller_params(s->distiller) : NULL};
+  return kd_rundir_save_checkpoint(s->run, kd_session_steps_done(s), stores, s->distiller ? 2 : 1,
                                    kd_optim_state(kd_trainer_optim(s->trainer)), meta, err);
 }
 
@@ -208,4 +226,5 @@ KdModel *kd_session_student(KdSession *s) { return s->student; }
 KdModel *kd_session_teacher(KdSession *s) { return s->teacher; }
 const KdDataset *kd_session_val(const KdSession *s) { return s->val; }
 KdTrainer *kd_session_trainer(KdSession *s) { return s->trainer; }
+KdDistiller *kd_session_distiller(KdSession *s) { return s->distiller; }
 double kd_session_data_wait(const KdSession *s) { return s->data_wait; }

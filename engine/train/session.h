@@ -9,6 +9,7 @@
 
 #include "core/progress.h"
 #include "data/dataset.h"
+#include "distill/distiller.h"
 #include "model/detector.h"
 #include "train/config.h"
 #include "train/evaluate.h"
@@ -46,7 +47,11 @@ KdModel *kd_session_student(KdSession *s);
 KdModel *kd_session_teacher(KdSession *s);
 const KdDataset *kd_session_val(const KdSession *s);
 KdTrainer *kd_session_trainer(KdSession *s);
+KdDistiller *kd_session_distiller(KdSession *s); /* NULL unless distilling */
 double kd_session_data_wait(const KdSession *s); /* seconds the last step waited for data */
+
+/* Registers every setting: detector, data, training, distillation. */
+int kd_settings_register_all(KdConfig *c);
 
 /* Loads a model config file (a JSON config with model.* keys) into a fresh
  * model, and its weights from a checkpoint. Used for teachers and eval. */

@@ -16,6 +16,11 @@
 struct KdTrainer {
   KdConfig *cfg;
   KdModel *student, *teacher;
+  KdDistiller *distiller;
+  KdDetOut tout, sout;
+  KdDistillInputs din;
+  KdDistillOut douts[KD_DISTILL_MAX_OUT];
+  KdStepView view;
   KdCtx *ctx;
   KdOptim *optim;
   KdAnchorCfg acfg;
@@ -36,17 +41,18 @@ static double now_s(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-KdTrainer *kd_trainer_new(KdConfig *cfg, KdModel *student, KdModel *teacher, KdError *err) {
+KdTrainer *kd_trainer_new(KdConfig *cfg, KdModel *student, KdModel *teacher, KdDistiller *distiller, KdError *err) {
   KdTrainer *t = calloc(1, sizeof *t);
   if (!t) return kd_error(err, "out of memory"), NULL;
   t->cfg = cfg;
   t->student = student;
   t->teacher = teacher;
+  t->distiller = distiller;
   t->ctx = kd_ctx_new(64u << 20);
   KdOptimCfg ocfg;
   if (!t->ctx || kd_settings_optim(cfg, &ocfg, err)) goto fail;
-  KdParams *stores[1] = {kd_model_params(student)};
-  t->optim = kd_optim_new(&ocfg, stores, 1, err);
+  KdParams *stores[2] = {kd_model_params(student), distiller ? kd_distiller_params(distiller) : NULL};
+  t->optim = kd_optim_new(&ocfg, stores, distiller ? 2 : 1, err);
   if (!t->optim) goto fail;
   if (kd_settings_anchors(cfg, student, &t->acfg, err)) goto fail;
   t->A = kd_anchors_per_loc(&t->acfg);
@@ -72,6 +78,7 @@ void kd_trainer_free(KdTrainer *t) {
 KdOptim *kd_trainer_optim(KdTrainer *t) { return t->optim; }
 KdCtx *kd_trainer_ctx(KdTrainer *t) { return t->ctx; }
 int kd_trainer_steps_done(const KdTrainer *t) { return kd_optim_steps_done(t->optim); }
+const KdStepView *kd_trainer_last_step(const KdTrainer *t) { return &t->view; }
 size_t kd_trainer_arena_peak(const KdTrainer *t) { return kd_arena_peak(kd_ctx_arena(t->ctx)); }
 
 /* (Re)builds anchors when the level sizes change (first step, new input size). */
@@ -127,31 +134,55 @@ int kd_trainer_step(KdTrainer *t, const KdTrainBatch *b, KdStepStats *st, KdErro
   kd_ctx_clear_error(c);
   int shape[4] = {b->n, 3, b->h, b->w};
   KdTensor *images = kd_tensor_wrap(c, (float *)b->images, 4, shape);
-  KdDetOut tout, sout;
+  KdDetOut *tout = &t->tout, *sout = &t->sout;
+  memset(tout, 0, sizeof *tout);
   if (t->teacher) {
     int g = kd_ctx_set_grad(c, 0);
-    kd_model_forward(t->teacher, c, images, 0, &tout);
+    kd_model_forward(t->teacher, c, images, 0, tout);
     kd_ctx_set_grad(c, g);
   }
-  if (kd_model_forward(t->student, c, images, 1, &sout)) return kd_error(err, "forward: %s", kd_ctx_error(c));
-  if (ensure_anchors(t, &sout, err) || ensure_targets(t, b->n, err)) return -1;
+  if (kd_model_forward(t->student, c, images, 1, sout)) return kd_error(err, "forward: %s", kd_ctx_error(c));
+  if (ensure_anchors(t, sout, err) || ensure_targets(t, b->n, err)) return -1;
   int num_pos = 0;
   if (kd_build_targets(&t->assign, &t->coder, t->anchors, t->A_total, b->gt, b->n, kd_model_cfg(t->student)->num_classes,
                        t->tcls, t->tdeltas, t->tboxes, NULL, &num_pos, err))
     return -1;
   float norm = num_pos > 0 ? (float)num_pos : 1.0f;
   const KdConfig *cfg = t->cfg;
-  KdTensor *cls = kd_focal_loss(c, sout.cls, sout.nlev, t->A, t->tcls, (float)kd_config_num(cfg, "loss.focal_alpha"),
+  KdTensor *cls = kd_focal_loss(c, sout->cls, sout->nlev, t->A, t->tcls, (float)kd_config_num(cfg, "loss.focal_alpha"),
                                 (float)kd_config_num(cfg, "loss.focal_gamma"), norm);
   KdTensor *box;
   if (!strcmp(kd_config_str(cfg, "loss.box"), "giou"))
-    box = kd_giou_loss(c, sout.box, sout.nlev, t->A, t->anchors, t->tboxes, t->tcls, &t->coder, norm);
+    box = kd_giou_loss(c, sout->box, sout->nlev, t->A, t->anchors, t->tboxes, t->tcls, &t->coder, norm);
   else
-    box = kd_smooth_l1_loss(c, sout.box, sout.nlev, t->A, t->tdeltas, t->tcls, (float)kd_config_num(cfg, "loss.smooth_l1_beta"), norm);
+    box = kd_smooth_l1_loss(c, sout->box, sout->nlev, t->A, t->tdeltas, t->tcls, (float)kd_config_num(cfg, "loss.smooth_l1_beta"), norm);
   KdTensor *total = kd_add(c, cls, kd_scale(c, box, (float)kd_config_num(cfg, "loss.box_weight")));
   if (!total) return kd_error(err, "loss: %s", kd_ctx_error(c));
   add_part(st, "det.cls", cls);
   add_part(st, "det.box", box);
+  t->view = (KdStepView){.n = b->n, .h = b->h, .w = b->w, .nlev = sout->nlev, .tout = tout, .sout = sout, .outs = t->douts, .inputs = &t->din};
+  if (t->distiller && t->teacher) {
+    KdDistillInputs *in = &t->din;
+    *in = (KdDistillInputs){.c = c, .cfg = cfg, .n = b->n, .img_h = b->h, .img_w = b->w, .nlev = sout->nlev, .gt = b->gt,
+                            .target_cls = t->tcls, .num_anchors = t->A, .num_classes = kd_model_cfg(t->student)->num_classes,
+                            .A_total = t->A_total, .anchors = t->anchors};
+    for (int l = 0; l < sout->nlev && l < KD_DISTILL_MAX_LEVELS; l++) {
+      in->strides[l] = kd_model_stride(t->student, l);
+      in->t_feat[l] = tout->feat[l], in->s_feat[l] = sout->feat[l];
+      in->t_cls[l] = tout->cls[l], in->s_cls[l] = sout->cls[l];
+      in->t_box[l] = tout->box[l], in->s_box[l] = sout->box[l];
+    }
+    KdTensor *kd_total;
+    if (kd_distiller_loss(t->distiller, in, &kd_total, t->douts, t->view.methods, &t->view.nmethods, err)) return -1;
+    for (int i = 0; i < t->view.nmethods; i++)
+      for (int p = 0; p < t->douts[i].nparts && st->nparts < KD_MAX_PARTS; p++) {
+        KdLossPart *lp = &st->parts[st->nparts++];
+        snprintf(lp->name, sizeof lp->name, "%s.%s", t->view.methods[i]->name, t->douts[i].parts[p].name);
+        lp->value = t->douts[i].parts[p].value->data[0];
+      }
+    total = kd_add(c, total, kd_total);
+    if (!total) return kd_error(err, "distillation loss: %s", kd_ctx_error(c));
+  }
   st->loss = total->data[0];
   st->num_pos = num_pos;
   st->lr = kd_optim_lr(t->optim);
@@ -170,6 +201,7 @@ int kd_trainer_step(KdTrainer *t, const KdTrainBatch *b, KdStepStats *st, KdErro
     }
   } else {
     kd_params_zero_grad(kd_model_params(t->student));
+    if (t->distiller) kd_params_zero_grad(kd_distiller_params(t->distiller));
   }
   st->step = kd_optim_steps_done(t->optim);
   st->seconds = now_s() - t0;

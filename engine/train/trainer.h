@@ -6,6 +6,7 @@
 #define KD_TRAINER_H
 
 #include "core/tensor.h"
+#include "distill/distiller.h"
 #include "detect/targets.h"
 #include "model/detector.h"
 #include "train/config.h"
@@ -40,14 +41,26 @@ typedef struct KdTrainBatch {
 
 typedef struct KdTrainer KdTrainer;
 
-/* The trainer borrows student (and teacher, may be NULL) and reads the
- * settings in cfg (which must outlive it; live changes are read each step). */
-KdTrainer *kd_trainer_new(KdConfig *cfg, KdModel *student, KdModel *teacher, KdError *err);
+/* The trainer borrows student, teacher and distiller (both may be NULL)
+ * and reads the settings in cfg (which must outlive it; live changes are
+ * read each step). */
+KdTrainer *kd_trainer_new(KdConfig *cfg, KdModel *student, KdModel *teacher, KdDistiller *distiller, KdError *err);
 void kd_trainer_free(KdTrainer *t);
 int kd_trainer_step(KdTrainer *t, const KdTrainBatch *b, KdStepStats *st, KdError *err);
 KdOptim *kd_trainer_optim(KdTrainer *t);
 KdCtx *kd_trainer_ctx(KdTrainer *t);
 int kd_trainer_steps_done(const KdTrainer *t);
+/* The last step's tensors (valid until the next step): FPN features and
+ * head outputs of teacher and student, and the distillation outputs. */
+typedef struct KdStepView {
+  int n, h, w, nlev;
+  const void *tout, *sout; /* KdDetOut* */
+  int nmethods;
+  const KdMethod *methods[KD_DISTILL_MAX_OUT];
+  const KdDistillOut *outs;
+  const KdDistillInputs *inputs;
+} KdStepView;
+const KdStepView *kd_trainer_last_step(const KdTrainer *t);
 /* Bytes the step arena peaked at. */
 size_t kd_trainer_arena_peak(const KdTrainer *t);
 

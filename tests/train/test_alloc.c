@@ -84,7 +84,7 @@ int main(void) {
   KdConfig *cfg = kd_config_new();
   CHECK(m && cfg && !kd_settings_register(cfg));
   kd_config_set(cfg, "train.warmup_steps", "2", &err);
-  KdTrainer *t = kd_trainer_new(cfg, m, NULL, &err);
+  KdTrainer *t = kd_trainer_new(cfg, m, NULL, NULL, &err);
   CHECK(t != NULL);
   enum { N = 2, S = 64 };
   static float images[N * 3 * S * S];

@@ -1,0 +1,71 @@
+/* FitNet-style feature imitation (Romero et al., ICLR 2015) as the HEAD
+ * repository's RetinaNet baseline applies it to detectors: per FPN level a
+ * trainable 1x1 conv adapter (bias, PyTorch default init) on the student,
+ *   L = weight * sum_l mean_{n,c,h,w} (Adapt(S_l) - T_l)^2. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/ops.h"
+#include "distill/method.h"
+#include "model/layers.h"
+
+typedef struct {
+  int nlev;
+  KdConv adapt[KD_DISTILL_MAX_LEVELS];
+} FitNet;
+
+static const KdParamDesc params[] = {
+    {"fitnet.weight", "FitNet weight", KD_CFG_FLOAT, 1.0, 0.0, 100.0, 0, 1, NULL, NULL,
+     "Weight of the feature MSE, summed over levels (HEAD's fitnet_retina uses 1.0)"},
+};
+
+static int init(KdMethodInst *inst, const KdDistillShapes *sh, KdParams *store, KdError *err) {
+  FitNet *f = calloc(1, sizeof *f);
+  if (!f) return kd_error(err, "out of memory");
+  inst->state = f;
+  f->nlev = sh->nlev;
+  for (int l = 0; l < sh->nlev; l++) {
+    char name[64];
+    snprintf(name, sizeof name, "distill.fitnet.adapt.%d", l);
+    if (kd_conv_add(&f->adapt[l], store, name, sh->s_channels, sh->t_channels, 1, 1, 0, 1))
+      return kd_error(err, "fitnet: cannot register %s", name);
+  }
+  return 0;
+}
+
+static void init_weights(KdMethodInst *inst, KdRng *r) {
+  FitNet *f = inst->state;
+  for (int l = 0; l < f->nlev; l++) {
+    /* PyTorch's default Conv2d init: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)). */
+    kd_init_bias_default(f->adapt[l].w, f->adapt[l].w, r);
+    kd_init_bias_default(f->adapt[l].b, f->adapt[l].w, r);
+  }
+}
+
+static void destroy(KdMethodInst *inst) { free(inst->state); }
+
+static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out) {
+  FitNet *f = inst->state;
+  KdCtx *c = in->c;
+  float w = kd_distill_num(in, "fitnet.weight");
+  KdTensor *sum = NULL;
+  for (int l = 0; l < in->nlev && l < f->nlev; l++) {
+    KdTensor *a = kd_conv_fwd(c, &f->adapt[l], in->s_feat[l]);
+    KdTensor *d = kd_mean_all(c, kd_square(c, kd_sub(c, a, in->t_feat[l])));
+    sum = sum ? kd_add(c, sum, d) : d;
+  }
+  kd_distill_part(out, "feat", kd_scale(c, sum, w));
+  return kd_distill_finish(c, out);
+}
+
+const KdMethod kd_method_fitnet = {
+    .name = "fitnet",
+    .label = "FitNet",
+    .help = "Feature MSE through a 1x1 adapter per FPN level (FitNets; HEAD's RetinaNet baseline)",
+    .params = params,
+    .nparams = 1,
+    .init = init,
+    .init_weights = init_weights,
+    .destroy = destroy,
+    .loss = loss,
+};

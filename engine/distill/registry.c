@@ -1,0 +1,63 @@
+/* The list of distillation methods and the shared plumbing method files
+ * use. Adding a method: one file defining `const KdMethod kd_method_<x>`,
+ * one line in `methods` below. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/ops.h"
+#include "distill/method.h"
+
+extern const KdMethod kd_method_fitnet;
+
+static const KdMethod *const methods[] = {
+    &kd_method_fitnet,
+};
+
+int kd_method_count(void) { return (int)(sizeof methods / sizeof methods[0]); }
+const KdMethod *kd_method_at(int i) { return methods[i]; }
+
+const KdMethod *kd_method_find(const char *name) {
+  for (int i = 0; i < kd_method_count(); i++)
+    if (!strcmp(methods[i]->name, name)) return methods[i];
+  return NULL;
+}
+
+static const KdParamDesc common[] = {
+    {"distill.methods", "Methods", KD_CFG_STRING, 0, 0, 0, 0, 1, "defeat", NULL,
+     "Active distillation methods, comma-separated (e.g. defeat or defeat,fgd); empty: none"},
+};
+
+int kd_distill_register(KdConfig *cfg) {
+  if (kd_config_register(cfg, common, 1)) return -1;
+  for (int i = 0; i < kd_method_count(); i++)
+    if (kd_config_register(cfg, methods[i]->params, methods[i]->nparams)) return -1;
+  return 0;
+}
+
+void kd_distill_part(KdDistillOut *out, const char *name, KdTensor *value) {
+  if (out->nparts >= KD_DISTILL_MAX_PARTS) return;
+  out->parts[out->nparts].name = name;
+  out->parts[out->nparts].value = value;
+  out->nparts++;
+}
+
+void kd_distill_mask(KdDistillOut *out, const char *name, int level, KdTensor *map) {
+  if (out->nmasks >= KD_DISTILL_MAX_MASKS || !map) return;
+  out->masks[out->nmasks++] = (KdDistillMask){name, level, map};
+}
+
+int kd_distill_finish(KdCtx *c, KdDistillOut *out) {
+  KdTensor *sum = NULL;
+  for (int i = 0; i < out->nparts; i++) {
+    if (!out->parts[i].value) return -1;
+    sum = sum ? kd_add(c, sum, out->parts[i].value) : out->parts[i].value;
+  }
+  if (!sum) {
+    int one = 1;
+    sum = kd_tensor_zeros(c, 1, &one);
+  }
+  out->loss = sum;
+  return sum ? 0 : -1;
+}
+
+float kd_distill_num(const KdDistillInputs *in, const char *key) { return (float)kd_config_num(in->cfg, key); }
