@@ -2,7 +2,8 @@
  * arrays in a text file, one per line "name count v0 v1 ...". Floats are
  * written with 9 significant digits (exact for float32), doubles with 17.
  * oracle_run() returns the script's exit status: 0 ok, 77 skipped (no
- * python/torch/numpy), anything else a failure. Header-only, tests only. */
+ * python/torch/numpy), anything else a failure. KD_ORACLE_PYTHON overrides
+ * the interpreter (to exercise the skip paths). Header-only, tests only. */
 #ifndef KD_TEST_ORACLE_H
 #define KD_TEST_ORACLE_H
 
@@ -57,21 +58,7 @@ static inline void oracle_i(Oracle *o, const char *name, const int *v, size_t n)
   fputc('\n', o->in);
 }
 
-/* Runs tests/detect/<script> <mode> in out and parses out. */
-static inline int oracle_run(Oracle *o, const char *script, const char *mode) {
-  fclose(o->in);
-  o->in = NULL;
-  if (access(ORACLE_PY, X_OK) != 0) {
-    printf("oracle: %s not found, skipping\n", ORACLE_PY);
-    return 77;
-  }
-  const char *root = getenv("KD_SOURCE_ROOT");
-  char cmd[1024];
-  snprintf(cmd, sizeof cmd, "%s %s/tests/detect/%s %s %s %s", ORACLE_PY, root ? root : ".", script, mode, o->path_in,
-           o->path_out);
-  int st = system(cmd);
-  int rc = (st != -1 && WIFEXITED(st)) ? WEXITSTATUS(st) : 1;
-  if (rc) return rc;
+static inline int oracle_parse(Oracle *o) {
   FILE *f = fopen(o->path_out, "r");
   if (!f) return 1;
   char name[32];
@@ -86,6 +73,38 @@ static inline int oracle_run(Oracle *o, const char *script, const char *mode) {
   }
   fclose(f);
   return 0;
+}
+
+/* Runs tests/detect/<script> once for n jobs (mode in out, ...), so the
+ * interpreter and torch load once, and parses every job's output. */
+static inline int oracle_run_many(Oracle **os, const char *const *modes, int n, const char *script) {
+  for (int i = 0; i < n; i++) {
+    fclose(os[i]->in);
+    os[i]->in = NULL;
+  }
+  const char *py = getenv("KD_ORACLE_PYTHON");
+  if (!py || !*py) py = ORACLE_PY;
+  if (access(py, X_OK) != 0) {
+    printf("oracle: %s not found, skipping\n", py);
+    return 77;
+  }
+  const char *root = getenv("KD_SOURCE_ROOT");
+  size_t cap = 512 + (size_t)n * 600, len = 0;
+  char *cmd = malloc(cap);
+  if (!cmd) return 1;
+  len += (size_t)snprintf(cmd, cap, "%s %s/tests/detect/%s", py, root ? root : ".", script);
+  for (int i = 0; i < n; i++)
+    len += (size_t)snprintf(cmd + len, cap - len, " %s %s %s", modes[i], os[i]->path_in, os[i]->path_out);
+  int st = system(cmd);
+  free(cmd);
+  int rc = (st != -1 && WIFEXITED(st)) ? WEXITSTATUS(st) : 1;
+  for (int i = 0; i < n && rc == 0; i++) rc = oracle_parse(os[i]);
+  return rc;
+}
+
+/* Runs tests/detect/<script> <mode> in out and parses out. */
+static inline int oracle_run(Oracle *o, const char *script, const char *mode) {
+  return oracle_run_many(&o, &mode, 1, script);
 }
 
 /* The named output array (NULL if absent); *len its length. */

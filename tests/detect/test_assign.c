@@ -129,9 +129,12 @@ static int test_torchvision(void) {
   kd_assign_cfg_default(&cfg);
   KdRng r;
   kd_rng_seed(&r, 11, 2);
-  int rc = 0;
-  int sizes[] = {1, 7, 300};
-  for (int trial = 0; trial < 3 && rc == 0; trial++) {
+  enum { NT = 3 };
+  const int sizes[NT] = {1, 7, 300};
+  int *match[NT];
+  Oracle o[NT], *os[NT];
+  const char *modes[NT];
+  for (int trial = 0; trial < NT; trial++) {
     int M = sizes[trial];
     float *gt = malloc((size_t)M * 4 * sizeof *gt);
     for (int g = 0; g < M; g++) {
@@ -141,27 +144,28 @@ static int test_torchvision(void) {
       gt[4 * g + 2] = gt[4 * g] + w;
       gt[4 * g + 3] = gt[4 * g + 1] + h;
     }
-    int *match = malloc((size_t)A * sizeof *match);
-    int np = kd_assign(&cfg, anchors, A, gt, NULL, M, match, NULL);
-    CHECK(np > 0);
-    Oracle o;
-    CHECK(oracle_open(&o) == 0);
-    oracle_f(&o, "anchors", anchors, (size_t)A * 4);
-    oracle_f(&o, "gt", gt, (size_t)M * 4);
-    rc = oracle_run(&o, "torch_ref.py", "matcher");
+    match[trial] = malloc((size_t)A * sizeof(int));
+    CHECK(kd_assign(&cfg, anchors, A, gt, NULL, M, match[trial], NULL) > 0);
+    CHECK(oracle_open(&o[trial]) == 0);
+    oracle_f(&o[trial], "anchors", anchors, (size_t)A * 4);
+    oracle_f(&o[trial], "gt", gt, (size_t)M * 4);
+    os[trial] = &o[trial];
+    modes[trial] = "matcher";
+    free(gt);
+  }
+  int rc = oracle_run_many(os, modes, NT, "torch_ref.py");
+  CHECK_MSG(rc == 0 || rc == 77, "oracle failed with status %d", rc);
+  for (int trial = 0; trial < NT; trial++) {
     if (rc == 0) {
       size_t n;
-      const double *ref = oracle_get(&o, "match", &n);
+      const double *ref = oracle_get(&o[trial], "match", &n);
       CHECK(ref && n == (size_t)A);
       int diff = 0;
-      for (int a = 0; ref && a < A; a++) diff += (int)ref[a] != match[a];
-      CHECK_MSG(diff == 0, "M=%d: %d of %d anchors differ from torchvision's Matcher", M, diff, A);
-    } else {
-      CHECK_MSG(rc == 77, "oracle failed with status %d", rc);
+      for (int a = 0; ref && a < A; a++) diff += (int)ref[a] != match[trial][a];
+      CHECK_MSG(diff == 0, "M=%d: %d of %d anchors differ from torchvision's Matcher", sizes[trial], diff, A);
     }
-    oracle_close(&o);
-    free(match);
-    free(gt);
+    oracle_close(&o[trial]);
+    free(match[trial]);
   }
   free(anchors);
   return rc;

@@ -51,12 +51,16 @@ static void test_hand(void) {
 static int test_torch(void) {
   KdRng r;
   kd_rng_seed(&r, 77, 3);
-  int rc = 0;
-  const int ns[2] = {600, 1200}; /* 1200 boxes: torchvision takes its other code path */
-  for (int trial = 0; trial < 2 && rc == 0; trial++) {
+  enum { NT = 2 };
+  const int ns[NT] = {600, 1200}; /* 1200 boxes: torchvision takes its other code path */
+  int *keep[NT], nk[NT];
+  Oracle o[NT], *os[NT];
+  const char *modes[NT] = {"nms", "nms"};
+  for (int trial = 0; trial < NT; trial++) {
     int n = ns[trial];
     float *boxes = malloc((size_t)n * 4 * sizeof *boxes), *scores = malloc((size_t)n * sizeof *scores);
-    int *labels = malloc((size_t)n * sizeof *labels), *keep = malloc((size_t)n * sizeof *keep);
+    int *labels = malloc((size_t)n * sizeof *labels);
+    keep[trial] = malloc((size_t)n * sizeof(int));
     for (int i = 0; i < n; i++) {
       float w = kd_rng_range(&r, 4, 60), h = kd_rng_range(&r, 4, 60);
       boxes[4 * i] = kd_rng_range(&r, 0, 200);
@@ -73,30 +77,31 @@ static int test_torch(void) {
       scores[j] = t;
     }
     float thr = trial ? 0.3f : 0.5f;
-    int nk = kd_nms(boxes, scores, labels, n, thr, -1, keep, NULL);
-    CHECK(nk > 10 && nk < n);
-    Oracle o;
-    CHECK(oracle_open(&o) == 0);
-    oracle_f(&o, "boxes", boxes, (size_t)n * 4);
-    oracle_f(&o, "scores", scores, (size_t)n);
-    oracle_i(&o, "labels", labels, (size_t)n);
-    oracle_f(&o, "thr", &thr, 1);
-    rc = oracle_run(&o, "torch_ref.py", "nms");
-    if (rc == 0) {
-      size_t m;
-      const double *ref = oracle_get(&o, "keep", &m);
-      CHECK_MSG(ref && (int)m == nk, "kept %d, torchvision %zu", nk, m);
-      int diff = 0;
-      for (int i = 0; ref && i < nk && i < (int)m; i++) diff += (int)ref[i] != keep[i];
-      CHECK_MSG(diff == 0, "%d kept indices differ from torchvision", diff);
-    } else {
-      CHECK_MSG(rc == 77, "oracle failed with status %d", rc);
-    }
-    oracle_close(&o);
+    nk[trial] = kd_nms(boxes, scores, labels, n, thr, -1, keep[trial], NULL);
+    CHECK(nk[trial] > 10 && nk[trial] < n);
+    CHECK(oracle_open(&o[trial]) == 0);
+    oracle_f(&o[trial], "boxes", boxes, (size_t)n * 4);
+    oracle_f(&o[trial], "scores", scores, (size_t)n);
+    oracle_i(&o[trial], "labels", labels, (size_t)n);
+    oracle_f(&o[trial], "thr", &thr, 1);
+    os[trial] = &o[trial];
     free(boxes);
     free(scores);
     free(labels);
-    free(keep);
+  }
+  int rc = oracle_run_many(os, modes, NT, "torch_ref.py");
+  CHECK_MSG(rc == 0 || rc == 77, "oracle failed with status %d", rc);
+  for (int trial = 0; trial < NT; trial++) {
+    if (rc == 0) {
+      size_t m;
+      const double *ref = oracle_get(&o[trial], "keep", &m);
+      CHECK_MSG(ref && (int)m == nk[trial], "kept %d, torchvision %zu", nk[trial], m);
+      int diff = 0;
+      for (int i = 0; ref && i < nk[trial] && i < (int)m; i++) diff += (int)ref[i] != keep[trial][i];
+      CHECK_MSG(diff == 0, "%d kept indices differ from torchvision", diff);
+    }
+    oracle_close(&o[trial]);
+    free(keep[trial]);
   }
   return rc;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Reference values from PyTorch/torchvision for the detect tests.
 
-Usage: torch_ref.py MODE IN OUT. IN and OUT hold named arrays, one per line:
+Usage: torch_ref.py MODE IN OUT [MODE IN OUT ...] (several jobs, one
+torch import). IN and OUT hold named arrays, one per line:
 "name count v0 v1 ...". Exits 77 (meson's skip) when torch or torchvision
 is missing. The C test writes its inputs and its own results, this script
 writes torch's, and the C test compares.
@@ -183,7 +184,8 @@ def mode_post(torch, tv, arrs):
 
 
 def main():
-    if len(sys.argv) != 4:
+    jobs = sys.argv[1:]
+    if not jobs or len(jobs) % 3:
         print(__doc__)
         return 2
     try:
@@ -195,8 +197,9 @@ def main():
     modes = {"anchors": mode_anchors, "matcher": mode_matcher, "focal": mode_focal,
              "smoothl1": mode_smoothl1, "giou": mode_giou, "nms": mode_nms, "post": mode_post}
     torch.set_num_threads(1)
-    arrs = read_arrays(sys.argv[2])
-    write_arrays(sys.argv[3], modes[sys.argv[1]](torch, torchvision, arrs))
+    for i in range(0, len(jobs), 3):
+        mode, path_in, path_out = jobs[i:i + 3]
+        write_arrays(path_out, modes[mode](torch, torchvision, read_arrays(path_in)))
     return 0
 
 
