@@ -17,10 +17,7 @@ struct KdTrainer {
   KdConfig *cfg;
   KdModel *student, *teacher;
   KdDistiller *distiller;
-  KdDetOut tout, sout;
-  KdDistillInputs din;
-  KdDistillOut douts[KD_DISTILL_MAX_OUT];
-  KdStepView view;
+  KdForward fwd;
   KdCtx *ctx;
   KdOptim *optim;
   KdAnchorCfg acfg;
@@ -78,7 +75,7 @@ void kd_trainer_free(KdTrainer *t) {
 KdOptim *kd_trainer_optim(KdTrainer *t) { return t->optim; }
 KdCtx *kd_trainer_ctx(KdTrainer *t) { return t->ctx; }
 int kd_trainer_steps_done(const KdTrainer *t) { return kd_optim_steps_done(t->optim); }
-const KdStepView *kd_trainer_last_step(const KdTrainer *t) { return &t->view; }
+const KdForward *kd_trainer_last_forward(const KdTrainer *t) { return &t->fwd; }
 size_t kd_trainer_arena_peak(const KdTrainer *t) { return kd_arena_peak(kd_ctx_arena(t->ctx)); }
 
 /* (Re)builds anchors when the level sizes change (first step, new input size). */
@@ -126,43 +123,36 @@ static void add_part(KdStepStats *st, const char *name, const KdTensor *v) {
   p->value = v->data[0];
 }
 
-int kd_trainer_step(KdTrainer *t, const KdTrainBatch *b, KdStepStats *st, KdError *err) {
-  double t0 = now_s();
-  memset(st, 0, sizeof *st);
-  KdCtx *c = t->ctx;
-  kd_ctx_reset(c);
-  kd_ctx_clear_error(c);
+int kd_trainer_forward(KdTrainer *t, KdCtx *c, const KdTrainBatch *b, int training, KdForward *f, KdError *err) {
+  memset(f, 0, sizeof *f);
+  f->n = b->n, f->h = b->h, f->w = b->w;
   int shape[4] = {b->n, 3, b->h, b->w};
   KdTensor *images = kd_tensor_wrap(c, (float *)b->images, 4, shape);
-  KdDetOut *tout = &t->tout, *sout = &t->sout;
-  memset(tout, 0, sizeof *tout);
   if (t->teacher) {
     int g = kd_ctx_set_grad(c, 0);
-    kd_model_forward(t->teacher, c, images, 0, tout);
+    kd_model_forward(t->teacher, c, images, 0, &f->tout);
     kd_ctx_set_grad(c, g);
   }
-  if (kd_model_forward(t->student, c, images, 1, sout)) return kd_error(err, "forward: %s", kd_ctx_error(c));
+  KdDetOut *sout = &f->sout, *tout = &f->tout;
+  if (kd_model_forward(t->student, c, images, training, sout)) return kd_error(err, "forward: %s", kd_ctx_error(c));
+  f->nlev = sout->nlev;
   if (ensure_anchors(t, sout, err) || ensure_targets(t, b->n, err)) return -1;
-  int num_pos = 0;
   if (kd_build_targets(&t->assign, &t->coder, t->anchors, t->A_total, b->gt, b->n, kd_model_cfg(t->student)->num_classes,
-                       t->tcls, t->tdeltas, t->tboxes, NULL, &num_pos, err))
+                       t->tcls, t->tdeltas, t->tboxes, NULL, &f->num_pos, err))
     return -1;
-  float norm = num_pos > 0 ? (float)num_pos : 1.0f;
+  float norm = f->num_pos > 0 ? (float)f->num_pos : 1.0f;
   const KdConfig *cfg = t->cfg;
-  KdTensor *cls = kd_focal_loss(c, sout->cls, sout->nlev, t->A, t->tcls, (float)kd_config_num(cfg, "loss.focal_alpha"),
-                                (float)kd_config_num(cfg, "loss.focal_gamma"), norm);
-  KdTensor *box;
+  f->det_cls = kd_focal_loss(c, sout->cls, sout->nlev, t->A, t->tcls, (float)kd_config_num(cfg, "loss.focal_alpha"),
+                             (float)kd_config_num(cfg, "loss.focal_gamma"), norm);
   if (!strcmp(kd_config_str(cfg, "loss.box"), "giou"))
-    box = kd_giou_loss(c, sout->box, sout->nlev, t->A, t->anchors, t->tboxes, t->tcls, &t->coder, norm);
+    f->det_box = kd_giou_loss(c, sout->box, sout->nlev, t->A, t->anchors, t->tboxes, t->tcls, &t->coder, norm);
   else
-    box = kd_smooth_l1_loss(c, sout->box, sout->nlev, t->A, t->tdeltas, t->tcls, (float)kd_config_num(cfg, "loss.smooth_l1_beta"), norm);
-  KdTensor *total = kd_add(c, cls, kd_scale(c, box, (float)kd_config_num(cfg, "loss.box_weight")));
-  if (!total) return kd_error(err, "loss: %s", kd_ctx_error(c));
-  add_part(st, "det.cls", cls);
-  add_part(st, "det.box", box);
-  t->view = (KdStepView){.n = b->n, .h = b->h, .w = b->w, .nlev = sout->nlev, .tout = tout, .sout = sout, .outs = t->douts, .inputs = &t->din};
+    f->det_box = kd_smooth_l1_loss(c, sout->box, sout->nlev, t->A, t->tdeltas, t->tcls, (float)kd_config_num(cfg, "loss.smooth_l1_beta"), norm);
+  f->det = kd_add(c, f->det_cls, kd_scale(c, f->det_box, (float)kd_config_num(cfg, "loss.box_weight")));
+  if (!f->det) return kd_error(err, "loss: %s", kd_ctx_error(c));
+  f->total = f->det;
   if (t->distiller && t->teacher) {
-    KdDistillInputs *in = &t->din;
+    KdDistillInputs *in = &f->din;
     *in = (KdDistillInputs){.c = c, .cfg = cfg, .n = b->n, .img_h = b->h, .img_w = b->w, .nlev = sout->nlev, .gt = b->gt,
                             .target_cls = t->tcls, .num_anchors = t->A, .num_classes = kd_model_cfg(t->student)->num_classes,
                             .A_total = t->A_total, .anchors = t->anchors};
@@ -173,18 +163,32 @@ int kd_trainer_step(KdTrainer *t, const KdTrainBatch *b, KdStepStats *st, KdErro
       in->t_box[l] = tout->box[l], in->s_box[l] = sout->box[l];
     }
     KdTensor *kd_total;
-    if (kd_distiller_loss(t->distiller, in, &kd_total, t->douts, t->view.methods, &t->view.nmethods, err)) return -1;
-    for (int i = 0; i < t->view.nmethods; i++)
-      for (int p = 0; p < t->douts[i].nparts && st->nparts < KD_MAX_PARTS; p++) {
-        KdLossPart *lp = &st->parts[st->nparts++];
-        snprintf(lp->name, sizeof lp->name, "%s.%s", t->view.methods[i]->name, t->douts[i].parts[p].name);
-        lp->value = t->douts[i].parts[p].value->data[0];
-      }
-    total = kd_add(c, total, kd_total);
-    if (!total) return kd_error(err, "distillation loss: %s", kd_ctx_error(c));
+    if (kd_distiller_loss(t->distiller, in, &kd_total, f->outs, f->methods, &f->nmethods, err)) return -1;
+    f->total = kd_add(c, f->det, kd_total);
+    if (!f->total) return kd_error(err, "distillation loss: %s", kd_ctx_error(c));
   }
+  return 0;
+}
+
+int kd_trainer_step(KdTrainer *t, const KdTrainBatch *b, KdStepStats *st, KdError *err) {
+  double t0 = now_s();
+  memset(st, 0, sizeof *st);
+  KdCtx *c = t->ctx;
+  kd_ctx_reset(c);
+  kd_ctx_clear_error(c);
+  KdForward *f = &t->fwd;
+  if (kd_trainer_forward(t, c, b, 1, f, err)) return -1;
+  add_part(st, "det.cls", f->det_cls);
+  add_part(st, "det.box", f->det_box);
+  for (int i = 0; i < f->nmethods; i++)
+    for (int p = 0; p < f->outs[i].nparts && st->nparts < KD_MAX_PARTS; p++) {
+      KdLossPart *lp = &st->parts[st->nparts++];
+      snprintf(lp->name, sizeof lp->name, "%s.%s", f->methods[i]->name, f->outs[i].parts[p].name);
+      lp->value = f->outs[i].parts[p].value->data[0];
+    }
+  KdTensor *total = f->total;
   st->loss = total->data[0];
-  st->num_pos = num_pos;
+  st->num_pos = f->num_pos;
   st->lr = kd_optim_lr(t->optim);
   for (int i = 0; i < st->nparts; i++) {
     if (!isfinite(st->parts[i].value)) {

@@ -50,17 +50,25 @@ int kd_trainer_step(KdTrainer *t, const KdTrainBatch *b, KdStepStats *st, KdErro
 KdOptim *kd_trainer_optim(KdTrainer *t);
 KdCtx *kd_trainer_ctx(KdTrainer *t);
 int kd_trainer_steps_done(const KdTrainer *t);
-/* The last step's tensors (valid until the next step): FPN features and
- * head outputs of teacher and student, and the distillation outputs. */
-typedef struct KdStepView {
+/* Forward + losses of a batch, without backward or update: what a step
+ * computes before it learns, reusable by probes (their own ctx, eval-mode
+ * BN via training = 0) so probes see exactly the training losses. Tensors
+ * live in ctx c until it is reset. */
+typedef struct KdForward {
   int n, h, w, nlev;
-  const void *tout, *sout; /* KdDetOut* */
+  KdDetOut tout, sout;        /* tout is zeroed without a teacher */
+  KdDistillInputs din;        /* valid when nmethods > 0 */
   int nmethods;
   const KdMethod *methods[KD_DISTILL_MAX_OUT];
-  const KdDistillOut *outs;
-  const KdDistillInputs *inputs;
-} KdStepView;
-const KdStepView *kd_trainer_last_step(const KdTrainer *t);
+  KdDistillOut outs[KD_DISTILL_MAX_OUT];
+  KdTensor *det_cls, *det_box; /* unweighted */
+  KdTensor *det;               /* cls + box_weight * box */
+  KdTensor *total;             /* det + every active method's loss */
+  int num_pos;
+} KdForward;
+int kd_trainer_forward(KdTrainer *t, KdCtx *c, const KdTrainBatch *b, int training, KdForward *f, KdError *err);
+/* The last step's forward (valid until the next step). */
+const KdForward *kd_trainer_last_forward(const KdTrainer *t);
 /* Bytes the step arena peaked at. */
 size_t kd_trainer_arena_peak(const KdTrainer *t);
 
