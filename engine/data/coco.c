@@ -171,6 +171,7 @@ static int parse_categories(Parse *p, const cJSON *cats, KdError *err) {
     const cJSON *src = cJSON_GetArrayItem(cats, p->cats[k].index);
     ds->class_ids[k] = p->cats[k].id;
     ds->class_names[k] = pool_add(p, cJSON_GetObjectItemCaseSensitive(src, "name")->valuestring);
+    if (!ds->class_names[k]) return kd_error(err, "categories: names do not fit (internal error)");
     p->cats[k].index = k;
   }
   ds->n_classes = n;
@@ -197,6 +198,7 @@ static int parse_images(Parse *p, const cJSON *images, KdError *err) {
         get_int(im, "height", path, 1, KD_DATASET_MAX_SIDE, &h, err))
       return -1;
     ds->images[i] = (KdDsImage){.id = id, .file_name = pool_add(p, name), .width = (int)w, .height = (int)h};
+    if (!ds->images[i].file_name) return kd_error(err, "%s.file_name: names do not fit (internal error)", path);
     ds->image_ids[i] = (KdIdIndex){id, i};
     i++;
   }

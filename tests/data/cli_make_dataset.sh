@@ -22,6 +22,8 @@ for f in fashion-det.json annotations/instances_train.json annotations/instances
 done
 [ -f "$tmp/fd/images/train/000031.jpg" ] && { echo "FAIL: too many images"; fail=1; }
 head -c 8 "$tmp/p.png" | od -An -tx1 | grep -q "89 50 4e 47 0d 0a 1a 0a" || { echo "FAIL: preview is not a PNG"; fail=1; }
+check "same seed, another process" 0 "" -- "$kd" make-dataset --out "$tmp/fd2" --train 30 --val 6 --seed 3 --threads 1
+diff -r "$tmp/fd" "$tmp/fd2" >/dev/null || { echo "FAIL: same seed gave different bytes"; fail=1; }
 check "no overwrite" 1 "--force" -- "$kd" make-dataset --out "$tmp/fd" --train 30 --val 6
 check "force" 0 "" -- "$kd" make-dataset --out "$tmp/fd" --train 30 --val 6 --force
 check "preview existing" 0 "preview:" -- "$kd" make-dataset --data "$tmp/fd" --split val --preview "$tmp/v.png"
