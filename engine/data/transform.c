@@ -203,12 +203,18 @@ int kd_resample_f32(const float *src, int sw, int sh, int ch, float *dst, int dw
 
 /* RGB8 -> interleaved float 0..1 at cw x ch, into s->img. */
 static int resample_u8(const KdImage *src, int cw, int chh, KdPrepScratch *s) {
+  const float inv = 1.0f / 255.0f;
+  if (src->w == cw && src->h == chh) { /* already the right size: convert only */
+    size_t n = (size_t)cw * chh * 3;
+    if (growf(&s->img, &s->img_cap, n)) return -1;
+    for (size_t i = 0; i < n; i++) s->img[i] = src->rgb[i] * inv;
+    return 0;
+  }
   int stx, sty;
   if (make_taps(src->w, cw, &s->x0, &s->nx, &s->x_cap, &s->wx, &s->wx_cap, &stx) ||
       make_taps(src->h, chh, &s->y0, &s->ny, &s->y_cap, &s->wy, &s->wy_cap, &sty) ||
       growf(&s->tmp, &s->tmp_cap, (size_t)src->h * cw * 3) || growf(&s->img, &s->img_cap, (size_t)chh * cw * 3))
     return -1;
-  const float inv = 1.0f / 255.0f;
   for (int y = 0; y < src->h; y++) {
     const uint8_t *r = src->rgb + (size_t)y * src->w * 3;
     float *t = s->tmp + (size_t)y * cw * 3;
@@ -226,38 +232,37 @@ static int resample_u8(const KdImage *src, int cw, int chh, KdPrepScratch *s) {
 
 /* ---- the pipeline ---- */
 
-/* Jitter in place on interleaved 0..1 pixels, clamping after each step. */
-static void jitter(float *px, size_t n, const KdAugment *a) {
-  int do_b = a->brightness != 1, do_c = a->contrast != 1, do_s = a->saturation != 1, do_h = a->hue != 0;
-  if (!do_b && !do_c && !do_s && !do_h) return;
-  double mean = 0;
-  if (do_c) {
-    for (size_t i = 0; i < n; i++) mean += 0.299f * px[3 * i] + 0.587f * px[3 * i + 1] + 0.114f * px[3 * i + 2];
-    mean = mean / (double)n * a->brightness;
-    if (mean > 1) mean = 1;
+/* Jitter in place on planar 0..1 pixels (r, g, b planes of n), clamping
+ * after each step. Plain loops over planes so the compiler vectorises them. */
+static void jitter(float *r, float *g, float *b, size_t n, const KdAugment *a) {
+  if (a->brightness != 1) {
+    float f = a->brightness;
+    for (size_t i = 0; i < n; i++) r[i] = clampf(r[i] * f, 0, 1), g[i] = clampf(g[i] * f, 0, 1), b[i] = clampf(b[i] * f, 0, 1);
   }
-  /* Hue: rotate the chroma plane of YIQ by the hue angle. */
-  float ch = cosf(6.2831853f * a->hue), sh = sinf(6.2831853f * a->hue), m = (float)mean;
-  for (size_t i = 0; i < n; i++) {
-    float *p = px + 3 * i, r = p[0], g = p[1], b = p[2];
-    if (do_b) r = clampf(r * a->brightness, 0, 1), g = clampf(g * a->brightness, 0, 1), b = clampf(b * a->brightness, 0, 1);
-    if (do_c)
-      r = clampf((r - m) * a->contrast + m, 0, 1), g = clampf((g - m) * a->contrast + m, 0, 1),
-      b = clampf((b - m) * a->contrast + m, 0, 1);
-    if (do_s) {
-      float y = 0.299f * r + 0.587f * g + 0.114f * b;
-      r = clampf((r - y) * a->saturation + y, 0, 1), g = clampf((g - y) * a->saturation + y, 0, 1);
-      b = clampf((b - y) * a->saturation + y, 0, 1);
+  if (a->contrast != 1) {
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) sum += 0.299f * r[i] + 0.587f * g[i] + 0.114f * b[i];
+    float m = (float)(sum / (double)n), f = a->contrast;
+    for (size_t i = 0; i < n; i++)
+      r[i] = clampf((r[i] - m) * f + m, 0, 1), g[i] = clampf((g[i] - m) * f + m, 0, 1), b[i] = clampf((b[i] - m) * f + m, 0, 1);
+  }
+  if (a->saturation != 1) {
+    float f = a->saturation;
+    for (size_t i = 0; i < n; i++) {
+      float y = 0.299f * r[i] + 0.587f * g[i] + 0.114f * b[i];
+      r[i] = clampf((r[i] - y) * f + y, 0, 1), g[i] = clampf((g[i] - y) * f + y, 0, 1), b[i] = clampf((b[i] - y) * f + y, 0, 1);
     }
-    if (do_h) {
-      float y = 0.299f * r + 0.587f * g + 0.114f * b;
-      float ii = 0.596f * r - 0.274f * g - 0.322f * b, q = 0.211f * r - 0.523f * g + 0.312f * b;
+  }
+  if (a->hue != 0) { /* rotate the chroma plane of YIQ by the hue angle */
+    float ch = cosf(6.2831853f * a->hue), sh = sinf(6.2831853f * a->hue);
+    for (size_t i = 0; i < n; i++) {
+      float y = 0.299f * r[i] + 0.587f * g[i] + 0.114f * b[i];
+      float ii = 0.596f * r[i] - 0.274f * g[i] - 0.322f * b[i], q = 0.211f * r[i] - 0.523f * g[i] + 0.312f * b[i];
       float i2 = ii * ch - q * sh, q2 = ii * sh + q * ch;
-      r = clampf(y + 0.956f * i2 + 0.621f * q2, 0, 1);
-      g = clampf(y - 0.272f * i2 - 0.647f * q2, 0, 1);
-      b = clampf(y - 1.106f * i2 + 1.703f * q2, 0, 1);
+      r[i] = clampf(y + 0.956f * i2 + 0.621f * q2, 0, 1);
+      g[i] = clampf(y - 0.272f * i2 - 0.647f * q2, 0, 1);
+      b[i] = clampf(y - 1.106f * i2 + 1.703f * q2, 0, 1);
     }
-    p[0] = r, p[1] = g, p[2] = b;
   }
 }
 
@@ -270,18 +275,25 @@ int kd_image_prepare(const KdImageCfg *c, const KdImage *src, int orig_w, int or
   int S = c->size;
   int cw = (int)lround(orig_w * xf->sx), chh = (int)lround(orig_h * xf->sy);
   int ox = (int)xf->ox, oy = (int)xf->oy;
-  if (resample_u8(src, cw, chh, s)) return kd_error(err, "out of memory resizing a %dx%d image", src->w, src->h);
-  jitter(s->img, (size_t)cw * chh, aug);
-  size_t plane = (size_t)S * S;
+  size_t n = (size_t)cw * chh, plane = (size_t)S * S;
+  if (resample_u8(src, cw, chh, s) || growf(&s->tmp, &s->tmp_cap, 3 * n))
+    return kd_error(err, "out of memory resizing a %dx%d image", src->w, src->h);
+  /* Interleaved -> planar (the resampler's tmp is free again by now). */
+  float *pl[3] = {s->tmp, s->tmp + n, s->tmp + 2 * n};
+  for (size_t i = 0; i < n; i++) pl[0][i] = s->img[3 * i], pl[1][i] = s->img[3 * i + 1], pl[2][i] = s->img[3 * i + 2];
+  jitter(pl[0], pl[1], pl[2], n, aug);
   memset(dst, 0, 3 * plane * sizeof(float)); /* padding: the mean colour */
-  float sc[3], sh[3];
-  for (int k = 0; k < 3; k++) sc[k] = 1 / c->std[k], sh[k] = -c->mean[k] / c->std[k];
-  for (int y = 0; y < chh; y++) {
-    const float *r = s->img + (size_t)y * cw * 3;
-    size_t row = (size_t)(y + oy) * S;
-    for (int x = 0; x < cw; x++) {
-      int u = aug->flip ? S - 1 - (x + ox) : x + ox;
-      for (int k = 0; k < 3; k++) dst[k * plane + row + u] = r[3 * x + k] * sc[k] + sh[k];
+  for (int k = 0; k < 3; k++) {
+    float sc = 1 / c->std[k], sh = -c->mean[k] / c->std[k];
+    for (int y = 0; y < chh; y++) {
+      const float *r = pl[k] + (size_t)y * cw;
+      float *d = dst + k * plane + (size_t)(y + oy) * S;
+      if (aug->flip) {
+        float *e = d + (S - 1 - ox);
+        for (int x = 0; x < cw; x++) e[-x] = r[x] * sc + sh;
+      } else {
+        for (int x = 0; x < cw; x++) d[ox + x] = r[x] * sc + sh;
+      }
     }
   }
   return 0;
