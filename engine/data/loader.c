@@ -151,7 +151,7 @@ static int load_one(KdLoader *l, Slot *s, int k, int idx, long epoch, KdError *e
   pthread_mutex_lock(&l->mu);
   l->stats.bad_images++;
   pthread_mutex_unlock(&l->mu);
-  warnf(s, "%s%s\n", "skipped a bad image: ", e.msg);
+  warnf(s, "%s%s\n", l->cfg.loop ? "bad image, replaced by the next one: " : "bad image, left out: ", e.msg);
   return 1;
 }
 
