@@ -193,9 +193,15 @@ done:
   return rc;
 }
 
-/* Directory is empty (only . and ..)? */
+/* Directory is empty (only . and ..)? rename() can replace it then. */
 static int dir_is_empty(const char *path) {
-  return rmdir(path) == 0 ? (mkdir(path, 0755), 1) : 0;
+  DIR *d = opendir(path);
+  if (!d) return 0;
+  struct dirent *e;
+  int empty = 1;
+  while (empty && (e = readdir(d))) empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+  closedir(d);
+  return empty;
 }
 
 int kd_fashion_build(const char *out_dir, const KdFashionCfg *cfg, int replace, KdProgressFn progress,
