@@ -1,0 +1,54 @@
+/* CWD — channel-wise distillation for dense prediction (Shu et al., ICCV
+ * 2021), as mmrazor's ChannelWiseDivergence defines it (KD-METHODS §7):
+ * each channel of a level's map becomes a distribution over its H*W
+ * positions, P = softmax_hw(X[n,c] / tau), and
+ *   L = weight * sum_l tau^2 * sum_{n,c} KL(P_T || P_S) / (N * C).
+ * No learnable parts; shapes must match (no resize). */
+#include <stdio.h>
+
+#include "core/ops.h"
+#include "distill/method.h"
+#include "distill/norms.h"
+
+static const char *const level_names[KD_DISTILL_MAX_LEVELS] = {"P3", "P4", "P5", "P6", "P7"};
+
+static const KdParamDesc params[] = {
+    {"cwd.weight", "CWD weight", KD_CFG_FLOAT, 10.0, 0.0, 100.0, 0, 1, NULL, NULL,
+     "Weight of each level's tau^2 * sum KL / (N*C), summed over levels (mmrazor's FPN configs for RetinaNet "
+     "and Faster R-CNN use 10 on every level)"},
+    {"cwd.tau", "CWD temperature", KD_CFG_FLOAT, 1.0, 0.1, 20.0, 1, 1, NULL, NULL,
+     "Temperature of the spatial softmax of each channel; the loss is scaled by tau^2 (mmrazor: 1)"},
+};
+
+static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out) {
+  (void)inst;
+  KdCtx *c = in->c;
+  float w = kd_distill_num(in, "cwd.weight"), tau = kd_distill_num(in, "cwd.tau");
+  for (int l = 0; l < in->nlev && l < KD_DISTILL_MAX_LEVELS; l++) {
+    KdTensor *s = in->s_feat[l], *t = in->t_feat[l];
+    if (!s || !t) {
+      kd_ctx_fail(c, "cwd: level %s: no %s features", level_names[l], s ? "teacher" : "student");
+      return -1;
+    }
+    if (!kd_tensor_same_shape(s, t) || s->ndim != 4) {
+      char ss[64], st[64];
+      kd_ctx_fail(c, "cwd: level %s: student %s and teacher %s must be equal N,C,H,W shapes", level_names[l],
+                  kd_tensor_shape_str(s, ss, sizeof ss), kd_tensor_shape_str(t, st, sizeof st));
+      return -1;
+    }
+    KdTensor *kl = kd_dist_kl(c, kd_norm_spatial_log_softmax(c, t, tau), kd_norm_spatial_log_softmax(c, s, tau),
+                              (1u << 2) | (1u << 3));
+    float norm = (float)s->shape[0] * (float)s->shape[1];
+    kd_distill_part(out, level_names[l], kd_scale(c, kd_sum_all(c, kl), w * tau * tau / norm));
+  }
+  return kd_distill_finish(c, out);
+}
+
+const KdMethod kd_method_cwd = {
+    .name = "cwd",
+    .label = "CWD",
+    .help = "Channel-wise KD: KL between per-channel spatial softmaxes of FPN maps (Shu et al., ICCV 2021; mmrazor)",
+    .params = params,
+    .nparams = 2,
+    .loss = loss,
+};

@@ -1,0 +1,144 @@
+/* Logit KD on the dense classification outputs (Hinton et al. 2015 applied
+ * per anchor, KD-METHODS §9.4 convention (a)): for each selected anchor the
+ * K class logits of teacher and student become softmax(./T) and
+ *   L = weight * T^2 * sum_l sum_{anchors i of l} w_i KL(q_i || p_i) / (K?) / norm_l
+ * with w_i = 1 for positive anchors, bg_weight for negatives and 0 for
+ * ignored ones (assignment codes of targets.h). Defaults follow LD's
+ * RetinaNet setting (HikariTJU/LD ld_retina_r50_1x.py: loss_kd weight 10,
+ * T 8, class_reduction 'mean' = KL / K, positives only, each level divided
+ * by its own positive count). Only the selected anchors' logits are
+ * gathered, so the cost is O(positives * K), not O(all anchors). */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/ops.h"
+#include "distill/method.h"
+#include "distill/norms.h"
+
+static const char *const level_names[KD_DISTILL_MAX_LEVELS] = {"P3", "P4", "P5", "P6", "P7"};
+static const char *const norm_choices[] = {"level", "batch", NULL};
+
+static const KdParamDesc params[] = {
+    {"logitkd.weight", "Logit KD weight", KD_CFG_FLOAT, 10.0, 0.0, 100.0, 0, 1, NULL, NULL,
+     "Weight of the class-logit KL, summed over levels (LD's RetinaNet R101->R50 config: 10)"},
+    {"logitkd.T", "Logit KD temperature", KD_CFG_FLOAT, 8.0, 0.5, 20.0, 1, 1, NULL, NULL,
+     "Softmax temperature over the K class logits of an anchor; the KL is scaled by T^2 (LD RetinaNet: 8)"},
+    {"logitkd.bg_weight", "Background anchor weight", KD_CFG_FLOAT, 0.0, 0.0, 1.0, 0, 1, NULL, NULL,
+     "Weight of negative anchors (IoU < 0.4) relative to positives; 0 = positives only (LD); ignored anchors "
+     "never count"},
+    {"logitkd.kl_mean", "KL mean over classes", KD_CFG_BOOL, 1, 0, 1, 0, 1, NULL, NULL,
+     "Divide each anchor's KL by the number of classes K (LD's class_reduction='mean'); off: textbook KL"},
+    {"logitkd.norm", "Normaliser", KD_CFG_ENUM, 0, 0, 0, 0, 1, "level", norm_choices,
+     "level: each level divided by its own positive count (LD); batch: every level divided by the batch's "
+     "positives (as the focal loss); both at least 1"},
+};
+
+/* Positives per level and in the batch, from the flat assignment. */
+static void count_pos(const KdDistillInputs *in, const int *off, int *pos, int *total) {
+  *total = 0;
+  for (int l = 0; l < in->nlev; l++) {
+    pos[l] = 0;
+    for (int n = 0; n < in->n; n++) {
+      const int *tc = in->target_cls + (size_t)n * (size_t)in->A_total;
+      for (int i = off[l]; i < off[l + 1]; i++) pos[l] += tc[i] >= 0;
+    }
+    *total += pos[l];
+  }
+}
+
+/* One level: sum_i w_i KL_i over the anchors with w_i > 0 (a {1} tensor). */
+static KdTensor *level_kl(KdCtx *c, const KdDistillInputs *in, int l, int off, float T, float bg) {
+  KdTensor *s = in->s_cls[l], *t = in->t_cls[l];
+  const int N = s->shape[0], A = in->num_anchors, K = in->num_classes;
+  const int HW = s->shape[2] * s->shape[3], AK = A * K;
+  int rows = 0;
+  for (int n = 0; n < N; n++) {
+    const int *tc = in->target_cls + (size_t)n * (size_t)in->A_total + off;
+    for (int i = 0; i < HW * A; i++) rows += tc[i] >= 0 || (tc[i] == KD_MATCH_NEG && bg > 0.0f);
+  }
+  int one = 1;
+  if (rows == 0) return kd_tensor_zeros(c, 1, &one);
+  int *idx = kd_ctx_alloc(c, (size_t)rows * (size_t)K * sizeof *idx);
+  int shape[2] = {rows, 1};
+  KdTensor *wt = kd_tensor_new(c, 2, shape);
+  if (!idx || !wt) return NULL;
+  int r = 0;
+  for (int n = 0; n < N; n++) {
+    const int *tc = in->target_cls + (size_t)n * (size_t)in->A_total + off;
+    for (int hw = 0; hw < HW; hw++)
+      for (int a = 0; a < A; a++) {
+        int code = tc[hw * A + a];
+        float wi = code >= 0 ? 1.0f : code == KD_MATCH_NEG ? bg : 0.0f;
+        if (wi <= 0.0f) continue;
+        wt->data[r] = wi;
+        for (int k = 0; k < K; k++) idx[r * K + k] = ((n * AK + a * K + k) * HW) + hw;
+        r++;
+      }
+  }
+  int rk[2] = {rows, K};
+  KdTensor *sg = kd_reshape(c, kd_gather(c, s, idx, rows * K), 2, rk);
+  KdTensor *tg = kd_reshape(c, kd_gather(c, t, idx, rows * K), 2, rk);
+  return kd_sum_all(c, kd_mul(c, kd_dist_kl_logits(c, tg, sg, 1, T), wt));
+}
+
+static int check_inputs(const KdDistillInputs *in, int *off) {
+  KdCtx *c = in->c;
+  if (!in->target_cls) {
+    kd_ctx_fail(c, "logitkd: no anchor assignment (target_cls) given");
+    return -1;
+  }
+  const int A = in->num_anchors, K = in->num_classes;
+  off[0] = 0;
+  for (int l = 0; l < in->nlev; l++) {
+    KdTensor *s = in->s_cls[l], *t = in->t_cls[l];
+    char ss[64], st[64];
+    if (!s || !t) {
+      kd_ctx_fail(c, "logitkd: level %s: no %s class logits", level_names[l], s ? "teacher" : "student");
+      return -1;
+    }
+    if (!kd_tensor_same_shape(s, t) || s->ndim != 4 || s->shape[1] != A * K || s->shape[0] != in->n) {
+      kd_ctx_fail(c, "logitkd: level %s: student %s and teacher %s must both be %d,%d,H,W (A=%d anchors x K=%d classes)",
+                  level_names[l], kd_tensor_shape_str(s, ss, sizeof ss), kd_tensor_shape_str(t, st, sizeof st), in->n,
+                  A * K, A, K);
+      return -1;
+    }
+    off[l + 1] = off[l] + s->shape[2] * s->shape[3] * A;
+  }
+  if (off[in->nlev] != in->A_total) {
+    kd_ctx_fail(c, "logitkd: the levels hold %d anchors per image but the assignment has %d", off[in->nlev], in->A_total);
+    return -1;
+  }
+  return 0;
+}
+
+static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out) {
+  (void)inst;
+  KdCtx *c = in->c;
+  int off[KD_DISTILL_MAX_LEVELS + 1], pos[KD_DISTILL_MAX_LEVELS], total;
+  if (in->nlev > KD_DISTILL_MAX_LEVELS) {
+    kd_ctx_fail(c, "logitkd: %d levels, at most %d", in->nlev, KD_DISTILL_MAX_LEVELS);
+    return -1;
+  }
+  if (check_inputs(in, off)) return -1;
+  count_pos(in, off, pos, &total);
+  const float w = kd_distill_num(in, "logitkd.weight"), T = kd_distill_num(in, "logitkd.T");
+  const float bg = kd_distill_num(in, "logitkd.bg_weight");
+  const int per_level = !strcmp(kd_config_str(in->cfg, "logitkd.norm"), "level");
+  const float kdiv = kd_distill_num(in, "logitkd.kl_mean") != 0.0f ? (float)in->num_classes : 1.0f;
+  for (int l = 0; l < in->nlev; l++) {
+    int np = per_level ? pos[l] : total;
+    float norm = np > 0 ? (float)np : 1.0f;
+    KdTensor *kl = level_kl(c, in, l, off[l], T, bg);
+    kd_distill_part(out, level_names[l], kd_scale(c, kl, w * T * T / (kdiv * norm)));
+  }
+  return kd_distill_finish(c, out);
+}
+
+const KdMethod kd_method_logitkd = {
+    .name = "logitkd",
+    .label = "Logit KD",
+    .help = "Temperature softmax KD on the dense class logits of assigned anchors (Hinton et al. 2015; LD's RetinaNet KD)",
+    .params = params,
+    .nparams = 5,
+    .loss = loss,
+};

@@ -1,0 +1,164 @@
+/* Normalisations and distances shared by the distillation methods (see
+ * norms.h). Pearson standardisation is a fused op because its composed form
+ * would take a square root of a variance that can be 0 (a dead channel)
+ * and backpropagate 0/0; the rest are compositions of core ops, whose
+ * gradients are already checked. */
+#include "distill/norms.h"
+
+#include <math.h>
+
+#include "core/ops.h"
+#include "core/parallel.h"
+
+/* ---------- Pearson standardisation ---------- */
+
+typedef struct {
+  int n, ch;
+  size_t hw;
+  float *den; /* [C] std + eps */
+  float *sd;  /* [C] unbiased std */
+} PearsonSaved;
+
+/* With z = (x - mean) / den, den = sd + eps, sd^2 = sum (x - mean)^2 / (m-1):
+ *   gx_j = (g_j - mean(g)) / den - z_j * sum_i(g_i z_i) / ((m-1) sd)
+ * (the second term is the std's dependence on x; 0 when sd = 0). */
+static void pearson_backward(KdCtx *c, KdNode *node) {
+  PearsonSaved *s = node->saved;
+  KdTensor *x = node->in[0];
+  if (!x->requires_grad) return;
+  float *gx = kd_grad(c, x);
+  const float *gy = node->out->grad, *z = node->out->data;
+  const int N = s->n, C = s->ch;
+  const size_t HW = s->hw;
+  const double m = (double)N * (double)HW;
+  KD_PRAGMA(omp parallel for schedule(static))
+  for (int ch = 0; ch < C; ch++) {
+    double sg = 0.0, sgz = 0.0;
+    for (int n = 0; n < N; n++) {
+      const size_t base = ((size_t)n * (size_t)C + (size_t)ch) * HW;
+      for (size_t i = 0; i < HW; i++) {
+        sg += gy[base + i];
+        sgz += (double)gy[base + i] * z[base + i];
+      }
+    }
+    const double gmean = sg / m, inv_den = s->den[ch] > 0.0f ? 1.0 / s->den[ch] : 0.0;
+    const double k = s->sd[ch] > 0.0f ? sgz / ((m - 1.0) * s->sd[ch]) : 0.0;
+    for (int n = 0; n < N; n++) {
+      const size_t base = ((size_t)n * (size_t)C + (size_t)ch) * HW;
+      for (size_t i = 0; i < HW; i++)
+        gx[base + i] += (float)((gy[base + i] - gmean) * inv_den - z[base + i] * k);
+    }
+  }
+}
+
+KdTensor *kd_norm_pearson(KdCtx *c, KdTensor *x, float eps) {
+  if (!x) return NULL;
+  char sx[64];
+  if (x->ndim != 4) {
+    kd_ctx_fail(c, "pearson: input %s must be N,C,H,W", kd_tensor_shape_str(x, sx, sizeof sx));
+    return NULL;
+  }
+  const int N = x->shape[0], C = x->shape[1];
+  const size_t HW = (size_t)x->shape[2] * (size_t)x->shape[3];
+  if ((size_t)N * HW < 2) {
+    kd_ctx_fail(c, "pearson: input %s has one value per channel; the unbiased std needs N*H*W >= 2",
+                kd_tensor_shape_str(x, sx, sizeof sx));
+    return NULL;
+  }
+  if (!(eps >= 0.0f)) {
+    kd_ctx_fail(c, "pearson: eps %g must be >= 0", (double)eps);
+    return NULL;
+  }
+  KdTensor *y = kd_tensor_like(c, x);
+  float *den = kd_ctx_alloc(c, 2 * (size_t)C * sizeof(float));
+  if (!y || !den) return NULL;
+  float *sd = den + C;
+  const float *xd = x->data;
+  float *yd = y->data;
+  const double m = (double)N * (double)HW;
+  KD_PRAGMA(omp parallel for schedule(static))
+  for (int ch = 0; ch < C; ch++) {
+    double sum = 0.0;
+    for (int n = 0; n < N; n++) {
+      const float *v = xd + ((size_t)n * (size_t)C + (size_t)ch) * HW;
+      for (size_t i = 0; i < HW; i++) sum += v[i];
+    }
+    const double mean = sum / m;
+    double ss = 0.0;
+    for (int n = 0; n < N; n++) {
+      const float *v = xd + ((size_t)n * (size_t)C + (size_t)ch) * HW;
+      for (size_t i = 0; i < HW; i++) ss += (v[i] - mean) * (v[i] - mean);
+    }
+    const double s = sqrt(ss / (m - 1.0));
+    sd[ch] = (float)s;
+    den[ch] = (float)(s + eps);
+    /* den can still be 0 (constant channel, eps 0): map to 0, not NaN. */
+    const double inv = den[ch] > 0.0f ? 1.0 / den[ch] : 0.0;
+    for (int n = 0; n < N; n++) {
+      const size_t base = ((size_t)n * (size_t)C + (size_t)ch) * HW;
+      for (size_t i = 0; i < HW; i++) yd[base + i] = (float)((xd[base + i] - mean) * inv);
+    }
+  }
+  KdTensor *in[1] = {x};
+  PearsonSaved *sv = kd_record(c, "pearson", y, in, 1, pearson_backward, sizeof *sv);
+  if (sv) *sv = (PearsonSaved){.n = N, .ch = C, .hw = HW, .den = den, .sd = sd};
+  return y;
+}
+
+/* ---------- spatial softmax ---------- */
+
+static KdTensor *spatial(KdCtx *c, KdTensor *x, float tau, int log) {
+  if (!x) return NULL;
+  const char *op = log ? "spatial_log_softmax" : "spatial_softmax";
+  char sx[64];
+  if (x->ndim != 4) {
+    kd_ctx_fail(c, "%s: input %s must be N,C,H,W", op, kd_tensor_shape_str(x, sx, sizeof sx));
+    return NULL;
+  }
+  if (!(tau > 0.0f)) {
+    kd_ctx_fail(c, "%s: temperature %g must be > 0", op, (double)tau);
+    return NULL;
+  }
+  int flat[3] = {x->shape[0], x->shape[1], x->shape[2] * x->shape[3]};
+  KdTensor *v = kd_reshape(c, x, 3, flat);
+  if (tau != 1.0f) v = kd_scale(c, v, 1.0f / tau);
+  v = log ? kd_log_softmax(c, v, 2) : kd_softmax(c, v, 2);
+  return kd_reshape(c, v, 4, x->shape);
+}
+
+KdTensor *kd_norm_spatial_softmax(KdCtx *c, KdTensor *x, float tau) { return spatial(c, x, tau, 0); }
+KdTensor *kd_norm_spatial_log_softmax(KdCtx *c, KdTensor *x, float tau) { return spatial(c, x, tau, 1); }
+
+/* ---------- distances ---------- */
+
+KdTensor *kd_dist_sq_sum(KdCtx *c, KdTensor *a, KdTensor *b) { return kd_sum_all(c, kd_square(c, kd_sub(c, a, b))); }
+
+KdTensor *kd_dist_kl(KdCtx *c, KdTensor *log_q, KdTensor *log_p, unsigned axes) {
+  if (!log_q || !log_p) return NULL;
+  if (!kd_tensor_same_shape(log_q, log_p)) {
+    char sq[64], sp[64];
+    kd_ctx_fail(c, "kl: shapes differ: %s vs %s", kd_tensor_shape_str(log_q, sq, sizeof sq),
+                kd_tensor_shape_str(log_p, sp, sizeof sp));
+    return NULL;
+  }
+  return kd_sum(c, kd_mul(c, kd_exp(c, log_q), kd_sub(c, log_q, log_p)), axes);
+}
+
+KdTensor *kd_dist_kl_logits(KdCtx *c, KdTensor *t, KdTensor *s, int axis, float tau) {
+  if (!t || !s) return NULL;
+  if (!(tau > 0.0f)) {
+    kd_ctx_fail(c, "kl: temperature %g must be > 0", (double)tau);
+    return NULL;
+  }
+  if (axis < 0) axis += t->ndim;
+  if (axis < 0 || axis >= t->ndim) {
+    char st[64];
+    kd_ctx_fail(c, "kl: axis out of range for %s", kd_tensor_shape_str(t, st, sizeof st));
+    return NULL;
+  }
+  if (tau != 1.0f) {
+    t = kd_scale(c, t, 1.0f / tau);
+    s = kd_scale(c, s, 1.0f / tau);
+  }
+  return kd_dist_kl(c, kd_log_softmax(c, t, axis), kd_log_softmax(c, s, axis), 1u << axis);
+}
