@@ -11,6 +11,7 @@
 static const KdVerb verbs[] = {
     {"train", kd_cli_train, "train a detector alone (teacher pretraining, student baseline)"},
     {"distill", kd_cli_distill, "distil the teacher into the student with the active methods"},
+    {"loss", kd_cli_loss, "one distillation method on tensors from a file: loss, parts, gradients"},
     {"eval", kd_cli_eval, "COCO metrics of a checkpoint on a split (--dets-out: COCO results file)"},
     {"bench", kd_cli_bench, "time ops and training steps (--json for machines)"},
     {"make-dataset", kd_cli_make_dataset, "build the fashion-det data set (JPEG + COCO json), preview it"},

@@ -15,6 +15,7 @@ typedef struct KdVerb {
 int kd_cli_bench(int argc, char **argv);
 int kd_cli_train(int argc, char **argv);
 int kd_cli_distill(int argc, char **argv);
+int kd_cli_loss(int argc, char **argv);
 int kd_cli_eval(int argc, char **argv);
 int kd_cli_make_dataset(int argc, char **argv);
 /* --data DIR as given, else the default set (built on first use with a
