@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/fashion.h"
 #include "detect/cocoresults.h"
 #include "progress.h"
 #include "train/checkpoint.h"
@@ -64,11 +63,11 @@ int kd_cli_eval(int argc, char **argv) {
   if (!m || kd_checkpoint_load(ckpt, &store, 1, 0, &err)) goto fail;
   char dir[4096];
   if (!data) data = *kd_config_str(cfg, "data.dir") ? kd_config_str(cfg, "data.dir") : NULL;
-  if (!data) {
-    if (kd_ensure_default_dataset(dir, sizeof dir, kd_progress_fn, prog, &err)) goto fail;
-    data = dir;
+  if (kd_cli_resolve_data(data, dir, sizeof dir)) {
+    rc = 1;
+    goto out;
   }
-  if (kd_dataset_open_dir(data, split, &ds, &err)) goto fail;
+  if (kd_dataset_open_dir(dir, split, &ds, &err)) goto fail;
   if (kd_dataset_num_classes(ds) != mc.num_classes) {
     kd_error(&err, "the model has %d classes, %s has %d", mc.num_classes, kd_dataset_json_path(ds), kd_dataset_num_classes(ds));
     goto fail;
@@ -107,6 +106,7 @@ int kd_cli_eval(int argc, char **argv) {
   rc = 0;
 fail:
   if (rc) fprintf(stderr, "kdscope eval: %s\n", err.msg);
+out:
   free(res.dets);
   kd_dataset_free(ds);
   kd_model_free(m);

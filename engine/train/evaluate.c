@@ -52,6 +52,7 @@ int kd_evaluate(KdModel *m, const KdConfig *cfg, const KdDataset *ds, int max_im
     const KdBatch *b;
     if (kd_loader_next(ld, &b, err)) goto done;
     if (!b) break;
+    if (b->n == 0) continue; /* every image of the batch failed to decode (warned) */
     kd_ctx_reset(c);
     int shape[4] = {b->n, 3, b->h, b->w};
     KdDetOut out;
