@@ -1,0 +1,355 @@
+/* Figures: the Cairo drawing shared by the window's panels and the
+ * exporter, so an exported figure is exactly what a panel showed.
+ *
+ * Everything here takes plain data (float grids, RGB8 images, box arrays,
+ * (x, y) series, markers), never engine types; adapters from probe
+ * snapshots and run logs live elsewhere. All drawing is in points (1/72 in)
+ * in user space: a panel draws into a KdFigRect of points, and the caller's
+ * transform decides the device scale (kd_fig_paint). No GTK here.
+ *
+ * Each figure kind has a spec struct, a draw function
+ *   void kd_fig_X_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFigX *spec)
+ * a preferred height for a width (its fixed layout), and a KdFigPanel
+ * wrapper so code that only paints or exports can treat all kinds alike.
+ * Specs borrow their arrays; nothing is copied or kept after the call. */
+#ifndef KD_FIGURE_H
+#define KD_FIGURE_H
+
+#include <cairo.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "colormap.h"
+#include "series.h"
+
+/* ---- common types ----------------------------------------------------- */
+
+typedef struct KdFigRect {
+  double x, y, w, h; /* points */
+} KdFigRect;
+
+typedef struct KdFigStyle {
+  const char *font_family; /* default "DejaVu Sans" (ships in Debian, embeds in PDF) */
+  double font_pt;          /* base font size, default 8 */
+  double line_pt;          /* axis and frame line width, default 0.6 */
+  int panel_letters;       /* label sub-panels (a), (b)... where a figure has them */
+} KdFigStyle;
+
+/* A float grid, row-major, h rows of w; NaN marks "no data". */
+typedef struct KdFigMap {
+  const float *v;
+  int h, w;
+} KdFigMap;
+
+/* An RGB8 image; stride in bytes (0 means 3*w). */
+typedef struct KdFigImage {
+  const uint8_t *rgb;
+  int h, w, stride;
+} KdFigImage;
+
+/* A box in the image's pixel coordinates (x1, y1, x2, y2); cls < 0 draws no
+ * class name, score < 0 no score (ground truth). */
+typedef struct KdFigBox {
+  float x1, y1, x2, y2;
+  int cls;
+  float score;
+} KdFigBox;
+
+/* A named (x, y) series. color: palette index, or -1 for the series'
+ * position. dash: 0 solid, 1 dashed, 2 dotted. points: draw a dot per
+ * sample (for sparse series such as AP per evaluation). */
+typedef struct KdFigSeries {
+  const char *name;
+  const double *x, *y;
+  size_t n;
+  int color, dash, points;
+} KdFigSeries;
+
+/* A vertical marker where something changed (e.g. "λ_fgd 2→4"). */
+typedef struct KdFigMarker {
+  double x;
+  const char *label;
+} KdFigMarker;
+
+/* How a value range is chosen: lo < hi fixes it; otherwise it is the data's
+ * [min, max] (symmetric [-m, m] for a diverging map). log maps log10 values
+ * (values <= 0 take the lowest colour). */
+typedef struct KdFigRange {
+  double lo, hi;
+  int log;
+} KdFigRange;
+
+typedef struct KdFigPanel {
+  void (*draw)(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const void *spec);
+  /* Preferred height in points for a width in points (the fixed layout). */
+  double (*height_for_width)(double w, const KdFigStyle *st, const void *spec);
+  const void *spec;
+} KdFigPanel;
+
+void kd_fig_style_default(KdFigStyle *st);
+
+/* The palette for series, classes and box sources (Okabe-Ito, colour-blind
+ * safe). index wraps. */
+void kd_fig_palette(int index, double rgb[3]);
+
+/* Paints a panel at device scale `scale` (device units per point: dpi/72):
+ * white background, fixed font options (no hinting, grey antialiasing, so
+ * the pixels do not depend on the surface or the screen's settings), then
+ * the panel in a rectangle of width_pt x height_pt. This is the one entry
+ * point for the screen and for every export. */
+void kd_fig_paint(cairo_t *cr, const KdFigPanel *p, const KdFigStyle *st, double width_pt,
+                  double height_pt, double scale);
+
+/* ---- image with boxes --------------------------------------------------- */
+
+/* GT solid green, teacher dashed blue, student solid vermillion; labels
+ * "name score". Detections below score_thresh are not drawn. */
+typedef struct KdFigDetView {
+  KdFigImage image;
+  const KdFigBox *gt, *teacher, *student;
+  int ngt, nteacher, nstudent;
+  const char *const *class_names;
+  int nclasses;
+  float score_thresh;
+  int labels; /* draw class names and scores */
+  int legend; /* a GT / teacher / student key under the image */
+  const char *title;
+} KdFigDetView;
+
+void kd_fig_detview_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFigDetView *d);
+double kd_fig_detview_height(double w, const KdFigStyle *st, const KdFigDetView *d);
+KdFigPanel kd_fig_detview_panel(const KdFigDetView *d);
+
+/* ---- heatmaps ---------------------------------------------------------------- */
+
+/* A row of maps ("small multiples") with colorbars: teacher | student | gap
+ * energy of one FPN level, masks, spatial attention, gradient magnitude per
+ * source. Maps with the same `group` share one colour range and one
+ * colorbar (the default teacher/student pairing: put both in group 0);
+ * give each its own group to scale independently. Maps are drawn as
+ * images at native resolution, nearest-neighbour, over `under` (the probe
+ * image, stretched to the same extent) with opacity `alpha` when set. */
+#define KD_FIG_MAX_MAPS 8
+
+typedef struct KdFigMapItem {
+  KdFigMap map;
+  const char *title;
+  int group; /* 0 .. KD_FIG_MAX_MAPS-1 */
+} KdFigMapItem;
+
+typedef struct KdFigMapGroup {
+  KdCmap cmap;
+  KdFigRange range;
+  const char *label; /* colorbar label, e.g. "energy" */
+} KdFigMapGroup;
+
+typedef struct KdFigMaps {
+  const KdFigMapItem *items;
+  int n;
+  const KdFigMapGroup *groups; /* indexed by item.group */
+  int ngroups;
+  const KdFigImage *under; /* optional */
+  double alpha;            /* map opacity over `under` (0 or 1: opaque) */
+  const char *title;
+} KdFigMaps;
+
+void kd_fig_maps_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFigMaps *m);
+double kd_fig_maps_height(double w, const KdFigStyle *st, const KdFigMaps *m);
+KdFigPanel kd_fig_maps_panel(const KdFigMaps *m);
+
+/* The value range a group resolves to over the given maps (what the
+ * colorbar shows): fixed, or the data's min/max. Returns 0, or -1 when no
+ * finite value exists (then [0, 1]). */
+int kd_fig_resolve_range(const KdFigRange *r, KdCmap cmap, const KdFigMap *const *maps, int n,
+                         double *lo, double *hi);
+
+/* ---- bars ------------------------------------------------------------------------ */
+
+/* Grouped bars: n categories, nseries values each (channel attention of
+ * teacher and student; fg/bg means per source). Too many bars for the
+ * width: series 0 as bars, the others as outlined steps over them. */
+typedef struct KdFigBars {
+  const char *title, *xlabel, *ylabel;
+  const char *const *series_names;
+  const float *const *values; /* values[s][i] */
+  int nseries, n;
+  const char *const *categories; /* optional tick labels per category */
+  int sort_by;                   /* order categories by this series, descending; -1 keeps */
+  int logy;
+} KdFigBars;
+
+void kd_fig_bars_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFigBars *b);
+double kd_fig_bars_height(double w, const KdFigStyle *st, const KdFigBars *b);
+KdFigPanel kd_fig_bars_panel(const KdFigBars *b);
+
+/* Attention: teacher and student spatial attention (one shared range) and
+ * their channel attention as bars. */
+typedef struct KdFigAttention {
+  KdFigMap teacher_spatial, student_spatial;
+  const float *teacher_channel, *student_channel;
+  int nchannels;
+  int sort_channels; /* order channels by teacher attention */
+  int independent;   /* scale teacher and student spatial maps separately */
+  const char *title;
+} KdFigAttention;
+
+void kd_fig_attention_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st,
+                           const KdFigAttention *a);
+double kd_fig_attention_height(double w, const KdFigStyle *st, const KdFigAttention *a);
+KdFigPanel kd_fig_attention_panel(const KdFigAttention *a);
+
+/* Gradient magnitude on the student's features by source (detection, each
+ * distillation loss): one map per source on one (log by default) colour
+ * range, and bars of the fg and bg means per source. */
+typedef struct KdFigGradMaps {
+  const char *const *sources;
+  const KdFigMap *maps;
+  const float *fg_mean, *bg_mean;
+  int nsources; /* <= KD_FIG_MAX_MAPS */
+  int linear;   /* linear colour scale instead of log */
+  int independent;
+  const char *title;
+} KdFigGradMaps;
+
+void kd_fig_gradmaps_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st,
+                          const KdFigGradMaps *g);
+double kd_fig_gradmaps_height(double w, const KdFigStyle *st, const KdFigGradMaps *g);
+KdFigPanel kd_fig_gradmaps_panel(const KdFigGradMaps *g);
+
+/* ---- scatter ---------------------------------------------------------------------- */
+
+/* 2-D projections of teacher and student instance features: teacher filled
+ * circles, student hollow triangles, coloured by class, pair i joined by a
+ * thin line; optional prototypes as stars. */
+typedef struct KdFigScatter {
+  const float *teacher_xy, *student_xy; /* n x 2 */
+  const int *cls;                       /* n, may be NULL */
+  int n;
+  const float *proto_xy; /* nproto x 2, optional */
+  const int *proto_cls;
+  int nproto;
+  const char *const *class_names;
+  int nclasses;
+  int join_pairs;
+  const char *title, *xlabel, *ylabel;
+} KdFigScatter;
+
+void kd_fig_scatter_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFigScatter *s);
+double kd_fig_scatter_height(double w, const KdFigStyle *st, const KdFigScatter *s);
+KdFigPanel kd_fig_scatter_panel(const KdFigScatter *s);
+
+/* ---- curves -------------------------------------------------------------------------- */
+
+/* One chart of series vs step. Smoothing (per chart) runs on the full
+ * series, then thinning picks per-pixel min/max; with smoothing on, the raw
+ * series is drawn faintly under the smoothed one (unless hide_raw). log
+ * axes are true log axes: samples <= 0 on a log axis are not drawn. */
+typedef struct KdFigPlot {
+  const char *title, *xlabel, *ylabel;
+  const KdFigSeries *series;
+  int nseries;
+  const KdFigMarker *markers;
+  int nmarkers;
+  int logx, logy;
+  KdSmooth smooth;
+  int hide_raw;
+  double xmin, xmax, ymin, ymax; /* NaN (or min >= max): from the data */
+  int no_legend;
+} KdFigPlot;
+
+void kd_fig_plot_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFigPlot *p);
+double kd_fig_plot_height(double w, const KdFigStyle *st, const KdFigPlot *p);
+KdFigPanel kd_fig_plot_panel(const KdFigPlot *p);
+
+/* The curves figure: loss parts over AP, one x range, the markers on both
+ * (labelled on the top chart). */
+typedef struct KdFigCurves {
+  KdFigPlot loss, ap;
+} KdFigCurves;
+
+void kd_fig_curves_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFigCurves *c);
+double kd_fig_curves_height(double w, const KdFigStyle *st, const KdFigCurves *c);
+KdFigPanel kd_fig_curves_panel(const KdFigCurves *c);
+
+/* The gradient figure (DeFeat's observation): mean gradient magnitude on
+ * foreground (solid) and background (dashed) per source over steps. */
+typedef struct KdFigGradCurves {
+  const char *const *sources;
+  const double *step;
+  const double *const *fg, *const *bg; /* [source][i], n each */
+  int nsources;
+  size_t n;
+  const KdFigMarker *markers;
+  int nmarkers;
+  int linear_y; /* log y by default */
+  KdSmooth smooth;
+  const char *title;
+} KdFigGradCurves;
+
+void kd_fig_gradcurves_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st,
+                            const KdFigGradCurves *g);
+double kd_fig_gradcurves_height(double w, const KdFigStyle *st, const KdFigGradCurves *g);
+KdFigPanel kd_fig_gradcurves_panel(const KdFigGradCurves *g);
+
+/* ---- composite grid ---------------------------------------------------------------- */
+
+typedef enum KdFigCol {
+  KD_FIG_COL_IMAGE,   /* image with boxes */
+  KD_FIG_COL_TEACHER, /* teacher energy */
+  KD_FIG_COL_STUDENT, /* student energy */
+  KD_FIG_COL_GAP,     /* gap map */
+  KD_FIG_COL_MASK,    /* a mask */
+  KD_FIG_NCOLS
+} KdFigCol;
+
+typedef struct KdFigGridRow {
+  const char *label; /* row label at the left, e.g. "image 12" or "P4" */
+  KdFigDetView det;  /* image + boxes (its title and legend are not drawn) */
+  KdFigMap teacher, student, gap, mask;
+} KdFigGridRow;
+
+/* Rows = chosen probe images (or levels), columns chosen from KdFigCol in
+ * the order given. One colorbar per column kind under the grid, over all
+ * rows; teacher and student share one range and one colorbar unless
+ * independent_ts. Maps overlay the image when overlay > 0 (its opacity). */
+typedef struct KdFigGrid {
+  const KdFigGridRow *rows;
+  int nrows;
+  const KdFigCol *cols;
+  int ncols;
+  int independent_ts;
+  double overlay;
+  KdCmap energy_cmap, gap_cmap, mask_cmap;
+  KdFigRange energy_range, gap_range; /* mask range is [0, 1] unless set */
+  KdFigRange mask_range;
+  const char *col_titles[KD_FIG_NCOLS]; /* NULL: short defaults */
+  const char *title;
+} KdFigGrid;
+
+void kd_fig_grid_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFigGrid *g);
+double kd_fig_grid_height(double w, const KdFigStyle *st, const KdFigGrid *g);
+KdFigPanel kd_fig_grid_panel(const KdFigGrid *g);
+
+/* ---- helpers the tests and the window use -------------------------------------- */
+
+#define KD_FIG_MAX_TICKS 32
+typedef struct KdFigTicks {
+  double major[KD_FIG_MAX_TICKS];
+  int nmajor;
+  double minor[4 * KD_FIG_MAX_TICKS];
+  int nminor;
+  double step; /* linear: spacing of majors; log: decades between majors, 0 for
+                  1-2-5 majors, minus the spacing for linear majors */
+} KdFigTicks;
+
+/* Nice linear ticks (1, 2, 5 x 10^k) inside [lo, hi], at most max_major. */
+void kd_fig_ticks_linear(double lo, double hi, int max_major, KdFigTicks *t);
+/* Log ticks inside [lo, hi] (both > 0): majors at decades (every k-th
+ * decade when there are too many; 1-2-5 when the range spans under about a
+ * decade), minors at 2..9 x 10^k. */
+void kd_fig_ticks_log(double lo, double hi, int max_major, KdFigTicks *t);
+/* A tick label: compact (%g-like, 12k, 1.5M) for linear; 10^k with Unicode
+ * superscripts on log axes outside [1e-3, 1e4]. */
+void kd_fig_format_tick(double v, double step, int log, char *buf, size_t len);
+
+#endif

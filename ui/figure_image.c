@@ -1,0 +1,141 @@
+/* The probe image with ground-truth, teacher and student boxes, class
+ * names and scores. The image is embedded at native resolution
+ * (nearest-neighbour); boxes and labels are vector. */
+#include <math.h>
+#include <stdio.h>
+
+#include "figure_priv.h"
+
+enum { SRC_GT, SRC_TEACHER, SRC_STUDENT };
+static const int src_color[3] = {2, 0, 1}; /* palette: green, blue, vermillion */
+static const int src_dash[3] = {0, 1, 0};
+static const char *src_name[3] = {"ground truth", "teacher", "student"};
+
+static void legend_keys(KdFigKey keys[3]) {
+  for (int s = 0; s < 3; s++) {
+    keys[s].label = src_name[s];
+    kd_fig_palette(src_color[s], keys[s].rgb);
+    keys[s].dash = src_dash[s];
+    keys[s].kind = KD_FIG_KEY_BOX;
+  }
+}
+
+static double legend_height(const KdFigStyle *st, double w) {
+  cairo_t *cr = kd_fig_measure_cr(st);
+  KdFigKey keys[3];
+  legend_keys(keys);
+  double h = kd_fig_legend(cr, st, 0, 0, w, keys, 3, 0);
+  cairo_destroy(cr);
+  return h + st->font_pt * 0.2;
+}
+
+static double image_aspect(const KdFigDetView *d) {
+  return d->image.w > 0 && d->image.h > 0 ? (double)d->image.h / d->image.w : 1;
+}
+
+double kd_fig_detview_height(double w, const KdFigStyle *st, const KdFigDetView *d) {
+  KdFigStyle tmp;
+  st = kd_fig_style_or_default(st, &tmp);
+  double h = kd_fig_title_height(st, d->title) + w * image_aspect(d);
+  if (d->legend) h += legend_height(st, w);
+  return h;
+}
+
+/* Draws one source's boxes into the image rectangle `ir`. */
+static void draw_boxes(cairo_t *cr, const KdFigStyle *st, const KdFigDetView *d, KdFigRect ir,
+                       int src, double font) {
+  const KdFigBox *b = src == SRC_GT ? d->gt : src == SRC_TEACHER ? d->teacher : d->student;
+  int n = src == SRC_GT ? d->ngt : src == SRC_TEACHER ? d->nteacher : d->nstudent;
+  if (!b || n <= 0 || d->image.w <= 0 || d->image.h <= 0) return;
+  double sx = ir.w / d->image.w, sy = ir.h / d->image.h;
+  double rgb[3], lw = st->line_pt * 1.4;
+  kd_fig_palette(src_color[src], rgb);
+  cairo_save(cr);
+  cairo_rectangle(cr, ir.x, ir.y, ir.w, ir.h);
+  cairo_clip(cr);
+  kd_fig_font(cr, st, font, KD_FIG_NORMAL);
+  for (int i = 0; i < n; i++) {
+    if (src != SRC_GT && b[i].score < d->score_thresh) continue;
+    double x1 = ir.x + b[i].x1 * sx, y1 = ir.y + b[i].y1 * sy;
+    double x2 = ir.x + b[i].x2 * sx, y2 = ir.y + b[i].y2 * sy;
+    if (!(x2 > x1 && y2 > y1)) continue;
+    kd_fig_set_rgb(cr, rgb, 1);
+    cairo_set_line_width(cr, lw);
+    kd_fig_set_dash(cr, src_dash[src], lw * 0.6);
+    cairo_rectangle(cr, x1, y1, x2 - x1, y2 - y1);
+    cairo_stroke(cr);
+    if (!d->labels) continue;
+    char label[96];
+    const char *name = (b[i].cls >= 0 && b[i].cls < d->nclasses && d->class_names)
+                           ? d->class_names[b[i].cls]
+                           : NULL;
+    if (name && b[i].score >= 0)
+      snprintf(label, sizeof label, "%s %.2f", name, b[i].score);
+    else if (name)
+      snprintf(label, sizeof label, "%s", name);
+    else if (b[i].score >= 0)
+      snprintf(label, sizeof label, "%.2f", b[i].score);
+    else
+      continue;
+    /* A chip in the source colour: above the box, or inside it at the top
+     * edge of the image; student labels go to the bottom so the three
+     * sources rarely cover each other. */
+    double tw = kd_fig_text_width(cr, label) + font * 0.4, th = font * 1.15;
+    double lx = fmin(x1, ir.x + ir.w - tw);
+    double ly = src == SRC_STUDENT ? y2 : y1 - th;
+    if (ly < ir.y) ly = y1;
+    if (ly + th > ir.y + ir.h) ly = y2 - th;
+    kd_fig_set_rgb(cr, rgb, 0.85);
+    cairo_rectangle(cr, lx, ly, tw, th);
+    cairo_fill(cr);
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    kd_fig_text(cr, lx + font * 0.2, ly + th / 2, label, 0, 0.5, 0);
+  }
+  cairo_restore(cr);
+}
+
+void kd_fig_detview_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFigDetView *d) {
+  KdFigStyle tmp;
+  st = kd_fig_style_or_default(st, &tmp);
+  double th = kd_fig_title_height(st, d->title);
+  double lh = d->legend ? legend_height(st, r.w) : 0;
+  kd_fig_title(cr, st, r, d->title);
+  KdFigRect area = {r.x, r.y + th, r.w, r.h - th - lh};
+  KdFigRect ir = kd_fig_fit_aspect(area, d->image.w > 0 ? d->image.w : 1,
+                                   d->image.h > 0 ? d->image.h : 1);
+  cairo_save(cr);
+  cairo_surface_t *s = kd_fig_image_surface(&d->image);
+  if (s) {
+    kd_fig_paint_nearest(cr, s, ir, 1);
+    cairo_surface_destroy(s);
+  } else {
+    cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
+    cairo_rectangle(cr, ir.x, ir.y, ir.w, ir.h);
+    cairo_fill(cr);
+  }
+  /* Label size follows the image: small thumbnails get small labels. */
+  double font = fmin(st->font_pt * 0.8, fmax(st->font_pt * 0.55, ir.w / 16));
+  draw_boxes(cr, st, d, ir, SRC_GT, font);
+  draw_boxes(cr, st, d, ir, SRC_TEACHER, font);
+  draw_boxes(cr, st, d, ir, SRC_STUDENT, font);
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_set_line_width(cr, st->line_pt * 0.8);
+  cairo_rectangle(cr, ir.x, ir.y, ir.w, ir.h);
+  cairo_stroke(cr);
+  if (d->legend) {
+    KdFigKey keys[3];
+    legend_keys(keys);
+    kd_fig_legend(cr, st, r.x, ir.y + ir.h + st->font_pt * 0.2, r.w, keys, 3, 1);
+  }
+  cairo_restore(cr);
+}
+
+static void det_draw_v(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const void *spec) {
+  kd_fig_detview_draw(cr, r, st, spec);
+}
+static double det_height_v(double w, const KdFigStyle *st, const void *spec) {
+  return kd_fig_detview_height(w, st, spec);
+}
+KdFigPanel kd_fig_detview_panel(const KdFigDetView *d) {
+  return (KdFigPanel){det_draw_v, det_height_v, d};
+}
