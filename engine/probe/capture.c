@@ -1,0 +1,390 @@
+/* One capture: forward on the probe images, then every map of
+ * snapshot.h from the tensors, then the per-source backward passes. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ops.h"
+#include "detect/boxcoder.h"
+#include "probe/maps.h"
+#include "probe/prober_impl.h"
+#include "probe/tapecut.h"
+
+#define OOM(p) kd_error(err, "probe: out of memory")
+
+static void lvname(const KdSnapshot *s, int l, char *buf) { kd_snapshot_level_name(s, l, buf, 8); }
+
+/* A per-image, per-level field "img<i>.<L>.<what>" of the given shape. */
+static float *map_field(KdSnapshot *s, int i, int l, const char *what, int ndim, const int *shape) {
+  char name[KD_SNAP_NAME], lv[8];
+  lvname(s, l, lv);
+  if (snprintf(name, sizeof name, "img%d.%s.%s", i, lv, what) >= (int)sizeof name) return NULL;
+  KdSnapField *f = kd_snapshot_add(s, name, ndim, shape);
+  return f ? f->data : NULL;
+}
+
+static float *hw_field(KdSnapshot *s, int i, int l, const char *what, const KdTensor *x) {
+  int shape[2] = {x->shape[2], x->shape[3]};
+  return map_field(s, i, l, what, 2, shape);
+}
+
+static float cfg_num(const KdConfig *c, const char *key, float def) {
+  if (!kd_config_find(c, key)) return def;
+  double v = kd_config_num(c, key);
+  return isfinite(v) && v > 0 ? (float)v : def;
+}
+
+static int active(const KdForward *f, const char *name) {
+  for (int i = 0; i < f->nmethods; i++)
+    if (!strcmp(f->methods[i]->name, name)) return 1;
+  return 0;
+}
+
+/* Energy, attention and gap maps of one image at one level; stats holds
+ * PKD's batch statistics (or NULL when PKD is not active). */
+static int image_maps(KdSnapshot *s, int i, int l, const KdTensor *S, const KdTensor *T, const float *stats, int cwd, float tau) {
+  int Cs = S->shape[1], HW = S->shape[2] * S->shape[3];
+  const float *xs = S->data + (size_t)i * Cs * HW;
+  float temp = s->attn_temp, *o;
+  if (!(o = hw_field(s, i, l, "s_energy", S))) return -1;
+  kd_map_energy(xs, Cs, HW, o);
+  if (!(o = hw_field(s, i, l, "s_sattn", S))) return -1;
+  kd_map_spatial_attn(xs, Cs, HW, temp, o);
+  if (!(o = map_field(s, i, l, "s_cattn", 1, &Cs))) return -1;
+  kd_map_channel_attn(xs, Cs, HW, temp, o);
+  if (!T) return 0;
+  int Ct = T->shape[1], HWt = T->shape[2] * T->shape[3];
+  const float *xt = T->data + (size_t)i * Ct * HWt;
+  if (!(o = hw_field(s, i, l, "t_energy", T))) return -1;
+  kd_map_energy(xt, Ct, HWt, o);
+  if (!(o = hw_field(s, i, l, "t_sattn", T))) return -1;
+  kd_map_spatial_attn(xt, Ct, HWt, temp, o);
+  if (!(o = map_field(s, i, l, "t_cattn", 1, &Ct))) return -1;
+  kd_map_channel_attn(xt, Ct, HWt, temp, o);
+  if (!kd_tensor_same_shape(S, T)) return 0; /* no gap between different widths */
+  if (!(o = hw_field(s, i, l, "gap", S))) return -1;
+  kd_map_gap(xs, xt, Cs, HW, o);
+  if (stats) {
+    if (!(o = hw_field(s, i, l, "gap_pkd", S))) return -1;
+    kd_map_gap_standardised(xs, xt, Cs, HW, stats, stats + Cs, stats + 2 * Cs, stats + 3 * Cs, o);
+  }
+  if (cwd) {
+    if (!(o = hw_field(s, i, l, "gap_cwd", S))) return -1;
+    kd_map_gap_cwd(xs, xt, Cs, HW, tau, o);
+  }
+  return 0;
+}
+
+static int feature_maps(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *err) {
+  float tau = cfg_num(p->cfg.settings, "cwd.tau", 1.0f);
+  int pkd = active(f, "pkd"), cwd = active(f, "cwd");
+  for (int l = 0; l < f->nlev; l++) {
+    KdTensor *S = f->sout.feat[l], *T = p->teacher ? f->tout.feat[l] : NULL;
+    int Cs = S->shape[1], HW = S->shape[2] * S->shape[3], rc = 0;
+    float *stats = NULL;
+    if (T && pkd && kd_tensor_same_shape(S, T)) { /* PKD standardises over the whole (probe) batch */
+      if (!(stats = malloc(sizeof(float) * 4 * (size_t)Cs))) return OOM(p);
+      kd_map_channel_stats(S->data, f->n, Cs, HW, 1e-6f, stats, stats + Cs);
+      kd_map_channel_stats(T->data, f->n, Cs, HW, 1e-6f, stats + 2 * Cs, stats + 3 * Cs);
+    }
+    for (int i = 0; i < f->n && !rc; i++) rc = image_maps(s, i, l, S, T, stats, cwd, tau);
+    free(stats);
+    if (rc) return OOM(p);
+  }
+  return 0;
+}
+
+/* Every mask the active methods exposed, sliced per image. */
+static int masks(const KdForward *f, KdSnapshot *s) {
+  for (int m = 0; m < f->nmethods; m++)
+    for (int k = 0; k < f->outs[m].nmasks; k++) {
+      const KdDistillMask *mk = &f->outs[m].masks[k];
+      const KdTensor *t = mk->map;
+      if (!t || mk->level < 0 || mk->level >= f->nlev) continue;
+      int d0 = kd_dim4(t, 0), d1 = kd_dim4(t, 1), d2 = kd_dim4(t, 2), d3 = kd_dim4(t, 3);
+      if (d0 != f->n && d0 != 1) continue; /* not per image: nothing we can slice */
+      int shape[3], nd;
+      if (d1 == 1) shape[0] = d2, shape[1] = d3, nd = 2;
+      else if (d2 == 1 && d3 == 1) shape[0] = d1, nd = 1;
+      else shape[0] = d1, shape[1] = d2, shape[2] = d3, nd = 3;
+      size_t per = (size_t)d1 * d2 * d3;
+      char what[KD_SNAP_NAME];
+      snprintf(what, sizeof what, "mask.%s.%s", f->methods[m]->name, mk->name ? mk->name : "mask");
+      for (int i = 0; i < f->n; i++) {
+        float *o = map_field(s, i, mk->level, what, nd, shape);
+        if (o) memcpy(o, t->data + (d0 == 1 ? 0 : (size_t)i * per), per * sizeof(float));
+      }
+    }
+  return 0;
+}
+
+static int ensure_anchors(KdProber *p, const KdForward *f, KdError *err) {
+  int hw[2 * KD_MAX_LEVELS] = {0}, same = p->anchors_s != NULL;
+  for (int l = 0; l < f->nlev; l++) {
+    hw[2 * l] = f->sout.cls[l]->shape[2], hw[2 * l + 1] = f->sout.cls[l]->shape[3];
+    same = same && hw[2 * l] == p->anchor_hw[2 * l] && hw[2 * l + 1] == p->anchor_hw[2 * l + 1];
+  }
+  if (same) return 0;
+  free(p->anchors_s), free(p->anchors_t);
+  p->anchors_t = NULL;
+  p->anchors_s = malloc(sizeof(float) * 4 * (size_t)kd_anchors_total(&p->acfg_s, hw));
+  if (!p->anchors_s || kd_anchors_generate(&p->acfg_s, hw, p->anchors_s, NULL, err)) return p->anchors_s ? -1 : OOM(p);
+  if (p->teacher) {
+    p->anchors_t = malloc(sizeof(float) * 4 * (size_t)kd_anchors_total(&p->acfg_t, hw));
+    if (!p->anchors_t || kd_anchors_generate(&p->acfg_t, hw, p->anchors_t, NULL, err)) return p->anchors_t ? -1 : OOM(p);
+  }
+  memcpy(p->anchor_hw, hw, sizeof hw);
+  return 0;
+}
+
+static int detections(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *err) {
+  if (ensure_anchors(p, f, err)) return -1;
+  int n = f->n, md = p->post.max_det, count[KD_PROBE_MAX_IMAGES];
+  float wh[2 * KD_PROBE_MAX_IMAGES];
+  KdDetection *det = malloc(sizeof *det * (size_t)n * md);
+  if (!det) return OOM(p);
+  for (int i = 0; i < n; i++) wh[2 * i] = (float)f->w, wh[2 * i + 1] = (float)f->h;
+  KdBoxCoder bc = kd_box_coder_default();
+  for (int who = 0; who < (p->teacher ? 2 : 1); who++) {
+    const KdDetOut *o = who ? &f->tout : &f->sout;
+    const KdAnchorCfg *ac = who ? &p->acfg_t : &p->acfg_s;
+    if (kd_postprocess(o->cls, o->box, f->nlev, kd_anchors_per_loc(ac), who ? p->anchors_t : p->anchors_s, &bc, &p->post, wh,
+                       det, count, err)) {
+      free(det);
+      return -1;
+    }
+    for (int i = 0; i < n; i++) {
+      char name[32];
+      snprintf(name, sizeof name, "img%d.det.%s", i, who ? "t" : "s");
+      KdSnapField *fd = kd_snapshot_add2(s, name, count[i], 6);
+      if (!fd) {
+        free(det);
+        return OOM(p);
+      }
+      for (int k = 0; k < count[i]; k++) {
+        const KdDetection *d = &det[(size_t)i * md + k];
+        float row[6] = {d->x1, d->y1, d->x2, d->y2, d->score, (float)d->label};
+        memcpy(fd->data + 6 * k, row, sizeof row);
+      }
+    }
+  }
+  free(det);
+  for (int i = 0; i < n; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "img%d.gt", i);
+    KdSnapField *fd = kd_snapshot_add2(s, name, p->gt[i].n, 6);
+    if (!fd) return OOM(p);
+    for (int k = 0; k < p->gt[i].n; k++) {
+      memcpy(fd->data + 6 * k, p->gt[i].boxes + 4 * k, 4 * sizeof(float));
+      fd->data[6 * k + 4] = (float)p->gt[i].labels[k];
+      fd->data[6 * k + 5] = (float)p->gt[i].crowd[k];
+    }
+  }
+  return 0;
+}
+
+/* The level whose anchors fit the box best (log-size distance). */
+static int box_level(const KdAnchorCfg *a, int nlev, const float *b) {
+  double side = sqrt(fmax(1e-6, (double)(b[2] - b[0]) * (b[3] - b[1]))), best = INFINITY;
+  double mid = a->nscales > 0 ? sqrt(a->scales[0] * a->scales[a->nscales - 1]) : 1;
+  int lv = 0;
+  for (int l = 0; l < nlev && l < a->nlevels; l++) {
+    double d = fabs(log2(side / (a->size_mult * a->strides[l] * mid)));
+    if (d < best) best = d, lv = l;
+  }
+  return lv;
+}
+
+/* RoI-average-pooled features of the GT boxes, on teacher PCA axes. */
+static int instances(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *err) {
+  int M = 0;
+  for (int i = 0; i < f->n; i++)
+    for (int k = 0; k < p->gt[i].n; k++) M += !p->gt[i].crowd[k];
+  if (M == 0) return 0;
+  int Cs = f->sout.feat[0]->shape[1], Ct = p->teacher ? f->tout.feat[0]->shape[1] : 0;
+  int C = p->teacher ? Ct : Cs, paired = !p->teacher || Ct == Cs;
+  float *tf = malloc(sizeof(float) * (size_t)M * (Ct + 1)), *sf = malloc(sizeof(float) * (size_t)M * Cs);
+  float *meta = malloc(sizeof(float) * 4 * (size_t)M);
+  float *mean = malloc(sizeof(float) * 3 * (size_t)C), *axes = mean ? mean + C : NULL, var[3];
+  int rc = -1;
+  if (!tf || !sf || !meta || !mean) {
+    OOM(p);
+    goto out;
+  }
+  int m = 0;
+  for (int i = 0; i < f->n; i++)
+    for (int k = 0; k < p->gt[i].n; k++) {
+      if (p->gt[i].crowd[k]) continue;
+      const float *b = p->gt[i].boxes + 4 * k;
+      int l = box_level(&p->acfg_s, f->nlev, b), st = s->strides[l];
+      const KdTensor *S = f->sout.feat[l];
+      int H = S->shape[2], W = S->shape[3];
+      kd_map_roi_avg(S->data + (size_t)i * Cs * H * W, Cs, H, W, st, b, sf + (size_t)m * Cs);
+      if (p->teacher) {
+        const KdTensor *T = f->tout.feat[l];
+        int Ht = T->shape[2], Wt = T->shape[3];
+        kd_map_roi_avg(T->data + (size_t)i * Ct * Ht * Wt, Ct, Ht, Wt, st, b, tf + (size_t)m * Ct);
+      }
+      float row[4] = {(float)i, (float)k, (float)l, (float)p->gt[i].labels[k]};
+      memcpy(meta + 4 * m, row, sizeof row);
+      m++;
+    }
+  if (kd_pca2(p->teacher ? tf : sf, M, C, mean, axes, var)) {
+    OOM(p);
+    goto out;
+  }
+  static const char *const cols[4] = {"inst.image", "inst.gt", "inst.level", "inst.label"};
+  for (int c = 0; c < 4; c++) {
+    KdSnapField *fd = kd_snapshot_add1(s, cols[c], M);
+    if (!fd) goto oom;
+    for (int j = 0; j < M; j++) fd->data[j] = meta[4 * j + c];
+  }
+  for (int who = 0; who < 2; who++) {
+    if (who == 0 && !p->teacher) continue;
+    if (who == 1 && !paired) continue;
+    KdSnapField *fd = kd_snapshot_add2(s, who ? "inst.s_xy" : "inst.t_xy", M, 2);
+    if (!fd) goto oom;
+    for (int j = 0; j < M; j++) kd_pca2_project(who ? sf + (size_t)j * Cs : tf + (size_t)j * Ct, C, mean, axes, fd->data + 2 * j);
+  }
+  KdSnapField *fm = kd_snapshot_add1(s, "pca.mean", C), *fa = kd_snapshot_add2(s, "pca.axes", 2, C),
+              *fv = kd_snapshot_add1(s, "pca.var", 3);
+  if (!fm || !fa || !fv) goto oom;
+  memcpy(fm->data, mean, sizeof(float) * (size_t)C);
+  memcpy(fa->data, axes, sizeof(float) * 2 * (size_t)C);
+  memcpy(fv->data, var, sizeof var);
+  rc = 0;
+  goto out;
+oom:
+  OOM(p);
+out:
+  free(tf), free(sf), free(meta), free(mean);
+  return rc;
+}
+
+/* The GT foreground of every image and level (fg/bg split of gradients). */
+static int fg_maps(KdProber *p, const KdForward *f, KdSnapshot *s, float **fg, KdError *err) {
+  for (int l = 0; l < f->nlev; l++)
+    for (int i = 0; i < f->n; i++) {
+      const KdTensor *S = f->sout.feat[l];
+      int H = S->shape[2], W = S->shape[3];
+      float *o = hw_field(s, i, l, "fg", S);
+      if (!o) return OOM(p);
+      for (int k = 0; k < p->gt[i].n; k++) {
+        int x0, y0, x1, y1;
+        if (p->gt[i].crowd[k] || !kd_map_box_cells(p->gt[i].boxes + 4 * k, s->strides[l], H, W, &x0, &y0, &x1, &y1)) continue;
+        for (int y = y0; y <= y1; y++)
+          for (int x = x0; x <= x1; x++) o[y * W + x] = 1.0f;
+      }
+      fg[l * KD_PROBE_MAX_IMAGES + i] = o;
+    }
+  return 0;
+}
+
+/* Stores the per-pixel norm of one source's gradient (g: the level's
+ * N,C,H,W grad or NULL for none) and its fg/bg means. */
+static int grad_maps(KdSnapshot *s, const KdForward *f, int l, const char *src, const float *g, float *const *fg,
+                     float *fgbg, float *counts) {
+  const KdTensor *S = f->sout.feat[l];
+  int C = S->shape[1], HW = S->shape[2] * S->shape[3];
+  char what[KD_SNAP_NAME];
+  snprintf(what, sizeof what, "grad.%s", src);
+  for (int i = 0; i < f->n; i++) {
+    float *o = hw_field(s, i, l, what, S);
+    if (!o) return -1;
+    if (g) kd_map_norm(g + (size_t)i * C * HW, C, HW, o);
+    const float *m = fg[l * KD_PROBE_MAX_IMAGES + i];
+    double a[2] = {0, 0}, n[2] = {0, 0};
+    for (int q = 0; q < HW; q++) {
+      int k = m[q] > 0.5f ? 0 : 1;
+      a[k] += o[q], n[k] += 1;
+    }
+    float *dst = fgbg + ((size_t)i * f->nlev + l) * 2, *cnt = counts + ((size_t)i * f->nlev + l) * 2;
+    for (int k = 0; k < 2; k++) dst[k] = n[k] > 0 ? (float)(a[k] / n[k]) : 0.0f, cnt[k] = (float)n[k];
+  }
+  return 0;
+}
+
+/* One backward pass per source, reading dL/dS at every level. */
+static int gradients(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *err) {
+  KdCtx *c = p->ctx;
+  float *fg[KD_MAX_LEVELS * KD_PROBE_MAX_IMAGES];
+  if (fg_maps(p, f, s, fg, err)) return -1;
+  KdTensor *src[1 + KD_DISTILL_MAX_OUT];
+  const char *names[2 + KD_DISTILL_MAX_OUT];
+  int nsrc = 0;
+  src[nsrc] = f->det, names[nsrc++] = "det";
+  for (int m = 0; m < f->nmethods; m++) src[nsrc] = f->outs[m].loss, names[nsrc++] = f->methods[m]->name;
+  names[nsrc] = "total";
+  if (p->cfg.cut_backward && f->total && f->total->node &&
+      kd_tape_cut_below(f->total->node, f->sout.feat, f->nlev) < 0)
+    return OOM(p);
+  for (int l = 0; l < f->nlev; l++) {
+    size_t need = f->sout.feat[l]->numel;
+    if (p->gsum_n[l] < need) {
+      free(p->gsum[l]);
+      if (!(p->gsum[l] = malloc(sizeof(float) * need))) return p->gsum_n[l] = 0, OOM(p);
+      p->gsum_n[l] = need;
+    }
+    memset(p->gsum[l], 0, sizeof(float) * need);
+  }
+  int shape[3] = {f->n, f->nlev, 2};
+  KdSnapField *counts = kd_snapshot_add(s, "fgbg_count", 3, shape);
+  if (!counts) return OOM(p);
+  for (int k = 0; k <= nsrc; k++) {
+    if (k < nsrc) {
+      kd_ctx_clear_step_grads(c);
+      if (kd_backward(c, src[k])) return kd_error(err, "probe backward (%s): %s", names[k], kd_ctx_error(c));
+    }
+    char fname[KD_SNAP_NAME];
+    snprintf(fname, sizeof fname, "grad_fgbg.%s", names[k]);
+    KdSnapField *fgbg = kd_snapshot_add(s, fname, 3, shape);
+    if (!fgbg) return OOM(p);
+    for (int l = 0; l < f->nlev; l++) {
+      const float *g = k < nsrc ? f->sout.feat[l]->grad : p->gsum[l];
+      if (g && k < nsrc)
+        for (size_t q = 0; q < f->sout.feat[l]->numel; q++) p->gsum[l][q] += g[q];
+      if (grad_maps(s, f, l, names[k], g, fg, fgbg->data, counts->data)) return OOM(p);
+    }
+  }
+  kd_ctx_clear_step_grads(c);
+  return 0;
+}
+
+int kd_probe_fill(KdProber *p, KdSnapshot *s, KdError *err) {
+  KdForward f;
+  KdTrainBatch b = {.n = p->n, .h = p->size, .w = p->size, .images = p->images, .gt = p->gt};
+  if (kd_trainer_forward(p->trainer, p->ctx, &b, 0, &f, err)) return kd_error_prefix(err, "probe: ");
+  s->nimages = p->n, s->img_h = p->size, s->img_w = p->size;
+  memcpy(s->image_index, p->image_index, sizeof s->image_index);
+  memcpy(s->image_id, p->image_id, sizeof s->image_id);
+  s->nlev = f.nlev;
+  for (int l = 0; l < f.nlev; l++) s->strides[l] = kd_model_stride(p->student, l);
+  s->s_channels = f.sout.feat[0]->shape[1];
+  s->t_channels = p->teacher ? f.tout.feat[0]->shape[1] : 0;
+  s->attn_temp = p->cfg.attn_temp > 0 ? p->cfg.attn_temp : cfg_num(p->cfg.settings, "fgd.temp", 0.5f);
+  for (int m = 0; m < f.nmethods; m++) {
+    size_t o = strlen(s->methods);
+    snprintf(s->methods + o, sizeof s->methods - o, "%s%s", m ? "," : "", f.methods[m]->name);
+  }
+  KdLossPart *pp = s->probe_parts;
+  snprintf(pp[0].name, sizeof pp[0].name, "det.cls"), pp[0].value = f.det_cls->data[0];
+  snprintf(pp[1].name, sizeof pp[1].name, "det.box"), pp[1].value = f.det_box->data[0];
+  s->nprobe_parts = 2;
+  for (int m = 0; m < f.nmethods; m++)
+    for (int k = 0; k < f.outs[m].nparts && s->nprobe_parts < KD_MAX_PARTS; k++) {
+      KdLossPart *q = &pp[s->nprobe_parts++];
+      snprintf(q->name, sizeof q->name, "%s.%s", f.methods[m]->name, f.outs[m].parts[k].name);
+      q->value = f.outs[m].parts[k].value->data[0];
+    }
+  const char *cls[256];
+  int nc = kd_dataset_num_classes(p->val);
+  nc = nc > 256 ? 256 : nc;
+  for (int k = 0; k < nc; k++) cls[k] = kd_dataset_class_name(p->val, k);
+  if (kd_snapshot_set_classes(s, nc, cls)) return OOM(p);
+  size_t img = (size_t)p->n * p->size * p->size * 3;
+  if (!(s->rgb = malloc(img))) return OOM(p);
+  memcpy(s->rgb, p->rgb, img);
+  if (feature_maps(p, &f, s, err) || masks(&f, s) || detections(p, &f, s, err) || instances(p, &f, s, err)) return -1;
+  return gradients(p, &f, s, err);
+}

@@ -1,0 +1,255 @@
+/* The prober's lifecycle: probe images, budget, capture + write + publish
+ * (prober.h). The maps themselves are computed in capture.c. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "data/jpeg.h"
+#include "data/loader.h"
+#include "probe/prober_impl.h"
+#include "probe/snapfile.h"
+#include "train/settings.h"
+
+static double mono_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void kd_probe_cfg_default(KdProbeCfg *c) {
+  memset(c, 0, sizeof *c);
+  c->nimages = 4;
+  c->budget = 0.10;
+  c->min_interval = 10;
+  c->write_files = 1;
+  c->cut_backward = 1;
+}
+
+/* Decodes and prepares the probe images as the evaluation loader does:
+ * same decode hint, no augmentation, boxes moved to input pixels. */
+static int load_images(KdProber *p, const KdImageCfg *ic, KdError *err) {
+  size_t S = (size_t)ic->size, npx = 3 * S * S;
+  int nb = 0;
+  for (int i = 0; i < p->n; i++) nb += kd_dataset_image(p->val, p->image_index[i]).n_boxes;
+  p->images = malloc(sizeof(float) * npx * (size_t)p->n);
+  p->rgb = malloc(npx * (size_t)p->n);
+  p->box_off = calloc((size_t)p->n + 1, sizeof(int));
+  p->boxes = malloc(sizeof(float) * 4 * (size_t)(nb + 1));
+  p->labels = malloc(sizeof(int) * (size_t)(nb + 1));
+  p->crowd = malloc(sizeof(int) * (size_t)(nb + 1));
+  KdJpeg *jp = kd_jpeg_new();
+  KdImage img = {0};
+  KdPrepScratch scratch = {0};
+  int rc = -1;
+  if (!p->images || !p->rgb || !p->box_off || !p->boxes || !p->labels || !p->crowd || !jp) {
+    kd_error(err, "out of memory for the probe images");
+    goto out;
+  }
+  for (int i = 0; i < p->n; i++) {
+    int idx = p->image_index[i];
+    KdDatasetImage im = kd_dataset_image(p->val, idx);
+    char path[4096];
+    KdXform probe = kd_xform_make(ic, im.width, im.height, 0), xf;
+    int cw = (int)(im.width * probe.sx + 0.5f), ch = (int)(im.height * probe.sy + 0.5f);
+    if (kd_dataset_image_path(p->val, idx, path, sizeof path)) {
+      kd_error(err, "probe image %d: no image folder or path too long", idx);
+      goto out;
+    }
+    if (kd_jpeg_read_file(jp, path, cw, ch, &img, err)) {
+      kd_error_prefix(err, "probe image %d: ", idx);
+      goto out;
+    }
+    KdAugment none = kd_augment_none();
+    float *dst = p->images + npx * (size_t)i;
+    if (kd_image_prepare(ic, &img, im.width, im.height, &none, dst, &xf, &scratch, err)) goto out;
+    uint8_t *rgb = p->rgb + npx * (size_t)i;
+    for (size_t k = 0; k < S * S; k++)
+      for (int c = 0; c < 3; c++) {
+        float v = (dst[(size_t)c * S * S + k] * ic->std[c] + ic->mean[c]) * 255.0f;
+        rgb[3 * k + (size_t)c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : lrintf(v));
+      }
+    int off = p->box_off[i];
+    kd_xform_boxes_to_input(&xf, im.boxes, p->boxes + 4 * (size_t)off, im.n_boxes);
+    for (int k = 0; k < im.n_boxes; k++) p->labels[off + k] = im.labels[k], p->crowd[off + k] = im.crowd[k];
+    p->box_off[i + 1] = off + im.n_boxes;
+    p->image_id[i] = im.id;
+  }
+  for (int i = 0; i < p->n; i++) {
+    int o = p->box_off[i];
+    p->gt[i] = (KdGtImage){.boxes = p->boxes + 4 * (size_t)o, .labels = p->labels + o, .crowd = p->crowd + o,
+                           .n = p->box_off[i + 1] - o};
+  }
+  p->size = ic->size;
+  rc = 0;
+out:
+  kd_jpeg_free(jp);
+  kd_image_free(&img);
+  kd_prep_scratch_free(&scratch);
+  return rc;
+}
+
+KdProber *kd_prober_new(KdSession *s, const KdProbeCfg *cfg, KdError *err) {
+  if (!cfg->settings) return kd_error(err, "probe: settings (the session's config) are required"), NULL;
+  if (!(cfg->budget > 0 && cfg->budget <= 1)) return kd_error(err, "probe: budget must be in (0, 1], got %g", cfg->budget), NULL;
+  if (cfg->min_interval < 1 || cfg->max_interval < 0)
+    return kd_error(err, "probe: min_interval must be >= 1 and max_interval >= 0"), NULL;
+  KdProber *p = calloc(1, sizeof *p);
+  if (!p) return kd_error(err, "out of memory"), NULL;
+  p->cfg = *cfg;
+  p->session = s;
+  p->trainer = kd_session_trainer(s);
+  p->student = kd_session_student(s);
+  p->teacher = kd_session_teacher(s);
+  p->distiller = kd_session_distiller(s);
+  p->val = kd_session_val(s);
+  atomic_init(&p->requested, 0);
+  int nval = kd_dataset_num_images(p->val);
+  if (cfg->nindices > 0) {
+    if (cfg->nindices > KD_PROBE_MAX_IMAGES) {
+      kd_error(err, "probe: %d images chosen, at most %d", cfg->nindices, KD_PROBE_MAX_IMAGES);
+      goto fail;
+    }
+    for (int i = 0; i < cfg->nindices; i++) {
+      if (cfg->indices[i] < 0 || cfg->indices[i] >= nval) {
+        kd_error(err, "probe: image index %d: the validation set has images 0..%d", cfg->indices[i], nval - 1);
+        goto fail;
+      }
+      p->image_index[i] = cfg->indices[i];
+    }
+    p->n = cfg->nindices;
+  } else {
+    if (cfg->nimages < 1 || cfg->nimages > KD_PROBE_MAX_IMAGES) {
+      kd_error(err, "probe: nimages must be 1..%d, got %d", KD_PROBE_MAX_IMAGES, cfg->nimages);
+      goto fail;
+    }
+    p->n = cfg->nimages < nval ? cfg->nimages : nval;
+    if (p->n < 1) {
+      kd_error(err, "probe: the validation set is empty");
+      goto fail;
+    }
+    for (int i = 0; i < p->n; i++) p->image_index[i] = i;
+  }
+  KdImageCfg ic;
+  if (kd_settings_image(cfg->settings, &ic, err) || load_images(p, &ic, err)) goto fail;
+  if (kd_settings_anchors(cfg->settings, p->student, &p->acfg_s, err) || kd_settings_post(cfg->settings, &p->post, err)) goto fail;
+  if (p->teacher && kd_settings_anchors(cfg->settings, p->teacher, &p->acfg_t, err)) goto fail;
+  if (p->post.max_det > 100) p->post.max_det = 100;
+  if (!(p->ctx = kd_ctx_new(16u << 20))) {
+    kd_error(err, "out of memory");
+    goto fail;
+  }
+  snprintf(p->run_dir, sizeof p->run_dir, "%s", kd_rundir_path(kd_session_rundir(s)));
+  if (cfg->write_files && kd_snapshots_truncate(p->run_dir, kd_session_steps_done(s), err)) goto fail;
+  return p;
+fail:
+  kd_prober_free(p);
+  return NULL;
+}
+
+void kd_prober_free(KdProber *p) {
+  if (!p) return;
+  kd_ctx_free(p->ctx);
+  free(p->images), free(p->rgb), free(p->box_off), free(p->boxes), free(p->labels), free(p->crowd);
+  free(p->anchors_s), free(p->anchors_t);
+  for (int l = 0; l < KD_MAX_LEVELS; l++) free(p->gsum[l]);
+  free(p);
+}
+
+int kd_prober_due(KdProber *p, int step, double last_step_seconds) {
+  if (last_step_seconds > 0) p->step_s = p->step_s > 0 ? 0.8 * p->step_s + 0.2 * last_step_seconds : last_step_seconds;
+  if (atomic_load(&p->requested) || !p->started) return 1;
+  return step >= p->next_step;
+}
+
+void kd_prober_request(KdProber *p) { atomic_store(&p->requested, 1); }
+
+void kd_prober_set_step_stats(KdProber *p, const KdStepStats *st) {
+  if (!st) {
+    p->have_stats = 0;
+    return;
+  }
+  p->step_stats = *st;
+  p->have_stats = 1;
+}
+
+/* Spends budget: the next capture comes when training has run long
+ * enough for cost to be budget of it. */
+static void schedule(KdProber *p, int step, double cost) {
+  long gap = p->cfg.min_interval;
+  if (p->step_s > 0) {
+    double k = ceil(cost / (p->cfg.budget * p->step_s));
+    if (k > gap) gap = k > 1e9 ? 1000000000L : (long)k;
+  }
+  if (p->cfg.max_interval > 0 && gap > p->cfg.max_interval) gap = p->cfg.max_interval;
+  long next = (long)step + gap;
+  p->next_step = next > 2000000000L ? 2000000000 : (int)next;
+  p->stats.next_step = p->next_step;
+  p->stats.step_s = p->step_s;
+}
+
+int kd_prober_capture(KdProber *p, int step, KdSnapshot **out, KdError *err) {
+  double t0 = mono_now();
+  *out = NULL;
+  atomic_store(&p->requested, 0);
+  KdSnapshot *s = kd_snapshot_new();
+  if (!s) return kd_error(err, "out of memory");
+  s->step = step;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  s->time = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+  if (p->have_stats) {
+    s->nparts = p->step_stats.nparts;
+    memcpy(s->parts, p->step_stats.parts, sizeof s->parts);
+  }
+  kd_ctx_reset(p->ctx);
+  kd_ctx_clear_error(p->ctx);
+  int rc = kd_probe_fill(p, s, err);
+  /* Whatever happened, leave no gradient behind for the optimizer. */
+  kd_params_zero_grad(kd_model_params(p->student));
+  if (p->distiller) kd_params_zero_grad(kd_distiller_params(p->distiller));
+  kd_ctx_reset(p->ctx);
+  kd_ctx_clear_error(p->ctx);
+  p->started = 1;
+  double cost = mono_now() - t0;
+  s->capture_s = cost;
+  p->stats.captures++;
+  p->stats.last_cost_s = cost;
+  p->stats.total_cost_s += cost;
+  schedule(p, step, cost);
+  if (rc) {
+    kd_snapshot_free(s);
+    return -1;
+  }
+  *out = s;
+  return 0;
+}
+
+int kd_prober_after_step(KdProber *p, KdSession *s, const KdStepStats *st, KdError *err) {
+  if (s && s != p->session) return kd_error(err, "probe: called with another session than it was made for");
+  int step = st ? st->step : kd_session_steps_done(p->session);
+  if (!kd_prober_due(p, step, st ? st->seconds : 0)) return 0;
+  kd_prober_set_step_stats(p, st);
+  KdSnapshot *snap;
+  if (kd_prober_capture(p, step, &snap, err)) return -1;
+  if (p->cfg.write_files) {
+    double t0 = mono_now();
+    size_t bytes = 0;
+    int rc = kd_snapshots_append(p->run_dir, snap, p->cfg.f16_maps, &bytes, err);
+    double w = mono_now() - t0;
+    p->stats.last_cost_s += w;
+    p->stats.total_cost_s += w;
+    p->stats.last_bytes = bytes;
+    schedule(p, step, p->stats.last_cost_s);
+    if (rc) {
+      kd_snapshot_free(snap);
+      return -1;
+    }
+  }
+  if (p->cfg.box) kd_probe_publish(p->cfg.box, snap);
+  else kd_snapshot_free(snap);
+  return 1;
+}
+
+KdProbeStats kd_prober_stats(const KdProber *p) { return p->stats; }

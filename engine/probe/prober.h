@@ -1,0 +1,79 @@
+/* The prober: turns the state of a training session into snapshots the UI
+ * draws (snapshot.h), on a fixed set of validation images decoded once
+ * without augmentation (exactly the pixels the evaluation loader gives).
+ *
+ * A capture runs kd_trainer_forward on the probe images in its own ctx with
+ * eval-mode BN (no running-stat update), computes the maps, then one
+ * backward pass per loss source (detection, each active method) to split
+ * the gradient on the student's FPN features by source. It leaves training
+ * as it found it: the trainer's ctx is never touched, and the parameter
+ * gradients the passes accumulate are zeroed afterwards (the optimizer
+ * expects zeros between steps). So: call it between steps, on the thread
+ * that steps the session. Two side effects remain, both harmless to the
+ * next step: the trainer's target buffers hold the probe batch's targets
+ * (kd_trainer_last_forward's target_cls is stale until the next step), and
+ * methods read the live config as in a step.
+ *
+ * Budget: kd_prober_due says when to capture so that probing costs about
+ * cfg.budget (10%) of training time: after a capture that took c seconds
+ * with steps taking s seconds (a running average), the next capture is
+ * max(min_interval, ceil(c / (budget * s))) steps later. The first call
+ * is always due, and kd_prober_request (any thread) makes the next one due. */
+#ifndef KD_PROBE_PROBER_H
+#define KD_PROBE_PROBER_H
+
+#include "probe/publish.h"
+#include "probe/snapshot.h"
+#include "train/session.h"
+
+typedef struct KdProbeCfg {
+  const KdConfig *settings; /* the session's config (required): image size,
+                               anchors, post-processing, fgd.temp, cwd.tau */
+  int nimages;              /* the first n validation images; default 4 */
+  int nindices;             /* > 0: probe these validation indices instead */
+  int indices[KD_PROBE_MAX_IMAGES];
+  double budget;            /* share of step time; default 0.10 */
+  int min_interval;         /* steps between captures, at least; default 10 */
+  int max_interval;         /* at most (0: no limit); default 0 */
+  int write_files;          /* RUN_DIR/snapshots (snapfile.h); default 1 */
+  int f16_maps;             /* store maps as F16 in files; default 0 */
+  int cut_backward;         /* stop probe backward passes at the FPN
+                               features (tapecut.h); default 1 */
+  float attn_temp;          /* 0: fgd.temp when registered, else 0.5 */
+  KdProbeBox *box;          /* kd_prober_after_step publishes here; may be NULL */
+} KdProbeCfg;
+
+void kd_probe_cfg_default(KdProbeCfg *c);
+
+typedef struct KdProber KdProber;
+
+/* Decodes the probe images. When writing files, snapshots of a resumed run
+ * past the current step are dropped (kd_snapshots_truncate). */
+KdProber *kd_prober_new(KdSession *s, const KdProbeCfg *cfg, KdError *err);
+void kd_prober_free(KdProber *p);
+
+/* 1 if step (training steps done) should be probed; last_step_seconds is
+ * the duration of the step just done (<= 0: unknown, keeps the average). */
+int kd_prober_due(KdProber *p, int step, double last_step_seconds);
+/* Thread-safe: the next kd_prober_due returns 1. */
+void kd_prober_request(KdProber *p);
+/* The loss parts of the training step, recorded in the next capture. */
+void kd_prober_set_step_stats(KdProber *p, const KdStepStats *st);
+/* Captures now. *out holds one reference (kd_snapshot_free). */
+int kd_prober_capture(KdProber *p, int step, KdSnapshot **out, KdError *err);
+/* The run thread's hook after each step: if due, capture, append to the
+ * run's snapshots (write_files) and publish to cfg.box. Returns 1 when it
+ * captured, 0 when not due, -1 on an error (err; training can go on). */
+int kd_prober_after_step(KdProber *p, KdSession *s, const KdStepStats *st, KdError *err);
+
+typedef struct KdProbeStats {
+  int captures;
+  int next_step;       /* first step kd_prober_due will accept */
+  double last_cost_s;  /* last capture (+ file write) */
+  double total_cost_s;
+  double step_s;       /* running average of step time */
+  size_t last_bytes;   /* size of the last file written */
+} KdProbeStats;
+KdProbeStats kd_prober_stats(const KdProber *p);
+
+#endif

@@ -1,0 +1,52 @@
+/* The prober's state, shared by prober.c (lifecycle, images, budget) and
+ * capture.c (the maps). Not a public header. */
+#ifndef KD_PROBE_PROBER_IMPL_H
+#define KD_PROBE_PROBER_IMPL_H
+
+#include <stdatomic.h>
+
+#include "detect/anchors.h"
+#include "detect/postprocess.h"
+#include "probe/prober.h"
+
+struct KdProber {
+  KdProbeCfg cfg;
+  KdSession *session;
+  KdTrainer *trainer;
+  KdModel *student, *teacher;
+  KdDistiller *distiller;
+  const KdDataset *val;
+  KdCtx *ctx;
+  char run_dir[4096];
+  /* probe batch */
+  int n, size;
+  float *images;       /* n,3,size,size normalised */
+  uint8_t *rgb;        /* n,size,size,3 */
+  int image_index[KD_PROBE_MAX_IMAGES];
+  int64_t image_id[KD_PROBE_MAX_IMAGES];
+  int *box_off;        /* [n+1] */
+  float *boxes;        /* input pixels */
+  int *labels, *crowd;
+  KdGtImage gt[KD_PROBE_MAX_IMAGES];
+  /* detections */
+  KdAnchorCfg acfg_s, acfg_t;
+  KdPostCfg post;
+  float *anchors_s, *anchors_t;
+  int anchor_hw[2 * KD_MAX_LEVELS];
+  /* gradient sum per level (the "total" map) */
+  float *gsum[KD_MAX_LEVELS];
+  size_t gsum_n[KD_MAX_LEVELS];
+  /* budget */
+  atomic_int requested;
+  int started, next_step;
+  double step_s;
+  KdStepStats step_stats;
+  int have_stats;
+  KdProbeStats stats;
+};
+
+/* capture.c: fills s from a forward on the probe batch (incl. the
+ * backward passes); parameter grads are left for the caller to zero. */
+int kd_probe_fill(KdProber *p, KdSnapshot *s, KdError *err);
+
+#endif
