@@ -124,6 +124,17 @@ static void trim_zeros(char *s) {
   if (end == dot) *end = 0;
 }
 
+/* Decimals needed to write multiples of step exactly (0.25 -> 2, 500 -> 0). */
+static int step_decimals(double step) {
+  int dec = 0;
+  double s = fabs(step);
+  while (dec < 6 && fabs(s - round(s)) > 1e-6 * fmax(s, 1e-300)) {
+    s *= 10;
+    dec++;
+  }
+  return dec;
+}
+
 /* Replaces an ASCII hyphen-minus at the start by a real minus sign. */
 static void real_minus(char *buf, size_t len) {
   if (buf[0] != '-') return;
@@ -160,16 +171,14 @@ void kd_fig_format_tick(double v, double step, int log, char *buf, size_t len) {
   if (a >= 1e4 && step >= 100) { /* 12k, 1.5M */
     const char *suf = a >= 1e6 ? "M" : "k";
     double div = a >= 1e6 ? 1e6 : 1e3;
-    int dec = (int)fmax(0, -floor(log10(step / div) + 1e-9));
+    int dec = step_decimals(step / div);
     snprintf(buf, len, "%.*f%s", dec > 3 ? 3 : dec, v / div, suf);
   } else if (a < 1e-3 || a >= 1e6) {
     int e = (int)floor(log10(a));
     format_pow10(round(v / pow(10, e) * 100) / 100, e, buf, len);
     return;
   } else {
-    int dec = (int)fmax(0, -floor(log10(step) + 1e-9));
-    if (dec > 6) dec = 6;
-    snprintf(buf, len, "%.*f", dec, v);
+    snprintf(buf, len, "%.*f", step_decimals(step), v);
     trim_zeros(buf);
   }
   real_minus(buf, len);
