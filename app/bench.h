@@ -18,7 +18,8 @@ int kd_bench_ops(const KdBenchOpts *o, KdBenchOpsResult *res);
 typedef struct KdBenchStepsResult {
   double teacher_fwd_s, student_step_s, teacher_train_step_s, distill_step_s;
   double teacher_fwd_flops, student_flops, teacher_train_flops;
-  size_t student_arena_bytes, teacher_arena_bytes, peak_rss_bytes;
+  size_t student_arena_bytes, teacher_arena_bytes, distill_arena_bytes, peak_rss_bytes;
+  char distill_method[16];
 } KdBenchStepsResult;
 
 int kd_bench_steps(const KdBenchOpts *o, KdBenchStepsResult *res);

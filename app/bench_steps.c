@@ -12,6 +12,8 @@
 #include "core/gemm.h"
 #include "core/rng.h"
 #include "model/detector.h"
+#include "distill/distiller.h"
+#include "train/session.h"
 #include "train/settings.h"
 #include "train/trainer.h"
 
@@ -64,7 +66,7 @@ int kd_bench_steps(const KdBenchOpts *o, KdBenchStepsResult *res) {
   memset(res, 0, sizeof *res);
   KdModel *teacher = preset(0, &err), *student = preset(1, &err);
   KdConfig *cfg = kd_config_new();
-  if (!teacher || !student || !cfg || kd_settings_register(cfg)) {
+  if (!teacher || !student || !cfg || kd_settings_register_all(cfg)) {
     fprintf(stderr, "bench: %s\n", err.msg);
     return -1;
   }
@@ -116,6 +118,33 @@ int kd_bench_steps(const KdBenchOpts *o, KdBenchStepsResult *res) {
     *peaks[k] = kd_trainer_arena_peak(tr);
     kd_trainer_free(tr);
   }
+  /* distillation step: teacher forward + student step + DeFeat (the
+   * default method; FitNet if DeFeat is not built in) */
+  {
+    const char *method = kd_method_find("defeat") ? "defeat" : "fitnet";
+    kd_config_set(cfg, "distill.methods", method, &err);
+    KdDistillShapes sh = {.nlev = 3, .strides = {8, 16, 32}, .t_channels = 64, .s_channels = 64, .num_classes = 10, .num_anchors = 9};
+    KdDistiller *d = kd_distiller_new(&sh, 1, &err);
+    KdTrainer *tr = d ? kd_trainer_new(cfg, student, teacher, d, &err) : NULL;
+    if (!tr) {
+      fprintf(stderr, "bench: %s\n", err.msg);
+      return -1;
+    }
+    KdTrainBatch b = {.n = o->batch, .h = o->size, .w = o->size, .images = s->images, .gt = s->gt};
+    KdStepStats st;
+    for (int i = 0; i < o->steps + 2; i++) {
+      if (kd_trainer_step(tr, &b, &st, &err)) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return -1;
+      }
+      if (i >= 2) t[i - 2] = st.seconds;
+    }
+    res->distill_step_s = median(t, o->steps);
+    res->distill_arena_bytes = kd_trainer_arena_peak(tr);
+    snprintf(res->distill_method, sizeof res->distill_method, "%s", method);
+    kd_trainer_free(tr);
+    kd_distiller_free(d);
+  }
   res->student_flops = 3.0 * kd_model_flops(student, o->batch, o->size, o->size);
   res->teacher_train_flops = 3.0 * res->teacher_fwd_flops;
   struct rusage ru;
@@ -128,6 +157,8 @@ int kd_bench_steps(const KdBenchOpts *o, KdBenchStepsResult *res) {
            res->student_flops / res->student_step_s / 1e9, res->student_arena_bytes / 1048576.0);
     printf("  teacher training step          %7.1f ms  %6.1f GFLOP/s  arena %.0f MiB\n", 1e3 * res->teacher_train_step_s,
            res->teacher_train_flops / res->teacher_train_step_s / 1e9, res->teacher_arena_bytes / 1048576.0);
+    printf("  distillation step (%s)       %7.1f ms  %6.1f GFLOP/s  arena %.0f MiB\n", res->distill_method, 1e3 * res->distill_step_s,
+           (res->teacher_fwd_flops + res->student_flops) / res->distill_step_s / 1e9, res->distill_arena_bytes / 1048576.0);
     printf("  peak RSS %.0f MiB\n", res->peak_rss_bytes / 1048576.0);
   }
   free(t);

@@ -78,9 +78,9 @@ int kd_cli_bench(int argc, char **argv) {
                ops.flops[i] / ops.conv_s[i] / 1e9, nm[i], ops.gemm_s[i] / ops.conv_s[i]);
     }
     if (do_steps)
-      printf(", \"batch\": %d, \"size\": %d, \"teacher_fwd_s\": %.6f, \"student_step_s\": %.6f, \"teacher_train_step_s\": %.6f, "
+      printf(", \"batch\": %d, \"size\": %d, \"teacher_fwd_s\": %.6f, \"student_step_s\": %.6f, \"teacher_train_step_s\": %.6f, \"distill_step_s\": %.6f, \"distill_method\": \"%s\", "
              "\"peak_rss_bytes\": %zu, \"student_arena_bytes\": %zu, \"teacher_arena_bytes\": %zu",
-             o.batch, o.size, steps.teacher_fwd_s, steps.student_step_s, steps.teacher_train_step_s, steps.peak_rss_bytes,
+             o.batch, o.size, steps.teacher_fwd_s, steps.student_step_s, steps.teacher_train_step_s, steps.distill_step_s, steps.distill_method, steps.peak_rss_bytes,
              steps.student_arena_bytes, steps.teacher_arena_bytes);
     printf("}\n");
   }

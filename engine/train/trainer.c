@@ -128,7 +128,11 @@ int kd_trainer_forward(KdTrainer *t, KdCtx *c, const KdTrainBatch *b, int traini
   f->n = b->n, f->h = b->h, f->w = b->w;
   int shape[4] = {b->n, 3, b->h, b->w};
   KdTensor *images = kd_tensor_wrap(c, (float *)b->images, 4, shape);
-  if (t->teacher) {
+  /* No active method (a baseline run through `distill`): the teacher's
+   * forward would be wasted work. */
+  const char *active = kd_config_str(t->cfg, "distill.methods");
+  int distilling = t->teacher && t->distiller && active[strspn(active, " ,")] != 0;
+  if (distilling) {
     int g = kd_ctx_set_grad(c, 0);
     kd_model_forward(t->teacher, c, images, 0, &f->tout);
     kd_ctx_set_grad(c, g);
@@ -151,7 +155,7 @@ int kd_trainer_forward(KdTrainer *t, KdCtx *c, const KdTrainBatch *b, int traini
   f->det = kd_add(c, f->det_cls, kd_scale(c, f->det_box, (float)kd_config_num(cfg, "loss.box_weight")));
   if (!f->det) return kd_error(err, "loss: %s", kd_ctx_error(c));
   f->total = f->det;
-  if (t->distiller && t->teacher) {
+  if (distilling) {
     KdDistillInputs *in = &f->din;
     *in = (KdDistillInputs){.c = c, .cfg = cfg, .n = b->n, .img_h = b->h, .img_w = b->w, .nlev = sout->nlev, .gt = b->gt,
                             .target_cls = t->tcls, .num_anchors = t->A, .num_classes = kd_model_cfg(t->student)->num_classes,
