@@ -6,11 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/gemm.h"
 #include "progress.h"
-#include "train/session.h"
+#include "train/run.h"
 #include "train/settings.h"
 
 const char *kd_cli_asset(const char *rel, char *buf, size_t len) {
@@ -109,10 +110,42 @@ fail:
   return NULL;
 }
 
-static volatile sig_atomic_t stop_requested;
+/* Ctrl+C (or SIGTERM) asks the run to stop cleanly; a second one quits at
+ * once (the run directory stays resumable from its last checkpoint). */
+static volatile sig_atomic_t signals_seen;
 static void on_signal(int sig) {
-  (void)sig;
-  stop_requested = 1;
+  if (signals_seen++) {
+    signal(sig, SIG_DFL);
+    raise(sig);
+  }
+}
+
+/* --set values of live settings given with --resume must win over the
+ * values the run restores from its events: they are queued as changes. */
+static int requeue_live_sets(KdRun *run, KdConfig *cfg, const KdTrainArgs *a, KdError *err) {
+  for (int i = 0; i < a->nsets; i++) {
+    const char *eq = strchr(a->sets[i], '=');
+    char key[256];
+    if (!eq || (size_t)(eq - a->sets[i]) >= sizeof key) continue;
+    memcpy(key, a->sets[i], (size_t)(eq - a->sets[i]));
+    key[eq - a->sets[i]] = 0;
+    const KdParamDesc *d = kd_config_find(cfg, key);
+    if (d && d->live && kd_run_set(run, key, eq + 1, "cli", err)) return -1;
+  }
+  return 0;
+}
+
+static void show_steps(KdRun *run, KdProgress *prog, int *seen, double *ema, int total) {
+  KdStepStats recent[16];
+  int n = kd_run_recent(run, *seen, recent, 16);
+  for (int i = 0; i < n; i++) *ema = isnan(*ema) ? recent[i].loss : 0.95 * *ema + 0.05 * recent[i].loss;
+  if (!n) return;
+  const KdStepStats *st = &recent[n - 1];
+  *seen = st->step;
+  char msg[160];
+  snprintf(msg, sizeof msg, "loss %.4f (cls %.3f box %.3f) lr %.2g", *ema, st->parts[0].value, st->nparts > 1 ? st->parts[1].value : 0.0,
+           st->lr);
+  kd_progress_update(prog, "step", st->step, total, msg);
 }
 
 int kd_cli_run_training(KdConfig *cfg, const KdTrainArgs *a, int distill, const char *verb) {
@@ -120,75 +153,72 @@ int kd_cli_run_training(KdConfig *cfg, const KdTrainArgs *a, int distill, const 
   int threads = kd_config_int(cfg, "train.threads");
   if (threads > 0) kd_set_threads(threads);
   KdProgress *prog = kd_progress_new(stderr, a->quiet);
-  KdSessionOpts so = {.out_dir = a->out, .resume_dir = a->resume, .distill = distill, .progress = kd_progress_fn, .user = prog};
-  KdSession *s = kd_session_open(cfg, &so, &err);
-  if (!s) {
+  KdRunOpts ro = {.session = {.out_dir = a->out, .resume_dir = a->resume, .distill = distill, .progress = kd_progress_fn, .user = prog}};
+  KdRun *run = kd_run_new(cfg, &ro, &err);
+  if (!run || (a->resume && requeue_live_sets(run, cfg, a, &err))) {
+    kd_run_free(run);
     kd_progress_free(prog);
     fprintf(stderr, "kdscope %s: %s\n", verb, err.msg);
     return 1;
   }
-  fprintf(stderr, "kdscope %s: run directory %s (step %d of %d)\n", verb, kd_rundir_path(kd_session_rundir(s)), kd_session_steps_done(s),
-          kd_session_total_steps(s));
+  KdRunStatus st;
+  kd_run_status(run, &st);
+  const char *dir = kd_run_dir(run);
+  fprintf(stderr, "kdscope %s: run directory %s (step %d of %d); control it with kdscope set|pause|resume|stop %s\n", verb, dir, st.step,
+          st.total, dir);
+  signals_seen = 0;
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
-  int total = kd_session_total_steps(s), rc = 0;
-  int eval_every = kd_config_int(cfg, "train.eval_every"), ck_every = kd_config_int(cfg, "train.checkpoint_every");
+  if (kd_run_start(run, &err)) {
+    kd_run_free(run);
+    kd_progress_free(prog);
+    fprintf(stderr, "kdscope %s: %s\n", verb, err.msg);
+    return 1;
+  }
+  int stop_sent = 0, last_eval = st.eval_step, seen = st.step, paused_shown = 0;
   double ema = NAN;
-  while (kd_session_steps_done(s) < total && !stop_requested) {
-    KdStepStats st;
-    if (kd_session_step(s, &st, &err)) {
-      fprintf(stderr, "\nkdscope %s: %s\n", verb, err.msg);
-      rc = 1;
-      break;
+  /* The main thread only watches: it polls the status, never the session. */
+  for (;;) {
+    if (signals_seen && !stop_sent) {
+      kd_run_stop(run, "signal", NULL);
+      stop_sent = 1;
+      kd_progress_message(prog, "stopping after the current step (Ctrl+C again quits at once; the last checkpoint stays)");
     }
-    if (st.skipped) {
-      fprintf(stderr, "\nkdscope %s: non-finite %s at step %d; stopping with the last good weights (checkpoint kept)\n", verb, st.bad_part,
-              st.step);
-      rc = 1;
-      break;
+    kd_run_status(run, &st);
+    show_steps(run, prog, &seen, &ema, st.total);
+    if (st.eval_step > last_eval) {
+      last_eval = st.eval_step;
+      if (st.state == KD_RUN_RUNNING || st.state == KD_RUN_PAUSED)
+        kd_progress_message(prog, "step %d: AP %.3f AP50 %.3f (%d images)", st.eval_step, st.eval[0], st.eval[1], st.eval_images);
     }
-    ema = isnan(ema) ? st.loss : 0.95 * ema + 0.05 * st.loss;
-    char msg[160];
-    snprintf(msg, sizeof msg, "loss %.4f (cls %.3f box %.3f) lr %.2g", ema, st.parts[0].value, st.nparts > 1 ? st.parts[1].value : 0.0, st.lr);
-    kd_progress_update(prog, "step", st.step, total, msg);
-    int step = st.step;
-    if (eval_every > 0 && step % eval_every == 0 && step < total) {
-      KdEvalResult er;
-      if (kd_session_evaluate(s, &er, &err)) {
-        fprintf(stderr, "\nkdscope %s: evaluation: %s\n", verb, err.msg);
-        rc = 1;
-        break;
-      }
-      kd_progress_message(prog, "step %d: AP %.3f AP50 %.3f (%d images, %.1f s)", step, er.stats[0], er.stats[1], er.images, er.seconds);
+    if (st.state == KD_RUN_PAUSED && !paused_shown) {
+      paused_shown = 1;
+      kd_progress_message(prog, "paused at step %d%s%s (kdscope resume %s continues; Ctrl+C stops)", st.step, st.last.skipped ? ": " : "",
+                          st.last.skipped ? st.message : "", dir);
+    } else if (st.state == KD_RUN_RUNNING) {
+      paused_shown = 0;
     }
-    if (step % ck_every == 0 && step < total && kd_session_checkpoint(s, &err)) {
-      fprintf(stderr, "\nkdscope %s: checkpoint: %s\n", verb, err.msg);
-      rc = 1;
-      break;
-    }
+    if (st.state == KD_RUN_STOPPED || st.state == KD_RUN_FINISHED || st.state == KD_RUN_FAILED) break;
+    if (!strcmp(st.phase, "eval")) kd_progress_update(prog, "eval", st.phase_done, st.phase_total, NULL);
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    nanosleep(&ts, NULL);
   }
+  kd_run_wait(run);
   kd_progress_done(prog);
-  if (rc == 0) {
-    if (kd_session_checkpoint(s, &err)) {
-      fprintf(stderr, "kdscope %s: checkpoint: %s\n", verb, err.msg);
-      rc = 1;
-    } else if (stop_requested) {
-      kd_session_event(s, "stop", "\"reason\":\"signal\"", NULL);
-      fprintf(stderr, "kdscope %s: stopped at step %d; continue with --resume %s\n", verb, kd_session_steps_done(s),
-              kd_rundir_path(kd_session_rundir(s)));
-    } else {
-      KdEvalResult er;
-      if (kd_session_evaluate(s, &er, &err)) {
-        fprintf(stderr, "kdscope %s: evaluation: %s\n", verb, err.msg);
-        rc = 1;
-      } else {
-        kd_session_event(s, "finish", NULL, NULL);
-        printf("step %d: AP %.4f AP50 %.4f AP75 %.4f APs %.4f APm %.4f APl %.4f (%d val images)\n", kd_session_steps_done(s), er.stats[0],
-               er.stats[1], er.stats[2], er.stats[3], er.stats[4], er.stats[5], er.images);
-      }
-    }
+  kd_run_status(run, &st);
+  int rc = 0;
+  if (st.state == KD_RUN_FAILED) {
+    fprintf(stderr, "kdscope %s: %s\n", verb, st.message);
+    rc = 1;
+  } else if (st.state == KD_RUN_STOPPED) {
+    fprintf(stderr, "kdscope %s: stopped at step %d; continue with --resume %s\n", verb, st.step, dir);
+  } else {
+    printf("step %d: AP %.4f AP50 %.4f AP75 %.4f APs %.4f APm %.4f APl %.4f (%d val images)\n", st.step, st.eval[0], st.eval[1],
+           st.eval[2], st.eval[3], st.eval[4], st.eval[5], st.eval_images);
   }
-  kd_session_free(s);
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+  kd_run_free(run);
   kd_progress_free(prog);
   return rc;
 }

@@ -1,6 +1,6 @@
 /* What the training verbs share: their flags, loading the config (file,
- * then --data/--steps/--set overrides), and driving a session with a
- * progress display and periodic evaluation and checkpoints. */
+ * then --data/--steps/--set overrides), and driving a live run with a
+ * progress display. */
 #ifndef KD_CLI_COMMON_H
 #define KD_CLI_COMMON_H
 
@@ -21,7 +21,10 @@ int kd_cli_train_args(int argc, char **argv, KdTrainArgs *a, const char *verb, c
  * paths in a config file (teacher.*, data.dir) are taken relative to that
  * file. */
 KdConfig *kd_cli_load_config(const KdTrainArgs *a, const char *default_config, int distill, const char *verb);
-/* Runs the session to train.steps. Returns the exit status. */
+/* Runs to train.steps through a KdRun (train/run.h): the run thread
+ * trains, this thread draws the progress from its status; Ctrl+C stops
+ * cleanly; other processes control it through the run directory
+ * (kdscope set|pause|resume|stop). Returns the exit status. */
 int kd_cli_run_training(KdConfig *cfg, const KdTrainArgs *a, int distill, const char *verb);
 /* Path of a file shipped in assets/ (source tree or installed), into buf. */
 const char *kd_cli_asset(const char *rel, char *buf, size_t len);

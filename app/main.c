@@ -9,10 +9,15 @@
 #include "verbs.h"
 
 static const KdVerb verbs[] = {
+    {"window", kd_cli_window, "open the window (default: the default run; --follow RUN_DIR)"},
     {"train", kd_cli_train, "train a detector alone (teacher pretraining, student baseline)"},
     {"distill", kd_cli_distill, "distil the teacher into the student with the active methods"},
     {"loss", kd_cli_loss, "one distillation method on tensors from a file: loss, parts, gradients"},
     {"eval", kd_cli_eval, "COCO metrics of a checkpoint on a split (--dets-out: COCO results file)"},
+    {"set", kd_cli_set, "change live settings of a run going on in another process"},
+    {"pause", kd_cli_pause, "pause a run going on in another process"},
+    {"resume", kd_cli_resume, "continue a paused run going on in another process"},
+    {"stop", kd_cli_stop, "stop a run going on in another process (checkpoint, then exit)"},
     {"bench", kd_cli_bench, "time ops and training steps (--json for machines)"},
     {"make-dataset", kd_cli_make_dataset, "build the fashion-det data set (JPEG + COCO json), preview it"},
 };
@@ -39,10 +44,7 @@ static void maybe_reexec_for_blas(char **argv) {
 
 int main(int argc, char **argv) {
   maybe_reexec_for_blas(argv);
-  if (argc < 2) {
-    usage(stdout);
-    return 0;
-  }
+  if (argc < 2) return kd_cli_window(argc, argv);
   if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
     usage(stdout);
     return 0;

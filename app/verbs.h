@@ -13,11 +13,16 @@ typedef struct KdVerb {
 } KdVerb;
 
 int kd_cli_bench(int argc, char **argv);
+int kd_cli_window(int argc, char **argv);
 int kd_cli_train(int argc, char **argv);
 int kd_cli_distill(int argc, char **argv);
 int kd_cli_loss(int argc, char **argv);
 int kd_cli_eval(int argc, char **argv);
 int kd_cli_make_dataset(int argc, char **argv);
+int kd_cli_set(int argc, char **argv);
+int kd_cli_pause(int argc, char **argv);
+int kd_cli_resume(int argc, char **argv);
+int kd_cli_stop(int argc, char **argv);
 /* --data DIR as given, else the default set (built on first use with a
  * progress bar). Prints the error and returns -1 on failure. */
 int kd_cli_resolve_data(const char *data_arg, char *dir, size_t len);

@@ -184,23 +184,57 @@ void kd_fig_format_tick(double v, double step, int log, char *buf, size_t len) {
   real_minus(buf, len);
 }
 
-/* A value with 3 significant digits (colorbar ends). */
-static void format_value(double v, char *buf, size_t len) {
+/* A colorbar end: 3 significant digits of the range's magnitude `mag`
+ * (so 1.1e-6 next to 1.51 reads 0, as 0.00 would), or of the value itself
+ * when mag is 0 (log bars, where each end has its own magnitude). */
+static void format_value(double v, double mag, char *buf, size_t len) {
   if (v == 0 || !isfinite(v)) {
     snprintf(buf, len, "%g", v);
     return;
   }
-  int e = (int)floor(log10(fabs(v)));
+  int e = (int)floor(log10(mag > 0 ? mag : fabs(v)));
   if (e >= -3 && e <= 4) {
     int dec = 2 - e;
     if (dec < 0) dec = 0;
     snprintf(buf, len, "%.*f", dec, v);
     trim_zeros(buf);
-    real_minus(buf, len);
   } else {
-    format_pow10(round(v / pow(10, e) * 100) / 100, e, buf, len);
-    real_minus(buf, len);
+    double mant = round(v / pow(10, e) * 100) / 100;
+    if (mant == 0)
+      snprintf(buf, len, "0");
+    else
+      format_pow10(mant, e, buf, len);
   }
+  if (!strcmp(buf, "-0")) snprintf(buf, len, "0");
+  real_minus(buf, len);
+}
+
+/* Whether a log axis labels all its majors as powers of ten: when any
+ * decade major falls outside the plainly written 0.001 .. 10000. */
+static int log_pow_style(const KdFigTicks *t) {
+  if (!(t->step > 0)) return 0;
+  for (int i = 0; i < t->nmajor; i++)
+    if (t->major[i] < 0.99e-3 || t->major[i] > 1.01e4) return 1;
+  return 0;
+}
+
+/* A value as m×10^e with 3 significant digits (or 10^e). */
+static void format_pow_sig(double v, char *buf, size_t len) {
+  if (!(v > 0)) {
+    format_value(v, 0, buf, len);
+    return;
+  }
+  int e = (int)floor(log10(v));
+  format_pow10(round(v / pow(10, e) * 100) / 100, e, buf, len);
+}
+
+/* A major tick's label, in one style along the axis. */
+static void tick_label(const KdFigAxis *a, double v, char *buf, size_t len) {
+  if (a->log && log_pow_style(&a->ticks)) {
+    format_pow_sig(v, buf, len);
+    return;
+  }
+  kd_fig_format_tick(v, a->ticks.step, a->log, buf, len);
 }
 
 /* ---- axes ---- */
@@ -259,7 +293,7 @@ double kd_fig_axis_left_margin(cairo_t *cr, const KdFigStyle *st, const KdFigAxi
   double w = 0;
   char buf[64];
   for (int i = 0; i < y->ticks.nmajor; i++) {
-    kd_fig_format_tick(y->ticks.major[i], y->ticks.step, y->log, buf, sizeof buf);
+    tick_label(y, y->ticks.major[i], buf, sizeof buf);
     w = fmax(w, kd_fig_text_width(cr, buf));
   }
   cairo_restore(cr);
@@ -281,7 +315,7 @@ static int x_label_stride(cairo_t *cr, const KdFigAxis *x, KdFigRect plot) {
   char buf[64];
   double w = 0;
   for (int i = 0; i < x->ticks.nmajor; i++) {
-    kd_fig_format_tick(x->ticks.major[i], x->ticks.step, x->log, buf, sizeof buf);
+    tick_label(x, x->ticks.major[i], buf, sizeof buf);
     w = fmax(w, kd_fig_text_width(cr, buf));
   }
   double gap = fabs(kd_fig_axis_map(x, x->ticks.major[1], 0, plot.w) -
@@ -346,14 +380,14 @@ void kd_fig_axes_draw(cairo_t *cr, const KdFigStyle *st, KdFigRect plot, const K
     int stride = x_label_stride(cr, x, plot);
     for (int i = 0; i < x->ticks.nmajor; i += stride) {
       double px = kd_fig_axis_map(x, x->ticks.major[i], x0, x1);
-      kd_fig_format_tick(x->ticks.major[i], x->ticks.step, x->log, buf, sizeof buf);
+      tick_label(x, x->ticks.major[i], buf, sizeof buf);
       kd_fig_text(cr, px, y0 + gap, buf, 0.5, 0, 0);
     }
   }
   double ymaxw = 0;
   for (int i = 0; i < y->ticks.nmajor; i++) {
     double py = kd_fig_axis_map(y, y->ticks.major[i], y0, y1);
-    kd_fig_format_tick(y->ticks.major[i], y->ticks.step, y->log, buf, sizeof buf);
+    tick_label(y, y->ticks.major[i], buf, sizeof buf);
     ymaxw = fmax(ymaxw, kd_fig_text_width(cr, buf));
     kd_fig_text(cr, x0 - gap, py, buf, 1, 0.5, 0);
   }
@@ -369,6 +403,17 @@ void kd_fig_axes_draw(cairo_t *cr, const KdFigStyle *st, KdFigRect plot, const K
 }
 
 /* ---- legend ---- */
+
+void kd_fig_star_path(cairo_t *cr, double x, double y, double r) {
+  for (int i = 0; i < 10; i++) {
+    double a = -M_PI / 2 + i * M_PI / 5, rr = i % 2 ? r * 0.45 : r;
+    if (i == 0)
+      cairo_move_to(cr, x + rr * cos(a), y + rr * sin(a));
+    else
+      cairo_line_to(cr, x + rr * cos(a), y + rr * sin(a));
+  }
+  cairo_close_path(cr);
+}
 
 static void draw_key(cairo_t *cr, const KdFigStyle *st, const KdFigKey *k, double x, double y,
                      double w) {
@@ -404,6 +449,13 @@ static void draw_key(cairo_t *cr, const KdFigStyle *st, const KdFigKey *k, doubl
   case KD_FIG_KEY_FILL:
     cairo_rectangle(cr, x + w * 0.2, y - h / 2, w * 0.6, h);
     cairo_fill(cr);
+    break;
+  case KD_FIG_KEY_STAR:
+    kd_fig_star_path(cr, x + w / 2, y, h * 0.65);
+    cairo_fill_preserve(cr);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cairo_set_line_width(cr, lw * 0.4);
+    cairo_stroke(cr);
     break;
   }
   cairo_restore(cr);
@@ -491,15 +543,24 @@ void kd_fig_colorbar_h(cairo_t *cr, const KdFigStyle *st, KdFigRect r, KdCmap cm
   else
     kd_fig_ticks_linear(lo, hi, 5, &ax.ticks);
   kd_fig_font(cr, st, st->font_pt * TICK_FONT, KD_FIG_NORMAL);
-  char buf[64];
-  double ty = r.y + bar + tick, gap = st->font_pt * 0.5;
-  /* The exact ends first, anchored inwards so they never leave the bar. */
-  format_value(lo, buf, sizeof buf);
-  double left_end = r.x + kd_fig_text_width(cr, buf);
-  kd_fig_text(cr, r.x, ty, buf, 0, 0, 0);
-  format_value(hi, buf, sizeof buf);
-  double right_start = r.x + r.w - kd_fig_text_width(cr, buf);
-  kd_fig_text(cr, r.x + r.w, ty, buf, 1, 0, 0);
+  char buf[64], lo_s[64], hi_s[64];
+  double ty = r.y + bar + tick, gap = st->font_pt * 0.8;
+  /* The ends first, anchored inwards so they never leave the bar; shrink
+   * them when a narrow bar cannot hold both. */
+  double mag = ax.log ? 0 : fmax(fabs(lo), fabs(hi));
+  int pow_style = ax.log && log_pow_style(&ax.ticks);
+  format_value(lo, mag, lo_s, sizeof lo_s);
+  format_value(hi, mag, hi_s, sizeof hi_s);
+  if (pow_style) {
+    format_pow_sig(lo, lo_s, sizeof lo_s);
+    format_pow_sig(hi, hi_s, sizeof hi_s);
+  }
+  double ends_w = kd_fig_text_width(cr, lo_s) + kd_fig_text_width(cr, hi_s) + gap * 0.5;
+  if (ends_w > r.w) cairo_set_font_size(cr, st->font_pt * TICK_FONT * fmax(0.6, r.w / ends_w));
+  double left_end = r.x + kd_fig_text_width(cr, lo_s);
+  kd_fig_text(cr, r.x, ty, lo_s, 0, 0, 0);
+  double right_start = r.x + r.w - kd_fig_text_width(cr, hi_s);
+  kd_fig_text(cr, r.x + r.w, ty, hi_s, 1, 0, 0);
   cairo_move_to(cr, r.x, r.y + bar);
   cairo_line_to(cr, r.x, r.y + bar + tick);
   cairo_move_to(cr, r.x + r.w, r.y + bar);
@@ -510,7 +571,7 @@ void kd_fig_colorbar_h(cairo_t *cr, const KdFigStyle *st, KdFigRect r, KdCmap cm
     double v = ax.ticks.major[i];
     double px = kd_fig_axis_map(&ax, v, r.x, r.x + r.w);
     if (!(px > r.x + 0.5 && px < r.x + r.w - 0.5)) continue;
-    kd_fig_format_tick(v, ax.ticks.step, ax.log, buf, sizeof buf);
+    tick_label(&ax, v, buf, sizeof buf);
     double tw = kd_fig_text_width(cr, buf);
     if (px - tw / 2 < last_end + gap || px + tw / 2 > right_start - gap) {
       cairo_move_to(cr, px, r.y + bar); /* unlabelled tick */

@@ -13,11 +13,18 @@ static int nser(const KdFigBars *b) {
   return b->nseries < MAX_SERIES ? b->nseries : MAX_SERIES;
 }
 
-static int bar_keys(const KdFigBars *b, KdFigKey *keys) {
+/* Grouped bars need this much width per bar; otherwise series 1.. are
+ * outlined steps over series 0. */
+static int fits_grouped(const KdFigBars *b, double plot_w) {
+  return nser(b) == 1 || (b->n > 0 && plot_w / b->n * 0.8 / nser(b) >= 1.5);
+}
+
+static int bar_keys(const KdFigBars *b, KdFigKey *keys, int grouped) {
   int k = 0;
   for (int s = 0; s < nser(b); s++) {
     if (!b->series_names || !b->series_names[s]) continue;
-    keys[k] = (KdFigKey){b->series_names[s], {0}, 0, KD_FIG_KEY_FILL};
+    keys[k] = (KdFigKey){b->series_names[s], {0}, 0,
+                         grouped || s == 0 ? KD_FIG_KEY_FILL : KD_FIG_KEY_LINE};
     kd_fig_palette(s, keys[k].rgb);
     k++;
   }
@@ -28,7 +35,7 @@ double kd_fig_bars_height(double w, const KdFigStyle *st, const KdFigBars *b) {
   KdFigStyle tmp;
   st = kd_fig_style_or_default(st, &tmp);
   KdFigKey keys[MAX_SERIES];
-  int nk = bar_keys(b, keys);
+  int nk = bar_keys(b, keys, 1); /* same rows either way */
   cairo_t *cr = kd_fig_measure_cr(st);
   double lh = nk ? kd_fig_legend(cr, st, 0, 0, w, keys, nk, 0) : 0;
   cairo_destroy(cr);
@@ -71,7 +78,10 @@ void kd_fig_bars_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFi
   free(items);
 
   KdFigKey keys[MAX_SERIES];
-  int nk = bar_keys(b, keys);
+  /* Whether bars fit side by side, judged on the width less a typical
+   * y-axis margin (the margin itself depends on the range). */
+  int grouped = fits_grouped(b, r.w - st->font_pt * 5);
+  int nk = bar_keys(b, keys, grouped);
   double th = kd_fig_title_height(st, b->title);
   double lh = nk ? kd_fig_legend(cr, st, r.x, 0, r.w, keys, nk, 0) : 0;
   double top = th + lh + st->font_pt * 0.4;
@@ -108,7 +118,6 @@ void kd_fig_bars_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFi
   double base = b->logy ? y.lo : fmax(y.lo, fmin(0, y.hi));
   double py0 = kd_fig_axis_map(&y, base, plot.y + plot.h, plot.y);
   double cw = plot.w / n;
-  int grouped = cw * 0.8 / ns >= 1.5 || ns == 1;
   cairo_save(cr);
   cairo_rectangle(cr, plot.x, plot.y, plot.w, plot.h);
   cairo_clip(cr);

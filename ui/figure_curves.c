@@ -195,8 +195,10 @@ out:
   free(idx);
 }
 
+/* Marker lines go under the curves (labels = 0), their labels over them
+ * (lines = 0) so no curve hides a label. */
 static void draw_markers(cairo_t *cr, const KdFigStyle *st, const KdFigPlot *p,
-                         const PlotGeom *g, int labels) {
+                         const PlotGeom *g, int lines, int labels) {
   if (p->nmarkers <= 0 || !p->markers) return;
   cairo_save(cr);
   cairo_rectangle(cr, g->plot.x, g->plot.y, g->plot.w, g->plot.h);
@@ -207,24 +209,29 @@ static void draw_markers(cairo_t *cr, const KdFigStyle *st, const KdFigPlot *p,
   for (int i = 0; i < p->nmarkers; i++) {
     double px = kd_fig_axis_map(&g->x, p->markers[i].x, g->plot.x, g->plot.x + g->plot.w);
     if (!isfinite(px)) continue;
-    cairo_set_source_rgb(cr, 0.35, 0.35, 0.35);
-    cairo_set_line_width(cr, lw);
-    kd_fig_set_dash(cr, 1, lw);
-    cairo_move_to(cr, px, g->plot.y);
-    cairo_line_to(cr, px, g->plot.y + g->plot.h);
-    cairo_stroke(cr);
+    if (lines) {
+      cairo_set_source_rgb(cr, 0.35, 0.35, 0.35);
+      cairo_set_line_width(cr, lw);
+      kd_fig_set_dash(cr, 1, lw);
+      cairo_move_to(cr, px, g->plot.y);
+      cairo_line_to(cr, px, g->plot.y + g->plot.h);
+      cairo_stroke(cr);
+    }
     const char *lab = p->markers[i].label;
     if (!labels || !lab || !*lab) continue;
-    /* Label reads upwards along the right side of the line, from the top. */
+    /* The label runs down the line from the top, on its right side (left
+     * near the plot's right edge), on a white chip. */
     double tw = kd_fig_text_width(cr, lab);
     double maxw = g->plot.h - fs * 0.6;
-    double w = fmin(tw, maxw), pad = fs * 0.15;
-    cairo_set_source_rgba(cr, 1, 1, 1, 0.8);
-    cairo_rectangle(cr, px + lw, g->plot.y + fs * 0.3, fs * 1.2, w + 2 * pad);
+    double w = fmin(tw, maxw), pad = fs * 0.15, chip = fs * 1.2;
+    double cx = px + lw * 0.5;
+    if (cx + chip > g->plot.x + g->plot.w) cx = px - lw * 0.5 - chip;
+    cairo_set_source_rgba(cr, 1, 1, 1, 0.85);
+    cairo_rectangle(cr, cx, g->plot.y + fs * 0.3, chip, w + 2 * pad);
     cairo_fill(cr);
     cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
     cairo_save(cr);
-    cairo_translate(cr, px + lw + fs * 0.1, g->plot.y + fs * 0.3 + pad);
+    cairo_translate(cr, cx + fs * 0.1, g->plot.y + fs * 0.3 + pad);
     cairo_rotate(cr, M_PI / 2);
     kd_fig_text_fit(cr, 0, 0, lab, 0, 1, maxw);
     cairo_restore(cr);
@@ -238,8 +245,9 @@ static void plot_render(cairo_t *cr, const KdFigStyle *st, const KdFigPlot *p, K
   kd_fig_title(cr, st, r, p->title);
   if (nkeys > 0) kd_fig_legend(cr, st, r.x, g->legend_y, r.w, keys, nkeys, 1);
   kd_fig_axes_draw(cr, st, g->plot, &g->x, &g->y, p->xlabel, p->ylabel, x_tick_labels);
-  draw_markers(cr, st, p, g, label_markers);
+  draw_markers(cr, st, p, g, 1, 0);
   for (int i = 0; i < p->nseries; i++) draw_series(cr, st, p, g, i);
+  if (label_markers) draw_markers(cr, st, p, g, 0, 1);
   /* Frame again on top so curves touching it do not hide it. */
   cairo_save(cr);
   cairo_set_source_rgb(cr, 0, 0, 0);
@@ -368,7 +376,8 @@ KdFigPanel kd_fig_curves_panel(const KdFigCurves *c) {
 
 /* The chart behind the gradient figure: per source a solid fg and a dashed
  * bg series in the source's colour. */
-static int grad_plot(const KdFigGradCurves *g, KdFigSeries *ser, KdFigPlot *p, KdFigKey *keys) {
+static int grad_plot(const KdFigGradCurves *g, KdFigSeries *ser, KdFigPlot *p, KdFigKey *keys,
+                     char *note_buf) {
   int ns = g->nsources < MAX_SOURCES ? g->nsources : MAX_SOURCES;
   for (int s = 0; s < ns; s++) {
     ser[2 * s] = (KdFigSeries){g->sources[s], g->step, g->fg[s], g->n, s, 0, 0};
@@ -379,6 +388,12 @@ static int grad_plot(const KdFigGradCurves *g, KdFigSeries *ser, KdFigPlot *p, K
   int k = ns;
   keys[k++] = (KdFigKey){"foreground", {0.2, 0.2, 0.2}, 0, KD_FIG_KEY_LINE};
   keys[k++] = (KdFigKey){"background", {0.2, 0.2, 0.2}, 1, KD_FIG_KEY_LINE};
+  if (g->smooth.kind != KD_SMOOTH_NONE) {
+    KdFigPlot tmp = {.smooth = g->smooth};
+    KdFigKey note[2];
+    int nn = plot_keys(&tmp, note, note_buf, 64);
+    if (nn == 1) keys[k++] = note[0];
+  }
   *p = (KdFigPlot){.title = g->title,
                    .xlabel = "step",
                    .ylabel = "mean |grad|",
@@ -397,9 +412,10 @@ double kd_fig_gradcurves_height(double w, const KdFigStyle *st, const KdFigGradC
   KdFigStyle tmp;
   st = kd_fig_style_or_default(st, &tmp);
   KdFigSeries ser[2 * MAX_SOURCES];
-  KdFigKey keys[MAX_SOURCES + 2];
+  KdFigKey keys[MAX_SOURCES + 3];
   KdFigPlot p;
-  int nk = grad_plot(g, ser, &p, keys);
+  char note[64];
+  int nk = grad_plot(g, ser, &p, keys, note);
   return chart_height(w, st, &p, keys, nk, plot_area_h(w, 0.5));
 }
 
@@ -408,9 +424,10 @@ void kd_fig_gradcurves_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st,
   KdFigStyle tmp;
   st = kd_fig_style_or_default(st, &tmp);
   KdFigSeries ser[2 * MAX_SOURCES];
-  KdFigKey keys[MAX_SOURCES + 2];
+  KdFigKey keys[MAX_SOURCES + 3];
   KdFigPlot p;
-  int nk = grad_plot(g, ser, &p, keys);
+  char note[64];
+  int nk = grad_plot(g, ser, &p, keys, note);
   PlotGeom geo;
   plot_layout(cr, st, &p, r, keys, nk, 1, NULL, 0, &geo);
   plot_render(cr, st, &p, r, &geo, keys, nk, 1, 1);

@@ -129,8 +129,8 @@ static void resolve(const KdFigGrid *g, double lo[RG_N], double hi[RG_N]) {
 }
 
 static const char *cb_label(const KdFigGrid *g, int rg) {
-  if (rg == RG_TEACHER) return g->independent_ts ? "teacher energy" : "energy (teacher & student)";
-  if (rg == RG_STUDENT) return "student energy";
+  if (rg == RG_TEACHER) return g->independent_ts ? "energy (T)" : "energy (teacher & student)";
+  if (rg == RG_STUDENT) return "energy (S)";
   if (rg == RG_GAP) return "gap";
   return "mask";
 }

@@ -33,17 +33,22 @@ static double image_aspect(const KdFigDetView *d) {
   return d->image.w > 0 && d->image.h > 0 ? (double)d->image.h / d->image.w : 1;
 }
 
+/* At double-column width a full-width image would be a page tall: the
+ * layout caps the image at this height and centres it. */
+#define MAX_IMAGE_H_PT 260.0
+
 double kd_fig_detview_height(double w, const KdFigStyle *st, const KdFigDetView *d) {
   KdFigStyle tmp;
   st = kd_fig_style_or_default(st, &tmp);
-  double h = kd_fig_title_height(st, d->title) + w * image_aspect(d);
+  double h = kd_fig_title_height(st, d->title) + fmin(w * image_aspect(d), MAX_IMAGE_H_PT);
   if (d->legend) h += legend_height(st, w);
   return h;
 }
 
-/* Draws one source's boxes into the image rectangle `ir`. */
+/* Draws one source's boxes (labels = 0) or their labels (labels = 1) into
+ * the image rectangle `ir`; all boxes go first so no line crosses a label. */
 static void draw_boxes(cairo_t *cr, const KdFigStyle *st, const KdFigDetView *d, KdFigRect ir,
-                       int src, double font) {
+                       int src, double font, int labels) {
   const KdFigBox *b = src == SRC_GT ? d->gt : src == SRC_TEACHER ? d->teacher : d->student;
   int n = src == SRC_GT ? d->ngt : src == SRC_TEACHER ? d->nteacher : d->nstudent;
   if (!b || n <= 0 || d->image.w <= 0 || d->image.h <= 0) return;
@@ -59,12 +64,14 @@ static void draw_boxes(cairo_t *cr, const KdFigStyle *st, const KdFigDetView *d,
     double x1 = ir.x + b[i].x1 * sx, y1 = ir.y + b[i].y1 * sy;
     double x2 = ir.x + b[i].x2 * sx, y2 = ir.y + b[i].y2 * sy;
     if (!(x2 > x1 && y2 > y1)) continue;
-    kd_fig_set_rgb(cr, rgb, 1);
-    cairo_set_line_width(cr, lw);
-    kd_fig_set_dash(cr, src_dash[src], lw * 0.6);
-    cairo_rectangle(cr, x1, y1, x2 - x1, y2 - y1);
-    cairo_stroke(cr);
-    if (!d->labels) continue;
+    if (!labels) {
+      kd_fig_set_rgb(cr, rgb, 1);
+      cairo_set_line_width(cr, lw);
+      kd_fig_set_dash(cr, src_dash[src], lw * 0.6);
+      cairo_rectangle(cr, x1, y1, x2 - x1, y2 - y1);
+      cairo_stroke(cr);
+      continue;
+    }
     char label[96];
     const char *name = (b[i].cls >= 0 && b[i].cls < d->nclasses && d->class_names)
                            ? d->class_names[b[i].cls]
@@ -77,12 +84,12 @@ static void draw_boxes(cairo_t *cr, const KdFigStyle *st, const KdFigDetView *d,
       snprintf(label, sizeof label, "%.2f", b[i].score);
     else
       continue;
-    /* A chip in the source colour: above the box, or inside it at the top
-     * edge of the image; student labels go to the bottom so the three
-     * sources rarely cover each other. */
+    /* A chip in the source colour, placed so the three sources rarely
+     * cover each other: ground truth inside the top edge, teacher above
+     * the box, student below it (inside when the image edge is near). */
     double tw = kd_fig_text_width(cr, label) + font * 0.4, th = font * 1.15;
     double lx = fmin(x1, ir.x + ir.w - tw);
-    double ly = src == SRC_STUDENT ? y2 : y1 - th;
+    double ly = src == SRC_GT ? y1 : src == SRC_TEACHER ? y1 - th : y2;
     if (ly < ir.y) ly = y1;
     if (ly + th > ir.y + ir.h) ly = y2 - th;
     kd_fig_set_rgb(cr, rgb, 0.85);
@@ -113,11 +120,14 @@ void kd_fig_detview_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const K
     cairo_rectangle(cr, ir.x, ir.y, ir.w, ir.h);
     cairo_fill(cr);
   }
-  /* Label size follows the image: small thumbnails get small labels. */
+  /* Label size follows the image; thumbnails (grid cells at single-column
+   * width) get boxes only, as labels would hide the image. */
   double font = fmin(st->font_pt * 0.8, fmax(st->font_pt * 0.55, ir.w / 16));
-  draw_boxes(cr, st, d, ir, SRC_GT, font);
-  draw_boxes(cr, st, d, ir, SRC_TEACHER, font);
-  draw_boxes(cr, st, d, ir, SRC_STUDENT, font);
+  KdFigDetView dd = *d;
+  if (ir.w < 80) dd.labels = 0;
+  d = &dd;
+  for (int pass = 0; pass < (d->labels ? 2 : 1); pass++)
+    for (int src = SRC_GT; src <= SRC_STUDENT; src++) draw_boxes(cr, st, d, ir, src, font, pass);
   cairo_set_source_rgb(cr, 0, 0, 0);
   cairo_set_line_width(cr, st->line_pt * 0.8);
   cairo_rectangle(cr, ir.x, ir.y, ir.w, ir.h);

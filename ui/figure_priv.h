@@ -78,7 +78,7 @@ void kd_fig_axes_draw(cairo_t *cr, const KdFigStyle *st, KdFigRect plot, const K
 
 /* ---- legend ---- */
 typedef enum { KD_FIG_KEY_LINE, KD_FIG_KEY_BOX, KD_FIG_KEY_DOT, KD_FIG_KEY_TRIANGLE,
-               KD_FIG_KEY_FILL } KdFigKeyKind;
+               KD_FIG_KEY_FILL, KD_FIG_KEY_STAR } KdFigKeyKind;
 typedef struct KdFigKey {
   const char *label;
   double rgb[3];
@@ -90,6 +90,8 @@ typedef struct KdFigKey {
 double kd_fig_legend(cairo_t *cr, const KdFigStyle *st, double x, double y, double w,
                      const KdFigKey *keys, int n, int draw);
 void kd_fig_set_dash(cairo_t *cr, int dash, double lw);
+/* A five-pointed star path of outer radius r centred on (x, y). */
+void kd_fig_star_path(cairo_t *cr, double x, double y, double r);
 
 /* ---- shared geometry ---- */
 /* Title line height (0 when there is no title) and drawing. */

@@ -12,6 +12,8 @@ static int scatter_keys(const KdFigScatter *s, KdFigKey *keys, char names[][24])
   int k = 0;
   keys[k++] = (KdFigKey){"teacher", {0.15, 0.15, 0.15}, 0, KD_FIG_KEY_DOT};
   keys[k++] = (KdFigKey){"student", {0.15, 0.15, 0.15}, 0, KD_FIG_KEY_TRIANGLE};
+  if (s->proto_xy && s->nproto > 0)
+    keys[k++] = (KdFigKey){"prototype", {0.6, 0.6, 0.6}, 0, KD_FIG_KEY_STAR};
   /* One key per class that occurs. */
   int maxc = s->nclasses > 0 ? s->nclasses : 0;
   if (!s->class_names) {
@@ -46,17 +48,6 @@ double kd_fig_scatter_height(double w, const KdFigStyle *st, const KdFigScatter 
   double ph = fmin(w * 0.62, 220); /* square-ish for a projection */
   return kd_fig_title_height(st, s->title) + lh + st->font_pt * 0.4 + ph +
          kd_fig_axis_bottom_margin(st, s->xlabel, 1);
-}
-
-static void star(cairo_t *cr, double x, double y, double r) {
-  for (int i = 0; i < 10; i++) {
-    double a = -M_PI / 2 + i * M_PI / 5, rr = i % 2 ? r * 0.45 : r;
-    if (i == 0)
-      cairo_move_to(cr, x + rr * cos(a), y + rr * sin(a));
-    else
-      cairo_line_to(cr, x + rr * cos(a), y + rr * sin(a));
-  }
-  cairo_close_path(cr);
 }
 
 void kd_fig_scatter_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFigScatter *s) {
@@ -152,7 +143,7 @@ void kd_fig_scatter_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const K
     double px = kd_fig_axis_map(&xa, s->proto_xy[2 * i], x0, x1);
     double py = kd_fig_axis_map(&ya, s->proto_xy[2 * i + 1], y0, y1);
     if (!isfinite(px + py)) continue;
-    star(cr, px, py, rad * 2.6);
+    kd_fig_star_path(cr, px, py, rad * 2.2);
     kd_fig_set_rgb(cr, rgb, 1);
     cairo_fill_preserve(cr);
     cairo_set_source_rgb(cr, 0, 0, 0);

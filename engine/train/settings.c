@@ -45,7 +45,7 @@ static const KdParamDesc descs[] = {
     I("train.warmup_steps", "Warm-up", 200, 0, 100000, "Linear warm-up steps"),
     I("train.seed", "Seed", 1, 0, 2147483647, "Seed for init, data order and augmentation"),
     I("train.threads", "Threads", 0, 0, 256, "Worker threads (0: all cores)"),
-    I("train.log_every", "Log every", 10, 1, 100000, "Steps between metrics lines"),
+    I("train.log_every", "Log every", 1, 1, 100000, "Steps between metrics lines (the window plots every line)"),
     I("train.eval_every", "Eval every", 1000, 0, 10000000, "Steps between COCO evaluations (0: only at the end)"),
     I("train.checkpoint_every", "Checkpoint every", 500, 1, 10000000, "Steps between checkpoints"),
     I("train.eval_images", "Eval images", 0, 0, 1000000, "Validation images per evaluation (0: all)"),

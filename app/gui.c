@@ -1,0 +1,161 @@
+/* The window's application: `kdscope` with no arguments opens the default
+ * run (shipped teacher -> student, DeFeat, fashion-det built on first use
+ * on a worker thread while the window shows its progress); `kdscope window`
+ * takes a config, --set overrides or a run directory to follow/replay. */
+#include <gtk/gtk.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli_common.h"
+#include "data/fashion.h"
+#include "train/run.h"
+#include "window.h"
+#include "verbs.h"
+
+typedef struct Gui {
+  GtkApplication *app;
+  KdsWindow *win;
+  KdTrainArgs args;
+  const char *follow;
+  int paused;
+  KdConfig *cfg;
+  char data_dir[4096];
+  char error[1024];
+  double frac;
+  char what[128];
+} Gui;
+
+static gboolean start_run(gpointer user) {
+  Gui *g = user;
+  if (g->error[0]) {
+    kds_window_show_error(g->win, g->error);
+    return G_SOURCE_REMOVE;
+  }
+  if (g->data_dir[0]) kd_config_set(g->cfg, "data.dir", g->data_dir, NULL);
+  KdRunOpts o = {0};
+  o.session.out_dir = g->args.out;
+  o.session.resume_dir = g->args.resume;
+  o.session.distill = *kd_config_str(g->cfg, "teacher.checkpoint") != 0;
+  GError *e = NULL;
+  KdConfig *cfg = g->cfg;
+  g->cfg = NULL; /* the bridge owns it now */
+  KdsBridge *b = kds_bridge_new_run(cfg, &o, &e);
+  if (!b) {
+    kds_window_show_error(g->win, e->message);
+    g_error_free(e);
+    return G_SOURCE_REMOVE;
+  }
+  kds_window_set_bridge(g->win, b);
+  if (g->paused) kds_bridge_pause(b, NULL);
+  g_object_unref(b);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean show_progress(gpointer user) {
+  Gui *g = user;
+  char what[160];
+  g_snprintf(what, sizeof what, "Building the fashion-det data set (first use): %s", g->what);
+  kds_window_show_progress(g->win, what, g->frac);
+  return G_SOURCE_REMOVE;
+}
+
+static void data_progress(void *user, const char *what, long done, long total) {
+  Gui *g = user;
+  g_snprintf(g->what, sizeof g->what, "%s %ld/%ld", what, done, total);
+  g->frac = total > 0 ? (double)done / (double)total : -1;
+  g_idle_add(show_progress, g);
+}
+
+static gpointer prepare_data(gpointer user) {
+  Gui *g = user;
+  KdError err;
+  if (kd_ensure_default_dataset(g->data_dir, sizeof g->data_dir, data_progress, g, &err))
+    g_snprintf(g->error, sizeof g->error, "Could not build the default data set:\n%s", err.msg);
+  g_idle_add(start_run, g);
+  return NULL;
+}
+
+static void load_css(void) {
+  char path[4096];
+  GtkCssProvider *css = gtk_css_provider_new();
+  gtk_css_provider_load_from_path(css, kd_cli_asset("style.css", path, sizeof path));
+  gtk_style_context_add_provider_for_display(gdk_display_get_default(), GTK_STYLE_PROVIDER(css), GTK_STYLE_PROVIDER_PRIORITY_APPLICATION);
+  g_object_unref(css);
+  gtk_icon_theme_add_search_path(gtk_icon_theme_get_for_display(gdk_display_get_default()), kd_cli_asset("icons", path, sizeof path));
+}
+
+static void on_activate(GtkApplication *app, gpointer user) {
+  Gui *g = user;
+  load_css();
+  g->win = kds_window_new(app);
+  gtk_window_present(GTK_WINDOW(g->win));
+  static const struct {
+    const char *action, *accels[3];
+  } keys[] = {{"win.pause", {"space", NULL}},       {"win.export", {"<Control>e", NULL}}, {"win.open", {"<Control>o", NULL}},
+              {"win.level-next", {"Right", NULL}},  {"win.level-prev", {"Left", NULL}},   {"win.image-next", {"Down", NULL}},
+              {"win.image-prev", {"Up", NULL}},     {"app.quit", {"<Control>q", NULL}}};
+  for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) gtk_application_set_accels_for_action(app, keys[i].action, keys[i].accels);
+  if (g->follow) {
+    GError *e = NULL;
+    KdsBridge *b = kds_bridge_new_follow(g->follow, &e);
+    if (!b) {
+      kds_window_show_error(g->win, e->message);
+      g_error_free(e);
+      return;
+    }
+    kds_window_set_bridge(g->win, b);
+    g_object_unref(b);
+    return;
+  }
+  if (*kd_config_str(g->cfg, "data.dir")) {
+    g_idle_add(start_run, g);
+    return;
+  }
+  kds_window_show_progress(g->win, "Preparing the default data set…", -1);
+  g_thread_unref(g_thread_new("kdscope-data", prepare_data, g));
+}
+
+static void on_quit(GSimpleAction *a, GVariant *p, gpointer app) {
+  (void)a, (void)p;
+  g_application_quit(G_APPLICATION(app));
+}
+
+static const char usage[] =
+    "usage: kdscope [window] [--config FILE] [--set key=value]... [--steps N] [--out RUN_DIR]\n"
+    "               [--resume RUN_DIR] [--follow RUN_DIR] [--paused]\n\n"
+    "Opens the window. Without options: the default run (assets/configs/distill.json:\n"
+    "the shipped teacher -> student preset, DeFeat, fashion-det built on first use).\n"
+    "--follow RUN_DIR follows a run another process writes (or replays a finished one);\n"
+    "sliders then act through the run directory's control file (as `kdscope set`).\n";
+
+int kd_cli_window(int argc, char **argv) {
+  Gui g = {0};
+  /* our own flags first, then the training flags */
+  char *rest[256];
+  int nrest = 0;
+  rest[nrest++] = argv[0];
+  for (int i = 1; i < argc && nrest < 255; i++) {
+    if (!strcmp(argv[i], "--follow") && i + 1 < argc) g.follow = argv[++i];
+    else if (!strcmp(argv[i], "--paused")) g.paused = 1;
+    else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      fputs(usage, stdout);
+      return 0;
+    } else rest[nrest++] = argv[i];
+  }
+  if (kd_cli_train_args(nrest, rest, &g.args, "window", usage)) return 1;
+  if (!g.follow) {
+    g.cfg = kd_cli_load_config(&g.args, "configs/distill.json", 1, "window");
+    if (!g.cfg) return 1;
+  }
+  g.app = gtk_application_new("io.github.kdscope.Kdscope", G_APPLICATION_NON_UNIQUE);
+  GSimpleAction *quit = g_simple_action_new("quit", NULL);
+  g_signal_connect(quit, "activate", G_CALLBACK(on_quit), g.app);
+  g_action_map_add_action(G_ACTION_MAP(g.app), G_ACTION(quit));
+  g_object_unref(quit);
+  g_signal_connect(g.app, "activate", G_CALLBACK(on_activate), &g);
+  char *gargv[1] = {argv[0]};
+  int rc = g_application_run(G_APPLICATION(g.app), 1, gargv);
+  g_object_unref(g.app);
+  kd_config_free(g.cfg);
+  return rc;
+}

@@ -1,0 +1,263 @@
+#include "bridge.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "probe/prober.h"
+#include "probe/snapfile.h"
+#include "train/control.h"
+#include "train/session.h"
+
+struct _KdsBridge {
+  GObject parent;
+  char *dir;
+  KdRun *run;          /* in-process, or NULL when following */
+  KdConfig *run_cfg;   /* the run thread's config (never read here) */
+  KdConfig *view_cfg;  /* config.json + replayed set events: what the UI reads */
+  KdRunLog *log;
+  KdSnapshots *snaps;
+  int nsnaps;
+  unsigned long seen_events;
+  int last_step;
+  KdRunState last_state;
+  KdProber *prober;    /* created on the run thread at the first step */
+  char probe_error[1100];
+  /* two-entry snapshot cache */
+  int cache_i[2];
+  KdSnapshot *cache[2];
+  int cache_next;
+};
+
+G_DEFINE_FINAL_TYPE(KdsBridge, kds_bridge, G_TYPE_OBJECT)
+
+static GQuark err_quark(void) { return g_quark_from_static_string("kds-bridge"); }
+
+static void kds_bridge_finalize(GObject *o) {
+  KdsBridge *b = KDS_BRIDGE(o);
+  if (b->run) kd_run_free(b->run);
+  kd_prober_free(b->prober);
+  kd_config_free(b->run_cfg);
+  kd_config_free(b->view_cfg);
+  kd_runlog_free(b->log);
+  kd_snapshots_close(b->snaps);
+  for (int i = 0; i < 2; i++) kd_snapshot_free(b->cache[i]);
+  g_free(b->dir);
+  G_OBJECT_CLASS(kds_bridge_parent_class)->finalize(o);
+}
+
+static void kds_bridge_class_init(KdsBridgeClass *k) { G_OBJECT_CLASS(k)->finalize = kds_bridge_finalize; }
+
+static void kds_bridge_init(KdsBridge *b) {
+  b->cache_i[0] = b->cache_i[1] = -1;
+  b->last_state = KD_RUN_READY;
+}
+
+/* The UI's view of the settings: the resolved config plus every logged
+ * change, so a followed run and a local one read alike (and the UI never
+ * touches the config the run thread owns). */
+static int reload_view_config(KdsBridge *b, KdError *err) {
+  KdConfig *c = kd_config_new();
+  char path[4200];
+  snprintf(path, sizeof path, "%s/config.json", b->dir);
+  long seq;
+  int nsets;
+  if (!c || kd_settings_register_all(c) || kd_config_load_file(c, path, err) || kd_control_replay_events(b->dir, c, &seq, &nsets, err)) {
+    kd_config_free(c);
+    return -1;
+  }
+  kd_config_free(b->view_cfg);
+  b->view_cfg = c;
+  return 0;
+}
+
+static gboolean open_readers(KdsBridge *b, GError **error) {
+  KdError err;
+  b->log = kd_runlog_open(b->dir, &err);
+  if (!b->log || reload_view_config(b, &err)) {
+    g_set_error(error, err_quark(), 1, "%s", err.msg);
+    return FALSE;
+  }
+  b->snaps = kd_snapshots_open(b->dir, &err);
+  if (!b->snaps) {
+    g_set_error(error, err_quark(), 1, "%s", err.msg);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Runs on the run thread after every step: probes within the budget and
+ * writes the snapshot files the panels read. */
+static void probe_after_step(void *user, KdSession *s, const KdStepStats *st) {
+  KdsBridge *b = user;
+  KdError err;
+  if (!b->prober && !b->probe_error[0]) {
+    KdProbeCfg pc;
+    kd_probe_cfg_default(&pc);
+    pc.settings = b->run_cfg;
+    b->prober = kd_prober_new(s, &pc, &err);
+    if (!b->prober) snprintf(b->probe_error, sizeof b->probe_error, "probes off: %s", err.msg);
+  }
+  if (b->prober && kd_prober_after_step(b->prober, s, st, &err) < 0) kd_session_event(s, "probe_error", NULL, NULL);
+}
+
+KdsBridge *kds_bridge_new_run(KdConfig *cfg, const KdRunOpts *opts_in, GError **error) {
+  KdsBridge *b = g_object_new(KDS_TYPE_BRIDGE, NULL);
+  KdError err;
+  KdRunOpts opts = *opts_in;
+  opts.after_step = probe_after_step;
+  opts.after_step_user = b;
+  b->run_cfg = cfg;
+  b->run = kd_run_new(cfg, &opts, &err);
+  if (!b->run) {
+    g_set_error(error, err_quark(), 1, "%s", err.msg);
+    g_object_unref(b);
+    return NULL;
+  }
+  b->dir = g_strdup(kd_run_dir(b->run));
+  if (!open_readers(b, error) || kd_run_start(b->run, &err)) {
+    if (error && !*error) g_set_error(error, err_quark(), 1, "%s", err.msg);
+    g_object_unref(b);
+    return NULL;
+  }
+  return b;
+}
+
+KdsBridge *kds_bridge_new_follow(const char *run_dir, GError **error) {
+  KdsBridge *b = g_object_new(KDS_TYPE_BRIDGE, NULL);
+  b->dir = g_strdup(run_dir);
+  if (!open_readers(b, error)) {
+    g_object_unref(b);
+    return NULL;
+  }
+  return b;
+}
+
+const char *kds_bridge_run_dir(KdsBridge *b) { return b->dir; }
+gboolean kds_bridge_is_local(KdsBridge *b) { return b->run != NULL; }
+const KdConfig *kds_bridge_config(KdsBridge *b) { return b->view_cfg; }
+KdRunLog *kds_bridge_log(KdsBridge *b) { return b->log; }
+
+guint kds_bridge_poll(KdsBridge *b) {
+  guint changed = 0;
+  KdError err;
+  if (kd_runlog_refresh(b->log, &err) > 0) changed |= KDS_CHANGED_METRICS;
+  unsigned long nev = (unsigned long)kd_runlog_nevents(b->log);
+  if (nev != b->seen_events) {
+    int sets = 0;
+    for (unsigned long i = nev < b->seen_events ? 0 : b->seen_events; i < nev; i++)
+      if (!strcmp(kd_runlog_event(b->log, (int)i).type, "set")) sets = 1;
+    if (nev < b->seen_events) sets = 1;
+    b->seen_events = nev;
+    if (sets && reload_view_config(b, &err) == 0) changed |= KDS_CHANGED_SETTINGS;
+    changed |= KDS_CHANGED_STATUS;
+  }
+  if (kd_snapshots_refresh(b->snaps, &err) > 0 || kd_snapshots_count(b->snaps) != b->nsnaps) {
+    b->nsnaps = kd_snapshots_count(b->snaps);
+    changed |= KDS_CHANGED_SNAPSHOTS;
+  }
+  KdRunStatus st;
+  kds_bridge_status(b, &st);
+  if (st.step != b->last_step || st.state != b->last_state) changed |= KDS_CHANGED_STATUS;
+  b->last_step = st.step;
+  b->last_state = st.state;
+  return changed;
+}
+
+void kds_bridge_status(KdsBridge *b, KdRunStatus *st) {
+  if (b->run) {
+    kd_run_status(b->run, st);
+    return;
+  }
+  memset(st, 0, sizeof *st);
+  st->step = kd_runlog_last_step(b->log);
+  st->total = kd_config_int(b->view_cfg, "train.steps");
+  st->eval_step = -1;
+  st->phase = "idle";
+  long pid = 0;
+  int live = kd_control_is_running(b->dir, &pid);
+  KdRunState state = live ? KD_RUN_RUNNING : KD_RUN_STOPPED;
+  for (int i = kd_runlog_nevents(b->log) - 1; i >= 0; i--) {
+    const char *t = kd_runlog_event(b->log, i).type;
+    if (!strcmp(t, "finish")) state = KD_RUN_FINISHED;
+    else if (!strcmp(t, "pause") || !strcmp(t, "nonfinite")) state = live ? KD_RUN_PAUSED : KD_RUN_STOPPED;
+    else if (!strcmp(t, "resume") || !strcmp(t, "start") || !strcmp(t, "stop")) state = live ? KD_RUN_RUNNING : KD_RUN_STOPPED;
+    else continue;
+    break;
+  }
+  st->state = state;
+  KdRunSeries ap = kd_runlog_find(b->log, "eval.AP");
+  if (ap.n) st->eval_step = (int)ap.x[ap.n - 1], st->eval[0] = ap.y[ap.n - 1];
+  snprintf(st->message, sizeof st->message, live ? "following %s (pid %ld)" : "replaying %s", b->dir, pid);
+}
+
+int kds_bridge_snapshot_count(KdsBridge *b) { return kd_snapshots_count(b->snaps); }
+int kds_bridge_snapshot_step(KdsBridge *b, int i) { return kd_snapshots_step(b->snaps, i); }
+
+KdSnapshot *kds_bridge_snapshot(KdsBridge *b, int i, GError **error) {
+  if (i < 0 || i >= kd_snapshots_count(b->snaps)) {
+    g_set_error(error, err_quark(), 1, "no snapshot %d", i);
+    return NULL;
+  }
+  for (int k = 0; k < 2; k++)
+    if (b->cache_i[k] == i && b->cache[k]) return kd_snapshot_ref(b->cache[k]);
+  KdSnapshot *s;
+  KdError err;
+  if (kd_snapshot_load(b->snaps, i, &s, &err)) {
+    g_set_error(error, err_quark(), 1, "%s", err.msg);
+    return NULL;
+  }
+  int k = b->cache_next;
+  b->cache_next = 1 - k;
+  kd_snapshot_free(b->cache[k]);
+  b->cache[k] = s;
+  b->cache_i[k] = i;
+  return kd_snapshot_ref(s);
+}
+
+static gboolean control(KdsBridge *b, KdControlKind kind, const char *key, const char *value, GError **error) {
+  KdError err;
+  int rc;
+  if (b->run) {
+    switch (kind) {
+    case KD_CTL_SET: rc = kd_run_set(b->run, key, value, "ui", &err); break;
+    case KD_CTL_PAUSE: rc = kd_run_pause(b->run, "ui", &err); break;
+    case KD_CTL_RESUME: rc = kd_run_resume(b->run, "ui", &err); break;
+    default: rc = kd_run_stop(b->run, "ui", &err); break;
+    }
+  } else {
+    KdControlCmd cmd = {.kind = kind};
+    if (kind == KD_CTL_SET) {
+      KdConfig *scratch = kd_config_new();
+      rc = !scratch || kd_settings_register_all(scratch) ? kd_error(&err, "out of memory")
+                                                         : kd_control_check_set(scratch, key, value, cmd.value, sizeof cmd.value, &err);
+      kd_config_free(scratch);
+      snprintf(cmd.key, sizeof cmd.key, "%s", key);
+      if (!rc && !kd_control_is_running(b->dir, NULL)) rc = kd_error(&err, "%s: no process is running this run", b->dir);
+    } else {
+      rc = kd_control_is_running(b->dir, NULL) ? 0 : kd_error(&err, "%s: no process is running this run", b->dir);
+    }
+    if (!rc) rc = kd_control_append(b->dir, &cmd, 1, &err);
+  }
+  if (rc) g_set_error(error, err_quark(), 1, "%s", err.msg);
+  return rc == 0;
+}
+
+gboolean kds_bridge_set(KdsBridge *b, const char *key, const char *value, GError **error) {
+  return control(b, KD_CTL_SET, key, value, error);
+}
+gboolean kds_bridge_pause(KdsBridge *b, GError **error) { return control(b, KD_CTL_PAUSE, NULL, NULL, error); }
+gboolean kds_bridge_resume(KdsBridge *b, GError **error) { return control(b, KD_CTL_RESUME, NULL, NULL, error); }
+gboolean kds_bridge_stop(KdsBridge *b, GError **error) { return control(b, KD_CTL_STOP, NULL, NULL, error); }
+
+gboolean kds_bridge_step(KdsBridge *b, GError **error) {
+  KdError err;
+  if (!b->run) {
+    g_set_error(error, err_quark(), 1, "single steps work on a run this window drives");
+    return FALSE;
+  }
+  if (kd_run_step_once(b->run, &err)) {
+    g_set_error(error, err_quark(), 1, "%s", err.msg);
+    return FALSE;
+  }
+  return TRUE;
+}

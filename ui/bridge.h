@@ -1,0 +1,61 @@
+/* The window's one handle on a run: either a run this process drives
+ * (KdRun on its own thread) or a run directory another process writes
+ * (a headless `kdscope distill`, followed live) or wrote (a finished run,
+ * replayed). Either way the window reads the run directory's logs and
+ * snapshots (the same files a replay reads), and sends changes through the
+ * run (in-process) or RUN_DIR/control.jsonl (followed): one code path for
+ * the panels. Polled from the frame clock; emits "changed" with what moved.
+ * GTK main thread only. */
+#ifndef KDS_BRIDGE_H
+#define KDS_BRIDGE_H
+
+#include <glib-object.h>
+
+#include "probe/snapshot.h"
+#include "train/config.h"
+#include "train/run.h"
+#include "train/runlog.h"
+
+G_BEGIN_DECLS
+
+#define KDS_TYPE_BRIDGE (kds_bridge_get_type())
+G_DECLARE_FINAL_TYPE(KdsBridge, kds_bridge, KDS, BRIDGE, GObject)
+
+typedef enum {
+  KDS_CHANGED_STATUS = 1 << 0,    /* state, step, rate */
+  KDS_CHANGED_METRICS = 1 << 1,   /* new log lines */
+  KDS_CHANGED_SNAPSHOTS = 1 << 2, /* a new snapshot file (the list grew) */
+  KDS_CHANGED_SETTINGS = 1 << 3,  /* a setting changed (sliders resync) */
+} KdsChanged;
+
+/* Drives a new run in this process (cfg is taken: the bridge frees it). */
+KdsBridge *kds_bridge_new_run(KdConfig *cfg, const KdRunOpts *opts, GError **error);
+/* Follows (or replays) a run directory. */
+KdsBridge *kds_bridge_new_follow(const char *run_dir, GError **error);
+
+const char *kds_bridge_run_dir(KdsBridge *b);
+gboolean kds_bridge_is_local(KdsBridge *b);
+/* Reads what changed since the last poll; returns a KdsChanged mask. */
+guint kds_bridge_poll(KdsBridge *b);
+/* The settings as the run has them now (live values applied). */
+const KdConfig *kds_bridge_config(KdsBridge *b);
+KdRunLog *kds_bridge_log(KdsBridge *b);
+/* Status: in-process from the run; followed from the logs (state guessed
+ * from the last events and whether a process holds the run's lock). */
+void kds_bridge_status(KdsBridge *b, KdRunStatus *st);
+
+int kds_bridge_snapshot_count(KdsBridge *b);
+int kds_bridge_snapshot_step(KdsBridge *b, int i);
+/* Loads snapshot i (cached: the last two loaded stay in memory). The
+ * result holds a reference: kd_snapshot_free when done. NULL on error. */
+KdSnapshot *kds_bridge_snapshot(KdsBridge *b, int i, GError **error);
+
+gboolean kds_bridge_set(KdsBridge *b, const char *key, const char *value, GError **error);
+gboolean kds_bridge_pause(KdsBridge *b, GError **error);
+gboolean kds_bridge_resume(KdsBridge *b, GError **error);
+gboolean kds_bridge_step(KdsBridge *b, GError **error);
+gboolean kds_bridge_stop(KdsBridge *b, GError **error);
+
+G_END_DECLS
+
+#endif

@@ -1,0 +1,120 @@
+#include "panel.h"
+
+#include <string.h>
+
+typedef struct {
+  const KdsView *view;
+  guint paints;
+} KdsPanelPrivate;
+
+G_DEFINE_TYPE_WITH_PRIVATE(KdsPanel, kds_panel, GTK_TYPE_WIDGET)
+
+const KdFigStyle *kds_panel_style(void) {
+  static KdFigStyle st;
+  static gsize once;
+  if (g_once_init_enter(&once)) {
+    kd_fig_style_default(&st);
+    st.font_pt = 9.0;
+    st.line_pt = 0.8;
+    g_once_init_leave(&once, 1);
+  }
+  return &st;
+}
+
+void kds_panel_set_view(KdsPanel *p, const KdsView *view) {
+  KdsPanelPrivate *pv = kds_panel_get_instance_private(p);
+  pv->view = view;
+  gtk_widget_queue_resize(GTK_WIDGET(p));
+}
+
+const KdsView *kds_panel_get_view(KdsPanel *p) {
+  KdsPanelPrivate *pv = kds_panel_get_instance_private(p);
+  return pv->view;
+}
+
+const char *kds_panel_kind(KdsPanel *p) { return KDS_PANEL_GET_CLASS(p)->kind; }
+
+gboolean kds_panel_build(KdsPanel *p, KdFigPanel *out) {
+  KdsPanelPrivate *pv = kds_panel_get_instance_private(p);
+  KdsPanelClass *k = KDS_PANEL_GET_CLASS(p);
+  if (!pv->view || !k->build) return FALSE;
+  return k->build(p, pv->view, out);
+}
+
+guint kds_panel_paint_count(KdsPanel *p) {
+  KdsPanelPrivate *pv = kds_panel_get_instance_private(p);
+  return pv->paints;
+}
+
+static void draw_empty(cairo_t *cr, double w, double h, const char *kind) {
+  cairo_set_source_rgb(cr, 0.5, 0.5, 0.5);
+  cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+  cairo_set_font_size(cr, 12);
+  char msg[96];
+  g_snprintf(msg, sizeof msg, strcmp(kind, "curves") ? "%s: waiting for the first probe" : "%s: waiting for the first logged step", kind);
+  cairo_text_extents_t te;
+  cairo_text_extents(cr, msg, &te);
+  cairo_move_to(cr, (w - te.width) / 2, h / 2);
+  cairo_show_text(cr, msg);
+}
+
+static void kds_panel_snapshot(GtkWidget *w, GtkSnapshot *snapshot) {
+  KdsPanel *p = KDS_PANEL(w);
+  KdsPanelPrivate *pv = kds_panel_get_instance_private(p);
+  int width = gtk_widget_get_width(w), height = gtk_widget_get_height(w);
+  if (width <= 0 || height <= 0) return;
+  cairo_t *cr = gtk_snapshot_append_cairo(snapshot, &GRAPHENE_RECT_INIT(0, 0, (float)width, (float)height));
+  KdFigPanel fp;
+  if (kds_panel_build(p, &fp)) kd_fig_paint(cr, &fp, kds_panel_style(), width, height, 1.0);
+  else draw_empty(cr, width, height, KDS_PANEL_GET_CLASS(p)->kind);
+  cairo_destroy(cr);
+  pv->paints++;
+}
+
+cairo_surface_t *kds_panel_render(KdsPanel *p, double w, double h, double scale) {
+  if (w <= 0) w = gtk_widget_get_width(GTK_WIDGET(p));
+  if (h <= 0) h = gtk_widget_get_height(GTK_WIDGET(p));
+  if (w <= 0) w = 400;
+  KdFigPanel fp;
+  gboolean ok = kds_panel_build(p, &fp);
+  if (h <= 0) h = ok ? fp.height_for_width(w, kds_panel_style(), fp.spec) : 200;
+  cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, (int)(w * scale + 0.5), (int)(h * scale + 0.5));
+  cairo_t *cr = cairo_create(s);
+  if (ok) kd_fig_paint(cr, &fp, kds_panel_style(), w, h, scale);
+  else {
+    cairo_scale(cr, scale, scale);
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    draw_empty(cr, w, h, KDS_PANEL_GET_CLASS(p)->kind);
+  }
+  cairo_destroy(cr);
+  return s;
+}
+
+static GtkSizeRequestMode kds_panel_request_mode(GtkWidget *w) {
+  (void)w;
+  return GTK_SIZE_REQUEST_HEIGHT_FOR_WIDTH;
+}
+
+static void kds_panel_measure(GtkWidget *w, GtkOrientation o, int for_size, int *min, int *nat, int *min_base, int *nat_base) {
+  *min_base = *nat_base = -1;
+  if (o == GTK_ORIENTATION_HORIZONTAL) {
+    *min = 160;
+    *nat = 420;
+    return;
+  }
+  double width = for_size > 0 ? for_size : 420;
+  KdFigPanel fp;
+  double h = kds_panel_build(KDS_PANEL(w), &fp) ? fp.height_for_width(width, kds_panel_style(), fp.spec) : 120;
+  *min = *nat = (int)(h + 0.5);
+}
+
+static void kds_panel_class_init(KdsPanelClass *k) {
+  GtkWidgetClass *wc = GTK_WIDGET_CLASS(k);
+  wc->snapshot = kds_panel_snapshot;
+  wc->get_request_mode = kds_panel_request_mode;
+  wc->measure = kds_panel_measure;
+  k->kind = "panel";
+}
+
+static void kds_panel_init(KdsPanel *p) { gtk_widget_set_hexpand(GTK_WIDGET(p), TRUE); }

@@ -1,0 +1,43 @@
+/* KdsPanel: the base of every panel widget. A panel kind (a subclass)
+ * turns the view into a figure spec (ui/figure.h); the base paints it with
+ * the same kd_fig_paint the exporter uses, so the screen and an exported
+ * figure are the same drawing. Height follows the figure's fixed layout
+ * for the allocated width. */
+#ifndef KDS_PANEL_H
+#define KDS_PANEL_H
+
+#include <gtk/gtk.h>
+
+#include "figure.h"
+#include "view.h"
+
+G_BEGIN_DECLS
+
+#define KDS_TYPE_PANEL (kds_panel_get_type())
+G_DECLARE_DERIVABLE_TYPE(KdsPanel, kds_panel, KDS, PANEL, GtkWidget)
+
+struct _KdsPanelClass {
+  GtkWidgetClass parent_class;
+  /* Fills *out from the view (pointing into the subclass's own storage or
+   * the snapshot). FALSE: nothing to show yet (the panel says so). */
+  gboolean (*build)(KdsPanel *self, const KdsView *view, KdFigPanel *out);
+  /* A name for exports and tests ("gap", "masks", ...). */
+  const char *kind;
+};
+
+void kds_panel_set_view(KdsPanel *p, const KdsView *view);
+const KdsView *kds_panel_get_view(KdsPanel *p);
+const char *kds_panel_kind(KdsPanel *p);
+/* The figure style panels draw with on screen (font size for a screen). */
+const KdFigStyle *kds_panel_style(void);
+/* Builds the current figure; FALSE when there is nothing to draw. */
+gboolean kds_panel_build(KdsPanel *p, KdFigPanel *out);
+/* Renders the panel offscreen at its current size (or w x h points when
+ * > 0) into a new ARGB32 image surface at `scale` pixels per point. */
+cairo_surface_t *kds_panel_render(KdsPanel *p, double w, double h, double scale);
+/* Counts paints, for tests ("the panels redrew"). */
+guint kds_panel_paint_count(KdsPanel *p);
+
+G_END_DECLS
+
+#endif

@@ -1,0 +1,24 @@
+/* What the panels look at: the bridge, the snapshot on screen and the
+ * viewer's choices. Owned by the window; panels hold a pointer and are
+ * redrawn when it changes. GTK main thread only. */
+#ifndef KDS_VIEW_H
+#define KDS_VIEW_H
+
+#include "bridge.h"
+#include "series.h"
+
+typedef struct KdsView {
+  KdsBridge *bridge;
+  KdSnapshot *snap;   /* the snapshot shown (a reference), or NULL */
+  int image;          /* probe image index */
+  int level;          /* FPN level index (0 = P3) */
+  int independent;    /* teacher and student maps on separate colour ranges */
+  double overlay;     /* > 0: maps over the image with this opacity */
+  KdSmooth smooth;    /* curves */
+  int logy;           /* curves */
+  int sel_x, sel_y;   /* selected cell on the current level, -1: none */
+  char hover[160];    /* value under the pointer, shown in the status line */
+  unsigned long generation; /* bumped on every change */
+} KdsView;
+
+#endif

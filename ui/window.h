@@ -1,0 +1,37 @@
+/* The main window: header bar (run controls, methods, open, export),
+ * the control panel, the panels grid and the snapshot timeline. */
+#ifndef KDS_WINDOW_H
+#define KDS_WINDOW_H
+
+#include <gtk/gtk.h>
+
+#include "bridge.h"
+#include "control_panel.h"
+#include "panel.h"
+
+G_BEGIN_DECLS
+
+#define KDS_TYPE_WINDOW (kds_window_get_type())
+G_DECLARE_FINAL_TYPE(KdsWindow, kds_window, KDS, WINDOW, GtkApplicationWindow)
+
+KdsWindow *kds_window_new(GtkApplication *app);
+/* Shows the run (the window takes a reference). */
+void kds_window_set_bridge(KdsWindow *w, KdsBridge *b);
+/* A first-use step (building the data set): a progress page until
+ * kds_window_set_bridge. fraction < 0 pulses. */
+void kds_window_show_progress(KdsWindow *w, const char *what, double fraction);
+void kds_window_show_error(KdsWindow *w, const char *message);
+
+/* For tests and the exporter. */
+KdsBridge *kds_window_get_bridge(KdsWindow *w);
+KdsControlPanel *kds_window_get_controls(KdsWindow *w);
+GtkWidget *kds_window_get_pause_button(KdsWindow *w);
+int kds_window_panel_count(KdsWindow *w);
+KdsPanel *kds_window_get_panel(KdsWindow *w, int i);
+/* Main-loop timing since the window opened: frames handled, the slowest
+ * frame's work, the mean, and the longest gap between two ticks. */
+void kds_window_frame_stats(KdsWindow *w, guint *frames, double *max_work_ms, double *mean_work_ms, double *max_gap_ms);
+
+G_END_DECLS
+
+#endif
