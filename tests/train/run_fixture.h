@@ -1,0 +1,123 @@
+/* Shared by the run tests: a tiny fashion-det set built into a temp
+ * directory, a tiny detector config over it, and small readers of a run
+ * directory's logs. Header-only (static functions). */
+#ifndef KD_TEST_RUN_FIXTURE_H
+#define KD_TEST_RUN_FIXTURE_H
+
+#include <cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "data/fashion.h"
+#include "train/fileio.h"
+#include "train/session.h"
+
+static inline int fixture_have_source(void) {
+  const char *d = getenv("KD_FASHION_MNIST_DIR");
+  char p[4096];
+  snprintf(p, sizeof p, "%s/t10k-images-idx3-ubyte.gz", d && *d ? d : KD_FASHION_DEFAULT_SOURCE);
+  return access(p, R_OK) == 0;
+}
+
+/* A fresh temp directory (mkdtemp) into buf; -1 on failure. */
+static inline int fixture_tmpdir(char *buf, size_t len, const char *tag) {
+  const char *t = getenv("TMPDIR");
+  snprintf(buf, len, "%s/kd-%s-XXXXXX", t && *t ? t : "/tmp", tag);
+  return mkdtemp(buf) ? 0 : -1;
+}
+
+static inline void fixture_rmrf(const char *dir) {
+  char cmd[4200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);
+}
+
+/* 64 train + 16 val images at 64 px into dir/data. */
+static inline int fixture_data(const char *dir, char *data, size_t len) {
+  snprintf(data, len, "%s/data", dir);
+  KdFashionCfg fc;
+  kd_fashion_cfg_default(&fc);
+  fc.n_train = 64;
+  fc.n_val = 16;
+  fc.size = 64;
+  fc.seed = 5;
+  KdError err;
+  if (kd_fashion_build(data, &fc, 0, NULL, NULL, &err)) {
+    fprintf(stderr, "fixture: %s\n", err.msg);
+    return -1;
+  }
+  return 0;
+}
+
+/* Every setting registered, the tiny detector and a short schedule. */
+static inline KdConfig *fixture_config(const char *data, int steps) {
+  KdConfig *c = kd_config_new();
+  if (!c || kd_settings_register_all(c)) return NULL;
+  char buf[64];
+  snprintf(buf, sizeof buf, "%d", steps);
+  const char *kv[][2] = {{"model.depth", "10"}, {"model.width", "8"}, {"model.fpn_channels", "16"}, {"model.head_convs", "1"},
+                         {"data.size", "64"}, {"train.batch", "2"}, {"train.steps", buf}, {"train.log_every", "1"},
+                         {"train.eval_every", "0"}, {"train.checkpoint_every", "1000000"}, {"train.eval_images", "4"},
+                         {"train.warmup_steps", "4"}, {"data.dir", data}, {"distill.methods", "fitnet"}};
+  KdError err;
+  for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+    if (kd_config_set(c, kv[i][0], kv[i][1], &err)) {
+      fprintf(stderr, "fixture: %s\n", err.msg);
+      kd_config_free(c);
+      return NULL;
+    }
+  return c;
+}
+
+/* The complete lines of RUN/name parsed as JSON, in order; *n lines.
+ * A line that is not JSON becomes NULL (callers check). */
+static inline cJSON **fixture_jsonl(const char *run, const char *name, int *n) {
+  char path[8400];
+  snprintf(path, sizeof path, "%s/%s", run, name);
+  *n = 0;
+  size_t len;
+  char *text = kd_io_read_text(path, &len, (size_t)1 << 30, NULL);
+  if (!text) return NULL;
+  int cap = 16;
+  cJSON **v = malloc((size_t)cap * sizeof *v);
+  for (char *p = text; v && *p;) {
+    char *nl = strchr(p, '\n');
+    if (!nl) nl = p + strlen(p);
+    if (*n == cap) v = realloc(v, (size_t)(cap *= 2) * sizeof *v);
+    if (!v) break;
+    v[(*n)++] = cJSON_ParseWithLength(p, (size_t)(nl - p));
+    p = *nl ? nl + 1 : nl;
+  }
+  free(text);
+  return v;
+}
+
+static inline void fixture_jsonl_free(cJSON **v, int n) {
+  for (int i = 0; i < n; i++) cJSON_Delete(v[i]);
+  free(v);
+}
+
+static inline const char *fixture_str(const cJSON *o, const char *k) {
+  const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+  return cJSON_IsString(x) ? x->valuestring : NULL;
+}
+
+static inline double fixture_num(const cJSON *o, const char *k) {
+  const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+  return cJSON_IsNumber(x) ? x->valuedouble : NAN;
+}
+
+static inline int fixture_is_event(const cJSON *o, const char *type) {
+  const char *e = o ? fixture_str(o, "event") : NULL;
+  return e && !strcmp(e, type);
+}
+
+static inline void fixture_sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+#endif
