@@ -184,6 +184,46 @@ static int export_png(const char *tmp, const KdFigPanel *p, const KdFigStyle *st
   return 0;
 }
 
+/* cairo's SVG writer drops the nearest-neighbour filter, so viewers would
+ * blur a 16x16 map into mush: mark every embedded image pixelated. */
+static int svg_mark_pixelated(const char *path, KdError *err) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return kd_error(err, "export: cannot reread %s", path);
+  Buf b = {0};
+  unsigned char chunk[65536];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) buf_write(&b, chunk, (unsigned)n);
+  fclose(f);
+  if (b.failed) {
+    free(b.d);
+    return kd_error(err, "export: out of memory rewriting %s", path);
+  }
+  static const char tag[] = "<image ";
+  static const char attr[] =
+      "<image image-rendering=\"optimizeSpeed\" style=\"image-rendering:pixelated\" ";
+  f = fopen(path, "wb");
+  if (!f) {
+    free(b.d);
+    return kd_error(err, "export: cannot rewrite %s", path);
+  }
+  int bad = 0;
+  size_t i = 0, start = 0;
+  while (i + sizeof tag - 1 <= b.n) {
+    if (memcmp(b.d + i, tag, sizeof tag - 1) == 0) {
+      bad |= fwrite(b.d + start, 1, i - start, f) != i - start;
+      bad |= fwrite(attr, 1, sizeof attr - 1, f) != sizeof attr - 1;
+      i += sizeof tag - 1;
+      start = i;
+    } else {
+      i++;
+    }
+  }
+  bad |= fwrite(b.d + start, 1, b.n - start, f) != b.n - start;
+  bad |= fclose(f) != 0;
+  free(b.d);
+  return bad ? kd_error(err, "export: rewriting %s failed", path) : 0;
+}
+
 static int export_vector(const char *tmp, int format, const KdFigPanel *p, const KdFigStyle *st,
                          const KdExportOpts *o, KdError *err) {
   KdFigStyle s;
@@ -217,7 +257,7 @@ static int export_vector(const char *tmp, int format, const KdFigPanel *p, const
   cairo_surface_destroy(surf);
   if (cs != CAIRO_STATUS_SUCCESS)
     return kd_error(err, "export: writing %s failed: %s", tmp, cairo_status_to_string(cs));
-  return 0;
+  return format == KD_EXPORT_SVG ? svg_mark_pixelated(tmp, err) : 0;
 }
 
 int kd_export_panel(const char *path, int format, const KdFigPanel *p, const KdFigStyle *st,

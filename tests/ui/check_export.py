@@ -94,8 +94,10 @@ def check_svg(path, wpt, hpt, tmp):
         if not m or abs(float(m.group(1)) - want) > 0.6:
             fail(f"{path}: {attr}={v!r}, expected {want:.2f}pt")
     ns = "{http://www.w3.org/2000/svg}"
-    if not list(root.iter(ns + "image")):
-        pass  # curves have no raster; fine
+    for img in root.iter(ns + "image"):  # maps must not be smoothed by viewers
+        if "pixelated" not in img.get("style", ""):
+            fail(f"{path}: <image {img.get('id')}> is not marked pixelated")
+            break
     if len(list(root.iter(ns + "path"))) + len(list(root.iter(ns + "use"))) < 10:
         fail(f"{path}: suspiciously few vector elements")
     if shutil.which("rsvg-convert"):
