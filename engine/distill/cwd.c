@@ -36,8 +36,9 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
                   kd_tensor_shape_str(s, ss, sizeof ss), kd_tensor_shape_str(t, st, sizeof st));
       return -1;
     }
-    KdTensor *kl = kd_dist_kl(c, kd_norm_spatial_log_softmax(c, t, tau), kd_norm_spatial_log_softmax(c, s, tau),
-                              (1u << 2) | (1u << 3));
+    int rows[3] = {s->shape[0], s->shape[1], s->shape[2] * s->shape[3]};
+    /* per (n, c): KL of the spatial softmaxes (kd_norm_spatial_softmax) */
+    KdTensor *kl = kd_dist_kl_logits(c, kd_reshape(c, t, 3, rows), kd_reshape(c, s, 3, rows), 2, tau);
     float norm = (float)s->shape[0] * (float)s->shape[1];
     kd_distill_part(out, level_names[l], kd_scale(c, kd_sum_all(c, kl), w * tau * tau / norm));
   }

@@ -3,7 +3,9 @@
  * K class logits of teacher and student become softmax(./T) and
  *   L = weight * T^2 * sum_l sum_{anchors i of l} w_i KL(q_i || p_i) / (K?) / norm_l
  * with w_i = 1 for positive anchors, bg_weight for negatives and 0 for
- * ignored ones (assignment codes of targets.h). Defaults follow LD's
+ * ignored ones (assignment codes of targets.h), and norm_l = sum w_i over
+ * the level (or the batch), i.e. a weighted mean: the positive count by
+ * default, and still bounded when negatives join. Defaults follow LD's
  * RetinaNet setting (HikariTJU/LD ld_retina_r50_1x.py: loss_kd weight 10,
  * T 8, class_reduction 'mean' = KL / K, positives only, each level divided
  * by its own positive count). Only the selected anchors' logits are
@@ -29,20 +31,22 @@ static const KdParamDesc params[] = {
     {"logitkd.kl_mean", "KL mean over classes", KD_CFG_BOOL, 1, 0, 1, 0, 1, NULL, NULL,
      "Divide each anchor's KL by the number of classes K (LD's class_reduction='mean'); off: textbook KL"},
     {"logitkd.norm", "Normaliser", KD_CFG_ENUM, 0, 0, 0, 0, 1, "level", norm_choices,
-     "level: each level divided by its own positive count (LD); batch: every level divided by the batch's "
-     "positives (as the focal loss); both at least 1"},
+     "level: each level divided by its own sum of anchor weights (its positive count unless bg_weight > 0; LD); "
+     "batch: every level divided by the batch's sum (as the focal loss divides by all positives)"},
 };
 
-/* Positives per level and in the batch, from the flat assignment. */
-static void count_pos(const KdDistillInputs *in, const int *off, int *pos, int *total) {
-  *total = 0;
+/* The weight sum of the selected anchors per level and in the batch: the
+ * positive count when bg_weight is 0. */
+static void weight_sums(const KdDistillInputs *in, const int *off, float bg, double *wsum, double *total) {
+  *total = 0.0;
   for (int l = 0; l < in->nlev; l++) {
-    pos[l] = 0;
+    long pos = 0, neg = 0;
     for (int n = 0; n < in->n; n++) {
       const int *tc = in->target_cls + (size_t)n * (size_t)in->A_total;
-      for (int i = off[l]; i < off[l + 1]; i++) pos[l] += tc[i] >= 0;
+      for (int i = off[l]; i < off[l + 1]; i++) pos += tc[i] >= 0, neg += tc[i] == KD_MATCH_NEG;
     }
-    *total += pos[l];
+    wsum[l] = (double)pos + (double)bg * (double)neg;
+    *total += wsum[l];
   }
 }
 
@@ -114,20 +118,21 @@ static int check_inputs(const KdDistillInputs *in, int *off) {
 static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out) {
   (void)inst;
   KdCtx *c = in->c;
-  int off[KD_DISTILL_MAX_LEVELS + 1], pos[KD_DISTILL_MAX_LEVELS], total;
+  int off[KD_DISTILL_MAX_LEVELS + 1];
+  double wsum[KD_DISTILL_MAX_LEVELS], total;
   if (in->nlev > KD_DISTILL_MAX_LEVELS) {
     kd_ctx_fail(c, "logitkd: %d levels, at most %d", in->nlev, KD_DISTILL_MAX_LEVELS);
     return -1;
   }
   if (check_inputs(in, off)) return -1;
-  count_pos(in, off, pos, &total);
   const float w = kd_distill_num(in, "logitkd.weight"), T = kd_distill_num(in, "logitkd.T");
   const float bg = kd_distill_num(in, "logitkd.bg_weight");
+  weight_sums(in, off, bg, wsum, &total);
   const int per_level = !strcmp(kd_config_str(in->cfg, "logitkd.norm"), "level");
   const float kdiv = kd_distill_num(in, "logitkd.kl_mean") != 0.0f ? (float)in->num_classes : 1.0f;
   for (int l = 0; l < in->nlev; l++) {
-    int np = per_level ? pos[l] : total;
-    float norm = np > 0 ? (float)np : 1.0f;
+    double ws = per_level ? wsum[l] : total;
+    float norm = ws > 0.0 ? (float)ws : 1.0f;
     KdTensor *kl = level_kl(c, in, l, off[l], T, bg);
     kd_distill_part(out, level_names[l], kd_scale(c, kl, w * T * T / (kdiv * norm)));
   }

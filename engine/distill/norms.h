@@ -10,7 +10,7 @@
  * Distances:
  *   sq_sum          sum of (a - b)^2 over every element
  *   kl              KL(q || p) from log-probabilities over some axes
- *   kl_logits       KL(softmax(t/tau) || softmax(s/tau)) along one axis */
+ *   kl_logits       KL(softmax(t/tau) || softmax(s/tau)) along one axis (fused) */
 #ifndef KD_DISTILL_NORMS_H
 #define KD_DISTILL_NORMS_H
 
@@ -33,8 +33,9 @@ KdTensor *kd_dist_sq_sum(KdCtx *c, KdTensor *a, KdTensor *b);
  * i, as kd_sum) reduced to 1: sum_axes exp(log_q) * (log_q - log_p). */
 KdTensor *kd_dist_kl(KdCtx *c, KdTensor *log_q, KdTensor *log_p, unsigned axes);
 
-/* t (target, usually the teacher's, no grad), s: same shape -> per-row KL
- * as kd_dist_kl of log_softmax(t/tau) and log_softmax(s/tau) along axis.
+/* t (target, usually the teacher's), s: same shape -> per-row KL as
+ * kd_dist_kl of log_softmax(t/tau) and log_softmax(s/tau) along axis.
+ * A fused op (no intermediate tensors; gradients to both sides).
  * No tau^2 factor: methods apply their own scaling. */
 KdTensor *kd_dist_kl_logits(KdCtx *c, KdTensor *t, KdTensor *s, int axis, float tau);
 
