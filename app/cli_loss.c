@@ -530,10 +530,12 @@ int kd_cli_loss(int argc, char **argv) {
     }
   }
 
-  /* Learnable parts: as a run with this seed creates them, then the file's. */
+  /* Learnable parts: as a run with this seed creates them, then the file's.
+   * Every method gets its parts; without features their widths are a
+   * placeholder (8) that no feature method will ever read. */
   KdDistillShapes sh = {.nlev = in.nlev,
-                        .t_channels = in.has[FEAT] ? in.lev[FEAT][0][0].shape[1] : 1,
-                        .s_channels = in.has[FEAT] ? in.lev[FEAT][1][0].shape[1] : 1,
+                        .t_channels = in.has[FEAT] ? in.lev[FEAT][0][0].shape[1] : 8,
+                        .s_channels = in.has[FEAT] ? in.lev[FEAT][1][0].shape[1] : 8,
                         .num_classes = in.K ? in.K : 1,
                         .num_anchors = in.A};
   memcpy(sh.strides, acfg.strides, sizeof sh.strides);
