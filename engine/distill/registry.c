@@ -8,9 +8,18 @@
 #include "distill/method.h"
 
 extern const KdMethod kd_method_fitnet;
+extern const KdMethod kd_method_defeat, kd_method_fgd;
+extern const KdMethod kd_method_pkd;
+extern const KdMethod kd_method_cwd;
+extern const KdMethod kd_method_logitkd;
 
 static const KdMethod *const methods[] = {
     &kd_method_fitnet,
+    &kd_method_defeat,
+    &kd_method_fgd,
+    &kd_method_pkd,
+    &kd_method_cwd,
+    &kd_method_logitkd,
 };
 
 int kd_method_count(void) { return (int)(sizeof methods / sizeof methods[0]); }

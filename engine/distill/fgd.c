@@ -1,0 +1,196 @@
+/* FGD: focal and global knowledge distillation for detectors (Yang et al.,
+ * CVPR 2022), KD-METHODS section 2. Per FPN level, with its own learnable
+ * parts (an optional 1x1 align conv, two GcBlocks):
+ *   W = Att_sp_T * Att_ch_T                 (teacher attention weights both)
+ *   L_fg   = sum M_fg * W * (S - T)^2 / N   M_fg: 1/area of the boxes (masks.h)
+ *   L_bg   = sum M_bg * W * (S - T)^2 / N   M_bg: normalised complement
+ *   L_mask = (sum |Ach_S - Ach_T| + sum |Asp_S - Asp_T|) / N
+ *   L_rela = sum (GC_s(S) - GC_t(T))^2 / N
+ * summed over levels and weighted alpha, beta, gamma, lambda. N is the batch. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/ops.h"
+#include "distill/masks.h"
+#include "distill/method.h"
+#include "model/layers.h"
+
+/* GCNet context block as FGD builds it: attention pooling, then
+ * conv1x1 C->C/2, LayerNorm over (C/2,1,1), ReLU, conv1x1 C/2->C, added. */
+typedef struct {
+  KdConv mask, add0, add1;
+  KdGn ln;
+} GcBlock;
+
+typedef struct {
+  int has_align;
+  KdConv align;
+  GcBlock gc_s, gc_t;
+} FgdLevel;
+
+typedef struct {
+  int nlev;
+  FgdLevel lv[KD_DISTILL_MAX_LEVELS];
+} Fgd;
+
+static const KdParamDesc params[] = {
+    {"fgd.weight", "FGD weight", KD_CFG_FLOAT, 1.0, 0.0, 1000.0, 1, 1, NULL, NULL,
+     "Overall weight of the FGD loss (all four parts)"},
+    {"fgd.temp", "Attention temperature", KD_CFG_FLOAT, 0.5, 0.05, 10.0, 1, 1, NULL, NULL,
+     "Temperature of the spatial and channel attention (RetinaNet configs 0.5)"},
+    {"fgd.alpha", "Foreground weight", KD_CFG_FLOAT, 1e-3, 0.0, 10.0, 1, 1, NULL, NULL,
+     "alpha: attention-weighted feature MSE inside the boxes (RetinaNet configs 1e-3; tuned for 256-channel "
+     "P3-P7 features, small on our 64-channel maps, see docs/METHODS-DEFEAT-FGD.md)"},
+    {"fgd.beta", "Background weight", KD_CFG_FLOAT, 5e-4, 0.0, 10.0, 1, 1, NULL, NULL,
+     "beta: attention-weighted feature MSE outside the boxes (RetinaNet configs 5e-4)"},
+    {"fgd.gamma", "Attention weight", KD_CFG_FLOAT, 5e-4, 0.0, 10.0, 1, 1, NULL, NULL,
+     "gamma: L1 between student and teacher attention maps (RetinaNet configs 5e-4; class default 1e-3)"},
+    {"fgd.lambda", "Global relation weight", KD_CFG_FLOAT, 5e-6, 0.0, 1.0, 1, 1, NULL, NULL,
+     "lambda: MSE between GcBlock outputs of student and teacher (RetinaNet configs 5e-6)"},
+};
+#define NPARAMS (int)(sizeof params / sizeof params[0])
+
+static int gc_add(GcBlock *g, KdParams *p, const char *lv, char side, int ch) {
+  char name[96];
+  int half = ch / 2 > 0 ? ch / 2 : 1, rc = 0;
+  snprintf(name, sizeof name, "%s.conv_mask_%c", lv, side);
+  rc |= kd_conv_add(&g->mask, p, name, ch, 1, 1, 1, 0, 1);
+  snprintf(name, sizeof name, "%s.channel_add_conv_%c.0", lv, side);
+  rc |= kd_conv_add(&g->add0, p, name, ch, half, 1, 1, 0, 1);
+  snprintf(name, sizeof name, "%s.channel_add_conv_%c.1", lv, side);
+  rc |= kd_gn_add(&g->ln, p, name, half, 1);
+  snprintf(name, sizeof name, "%s.channel_add_conv_%c.3", lv, side);
+  rc |= kd_conv_add(&g->add1, p, name, half, ch, 1, 1, 0, 1);
+  return rc;
+}
+
+static int init(KdMethodInst *inst, const KdDistillShapes *sh, KdParams *store, KdError *err) {
+  Fgd *f = calloc(1, sizeof *f);
+  if (!f) return kd_error(err, "out of memory");
+  inst->state = f;
+  f->nlev = sh->nlev;
+  for (int l = 0; l < sh->nlev; l++) {
+    FgdLevel *v = &f->lv[l];
+    char lv[64], name[96];
+    snprintf(lv, sizeof lv, "distill.fgd.fpn_%d", l);
+    v->has_align = sh->s_channels != sh->t_channels;
+    snprintf(name, sizeof name, "%s.align", lv);
+    if ((v->has_align && kd_conv_add(&v->align, store, name, sh->s_channels, sh->t_channels, 1, 1, 0, 1)) ||
+        gc_add(&v->gc_s, store, lv, 's', sh->t_channels) || gc_add(&v->gc_t, store, lv, 't', sh->t_channels))
+      return kd_error(err, "fgd: cannot register the parameters of %s", lv);
+  }
+  return 0;
+}
+
+static void gc_init(GcBlock *g, KdRng *r) {
+  /* mmcv kaiming_init(mode='fan_in'): normal, std sqrt(2/fan_in), bias 0. */
+  kd_init_normal(g->mask.w, sqrtf(2.0f / (float)g->mask.w->shape[1]), r);
+  kd_init_const(g->mask.b, 0.0f);
+  /* PyTorch defaults for the first conv and the LayerNorm. */
+  kd_init_bias_default(g->add0.w, g->add0.w, r);
+  kd_init_bias_default(g->add0.b, g->add0.w, r);
+  kd_init_const(g->ln.gamma, 1.0f);
+  kd_init_const(g->ln.beta, 0.0f);
+  /* constant_init(0): the block starts as the identity. */
+  kd_init_const(g->add1.w, 0.0f);
+  kd_init_const(g->add1.b, 0.0f);
+}
+
+static void init_weights(KdMethodInst *inst, KdRng *r) {
+  Fgd *f = inst->state;
+  for (int l = 0; l < f->nlev; l++) {
+    FgdLevel *v = &f->lv[l];
+    if (v->has_align) { /* PyTorch's default Conv2d init */
+      kd_init_bias_default(v->align.w, v->align.w, r);
+      kd_init_bias_default(v->align.b, v->align.w, r);
+    }
+    gc_init(&v->gc_s, r);
+    gc_init(&v->gc_t, r);
+  }
+}
+
+static void destroy(KdMethodInst *inst) { free(inst->state); }
+
+/* x: N,C,H,W -> x + channel_add(attention-pooled context of x). */
+static KdTensor *gc_fwd(KdCtx *c, const GcBlock *g, KdTensor *x) {
+  const int n = x->shape[0], ch = x->shape[1], hw = x->shape[2] * x->shape[3];
+  int flat[2] = {n, hw}, col[3] = {n, hw, 1}, rows[3] = {n, ch, hw}, ctx4[4] = {n, ch, 1, 1};
+  KdTensor *p = kd_softmax(c, kd_reshape(c, kd_conv_fwd(c, &g->mask, x), 2, flat), 1);
+  KdTensor *ctx = kd_matmul(c, kd_reshape(c, x, 3, rows), kd_reshape(c, p, 3, col), 0, 0); /* N,C,1 */
+  KdTensor *z = kd_conv_fwd(c, &g->add0, kd_reshape(c, ctx, 4, ctx4));
+  z = kd_relu(c, kd_groupnorm(c, z, 1, g->ln.gamma, g->ln.beta, 1e-5f));
+  return kd_add(c, x, kd_conv_fwd(c, &g->add1, z));
+}
+
+typedef struct {
+  KdTensor *fg, *bg, *mask, *rela;
+} FgdSums;
+
+static int level_loss(KdCtx *c, const KdDistillInputs *in, const FgdLevel *v, int l, float temp, FgdSums *s,
+                      KdDistillOut *out, KdTensor **att_t) {
+  KdTensor *S = in->s_feat[l], *T = in->t_feat[l];
+  if (v->has_align) S = kd_conv_fwd(c, &v->align, S);
+  if (!S || !T) return -1;
+  if (!kd_tensor_same_shape(S, T) || S->ndim != 4) {
+    char ss[64], st[64];
+    kd_ctx_fail(c, "fgd: level %d: student %s vs teacher %s", l, kd_tensor_shape_str(S, ss, 64),
+                kd_tensor_shape_str(T, st, 64));
+    return -1;
+  }
+  KdTensor *asp_t = kd_attention_spatial(c, T, temp), *ach_t = kd_attention_channel(c, T, temp);
+  KdTensor *asp_s = kd_attention_spatial(c, S, temp), *ach_s = kd_attention_channel(c, S, temp);
+  KdTensor *mfg, *mbg;
+  KdMaskGrid g = {T->shape[0], T->shape[2], T->shape[3], in->strides[l]};
+  if (!asp_t || !ach_t || kd_mask_fgd(c, in->gt, g, NULL, &mfg, &mbg)) return -1;
+  /* sum_c Ach_T * (S-T)^2 once, then the two spatial weightings. */
+  KdTensor *e = kd_sum(c, kd_mul(c, kd_square(c, kd_sub(c, S, T)), ach_t), 1u << 1);
+  KdTensor *fg = kd_sum_all(c, kd_mul(c, e, kd_mul(c, mfg, asp_t)));
+  KdTensor *bg = kd_sum_all(c, kd_mul(c, e, kd_mul(c, mbg, asp_t)));
+  KdTensor *mask = kd_add(c, kd_sum_all(c, kd_abs(c, kd_sub(c, ach_s, ach_t))),
+                          kd_sum_all(c, kd_abs(c, kd_sub(c, asp_s, asp_t))));
+  KdTensor *rela = kd_sum_all(c, kd_square(c, kd_sub(c, gc_fwd(c, &v->gc_s, S), gc_fwd(c, &v->gc_t, T))));
+  if (!fg || !bg || !mask || !rela) return -1;
+  s->fg = s->fg ? kd_add(c, s->fg, fg) : fg;
+  s->bg = s->bg ? kd_add(c, s->bg, bg) : bg;
+  s->mask = s->mask ? kd_add(c, s->mask, mask) : mask;
+  s->rela = s->rela ? kd_add(c, s->rela, rela) : rela;
+  kd_distill_mask(out, "fgd.fg", l, mfg);
+  *att_t = asp_t;
+  return 0;
+}
+
+static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out) {
+  Fgd *f = inst->state;
+  KdCtx *c = in->c;
+  const int L = in->nlev < f->nlev ? in->nlev : f->nlev;
+  if (L < 1 || in->n < 1) {
+    kd_ctx_fail(c, "fgd: no FPN levels or empty batch");
+    return -1;
+  }
+  FgdSums s = {0};
+  KdTensor *att[KD_DISTILL_MAX_LEVELS];
+  const float temp = kd_distill_num(in, "fgd.temp");
+  for (int l = 0; l < L; l++)
+    if (level_loss(c, in, &f->lv[l], l, temp, &s, out, &att[l])) return -1;
+  for (int l = 0; l < L; l++) kd_distill_mask(out, "fgd.att_t", l, att[l]);
+  const float k = kd_distill_num(in, "fgd.weight") / (float)in->n;
+  kd_distill_part(out, "fg", kd_scale(c, s.fg, k * kd_distill_num(in, "fgd.alpha")));
+  kd_distill_part(out, "bg", kd_scale(c, s.bg, k * kd_distill_num(in, "fgd.beta")));
+  kd_distill_part(out, "mask", kd_scale(c, s.mask, k * kd_distill_num(in, "fgd.gamma")));
+  kd_distill_part(out, "rela", kd_scale(c, s.rela, k * kd_distill_num(in, "fgd.lambda")));
+  return kd_distill_finish(c, out);
+}
+
+const KdMethod kd_method_fgd = {
+    .name = "fgd",
+    .label = "FGD",
+    .help = "Focal (box-scale masks, teacher attention) and global (GcBlock relation) feature distillation "
+            "(Yang et al., CVPR 2022)",
+    .params = params,
+    .nparams = NPARAMS,
+    .init = init,
+    .init_weights = init_weights,
+    .destroy = destroy,
+    .loss = loss,
+};

@@ -1,0 +1,57 @@
+/* Where a feature-distillation loss looks: spatial masks drawn from the
+ * ground-truth boxes on one FPN level's grid, and the attention maps of a
+ * feature. Shared by the methods and by the probes that show them.
+ *
+ * Masks are plain step tensors N,1,H,W with no gradient (constants of the
+ * loss). Attention maps are ops on the tape: FGD's L_mask needs the
+ * student's attention with its gradient. Crowd boxes mark nothing (mmdet
+ * passes them to losses as gt_bboxes_ignore, not gt_bboxes). */
+#ifndef KD_DISTILL_MASKS_H
+#define KD_DISTILL_MASKS_H
+
+#include "core/tensor.h"
+#include "detect/targets.h"
+
+/* The feature grid a mask is drawn on: n images, h x w cells of `stride`
+ * input pixels. gt[n] holds boxes in input pixels (gt may be NULL: no boxes). */
+typedef struct KdMaskGrid {
+  int n, h, w, stride;
+} KdMaskGrid;
+
+/* ---- DeFeat (KD-METHODS 1.2) ---- */
+/* The one level a box is drawn on: floor(log2(sqrt((x2-x1+1)(y2-y1+1)) /
+ * finest_scale + 1e-6)) in float32 as the reference, clamped to
+ * [0, nlev-1]; level 0 is the finest level given (P3 in our presets).
+ * Objects of scale < 2*fs go to level 0, [2fs, 4fs) to level 1, ... */
+int kd_defeat_level(const float *box, float finest_scale, int nlev);
+/* Binary mask of the boxes assigned to `level`: cells [int(y1/s), int(y2/s))
+ * x [int(x1/s), int(x2/s)) (truncation, exclusive end, clipped to the map);
+ * a box whose range is empty on an axis marks the single cell
+ * (int(y1/s), int(x1/s)) when that cell lies on the map. */
+KdTensor *kd_mask_defeat(KdCtx *c, const KdGtImage *gt, KdMaskGrid g, int level, int nlev, float finest_scale);
+
+/* ---- Gaussian (helper for methods that weight by box centrality) ---- */
+/* max over boxes of exp(-dx^2/2sx^2 - dy^2/2sy^2) at cell centres
+ * ((x+0.5)s, (y+0.5)s), with (dx, dy) from the box centre and
+ * sx = sigma_ratio * box width, sy = sigma_ratio * box height (each at
+ * least half a pixel). Values in [0, 1]. */
+KdTensor *kd_mask_gaussian(KdCtx *c, const KdGtImage *gt, KdMaskGrid g, float sigma_ratio);
+
+/* ---- FGD scale masks (KD-METHODS 2.4) ---- */
+/* fg[n,y,x] = max over boxes covering the cell of 1/((hmax-hmin+1)(wmax-wmin+1)),
+ * with wmin = floor(x1'), wmax = ceil(x2'), hmin = floor(y1'), hmax = ceil(y2'),
+ * both ends inclusive, clipped to the map; bg = 1 where fg == 0, divided
+ * by its per-image sum when that is > 0.
+ * Box scaling: img_hw NULL divides by the stride (x' = x / s); img_hw =
+ * {img_h, img_w} reproduces the FGD code (x' = x / img_w * W), which
+ * differs only where the input was padded (not on our square inputs).
+ * Returns 0, or -1 with the ctx error (allocation). */
+int kd_mask_fgd(KdCtx *c, const KdGtImage *gt, KdMaskGrid g, const int *img_hw, KdTensor **fg, KdTensor **bg);
+
+/* ---- attention (KD-METHODS 2.3), differentiable ---- */
+/* x: N,C,H,W -> N,1,H,W:  H*W * softmax_{hw}(mean_c |x| / temp) */
+KdTensor *kd_attention_spatial(KdCtx *c, KdTensor *x, float temp);
+/* x: N,C,H,W -> N,C,1,1:  C * softmax_c(mean_{hw} |x| / temp) */
+KdTensor *kd_attention_channel(KdCtx *c, KdTensor *x, float temp);
+
+#endif
