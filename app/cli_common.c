@@ -188,7 +188,7 @@ int kd_cli_run_training(KdConfig *cfg, const KdTrainArgs *a, int distill, const 
     show_steps(run, prog, &seen, &ema, st.total);
     if (st.eval_step > last_eval) {
       last_eval = st.eval_step;
-      if (st.state == KD_RUN_RUNNING || st.state == KD_RUN_PAUSED)
+      if (st.eval_step < st.total) /* the final one is printed below */
         kd_progress_message(prog, "step %d: AP %.3f AP50 %.3f (%d images)", st.eval_step, st.eval[0], st.eval[1], st.eval_images);
     }
     if (st.state == KD_RUN_PAUSED && !paused_shown) {

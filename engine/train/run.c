@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/gemm.h"
 #include "train/control.h"
 #include "train/fileio.h"
 
@@ -381,6 +382,9 @@ static void finish(KdRun *r) {
 static void *run_main(void *arg) {
   KdRun *r = arg;
   int total = kd_session_total_steps(r->s);
+  /* OpenMP's thread count is per calling thread: set it on this one. */
+  int threads = kd_config_int(r->cfg, "train.threads");
+  if (threads > 0) kd_set_threads(threads);
   set_state(r, KD_RUN_RUNNING, "idle");
   for (;;) {
     drain(r);

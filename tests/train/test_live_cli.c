@@ -1,7 +1,8 @@
 /* End to end, with real processes: a tiny teacher trained by `kdscope
- * train`, then a headless `kdscope distill` (FitNet) controlled from
- * other processes: `kdscope set fitnet.weight=0` mid-run (the logged
- * fitnet part is exactly 0 from the step after the one the event names),
+ * train`, then a headless `kdscope distill` (DeFeat) controlled from
+ * other processes: `kdscope set defeat.alpha_bg=0` mid-run (the logged
+ * defeat.neck_bg part is exactly 0 from the step after the one the event
+ * names, the other DeFeat parts are not),
  * `pause` (no step while paused) and `resume`, typos refused with exit 1
  * and nothing sent; then SIGKILL, a `set` while no process runs, and
  * `--resume` to the end. The logs must be complete and consistent: every
@@ -16,7 +17,7 @@
 #include "check.h"
 #include "run_fixture.h"
 
-#define STEPS 300
+#define STEPS 600
 
 static const char *kd;
 static char tmp[4096], runs[4300];
@@ -120,7 +121,7 @@ int main(int argc, char **argv) {
   snprintf(tcfg, sizeof tcfg, "%s/teacher.json", tmp);
   snprintf(text, sizeof text,
            "{\"name\": \"teacher\", %s, \"data\": {\"size\": 64, \"dir\": \"%s\"},\n"
-           " \"train\": {\"batch\": 2, \"steps\": 6, \"warmup_steps\": 2, \"eval_every\": 0, \"eval_images\": 4}}\n",
+           " \"train\": {\"batch\": 2, \"steps\": 6, \"warmup_steps\": 2, \"eval_every\": 0, \"eval_images\": 4, \"threads\": 1}}\n",
            model, data);
   CHECK(write_text(tcfg, text) == 0);
   char tdir[4400];
@@ -132,9 +133,9 @@ int main(int argc, char **argv) {
   snprintf(text, sizeof text,
            "{\"name\": \"student\", %s, \"data\": {\"size\": 64, \"dir\": \"%s\"},\n"
            " \"teacher\": {\"config\": \"%s\", \"checkpoint\": \"%s/checkpoints/step_00000006.safetensors\"},\n"
-           " \"distill\": {\"methods\": \"fitnet\"},\n"
+           " \"distill\": {\"methods\": \"defeat\"},\n"
            " \"train\": {\"batch\": 2, \"steps\": %d, \"warmup_steps\": 10, \"log_every\": 1, \"eval_every\": 0,\n"
-           "           \"checkpoint_every\": 20, \"eval_images\": 4}}\n",
+           "           \"checkpoint_every\": 20, \"eval_images\": 4, \"threads\": 1}}\n",
            model, data, tcfg, tdir, STEPS);
   CHECK(write_text(cfgpath, text) == 0);
   snprintf(runs, sizeof runs, "%s/run", tmp);
@@ -156,12 +157,12 @@ int main(int argc, char **argv) {
   CHECK_MSG(ok, "the distill run did not reach step 10");
 
   /* 3. Live change from another process. */
-  expect("set", KD("set", runs, "fitnet.weight=0", "--wait"), 0, "fitnet.weight = 0 (was 1)");
+  expect("set", KD("set", runs, "defeat.alpha_bg=0", "--wait"), 0, "defeat.alpha_bg = 0 (was 16)");
   int count;
-  cJSON *set = find_event("set", "fitnet.weight", &count);
+  cJSON *set = find_event("set", "defeat.alpha_bg", &count);
   CHECK(set && count == 1);
   int S = set ? (int)fixture_num(set, "step") : -1;
-  CHECK(set && !strcmp(fixture_str(set, "source"), "cli") && !strcmp(fixture_str(set, "old"), "1"));
+  CHECK(set && !strcmp(fixture_str(set, "source"), "cli") && !strcmp(fixture_str(set, "old"), "16"));
   cJSON_Delete(set);
 
   /* 4. Pause, typos, resume. */
@@ -170,21 +171,22 @@ int main(int argc, char **argv) {
   char ctl[4400];
   snprintf(ctl, sizeof ctl, "%s/control.jsonl", runs);
   long ctl_size = file_size(ctl);
-  expect("typo", KD("set", runs, "fitnet.wieght=1"), 1, "unknown setting 'fitnet.wieght'");
+  expect("typo", KD("set", runs, "defeat.alpha_gb=1"), 1, "unknown setting 'defeat.alpha_gb'");
   expect("not live", KD("set", runs, "train.batch=4"), 1, "train.batch cannot change");
-  expect("range", KD("set", runs, "fitnet.weight=1", "fitnet.weight=500"), 1, "fitnet.weight: 500 is outside its range [0, 100]");
-  expect("bad dir", KD("set", tmp, "fitnet.weight=1"), 1, "not a run directory");
+  expect("range", KD("set", runs, "defeat.weight=1", "defeat.alpha_bg=5000"), 1, "defeat.alpha_bg: 5000 is outside its range [0, 1000]");
+  expect("bad dir", KD("set", tmp, "defeat.weight=1"), 1, "not a run directory");
   CHECK_MSG(file_size(ctl) == ctl_size, "a refused command reached control.jsonl");
   fixture_sleep_ms(300);
   CHECK_MSG(last_metric_step() == paused_at, "steps went on while paused (%d -> %d)", paused_at, last_metric_step());
   expect("resume", KD("resume", runs, "--wait"), 0, "resume at step");
 
-  /* 5. kill -9 a few steps after a checkpoint that follows the set. */
+  /* 5. kill -9 a few steps after a checkpoint that follows the pause (the
+   *    events after it are cut back by the resume). */
   int killed_at = 0, ck = 0;
   for (int i = 0; i < 6000; i++) {
     ck = last_checkpoint_event();
     int m = last_metric_step();
-    if (ck > S && m >= ck + 3) {
+    if (ck > paused_at && m >= ck + 3) {
       kill(pid, SIGKILL);
       killed_at = m;
       break;
@@ -202,26 +204,29 @@ int main(int argc, char **argv) {
   int ck_before = kd_rundir_latest_checkpoint(runs);
 
   /* 7. --resume to the end. */
-  expect("resume the run", KD("distill", "--resume", runs, "--quiet"), 0, "step 300: AP");
+  expect("resume the run", KD("distill", "--resume", runs, "--quiet"), 0, "step 600: AP");
 
   /* 8. The logs. */
   int n;
   cJSON **mt = fixture_jsonl(runs, "metrics.jsonl", &n);
-  int expect_step = 1, zero_ok = 1, nonzero_ok = 1;
+  int expect_step = 1, zero_ok = 1, nonzero_ok = 1, others_ok = 1;
   for (int i = 0; i < n; i++) {
     CHECK(mt[i] != NULL);
     if (!mt[i] || !cJSON_GetObjectItemCaseSensitive(mt[i], "loss")) continue;
     int s = (int)fixture_num(mt[i], "step");
     CHECK_MSG(s == expect_step, "metrics: step %d where %d was expected", s, expect_step);
     expect_step = s + 1;
-    double f = fixture_num(cJSON_GetObjectItemCaseSensitive(mt[i], "parts"), "fitnet.feat");
-    if (s <= S && !(f > 0)) nonzero_ok = 0;
-    if (s > S && f != 0) zero_ok = 0;
+    const cJSON *parts = cJSON_GetObjectItemCaseSensitive(mt[i], "parts");
+    double bg = fixture_num(parts, "defeat.neck_bg"), obj = fixture_num(parts, "defeat.neck_obj");
+    if (s <= S && !(bg > 0)) nonzero_ok = 0;
+    if (s > S && bg != 0) zero_ok = 0;
+    if (!(obj > 0)) others_ok = 0;
   }
   fixture_jsonl_free(mt, n);
   CHECK_MSG(expect_step - 1 == STEPS, "last step %d", expect_step - 1);
-  CHECK_MSG(nonzero_ok, "fitnet.feat was 0 before the set");
-  CHECK_MSG(zero_ok, "fitnet.feat not 0 after the set (or the set did not survive the resume)");
+  CHECK_MSG(nonzero_ok, "defeat.neck_bg was 0 before the set");
+  CHECK_MSG(zero_ok, "defeat.neck_bg not 0 after the set (or the set did not survive the resume)");
+  CHECK_MSG(others_ok, "defeat.neck_obj missing or 0");
 
   /* metrics.csv: one loss row per step, one header. */
   snprintf(text, sizeof text, "%s/metrics.csv", runs);
@@ -246,8 +251,8 @@ int main(int argc, char **argv) {
   free(csv);
   CHECK(headers == 1 && rows == STEPS && csv_ok);
 
-  cJSON *e = find_event("set", "fitnet.weight", &count);
-  CHECK_MSG(count == 1 && e && (int)fixture_num(e, "step") == S, "fitnet.weight set events: %d", count);
+  cJSON *e = find_event("set", "defeat.alpha_bg", &count);
+  CHECK_MSG(count == 1 && e && (int)fixture_num(e, "step") == S, "defeat.alpha_bg set events: %d", count);
   cJSON_Delete(e);
   e = find_event("set", "loss.box_weight", &count);
   CHECK(count == 1 && e && (int)fixture_num(e, "step") == ck_before && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "replayed")));
@@ -259,6 +264,8 @@ int main(int argc, char **argv) {
   CHECK(count == 2); /* the cli resume, and the restart */
   cJSON_Delete(find_event("live_restored", NULL, &count));
   CHECK(count == 1);
+  cJSON_Delete(find_event("control_ignored", NULL, &count));
+  CHECK(count == 0); /* every command was handled before the checkpoint */
   e = find_event("finish", NULL, &count);
   CHECK(count == 1 && e && (int)fixture_num(e, "step") == STEPS);
   cJSON_Delete(e);
