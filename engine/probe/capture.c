@@ -11,7 +11,7 @@
 #include "probe/prober_impl.h"
 #include "probe/tapecut.h"
 
-#define OOM(p) kd_error(err, "probe: out of memory")
+#define OOM() kd_error(err, "probe: out of memory")
 
 static void lvname(const KdSnapshot *s, int l, char *buf) { kd_snapshot_level_name(s, l, buf, 8); }
 
@@ -84,13 +84,13 @@ static int feature_maps(KdProber *p, const KdForward *f, KdSnapshot *s, KdError 
     int Cs = S->shape[1], HW = S->shape[2] * S->shape[3], rc = 0;
     float *stats = NULL;
     if (T && pkd && kd_tensor_same_shape(S, T)) { /* PKD standardises over the whole (probe) batch */
-      if (!(stats = malloc(sizeof(float) * 4 * (size_t)Cs))) return OOM(p);
+      if (!(stats = malloc(sizeof(float) * 4 * (size_t)Cs))) return OOM();
       kd_map_channel_stats(S->data, f->n, Cs, HW, 1e-6f, stats, stats + Cs);
       kd_map_channel_stats(T->data, f->n, Cs, HW, 1e-6f, stats + 2 * Cs, stats + 3 * Cs);
     }
     for (int i = 0; i < f->n && !rc; i++) rc = image_maps(s, i, l, S, T, stats, cwd, tau);
     free(stats);
-    if (rc) return OOM(p);
+    if (rc) return OOM();
   }
   return 0;
 }
@@ -109,8 +109,12 @@ static int masks(const KdForward *f, KdSnapshot *s) {
       else if (d2 == 1 && d3 == 1) shape[0] = d1, nd = 1;
       else shape[0] = d1, shape[1] = d2, shape[2] = d3, nd = 3;
       size_t per = (size_t)d1 * d2 * d3;
+      /* "mask.<method>.<name>"; names that already start with the method's keep theirs */
+      const char *mn = f->methods[m]->name, *nm = mk->name ? mk->name : "mask";
+      size_t ml = strlen(mn);
       char what[KD_SNAP_NAME];
-      snprintf(what, sizeof what, "mask.%s.%s", f->methods[m]->name, mk->name ? mk->name : "mask");
+      if (!strncmp(nm, mn, ml) && nm[ml] == '.') snprintf(what, sizeof what, "mask.%s", nm);
+      else snprintf(what, sizeof what, "mask.%s.%s", mn, nm);
       for (int i = 0; i < f->n; i++) {
         float *o = map_field(s, i, mk->level, what, nd, shape);
         if (o) memcpy(o, t->data + (d0 == 1 ? 0 : (size_t)i * per), per * sizeof(float));
@@ -129,10 +133,10 @@ static int ensure_anchors(KdProber *p, const KdForward *f, KdError *err) {
   free(p->anchors_s), free(p->anchors_t);
   p->anchors_t = NULL;
   p->anchors_s = malloc(sizeof(float) * 4 * (size_t)kd_anchors_total(&p->acfg_s, hw));
-  if (!p->anchors_s || kd_anchors_generate(&p->acfg_s, hw, p->anchors_s, NULL, err)) return p->anchors_s ? -1 : OOM(p);
+  if (!p->anchors_s || kd_anchors_generate(&p->acfg_s, hw, p->anchors_s, NULL, err)) return p->anchors_s ? -1 : OOM();
   if (p->teacher) {
     p->anchors_t = malloc(sizeof(float) * 4 * (size_t)kd_anchors_total(&p->acfg_t, hw));
-    if (!p->anchors_t || kd_anchors_generate(&p->acfg_t, hw, p->anchors_t, NULL, err)) return p->anchors_t ? -1 : OOM(p);
+    if (!p->anchors_t || kd_anchors_generate(&p->acfg_t, hw, p->anchors_t, NULL, err)) return p->anchors_t ? -1 : OOM();
   }
   memcpy(p->anchor_hw, hw, sizeof hw);
   return 0;
@@ -143,7 +147,7 @@ static int detections(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *e
   int n = f->n, md = p->post.max_det, count[KD_PROBE_MAX_IMAGES];
   float wh[2 * KD_PROBE_MAX_IMAGES];
   KdDetection *det = malloc(sizeof *det * (size_t)n * md);
-  if (!det) return OOM(p);
+  if (!det) return OOM();
   for (int i = 0; i < n; i++) wh[2 * i] = (float)f->w, wh[2 * i + 1] = (float)f->h;
   KdBoxCoder bc = kd_box_coder_default();
   for (int who = 0; who < (p->teacher ? 2 : 1); who++) {
@@ -160,7 +164,7 @@ static int detections(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *e
       KdSnapField *fd = kd_snapshot_add2(s, name, count[i], 6);
       if (!fd) {
         free(det);
-        return OOM(p);
+        return OOM();
       }
       for (int k = 0; k < count[i]; k++) {
         const KdDetection *d = &det[(size_t)i * md + k];
@@ -174,7 +178,7 @@ static int detections(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *e
     char name[32];
     snprintf(name, sizeof name, "img%d.gt", i);
     KdSnapField *fd = kd_snapshot_add2(s, name, p->gt[i].n, 6);
-    if (!fd) return OOM(p);
+    if (!fd) return OOM();
     for (int k = 0; k < p->gt[i].n; k++) {
       memcpy(fd->data + 6 * k, p->gt[i].boxes + 4 * k, 4 * sizeof(float));
       fd->data[6 * k + 4] = (float)p->gt[i].labels[k];
@@ -209,7 +213,7 @@ static int instances(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *er
   float *mean = malloc(sizeof(float) * 3 * (size_t)C), *axes = mean ? mean + C : NULL, var[3];
   int rc = -1;
   if (!tf || !sf || !meta || !mean) {
-    OOM(p);
+    OOM();
     goto out;
   }
   int m = 0;
@@ -231,7 +235,7 @@ static int instances(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *er
       m++;
     }
   if (kd_pca2(p->teacher ? tf : sf, M, C, mean, axes, var)) {
-    OOM(p);
+    OOM();
     goto out;
   }
   static const char *const cols[4] = {"inst.image", "inst.gt", "inst.level", "inst.label"};
@@ -247,16 +251,17 @@ static int instances(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *er
     if (!fd) goto oom;
     for (int j = 0; j < M; j++) kd_pca2_project(who ? sf + (size_t)j * Cs : tf + (size_t)j * Ct, C, mean, axes, fd->data + 2 * j);
   }
-  KdSnapField *fm = kd_snapshot_add1(s, "pca.mean", C), *fa = kd_snapshot_add2(s, "pca.axes", 2, C),
-              *fv = kd_snapshot_add1(s, "pca.var", 3);
-  if (!fm || !fa || !fv) goto oom;
-  memcpy(fm->data, mean, sizeof(float) * (size_t)C);
-  memcpy(fa->data, axes, sizeof(float) * 2 * (size_t)C);
-  memcpy(fv->data, var, sizeof var);
+  KdSnapField *fd = kd_snapshot_add1(s, "pca.mean", C);
+  if (!fd) goto oom;
+  memcpy(fd->data, mean, sizeof(float) * (size_t)C);
+  if (!(fd = kd_snapshot_add2(s, "pca.axes", 2, C))) goto oom;
+  memcpy(fd->data, axes, sizeof(float) * 2 * (size_t)C);
+  if (!(fd = kd_snapshot_add1(s, "pca.var", 3))) goto oom;
+  memcpy(fd->data, var, sizeof var);
   rc = 0;
   goto out;
 oom:
-  OOM(p);
+  OOM();
 out:
   free(tf), free(sf), free(meta), free(mean);
   return rc;
@@ -269,7 +274,7 @@ static int fg_maps(KdProber *p, const KdForward *f, KdSnapshot *s, float **fg, K
       const KdTensor *S = f->sout.feat[l];
       int H = S->shape[2], W = S->shape[3];
       float *o = hw_field(s, i, l, "fg", S);
-      if (!o) return OOM(p);
+      if (!o) return OOM();
       for (int k = 0; k < p->gt[i].n; k++) {
         int x0, y0, x1, y1;
         if (p->gt[i].crowd[k] || !kd_map_box_cells(p->gt[i].boxes + 4 * k, s->strides[l], H, W, &x0, &y0, &x1, &y1)) continue;
@@ -305,32 +310,59 @@ static int grad_maps(KdSnapshot *s, const KdForward *f, int l, const char *src, 
   return 0;
 }
 
-/* One backward pass per source, reading dL/dS at every level. */
+/* Turns gradient tracking of a store's tensors off (on = 0, saving the
+ * flags in saved) or back (on = 1, from saved). */
+static unsigned char *param_flags(KdParams *st, unsigned char *saved, int on) {
+  for (int i = 0; st && i < kd_params_count(st); i++) {
+    KdTensor *t = kd_params_at(st, i);
+    if (on) t->requires_grad = *saved++;
+    else *saved++ = t->requires_grad, t->requires_grad = 0;
+  }
+  return saved;
+}
+
+/* One backward pass per source, reading dL/dS at every level. Parameter
+ * gradients are not wanted: with the parameters' flags off for the
+ * passes, ops skip their weight gradients (the tape was recorded already). */
+static int grad_passes(KdProber *p, const KdForward *f, KdSnapshot *s, float *const *fg, KdError *err);
+
 static int gradients(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *err) {
-  KdCtx *c = p->ctx;
   float *fg[KD_MAX_LEVELS * KD_PROBE_MAX_IMAGES];
   if (fg_maps(p, f, s, fg, err)) return -1;
+  if (p->cfg.cut_backward && f->total && f->total->node &&
+      kd_tape_cut_below(f->total->node, f->sout.feat, f->nlev) < 0)
+    return OOM();
+  for (int l = 0; l < f->nlev; l++) {
+    size_t need = f->sout.feat[l]->numel;
+    if (p->gsum_n[l] < need) {
+      free(p->gsum[l]);
+      if (!(p->gsum[l] = malloc(sizeof(float) * need))) return p->gsum_n[l] = 0, OOM();
+      p->gsum_n[l] = need;
+    }
+    memset(p->gsum[l], 0, sizeof(float) * need);
+  }
+  KdParams *st_s = kd_model_params(p->student), *st_d = p->distiller ? kd_distiller_params(p->distiller) : NULL;
+  unsigned char *flags = malloc((size_t)kd_params_count(st_s) + (st_d ? (size_t)kd_params_count(st_d) : 0) + 1);
+  if (!flags) return OOM();
+  param_flags(st_d, param_flags(st_s, flags, 0), 0);
+  int rc = grad_passes(p, f, s, fg, err);
+  param_flags(st_d, param_flags(st_s, flags, 1), 1);
+  free(flags);
+  return rc;
+}
+
+static int grad_passes(KdProber *p, const KdForward *f, KdSnapshot *s, float *const *fg, KdError *err) {
+  KdCtx *c = p->ctx;
   KdTensor *src[1 + KD_DISTILL_MAX_OUT];
   const char *names[2 + KD_DISTILL_MAX_OUT];
   int nsrc = 0;
   src[nsrc] = f->det, names[nsrc++] = "det";
   for (int m = 0; m < f->nmethods; m++) src[nsrc] = f->outs[m].loss, names[nsrc++] = f->methods[m]->name;
   names[nsrc] = "total";
-  if (p->cfg.cut_backward && f->total && f->total->node &&
-      kd_tape_cut_below(f->total->node, f->sout.feat, f->nlev) < 0)
-    return OOM(p);
-  for (int l = 0; l < f->nlev; l++) {
-    size_t need = f->sout.feat[l]->numel;
-    if (p->gsum_n[l] < need) {
-      free(p->gsum[l]);
-      if (!(p->gsum[l] = malloc(sizeof(float) * need))) return p->gsum_n[l] = 0, OOM(p);
-      p->gsum_n[l] = need;
-    }
-    memset(p->gsum[l], 0, sizeof(float) * need);
-  }
   int shape[3] = {f->n, f->nlev, 2};
-  KdSnapField *counts = kd_snapshot_add(s, "fgbg_count", 3, shape);
-  if (!counts) return OOM(p);
+  KdSnapField *fc = kd_snapshot_add(s, "fgbg_count", 3, shape);
+  if (!fc) return OOM();
+  float *counts = fc->data; /* field pointers move as fields are added; data does not */
   for (int k = 0; k <= nsrc; k++) {
     if (k < nsrc) {
       kd_ctx_clear_step_grads(c);
@@ -338,13 +370,14 @@ static int gradients(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *er
     }
     char fname[KD_SNAP_NAME];
     snprintf(fname, sizeof fname, "grad_fgbg.%s", names[k]);
-    KdSnapField *fgbg = kd_snapshot_add(s, fname, 3, shape);
-    if (!fgbg) return OOM(p);
+    KdSnapField *ff = kd_snapshot_add(s, fname, 3, shape);
+    if (!ff) return OOM();
+    float *fgbg = ff->data;
     for (int l = 0; l < f->nlev; l++) {
       const float *g = k < nsrc ? f->sout.feat[l]->grad : p->gsum[l];
       if (g && k < nsrc)
         for (size_t q = 0; q < f->sout.feat[l]->numel; q++) p->gsum[l][q] += g[q];
-      if (grad_maps(s, f, l, names[k], g, fg, fgbg->data, counts->data)) return OOM(p);
+      if (grad_maps(s, f, l, names[k], g, fg, fgbg, counts)) return OOM();
     }
   }
   kd_ctx_clear_step_grads(c);
@@ -381,9 +414,9 @@ int kd_probe_fill(KdProber *p, KdSnapshot *s, KdError *err) {
   int nc = kd_dataset_num_classes(p->val);
   nc = nc > 256 ? 256 : nc;
   for (int k = 0; k < nc; k++) cls[k] = kd_dataset_class_name(p->val, k);
-  if (kd_snapshot_set_classes(s, nc, cls)) return OOM(p);
+  if (kd_snapshot_set_classes(s, nc, cls)) return OOM();
   size_t img = (size_t)p->n * p->size * p->size * 3;
-  if (!(s->rgb = malloc(img))) return OOM(p);
+  if (!(s->rgb = malloc(img))) return OOM();
   memcpy(s->rgb, p->rgb, img);
   if (feature_maps(p, &f, s, err) || masks(&f, s) || detections(p, &f, s, err) || instances(p, &f, s, err)) return -1;
   return gradients(p, &f, s, err);

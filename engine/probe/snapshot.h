@@ -38,7 +38,9 @@
  *                                       "total" (norm of the summed vectors)
  *   img<i>.<L>.mask.<method>.<name>     every mask the method exposed for
  *                                       that level: (H, W), (C) for channel
- *                                       masks, else its per-image shape
+ *                                       masks, else its per-image shape; a
+ *                                       name already starting with
+ *                                       "<method>." is kept ("mask.defeat.fg")
  *   grad_fgbg.<src>          (n, nlev, 2)  mean of grad.<src> over fg / bg
  *                                       cells (0 where a set is empty)
  *   fgbg_count               (n, nlev, 2)  number of fg / bg cells
@@ -46,12 +48,15 @@
  *                                       features of each non-crowd GT box on
  *                                       the level whose anchors fit it,
  *                                       projected on the teacher's PCA axes
- *                                       (s_xy only when the widths agree)
+ *                                       (s_xy only when the widths agree;
+ *                                       without a teacher: the student's own
+ *                                       PCA and no t_xy)
  *   inst.image / .gt / .level / .label (M)  probe image, index into
  *                                       img<i>.gt, level index, class
  *   pca.mean (C), pca.axes (2, C), pca.var (3)  the basis: teacher mean,
  *                                       unit axes, variance along them + total
- * Teacher fields are absent without a teacher. */
+ * Teacher fields are absent without a teacher. docs/SNAPSHOTS.md has the
+ * details and the file format. */
 #ifndef KD_PROBE_SNAPSHOT_H
 #define KD_PROBE_SNAPSHOT_H
 
@@ -109,7 +114,8 @@ const KdSnapField *kd_snapshot_findf(const KdSnapshot *s, const char *fmt, ...) 
 const char *kd_snapshot_level_name(const KdSnapshot *s, int l, char *buf, int len);
 
 /* Builders (prober and file reader): a new zeroed field; NULL when out of
- * memory or the name is taken. */
+ * memory or the name is taken. The returned pointer is valid until the
+ * next add (the field array grows); its ->data for the snapshot's life. */
 KdSnapField *kd_snapshot_add(KdSnapshot *s, const char *name, int ndim, const int *shape);
 KdSnapField *kd_snapshot_add1(KdSnapshot *s, const char *name, int d0);
 KdSnapField *kd_snapshot_add2(KdSnapshot *s, const char *name, int d0, int d1);

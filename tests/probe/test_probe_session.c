@@ -227,7 +227,7 @@ static void check_cut(KdSession *ss, KdConfig *c, const KdSnapshot *cut) {
   KdSnapshot *s;
   KdError e;
   if (!p) return;
-  CHECK_MSG(kd_prober_capture(p, 0, &s, &e) == 0, "%s", e.msg);
+  CHECK_MSG(kd_prober_capture(p, 2, &s, &e) == 0, "%s", e.msg);
   CHECK(s->nfields == cut->nfields);
   int diff = 0;
   for (int k = 0; k < cut->nfields; k++) {
@@ -235,7 +235,6 @@ static void check_cut(KdSession *ss, KdConfig *c, const KdSnapshot *cut) {
     if (!b || b->numel != a->numel || memcmp(a->data, b->data, a->numel * sizeof(float))) diff++;
   }
   CHECK_MSG(diff == 0, "%d fields differ between cut and full backward", diff);
-  printf("capture: %.1f ms with the tape cut, %.1f ms without\n", 1e3 * cut->capture_s, 1e3 * s->capture_s);
   kd_snapshot_free(s);
   kd_prober_free(p);
 }
@@ -280,6 +279,33 @@ static void check_budget(KdSession *ss, KdConfig *c) {
   CHECK(p && kd_prober_capture(p, 0, &s, &e) == 0 && s->nimages == 1 && s->image_index[0] == 5);
   if (p) kd_snapshot_free(s);
   kd_prober_free(p);
+}
+
+/* A session without a teacher (plain training): student maps, detection
+ * gradients, student-only instances; no teacher fields. */
+static void check_no_teacher(void) {
+  KdConfig *c = fx_config(&M, "");
+  KdSessionOpts o = {.out_dir = fx_path("run-alone")};
+  KdError e;
+  KdSession *ss = c ? kd_session_open(c, &o, &e) : NULL;
+  CHECK_MSG(ss != NULL, "%s", c ? e.msg : "config");
+  KdProber *p = ss ? prober(ss, c, 1, 0, NULL) : NULL;
+  KdSnapshot *s = NULL;
+  if (p) CHECK_MSG(kd_prober_capture(p, 0, &s, &e) == 0, "%s", e.msg);
+  if (s) {
+    CHECK(s->t_channels == 0 && !strcmp(s->methods, ""));
+    need(s, "img0.P3.s_energy", 2, M.size / 8, M.size / 8);
+    need(s, "img3.P5.grad.det", 2, M.size / 32, M.size / 32);
+    need(s, "img3.P5.grad.total", 2, M.size / 32, M.size / 32);
+    CHECK(!kd_snapshot_find(s, "img0.P3.t_energy") && !kd_snapshot_find(s, "img0.P3.gap") && !kd_snapshot_find(s, "img0.det.t"));
+    CHECK(kd_snapshot_find(s, "inst.s_xy") && !kd_snapshot_find(s, "inst.t_xy") && kd_snapshot_find(s, "img0.det.s"));
+    const KdSnapField *a = kd_snapshot_find(s, "img1.P4.grad.det"), *b = kd_snapshot_find(s, "img1.P4.grad.total");
+    CHECK(a && b && !memcmp(a->data, b->data, a->numel * sizeof(float))); /* one source: total = det */
+  }
+  kd_snapshot_free(s);
+  kd_prober_free(p);
+  kd_session_free(ss);
+  kd_config_free(c);
 }
 
 static int same_store(KdParams *a, KdParams *b, const char *what) {
@@ -375,6 +401,7 @@ int main(void) {
   check_budget(ss, c);
   kd_session_free(ss);
   kd_config_free(c);
+  check_no_teacher();
   check_no_side_effects();
   return check_status("test_probe_session");
 }
