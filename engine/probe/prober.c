@@ -252,4 +252,8 @@ int kd_prober_after_step(KdProber *p, KdSession *s, const KdStepStats *st, KdErr
   return 1;
 }
 
-KdProbeStats kd_prober_stats(const KdProber *p) { return p->stats; }
+KdProbeStats kd_prober_stats(const KdProber *p) {
+  KdProbeStats st = p->stats;
+  st.arena_peak = kd_arena_peak(kd_ctx_arena(p->ctx));
+  return st;
+}

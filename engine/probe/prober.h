@@ -73,6 +73,7 @@ typedef struct KdProbeStats {
   double total_cost_s;
   double step_s;       /* running average of step time */
   size_t last_bytes;   /* size of the last file written */
+  size_t arena_peak;   /* bytes the prober's own ctx peaked at */
 } KdProbeStats;
 KdProbeStats kd_prober_stats(const KdProber *p);
 

@@ -59,6 +59,9 @@ static void bench(const FxModels *m, const char *methods, const char *run) {
       kd_snapshot_free(snap);
     }
     cost[cut] = best;
+    if (cut)
+      printf("  arena peak: prober %.1f MB, trainer %.1f MB\n", kd_prober_stats(p).arena_peak / 1048576.0,
+             kd_trainer_arena_peak(kd_session_trainer(s)) / 1048576.0);
     kd_prober_free(p);
   }
   /* a budgeted run: the prober decides when */
