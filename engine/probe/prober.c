@@ -10,6 +10,7 @@
 #include "data/loader.h"
 #include "probe/prober_impl.h"
 #include "probe/snapfile.h"
+#include "train/fileio.h"
 #include "train/settings.h"
 
 static double mono_now(void) {
@@ -251,6 +252,19 @@ int kd_prober_after_step(KdProber *p, KdSession *s, const KdStepStats *st, KdErr
   else kd_snapshot_free(snap);
   return 1;
 }
+
+void kd_prober_run_hook(void *prober, KdSession *s, const KdStepStats *st) {
+  KdProber *p = prober;
+  KdError e;
+  if (kd_prober_after_step(p, s, st, &e) >= 0 || !strcmp(e.msg, p->error)) return;
+  snprintf(p->error, sizeof p->error, "%s", e.msg);
+  char esc[1200], extra[1300];
+  kd_io_json_escape(e.msg, esc, sizeof esc);
+  snprintf(extra, sizeof extra, "\"message\":\"%s\"", esc);
+  kd_session_event(p->session, "probe_error", extra, NULL);
+}
+
+const char *kd_prober_error(const KdProber *p) { return p->error; }
 
 KdProbeStats kd_prober_stats(const KdProber *p) {
   KdProbeStats st = p->stats;

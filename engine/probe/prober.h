@@ -65,6 +65,13 @@ int kd_prober_capture(KdProber *p, int step, KdSnapshot **out, KdError *err);
  * run's snapshots (write_files) and publish to cfg.box. Returns 1 when it
  * captured, 0 when not due, -1 on an error (err; training can go on). */
 int kd_prober_after_step(KdProber *p, KdSession *s, const KdStepStats *st, KdError *err);
+/* The same with train/run.h's KdRunAfterStep signature (user = the prober),
+ * so a run takes it as is. An error does not stop training: it is logged
+ * once per distinct message as a "probe_error" event in events.jsonl and
+ * kept for kd_prober_error. */
+void kd_prober_run_hook(void *prober, KdSession *s, const KdStepStats *st);
+/* The last error of kd_prober_run_hook, "" if none. */
+const char *kd_prober_error(const KdProber *p);
 
 typedef struct KdProbeStats {
   int captures;

@@ -43,6 +43,7 @@ struct KdProber {
   KdStepStats step_stats;
   int have_stats;
   KdProbeStats stats;
+  char error[1024]; /* last error of the run hook */
 };
 
 /* capture.c: fills s from a forward on the probe batch (incl. the

@@ -15,6 +15,7 @@
 #include "fixture.h"
 #include "probe/prober.h"
 #include "probe/snapfile.h"
+#include "train/fileio.h"
 #include "train/settings.h"
 
 static FxModels M;
@@ -281,6 +282,35 @@ static void check_budget(KdSession *ss, KdConfig *c) {
   kd_prober_free(p);
 }
 
+/* The run hook: a snapshot directory that cannot be made is an error
+ * logged once as an event, and kept; the hook returns normally. */
+static void check_hook_error(KdSession *ss, KdConfig *c) {
+  char blocker[1100], events[1100];
+  snprintf(blocker, sizeof blocker, "%s/snapshots", kd_rundir_path(kd_session_rundir(ss)));
+  snprintf(events, sizeof events, "%s/events.jsonl", kd_rundir_path(kd_session_rundir(ss)));
+  FILE *f = fopen(blocker, "w"); /* a file where the directory should be */
+  if (f) fclose(f);
+  KdProber *p = prober(ss, c, 1, 1, NULL);
+  if (!p) return;
+  KdStepStats st = {.step = 3, .seconds = 0.01};
+  CHECK(!strcmp(kd_prober_error(p), ""));
+  for (int k = 0; k < 3; k++) {
+    kd_prober_request(p);
+    kd_prober_run_hook(p, ss, &st);
+  }
+  CHECK_MSG(strstr(kd_prober_error(p), "snapshots") != NULL, "error: %s", kd_prober_error(p));
+  CHECK(kd_prober_stats(p).captures == 3);
+  KdError e;
+  size_t len;
+  char *txt = kd_io_read_text(events, &len, 1 << 20, &e);
+  int n = 0;
+  for (char *q = txt; q && (q = strstr(q, "probe_error")); q++) n++;
+  CHECK_MSG(n == 1, "%d probe_error events", n);
+  free(txt);
+  kd_prober_free(p);
+  remove(blocker);
+}
+
 /* A session without a teacher (plain training): student maps, detection
  * gradients, student-only instances; no teacher fields. */
 static void check_no_teacher(void) {
@@ -399,6 +429,7 @@ int main(void) {
   kd_prober_free(p);
   kd_loader_free(eb.ld);
   check_budget(ss, c);
+  check_hook_error(ss, c);
   kd_session_free(ss);
   kd_config_free(c);
   check_no_teacher();
