@@ -31,6 +31,7 @@ void kd_probe_cfg_default(KdProbeCfg *c) {
 /* Decodes and prepares the probe images as the evaluation loader does:
  * same decode hint, no augmentation, boxes moved to input pixels. */
 static int load_images(KdProber *p, const KdImageCfg *ic, KdError *err) {
+  free(p->images), free(p->rgb), free(p->box_off), free(p->boxes), free(p->labels), free(p->crowd);
   size_t S = (size_t)ic->size, npx = 3 * S * S;
   int nb = 0;
   for (int i = 0; i < p->n; i++) nb += kd_dataset_image(p->val, p->image_index[i]).n_boxes;
@@ -96,61 +97,56 @@ KdProber *kd_prober_new(KdSession *s, const KdProbeCfg *cfg, KdError *err) {
   if (!(cfg->budget > 0 && cfg->budget <= 1)) return kd_error(err, "probe: budget must be in (0, 1], got %g", cfg->budget), NULL;
   if (cfg->min_interval < 1 || cfg->max_interval < 0)
     return kd_error(err, "probe: min_interval must be >= 1 and max_interval >= 0"), NULL;
+  if (cfg->nindices > KD_PROBE_MAX_IMAGES || (cfg->nindices <= 0 && (cfg->nimages < 1 || cfg->nimages > KD_PROBE_MAX_IMAGES)))
+    return kd_error(err, "probe: 1..%d images (nimages %d, nindices %d)", KD_PROBE_MAX_IMAGES, cfg->nimages, cfg->nindices), NULL;
   KdProber *p = calloc(1, sizeof *p);
   if (!p) return kd_error(err, "out of memory"), NULL;
   p->cfg = *cfg;
-  p->session = s;
+  atomic_init(&p->requested, 0);
+  pthread_mutex_init(&p->mu, NULL);
+  if (s && kd_prober_bind(p, s, err)) {
+    kd_prober_free(p);
+    return NULL;
+  }
+  return p;
+}
+
+int kd_prober_bind(KdProber *p, KdSession *s, KdError *err) {
+  if (p->session) return p->session == s ? 0 : kd_error(err, "probe: already bound to another session");
+  const KdProbeCfg *cfg = &p->cfg;
   p->trainer = kd_session_trainer(s);
   p->student = kd_session_student(s);
   p->teacher = kd_session_teacher(s);
   p->distiller = kd_session_distiller(s);
   p->val = kd_session_val(s);
-  atomic_init(&p->requested, 0);
   int nval = kd_dataset_num_images(p->val);
   if (cfg->nindices > 0) {
-    if (cfg->nindices > KD_PROBE_MAX_IMAGES) {
-      kd_error(err, "probe: %d images chosen, at most %d", cfg->nindices, KD_PROBE_MAX_IMAGES);
-      goto fail;
-    }
     for (int i = 0; i < cfg->nindices; i++) {
-      if (cfg->indices[i] < 0 || cfg->indices[i] >= nval) {
-        kd_error(err, "probe: image index %d: the validation set has images 0..%d", cfg->indices[i], nval - 1);
-        goto fail;
-      }
+      if (cfg->indices[i] < 0 || cfg->indices[i] >= nval)
+        return kd_error(err, "probe: image index %d: the validation set has images 0..%d", cfg->indices[i], nval - 1);
       p->image_index[i] = cfg->indices[i];
     }
     p->n = cfg->nindices;
   } else {
-    if (cfg->nimages < 1 || cfg->nimages > KD_PROBE_MAX_IMAGES) {
-      kd_error(err, "probe: nimages must be 1..%d, got %d", KD_PROBE_MAX_IMAGES, cfg->nimages);
-      goto fail;
-    }
     p->n = cfg->nimages < nval ? cfg->nimages : nval;
-    if (p->n < 1) {
-      kd_error(err, "probe: the validation set is empty");
-      goto fail;
-    }
+    if (p->n < 1) return kd_error(err, "probe: the validation set is empty");
     for (int i = 0; i < p->n; i++) p->image_index[i] = i;
   }
   KdImageCfg ic;
-  if (kd_settings_image(cfg->settings, &ic, err) || load_images(p, &ic, err)) goto fail;
-  if (kd_settings_anchors(cfg->settings, p->student, &p->acfg_s, err) || kd_settings_post(cfg->settings, &p->post, err)) goto fail;
-  if (p->teacher && kd_settings_anchors(cfg->settings, p->teacher, &p->acfg_t, err)) goto fail;
+  if (kd_settings_image(cfg->settings, &ic, err) || load_images(p, &ic, err)) return -1;
+  if (kd_settings_anchors(cfg->settings, p->student, &p->acfg_s, err) || kd_settings_post(cfg->settings, &p->post, err)) return -1;
+  if (p->teacher && kd_settings_anchors(cfg->settings, p->teacher, &p->acfg_t, err)) return -1;
   if (p->post.max_det > 100) p->post.max_det = 100;
-  if (!(p->ctx = kd_ctx_new(16u << 20))) {
-    kd_error(err, "out of memory");
-    goto fail;
-  }
+  if (!p->ctx && !(p->ctx = kd_ctx_new(16u << 20))) return kd_error(err, "out of memory");
   snprintf(p->run_dir, sizeof p->run_dir, "%s", kd_rundir_path(kd_session_rundir(s)));
-  if (cfg->write_files && kd_snapshots_truncate(p->run_dir, kd_session_steps_done(s), err)) goto fail;
-  return p;
-fail:
-  kd_prober_free(p);
-  return NULL;
+  if (cfg->write_files && kd_snapshots_truncate(p->run_dir, kd_session_steps_done(s), err)) return -1;
+  p->session = s;
+  return 0;
 }
 
 void kd_prober_free(KdProber *p) {
   if (!p) return;
+  pthread_mutex_destroy(&p->mu);
   kd_ctx_free(p->ctx);
   free(p->images), free(p->rgb), free(p->box_off), free(p->boxes), free(p->labels), free(p->crowd);
   free(p->anchors_s), free(p->anchors_t);
@@ -193,6 +189,7 @@ static void schedule(KdProber *p, int step, double cost) {
 int kd_prober_capture(KdProber *p, int step, KdSnapshot **out, KdError *err) {
   double t0 = mono_now();
   *out = NULL;
+  if (!p->session) return kd_error(err, "probe: not bound to a session yet");
   atomic_store(&p->requested, 0);
   KdSnapshot *s = kd_snapshot_new();
   if (!s) return kd_error(err, "out of memory");
@@ -215,10 +212,13 @@ int kd_prober_capture(KdProber *p, int step, KdSnapshot **out, KdError *err) {
   p->started = 1;
   double cost = mono_now() - t0;
   s->capture_s = cost;
+  pthread_mutex_lock(&p->mu);
   p->stats.captures++;
   p->stats.last_cost_s = cost;
   p->stats.total_cost_s += cost;
   schedule(p, step, cost);
+  p->arena_peak = kd_arena_peak(kd_ctx_arena(p->ctx));
+  pthread_mutex_unlock(&p->mu);
   if (rc) {
     kd_snapshot_free(s);
     return -1;
@@ -228,7 +228,8 @@ int kd_prober_capture(KdProber *p, int step, KdSnapshot **out, KdError *err) {
 }
 
 int kd_prober_after_step(KdProber *p, KdSession *s, const KdStepStats *st, KdError *err) {
-  if (s && s != p->session) return kd_error(err, "probe: called with another session than it was made for");
+  if (s && kd_prober_bind(p, s, err)) return -1;
+  if (!p->session) return kd_error(err, "probe: not bound to a session yet");
   int step = st ? st->step : kd_session_steps_done(p->session);
   if (!kd_prober_due(p, step, st ? st->seconds : 0)) return 0;
   kd_prober_set_step_stats(p, st);
@@ -239,10 +240,12 @@ int kd_prober_after_step(KdProber *p, KdSession *s, const KdStepStats *st, KdErr
     size_t bytes = 0;
     int rc = kd_snapshots_append(p->run_dir, snap, p->cfg.f16_maps, &bytes, err);
     double w = mono_now() - t0;
+    pthread_mutex_lock(&p->mu);
     p->stats.last_cost_s += w;
     p->stats.total_cost_s += w;
     p->stats.last_bytes = bytes;
     schedule(p, step, p->stats.last_cost_s);
+    pthread_mutex_unlock(&p->mu);
     if (rc) {
       kd_snapshot_free(snap);
       return -1;
@@ -256,18 +259,32 @@ int kd_prober_after_step(KdProber *p, KdSession *s, const KdStepStats *st, KdErr
 void kd_prober_run_hook(void *prober, KdSession *s, const KdStepStats *st) {
   KdProber *p = prober;
   KdError e;
-  if (kd_prober_after_step(p, s, st, &e) >= 0 || !strcmp(e.msg, p->error)) return;
+  if (p->dead) return;
+  int unbound = !p->session;
+  if (kd_prober_after_step(p, s, st, &e) >= 0) return;
+  if (unbound && !p->session) p->dead = 1; /* cannot bind (bad indices...): stop trying */
+  pthread_mutex_lock(&p->mu);
+  int same = !strcmp(e.msg, p->error);
   snprintf(p->error, sizeof p->error, "%s", e.msg);
+  pthread_mutex_unlock(&p->mu);
+  if (same) return;
   char esc[1200], extra[1300];
   kd_io_json_escape(e.msg, esc, sizeof esc);
   snprintf(extra, sizeof extra, "\"message\":\"%s\"", esc);
-  kd_session_event(p->session, "probe_error", extra, NULL);
+  kd_session_event(s ? s : p->session, "probe_error", extra, NULL);
 }
 
-const char *kd_prober_error(const KdProber *p) { return p->error; }
+const char *kd_prober_error(KdProber *p, char *buf, size_t len) {
+  pthread_mutex_lock(&p->mu);
+  snprintf(buf, len, "%s", p->error);
+  pthread_mutex_unlock(&p->mu);
+  return buf;
+}
 
-KdProbeStats kd_prober_stats(const KdProber *p) {
+KdProbeStats kd_prober_stats(KdProber *p) {
+  pthread_mutex_lock(&p->mu);
   KdProbeStats st = p->stats;
-  st.arena_peak = kd_arena_peak(kd_ctx_arena(p->ctx));
+  st.arena_peak = p->arena_peak;
+  pthread_mutex_unlock(&p->mu);
   return st;
 }

@@ -9,7 +9,7 @@
  * as it found it: the trainer's ctx is never touched, and the parameter
  * gradients the passes accumulate are zeroed afterwards (the optimizer
  * expects zeros between steps). So: call it between steps, on the thread
- * that steps the session. Two side effects remain, both harmless to the
+ * that steps the session (kd_prober_request, _stats and _error excepted). Two side effects remain, both harmless to the
  * next step: the trainer's target buffers hold the probe batch's targets
  * (kd_trainer_last_forward's target_cls is stale until the next step), and
  * methods read the live config as in a step.
@@ -47,9 +47,14 @@ void kd_probe_cfg_default(KdProbeCfg *c);
 
 typedef struct KdProber KdProber;
 
-/* Decodes the probe images. When writing files, snapshots of a resumed run
- * past the current step are dropped (kd_snapshots_truncate). */
+/* Checks cfg and, given a session, binds to it. s may be NULL when the
+ * session does not exist yet (a KdRun opens its own): the prober then
+ * binds to the session its first after_step/run_hook call receives. */
 KdProber *kd_prober_new(KdSession *s, const KdProbeCfg *cfg, KdError *err);
+/* Decodes the probe images from s's validation set; when writing files,
+ * snapshots of a resumed run past the current step are dropped
+ * (kd_snapshots_truncate). Binding again to the same session is a no-op. */
+int kd_prober_bind(KdProber *p, KdSession *s, KdError *err);
 void kd_prober_free(KdProber *p);
 
 /* 1 if step (training steps done) should be probed; last_step_seconds is
@@ -65,13 +70,14 @@ int kd_prober_capture(KdProber *p, int step, KdSnapshot **out, KdError *err);
  * run's snapshots (write_files) and publish to cfg.box. Returns 1 when it
  * captured, 0 when not due, -1 on an error (err; training can go on). */
 int kd_prober_after_step(KdProber *p, KdSession *s, const KdStepStats *st, KdError *err);
-/* The same with train/run.h's KdRunAfterStep signature (user = the prober),
- * so a run takes it as is. An error does not stop training: it is logged
- * once per distinct message as a "probe_error" event in events.jsonl and
- * kept for kd_prober_error. */
+/* The same with train/run.h's KdRunAfterStep signature (user = the
+ * prober), so a run takes it as is (binding on the first call). An error
+ * does not stop training: it is logged once per distinct message as a
+ * "probe_error" event in events.jsonl and kept for kd_prober_error; a
+ * prober that cannot bind stays quiet from then on. */
 void kd_prober_run_hook(void *prober, KdSession *s, const KdStepStats *st);
-/* The last error of kd_prober_run_hook, "" if none. */
-const char *kd_prober_error(const KdProber *p);
+/* Thread-safe: the last error of kd_prober_run_hook into buf ("" if none). */
+const char *kd_prober_error(KdProber *p, char *buf, size_t len);
 
 typedef struct KdProbeStats {
   int captures;
@@ -82,6 +88,7 @@ typedef struct KdProbeStats {
   size_t last_bytes;   /* size of the last file written */
   size_t arena_peak;   /* bytes the prober's own ctx peaked at */
 } KdProbeStats;
-KdProbeStats kd_prober_stats(const KdProber *p);
+/* Thread-safe. */
+KdProbeStats kd_prober_stats(KdProber *p);
 
 #endif

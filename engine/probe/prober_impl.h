@@ -3,6 +3,7 @@
 #ifndef KD_PROBE_PROBER_IMPL_H
 #define KD_PROBE_PROBER_IMPL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "detect/anchors.h"
@@ -42,7 +43,11 @@ struct KdProber {
   double step_s;
   KdStepStats step_stats;
   int have_stats;
+  int dead;          /* the run hook could not bind: it stays quiet */
+  /* read by other threads: under mu */
+  pthread_mutex_t mu;
   KdProbeStats stats;
+  size_t arena_peak;
   char error[1024]; /* last error of the run hook */
 };
 

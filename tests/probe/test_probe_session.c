@@ -290,17 +290,25 @@ static void check_hook_error(KdSession *ss, KdConfig *c) {
   snprintf(events, sizeof events, "%s/events.jsonl", kd_rundir_path(kd_session_rundir(ss)));
   FILE *f = fopen(blocker, "w"); /* a file where the directory should be */
   if (f) fclose(f);
-  KdProber *p = prober(ss, c, 1, 1, NULL);
+  /* unbound: binds to the session of its first call, as a KdRun's hook */
+  KdProbeCfg pc;
+  kd_probe_cfg_default(&pc);
+  pc.settings = c, pc.min_interval = 1;
+  KdError e;
+  KdProber *p = kd_prober_new(NULL, &pc, &e);
+  CHECK_MSG(p != NULL, "%s", e.msg);
   if (!p) return;
+  KdSnapshot *s;
+  CHECK(kd_prober_capture(p, 0, &s, &e) == -1 && strstr(e.msg, "not bound"));
   KdStepStats st = {.step = 3, .seconds = 0.01};
-  CHECK(!strcmp(kd_prober_error(p), ""));
+  char msg[1024];
+  CHECK(!strcmp(kd_prober_error(p, msg, sizeof msg), ""));
   for (int k = 0; k < 3; k++) {
     kd_prober_request(p);
     kd_prober_run_hook(p, ss, &st);
   }
-  CHECK_MSG(strstr(kd_prober_error(p), "snapshots") != NULL, "error: %s", kd_prober_error(p));
+  CHECK_MSG(strstr(kd_prober_error(p, msg, sizeof msg), "snapshots") != NULL, "error: %s", msg);
   CHECK(kd_prober_stats(p).captures == 3);
-  KdError e;
   size_t len;
   char *txt = kd_io_read_text(events, &len, 1 << 20, &e);
   int n = 0;
@@ -309,6 +317,17 @@ static void check_hook_error(KdSession *ss, KdConfig *c) {
   free(txt);
   kd_prober_free(p);
   remove(blocker);
+  /* a prober that cannot bind says so once and then stays quiet */
+  pc.nindices = 1, pc.indices[0] = 500;
+  p = kd_prober_new(NULL, &pc, &e);
+  for (int k = 0; p && k < 3; k++) kd_prober_run_hook(p, ss, &st);
+  CHECK(p && strstr(kd_prober_error(p, msg, sizeof msg), "500") && kd_prober_stats(p).captures == 0);
+  txt = kd_io_read_text(events, &len, 1 << 20, &e);
+  n = 0;
+  for (char *q = txt; q && (q = strstr(q, "probe_error")); q++) n++;
+  CHECK_MSG(n == 2, "%d probe_error events", n);
+  free(txt);
+  kd_prober_free(p);
 }
 
 /* A session without a teacher (plain training): student maps, detection
