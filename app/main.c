@@ -18,6 +18,9 @@ static const KdVerb verbs[] = {
     {"pause", kd_cli_pause, "pause a run going on in another process"},
     {"resume", kd_cli_resume, "continue a paused run going on in another process"},
     {"stop", kd_cli_stop, "stop a run going on in another process (checkpoint, then exit)"},
+#ifdef KD_HAVE_EXPORT
+    {"export", kd_cli_export, "a figure of a run (PDF/SVG/PNG, as the window draws it) or its logs as CSV"},
+#endif
     {"bench", kd_cli_bench, "time ops and training steps (--json for machines)"},
     {"make-dataset", kd_cli_make_dataset, "build the fashion-det data set (JPEG + COCO json), preview it"},
 };

@@ -129,7 +129,7 @@ static void resolve(const KdFigGrid *g, double lo[RG_N], double hi[RG_N]) {
 }
 
 static const char *cb_label(const KdFigGrid *g, int rg) {
-  if (rg == RG_TEACHER) return g->independent_ts ? "energy (T)" : "energy (teacher & student)";
+  if (rg == RG_TEACHER) return g->independent_ts ? "energy (T)" : "energy (shared)";
   if (rg == RG_STUDENT) return "energy (S)";
   if (rg == RG_GAP) return "gap";
   return "mask";
@@ -211,6 +211,11 @@ void kd_fig_grid_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFi
     int c1 = c;
     while (c1 + 1 < nc && range_of(g, g->cols[c1 + 1]) == rg) c1++;
     double xa = x0 + c * (L.cell_w + L.gap), xb = x0 + c1 * (L.cell_w + L.gap) + L.cell_w;
+    /* Inset where another bar sits next to this one, so the end labels of
+     * neighbouring bars ("21.2" | "0.2") stay apart. */
+    double inset = st->font_pt * 0.4;
+    if (c > 0 && range_of(g, g->cols[c - 1]) >= 0) xa += inset;
+    if (c1 + 1 < nc && range_of(g, g->cols[c1 + 1]) >= 0) xb -= inset;
     KdFigRect cb = {xa, cb_y, xb - xa, L.cb_h};
     kd_fig_colorbar_h(cr, st, cb, cmap_of(g, rg), lo[rg], hi[rg], frange_of(g, rg)->log,
                       cb_label(g, rg));

@@ -53,8 +53,12 @@ int kd_fig_resolve_range(const KdFigRange *r, KdCmap cmap, const KdFigMap *const
 
 /* ---- layout ---- */
 
+/* Maps no taller than this: a row of one or two maps across a wide window
+ * would otherwise become huge squares. Capped rows are centred. */
+#define MAX_CELL_PT 220.0
+
 typedef struct MapsLayout {
-  double title_h, cell_title_h, cell_w, cell_h, gap, cb_h;
+  double title_h, cell_title_h, cell_w, cell_h, gap, cb_h, x0;
   int cb_rows;
   int cb_row[KD_FIG_MAX_MAPS]; /* colorbar row of each group, -1 if unused */
   int first[KD_FIG_MAX_MAPS], last[KD_FIG_MAX_MAPS];
@@ -85,7 +89,11 @@ static void maps_layout(const KdFigMaps *m, const KdFigStyle *st, double w, Maps
   int n = item_count(m);
   L->title_h = kd_fig_title_height(st, m->title);
   L->cell_title_h = any_cell_title(m) ? st->font_pt * KD_FIG_LINE : 0;
+  /* Wider gaps where neighbours have their own colorbars, so the end labels
+   * of two bars ("1" | "0") do not run together. */
   L->gap = st->font_pt * 0.6;
+  for (int i = 1; i < n; i++)
+    if (item_group(m, i) != item_group(m, i - 1)) L->gap = st->font_pt;
   L->cell_w = n > 0 ? (w - (n - 1) * L->gap) / n : w;
   double aspect = 1;
   for (int i = 0; i < n; i++)
@@ -95,6 +103,12 @@ static void maps_layout(const KdFigMaps *m, const KdFigStyle *st, double w, Maps
     }
   if (m->under && m->under->w > 0) aspect = (double)m->under->h / m->under->w;
   L->cell_h = L->cell_w * aspect;
+  L->x0 = 0;
+  if (L->cell_h > MAX_CELL_PT) {
+    L->cell_h = MAX_CELL_PT;
+    L->cell_w = MAX_CELL_PT / aspect;
+    L->x0 = (w - (n * L->cell_w + (n - 1) * L->gap)) / 2;
+  }
   /* Colorbars: a group's bar spans its items; overlapping spans go to
    * further rows. */
   double spans_end[KD_FIG_MAX_MAPS] = {0};
@@ -149,7 +163,7 @@ void kd_fig_maps_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFi
   double y = r.y + L.title_h;
   for (int i = 0; i < n; i++) {
     const KdFigMapItem *it = &m->items[i];
-    double x = r.x + i * (L.cell_w + L.gap);
+    double x = r.x + L.x0 + i * (L.cell_w + L.gap);
     cairo_save(cr);
     if (it->title && *it->title) {
       kd_fig_font(cr, st, st->font_pt, KD_FIG_NORMAL);
@@ -178,8 +192,8 @@ void kd_fig_maps_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFi
   double cb_y = y + L.cell_title_h + L.cell_h + st->font_pt * 0.5;
   for (int g = 0; g < KD_FIG_MAX_MAPS && g < m->ngroups; g++) {
     if (L.cb_row[g] < 0) continue;
-    double x0 = r.x + L.first[g] * (L.cell_w + L.gap);
-    double x1 = r.x + L.last[g] * (L.cell_w + L.gap) + L.cell_w;
+    double x0 = r.x + L.x0 + L.first[g] * (L.cell_w + L.gap);
+    double x1 = r.x + L.x0 + L.last[g] * (L.cell_w + L.gap) + L.cell_w;
     KdFigRect cb = {x0, cb_y + L.cb_row[g] * L.cb_h, x1 - x0, L.cb_h};
     kd_fig_colorbar_h(cr, st, cb, m->groups[g].cmap, lo[g], hi[g], m->groups[g].range.log,
                       m->groups[g].label);

@@ -1,97 +1,53 @@
 /* Feature maps of one FPN level: the gap panel (teacher energy | student
- * energy on one shared range unless asked otherwise, and the gap) and the
- * mask panel (GT foreground and every mask the active methods use). */
-#include <string.h>
-
+ * energy on one shared range unless asked otherwise, and the gap; figure
+ * "gap") and the mask panel (GT foreground and every mask the active
+ * methods use; figure "masks"). */
 #include "panels.h"
-#include "snapview.h"
 
 struct _KdsGapPanel {
   KdsPanel parent;
-  KdFigMaps spec;
-  KdFigMapItem items[4];
-  KdFigMapGroup groups[4];
-  KdFigImage under;
-  char title[96];
+  KdSnapFigStore *store;
 };
 
 G_DEFINE_FINAL_TYPE(KdsGapPanel, kds_gap_panel, KDS_TYPE_PANEL)
 
 static gboolean gap_build(KdsPanel *panel, const KdsView *v, KdFigPanel *out) {
-  KdsGapPanel *p = KDS_GAP_PANEL(panel);
-  const KdSnapshot *s = v->snap;
-  if (!s || v->level >= s->nlev) return FALSE;
-  int n = 0;
-  KdFigMap te = kd_snapview_map(s, v->image, v->level, "t_energy"), se = kd_snapview_map(s, v->image, v->level, "s_energy");
-  KdFigMap gap = kd_snapview_map(s, v->image, v->level, "gap");
-  if (!gap.v) gap = kd_snapview_map(s, v->image, v->level, "gap_pkd");
-  if (te.v) p->items[n++] = (KdFigMapItem){te, "teacher energy", 0};
-  if (se.v) p->items[n++] = (KdFigMapItem){se, "student energy", v->independent ? 1 : 0};
-  if (gap.v) p->items[n++] = (KdFigMapItem){gap, "gap (S - T)\xc2\xb2", 2};
-  if (!n) return FALSE;
-  p->groups[0] = (KdFigMapGroup){KD_CMAP_VIRIDIS, {0, 0, 0}, "mean_c X\xc2\xb2"};
-  p->groups[1] = (KdFigMapGroup){KD_CMAP_VIRIDIS, {0, 0, 0}, "student"};
-  p->groups[2] = (KdFigMapGroup){KD_CMAP_MAGMA, {0, 0, 0}, "gap"};
-  char lv[16];
-  g_snprintf(p->title, sizeof p->title, "%s: teacher vs student features", kd_snapshot_level_name(s, v->level, lv, sizeof lv));
-  p->under = kd_snapview_image(s, v->image);
-  p->spec = (KdFigMaps){.items = p->items, .n = n, .groups = p->groups, .ngroups = 3, .under = v->overlay > 0 ? &p->under : NULL,
-                        .alpha = v->overlay, .title = p->title};
-  *out = kd_fig_maps_panel(&p->spec);
-  return TRUE;
+  return kds_panel_build_snapfig(KD_SNAPFIG_GAP, v, KDS_GAP_PANEL(panel)->store, out);
+}
+
+static void gap_finalize(GObject *o) {
+  kd_snapfig_store_free(KDS_GAP_PANEL(o)->store);
+  G_OBJECT_CLASS(kds_gap_panel_parent_class)->finalize(o);
 }
 
 static void kds_gap_panel_class_init(KdsGapPanelClass *k) {
+  G_OBJECT_CLASS(k)->finalize = gap_finalize;
   KDS_PANEL_CLASS(k)->build = gap_build;
-  KDS_PANEL_CLASS(k)->kind = "gap";
+  KDS_PANEL_CLASS(k)->kind = kd_snapfig_name(KD_SNAPFIG_GAP);
 }
-static void kds_gap_panel_init(KdsGapPanel *p) { (void)p; }
+
+static void kds_gap_panel_init(KdsGapPanel *p) { p->store = kd_snapfig_store_new(); }
 
 struct _KdsMaskPanel {
   KdsPanel parent;
-  KdFigMaps spec;
-  KdFigMapItem items[KD_FIG_MAX_MAPS];
-  KdFigMapGroup groups[KD_FIG_MAX_MAPS];
-  KdFigImage under;
-  char title[96];
+  KdSnapFigStore *store;
 };
 
 G_DEFINE_FINAL_TYPE(KdsMaskPanel, kds_mask_panel, KDS_TYPE_PANEL)
 
 static gboolean mask_build(KdsPanel *panel, const KdsView *v, KdFigPanel *out) {
-  KdsMaskPanel *p = KDS_MASK_PANEL(panel);
-  const KdSnapshot *s = v->snap;
-  if (!s || v->level >= s->nlev) return FALSE;
-  int n = 0;
-  KdFigMap fg = kd_snapview_map(s, v->image, v->level, "fg");
-  if (fg.v) {
-    p->items[n] = (KdFigMapItem){fg, "GT foreground", n};
-    p->groups[n] = (KdFigMapGroup){KD_CMAP_VIRIDIS, {0, 1, 0}, "mask"};
-    n++;
-  }
-  const char *names[KD_FIG_MAX_MAPS];
-  int nm = kd_snapview_masks(s, v->image, v->level, names, KD_FIG_MAX_MAPS - n);
-  for (int i = 0; i < nm && n < KD_FIG_MAX_MAPS; i++) {
-    char what[96];
-    g_snprintf(what, sizeof what, "mask.%s", names[i]);
-    KdFigMap m = kd_snapview_map(s, v->image, v->level, what);
-    if (!m.v) continue;
-    p->items[n] = (KdFigMapItem){m, names[i], n};
-    p->groups[n] = (KdFigMapGroup){KD_CMAP_VIRIDIS, {0, 0, 0}, names[i]};
-    n++;
-  }
-  if (!n) return FALSE;
-  char lv[16];
-  g_snprintf(p->title, sizeof p->title, "%s: masks the methods use", kd_snapshot_level_name(s, v->level, lv, sizeof lv));
-  p->under = kd_snapview_image(s, v->image);
-  p->spec = (KdFigMaps){.items = p->items, .n = n, .groups = p->groups, .ngroups = n, .under = v->overlay > 0 ? &p->under : NULL,
-                        .alpha = v->overlay, .title = p->title};
-  *out = kd_fig_maps_panel(&p->spec);
-  return TRUE;
+  return kds_panel_build_snapfig(KD_SNAPFIG_MASKS, v, KDS_MASK_PANEL(panel)->store, out);
+}
+
+static void mask_finalize(GObject *o) {
+  kd_snapfig_store_free(KDS_MASK_PANEL(o)->store);
+  G_OBJECT_CLASS(kds_mask_panel_parent_class)->finalize(o);
 }
 
 static void kds_mask_panel_class_init(KdsMaskPanelClass *k) {
+  G_OBJECT_CLASS(k)->finalize = mask_finalize;
   KDS_PANEL_CLASS(k)->build = mask_build;
-  KDS_PANEL_CLASS(k)->kind = "masks";
+  KDS_PANEL_CLASS(k)->kind = kd_snapfig_name(KD_SNAPFIG_MASKS);
 }
-static void kds_mask_panel_init(KdsMaskPanel *p) { (void)p; }
+
+static void kds_mask_panel_init(KdsMaskPanel *p) { p->store = kd_snapfig_store_new(); }

@@ -1,8 +1,11 @@
-/* The panel kinds, one widget type each (see panel.h for the base). */
+/* The panel kinds, one widget type each (see panel.h for the base). Each
+ * kind's build is one call to kd_snapfig_build (snapfig.h), the builder
+ * `kdscope export` uses, so a panel and an exported figure are the same. */
 #ifndef KDS_PANELS_H
 #define KDS_PANELS_H
 
 #include "panel.h"
+#include "snapfig.h"
 
 G_BEGIN_DECLS
 
@@ -20,6 +23,27 @@ G_DECLARE_FINAL_TYPE(KdsGradientPanel, kds_gradient_panel, KDS, GRADIENT_PANEL, 
 G_DECLARE_FINAL_TYPE(KdsProjectionPanel, kds_projection_panel, KDS, PROJECTION_PANEL, KdsPanel)
 #define KDS_TYPE_CURVES_PANEL (kds_curves_panel_get_type())
 G_DECLARE_FINAL_TYPE(KdsCurvesPanel, kds_curves_panel, KDS, CURVES_PANEL, KdsPanel)
+
+/* The view as the shared builder takes it. */
+static inline void kds_view_snapfig(const KdsView *v, KdSnapFigView *out) {
+  kd_snapfig_view_default(out);
+  out->snap = v->snap;
+  out->log = v->bridge ? kds_bridge_log(v->bridge) : NULL;
+  out->image = v->image;
+  out->level = v->level;
+  out->overlay = v->overlay;
+  out->independent = v->independent;
+  out->smooth = v->smooth;
+  out->logy = v->logy;
+}
+
+/* A panel's build: the figure of `kind` for the view, into store. */
+static inline gboolean kds_panel_build_snapfig(KdSnapFigKind kind, const KdsView *v, KdSnapFigStore *store,
+                                               KdFigPanel *out) {
+  KdSnapFigView sv;
+  kds_view_snapfig(v, &sv);
+  return store && kd_snapfig_build(kind, &sv, store, out, NULL) == 0;
+}
 
 G_END_DECLS
 

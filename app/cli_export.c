@@ -1,0 +1,382 @@
+/* kdscope export: a figure of a run rendered headless from its run
+ * directory with the builder the window's panels use (ui/snapfig.h), or
+ * the run's metrics / events as tidy CSV. */
+#include <cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "export.h"
+#include "snapfig.h"
+#include "train/fileio.h"
+#include "verbs.h"
+
+static const char usage[] =
+    "usage: kdscope export --run RUN_DIR --figure NAME [--step N|last] [--images LIST]\n"
+    "                      [--level P3] [--columns LIST] [--mask NAME] [--parts LIST]\n"
+    "                      [--logy] [--smooth none|ema:W|mean:N] [--overlay A] [--independent]\n"
+    "                      [--letters] [--no-title] [--format png|svg|pdf]\n"
+    "                      [--width-in W | --width-mm W] [--height-in H | --height-mm H]\n"
+    "                      [--font-pt P] [--line-pt P] [--dpi D] --out FILE\n"
+    "       kdscope export --run RUN_DIR --csv metrics|events --out FILE\n\n"
+    "Renders a figure of a run from its run directory, exactly as the window's\n"
+    "panel draws it (the window's export dialog prints the command for what it\n"
+    "shows). Figures:\n"
+    "  grid        rows = probe images (--images, default all), columns from\n"
+    "              image,teacher,student,gap,mask (--columns, default those with\n"
+    "              data); --mask NAME picks the mask column (fg or e.g. defeat.fg)\n"
+    "  curves      loss parts (--parts LIST, default all) over COCO AP vs step,\n"
+    "              markers where settings changed; --logy, --smooth\n"
+    "  gradients   fg vs bg gradient magnitude by source over every snapshot up to\n"
+    "              --step (DeFeat's observation); --level (default all levels),\n"
+    "              --images (default all)\n"
+    "  image, gap, masks, attention, gradmaps, projection: one panel of the\n"
+    "              window for one probe image (--images I) and level\n"
+    "The snapshot is the last one at or before --step (default: the last).\n"
+    "--level names an FPN level (P3 ..), --overlay draws maps over the image\n"
+    "with that opacity, --independent scales teacher and student maps apart,\n"
+    "--letters labels sub-panels (a), (b)... Options a figure does not read are\n"
+    "ignored. Width defaults to 3.3 in (single column; 6.9 in is double); the\n"
+    "height follows the figure's layout unless given. Format from --format or\n"
+    "the extension of --out; --dpi for PNG (default 300), --font-pt (default 8).\n"
+    "--csv metrics writes step,name,value for every logged series (eval.* too);\n"
+    "--csv events writes step,time,event,key,value,old,source.\n";
+
+#define MAX_LIST 32
+
+typedef struct Args {
+  const char *run, *figure, *csv, *step, *images, *level, *columns, *mask, *parts, *smooth;
+  const char *format, *out;
+  double width, height, font_pt, line_pt, dpi, overlay;
+  KdUnit unit, height_unit;
+  int logy, independent, letters, no_title;
+} Args;
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "kdscope export: ");
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  return 1;
+}
+
+static int number(const char *opt, const char *text, double *out) {
+  char *end;
+  double v = strtod(text, &end);
+  if (end == text || *end || !(v > 0 && v < 1e9)) {
+    fprintf(stderr, "kdscope export: %s %s: expected a positive number\n", opt, text);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+/* Splits a comma list into words (in place, in buf); -1 when too long. */
+static int split(const char *text, char *buf, size_t len, const char **words, int max) {
+  if (snprintf(buf, len, "%s", text) >= (int)len) return -1;
+  int n = 0;
+  for (char *save = NULL, *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+    if (n == max) return -1;
+    words[n++] = w;
+  }
+  return n;
+}
+
+static int parse_args(int argc, char **argv, Args *a) {
+  memset(a, 0, sizeof *a);
+  a->unit = a->height_unit = KD_UNIT_IN;
+  a->width = KD_EXPORT_SINGLE_COLUMN_IN;
+  for (int i = 1; i < argc; i++) {
+    const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    const char **str = NULL;
+    double *num = NULL;
+    if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+      fputs(usage, stdout);
+      return 2;
+    }
+    if (!strcmp(o, "--logy")) a->logy = 1;
+    else if (!strcmp(o, "--independent")) a->independent = 1;
+    else if (!strcmp(o, "--letters")) a->letters = 1;
+    else if (!strcmp(o, "--no-title")) a->no_title = 1;
+    else if (!strcmp(o, "--run")) str = &a->run;
+    else if (!strcmp(o, "--figure")) str = &a->figure;
+    else if (!strcmp(o, "--csv")) str = &a->csv;
+    else if (!strcmp(o, "--step")) str = &a->step;
+    else if (!strcmp(o, "--images")) str = &a->images;
+    else if (!strcmp(o, "--level")) str = &a->level;
+    else if (!strcmp(o, "--columns")) str = &a->columns;
+    else if (!strcmp(o, "--mask")) str = &a->mask;
+    else if (!strcmp(o, "--parts")) str = &a->parts;
+    else if (!strcmp(o, "--smooth")) str = &a->smooth;
+    else if (!strcmp(o, "--format")) str = &a->format;
+    else if (!strcmp(o, "--out")) str = &a->out;
+    else if (!strcmp(o, "--width-in") || !strcmp(o, "--width-mm")) {
+      num = &a->width;
+      a->unit = o[8] == 'i' ? KD_UNIT_IN : KD_UNIT_MM;
+    } else if (!strcmp(o, "--height-in") || !strcmp(o, "--height-mm")) {
+      num = &a->height;
+      a->height_unit = o[9] == 'i' ? KD_UNIT_IN : KD_UNIT_MM;
+    } else if (!strcmp(o, "--font-pt")) num = &a->font_pt;
+    else if (!strcmp(o, "--line-pt")) num = &a->line_pt;
+    else if (!strcmp(o, "--dpi")) num = &a->dpi;
+    else if (!strcmp(o, "--overlay")) num = &a->overlay;
+    else return fail("unknown option '%s' (see --help)", o);
+    if (!str && !num) continue;
+    if (!v) return fail("%s needs a value (see --help)", o);
+    if (str) *str = v;
+    if (num && number(o, v, num)) return 1;
+    i++;
+  }
+  if (!a->run) return fail("%s", "--run RUN_DIR is required (see --help)");
+  if (!a->out) return fail("%s", "--out FILE is required (see --help)");
+  if (!a->figure == !a->csv) return fail("%s", "give either --figure NAME or --csv metrics|events (see --help)");
+  if (a->overlay > 1) return fail("%s", "--overlay is an opacity in (0, 1]");
+  return 0;
+}
+
+/* ---- CSV ---- */
+
+/* A CSV field, quoted when it holds a comma, quote or line break. */
+static void csv_field(FILE *f, const char *s, int last) {
+  if (strpbrk(s, ",\"\r\n")) {
+    fputc('"', f);
+    for (; *s; s++) {
+      if (*s == '"') fputc('"', f);
+      fputc(*s, f);
+    }
+    fputc('"', f);
+  } else {
+    fputs(s, f);
+  }
+  fputc(last ? '\n' : ',', f);
+}
+
+static void csv_number(FILE *f, double v, int last) {
+  char b[40];
+  snprintf(b, sizeof b, "%.9g", v);
+  csv_field(f, b, last);
+}
+
+static int write_csv(const Args *a, const KdRunLog *log) {
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  if (!f) return fail("%s", "out of memory");
+  if (!strcmp(a->csv, "metrics")) {
+    fputs("step,name,value\n", f);
+    for (int i = 0; i < kd_runlog_nseries(log); i++) {
+      KdRunSeries s = kd_runlog_series(log, i);
+      for (size_t j = 0; j < s.n; j++) {
+        csv_number(f, s.x[j], 0);
+        csv_field(f, s.name, 0);
+        csv_number(f, s.y[j], 1);
+      }
+    }
+  } else {
+    fputs("step,time,event,key,value,old,source\n", f);
+    for (int i = 0; i < kd_runlog_nevents(log); i++) {
+      KdRunEvent e = kd_runlog_event(log, i);
+      cJSON *j = cJSON_Parse(e.json);
+      const cJSON *t = j ? cJSON_GetObjectItemCaseSensitive(j, "time") : NULL;
+      char step[16];
+      snprintf(step, sizeof step, "%d", e.step);
+      csv_field(f, step, 0);
+      csv_field(f, cJSON_IsString(t) ? t->valuestring : "", 0);
+      csv_field(f, e.type, 0);
+      csv_field(f, e.key, 0);
+      csv_field(f, e.value, 0);
+      csv_field(f, e.old, 0);
+      csv_field(f, e.source, 1);
+      cJSON_Delete(j);
+    }
+  }
+  fclose(f);
+  KdError err;
+  int rc = kd_io_write_atomic(a->out, text, len, &err);
+  free(text);
+  if (rc) return fail("%s", err.msg);
+  printf("wrote %s\n", a->out);
+  return 0;
+}
+
+/* ---- figures ---- */
+
+static int load_snapshot(const Args *a, KdSnapshots *snaps, KdSnapshot **out) {
+  KdError err;
+  int count = kd_snapshots_count(snaps), idx = count - 1;
+  if (!count) return fail("%s has no snapshot yet (the prober writes them while the run trains)", a->run);
+  if (a->step && strcmp(a->step, "last")) {
+    char *end;
+    long step = strtol(a->step, &end, 10);
+    if (end == a->step || *end || step < 0) return fail("--step %s: expected a step number or 'last'", a->step);
+    idx = kd_snapshots_at_step(snaps, (int)step);
+    if (idx < 0) {
+      fprintf(stderr, "kdscope export: no snapshot at or before step %ld in %s (the first is at step %d)\n", step,
+              a->run, kd_snapshots_step(snaps, 0));
+      return 1;
+    }
+  }
+  if (kd_snapshot_load(snaps, idx, out, &err)) return fail("%s", err.msg);
+  return 0;
+}
+
+static int export_figure(const Args *a, const KdRunLog *log) {
+  int kind = kd_snapfig_kind_from_name(a->figure);
+  if (kind < 0) {
+    fprintf(stderr, "kdscope export: unknown figure '%s' (figures: %s)\n", a->figure, kd_snapfig_names());
+    return 1;
+  }
+  unsigned needs = kd_snapfig_needs((KdSnapFigKind)kind);
+  KdSnapFigView v;
+  kd_snapfig_view_default(&v);
+  v.log = log;
+  v.overlay = a->overlay;
+  v.independent = a->independent;
+  v.logy = a->logy;
+  v.no_title = a->no_title;
+  v.mask = a->mask;
+  KdError err;
+  if (kd_snapfig_smooth_parse(a->smooth, &v.smooth, &err)) return fail("%s", err.msg);
+
+  int images[MAX_LIST], cols[MAX_LIST], rc = 1;
+  const char *words[MAX_LIST], *parts[MAX_LIST];
+  char buf[1024], pbuf[1024];
+  KdFigCol colv[MAX_LIST];
+  if (a->images) {
+    int n = split(a->images, buf, sizeof buf, words, MAX_LIST);
+    if (n <= 0) return fail("--images %s: expected image indices like 0,2,3", a->images);
+    for (int i = 0; i < n; i++) {
+      char *end;
+      long x = strtol(words[i], &end, 10);
+      if (end == words[i] || *end || x < 0 || x > 1000) return fail("--images: '%s' is not an image index", words[i]);
+      images[i] = (int)x;
+    }
+    if ((needs & KD_SNAPFIG_ONE_IMAGE) && n > 1) {
+      fprintf(stderr, "kdscope export: figure %s shows one probe image: --images takes one index here (got %d)\n", a->figure, n);
+      return 1;
+    }
+    v.image = images[0];
+    v.images = images;
+    v.nimages = n;
+  }
+  if (a->columns) {
+    int n = split(a->columns, buf, sizeof buf, words, MAX_LIST);
+    if (n <= 0) return fail("--columns %s: expected a list like image,teacher,student,gap,mask", a->columns);
+    for (int i = 0; i < n; i++) {
+      cols[i] = kd_snapfig_col_from_name(words[i]);
+      if (cols[i] < 0) {
+        fprintf(stderr, "kdscope export: unknown column '%s' (columns: image, teacher, student, gap, mask)\n", words[i]);
+        return 1;
+      }
+      colv[i] = (KdFigCol)cols[i];
+    }
+    v.cols = colv;
+    v.ncols = n;
+  }
+  if (a->parts) {
+    int n = split(a->parts, pbuf, sizeof pbuf, parts, MAX_LIST);
+    if (n <= 0) return fail("--parts %s: expected a list of loss parts like loss,det.cls", a->parts);
+    v.parts = parts;
+    v.nparts = n;
+  }
+
+  KdSnapshots *snaps = NULL;
+  KdSnapshot *snap = NULL;
+  KdSnapFigStore *store = kd_snapfig_store_new();
+  if (!store) return fail("%s", "out of memory");
+  if (needs & (KD_SNAPFIG_NEEDS_SNAPSHOT | KD_SNAPFIG_NEEDS_SNAPSHOTS)) {
+    snaps = kd_snapshots_open(a->run, &err);
+    if (!snaps || kd_snapshots_refresh(snaps, &err) < 0) {
+      fail("%s", err.msg);
+      goto out;
+    }
+    if (load_snapshot(a, snaps, &snap)) goto out;
+    v.snap = snap;
+    v.snaps = snaps;
+  }
+  v.level = kind == KD_SNAPFIG_GRADIENTS ? -1 : 0;
+  if (a->level && snap && ((needs & KD_SNAPFIG_LEVEL) || kind == KD_SNAPFIG_GRADIENTS)) {
+    v.level = kd_snapfig_level_from_name(snap, a->level, &err);
+    if (v.level < 0) {
+      fail("%s", err.msg);
+      goto out;
+    }
+  }
+
+  KdFigPanel panel;
+  if (kd_snapfig_build((KdSnapFigKind)kind, &v, store, &panel, &err)) {
+    fail("%s", err.msg);
+    goto out;
+  }
+  KdFigStyle st;
+  kd_fig_style_default(&st);
+  st.panel_letters = a->letters;
+  if (a->line_pt > 0) st.line_pt = a->line_pt;
+  KdExportOpts o;
+  kd_export_opts_default(&o);
+  o.width = a->width;
+  o.unit = a->unit;
+  if (a->height > 0) /* one unit for both: the height in the width's unit */
+    o.height = kd_export_to_pt(a->height, a->height_unit) / kd_export_to_pt(1, a->unit);
+  if (a->dpi > 0) o.dpi = a->dpi;
+  o.font_pt = a->font_pt;
+  o.title = a->figure;
+  int fmt = kd_export_format_from_path(a->out);
+  if (a->format) {
+    static const char *names[] = {"png", "svg", "pdf"};
+    int f = -1;
+    for (int i = 0; i < 3; i++)
+      if (!strcmp(a->format, names[i])) f = i;
+    if (f < 0) {
+      fail("--format %s: expected png, svg or pdf", a->format);
+      goto out;
+    }
+    if (fmt >= 0 && fmt != f) {
+      fprintf(stderr, "kdscope export: --format %s but --out %s has another extension\n", a->format, a->out);
+      goto out;
+    }
+    fmt = f;
+  }
+  if (fmt < 0) {
+    fail("cannot tell the format of %s: give --format png|svg|pdf", a->out);
+    goto out;
+  }
+  double w_pt, h_pt;
+  int w_px, h_px;
+  if (kd_export_geometry(&panel, &st, &o, &w_pt, &h_pt, &w_px, &h_px, &err) ||
+      kd_export_panel(a->out, fmt, &panel, &st, &o, &err)) {
+    fail("%s", err.msg);
+    goto out;
+  }
+  if (fmt == KD_EXPORT_PNG)
+    printf("wrote %s: %d x %d px (%.2f x %.2f pt at %g dpi)\n", a->out, w_px, h_px, w_pt, h_pt, o.dpi);
+  else
+    printf("wrote %s: %.2f x %.2f pt\n", a->out, w_pt, h_pt);
+  rc = 0;
+out:
+  kd_snapfig_store_free(store);
+  kd_snapshot_free(snap);
+  kd_snapshots_close(snaps);
+  return rc;
+}
+
+int kd_cli_export(int argc, char **argv) {
+  Args a;
+  int rc = parse_args(argc, argv, &a);
+  if (rc) return rc == 2 ? 0 : 1;
+  if (a.csv && strcmp(a.csv, "metrics") && strcmp(a.csv, "events"))
+    return fail("--csv %s: expected metrics or events", a.csv);
+  KdError err;
+  KdRunLog *log = kd_runlog_open(a.run, &err);
+  if (!log || kd_runlog_refresh(log, &err) < 0) {
+    kd_runlog_free(log);
+    return fail("%s", err.msg);
+  }
+  rc = a.csv ? write_csv(&a, log) : export_figure(&a, log);
+  kd_runlog_free(log);
+  return rc;
+}

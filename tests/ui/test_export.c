@@ -1,0 +1,359 @@
+/* `kdscope export` on a small real run (probe_run.h: fitnet (+ defeat)
+ * distillation with snapshots, evaluations and a logged setting change):
+ *  - every figure to PDF and SVG at 3.3 and 6.9 in, checked by
+ *    check_export.py (page size, embedded DejaVu fonts, non-blank render,
+ *    SVG parses, maps pixelated);
+ *  - the command the window's export dialog prints (kd_snapfig_command)
+ *    rebuilds, byte for byte, the PNG the shared builder gives in-process,
+ *    for every figure with non-default choices (image, level, overlay,
+ *    ranges, columns, parts, smoothing, letters, font, width, dpi);
+ *  - --csv metrics / events parse (quotes included) with the expected
+ *    columns and one row per logged value / event;
+ *  - bad requests exit 1 with a message that names the problem and leave
+ *    no file.
+ * Usage: test_export KDSCOPE OUTDIR [CHECKER]. The figures stay in OUTDIR
+ * to look at. Exits 77 without the data source, or (after the other
+ * checks) without poppler's tools. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "check.h"
+#include "probe_run.h"
+#include "snapfig.h"
+
+static const char *kdscope, *outdir;
+static char run[2100];
+
+/* Runs cmd with stdout+stderr into out; returns the exit status. */
+static int run_cmd(const char *cmd, char *out, size_t len) {
+  char full[8192];
+  snprintf(full, sizeof full, "%s 2>&1", cmd);
+  FILE *p = popen(full, "r");
+  if (!p) return -1;
+  size_t n = fread(out, 1, len - 1, p);
+  out[n] = 0;
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int have(const char *tool) {
+  char cmd[256];
+  snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", tool);
+  return system(cmd) == 0;
+}
+
+static char *slurp(const char *path, size_t *len) {
+  return kd_io_read_text(path, len, (size_t)1 << 28, NULL);
+}
+
+/* ---- every figure to PDF and SVG ---- */
+
+static void export_all(FILE *manifest) {
+  static const char *extra[KD_SNAPFIG_NKINDS][2] = {
+      [KD_SNAPFIG_GRID] = {"--letters", "--letters --level P4 --columns image,teacher,student,gap,mask --overlay 0.5"},
+      [KD_SNAPFIG_CURVES] = {"--logy", "--logy --smooth ema:0.6"},
+      [KD_SNAPFIG_GRADIENTS] = {"", "--level P3 --images 0,1"},
+      [KD_SNAPFIG_GAP] = {"", "--images 1 --level P4 --independent"},
+      [KD_SNAPFIG_MASKS] = {"", "--images 2 --overlay 0.6"},
+      [KD_SNAPFIG_ATTENTION] = {"", "--images 3 --level P5"},
+      [KD_SNAPFIG_GRADMAPS] = {"", "--images 1"},
+      [KD_SNAPFIG_IMAGE] = {"", "--images 1 --step 9"},
+      [KD_SNAPFIG_PROJECTION] = {"", "--step last"},
+  };
+  const double widths[2] = {3.3, 6.9};
+  for (int k = 0; k < KD_SNAPFIG_NKINDS; k++)
+    for (int w = 0; w < 2; w++)
+      for (int f = 0; f < 2; f++) {
+        const char *name = kd_snapfig_name((KdSnapFigKind)k), *ext = f ? "svg" : "pdf";
+        char path[2300], cmd[4800], out[4096];
+        snprintf(path, sizeof path, "%s/%s_%.1fin.%s", outdir, name, widths[w], ext);
+        snprintf(cmd, sizeof cmd, "'%s' export --run '%s' --figure %s --width-in %.1f %s --out '%s'", kdscope, run, name,
+                 widths[w], extra[k][w] ? extra[k][w] : "", path);
+        int rc = run_cmd(cmd, out, sizeof out);
+        double wpt = 0, hpt = 0;
+        const char *at = strstr(out, ": ");
+        CHECK_MSG(rc == 0 && at && sscanf(at, ": %lf x %lf pt", &wpt, &hpt) == 2, "%s -> %d: %s", cmd, rc, out);
+        CHECK_MSG(wpt > 0 && fabs(wpt - widths[w] * 72) < 0.01 && hpt > 0.2 * wpt && hpt < 3 * wpt + 200, "%s: %g x %g pt",
+                  path, wpt, hpt);
+        if (rc == 0) fprintf(manifest, "%s %.4f %.4f\n", path, wpt, hpt);
+      }
+}
+
+/* ---- the dialog's command rebuilds the in-process figure exactly ---- */
+
+static void check_command(KdSnapFigKind kind, const KdSnapFigView *v, const KdFigStyle *st, const KdExportOpts *o) {
+  const char *name = kd_snapfig_name(kind);
+  KdSnapFigStore *store = kd_snapfig_store_new();
+  KdFigPanel panel;
+  KdError err = {{0}};
+  char a[2300], b[2300], cmd[4096], full[4600], out[4096];
+  snprintf(a, sizeof a, "%s/inproc_%s.png", outdir, name);
+  snprintf(b, sizeof b, "%s/cmd_%s.png", outdir, name);
+  int rc = kd_snapfig_build(kind, v, store, &panel, &err);
+  CHECK_MSG(rc == 0, "%s: %s", name, err.msg);
+  if (!rc) CHECK_MSG(kd_export_panel(a, KD_EXPORT_PNG, &panel, st, o, &err) == 0, "%s: %s", name, err.msg);
+  CHECK(kd_snapfig_command(kind, v, run, st, o, KD_EXPORT_PNG, b, cmd, sizeof cmd) == 0);
+  CHECK_MSG(!strncmp(cmd, "kdscope export ", 15), "%s", cmd);
+  snprintf(full, sizeof full, "'%s'%s", kdscope, cmd + 7);
+  rc = run_cmd(full, out, sizeof out);
+  CHECK_MSG(rc == 0, "%s -> %d: %s", cmd, rc, out);
+  size_t la = 0, lb = 0;
+  char *da = slurp(a, &la), *db = slurp(b, &lb);
+  CHECK_MSG(da && db && la == lb && !memcmp(da, db, la), "%s: `%s` gives another PNG than the builder (%zu vs %zu bytes)",
+            name, cmd, la, lb);
+  free(da);
+  free(db);
+  kd_snapfig_store_free(store);
+}
+
+static void commands_reproduce(void) {
+  KdError err = {{0}};
+  KdRunLog *log = kd_runlog_open(run, &err);
+  KdSnapshots *snaps = kd_snapshots_open(run, &err);
+  CHECK_MSG(log && kd_runlog_refresh(log, &err) >= 0 && snaps && kd_snapshots_refresh(snaps, &err) >= 0, "%s", err.msg);
+  if (!log || !snaps) return;
+  int n = kd_snapshots_count(snaps);
+  CHECK_MSG(n >= 3, "%d snapshots", n);
+  KdSnapshot *snap = NULL;
+  CHECK(n >= 3 && kd_snapshot_load(snaps, n - 2, &snap, &err) == 0); /* not the last: --step must pick it */
+  if (!snap) return;
+  KdFigStyle st;
+  kd_fig_style_default(&st);
+  KdExportOpts o;
+  kd_export_opts_default(&o);
+  o.dpi = 150;
+  KdSnapFigView v;
+  static const KdFigCol cols[3] = {KD_FIG_COL_IMAGE, KD_FIG_COL_GAP, KD_FIG_COL_STUDENT};
+  static const int rows[2] = {2, 0}, gimgs[2] = {1, 3};
+  static const char *parts[2] = {"det.cls", "fitnet.feat"};
+  for (int k = 0; k < KD_SNAPFIG_NKINDS; k++) {
+    kd_snapfig_view_default(&v);
+    v.snap = snap, v.log = log, v.snaps = snaps;
+    KdFigStyle s = st;
+    KdExportOpts oo = o;
+    switch ((KdSnapFigKind)k) {
+    case KD_SNAPFIG_IMAGE: v.image = 1; break;
+    case KD_SNAPFIG_GAP: v.image = 2, v.level = 1, v.overlay = 0.5, v.independent = 1; break;
+    case KD_SNAPFIG_MASKS: v.overlay = 0.6, oo.unit = KD_UNIT_MM, oo.width = 88; break;
+    case KD_SNAPFIG_ATTENTION: v.image = 3, v.level = 1, v.independent = 1, oo.font_pt = 7; break;
+    case KD_SNAPFIG_GRADMAPS: v.image = 1, v.level = 2, oo.width = 6.9, oo.dpi = 96; break;
+    case KD_SNAPFIG_PROJECTION: v.no_title = 1, s.line_pt = 0.8; break;
+    case KD_SNAPFIG_GRID:
+      v.images = rows, v.nimages = 2, v.cols = cols, v.ncols = 3, v.level = 1, v.mask = "fg", s.panel_letters = 1;
+      break;
+    case KD_SNAPFIG_CURVES: v.parts = parts, v.nparts = 2, v.logy = 1, v.smooth = (KdSmooth){KD_SMOOTH_MEAN, 0, 3}; break;
+    case KD_SNAPFIG_GRADIENTS:
+      v.level = 0, v.images = gimgs, v.nimages = 2, v.smooth = (KdSmooth){KD_SMOOTH_EMA, 0.5, 1}, oo.height = 3;
+      break;
+    default: break;
+    }
+    check_command((KdSnapFigKind)k, &v, &s, &oo);
+  }
+  /* gradients stops at the view's snapshot: fewer points than the whole run */
+  KdSnapFigStore *store = kd_snapfig_store_new();
+  KdFigPanel p;
+  kd_snapfig_view_default(&v);
+  v.snaps = snaps, v.level = -1;
+  CHECK(kd_snapfig_build(KD_SNAPFIG_GRADIENTS, &v, store, &p, &err) == 0);
+  size_t all = ((const KdFigGradCurves *)p.spec)->n;
+  v.snap = snap;
+  CHECK(kd_snapfig_build(KD_SNAPFIG_GRADIENTS, &v, store, &p, &err) == 0);
+  const KdFigGradCurves *g = p.spec;
+  CHECK_MSG(all == (size_t)n && g->n == (size_t)n - 1, "%zu of %zu points, %d snapshots", g->n, all, n);
+  CHECK(g->nsources >= 2); /* det + fitnet at least */
+  int finite = 0;
+  for (int s = 0; s < g->nsources; s++)
+    for (size_t i = 0; i < g->n; i++) finite += isfinite(g->fg[s][i]) && g->fg[s][i] > 0 && isfinite(g->bg[s][i]);
+  CHECK_MSG(finite >= (int)g->n, "%d finite fg/bg values", finite);
+  kd_snapfig_store_free(store);
+  kd_snapshot_free(snap);
+  kd_snapshots_close(snaps);
+  kd_runlog_free(log);
+}
+
+/* ---- CSV ---- */
+
+/* Splits one CSV record (RFC 4180 quotes) at *p into fields; returns the
+ * count, advancing *p past the line. */
+static int csv_record(char **p, char fields[][256], int max) {
+  int n = 0;
+  char *s = *p;
+  if (!*s) return -1;
+  for (;;) {
+    char *f = n < max ? fields[n] : NULL;
+    size_t k = 0;
+    if (*s == '"') {
+      for (s++; *s && !(*s == '"' && s[1] != '"'); s++) {
+        if (*s == '"') s++;
+        if (f && k < 255) f[k++] = *s;
+      }
+      if (*s == '"') s++;
+    } else {
+      for (; *s && *s != ',' && *s != '\n'; s++)
+        if (f && k < 255) f[k++] = *s;
+    }
+    if (f) f[k] = 0;
+    n++;
+    if (*s == ',') {
+      s++;
+      continue;
+    }
+    if (*s == '\n') s++;
+    break;
+  }
+  *p = s;
+  return n;
+}
+
+static void check_csv(void) {
+  char path[2300], cmd[4800], out[4096], f[8][256];
+  snprintf(path, sizeof path, "%s/metrics.csv", outdir);
+  snprintf(cmd, sizeof cmd, "'%s' export --run '%s' --csv metrics --out '%s'", kdscope, run, path);
+  CHECK_MSG(run_cmd(cmd, out, sizeof out) == 0, "%s: %s", cmd, out);
+  size_t len;
+  char *text = slurp(path, &len), *p = text;
+  KdError err;
+  KdRunLog *log = kd_runlog_open(run, &err);
+  CHECK(log && kd_runlog_refresh(log, &err) >= 0);
+  size_t expect = 0;
+  for (int i = 0; log && i < kd_runlog_nseries(log); i++) expect += kd_runlog_series(log, i).n;
+  CHECK(text && csv_record(&p, f, 8) == 3 && !strcmp(f[0], "step") && !strcmp(f[1], "name") && !strcmp(f[2], "value"));
+  size_t rows = 0;
+  int ap = 0, loss = 0, bad = 0;
+  int n;
+  while (text && (n = csv_record(&p, f, 8)) > 0) {
+    char *e1, *e2;
+    double step = strtod(f[0], &e1), v = strtod(f[2], &e2);
+    bad += n != 3 || *e1 || *e2 || step < 0 || !f[1][0];
+    ap += !strcmp(f[1], "eval.AP") && v >= 0 && v <= 1;
+    loss += !strcmp(f[1], "loss") && v > 0;
+    rows++;
+  }
+  CHECK_MSG(!bad && rows == expect && ap >= 2 && loss >= 10, "metrics.csv: %zu rows (expected %zu), %d bad, %d AP, %d loss",
+            rows, expect, bad, ap, loss);
+  free(text);
+
+  snprintf(path, sizeof path, "%s/events.csv", outdir);
+  snprintf(cmd, sizeof cmd, "'%s' export --run '%s' --csv events --out '%s'", kdscope, run, path);
+  CHECK_MSG(run_cmd(cmd, out, sizeof out) == 0, "%s: %s", cmd, out);
+  text = p = slurp(path, &len);
+  static const char *head[7] = {"step", "time", "event", "key", "value", "old", "source"};
+  CHECK(text && csv_record(&p, f, 8) == 7);
+  for (int i = 0; text && i < 7; i++) CHECK_MSG(!strcmp(f[i], head[i]), "column %d is %s", i, f[i]);
+  int set = 0;
+  rows = 0;
+  bad = 0;
+  while (text && (n = csv_record(&p, f, 8)) > 0) {
+    bad += n != 7 || !f[1][0] || !f[2][0];
+    set += !strcmp(f[2], "set") && !strcmp(f[3], "fitnet.weight") && !strcmp(f[4], "2") && !strcmp(f[6], "test");
+    rows++;
+  }
+  CHECK_MSG(!bad && set == 1 && (int)rows == (log ? kd_runlog_nevents(log) : -1), "events.csv: %zu rows, %d bad, %d set", rows,
+            bad, set);
+  free(text);
+  kd_runlog_free(log);
+}
+
+/* ---- bad requests ---- */
+
+static void check_errors(const char *empty_run) {
+  char path[2300];
+  snprintf(path, sizeof path, "%s/bad.pdf", outdir);
+  remove(path);
+  struct {
+    const char *args, *expect;
+  } cases[] = {
+      {"--figure nonesuch", "unknown figure 'nonesuch'"},
+      {"--figure gap --level P9", "level 'P9' is not in the snapshot"},
+      {"--figure gap --images 99", "image 99 is out of range"},
+      {"--figure grid --images 0,7", "image 7 is out of range"},
+      {"--figure gap --images 0,1", "--images takes one index"},
+      {"--figure curves --parts loss,nonesuch", "unknown loss part 'nonesuch'"},
+      {"--figure grid --columns image,nonesuch", "unknown column 'nonesuch'"},
+      {"--figure image --step 0", "no snapshot at or before step 0"},
+      {"--figure image --step soon", "--step soon"},
+      {"--figure image --format png", "another extension"},
+      {"--figure image --width-in 0.1", "width"},
+      {"--figure image --smooth ema:2", "EMA weight"},
+      {"--csv nonesuch", "expected metrics or events"},
+      {"", "either --figure"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char cmd[4800], out[4096];
+    snprintf(cmd, sizeof cmd, "'%s' export --run '%s' %s --out '%s'", kdscope, run, cases[i].args, path);
+    int rc = run_cmd(cmd, out, sizeof out);
+    CHECK_MSG(rc == 1 && strstr(out, cases[i].expect), "`%s` -> %d: %s (expected \"%s\")", cases[i].args, rc, out,
+              cases[i].expect);
+    struct stat sb;
+    CHECK_MSG(stat(path, &sb) != 0, "`%s` left %s", cases[i].args, path);
+  }
+  char cmd[4800], out[4096];
+  snprintf(cmd, sizeof cmd, "'%s' export --run '%s' --figure grid --out '%s'", kdscope, empty_run, path);
+  int rc = run_cmd(cmd, out, sizeof out);
+  CHECK_MSG(rc == 1 && strstr(out, "no snapshot yet"), "empty run -> %d: %s", rc, out);
+  snprintf(cmd, sizeof cmd, "'%s' export --run '%s/nonesuch' --figure grid --out '%s'", kdscope, outdir, path);
+  rc = run_cmd(cmd, out, sizeof out);
+  CHECK_MSG(rc == 1 && strstr(out, "not a run directory"), "missing run -> %d: %s", rc, out);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: test_export KDSCOPE OUTDIR [CHECKER]\n");
+    return 1;
+  }
+  kdscope = argv[1];
+  outdir = argv[2];
+  if (!fixture_have_source()) {
+    printf("skipped: dataset-fashion-mnist is not installed\n");
+    return 77;
+  }
+  if (mkdir(outdir, 0755) != 0 && errno != EEXIST) {
+    fprintf(stderr, "cannot create %s\n", outdir);
+    return 1;
+  }
+  char dir[1024], empty[1100];
+  CHECK(fixture_tmpdir(dir, sizeof dir, "export") == 0);
+  int made = probe_run_make(dir, 16, 4, run, sizeof run);
+  CHECK_MSG(made == 0, "could not make the run");
+  if (made) return check_status("test_export");
+  /* A run that has not probed yet: its config and logs, no snapshots. */
+  snprintf(empty, sizeof empty, "%s/empty", dir);
+  char cmd[8000], out[256];
+  snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s/config.json' '%s/metrics.jsonl' '%s/'", empty, run, run, empty);
+  CHECK(run_cmd(cmd, out, sizeof out) == 0);
+
+  char manifest[2300];
+  snprintf(manifest, sizeof manifest, "%s/manifest.txt", outdir);
+  FILE *mf = fopen(manifest, "w");
+  CHECK(mf != NULL);
+  if (!mf) return check_status("test_export");
+  export_all(mf);
+  fclose(mf);
+  commands_reproduce();
+  check_csv();
+  check_errors(empty);
+
+  const char *tools[4] = {"pdfinfo", "pdftoppm", "pdffonts", "/usr/bin/python3"};
+  for (int t = 0; t < 4; t++)
+    if (!have(tools[t])) {
+      printf("test_export: %s missing; skipping the PDF/SVG file checks\n", tools[t]);
+      fixture_rmrf(dir);
+      return check_failures ? 1 : 77;
+    }
+  const char *src = getenv("KD_SOURCE_ROOT");
+  char checker[1024], ccmd[4000];
+  if (argc > 3)
+    snprintf(checker, sizeof checker, "%s", argv[3]);
+  else
+    snprintf(checker, sizeof checker, "%s/tests/ui/check_export.py", src ? src : ".");
+  snprintf(ccmd, sizeof ccmd, "/usr/bin/python3 '%s' '%s'", checker, manifest);
+  int rc = system(ccmd);
+  CHECK_MSG(rc == 0, "check_export.py failed (status %d)", rc);
+  if (!check_failures) fixture_rmrf(dir);
+  else printf("kept %s for inspection\n", dir);
+  return check_status("test_export");
+}

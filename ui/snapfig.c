@@ -1,0 +1,277 @@
+/* Figures of one snapshot (image, gap, masks, attention, gradmaps,
+ * projection), the names of every figure and the dispatch. The grid lives
+ * in snapfig_grid.c, the run-level figures (curves, gradients) in
+ * snapfig_run.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "snapfig_priv.h"
+#include "snapview.h"
+
+static const struct {
+  const char *name;
+  unsigned needs;
+} kinds[KD_SNAPFIG_NKINDS] = {
+    [KD_SNAPFIG_IMAGE] = {"image", KD_SNAPFIG_NEEDS_SNAPSHOT | KD_SNAPFIG_ONE_IMAGE},
+    [KD_SNAPFIG_GAP] = {"gap", KD_SNAPFIG_NEEDS_SNAPSHOT | KD_SNAPFIG_ONE_IMAGE | KD_SNAPFIG_LEVEL},
+    [KD_SNAPFIG_MASKS] = {"masks", KD_SNAPFIG_NEEDS_SNAPSHOT | KD_SNAPFIG_ONE_IMAGE | KD_SNAPFIG_LEVEL},
+    [KD_SNAPFIG_ATTENTION] = {"attention", KD_SNAPFIG_NEEDS_SNAPSHOT | KD_SNAPFIG_ONE_IMAGE | KD_SNAPFIG_LEVEL},
+    [KD_SNAPFIG_GRADMAPS] = {"gradmaps", KD_SNAPFIG_NEEDS_SNAPSHOT | KD_SNAPFIG_ONE_IMAGE | KD_SNAPFIG_LEVEL},
+    [KD_SNAPFIG_PROJECTION] = {"projection", KD_SNAPFIG_NEEDS_SNAPSHOT},
+    [KD_SNAPFIG_GRID] = {"grid", KD_SNAPFIG_NEEDS_SNAPSHOT | KD_SNAPFIG_LEVEL},
+    [KD_SNAPFIG_CURVES] = {"curves", KD_SNAPFIG_NEEDS_LOG},
+    [KD_SNAPFIG_GRADIENTS] = {"gradients", KD_SNAPFIG_NEEDS_SNAPSHOTS},
+};
+
+const char *kd_snapfig_name(KdSnapFigKind k) {
+  return (unsigned)k < KD_SNAPFIG_NKINDS ? kinds[k].name : "?";
+}
+
+int kd_snapfig_kind_from_name(const char *name) {
+  for (int k = 0; name && k < KD_SNAPFIG_NKINDS; k++)
+    if (!strcmp(name, kinds[k].name)) return k;
+  return -1;
+}
+
+unsigned kd_snapfig_needs(KdSnapFigKind k) {
+  return (unsigned)k < KD_SNAPFIG_NKINDS ? kinds[k].needs : 0;
+}
+
+const char *kd_snapfig_names(void) {
+  return "grid, curves, gradients, image, gap, masks, attention, projection, gradmaps";
+}
+
+void kd_snapfig_view_default(KdSnapFigView *v) {
+  memset(v, 0, sizeof *v);
+  v->smooth = (KdSmooth){KD_SMOOTH_NONE, 0.9, 50};
+}
+
+KdSnapFigStore *kd_snapfig_store_new(void) { return calloc(1, sizeof(KdSnapFigStore)); }
+
+void kd_snapfig_store_free(KdSnapFigStore *s) {
+  if (!s) return;
+  free(s->step);
+  for (int i = 0; i < SF_MAXSRC; i++) free(s->fgv[i]), free(s->bgv[i]);
+  free(s);
+}
+
+int kd_snapfig_check_image(const KdSnapshot *s, int image, KdError *err) {
+  if (image >= 0 && image < s->nimages) return 0;
+  return kd_error(err, "image %d is out of range: the snapshot at step %d has %d probe images (0..%d)",
+                  image, s->step, s->nimages, s->nimages - 1);
+}
+
+static void level_list(const KdSnapshot *s, char *all, size_t len) {
+  char lv[16];
+  all[0] = 0;
+  for (int l = 0; l < s->nlev; l++) {
+    size_t n = strlen(all);
+    snprintf(all + n, len - n, "%s%s", l ? ", " : "", kd_snapshot_level_name(s, l, lv, sizeof lv));
+  }
+}
+
+int kd_snapfig_level_from_name(const KdSnapshot *s, const char *name, KdError *err) {
+  char lv[16], all[128];
+  for (int l = 0; name && l < s->nlev; l++)
+    if (!strcasecmp(name, kd_snapshot_level_name(s, l, lv, sizeof lv))) return l;
+  level_list(s, all, sizeof all);
+  return kd_error(err, "level '%s' is not in the snapshot (levels: %s)", name ? name : "", all);
+}
+
+int kd_snapfig_check_level(const KdSnapshot *s, int level, KdError *err) {
+  if (level >= 0 && level < s->nlev) return 0;
+  char all[128];
+  level_list(s, all, sizeof all);
+  return kd_error(err, "level index %d is out of range (the snapshot has %s)", level, all);
+}
+
+const char *kd_snapfig_title(const KdSnapFigView *v, const char *t) { return v->no_title ? NULL : t; }
+
+/* ---- one-snapshot kinds ---- */
+
+static int build_image(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel *out) {
+  const KdSnapshot *s = v->snap;
+  KdFigDetView *d = &p->det;
+  *d = (KdFigDetView){0};
+  d->image = kd_snapview_image(s, v->image);
+  d->gt = p->gt, d->teacher = p->t, d->student = p->s;
+  d->ngt = kd_snapview_boxes(s, v->image, "gt", p->gt, SF_MAXB);
+  d->nteacher = kd_snapview_boxes(s, v->image, "det.t", p->t, SF_MAXB);
+  d->nstudent = kd_snapview_boxes(s, v->image, "det.s", p->s, SF_MAXB);
+  d->class_names = (const char *const *)s->class_names;
+  d->nclasses = s->nclasses;
+  d->score_thresh = 0.3f;
+  d->labels = 1;
+  d->legend = 1;
+  snprintf(p->title, sizeof p->title, "probe image %d (val #%d), step %d", v->image,
+           s->image_index[v->image], s->step);
+  d->title = kd_snapfig_title(v, p->title);
+  *out = kd_fig_detview_panel(d);
+  return 0;
+}
+
+static void maps_spec(const KdSnapFigView *v, KdSnapFigStore *p, int n, int ngroups) {
+  p->under = kd_snapview_image(v->snap, v->image);
+  p->maps = (KdFigMaps){.items = p->items, .n = n, .groups = p->groups, .ngroups = ngroups,
+                        .under = v->overlay > 0 ? &p->under : NULL, .alpha = v->overlay,
+                        .title = kd_snapfig_title(v, p->title)};
+}
+
+static int build_gap(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel *out, KdError *err) {
+  const KdSnapshot *s = v->snap;
+  int n = 0;
+  KdFigMap te = kd_snapview_map(s, v->image, v->level, "t_energy");
+  KdFigMap se = kd_snapview_map(s, v->image, v->level, "s_energy");
+  KdFigMap gap = kd_snapview_map(s, v->image, v->level, "gap");
+  const char *gap_title = "gap (S \xe2\x88\x92 T)\xc2\xb2";
+  if (!gap.v) {
+    gap = kd_snapview_map(s, v->image, v->level, "gap_pkd");
+    gap_title = "gap, PKD-normalised";
+  }
+  if (te.v) p->items[n++] = (KdFigMapItem){te, "teacher energy", 0};
+  if (se.v) p->items[n++] = (KdFigMapItem){se, "student energy", v->independent ? 1 : 0};
+  if (gap.v) p->items[n++] = (KdFigMapItem){gap, gap_title, 2};
+  if (!n) return kd_error(err, "gap: the snapshot at step %d has no energy maps", s->step);
+  p->groups[0] = (KdFigMapGroup){KD_CMAP_VIRIDIS, {0, 0, 0},
+                                 v->independent || !te.v ? "teacher mean_c X\xc2\xb2" : "mean_c X\xc2\xb2"};
+  if (!te.v) p->groups[0].label = "mean_c X\xc2\xb2";
+  p->groups[1] = (KdFigMapGroup){KD_CMAP_VIRIDIS, {0, 0, 0}, "student mean_c X\xc2\xb2"};
+  p->groups[2] = (KdFigMapGroup){KD_CMAP_MAGMA, {0, 0, 0}, "gap"};
+  char lv[16];
+  snprintf(p->title, sizeof p->title, "%s: teacher vs student features",
+           kd_snapshot_level_name(s, v->level, lv, sizeof lv));
+  maps_spec(v, p, n, 3);
+  *out = kd_fig_maps_panel(&p->maps);
+  return 0;
+}
+
+static int build_masks(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel *out, KdError *err) {
+  const KdSnapshot *s = v->snap;
+  int n = 0;
+  KdFigMap fg = kd_snapview_map(s, v->image, v->level, "fg");
+  if (fg.v) {
+    p->items[n] = (KdFigMapItem){fg, "GT foreground", n};
+    p->groups[n] = (KdFigMapGroup){KD_CMAP_VIRIDIS, {0, 1, 0}, "mask"};
+    n++;
+  }
+  const char *names[KD_FIG_MAX_MAPS];
+  int nm = kd_snapview_masks(s, v->image, v->level, names, KD_FIG_MAX_MAPS - n);
+  for (int i = 0; i < nm && n < KD_FIG_MAX_MAPS; i++) {
+    char what[96];
+    snprintf(what, sizeof what, "mask.%s", names[i]);
+    KdFigMap m = kd_snapview_map(s, v->image, v->level, what);
+    if (!m.v) continue;
+    p->items[n] = (KdFigMapItem){m, names[i], n};
+    p->groups[n] = (KdFigMapGroup){KD_CMAP_VIRIDIS, {0, 0, 0}, names[i]};
+    n++;
+  }
+  if (!n) return kd_error(err, "masks: the snapshot at step %d has no masks", s->step);
+  char lv[16];
+  snprintf(p->title, sizeof p->title, "%s: masks the methods use",
+           kd_snapshot_level_name(s, v->level, lv, sizeof lv));
+  maps_spec(v, p, n, n);
+  *out = kd_fig_maps_panel(&p->maps);
+  return 0;
+}
+
+static int build_attention(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel *out,
+                           KdError *err) {
+  const KdSnapshot *s = v->snap;
+  KdFigAttention *a = &p->attn;
+  *a = (KdFigAttention){0};
+  a->teacher_spatial = kd_snapview_map(s, v->image, v->level, "t_sattn");
+  a->student_spatial = kd_snapview_map(s, v->image, v->level, "s_sattn");
+  int nt = 0, ns = 0;
+  a->teacher_channel = kd_snapview_vec(s, v->image, v->level, "t_cattn", &nt);
+  a->student_channel = kd_snapview_vec(s, v->image, v->level, "s_cattn", &ns);
+  if (!a->student_spatial.v)
+    return kd_error(err, "attention: the snapshot at step %d has no attention maps", s->step);
+  a->nchannels = nt && ns && nt != ns ? 0 : (ns ? ns : nt);
+  a->sort_channels = 1;
+  a->independent = v->independent;
+  char lv[16];
+  snprintf(p->title, sizeof p->title, "%s: spatial and channel attention (T = %.2g)",
+           kd_snapshot_level_name(s, v->level, lv, sizeof lv), s->attn_temp);
+  a->title = kd_snapfig_title(v, p->title);
+  *out = kd_fig_attention_panel(a);
+  return 0;
+}
+
+static int build_gradmaps(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel *out,
+                          KdError *err) {
+  const KdSnapshot *s = v->snap;
+  int n = kd_snapview_grad_sources(s, v->image, v->level, p->sources, KD_FIG_MAX_MAPS);
+  if (!n) return kd_error(err, "gradmaps: the snapshot at step %d has no gradient maps", s->step);
+  for (int i = 0; i < n; i++) {
+    char what[96];
+    snprintf(what, sizeof what, "grad.%s", p->sources[i]);
+    p->gmaps[i] = kd_snapview_map(s, v->image, v->level, what);
+    const KdSnapField *f = kd_snapshot_findf(s, "grad_fgbg.%s", p->sources[i]);
+    p->fg[i] = p->bg[i] = 0;
+    if (f && f->ndim == 3 && v->image < f->shape[0] && v->level < f->shape[1]) {
+      const float *m = f->data + ((size_t)v->image * f->shape[1] + v->level) * 2;
+      p->fg[i] = m[0], p->bg[i] = m[1];
+    }
+  }
+  char lv[16];
+  snprintf(p->title, sizeof p->title, "%s: |dL/dS| by source (fg vs bg means)",
+           kd_snapshot_level_name(s, v->level, lv, sizeof lv));
+  p->grad = (KdFigGradMaps){.sources = p->sources, .maps = p->gmaps, .fg_mean = p->fg,
+                            .bg_mean = p->bg, .nsources = n, .independent = v->independent,
+                            .title = kd_snapfig_title(v, p->title)};
+  *out = kd_fig_gradmaps_panel(&p->grad);
+  return 0;
+}
+
+static int build_projection(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel *out,
+                            KdError *err) {
+  const KdSnapshot *s = v->snap;
+  const KdSnapField *t = kd_snapshot_find(s, "inst.t_xy"), *st = kd_snapshot_find(s, "inst.s_xy");
+  const KdSnapField *lab = kd_snapshot_find(s, "inst.label"), *var = kd_snapshot_find(s, "pca.var");
+  if (!t || t->ndim != 2 || t->shape[0] == 0)
+    return kd_error(err, "projection: the snapshot at step %d has no instance features "
+                         "(no teacher, or no GT box on the probe images)", s->step);
+  int n = t->shape[0] < SF_MAXI ? t->shape[0] : SF_MAXI;
+  for (int i = 0; i < n; i++) p->cls[i] = lab && (int)lab->numel > i ? (int)lab->data[i] : -1;
+  if (var && var->numel >= 3 && var->data[2] > 0) {
+    snprintf(p->xl, sizeof p->xl, "PC1 (%.0f%% of teacher variance)", 100.0 * var->data[0] / var->data[2]);
+    snprintf(p->yl, sizeof p->yl, "PC2 (%.0f%%)", 100.0 * var->data[1] / var->data[2]);
+  } else {
+    snprintf(p->xl, sizeof p->xl, "PC1");
+    snprintf(p->yl, sizeof p->yl, "PC2");
+  }
+  p->scat = (KdFigScatter){.teacher_xy = t->data,
+                           .student_xy = st && st->ndim == 2 && st->shape[0] == t->shape[0] ? st->data : NULL,
+                           .cls = p->cls, .n = n, .class_names = (const char *const *)s->class_names,
+                           .nclasses = s->nclasses, .join_pairs = 1,
+                           .title = kd_snapfig_title(v, "instance features on the teacher's PCA axes"),
+                           .xlabel = p->xl, .ylabel = p->yl};
+  *out = kd_fig_scatter_panel(&p->scat);
+  return 0;
+}
+
+int kd_snapfig_build(KdSnapFigKind kind, const KdSnapFigView *v, KdSnapFigStore *st,
+                     KdFigPanel *out, KdError *err) {
+  if ((unsigned)kind >= KD_SNAPFIG_NKINDS) return kd_error(err, "unknown figure %d", (int)kind);
+  if (!v || !st || !out) return kd_error(err, "%s: no view or store", kinds[kind].name);
+  unsigned needs = kinds[kind].needs;
+  if ((needs & KD_SNAPFIG_NEEDS_SNAPSHOT) && !v->snap)
+    return kd_error(err, "%s: no snapshot yet (the prober writes them while the run trains)",
+                    kinds[kind].name);
+  if ((needs & KD_SNAPFIG_ONE_IMAGE) && kd_snapfig_check_image(v->snap, v->image, err)) return -1;
+  if ((needs & KD_SNAPFIG_LEVEL) && kd_snapfig_check_level(v->snap, v->level, err)) return -1;
+  switch (kind) {
+  case KD_SNAPFIG_IMAGE: return build_image(v, st, out);
+  case KD_SNAPFIG_GAP: return build_gap(v, st, out, err);
+  case KD_SNAPFIG_MASKS: return build_masks(v, st, out, err);
+  case KD_SNAPFIG_ATTENTION: return build_attention(v, st, out, err);
+  case KD_SNAPFIG_GRADMAPS: return build_gradmaps(v, st, out, err);
+  case KD_SNAPFIG_PROJECTION: return build_projection(v, st, out, err);
+  case KD_SNAPFIG_GRID: return kd_snapfig_build_grid(v, st, out, err);
+  case KD_SNAPFIG_CURVES: return kd_snapfig_build_curves(v, st, out, err);
+  case KD_SNAPFIG_GRADIENTS: return kd_snapfig_build_gradients(v, st, out, err);
+  default: return kd_error(err, "unknown figure %d", (int)kind);
+  }
+}

@@ -1,0 +1,155 @@
+/* The option spellings `kdscope export` and the window's export dialog
+ * share: smoothing as text, and the command line that rebuilds a figure
+ * from the run directory (every choice the kind reads, nothing else). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "snapfig_priv.h"
+
+int kd_snapfig_smooth_parse(const char *text, KdSmooth *out, KdError *err) {
+  char *end;
+  *out = (KdSmooth){KD_SMOOTH_NONE, 0.9, 50};
+  if (!text || !strcmp(text, "none")) return 0;
+  if (!strncmp(text, "ema:", 4)) {
+    double w = strtod(text + 4, &end);
+    if (end == text + 4 || *end || !(w >= 0 && w < 1))
+      return kd_error(err, "--smooth %s: the EMA weight must be a number in [0, 1)", text);
+    out->kind = KD_SMOOTH_EMA;
+    out->weight = w;
+    return 0;
+  }
+  if (!strncmp(text, "mean:", 5)) {
+    long n = strtol(text + 5, &end, 10);
+    if (end == text + 5 || *end || n < 1 || n > 1000000)
+      return kd_error(err, "--smooth %s: the window must be a whole number of samples >= 1", text);
+    out->kind = KD_SMOOTH_MEAN;
+    out->window = (int)n;
+    return 0;
+  }
+  return kd_error(err, "--smooth %s: expected none, ema:W (0 <= W < 1) or mean:N", text);
+}
+
+void kd_snapfig_smooth_format(const KdSmooth *s, char *buf, size_t len) {
+  if (s->kind == KD_SMOOTH_EMA)
+    snprintf(buf, len, "ema:%.10g", s->weight);
+  else if (s->kind == KD_SMOOTH_MEAN)
+    snprintf(buf, len, "mean:%d", s->window);
+  else
+    snprintf(buf, len, "none");
+}
+
+typedef struct Cmd {
+  char *buf;
+  size_t len, n;
+  int over;
+} Cmd;
+
+static void add(Cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add(Cmd *c, const char *fmt, ...) {
+  if (c->over) return;
+  va_list ap;
+  va_start(ap, fmt);
+  int k = vsnprintf(c->buf + c->n, c->len - c->n, fmt, ap);
+  va_end(ap);
+  if (k < 0 || (size_t)k >= c->len - c->n)
+    c->over = 1;
+  else
+    c->n += (size_t)k;
+}
+
+/* A word the shell reads back as is: bare when safe, else single-quoted. */
+static void add_word(Cmd *c, const char *w) {
+  int safe = *w != 0;
+  for (const char *q = w; *q; q++)
+    if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:=,+-@%", *q)) safe = 0;
+  if (safe) {
+    add(c, " %s", w);
+    return;
+  }
+  add(c, " '");
+  for (const char *q = w; *q; q++) {
+    if (*q == '\'')
+      add(c, "'\\''");
+    else
+      add(c, "%c", *q);
+  }
+  add(c, "'");
+}
+
+static void add_list(Cmd *c, const char *opt, const int *v, int n) {
+  add(c, " %s ", opt);
+  for (int i = 0; i < n; i++) add(c, "%s%d", i ? "," : "", v[i]);
+}
+
+int kd_snapfig_command(KdSnapFigKind kind, const KdSnapFigView *v, const char *run_dir,
+                       const KdFigStyle *st, const KdExportOpts *o, KdExportFormat format,
+                       const char *out_path, char *buf, size_t len) {
+  Cmd c = {buf, len, 0, 0};
+  if (!len) return -1;
+  buf[0] = 0;
+  unsigned needs = kd_snapfig_needs(kind);
+  add(&c, "kdscope export --run");
+  add_word(&c, run_dir && *run_dir ? run_dir : "RUN_DIR");
+  add(&c, " --figure %s", kd_snapfig_name(kind));
+  if (v->snap && (needs & KD_SNAPFIG_NEEDS_SNAPSHOT || kind == KD_SNAPFIG_GRADIENTS))
+    add(&c, " --step %d", v->snap->step);
+  if (needs & KD_SNAPFIG_ONE_IMAGE) add(&c, " --images %d", v->image);
+  if ((kind == KD_SNAPFIG_GRID || kind == KD_SNAPFIG_GRADIENTS) && v->images)
+    add_list(&c, "--images", v->images, v->nimages);
+  if ((needs & KD_SNAPFIG_LEVEL) || (kind == KD_SNAPFIG_GRADIENTS && v->level >= 0)) {
+    char lv[16];
+    if (v->snap)
+      kd_snapshot_level_name(v->snap, v->level, lv, sizeof lv);
+    else
+      snprintf(lv, sizeof lv, "P%d", v->level + 3);
+    add(&c, " --level %s", lv);
+  }
+  if (kind == KD_SNAPFIG_GRID && v->cols) {
+    add(&c, " --columns ");
+    for (int i = 0; i < v->ncols; i++) add(&c, "%s%s", i ? "," : "", kd_snapfig_col_name(v->cols[i]));
+  }
+  if (kind == KD_SNAPFIG_GRID && v->mask) {
+    add(&c, " --mask");
+    add_word(&c, v->mask);
+  }
+  int maps = kind == KD_SNAPFIG_GAP || kind == KD_SNAPFIG_MASKS || kind == KD_SNAPFIG_GRID;
+  if (maps && v->overlay > 0) add(&c, " --overlay %.10g", v->overlay);
+  if ((kind == KD_SNAPFIG_GAP || kind == KD_SNAPFIG_ATTENTION || kind == KD_SNAPFIG_GRADMAPS ||
+       kind == KD_SNAPFIG_GRID) && v->independent)
+    add(&c, " --independent");
+  if (kind == KD_SNAPFIG_CURVES && v->parts) {
+    add(&c, " --parts ");
+    for (int i = 0; i < v->nparts; i++) add(&c, "%s%s", i ? "," : "", v->parts[i]);
+  }
+  if (kind == KD_SNAPFIG_CURVES && v->logy) add(&c, " --logy");
+  if ((kind == KD_SNAPFIG_CURVES || kind == KD_SNAPFIG_GRADIENTS) && v->smooth.kind != KD_SMOOTH_NONE) {
+    char sm[48];
+    kd_snapfig_smooth_format(&v->smooth, sm, sizeof sm);
+    add(&c, " --smooth %s", sm);
+  }
+  if (v->no_title) add(&c, " --no-title");
+  KdFigStyle def;
+  kd_fig_style_default(&def);
+  double font = o->font_pt > 0 ? o->font_pt : st ? st->font_pt : def.font_pt;
+  if (st && st->panel_letters) add(&c, " --letters");
+  if (font != def.font_pt) add(&c, " --font-pt %.10g", font);
+  if (st && st->line_pt != def.line_pt) add(&c, " --line-pt %.10g", st->line_pt);
+  static const char *fmts[] = {"png", "svg", "pdf"};
+  add(&c, " --format %s", fmts[format]);
+  if (o->unit == KD_UNIT_MM)
+    add(&c, " --width-mm %.10g", o->width);
+  else
+    add(&c, " --width-in %.10g", o->unit == KD_UNIT_PT ? o->width / 72.0 : o->width);
+  if (o->height > 0) {
+    if (o->unit == KD_UNIT_MM)
+      add(&c, " --height-mm %.10g", o->height);
+    else
+      add(&c, " --height-in %.10g", o->unit == KD_UNIT_PT ? o->height / 72.0 : o->height);
+  }
+  if (format == KD_EXPORT_PNG) add(&c, " --dpi %.10g", o->dpi > 0 ? o->dpi : 300);
+  add(&c, " --out");
+  add_word(&c, out_path && *out_path ? out_path : "FIGURE");
+  return c.over ? -1 : 0;
+}

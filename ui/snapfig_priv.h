@@ -1,0 +1,77 @@
+/* The store behind kd_snapfig_build: the arrays each kind's spec points
+ * into, and the builders of each file. Internal to ui/snapfig*.c. */
+#ifndef KD_SNAPFIG_PRIV_H
+#define KD_SNAPFIG_PRIV_H
+
+#include "snapfig.h"
+
+#define SF_MAXB 128      /* boxes per kind on the image figure */
+#define SF_ROW_MAXB 64   /* per kind on a grid row */
+#define SF_MAXI 512      /* instances on the projection */
+#define SF_MAXS 24       /* loss parts on the curves */
+#define SF_MAXM 64       /* change markers */
+#define SF_MAXSRC 8      /* gradient sources */
+
+typedef struct SfRowBoxes {
+  KdFigBox gt[SF_ROW_MAXB], t[SF_ROW_MAXB], s[SF_ROW_MAXB];
+} SfRowBoxes;
+
+struct KdSnapFigStore {
+  char title[160];
+  /* image */
+  KdFigBox gt[SF_MAXB], t[SF_MAXB], s[SF_MAXB];
+  KdFigDetView det;
+  /* gap, masks */
+  KdFigMapItem items[KD_FIG_MAX_MAPS];
+  KdFigMapGroup groups[KD_FIG_MAX_MAPS];
+  char item_titles[KD_FIG_MAX_MAPS][64];
+  KdFigImage under;
+  KdFigMaps maps;
+  /* attention */
+  KdFigAttention attn;
+  /* gradmaps */
+  const char *sources[KD_FIG_MAX_MAPS];
+  KdFigMap gmaps[KD_FIG_MAX_MAPS];
+  float fg[KD_FIG_MAX_MAPS], bg[KD_FIG_MAX_MAPS];
+  KdFigGradMaps grad;
+  /* projection */
+  int cls[SF_MAXI];
+  char xl[64], yl[64];
+  KdFigScatter scat;
+  /* grid */
+  SfRowBoxes rowboxes[KD_PROBE_MAX_IMAGES];
+  char rowlabels[KD_PROBE_MAX_IMAGES][32];
+  KdFigGridRow rows[KD_PROBE_MAX_IMAGES];
+  KdFigCol cols[2 * KD_FIG_NCOLS];
+  char mask_title[64];
+  KdFigGrid grid;
+  /* curves (markers also on gradients) */
+  KdFigSeries loss[SF_MAXS], ap[2];
+  KdFigMarker markers[SF_MAXM];
+  char marker_labels[SF_MAXM][96];
+  KdFigCurves curves;
+  /* gradients: one value per snapshot and source (heap, grown) */
+  size_t cap, n;
+  double *step, *fgv[SF_MAXSRC], *bgv[SF_MAXSRC];
+  char src_names[SF_MAXSRC][KD_SNAP_NAME];
+  const char *src_ptr[SF_MAXSRC];
+  const double *fg_ptr[SF_MAXSRC], *bg_ptr[SF_MAXSRC];
+  KdFigGradCurves gc;
+};
+
+/* Checks view->image and view->level against the snapshot. */
+int kd_snapfig_check_image(const KdSnapshot *s, int image, KdError *err);
+int kd_snapfig_check_level(const KdSnapshot *s, int level, KdError *err);
+/* The title unless the view leaves titles out. */
+const char *kd_snapfig_title(const KdSnapFigView *v, const char *t);
+
+int kd_snapfig_build_grid(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out,
+                          KdError *err);
+int kd_snapfig_build_curves(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out,
+                            KdError *err);
+int kd_snapfig_build_gradients(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out,
+                               KdError *err);
+/* The run's "set" and "nonfinite" events as markers in st->markers. */
+int kd_snapfig_markers(const KdRunLog *log, KdSnapFigStore *st);
+
+#endif
