@@ -67,10 +67,7 @@ static int fail(const char *fmt, ...) {
 static int number(const char *opt, const char *text, double *out) {
   char *end;
   double v = strtod(text, &end);
-  if (end == text || *end || !(v > 0 && v < 1e9)) {
-    fprintf(stderr, "kdscope export: %s %s: expected a positive number\n", opt, text);
-    return -1;
-  }
+  if (end == text || *end || !(v > 0 && v < 1e9)) return fail("%s %s: expected a positive number", opt, text);
   *out = v;
   return 0;
 }
@@ -215,9 +212,8 @@ static int load_snapshot(const Args *a, KdSnapshots *snaps, KdSnapshot **out) {
     if (end == a->step || *end || step < 0) return fail("--step %s: expected a step number or 'last'", a->step);
     idx = kd_snapshots_at_step(snaps, (int)step);
     if (idx < 0) {
-      fprintf(stderr, "kdscope export: no snapshot at or before step %ld in %s (the first is at step %d)\n", step,
-              a->run, kd_snapshots_step(snaps, 0));
-      return 1;
+      return fail("no snapshot at or before step %ld in %s (the first is at step %d)", step, a->run,
+                  kd_snapshots_step(snaps, 0));
     }
   }
   if (kd_snapshot_load(snaps, idx, out, &err)) return fail("%s", err.msg);
@@ -227,8 +223,7 @@ static int load_snapshot(const Args *a, KdSnapshots *snaps, KdSnapshot **out) {
 static int export_figure(const Args *a, const KdRunLog *log) {
   int kind = kd_snapfig_kind_from_name(a->figure);
   if (kind < 0) {
-    fprintf(stderr, "kdscope export: unknown figure '%s' (figures: %s)\n", a->figure, kd_snapfig_names());
-    return 1;
+    return fail("unknown figure '%s' (figures: %s)", a->figure, kd_snapfig_names());
   }
   unsigned needs = kd_snapfig_needs((KdSnapFigKind)kind);
   KdSnapFigView v;
@@ -242,7 +237,7 @@ static int export_figure(const Args *a, const KdRunLog *log) {
   KdError err;
   if (kd_snapfig_smooth_parse(a->smooth, &v.smooth, &err)) return fail("%s", err.msg);
 
-  int images[MAX_LIST], cols[MAX_LIST], rc = 1;
+  int images[MAX_LIST], rc = 1;
   const char *words[MAX_LIST], *parts[MAX_LIST];
   char buf[1024], pbuf[1024];
   KdFigCol colv[MAX_LIST];
@@ -255,10 +250,8 @@ static int export_figure(const Args *a, const KdRunLog *log) {
       if (end == words[i] || *end || x < 0 || x > 1000) return fail("--images: '%s' is not an image index", words[i]);
       images[i] = (int)x;
     }
-    if ((needs & KD_SNAPFIG_ONE_IMAGE) && n > 1) {
-      fprintf(stderr, "kdscope export: figure %s shows one probe image: --images takes one index here (got %d)\n", a->figure, n);
-      return 1;
-    }
+    if ((needs & KD_SNAPFIG_ONE_IMAGE) && n > 1)
+      return fail("figure %s shows one probe image: --images takes one index here (got %d)", a->figure, n);
     v.image = images[0];
     v.images = images;
     v.nimages = n;
@@ -267,12 +260,9 @@ static int export_figure(const Args *a, const KdRunLog *log) {
     int n = split(a->columns, buf, sizeof buf, words, MAX_LIST);
     if (n <= 0) return fail("--columns %s: expected a list like image,teacher,student,gap,mask", a->columns);
     for (int i = 0; i < n; i++) {
-      cols[i] = kd_snapfig_col_from_name(words[i]);
-      if (cols[i] < 0) {
-        fprintf(stderr, "kdscope export: unknown column '%s' (columns: image, teacher, student, gap, mask)\n", words[i]);
-        return 1;
-      }
-      colv[i] = (KdFigCol)cols[i];
+      int c = kd_snapfig_col_from_name(words[i]);
+      if (c < 0) return fail("unknown column '%s' (columns: image, teacher, student, gap, mask)", words[i]);
+      colv[i] = (KdFigCol)c;
     }
     v.cols = colv;
     v.ncols = n;
@@ -336,7 +326,7 @@ static int export_figure(const Args *a, const KdRunLog *log) {
       goto out;
     }
     if (fmt >= 0 && fmt != f) {
-      fprintf(stderr, "kdscope export: --format %s but --out %s has another extension\n", a->format, a->out);
+      fail("--format %s but --out %s has another extension", a->format, a->out);
       goto out;
     }
     fmt = f;

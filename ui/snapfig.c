@@ -134,9 +134,7 @@ static int build_gap(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel *out,
   if (se.v) p->items[n++] = (KdFigMapItem){se, "student energy", v->independent ? 1 : 0};
   if (gap.v) p->items[n++] = (KdFigMapItem){gap, gap_title, 2};
   if (!n) return kd_error(err, "gap: the snapshot at step %d has no energy maps", s->step);
-  p->groups[0] = (KdFigMapGroup){KD_CMAP_VIRIDIS, {0, 0, 0},
-                                 v->independent || !te.v ? "teacher mean_c X\xc2\xb2" : "mean_c X\xc2\xb2"};
-  if (!te.v) p->groups[0].label = "mean_c X\xc2\xb2";
+  p->groups[0] = (KdFigMapGroup){KD_CMAP_VIRIDIS, {0, 0, 0}, v->independent ? "teacher mean_c X\xc2\xb2" : "mean_c X\xc2\xb2"};
   p->groups[1] = (KdFigMapGroup){KD_CMAP_VIRIDIS, {0, 0, 0}, "student mean_c X\xc2\xb2"};
   p->groups[2] = (KdFigMapGroup){KD_CMAP_MAGMA, {0, 0, 0}, "gap"};
   char lv[16];
