@@ -29,9 +29,9 @@ static void bench(const FxModels *m, const char *methods, const char *run) {
   }
   KdError e;
   KdStepStats st;
-  for (int k = 0; k < 3; k++) CHECK(kd_session_step(s, &st, &e) == 0); /* warm-up */
+  for (int k = 0; k < 2; k++) CHECK(kd_session_step(s, &st, &e) == 0); /* warm-up */
   double t0 = now();
-  int nsteps = 10;
+  int nsteps = 6;
   for (int k = 0; k < nsteps; k++) CHECK(kd_session_step(s, &st, &e) == 0);
   double step_s = (now() - t0) / nsteps;
   double cost[2] = {0, 0};
@@ -70,7 +70,7 @@ static void bench(const FxModels *m, const char *methods, const char *run) {
   pc.settings = c, pc.min_interval = 1;
   KdProber *p = kd_prober_new(s, &pc, &e);
   double train = 0, probe = 0;
-  int captures = 0, steps = 60;
+  int captures = 0, steps = 40;
   for (int k = 0; p && k < steps; k++) {
     double a = now();
     CHECK(kd_session_step(s, &st, &e) == 0);
