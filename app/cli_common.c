@@ -101,8 +101,27 @@ KdConfig *kd_cli_load_config(const KdTrainArgs *a, const char *default_config, i
   resolve_relative(c, "data.dir", base);
   if (a->data && kd_config_set(c, "data.dir", a->data, &err)) goto fail;
   if (a->steps > 0 && kd_config_set_num(c, "train.steps", (double)a->steps, &err)) goto fail;
-  for (int i = 0; i < a->nsets; i++)
-    if (kd_config_set_kv(c, a->sets[i], &err)) goto fail;
+  for (int i = 0; i < a->nsets; i++) {
+    /* Resuming, a live setting is only checked here: the run restores the
+     * logged values first, then applies it as a change (requeue_live_sets),
+     * so its event shows the value it replaces. */
+    const char *eq = strchr(a->sets[i], '=');
+    char key[256] = "";
+    if (eq && (size_t)(eq - a->sets[i]) < sizeof key) memcpy(key, a->sets[i], (size_t)(eq - a->sets[i]));
+    const KdParamDesc *d = kd_config_find(c, key);
+    KdConfig *target = c, *check = NULL;
+    if (a->resume && d && d->live) {
+      if (!(check = kd_config_new()) || kd_settings_register_all(check)) {
+        kd_config_free(check);
+        snprintf(err.msg, sizeof err.msg, "out of memory");
+        goto fail;
+      }
+      target = check;
+    }
+    int bad = kd_config_set_kv(target, a->sets[i], &err);
+    kd_config_free(check);
+    if (bad) goto fail;
+  }
   return c;
 fail:
   fprintf(stderr, "kdscope %s: %s\n", verb, err.msg);

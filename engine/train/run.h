@@ -9,8 +9,9 @@
  * no caller ever waits for a step. Every applied change, pause and resume
  * is an event in events.jsonl with its step; a change logged at step S is
  * in effect from step S+1 on. A non-finite loss pauses the run (the update
- * is skipped, so the weights stay the last good ones); a `set` that fixes
- * the cause and a resume continue it. See docs/RUNS.md. */
+ * is skipped and the BN running statistics put back, so the weights stay
+ * the last good ones); a `set` that fixes the cause and a resume continue
+ * it. See docs/RUNS.md. */
 #ifndef KD_RUN_H
 #define KD_RUN_H
 
