@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/gemm.h"
+#include "probe/prober.h"
 #include "progress.h"
 #include "train/run.h"
 #include "train/settings.h"
@@ -167,15 +168,30 @@ static void show_steps(KdRun *run, KdProgress *prog, int *seen, double *ema, int
   kd_progress_update(prog, "step", st->step, total, msg);
 }
 
+KdProber *kd_cli_prober(const KdConfig *cfg, KdError *err) {
+  if (kd_config_num(cfg, "probe.budget") <= 0) return NULL;
+  KdProbeCfg pc;
+  kd_probe_cfg_default(&pc);
+  pc.settings = cfg;
+  pc.budget = kd_config_num(cfg, "probe.budget");
+  pc.nimages = kd_config_int(cfg, "probe.images");
+  return kd_prober_new(NULL, &pc, err);
+}
+
 int kd_cli_run_training(KdConfig *cfg, const KdTrainArgs *a, int distill, const char *verb) {
   KdError err;
   int threads = kd_config_int(cfg, "train.threads");
   if (threads > 0) kd_set_threads(threads);
   KdProgress *prog = kd_progress_new(stderr, a->quiet);
   KdRunOpts ro = {.session = {.out_dir = a->out, .resume_dir = a->resume, .distill = distill, .progress = kd_progress_fn, .user = prog}};
+  /* Headless runs write snapshots too, so the window can follow or replay
+   * them and `kdscope export` can draw their figures. */
+  KdProber *prober = kd_cli_prober(cfg, &err);
+  if (prober) ro.after_step = kd_prober_run_hook, ro.after_step_user = prober;
   KdRun *run = kd_run_new(cfg, &ro, &err);
   if (!run || (a->resume && requeue_live_sets(run, cfg, a, &err))) {
     kd_run_free(run);
+    kd_prober_free(prober);
     kd_progress_free(prog);
     fprintf(stderr, "kdscope %s: %s\n", verb, err.msg);
     return 1;
@@ -190,6 +206,7 @@ int kd_cli_run_training(KdConfig *cfg, const KdTrainArgs *a, int distill, const 
   signal(SIGTERM, on_signal);
   if (kd_run_start(run, &err)) {
     kd_run_free(run);
+    kd_prober_free(prober);
     kd_progress_free(prog);
     fprintf(stderr, "kdscope %s: %s\n", verb, err.msg);
     return 1;
@@ -238,6 +255,7 @@ int kd_cli_run_training(KdConfig *cfg, const KdTrainArgs *a, int distill, const 
   signal(SIGINT, SIG_DFL);
   signal(SIGTERM, SIG_DFL);
   kd_run_free(run);
+  kd_prober_free(prober);
   kd_progress_free(prog);
   return rc;
 }

@@ -20,8 +20,7 @@ struct _KdsBridge {
   unsigned long seen_events;
   int last_step;
   KdRunState last_state;
-  KdProber *prober;    /* created on the run thread at the first step */
-  char probe_error[1100];
+  KdProber *prober;    /* bound to the run's session at its first step */
   /* two-entry snapshot cache */
   int cache_i[2];
   KdSnapshot *cache[2];
@@ -35,7 +34,7 @@ static GQuark err_quark(void) { return g_quark_from_static_string("kds-bridge");
 static void kds_bridge_finalize(GObject *o) {
   KdsBridge *b = KDS_BRIDGE(o);
   if (b->run) kd_run_free(b->run);
-  kd_prober_free(b->prober);
+  kd_prober_free(b->prober); /* after the run thread is gone */
   kd_config_free(b->run_cfg);
   kd_config_free(b->view_cfg);
   kd_runlog_free(b->log);
@@ -85,28 +84,20 @@ static gboolean open_readers(KdsBridge *b, GError **error) {
   return TRUE;
 }
 
-/* Runs on the run thread after every step: probes within the budget and
- * writes the snapshot files the panels read. */
-static void probe_after_step(void *user, KdSession *s, const KdStepStats *st) {
-  KdsBridge *b = user;
-  KdError err;
-  if (!b->prober && !b->probe_error[0]) {
-    KdProbeCfg pc;
-    kd_probe_cfg_default(&pc);
-    pc.settings = b->run_cfg;
-    b->prober = kd_prober_new(s, &pc, &err);
-    if (!b->prober) snprintf(b->probe_error, sizeof b->probe_error, "probes off: %s", err.msg);
-  }
-  if (b->prober && kd_prober_after_step(b->prober, s, st, &err) < 0) kd_session_event(s, "probe_error", NULL, NULL);
-}
-
 KdsBridge *kds_bridge_new_run(KdConfig *cfg, const KdRunOpts *opts_in, GError **error) {
   KdsBridge *b = g_object_new(KDS_TYPE_BRIDGE, NULL);
   KdError err;
   KdRunOpts opts = *opts_in;
-  opts.after_step = probe_after_step;
-  opts.after_step_user = b;
   b->run_cfg = cfg;
+  /* The probes write the snapshot files the panels read; bound to the
+   * run's session at its first step, on the run thread. */
+  KdProbeCfg pc;
+  kd_probe_cfg_default(&pc);
+  pc.settings = cfg;
+  if (kd_config_num(cfg, "probe.budget") > 0) pc.budget = kd_config_num(cfg, "probe.budget");
+  pc.nimages = kd_config_int(cfg, "probe.images");
+  b->prober = kd_prober_new(NULL, &pc, &err);
+  if (b->prober) opts.after_step = kd_prober_run_hook, opts.after_step_user = b->prober;
   b->run = kd_run_new(cfg, &opts, &err);
   if (!b->run) {
     g_set_error(error, err_quark(), 1, "%s", err.msg);

@@ -114,6 +114,7 @@ int kd_optim_steps_done(const KdOptim *o) { return o->steps; }
 void kd_optim_set_steps_done(KdOptim *o, int steps) { o->steps = steps; }
 KdParams *kd_optim_state(KdOptim *o) { return o->state; }
 void kd_optim_set_lr(KdOptim *o, float lr) { o->cfg.lr = lr; }
+void kd_optim_set_clip_norm(KdOptim *o, float clip) { o->cfg.clip_norm = clip; }
 
 int kd_optim_step(KdOptim *o, float *grad_norm) {
   double sq = 0.0;

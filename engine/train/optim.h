@@ -41,5 +41,7 @@ void kd_optim_set_steps_done(KdOptim *o, int steps);
 KdParams *kd_optim_state(KdOptim *o);
 /* Live change of the base learning rate (the schedule keeps its shape). */
 void kd_optim_set_lr(KdOptim *o, float lr);
+/* Live change of the gradient-norm clip (0: off). */
+void kd_optim_set_clip_norm(KdOptim *o, float clip);
 
 #endif

@@ -107,7 +107,11 @@ static void event(KdRun *r, const char *type, const char *extra) {
 
 /* The trainer reads most live settings from cfg each step; these have a
  * copy elsewhere that must follow. */
-static void sync_live(KdRun *r) { kd_optim_set_lr(kd_trainer_optim(kd_session_trainer(r->s)), (float)kd_config_num(r->cfg, "train.lr")); }
+static void sync_live(KdRun *r) {
+  KdOptim *o = kd_trainer_optim(kd_session_trainer(r->s));
+  kd_optim_set_lr(o, (float)kd_config_num(r->cfg, "train.lr"));
+  kd_optim_set_clip_norm(o, (float)kd_config_num(r->cfg, "train.clip_norm"));
+}
 
 static void apply_set(KdRun *r, const char *key, const char *value, const char *source, long seq, int replayed) {
   char old[1024], canon[1024], k[300], v[2100], o[2100], src[40], tail[96] = "";
