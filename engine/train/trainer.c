@@ -140,25 +140,40 @@ int kd_trainer_forward(KdTrainer *t, KdCtx *c, const KdTrainBatch *b, int traini
   KdDetOut *sout = &f->sout, *tout = &f->tout;
   if (kd_model_forward(t->student, c, images, training, sout)) return kd_error(err, "forward: %s", kd_ctx_error(c));
   f->nlev = sout->nlev;
-  if (ensure_anchors(t, sout, err) || ensure_targets(t, b->n, err)) return -1;
-  if (kd_build_targets(&t->assign, &t->coder, t->anchors, t->A_total, b->gt, b->n, kd_model_cfg(t->student)->num_classes,
-                       t->tcls, t->tdeltas, t->tboxes, NULL, &f->num_pos, err))
+  if (ensure_anchors(t, sout, err)) return -1;
+  /* The training step keeps its targets in buffers that persist (no
+   * allocation per step); a forward on another ctx (probes) takes them
+   * from that ctx, so the last step's targets stay valid. */
+  int *tcls;
+  float *tdeltas, *tboxes;
+  if (c == t->ctx) {
+    if (ensure_targets(t, b->n, err)) return -1;
+    tcls = t->tcls, tdeltas = t->tdeltas, tboxes = t->tboxes;
+  } else {
+    size_t na = (size_t)b->n * t->A_total;
+    tcls = kd_ctx_alloc(c, na * sizeof *tcls);
+    tdeltas = kd_ctx_alloc(c, na * 4 * sizeof *tdeltas);
+    tboxes = kd_ctx_alloc(c, na * 4 * sizeof *tboxes);
+    if (!tcls || !tdeltas || !tboxes) return kd_error(err, "out of memory for targets");
+  }
+  if (kd_build_targets(&t->assign, &t->coder, t->anchors, t->A_total, b->gt, b->n, kd_model_cfg(t->student)->num_classes, tcls,
+                       tdeltas, tboxes, NULL, &f->num_pos, err))
     return -1;
   float norm = f->num_pos > 0 ? (float)f->num_pos : 1.0f;
   const KdConfig *cfg = t->cfg;
-  f->det_cls = kd_focal_loss(c, sout->cls, sout->nlev, t->A, t->tcls, (float)kd_config_num(cfg, "loss.focal_alpha"),
+  f->det_cls = kd_focal_loss(c, sout->cls, sout->nlev, t->A, tcls, (float)kd_config_num(cfg, "loss.focal_alpha"),
                              (float)kd_config_num(cfg, "loss.focal_gamma"), norm);
   if (!strcmp(kd_config_str(cfg, "loss.box"), "giou"))
-    f->det_box = kd_giou_loss(c, sout->box, sout->nlev, t->A, t->anchors, t->tboxes, t->tcls, &t->coder, norm);
+    f->det_box = kd_giou_loss(c, sout->box, sout->nlev, t->A, t->anchors, tboxes, tcls, &t->coder, norm);
   else
-    f->det_box = kd_smooth_l1_loss(c, sout->box, sout->nlev, t->A, t->tdeltas, t->tcls, (float)kd_config_num(cfg, "loss.smooth_l1_beta"), norm);
+    f->det_box = kd_smooth_l1_loss(c, sout->box, sout->nlev, t->A, tdeltas, tcls, (float)kd_config_num(cfg, "loss.smooth_l1_beta"), norm);
   f->det = kd_add(c, f->det_cls, kd_scale(c, f->det_box, (float)kd_config_num(cfg, "loss.box_weight")));
   if (!f->det) return kd_error(err, "loss: %s", kd_ctx_error(c));
   f->total = f->det;
   if (distilling) {
     KdDistillInputs *in = &f->din;
     *in = (KdDistillInputs){.c = c, .cfg = cfg, .n = b->n, .img_h = b->h, .img_w = b->w, .nlev = sout->nlev, .gt = b->gt,
-                            .target_cls = t->tcls, .num_anchors = t->A, .num_classes = kd_model_cfg(t->student)->num_classes,
+                            .target_cls = tcls, .num_anchors = t->A, .num_classes = kd_model_cfg(t->student)->num_classes,
                             .A_total = t->A_total, .anchors = t->anchors};
     for (int l = 0; l < sout->nlev && l < KD_DISTILL_MAX_LEVELS; l++) {
       in->strides[l] = kd_model_stride(t->student, l);
