@@ -147,6 +147,12 @@ int kd_cli_window(int argc, char **argv) {
     g.cfg = kd_cli_load_config(&g.args, "configs/distill.json", 1, "window");
     if (!g.cfg) return 1;
   }
+  if (!gtk_init_check()) {
+    fprintf(stderr, "kdscope: cannot open a display (is DISPLAY or WAYLAND_DISPLAY set?).\n"
+                    "Headless, the same default run is: kdscope distill (see kdscope --help).\n");
+    kd_config_free(g.cfg);
+    return 1;
+  }
   g.app = gtk_application_new("io.github.kdscope.Kdscope", G_APPLICATION_NON_UNIQUE);
   GSimpleAction *quit = g_simple_action_new("quit", NULL);
   g_signal_connect(quit, "activate", G_CALLBACK(on_quit), g.app);
