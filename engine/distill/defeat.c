@@ -11,10 +11,13 @@
  * ignored anchors take no part. Unlike the released code, T_bg is used
  * (paper over code quirk). */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/ops.h"
+#include "core/parallel.h"
 #include "distill/masks.h"
 #include "distill/method.h"
 #include "model/layers.h"
@@ -74,99 +77,191 @@ static void init_weights(KdMethodInst *inst, KdRng *r) {
 
 static void destroy(KdMethodInst *inst) { free(inst->state); }
 
-/* Neck part of one level: sums of D over the mask and over everything;
- * *n_obj, *n_bg the normalisers. */
-static int neck_level(KdCtx *c, const KdDistillInputs *in, const DeFeat *d, int l, int L, float fs, KdTensor **obj,
-                      KdTensor **all, float *n_obj, float *n_bg, KdTensor **mask) {
+/* Neck part of one level: sums of D over the mask and outside it
+ * ({2}: obj, bg); *n_obj, *n_bg the normalisers. */
+static KdTensor *neck_level(KdCtx *c, const KdDistillInputs *in, const DeFeat *d, int l, int L, float fs, float *n_obj,
+                            float *n_bg, KdTensor **mask) {
   KdTensor *s = in->s_feat[l], *t = in->t_feat[l];
   KdTensor *a = kd_conv_fwd(c, &d->adapt[l], s);
-  if (!a || !t) return -1;
+  if (!a || !t) return NULL;
   if (!kd_tensor_same_shape(a, t)) {
     char sa[64], st[64];
     kd_ctx_fail(c, "defeat: level %d: adapted student %s vs teacher %s", l, kd_tensor_shape_str(a, sa, 64),
                 kd_tensor_shape_str(t, st, 64));
-    return -1;
+    return NULL;
   }
   const int ch = t->shape[1];
   KdMaskGrid g = {t->shape[0], t->shape[2], t->shape[3], in->strides[l]};
-  KdTensor *m = kd_mask_defeat(c, in->gt, g, l, L, fs);
-  if (!m) return -1;
+  KdTensor *m[2] = {kd_mask_defeat(c, in->gt, g, l, L, fs), NULL};
+  if (!m[0] || !(m[1] = kd_tensor_like(c, m[0]))) return NULL;
   double msum = 0.0;
-  for (size_t i = 0; i < m->numel; i++) msum += m->data[i];
-  double cells = (double)m->numel;
+  for (size_t i = 0; i < m[0]->numel; i++) msum += m[0]->data[i], m[1]->data[i] = 1.0f - m[0]->data[i];
   *n_obj = (float)fmax(1.0, 2.0 * ch * msum);
-  *n_bg = (float)fmax(1.0, 2.0 * ch * (cells - msum));
-  KdTensor *dsq = kd_square(c, kd_sub(c, a, t));
-  *all = kd_sum_all(c, dsq);
-  *obj = kd_sum_all(c, kd_mul(c, dsq, m));
-  *mask = m;
-  return *all && *obj ? 0 : -1;
+  *n_bg = (float)fmax(1.0, 2.0 * ch * ((double)m[0]->numel - msum));
+  *mask = m[0];
+  return kd_sqdist_sums(c, a, t, NULL, NULL, m, 2);
 }
 
-/* Head part at one temperature, over every level: sums of T^2 KL(q || p)
- * per anchor, q = softmax(t/T), p = softmax(s/T), over the positive
- * anchors times coef[0] into kl[0] and over the negative ones times
- * coef[1] into kl[1] (a coef of 0 skips that set). The two sets share the
- * softmaxes when their temperatures agree. Returns 0, or -1 (ctx error). */
-static int head_kl(KdCtx *c, const KdDistillInputs *in, float T, const float coef[2], KdTensor *kl[2]) {
+/* ---- head: one fused op per level ----
+ * out[set] = coef[set] * sum over the set's anchors and positions of
+ *   KL(q || p) = sum_k q_k (log q_k - log p_k),  q = softmax(t/T), p = softmax(s/T)
+ * (set 0: target >= 0, set 1: target == -1; coef folds in beta * T^2 / |set|).
+ * With lt, ls the log-sum-exps of t/T and s/T:
+ *   KL = sum_k q_k (t_k - s_k) / T - (lt - ls),   d/ds_k = coef (p_k - q_k) / T.
+ * Positions are processed in tiles so the inner loops run contiguously
+ * over H*W; the forward keeps lt, ls per position for the backward, and
+ * nothing of size N*A*K*H*W is stored. */
+
+#define KL_TILE 128
+
+/* e^x within 1e-7 relative for x in [-87, 88] (Cephes' polynomial after
+ * reduction by ln 2; n found by the 1.5*2^23 rounding trick, whose bits
+ * also hold the exponent), without calls, branches or floorf so the tile
+ * loops vectorise: glibc's expf is a scalar call and the head makes about
+ * a million of them per step. */
+static inline float kl_exp(float x) {
+  x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+  const float t = x * 1.44269504089f + 12582912.0f;
+  const float n = t - 12582912.0f;
+  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t bits;
+  memcpy(&bits, &t, sizeof bits);
+  bits = (bits - 0x4B400000 + 127) << 23; /* 2^n */
+  float scale;
+  memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+typedef struct {
+  KdTensor *t;
+  const int *tcls;
+  int A, K, A_total, base;
+  float T, coef[2];
+  float *ls, *lt; /* [N*A*HW], filled by the forward */
+} KlSaved;
+
+/* Per-position weights of anchor row na (= n*A + a), positions p0..p0+w:
+ * coef of the anchor's set, 0 for ignored anchors; returns the sets too. */
+static void kl_weights(const KlSaved *k, int na, int p0, int w, float *wt, signed char *set) {
+  const int n = na / k->A, a = na % k->A;
+  const int *tc = k->tcls + (size_t)n * k->A_total + k->base + a;
+  for (int i = 0; i < w; i++) {
+    const int cls = tc[(size_t)(p0 + i) * k->A];
+    set[i] = (signed char)(cls >= 0 ? 0 : cls == -1 ? 1 : -1);
+    wt[i] = set[i] >= 0 ? k->coef[set[i]] : 0.0f;
+  }
+}
+
+static void kl_backward(KdCtx *c, KdNode *node) {
+  KdTensor *s = node->in[0];
+  if (!s->requires_grad) return;
+  const KlSaved *k = node->saved;
+  const int K = k->K, HW = s->shape[2] * s->shape[3], rows = s->shape[0] * k->A;
+  const int tiles = (HW + KL_TILE - 1) / KL_TILE;
+  const float invT = 1.0f / k->T, *g = node->out->grad;
+  float *gs = kd_grad(c, s);
+  if (!gs) return;
+  KD_PARFOR(rows * tiles)
+  for (int job = 0; job < rows * tiles; job++) {
+    const int na = job / tiles, p0 = job % tiles * KL_TILE, w = HW - p0 < KL_TILE ? HW - p0 : KL_TILE;
+    float f[KL_TILE];
+    signed char set[KL_TILE];
+    kl_weights(k, na, p0, w, f, set);
+    for (int i = 0; i < w; i++) f[i] *= set[i] >= 0 ? g[set[i]] * invT : 0.0f;
+    const float *ls = k->ls + (size_t)na * HW + p0, *lt = k->lt + (size_t)na * HW + p0;
+    const size_t o = (size_t)na * K * HW + p0;
+    for (int j = 0; j < K; j++) {
+      const float *sl = s->data + o + (size_t)j * HW, *tl = k->t->data + o + (size_t)j * HW;
+      float *gr = gs + o + (size_t)j * HW;
+      for (int i = 0; i < w; i++)
+        gr[i] += f[i] * (kl_exp(sl[i] * invT - ls[i]) - kl_exp(tl[i] * invT - lt[i]));
+    }
+  }
+}
+
+static KdTensor *kl_level(KdCtx *c, KdTensor *s, KdTensor *t, const KlSaved *cfg) {
+  const int K = cfg->K, HW = s->shape[2] * s->shape[3], rows = s->shape[0] * cfg->A;
+  const int tiles = (HW + KL_TILE - 1) / KL_TILE;
+  const float invT = 1.0f / cfg->T;
+  int two = 2;
+  KdTensor *out = kd_tensor_new(c, 1, &two);
+  float *lsa = kd_ctx_alloc(c, (size_t)rows * HW * sizeof *lsa), *lta = kd_ctx_alloc(c, (size_t)rows * HW * sizeof *lta);
+  if (!out || !lsa || !lta) return NULL;
+  double s0 = 0.0, s1 = 0.0;
+  KD_PRAGMA(omp parallel for schedule(static) reduction(+ : s0, s1))
+  for (int job = 0; job < rows * tiles; job++) {
+    const int na = job / tiles, p0 = job % tiles * KL_TILE, w = HW - p0 < KL_TILE ? HW - p0 : KL_TILE;
+    const size_t o = (size_t)na * K * HW + p0;
+    float ms[KL_TILE], mt[KL_TILE], zs[KL_TILE], zt[KL_TILE], acc[KL_TILE], wt[KL_TILE];
+    signed char set[KL_TILE];
+    for (int i = 0; i < w; i++) ms[i] = mt[i] = -INFINITY, zs[i] = zt[i] = acc[i] = 0.0f;
+    const float *sd = s->data, *td = t->data;
+    for (int j = 0; j < K; j++) {
+      const float *sl = sd + o + (size_t)j * HW, *tl = td + o + (size_t)j * HW;
+      for (int i = 0; i < w; i++) ms[i] = sl[i] * invT > ms[i] ? sl[i] * invT : ms[i];
+      for (int i = 0; i < w; i++) mt[i] = tl[i] * invT > mt[i] ? tl[i] * invT : mt[i];
+    }
+    for (int j = 0; j < K; j++) {
+      const float *sl = sd + o + (size_t)j * HW, *tl = td + o + (size_t)j * HW;
+      for (int i = 0; i < w; i++) {
+        const float et = kl_exp(tl[i] * invT - mt[i]);
+        zt[i] += et;
+        acc[i] += et * (tl[i] - sl[i]);
+        zs[i] += kl_exp(sl[i] * invT - ms[i]);
+      }
+    }
+    kl_weights(cfg, na, p0, w, wt, set);
+    float *ls = lsa + (size_t)na * HW + p0, *lt = lta + (size_t)na * HW + p0;
+    for (int i = 0; i < w; i++) {
+      ls[i] = ms[i] + logf(zs[i]), lt[i] = mt[i] + logf(zt[i]);
+      const float kl = acc[i] / zt[i] * invT - ((mt[i] - ms[i]) + logf(zt[i] / zs[i]));
+      if (set[i] == 0) s0 += (double)wt[i] * kl;
+      if (set[i] == 1) s1 += (double)wt[i] * kl;
+    }
+  }
+  out->data[0] = (float)s0, out->data[1] = (float)s1;
+  KdTensor *in[1] = {s};
+  KlSaved *sv = kd_record(c, "defeat_kl", out, in, 1, kl_backward, sizeof *sv);
+  if (sv) *sv = *cfg, sv->t = t, sv->ls = lsa, sv->lt = lta;
+  return out;
+}
+
+/* Head part at one temperature over every level ({2}: positive-anchor and
+ * negative-anchor sums, each times its coef). NULL on error. */
+static KdTensor *head_kl(KdCtx *c, const KdDistillInputs *in, float T, const float coef[2]) {
   const int A = in->num_anchors, K = in->num_classes, N = in->n;
-  int base = 0; /* first anchor of level l in an image's flat order */
-  kl[0] = kl[1] = NULL;
+  KlSaved cfg = {.tcls = in->target_cls, .A = A, .K = K, .A_total = in->A_total, .T = T, .coef = {coef[0], coef[1]}};
+  KdTensor *total = NULL;
   for (int l = 0; l < in->nlev; l++) {
     KdTensor *s = in->s_cls[l], *t = in->t_cls[l];
-    if (!s || !t) return -1;
+    if (!s || !t) return NULL;
     if (s->ndim != 4 || !kd_tensor_same_shape(s, t) || s->shape[0] != N || s->shape[1] != A * K) {
       char ss[64], st[64];
       kd_ctx_fail(c, "defeat: level %d class logits: student %s, teacher %s, expected %d,%d,H,W", l,
                   kd_tensor_shape_str(s, ss, 64), kd_tensor_shape_str(t, st, 64), N, A * K);
-      return -1;
+      return NULL;
     }
     const int HW = s->shape[2] * s->shape[3];
-    if (base + HW * A > in->A_total) {
+    if (cfg.base + HW * A > in->A_total) {
       kd_ctx_fail(c, "defeat: class logits have more anchors than the targets (%d)", in->A_total);
-      return -1;
+      return NULL;
     }
-    /* (N*A, K, HW) views: softmax over K needs no permute. Per-anchor KLs
-     * come out as (N*A, 1, HW) and are weighted by set. */
-    int v3[3] = {N * A, K, HW}, va[3] = {N * A, 1, HW};
-    KdTensor *logq = kd_tensor_new(c, 3, v3), *q = kd_tensor_new(c, 3, v3), *wa[2] = {NULL, NULL};
-    for (int k = 0; k < 2; k++)
-      if (coef[k] != 0.0f) wa[k] = kd_tensor_zeros(c, 3, va);
-    if (!logq || !q || (coef[0] != 0.0f && !wa[0]) || (coef[1] != 0.0f && !wa[1])) return -1;
-    const float invT = 1.0f / T;
-    for (int na = 0; na < N * A; na++) {
-      const int n = na / A, a = na % A;
-      const size_t o = (size_t)na * K * HW;
-      const float *tl = t->data + o;
-      float *lq = logq->data + o, *qq = q->data + o;
-      const int *tc = in->target_cls + (size_t)n * in->A_total + base + a;
-      for (int p = 0; p < HW; p++) {
-        float mx = -INFINITY, z = 0.0f;
-        for (int k = 0; k < K; k++) mx = fmaxf(mx, tl[k * HW + p] * invT);
-        for (int k = 0; k < K; k++) z += expf(tl[k * HW + p] * invT - mx);
-        const float lz = mx + logf(z);
-        for (int k = 0; k < K; k++) {
-          lq[k * HW + p] = tl[k * HW + p] * invT - lz;
-          qq[k * HW + p] = expf(lq[k * HW + p]);
-        }
-        const int cls = tc[(size_t)p * A], set = cls >= 0 ? 0 : cls == -1 ? 1 : -1;
-        if (set >= 0 && wa[set]) wa[set]->data[(size_t)na * HW + p] = coef[set];
-      }
-    }
-    KdTensor *logp = kd_log_softmax(c, kd_scale(c, kd_reshape(c, s, 3, v3), invT), 1);
-    KdTensor *e = kd_sum(c, kd_mul(c, kd_sub(c, logq, logp), q), 1u << 1);
-    for (int k = 0; k < 2; k++) {
-      if (!wa[k]) continue;
-      KdTensor *v = kd_sum_all(c, kd_mul(c, e, wa[k]));
-      kl[k] = kl[k] ? kd_add(c, kl[k], v) : v;
-    }
-    base += HW * A;
+    KdTensor *v = kl_level(c, s, t, &cfg);
+    total = total ? kd_add(c, total, v) : v;
+    cfg.base += HW * A;
   }
-  if (base != in->A_total) {
-    kd_ctx_fail(c, "defeat: class logits cover %d anchors per image, targets %d", base, in->A_total);
-    return -1;
+  if (cfg.base != in->A_total) {
+    kd_ctx_fail(c, "defeat: class logits cover %d anchors per image, targets %d", cfg.base, in->A_total);
+    return NULL;
   }
-  return kd_ctx_failed(c) ? -1 : 0;
+  return total;
 }
 
 /* Both head parts, weighted: beta * T^2 * mean KL over each anchor set
@@ -181,19 +276,14 @@ static int head(KdCtx *c, const KdDistillInputs *in, float w, KdTensor **obj, Kd
   }
   float coef[2];
   for (int k = 0; k < 2; k++) coef[k] = count[k] ? beta[k] * T[k] * T[k] / (float)count[k] : 0.0f;
-  KdTensor *kl[2] = {NULL, NULL}, *tmp[2];
   if (T[0] == T[1]) {
-    if (head_kl(c, in, T[0], coef, kl)) return -1;
+    KdTensor *kl = head_kl(c, in, T[0], coef);
+    *obj = kd_slice(c, kl, 0, 0, 1), *bg = kd_slice(c, kl, 0, 1, 1);
   } else {
-    for (int k = 0; k < 2; k++) {
-      float one[2] = {k == 0 ? coef[0] : 0.0f, k == 1 ? coef[1] : 0.0f};
-      if (head_kl(c, in, T[k], one, tmp)) return -1;
-      kl[k] = tmp[k];
-    }
+    const float only_obj[2] = {coef[0], 0.0f}, only_bg[2] = {0.0f, coef[1]};
+    *obj = kd_slice(c, head_kl(c, in, T[0], only_obj), 0, 0, 1);
+    *bg = kd_slice(c, head_kl(c, in, T[1], only_bg), 0, 1, 1);
   }
-  int one = 1;
-  *obj = kl[0] ? kl[0] : kd_tensor_zeros(c, 1, &one);
-  *bg = kl[1] ? kl[1] : kd_tensor_zeros(c, 1, &one);
   return *obj && *bg ? 0 : -1;
 }
 
@@ -209,10 +299,12 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
   }
   KdTensor *obj = NULL, *bg = NULL;
   for (int l = 0; l < L; l++) {
-    KdTensor *o, *a, *m;
+    KdTensor *m;
     float no, nb;
-    if (neck_level(c, in, d, l, L, fs, &o, &a, &no, &nb, &m)) return -1;
-    KdTensor *lo = kd_scale(c, o, 1.0f / no), *lb = kd_scale(c, kd_sub(c, a, o), 1.0f / nb);
+    KdTensor *sums = neck_level(c, in, d, l, L, fs, &no, &nb, &m);
+    if (!sums) return -1;
+    KdTensor *lo = kd_scale(c, kd_slice(c, sums, 0, 0, 1), 1.0f / no);
+    KdTensor *lb = kd_scale(c, kd_slice(c, sums, 0, 1, 1), 1.0f / nb);
     obj = obj ? kd_add(c, obj, lo) : lo;
     bg = bg ? kd_add(c, bg, lb) : lb;
     kd_distill_mask(out, "defeat.fg", l, m);

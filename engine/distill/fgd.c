@@ -112,15 +112,15 @@ static void init_weights(KdMethodInst *inst, KdRng *r) {
 
 static void destroy(KdMethodInst *inst) { free(inst->state); }
 
-/* x: N,C,H,W -> x + channel_add(attention-pooled context of x). */
-static KdTensor *gc_fwd(KdCtx *c, const GcBlock *g, KdTensor *x) {
+/* x: N,C,H,W -> the block's channel term z (N,C,1,1); GC(x) = x + z. */
+static KdTensor *gc_add_term(KdCtx *c, const GcBlock *g, KdTensor *x) {
   const int n = x->shape[0], ch = x->shape[1], hw = x->shape[2] * x->shape[3];
   int flat[2] = {n, hw}, col[3] = {n, hw, 1}, rows[3] = {n, ch, hw}, ctx4[4] = {n, ch, 1, 1};
   KdTensor *p = kd_softmax(c, kd_reshape(c, kd_conv_fwd(c, &g->mask, x), 2, flat), 1);
   KdTensor *ctx = kd_matmul(c, kd_reshape(c, x, 3, rows), kd_reshape(c, p, 3, col), 0, 0); /* N,C,1 */
   KdTensor *z = kd_conv_fwd(c, &g->add0, kd_reshape(c, ctx, 4, ctx4));
   z = kd_relu(c, kd_groupnorm(c, z, 1, g->ln.gamma, g->ln.beta, 1e-5f));
-  return kd_add(c, x, kd_conv_fwd(c, &g->add1, z));
+  return kd_conv_fwd(c, &g->add1, z);
 }
 
 typedef struct {
@@ -143,13 +143,15 @@ static int level_loss(KdCtx *c, const KdDistillInputs *in, const FgdLevel *v, in
   KdTensor *mfg, *mbg;
   KdMaskGrid g = {T->shape[0], T->shape[2], T->shape[3], in->strides[l]};
   if (!asp_t || !ach_t || kd_mask_fgd(c, in->gt, g, NULL, &mfg, &mbg)) return -1;
-  /* sum_c Ach_T * (S-T)^2 once, then the two spatial weightings. */
-  KdTensor *e = kd_sum(c, kd_mul(c, kd_square(c, kd_sub(c, S, T)), ach_t), 1u << 1);
-  KdTensor *fg = kd_sum_all(c, kd_mul(c, e, kd_mul(c, mfg, asp_t)));
-  KdTensor *bg = kd_sum_all(c, kd_mul(c, e, kd_mul(c, mbg, asp_t)));
+  /* Both spatial weightings in one pass: W = Asp_T * Ach_T times each mask. */
+  KdTensor *w[2] = {kd_mul(c, mfg, asp_t), kd_mul(c, mbg, asp_t)};
+  KdTensor *sums = kd_sqdist_sums(c, S, T, NULL, ach_t, w, 2);
+  KdTensor *fg = kd_slice(c, sums, 0, 0, 1), *bg = kd_slice(c, sums, 0, 1, 1);
   KdTensor *mask = kd_add(c, kd_sum_all(c, kd_abs(c, kd_sub(c, ach_s, ach_t))),
                           kd_sum_all(c, kd_abs(c, kd_sub(c, asp_s, asp_t))));
-  KdTensor *rela = kd_sum_all(c, kd_square(c, kd_sub(c, gc_fwd(c, &v->gc_s, S), gc_fwd(c, &v->gc_t, T))));
+  /* GC_s(S) - GC_t(T) = (S - T) + (z_s - z_t): the broadcast add folds into the distance. */
+  KdTensor *dz = kd_sub(c, gc_add_term(c, &v->gc_s, S), gc_add_term(c, &v->gc_t, T));
+  KdTensor *rela = kd_sqdist_sums(c, S, T, dz, NULL, NULL, 0);
   if (!fg || !bg || !mask || !rela) return -1;
   s->fg = s->fg ? kd_add(c, s->fg, fg) : fg;
   s->bg = s->bg ? kd_add(c, s->bg, bg) : bg;

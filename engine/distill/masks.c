@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/ops.h"
+#include "core/parallel.h"
 
 static int is_crowd(const KdGtImage *im, int j) { return im->crowd && im->crowd[j]; }
 
@@ -137,35 +138,175 @@ int kd_mask_fgd(KdCtx *c, const KdGtImage *gt, KdMaskGrid g, const int *img_hw, 
   return 0;
 }
 
-/* ---- attention ---- */
+/* ---- attention ----
+ * Fused forward/backward ops: mean |x| over one set of axes, then a
+ * temperature softmax over the other, in contiguous loops (the generic
+ * strided reductions cost more than the rest of FGD together).
+ * With s = softmax(g / temp) and out = L * s (L = H*W or C):
+ *   dg = L * s * (dout - sum(dout * s)) / temp,  dx = dg * sign(x) / (count averaged). */
 
-/* n,1,len or n,len,1.. flattened to n,len: temp-softmax scaled by len. */
-static KdTensor *scaled_softmax(KdCtx *c, KdTensor *g, int n, int len, float temp) {
-  int flat[2] = {n, len};
-  KdTensor *s = kd_softmax(c, kd_scale(c, kd_reshape(c, g, 2, flat), 1.0f / temp), 1);
-  return kd_scale(c, s, (float)len);
+typedef struct {
+  float temp;
+  int spatial;
+} AttSaved;
+
+static int att_check(KdCtx *c, const KdTensor *x, float temp) {
+  if (x->ndim == 4 && temp > 0.0f) return 0;
+  kd_ctx_fail(c, "attention: expected an N,C,H,W feature and temp > 0 (got %d dims, temp %g)", x->ndim, temp);
+  return -1;
 }
 
-KdTensor *kd_attention_spatial(KdCtx *c, KdTensor *x, float temp) {
-  if (!x) return NULL;
-  if (x->ndim != 4 || !(temp > 0.0f)) {
-    kd_ctx_fail(c, "attention: expected an N,C,H,W feature and temp > 0 (got %d dims, temp %g)", x->ndim, temp);
-    return NULL;
-  }
-  const int n = x->shape[0], h = x->shape[2], w = x->shape[3];
-  KdTensor *g = kd_mean(c, kd_abs(c, x), 1u << 1); /* N,1,H,W */
-  int shape[4] = {n, 1, h, w};
-  return kd_reshape(c, scaled_softmax(c, g, n, h * w, temp), 4, shape);
+/* s[0..len) <- len * softmax(g / temp) */
+static void scaled_softmax(float *g, int len, float temp) {
+  float mx = -INFINITY;
+  for (int i = 0; i < len; i++) mx = fmaxf(mx, g[i] / temp);
+  double z = 0.0;
+  for (int i = 0; i < len; i++) z += (double)(g[i] = expf(g[i] / temp - mx));
+  const float k = (float)((double)len / z);
+  for (int i = 0; i < len; i++) g[i] *= k;
 }
 
-KdTensor *kd_attention_channel(KdCtx *c, KdTensor *x, float temp) {
-  if (!x) return NULL;
-  if (x->ndim != 4 || !(temp > 0.0f)) {
-    kd_ctx_fail(c, "attention: expected an N,C,H,W feature and temp > 0 (got %d dims, temp %g)", x->ndim, temp);
+static void att_backward(KdCtx *c, KdNode *node) {
+  KdTensor *x = node->in[0], *y = node->out;
+  if (!x->requires_grad) return;
+  const AttSaved *sv = node->saved;
+  const int n = x->shape[0], ch = x->shape[1], hw = x->shape[2] * x->shape[3];
+  const int len = sv->spatial ? hw : ch;
+  const float avg = 1.0f / (float)(sv->spatial ? ch : hw);
+  float *gx = kd_grad(c, x);
+  const float *gy = y->grad, *yd = y->data, *xd = x->data;
+  float *dg = kd_ctx_alloc(c, (size_t)n * len * sizeof *dg);
+  if (!gx || !dg) return;
+  for (int i = 0; i < n; i++) {
+    const float *g = gy + (size_t)i * len, *a = yd + (size_t)i * len; /* a = len * s */
+    double dot = 0.0;
+    for (int k = 0; k < len; k++) dot += (double)g[k] * a[k];
+    const float m = (float)(dot / len);
+    for (int k = 0; k < len; k++) dg[(size_t)i * len + k] = a[k] * (g[k] - m) / sv->temp * avg;
+  }
+  KD_PARFOR(n * ch)
+  for (int r = 0; r < n * ch; r++) {
+    const int i = r / ch, cc = r % ch;
+    const float *xr = xd + (size_t)r * hw;
+    float *gr = gx + (size_t)r * hw;
+    if (sv->spatial) {
+      const float *d = dg + (size_t)i * hw;
+      for (int p = 0; p < hw; p++) gr[p] += xr[p] > 0.0f ? d[p] : xr[p] < 0.0f ? -d[p] : 0.0f;
+    } else {
+      const float d = dg[(size_t)i * ch + cc];
+      for (int p = 0; p < hw; p++) gr[p] += xr[p] > 0.0f ? d : xr[p] < 0.0f ? -d : 0.0f;
+    }
+  }
+}
+
+static KdTensor *attention(KdCtx *c, KdTensor *x, float temp, int spatial) {
+  if (!x || att_check(c, x, temp)) return NULL;
+  const int n = x->shape[0], ch = x->shape[1], h = x->shape[2], w = x->shape[3], hw = h * w;
+  KdTensor *y = spatial ? kd_tensor4(c, n, 1, h, w) : kd_tensor4(c, n, ch, 1, 1);
+  if (!y) return NULL;
+  const float *xd = x->data;
+  KD_PARFOR(n)
+  for (int i = 0; i < n; i++) {
+    const float *xi = xd + (size_t)i * ch * hw;
+    if (spatial) {
+      float *g = y->data + (size_t)i * hw;
+      for (int p = 0; p < hw; p++) g[p] = 0.0f;
+      for (int cc = 0; cc < ch; cc++)
+        for (int p = 0; p < hw; p++) g[p] += fabsf(xi[(size_t)cc * hw + p]);
+      for (int p = 0; p < hw; p++) g[p] /= (float)ch;
+      scaled_softmax(g, hw, temp);
+    } else {
+      float *g = y->data + (size_t)i * ch;
+      for (int cc = 0; cc < ch; cc++) {
+        float s = 0.0f;
+        for (int p = 0; p < hw; p++) s += fabsf(xi[(size_t)cc * hw + p]);
+        g[cc] = s / (float)hw;
+      }
+      scaled_softmax(g, ch, temp);
+    }
+  }
+  KdTensor *in[1] = {x};
+  AttSaved *sv = kd_record(c, spatial ? "attention_spatial" : "attention_channel", y, in, 1, att_backward, sizeof *sv);
+  if (sv) *sv = (AttSaved){temp, spatial};
+  return y;
+}
+
+KdTensor *kd_attention_spatial(KdCtx *c, KdTensor *x, float temp) { return attention(c, x, temp, 1); }
+KdTensor *kd_attention_channel(KdCtx *c, KdTensor *x, float temp) { return attention(c, x, temp, 0); }
+
+/* ---- weighted squared distance ----
+ * out[k] = sum_{n,c,p} cw[n,c] * pw_k[n,p] * (x - y + b[n,c])^2, one pass
+ * forward and one backward, accumulated in double. */
+
+typedef struct {
+  KdTensor *cw, *pw[2];
+  int npw;
+} SqSaved;
+
+static void sq_backward(KdCtx *c, KdNode *node) {
+  KdTensor *x = node->in[0], *y = node->in[1], *b = node->in[2];
+  const SqSaved *sv = node->saved;
+  const int n = x->shape[0], ch = x->shape[1], hw = x->shape[2] * x->shape[3];
+  const float *g = node->out->grad, *xd = x->data, *yd = y->data;
+  float *gx = x->requires_grad ? kd_grad(c, x) : NULL, *gy = y->requires_grad ? kd_grad(c, y) : NULL;
+  float *gb = b && b->requires_grad ? kd_grad(c, b) : NULL;
+  const float *p0 = sv->npw > 0 ? sv->pw[0]->data : NULL, *p1 = sv->npw > 1 ? sv->pw[1]->data : NULL;
+  const float g0 = g[0], g1 = sv->npw > 1 ? g[1] : 0.0f;
+  KD_PARFOR(n * ch)
+  for (int r = 0; r < n * ch; r++) {
+    const int i = r / ch;
+    const size_t o = (size_t)r * hw;
+    const float bias = b ? b->data[r] : 0.0f, k = 2.0f * (sv->cw ? sv->cw->data[r] : 1.0f);
+    const float *w0 = p0 ? p0 + (size_t)i * hw : NULL, *w1 = p1 ? p1 + (size_t)i * hw : NULL;
+    double sb = 0.0;
+    for (int p = 0; p < hw; p++) {
+      float wsum = w0 ? g0 * w0[p] + (w1 ? g1 * w1[p] : 0.0f) : g0;
+      float d = k * (xd[o + p] - yd[o + p] + bias) * wsum;
+      if (gx) gx[o + p] += d;
+      if (gy) gy[o + p] -= d;
+      sb += d;
+    }
+    if (gb) gb[r] += (float)sb;
+  }
+}
+
+KdTensor *kd_sqdist_sums(KdCtx *c, KdTensor *x, KdTensor *y, KdTensor *b, KdTensor *cw, KdTensor *const *pw, int npw) {
+  if (!x || !y || npw < 0 || npw > 2) return NULL;
+  for (int k = 0; k < npw; k++)
+    if (!pw[k]) return NULL;
+  char sx[64], sy[64];
+  const int ok4 = x->ndim == 4 && kd_tensor_same_shape(x, y);
+  const int n = ok4 ? x->shape[0] : 0, ch = ok4 ? x->shape[1] : 0, hw = ok4 ? x->shape[2] * x->shape[3] : 0;
+  int ok = ok4 && (!b || b->numel == (size_t)n * ch) && (!cw || cw->numel == (size_t)n * ch);
+  for (int k = 0; k < npw; k++) ok = ok && pw[k]->numel == (size_t)n * hw;
+  if (!ok) {
+    kd_ctx_fail(c, "sqdist_sums: x %s, y %s: expected equal N,C,H,W shapes with N*C biases/weights and N*H*W maps",
+                kd_tensor_shape_str(x, sx, 64), kd_tensor_shape_str(y, sy, 64));
     return NULL;
   }
-  const int n = x->shape[0], ch = x->shape[1];
-  KdTensor *g = kd_mean(c, kd_abs(c, x), (1u << 2) | (1u << 3)); /* N,C,1,1 */
-  int shape[4] = {n, ch, 1, 1};
-  return kd_reshape(c, scaled_softmax(c, g, n, ch, temp), 4, shape);
+  int len = npw ? npw : 1;
+  KdTensor *out = kd_tensor_new(c, 1, &len);
+  if (!out) return NULL;
+  const float *p0 = npw > 0 ? pw[0]->data : NULL, *p1 = npw > 1 ? pw[1]->data : NULL;
+  double s0 = 0.0, s1 = 0.0;
+  KD_PRAGMA(omp parallel for schedule(static) reduction(+ : s0, s1))
+  for (int r = 0; r < n * ch; r++) {
+    const int i = r / ch;
+    const size_t o = (size_t)r * hw;
+    const float bias = b ? b->data[r] : 0.0f, k = cw ? cw->data[r] : 1.0f;
+    const float *w0 = p0 ? p0 + (size_t)i * hw : NULL, *w1 = p1 ? p1 + (size_t)i * hw : NULL;
+    double a0 = 0.0, a1 = 0.0;
+    for (int p = 0; p < hw; p++) {
+      float d = x->data[o + p] - y->data[o + p] + bias, dd = d * d;
+      a0 += w0 ? w0[p] * dd : dd;
+      if (w1) a1 += w1[p] * dd;
+    }
+    s0 += k * a0, s1 += k * a1;
+  }
+  out->data[0] = (float)s0;
+  if (npw > 1) out->data[1] = (float)s1;
+  KdTensor *in[3] = {x, y, b};
+  SqSaved *sv = kd_record(c, "sqdist_sums", out, in, 3, sq_backward, sizeof *sv);
+  if (sv) *sv = (SqSaved){cw, {npw > 0 ? pw[0] : NULL, npw > 1 ? pw[1] : NULL}, npw};
+  return out;
 }

@@ -48,10 +48,19 @@ KdTensor *kd_mask_gaussian(KdCtx *c, const KdGtImage *gt, KdMaskGrid g, float si
  * Returns 0, or -1 with the ctx error (allocation). */
 int kd_mask_fgd(KdCtx *c, const KdGtImage *gt, KdMaskGrid g, const int *img_hw, KdTensor **fg, KdTensor **bg);
 
-/* ---- attention (KD-METHODS 2.3), differentiable ---- */
+/* ---- attention (KD-METHODS 2.3), differentiable (fused ops) ---- */
 /* x: N,C,H,W -> N,1,H,W:  H*W * softmax_{hw}(mean_c |x| / temp) */
 KdTensor *kd_attention_spatial(KdCtx *c, KdTensor *x, float temp);
 /* x: N,C,H,W -> N,C,1,1:  C * softmax_c(mean_{hw} |x| / temp) */
 KdTensor *kd_attention_channel(KdCtx *c, KdTensor *x, float temp);
+
+/* ---- the masked distance the masks weight, differentiable (fused op) ---- */
+/* x, y: N,C,H,W; b, cw: N*C values (N,C,1,1) or NULL (0 / 1); pw: npw
+ * (0..2) maps of N*H*W values (N,1,H,W). Returns {max(npw,1)}:
+ *   out[k] = sum_{n,c,h,w} cw[n,c] * pw_k[n,h,w] * (x - y + b[n,c])^2
+ * (npw 0: one unweighted sum). Gradients flow to x, y and b; cw and pw
+ * are constants. One pass each way instead of the sub/square/mul/sum
+ * chain and its temporaries. */
+KdTensor *kd_sqdist_sums(KdCtx *c, KdTensor *x, KdTensor *y, KdTensor *b, KdTensor *cw, KdTensor *const *pw, int npw);
 
 #endif

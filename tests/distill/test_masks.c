@@ -1,7 +1,8 @@
 /* Masks and attention of engine/distill/masks.h: DeFeat's level table and
  * rasterisation edge cases, FGD's scale masks (hand case, normalisation,
  * stride rule == the FGD code's img_shape rule on square inputs), the
- * Gaussian helper, attention values and gradients. */
+ * Gaussian helper, attention and the fused squared distance: values and
+ * gradients. */
 #include <math.h>
 #include <string.h>
 
@@ -219,6 +220,49 @@ static KdTensor *fwd_ch(KdCtx *c, KdTensor **in, void *u) {
   return kd_attention_channel(c, in[0], 0.8f);
 }
 
+/* kd_sqdist_sums against the plain sum, and its gradients (x, y, b). */
+static void test_sqdist_values(KdCtx *c) {
+  KdRng r;
+  kd_rng_seed(&r, 8, 2);
+  int s4[4] = {2, 3, 4, 5}, nc[4] = {2, 3, 1, 1}, map[4] = {2, 1, 4, 5};
+  KdTensor *x = kd_tensor_new(c, 4, s4), *y = kd_tensor_new(c, 4, s4), *b = kd_tensor_new(c, 4, nc),
+           *cw = kd_tensor_new(c, 4, nc), *p0 = kd_tensor_new(c, 4, map), *p1 = kd_tensor_new(c, 4, map);
+  KdTensor *all[6] = {x, y, b, cw, p0, p1};
+  for (int k = 0; k < 6; k++)
+    for (size_t i = 0; i < all[k]->numel; i++) all[k]->data[i] = kd_rng_normal(&r);
+  double want[2] = {0, 0}, plain = 0;
+  for (int n = 0; n < 2; n++)
+    for (int ch = 0; ch < 3; ch++)
+      for (int p = 0; p < 20; p++) {
+        size_t i = ((size_t)n * 3 + ch) * 20 + p;
+        double d = (double)x->data[i] - y->data[i] + b->data[n * 3 + ch];
+        want[0] += cw->data[n * 3 + ch] * p0->data[n * 20 + p] * d * d;
+        want[1] += cw->data[n * 3 + ch] * p1->data[n * 20 + p] * d * d;
+        plain += ((double)x->data[i] - y->data[i]) * ((double)x->data[i] - y->data[i]);
+      }
+  KdTensor *pw[2] = {p0, p1};
+  KdTensor *o2 = kd_sqdist_sums(c, x, y, b, cw, pw, 2), *o0 = kd_sqdist_sums(c, x, y, NULL, NULL, NULL, 0);
+  CHECK(o2 && o2->numel == 2 && o0 && o0->numel == 1);
+  if (!o2 || !o0) return;
+  CHECK_NEAR(o2->data[0], want[0], 1e-5 * fabs(want[0]) + 1e-6);
+  CHECK_NEAR(o2->data[1], want[1], 1e-5 * fabs(want[1]) + 1e-6);
+  CHECK_NEAR(o0->data[0], plain, 1e-5 * plain);
+  /* Shape mismatch: a ctx error. */
+  CHECK(kd_sqdist_sums(c, x, cw, NULL, NULL, NULL, 0) == NULL && kd_ctx_failed(c));
+  kd_ctx_clear_error(c);
+}
+
+static KdTensor *fwd_sq(KdCtx *c, KdTensor **in, void *u) {
+  (void)u;
+  KdTensor *pw[2] = {in[4], in[5]};
+  return kd_sqdist_sums(c, in[0], in[1], in[2], in[3], pw, 2);
+}
+
+static KdTensor *fwd_sq0(KdCtx *c, KdTensor **in, void *u) {
+  (void)u;
+  return kd_sqdist_sums(c, in[0], in[1], in[2], NULL, NULL, 0);
+}
+
 int main(void) {
   KdCtx *c = kd_ctx_new(8u << 20);
   test_levels();
@@ -227,6 +271,7 @@ int main(void) {
   test_fgd_rules_agree(c);
   test_gaussian(c);
   test_attention_values(c);
+  test_sqdist_values(c);
   CHECK(!kd_ctx_failed(c));
   kd_ctx_free(c);
 
@@ -235,6 +280,19 @@ int main(void) {
   check_failures += gc_run(g);
   g = gc_new("attention/channel", fwd_ch, NULL);
   gc_input(g, GC_CHECK | GC_AWAY_ZERO, 4, (int[]){2, 5, 3, 2});
+  check_failures += gc_run(g);
+  g = gc_new("sqdist_sums/2 maps", fwd_sq, NULL);
+  gc_input(g, GC_CHECK, 4, (int[]){2, 3, 4, 5});
+  gc_input(g, GC_CHECK, 4, (int[]){2, 3, 4, 5});
+  gc_input(g, GC_CHECK, 4, (int[]){2, 3, 1, 1});
+  gc_input(g, GC_CONST, 4, (int[]){2, 3, 1, 1});
+  gc_input(g, GC_CONST, 4, (int[]){2, 1, 4, 5});
+  gc_input(g, GC_CONST, 4, (int[]){2, 1, 4, 5});
+  check_failures += gc_run(g);
+  g = gc_new("sqdist_sums/plain+bias", fwd_sq0, NULL);
+  gc_input(g, GC_CHECK, 4, (int[]){3, 2, 3, 3});
+  gc_input(g, GC_CONST, 4, (int[]){3, 2, 3, 3});
+  gc_input(g, GC_CHECK | GC_PARAM, 4, (int[]){3, 2, 1, 1});
   check_failures += gc_run(g);
   return check_status("distill_masks");
 }
