@@ -253,8 +253,7 @@ typedef struct KdFigPlot {
   int logx, logy;
   KdSmooth smooth;
   int hide_raw;
-  double xmin, xmax, ymin, ymax; /* NaN (or min >= max): from the data; a finite ymin
-                                    with ymax NaN is a floor (data above it, or +1) */
+  double xmin, xmax, ymin, ymax; /* NaN (or min >= max): from the data */
   int no_legend;
 } KdFigPlot;
 

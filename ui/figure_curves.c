@@ -70,9 +70,6 @@ static void data_range(const KdFigPlot *p, double *xlo, double *xhi, double *ylo
   if (isfinite(p->ymin) && isfinite(p->ymax) && p->ymin < p->ymax) {
     *ylo = p->ymin;
     *yhi = p->ymax;
-  } else if (isfinite(p->ymin) && isnan(p->ymax)) { /* a floor only (AP >= 0) */
-    *ylo = p->ymin;
-    if (!(*yhi > p->ymin)) *yhi = p->ymin + (p->logy ? 9 * p->ymin : 1);
   }
 }
 

@@ -45,10 +45,30 @@ double kd_fig_detview_height(double w, const KdFigStyle *st, const KdFigDetView 
   return h;
 }
 
+/* Label chips placed so far (all sources), so a new chip goes where it
+ * covers none of them, or is left out: a crowded image keeps its boxes
+ * and the labels that fit, never a pile of unreadable chips. */
+#define MAX_CHIPS 256
+typedef struct Chips {
+  KdFigRect r[MAX_CHIPS];
+  int n;
+} Chips;
+
+static int chip_free(const Chips *c, KdFigRect a, KdFigRect ir) {
+  if (a.x < ir.x - 0.01 || a.y < ir.y - 0.01 || a.x + a.w > ir.x + ir.w + 0.01 ||
+      a.y + a.h > ir.y + ir.h + 0.01)
+    return 0;
+  for (int i = 0; i < c->n; i++) {
+    const KdFigRect *b = &c->r[i];
+    if (a.x < b->x + b->w && b->x < a.x + a.w && a.y < b->y + b->h && b->y < a.y + a.h) return 0;
+  }
+  return 1;
+}
+
 /* Draws one source's boxes (labels = 0) or their labels (labels = 1) into
  * the image rectangle `ir`; all boxes go first so no line crosses a label. */
 static void draw_boxes(cairo_t *cr, const KdFigStyle *st, const KdFigDetView *d, KdFigRect ir,
-                       int src, double font, int labels) {
+                       int src, double font, int labels, Chips *chips) {
   const KdFigBox *b = src == SRC_GT ? d->gt : src == SRC_TEACHER ? d->teacher : d->student;
   int n = src == SRC_GT ? d->ngt : src == SRC_TEACHER ? d->nteacher : d->nstudent;
   if (!b || n <= 0 || d->image.w <= 0 || d->image.h <= 0) return;
@@ -84,19 +104,28 @@ static void draw_boxes(cairo_t *cr, const KdFigStyle *st, const KdFigDetView *d,
       snprintf(label, sizeof label, "%.2f", b[i].score);
     else
       continue;
-    /* A chip in the source colour, placed so the three sources rarely
-     * cover each other: ground truth inside the top edge, teacher above
-     * the box, student below it (inside when the image edge is near). */
+    /* A chip in the source colour. Preferred spots keep the sources apart
+     * (ground truth inside the top edge, teacher above the box, student
+     * below it); then the other edges, then right-aligned; the first spot
+     * clear of earlier chips wins. */
     double tw = kd_fig_text_width(cr, label) + font * 0.4, th = font * 1.15;
-    double lx = fmin(x1, ir.x + ir.w - tw);
-    double ly = src == SRC_GT ? y1 : src == SRC_TEACHER ? y1 - th : y2;
-    if (ly < ir.y) ly = y1;
-    if (ly + th > ir.y + ir.h) ly = y2 - th;
+    const double ys[3][4] = {{y1, y1 - th, y2 - th, y2},
+                             {y1 - th, y1, y2, y2 - th},
+                             {y2, y2 - th, y1 - th, y1}};
+    const double xs[2] = {fmin(fmax(x1, ir.x), ir.x + ir.w - tw), fmax(fmin(x2 - tw, ir.x + ir.w - tw), ir.x)};
+    KdFigRect chip = {0, 0, 0, 0};
+    int found = 0;
+    for (int k = 0; k < 8 && !found; k++) {
+      chip = (KdFigRect){xs[k / 4], ys[src][k % 4], tw, th};
+      found = chip_free(chips, chip, ir);
+    }
+    if (!found) continue;
+    if (chips->n < MAX_CHIPS) chips->r[chips->n++] = chip;
     kd_fig_set_rgb(cr, rgb, 0.85);
-    cairo_rectangle(cr, lx, ly, tw, th);
+    cairo_rectangle(cr, chip.x, chip.y, chip.w, chip.h);
     cairo_fill(cr);
     cairo_set_source_rgb(cr, 1, 1, 1);
-    kd_fig_text(cr, lx + font * 0.2, ly + th / 2, label, 0, 0.5, 0);
+    kd_fig_text(cr, chip.x + font * 0.2, chip.y + th / 2, label, 0, 0.5, 0);
   }
   cairo_restore(cr);
 }
@@ -126,8 +155,9 @@ void kd_fig_detview_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const K
   KdFigDetView dd = *d;
   if (ir.w < 80) dd.labels = 0;
   d = &dd;
+  Chips chips = {.n = 0};
   for (int pass = 0; pass < (d->labels ? 2 : 1); pass++)
-    for (int src = SRC_GT; src <= SRC_STUDENT; src++) draw_boxes(cr, st, d, ir, src, font, pass);
+    for (int src = SRC_GT; src <= SRC_STUDENT; src++) draw_boxes(cr, st, d, ir, src, font, pass, &chips);
   cairo_set_source_rgb(cr, 0, 0, 0);
   cairo_set_line_width(cr, st->line_pt * 0.8);
   cairo_rectangle(cr, ir.x, ir.y, ir.w, ir.h);

@@ -91,7 +91,7 @@ int kd_snapfig_build_grid(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel 
     d->class_names = (const char *const *)s->class_names;
     d->nclasses = s->nclasses;
     d->score_thresh = 0.3f;
-    d->labels = 1;
+    d->labels = 0; /* thumbnails: boxes only, names would hide the image */
     row->teacher = kd_snapview_map(s, im, v->level, "t_energy");
     row->student = kd_snapview_map(s, im, v->level, "s_energy");
     row->gap = kd_snapview_map(s, im, v->level, "gap");

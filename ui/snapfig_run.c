@@ -71,10 +71,13 @@ int kd_snapfig_build_curves(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPane
     }
   }
   int na = 0;
+  double ap_max = 0;
   static const char *apn[2] = {"eval.AP", "eval.AP50"};
   for (int i = 0; i < 2; i++) {
     KdRunSeries s = kd_runlog_find(log, apn[i]);
     if (s.n) p->ap[na++] = (KdFigSeries){apn[i] + 5, s.x, s.y, s.n, -1, i, 1};
+    for (size_t j = 0; j < s.n; j++)
+      if (isfinite(s.y[j])) ap_max = fmax(ap_max, s.y[j]);
   }
   int nm = kd_snapfig_markers(log, p);
   KdFigPlot base = {.xlabel = "step", .markers = p->markers, .nmarkers = nm, .smooth = v->smooth,
@@ -92,7 +95,11 @@ int kd_snapfig_build_curves(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPane
   c->ap.series = p->ap;
   c->ap.nseries = na;
   c->ap.smooth.kind = KD_SMOOTH_NONE;
-  c->ap.ymin = 0; /* AP is never negative: a floor, the top from the data */
+  /* AP is never negative: the axis starts just under 0 so points at 0
+   * (an early evaluation) stay visible above the frame. */
+  double top = fmin(1.0, fmax(0.05, ap_max * 1.08));
+  c->ap.ymin = -0.03 * top;
+  c->ap.ymax = top;
   *out = kd_fig_curves_panel(c);
   return 0;
 }
