@@ -1,8 +1,9 @@
-/* Test helpers for the DeFeat/FGD tests: named float arrays collected and
- * written as one safetensors file (kd_safetensors_write) for the PyTorch
- * oracles, which read it with struct+json; running an oracle script; and
- * binding a method's stored parameters to gradient-check inputs.
- * Header-only, tests only. */
+/* Test helpers for the DeFeat/FGD tests: a method instance outside the
+ * distiller (Fix), a random step with packed features, logits, boxes and
+ * anchor targets (Scene), named float arrays written as one safetensors file
+ * (kd_safetensors_write) for the PyTorch oracles, which read it with
+ * struct+json; running an oracle script; and binding a method's stored
+ * parameters to gradient-check inputs. Header-only, tests only. */
 #ifndef KD_TEST_DUMP_DEFEAT_FGD_H
 #define KD_TEST_DUMP_DEFEAT_FGD_H
 
