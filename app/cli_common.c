@@ -100,6 +100,7 @@ KdConfig *kd_cli_load_config(const KdTrainArgs *a, const char *default_config, i
   resolve_relative(c, "teacher.config", base);
   resolve_relative(c, "teacher.checkpoint", base);
   resolve_relative(c, "data.dir", base);
+  resolve_relative(c, "train.init_checkpoint", base);
   if (a->data && kd_config_set(c, "data.dir", a->data, &err)) goto fail;
   if (a->steps > 0 && kd_config_set_num(c, "train.steps", (double)a->steps, &err)) goto fail;
   for (int i = 0; i < a->nsets; i++) {

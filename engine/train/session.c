@@ -104,6 +104,11 @@ KdSession *kd_session_open(KdConfig *cfg, const KdSessionOpts *o, KdError *err) 
   if (open_data(s, err) || kd_settings_model(cfg, &mc, err)) goto fail;
   s->student = kd_model_new(&mc, (uint64_t)kd_config_int(cfg, "train.seed"), err);
   if (!s->student) goto fail;
+  const char *init = kd_config_str(cfg, "train.init_checkpoint");
+  if (*init && !o->resume_dir) {
+    KdParams *st = kd_model_params(s->student);
+    if (kd_checkpoint_load(init, &st, 1, 0, err)) goto fail;
+  }
   if (o->distill && open_teacher(s, err)) goto fail;
   if (s->teacher && kd_config_int(cfg, "student.init_from_teacher")) {
     kd_params_copy_matching(kd_model_params(s->student), kd_model_params(s->teacher), "backbone.fpn.");

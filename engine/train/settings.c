@@ -54,6 +54,7 @@ static const KdParamDesc descs[] = {
     E("loss.box", "Box loss", "smooth_l1", box_losses, "Regression loss on positive anchors"),
     F("loss.smooth_l1_beta", "Smooth-L1 beta", 0.11, 0, 1, 0, 0, "Smooth-L1 transition point (0: L1)"),
     F("loss.box_weight", "Box weight", 1, 0, 100, 0, 1, "Weight of the regression loss"),
+    S("train.init_checkpoint", "Start from", "", "Weights to start the trained model from (fine-tuning, warm restarts); the optimizer starts fresh"),
     S("teacher.config", "Teacher config", "", "Config file of the teacher detector (distillation)"),
     S("teacher.checkpoint", "Teacher weights", "", "Safetensors checkpoint of the teacher"),
     B("student.init_from_teacher", "Inherit neck+head", 0, "Initialise the student's FPN and head from the teacher (FGD/PGD inheriting)"),
