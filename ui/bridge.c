@@ -176,6 +176,14 @@ void kds_bridge_status(KdsBridge *b, KdRunStatus *st) {
     break;
   }
   st->state = state;
+  /* The rate of a followed run: from the step times it logged. */
+  KdRunSeries ss = kd_runlog_find(b->log, "step_s");
+  if (ss.n && state == KD_RUN_RUNNING) {
+    size_t k = ss.n < 20 ? ss.n : 20;
+    double sum = 0;
+    for (size_t i = ss.n - k; i < ss.n; i++) sum += ss.y[i];
+    st->rate = sum > 0 ? (double)k / sum : 0;
+  }
   KdRunSeries ap = kd_runlog_find(b->log, "eval.AP");
   if (ap.n) st->eval_step = (int)ap.x[ap.n - 1], st->eval[0] = ap.y[ap.n - 1];
   snprintf(st->message, sizeof st->message, live ? "following %s (pid %ld)" : "replaying %s", b->dir, pid);
