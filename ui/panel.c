@@ -7,6 +7,15 @@ typedef struct {
   guint paints;
 } KdsPanelPrivate;
 
+static double paint_ms_max, paint_ms_sum;
+static guint paint_n;
+
+void kds_panel_paint_stats(double *max_ms, double *mean_ms, guint *n) {
+  *max_ms = paint_ms_max;
+  *mean_ms = paint_n ? paint_ms_sum / paint_n : 0;
+  *n = paint_n;
+}
+
 G_DEFINE_TYPE_WITH_PRIVATE(KdsPanel, kds_panel, GTK_TYPE_WIDGET)
 
 const KdFigStyle *kds_panel_style(void) {
@@ -63,12 +72,17 @@ static void kds_panel_snapshot(GtkWidget *w, GtkSnapshot *snapshot) {
   KdsPanelPrivate *pv = kds_panel_get_instance_private(p);
   int width = gtk_widget_get_width(w), height = gtk_widget_get_height(w);
   if (width <= 0 || height <= 0) return;
+  gint64 t0 = g_get_monotonic_time();
   cairo_t *cr = gtk_snapshot_append_cairo(snapshot, &GRAPHENE_RECT_INIT(0, 0, (float)width, (float)height));
   KdFigPanel fp;
   if (kds_panel_build(p, &fp)) kd_fig_paint(cr, &fp, kds_panel_style(), width, height, 1.0);
   else draw_empty(cr, width, height, KDS_PANEL_GET_CLASS(p)->kind);
   cairo_destroy(cr);
   pv->paints++;
+  double ms = (g_get_monotonic_time() - t0) / 1000.0;
+  paint_ms_sum += ms;
+  paint_n++;
+  if (ms > paint_ms_max) paint_ms_max = ms;
 }
 
 cairo_surface_t *kds_panel_render(KdsPanel *p, double w, double h, double scale) {

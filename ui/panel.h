@@ -37,6 +37,8 @@ gboolean kds_panel_build(KdsPanel *p, KdFigPanel *out);
 cairo_surface_t *kds_panel_render(KdsPanel *p, double w, double h, double scale);
 /* Counts paints, for tests ("the panels redrew"). */
 guint kds_panel_paint_count(KdsPanel *p);
+/* Cairo drawing time of panel paints so far (all panels). */
+void kds_panel_paint_stats(double *max_ms, double *mean_ms, guint *n);
 
 G_END_DECLS
 

@@ -527,6 +527,16 @@ static const GActionEntry actions[] = {
 
 static void kds_window_dispose(GObject *o) {
   KdsWindow *w = KDS_WINDOW(o);
+  if (g_getenv("KDSCOPE_FRAME_STATS") && w->frames) {
+    double pmax, pmean;
+    guint pn;
+    kds_panel_paint_stats(&pmax, &pmean, &pn);
+    KdRunStatus st = {0};
+    if (w->bridge) kds_bridge_status(w->bridge, &st);
+    g_printerr("frame stats: %u polls, poll work mean %.2f ms max %.2f ms; %u panel paints, mean %.2f ms max %.2f ms; "
+               "longest gap between frame-clock ticks %.1f ms; run at step %d, %.2f steps/s\n",
+               w->frames, w->sum_work_ms / w->frames, w->max_work_ms, pn, pmean, pmax, w->max_gap_ms, st.step, st.rate);
+  }
   g_clear_object(&w->bridge);
   if (w->view.snap) kd_snapshot_free(w->view.snap), w->view.snap = NULL;
   g_clear_pointer(&w->panels, g_ptr_array_unref);
