@@ -4,6 +4,7 @@
  * takes a config, --set overrides or a run directory to follow/replay. */
 #include <gtk/gtk.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli_common.h"
@@ -84,9 +85,17 @@ static void load_css(void) {
   gtk_icon_theme_add_search_path(gtk_icon_theme_get_for_display(gdk_display_get_default()), kd_cli_asset("icons", path, sizeof path));
 }
 
+static gboolean quit_app(gpointer app) {
+  g_application_quit(G_APPLICATION(app));
+  return G_SOURCE_REMOVE;
+}
+
 static void on_activate(GtkApplication *app, gpointer user) {
   Gui *g = user;
   load_css();
+  /* Scripted sessions (screenshots, timing): quit after N seconds. */
+  const char *qa = g_getenv("KDSCOPE_QUIT_AFTER");
+  if (qa && atoi(qa) > 0) g_timeout_add_seconds((guint)atoi(qa), quit_app, app);
   g->win = kds_window_new(app);
   gtk_window_present(GTK_WINDOW(g->win));
   static const struct {
@@ -113,6 +122,15 @@ static void on_activate(GtkApplication *app, gpointer user) {
   }
   kds_window_show_progress(g->win, "Preparing the default data set…", -1);
   g_thread_unref(g_thread_new("kdscope-data", prepare_data, g));
+}
+
+/* Closing the windows drops the bridge, which stops the run (finishing the
+ * step, writing a checkpoint) and joins its thread before the process
+ * exits; exiting under a running step would pull memory from under it. */
+static void on_shutdown(GApplication *app, gpointer user) {
+  (void)user;
+  GList *wins;
+  while ((wins = gtk_application_get_windows(GTK_APPLICATION(app)))) gtk_window_destroy(GTK_WINDOW(wins->data));
 }
 
 static void on_quit(GSimpleAction *a, GVariant *p, gpointer app) {
@@ -159,6 +177,7 @@ int kd_cli_window(int argc, char **argv) {
   g_action_map_add_action(G_ACTION_MAP(g.app), G_ACTION(quit));
   g_object_unref(quit);
   g_signal_connect(g.app, "activate", G_CALLBACK(on_activate), &g);
+  g_signal_connect(g.app, "shutdown", G_CALLBACK(on_shutdown), &g);
   char *gargv[1] = {argv[0]};
   int rc = g_application_run(G_APPLICATION(g.app), 1, gargv);
   g_object_unref(g.app);

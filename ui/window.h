@@ -28,8 +28,9 @@ KdsControlPanel *kds_window_get_controls(KdsWindow *w);
 GtkWidget *kds_window_get_pause_button(KdsWindow *w);
 int kds_window_panel_count(KdsWindow *w);
 KdsPanel *kds_window_get_panel(KdsWindow *w, int i);
-/* Main-loop timing since the window opened: frames handled, the slowest
- * frame's work, the mean, and the longest gap between two ticks. */
+/* Main-loop timing since the window opened: polls handled, the slowest
+ * poll's work, the mean, and the longest main-loop stall (how late the
+ * poll timer fired). */
 void kds_window_frame_stats(KdsWindow *w, guint *frames, double *max_work_ms, double *mean_work_ms, double *max_gap_ms);
 
 G_END_DECLS
