@@ -10,7 +10,7 @@
 #include <time.h>
 
 #include "train/control.h"
-#include "train/fileio.h"
+#include "core/fileio.h"
 #include "train/session.h"
 #include "verbs.h"
 
@@ -95,7 +95,7 @@ static int parse(int argc, char **argv, const char *verb, const char *usage, int
 static KdConfig *run_config(const char *dir, int replay, const char *verb) {
   char path[4200];
   snprintf(path, sizeof path, "%s/config.json", dir);
-  if (!kd_io_exists(path)) {
+  if (!kd_path_exists(path)) {
     fprintf(stderr, "kdscope %s: %s is not a run directory (no config.json)\n", verb, dir);
     return NULL;
   }
@@ -131,7 +131,7 @@ static int find_event(const char *dir, long seq, char *line, size_t len) {
   snprintf(path, sizeof path, "%s/events.jsonl", dir);
   snprintf(pat, sizeof pat, "\"seq\":%ld}", seq);
   size_t n;
-  char *text = kd_io_read_text(path, &n, (size_t)1 << 30, NULL);
+  char *text = kd_read_text(path, &n, (size_t)1 << 30, NULL);
   if (!text) return 0;
   char *hit = strstr(text, pat);
   if (hit) {

@@ -9,7 +9,7 @@
 
 #include "export.h"
 #include "snapfig.h"
-#include "train/fileio.h"
+#include "core/fileio.h"
 #include "verbs.h"
 
 static const char usage[] =
@@ -193,7 +193,7 @@ static int write_csv(const Args *a, const KdRunLog *log) {
   }
   fclose(f);
   KdError err;
-  int rc = kd_io_write_atomic(a->out, text, len, &err);
+  int rc = kd_write_file_atomic(a->out, text, len, &err);
   free(text);
   if (rc) return fail("%s", err.msg);
   printf("wrote %s\n", a->out);

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 
 #include "data/dataset_impl.h"
-#include "data/fileio.h"
+#include "core/fileio.h"
 
 #define MAX_JSON_BYTES ((size_t)2 << 30)
 #define MAX_NAME 1024

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "data/fashion.h"
-#include "data/fileio.h"
+#include "core/fileio.h"
 #include "data/jpeg.h"
 
 #define MARKER "fashion-det.json"

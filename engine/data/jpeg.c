@@ -7,7 +7,7 @@
 #include <string.h>
 #include <turbojpeg.h>
 
-#include "data/fileio.h"
+#include "core/fileio.h"
 
 /* Bigger files than this are not images we want to train on. */
 #define KD_JPEG_MAX_FILE_BYTES ((size_t)256 << 20)

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "data/fileio.h"
+#include "core/fileio.h"
 #include "data/hash.h"
 
 #define WARN_BYTES 2048

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "data/fileio.h"
+#include "core/fileio.h"
 
 static void put32(uint8_t *p, uint32_t v) {
   p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;

@@ -10,7 +10,7 @@
 #include "data/loader.h"
 #include "probe/prober_impl.h"
 #include "probe/snapfile.h"
-#include "train/fileio.h"
+#include "core/fileio.h"
 #include "train/settings.h"
 
 static double mono_now(void) {
@@ -269,7 +269,7 @@ void kd_prober_run_hook(void *prober, KdSession *s, const KdStepStats *st) {
   pthread_mutex_unlock(&p->mu);
   if (same) return;
   char esc[1200], extra[1300];
-  kd_io_json_escape(e.msg, esc, sizeof esc);
+  kd_json_escape(e.msg, esc, sizeof esc);
   snprintf(extra, sizeof extra, "\"message\":\"%s\"", esc);
   kd_session_event(s ? s : p->session, "probe_error", extra, NULL);
 }

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "model/safetensors.h"
-#include "train/fileio.h"
+#include "core/fileio.h"
 
 /* float -> IEEE half, round to nearest even; overflow to inf. */
 static uint16_t f32_to_f16(float f) {
@@ -203,7 +203,7 @@ int kd_snapshot_write_file(const char *path, const KdSnapshot *s, int f16_maps, 
       p += f->numel * 4;
     }
   }
-  rc = kd_io_write_atomic(path, buf, total, err);
+  rc = kd_write_file_atomic(path, buf, total, err);
   if (!rc && bytes) *bytes = total;
   goto out;
 oom:

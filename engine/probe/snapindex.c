@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "probe/snapfile.h"
-#include "train/fileio.h"
+#include "core/fileio.h"
 
 #define INDEX_MAX (256u << 20)
 
@@ -67,11 +67,11 @@ int kd_snapshots_append(const char *run_dir, const KdSnapshot *s, int f16_maps, 
   char dir[4096], file[64], path[4200], line[512];
   size_t size = 0;
   snprintf(file, sizeof file, "step_%08d.safetensors", s->step);
-  if (dir_path(dir, sizeof dir, run_dir, NULL, err) || kd_io_mkdir_p(dir, err)) return -1;
+  if (dir_path(dir, sizeof dir, run_dir, NULL, err) || kd_mkdir_p(dir, err)) return -1;
   if (dir_path(path, sizeof path, run_dir, file, err) || kd_snapshot_write_file(path, s, f16_maps, &size, err)) return -1;
   snprintf(line, sizeof line, "{\"step\":%d,\"file\":\"%s\",\"bytes\":%zu,\"time\":%.3f,\"capture_s\":%.6f}", s->step, file,
            size, isfinite(s->time) ? s->time : wall_now(), isfinite(s->capture_s) ? s->capture_s : 0.0);
-  if (dir_path(path, sizeof path, run_dir, "index.jsonl", err) || kd_io_append_line(path, line, err)) return -1;
+  if (dir_path(path, sizeof path, run_dir, "index.jsonl", err) || kd_append_line(path, line, err)) return -1;
   if (bytes) *bytes = size;
   return 0;
 }
@@ -79,9 +79,9 @@ int kd_snapshots_append(const char *run_dir, const KdSnapshot *s, int f16_maps, 
 int kd_snapshots_truncate(const char *run_dir, int after_step, KdError *err) {
   char path[4200], victim[4200];
   if (dir_path(path, sizeof path, run_dir, "index.jsonl", err)) return -1;
-  if (!kd_io_exists(path)) return 0;
+  if (!kd_path_exists(path)) return 0;
   size_t len;
-  char *txt = kd_io_read_text(path, &len, INDEX_MAX, err);
+  char *txt = kd_read_text(path, &len, INDEX_MAX, err);
   if (!txt) return -1;
   char *keep = malloc(len + 1);
   if (!keep) {
@@ -99,7 +99,7 @@ int kd_snapshots_truncate(const char *run_dir, int after_step, KdError *err) {
       unlink(victim);
     }
   }
-  int rc = kd_io_write_atomic(path, keep, k, err);
+  int rc = kd_write_file_atomic(path, keep, k, err);
   free(txt), free(keep);
   return rc;
 }

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "train/fileio.h"
+#include "core/fileio.h"
 
 typedef struct Value {
   const KdParamDesc *d;
@@ -222,7 +222,7 @@ int kd_config_load_string(KdConfig *c, const char *json, const char *origin, KdE
 
 int kd_config_load_file(KdConfig *c, const char *path, KdError *err) {
   size_t len;
-  char *text = kd_io_read_text(path, &len, 16u << 20, err);
+  char *text = kd_read_text(path, &len, 16u << 20, err);
   if (!text) return -1;
   int rc = kd_config_load_string(c, text, path, err);
   free(text);
@@ -273,7 +273,7 @@ int kd_config_save(const KdConfig *c, const char *path, KdError *err) {
   if (!s) return kd_error(err, "out of memory writing %s", path);
   size_t n = strlen(s);
   s[n] = '\n';
-  int rc = kd_io_write_atomic(path, s, n + 1, err);
+  int rc = kd_write_file_atomic(path, s, n + 1, err);
   free(s);
   return rc;
 }

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "distill/distiller.h"
-#include "train/fileio.h"
+#include "core/fileio.h"
 
 #define MAX_LINE (64 * 1024)
 
@@ -121,8 +121,8 @@ int kd_control_append(const char *run_dir, KdControlCmd *cmds, int n, KdError *e
     o += (size_t)snprintf(out + o, cap - o, "{\"seq\":%ld,\"time\":\"%s\",\"cmd\":\"%s\"", seq, t, kd_control_kind_name(cmds[i].kind));
     if (cmds[i].kind == KD_CTL_SET) {
       char k[300], v[2100];
-      kd_io_json_escape(cmds[i].key, k, sizeof k);
-      kd_io_json_escape(cmds[i].value, v, sizeof v);
+      kd_json_escape(cmds[i].key, k, sizeof k);
+      kd_json_escape(cmds[i].value, v, sizeof v);
       o += (size_t)snprintf(out + o, cap - o, ",\"key\":\"%s\",\"value\":\"%s\"", k, v);
     }
     o += (size_t)snprintf(out + o, cap - o, ",\"pid\":%ld}\n", (long)getpid());
@@ -251,9 +251,9 @@ int kd_control_replay_events(const char *run_dir, KdConfig *cfg, long *applied_s
   path_in(path, sizeof path, run_dir, "events.jsonl");
   *applied_seq = 0;
   *nsets = 0;
-  if (!kd_io_exists(path)) return 0;
+  if (!kd_path_exists(path)) return 0;
   size_t len;
-  char *text = kd_io_read_text(path, &len, (size_t)1 << 30, err);
+  char *text = kd_read_text(path, &len, (size_t)1 << 30, err);
   if (!text) return -1;
   for (char *p = text; *p;) {
     char *nl = strchr(p, '\n');

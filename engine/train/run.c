@@ -9,7 +9,7 @@
 
 #include "core/gemm.h"
 #include "train/control.h"
-#include "train/fileio.h"
+#include "core/fileio.h"
 
 typedef enum { MSG_SET, MSG_PAUSE, MSG_RESUME, MSG_STEP, MSG_STOP } MsgKind;
 
@@ -67,7 +67,7 @@ static double now_s(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void esc(const char *s, char *out, size_t len) { kd_io_json_escape(s ? s : "", out, len); }
+static void esc(const char *s, char *out, size_t len) { kd_json_escape(s ? s : "", out, len); }
 
 /* ---- status (run thread writes, anyone reads) ---- */
 

@@ -9,7 +9,7 @@
 
 #include "model/safetensors.h"
 #include "train/checkpoint.h"
-#include "train/fileio.h"
+#include "core/fileio.h"
 
 struct KdRunDir {
   char path[3072];
@@ -48,12 +48,12 @@ KdRunDir *kd_rundir_create(const char *dir, const KdConfig *cfg, KdError *err) {
   set_paths(r);
   char cfgpath[3200];
   snprintf(cfgpath, sizeof cfgpath, "%s/config.json", r->path);
-  if (kd_io_exists(cfgpath)) {
+  if (kd_path_exists(cfgpath)) {
     kd_error(err, "%s already holds a run (use --resume %s to continue it, or another --out)", r->path, r->path);
     free(r);
     return NULL;
   }
-  if (kd_io_mkdir_p(r->ckdir, err) || kd_config_save(cfg, cfgpath, err)) {
+  if (kd_mkdir_p(r->ckdir, err) || kd_config_save(cfg, cfgpath, err)) {
     free(r);
     return NULL;
   }
@@ -65,7 +65,7 @@ KdRunDir *kd_rundir_create(const char *dir, const KdConfig *cfg, KdError *err) {
 static int cut_log(const char *path, int step, int csv, int *dropped, KdError *err) {
   size_t len;
   KdError e2;
-  char *text = kd_io_read_text(path, &len, (size_t)1 << 30, &e2);
+  char *text = kd_read_text(path, &len, (size_t)1 << 30, &e2);
   if (!text) return 0; /* absent: nothing to cut */
   char *out = malloc(len + 1);
   if (!out) {
@@ -97,7 +97,7 @@ static int cut_log(const char *path, int step, int csv, int *dropped, KdError *e
     line_no++;
     p = nl + 1;
   }
-  int rc = kd_io_write_atomic(path, out, o, err);
+  int rc = kd_write_file_atomic(path, out, o, err);
   free(out);
   free(text);
   return rc;
@@ -116,7 +116,7 @@ int kd_rundir_latest_checkpoint(const char *dir) {
     if (sscanf(e->d_name, "step_%d.%63s", &step, tail) == 2 && !strcmp(tail, "safetensors") && step > best) {
       char optim[3400];
       snprintf(optim, sizeof optim, "%s/step_%08d.optim.safetensors", ck, step);
-      if (kd_io_exists(optim)) best = step;
+      if (kd_path_exists(optim)) best = step;
     }
   }
   closedir(d);
@@ -130,7 +130,7 @@ KdRunDir *kd_rundir_resume(const char *dir, int *step, KdError *err) {
   set_paths(r);
   char cfgpath[3200];
   snprintf(cfgpath, sizeof cfgpath, "%s/config.json", dir);
-  if (!kd_io_exists(cfgpath)) {
+  if (!kd_path_exists(cfgpath)) {
     free(r);
     return kd_error(err, "%s: not a run directory (no config.json)", dir), NULL;
   }
@@ -158,12 +158,12 @@ int kd_rundir_event(KdRunDir *r, int step, const char *type, const char *extra_j
   iso_time(t, sizeof t);
   snprintf(line, sizeof line, "{\"step\":%d,\"time\":\"%s\",\"event\":\"%s\"%s%s}", step, t, type, extra_json && *extra_json ? "," : "",
            extra_json ? extra_json : "");
-  return kd_io_append_line(r->events, line, err);
+  return kd_append_line(r->events, line, err);
 }
 
 static int csv_header(KdRunDir *r, KdError *err) {
-  if (kd_io_exists(r->csv)) return 0;
-  return kd_io_append_line(r->csv, "step,name,value", err);
+  if (kd_path_exists(r->csv)) return 0;
+  return kd_append_line(r->csv, "step,name,value", err);
 }
 
 int kd_rundir_log_step(KdRunDir *r, const KdStepStats *st, double data_wait_s, KdError *err) {
@@ -174,13 +174,13 @@ int kd_rundir_log_step(KdRunDir *r, const KdStepStats *st, double data_wait_s, K
   for (int i = 0; i < st->nparts && n < (int)sizeof line - 128; i++)
     n += snprintf(line + n, sizeof line - (size_t)n, "%s\"%s\":%.7g", i ? "," : "", st->parts[i].name, st->parts[i].value);
   snprintf(line + n, sizeof line - (size_t)n, "}}");
-  if (kd_io_append_line(r->metrics, line, err) || csv_header(r, err)) return -1;
+  if (kd_append_line(r->metrics, line, err) || csv_header(r, err)) return -1;
   /* Tidy CSV: one row per value. */
   char rows[8192];
   n = snprintf(rows, sizeof rows, "%d,loss,%.7g\n%d,lr,%.7g\n%d,grad_norm,%.7g", st->step, st->loss, st->step, st->lr, st->step, st->grad_norm);
   for (int i = 0; i < st->nparts && n < (int)sizeof rows - 128; i++)
     n += snprintf(rows + n, sizeof rows - (size_t)n, "\n%d,%s,%.7g", st->step, st->parts[i].name, st->parts[i].value);
-  return kd_io_append_line(r->csv, rows, err);
+  return kd_append_line(r->csv, rows, err);
 }
 
 int kd_rundir_log_eval(KdRunDir *r, int step, const char *split, const double *stats, int nstats, double seconds, KdError *err) {
@@ -190,12 +190,12 @@ int kd_rundir_log_eval(KdRunDir *r, int step, const char *split, const double *s
   int n = snprintf(line, sizeof line, "{\"step\":%d,\"time\":\"%s\",\"eval\":{\"split\":\"%s\",\"seconds\":%.2f", step, t, split, seconds);
   for (int i = 0; i < nstats && i < 12; i++) n += snprintf(line + n, sizeof line - (size_t)n, ",\"%s\":%.6f", names[i], stats[i]);
   snprintf(line + n, sizeof line - (size_t)n, "}}");
-  if (kd_io_append_line(r->metrics, line, err) || csv_header(r, err)) return -1;
+  if (kd_append_line(r->metrics, line, err) || csv_header(r, err)) return -1;
   char rows[2048];
   n = 0;
   for (int i = 0; i < nstats && i < 12; i++)
     n += snprintf(rows + n, sizeof rows - (size_t)n, "%s%d,eval.%s.%s,%.6f", i ? "\n" : "", step, split, names[i], stats[i]);
-  return kd_io_append_line(r->csv, rows, err);
+  return kd_append_line(r->csv, rows, err);
 }
 
 void kd_rundir_checkpoint_paths(const KdRunDir *r, int step, char *weights, char *optim, size_t len) {

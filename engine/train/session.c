@@ -10,7 +10,7 @@
 #include "distill/distiller.h"
 #include "model/safetensors.h"
 #include "train/checkpoint.h"
-#include "train/fileio.h"
+#include "core/fileio.h"
 #include "train/settings.h"
 
 struct KdSession {
@@ -174,7 +174,7 @@ int kd_session_step(KdSession *s, KdStepStats *st, KdError *err) {
   if (!b) return kd_error(err, "the training loader ended");
   if (b->warnings) {
     char esc[1800], extra[2048];
-    kd_io_json_escape(b->warnings, esc, sizeof esc);
+    kd_json_escape(b->warnings, esc, sizeof esc);
     snprintf(extra, sizeof extra, "\"message\":\"%s\"", esc);
     kd_rundir_event(s->run, kd_session_steps_done(s), "data_warning", extra, NULL);
   }

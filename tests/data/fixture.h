@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/fileio.h"
+#include "core/fileio.h"
 #include "data/jpeg.h"
 
 static char fx_dir[512];

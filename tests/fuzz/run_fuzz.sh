@@ -26,7 +26,7 @@ flags="-g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -fsanitize=fuzzer,address,u
 flags="$flags -I$root/engine $(pkg-config --cflags libcjson libturbojpeg)"
 libs="$(pkg-config --libs libcjson libturbojpeg zlib) -lm -lpthread"
 srcs=""
-for s in core/error.c core/rng.c data/fileio.c data/dataset.c data/coco.c data/jpeg.c data/transform.c; do
+for s in core/error.c core/rng.c core/fileio.c data/dataset.c data/coco.c data/jpeg.c data/transform.c; do
   srcs="$srcs $root/engine/$s"
 done
 mkdir -p "$artifacts"

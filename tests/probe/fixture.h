@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "data/fashion.h"
-#include "data/fileio.h"
+#include "core/fileio.h"
 #include "distill/method.h"
 #include "model/safetensors.h"
 #include "train/session.h"

@@ -15,7 +15,7 @@
 #include "model/safetensors.h"
 #include "probe/publish.h"
 #include "probe/snapfile.h"
-#include "train/fileio.h"
+#include "core/fileio.h"
 
 static KdSnapshot *make_snap(int step) {
   KdSnapshot *s = kd_snapshot_new();
@@ -106,8 +106,8 @@ static void test_roundtrip(void) {
   kd_safetensors_close(st);
   /* bad files: truncated, not a snapshot, missing */
   size_t len;
-  char *all = kd_io_read_text(fx_path("a.safetensors"), &len, 1 << 24, &e);
-  CHECK(all && kd_io_write_atomic(fx_path("cut.safetensors"), all, len - 10, &e) == 0);
+  char *all = kd_read_text(fx_path("a.safetensors"), &len, 1 << 24, &e);
+  CHECK(all && kd_write_file_atomic(fx_path("cut.safetensors"), all, len - 10, &e) == 0);
   free(all);
   CHECK(kd_snapshot_read_file(fx_path("cut.safetensors"), &r, &e) == -1 && r == NULL && strstr(e.msg, "cut.safetensors"));
   const float one = 1;

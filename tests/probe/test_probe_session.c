@@ -15,7 +15,7 @@
 #include "fixture.h"
 #include "probe/prober.h"
 #include "probe/snapfile.h"
-#include "train/fileio.h"
+#include "core/fileio.h"
 #include "train/settings.h"
 
 static FxModels M;
@@ -310,7 +310,7 @@ static void check_hook_error(KdSession *ss, KdConfig *c) {
   CHECK_MSG(strstr(kd_prober_error(p, msg, sizeof msg), "snapshots") != NULL, "error: %s", msg);
   CHECK(kd_prober_stats(p).captures == 3);
   size_t len;
-  char *txt = kd_io_read_text(events, &len, 1 << 20, &e);
+  char *txt = kd_read_text(events, &len, 1 << 20, &e);
   int n = 0;
   for (char *q = txt; q && (q = strstr(q, "probe_error")); q++) n++;
   CHECK_MSG(n == 1, "%d probe_error events", n);
@@ -322,7 +322,7 @@ static void check_hook_error(KdSession *ss, KdConfig *c) {
   p = kd_prober_new(NULL, &pc, &e);
   for (int k = 0; p && k < 3; k++) kd_prober_run_hook(p, ss, &st);
   CHECK(p && strstr(kd_prober_error(p, msg, sizeof msg), "500") && kd_prober_stats(p).captures == 0);
-  txt = kd_io_read_text(events, &len, 1 << 20, &e);
+  txt = kd_read_text(events, &len, 1 << 20, &e);
   n = 0;
   for (char *q = txt; q && (q = strstr(q, "probe_error")); q++) n++;
   CHECK_MSG(n == 2, "%d probe_error events", n);

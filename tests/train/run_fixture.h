@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "data/fashion.h"
-#include "train/fileio.h"
+#include "core/fileio.h"
 #include "train/session.h"
 
 static inline int fixture_have_source(void) {
@@ -79,7 +79,7 @@ static inline cJSON **fixture_jsonl(const char *run, const char *name, int *n) {
   snprintf(path, sizeof path, "%s/%s", run, name);
   *n = 0;
   size_t len;
-  char *text = kd_io_read_text(path, &len, (size_t)1 << 30, NULL);
+  char *text = kd_read_text(path, &len, (size_t)1 << 30, NULL);
   if (!text) return NULL;
   int cap = 16;
   cJSON **v = malloc((size_t)cap * sizeof *v);

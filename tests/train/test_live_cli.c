@@ -231,7 +231,7 @@ int main(int argc, char **argv) {
   /* metrics.csv: one loss row per step, one header. */
   snprintf(text, sizeof text, "%s/metrics.csv", runs);
   size_t len;
-  char *csv = kd_io_read_text(text, &len, (size_t)1 << 30, NULL);
+  char *csv = kd_read_text(text, &len, (size_t)1 << 30, NULL);
   CHECK(csv != NULL);
   int rows = 0, headers = 0, prev = 0, csv_ok = 1;
   for (char *p = csv; p && *p;) {
@@ -270,7 +270,7 @@ int main(int argc, char **argv) {
   CHECK(count == 1 && e && (int)fixture_num(e, "step") == STEPS);
   cJSON_Delete(e);
   snprintf(text, sizeof text, "%s/checkpoints/step_%08d.safetensors", runs, STEPS);
-  CHECK(kd_io_exists(text));
+  CHECK(kd_path_exists(text));
   CHECK(kd_rundir_latest_checkpoint(runs) == STEPS);
 
   if (!check_failures) fixture_rmrf(tmp);

@@ -207,7 +207,7 @@ int main(void) {
   fixture_jsonl_free(mt, n);
   char ck[4400];
   snprintf(ck, sizeof ck, "%s/checkpoints/step_%08d.safetensors", out, final_step);
-  CHECK(kd_io_exists(ck));
+  CHECK(kd_path_exists(ck));
 
   kd_run_free(run);
   kd_config_free(cfg);

@@ -47,7 +47,7 @@ static int have(const char *tool) {
 }
 
 static char *slurp(const char *path, size_t *len) {
-  return kd_io_read_text(path, len, (size_t)1 << 28, NULL);
+  return kd_read_text(path, len, (size_t)1 << 28, NULL);
 }
 
 /* ---- every figure to PDF and SVG ---- */

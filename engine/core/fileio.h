@@ -1,4 +1,4 @@
-/* Small file-system helpers for the data layer: whole-file reads with a size
+/* Small file-system helpers for the engine: whole-file reads with a size
  * cap, writes that report errors with the path, mkdir -p, and removal of a
  * directory tree the data layer itself created (temp build directories). */
 #ifndef KD_FILEIO_H
@@ -19,7 +19,8 @@ int kd_read_file(const char *path, size_t max_bytes, uint8_t **buf, size_t *cap,
 /* Creates or truncates path and writes len bytes. */
 int kd_write_file(const char *path, const void *data, size_t len, KdError *err);
 
-/* Writes to "<path>.tmp.<pid>" then renames over path. */
+/* Writes "<path>.tmp.<pid>", fsyncs it and renames it over path: a kill
+ * at any moment leaves the old file or the new one, never half of one. */
 int kd_write_file_atomic(const char *path, const void *data, size_t len, KdError *err);
 
 /* mkdir -p with mode 0755; existing directories are fine. */
@@ -39,5 +40,15 @@ int kd_path_exists(const char *path);
 /* Appends printable text for a byte string that may hold anything: bytes
  * outside printable ASCII become \xNN. Used to name files in errors. */
 void kd_escape_name(const char *name, char *out, size_t out_len);
+
+/* A whole text file, NUL-terminated (len excludes the NUL); refuses files
+ * over max bytes. Errors name the path. */
+char *kd_read_text(const char *path, size_t *len, size_t max, KdError *err);
+/* Appends one line ('\n' added) with a single write(2) on an O_APPEND fd,
+ * so concurrent appenders and a kill never leave half a line. */
+int kd_append_line(const char *path, const char *line, KdError *err);
+/* s as the inside of a JSON string (quotes, backslashes, control bytes
+ * escaped); truncated to fit out. */
+void kd_json_escape(const char *s, char *out, size_t len);
 
 #endif
