@@ -22,7 +22,17 @@ for d in sorted(glob.glob(os.path.join(out, "*-seed*"))):
             if "eval" in j:
                 ev = j["eval"]
     t = None
-    if os.path.exists(d + ".time"):
+    # wall time: from the run's first to its last event
+    try:
+        with open(os.path.join(d, "events.jsonl")) as f:
+            ev_lines = [json.loads(x) for x in f if x.strip()]
+        import datetime
+        ts = [datetime.datetime.fromisoformat(e["time"].replace("Z", "+00:00")) for e in ev_lines if "time" in e]
+        if len(ts) > 1:
+            t = (max(ts) - min(ts)).total_seconds()
+    except (OSError, ValueError, KeyError):
+        pass
+    if t is None and os.path.exists(d + ".time"):
         with open(d + ".time") as f:
             try:
                 t = float(f.read().split()[-1])
