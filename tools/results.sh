@@ -6,34 +6,42 @@
 # Runs are skipped when their directory already holds a finished run, so
 # the script can be re-run after an interruption (--resume continues them).
 set -eu
+finished() { grep -q '"event":"finish"' "$1/events.jsonl" 2>/dev/null; }
+run_one() {
+  m=$1 s=$2 dir="$out/$1-seed$2"
+  threads=$((2 / jobs)); [ "$threads" -ge 1 ] || threads=1
+  common="--quiet --steps $steps --set train.seed=$s --set train.threads=$threads --set train.eval_every=0"
+  if [ -f "$dir/config.json" ]; then
+    set -- distill --resume "$dir" $common
+  elif [ "$m" = baseline ]; then
+    set -- distill --out "$dir" $common --set distill.methods=
+  else
+    set -- distill --out "$dir" $common --set distill.methods="$m"
+  fi
+  /usr/bin/time -f "%e %U" -o "$dir.time" "$bin" "$@" > "$dir.log" 2>&1 || true
+}
+if [ "${1:-}" = __one ]; then
+  run_one "$2" "$3"
+  exit 0
+fi
 out=${1:?usage: tools/results.sh OUT_DIR [STEPS] [SEEDS] [JOBS]}
 steps=${2:-6000}
 seeds=${3:-"1 2 3"}
 jobs=${4:-1}
 here=$(cd "$(dirname "$0")/.." && pwd)
-bin="$here/build/app/kdscope"
-methods="baseline fitnet defeat fgd pkd cwd logitkd"
+# KDSCOPE_BIN: a frozen copy of the binary, so that rebuilding the tree
+# mid-table does not change the runs still to come.
+bin="${KDSCOPE_BIN:-$here/build/app/kdscope}"
+methods=${KDSCOPE_METHODS:-"baseline fitnet defeat fgd pkd cwd logitkd"}
 mkdir -p "$out"
-run_one() {
-  m=$1 s=$2 dir="$out/$1-seed$2"
-  if grep -q '"event":"finish"' "$dir/events.jsonl" 2>/dev/null; then return 0; fi
-  threads=$((2 / jobs)); [ "$threads" -ge 1 ] || threads=1
-  common="--quiet --steps $steps --set train.seed=$s --set train.threads=$threads --set train.eval_every=0"
-  if [ -f "$dir/config.json" ]; then
-    /usr/bin/time -f "%e" -o "$dir.time" "$bin" distill --resume "$dir" $common > "$dir.log" 2>&1 || true
-  elif [ "$m" = baseline ]; then
-    /usr/bin/time -f "%e" -o "$dir.time" "$bin" distill --out "$dir" $common --set distill.methods= > "$dir.log" 2>&1 || true
-  else
-    /usr/bin/time -f "%e" -o "$dir.time" "$bin" distill --out "$dir" $common --set distill.methods=$m > "$dir.log" 2>&1 || true
-  fi
-}
-i=0
+# A pool of JOBS workers (xargs -P) over the runs still to do, seed by
+# seed, so a finished or fast run never holds a core idle.
+pending=""
 for s in $seeds; do
   for m in $methods; do
-    run_one "$m" "$s" &
-    i=$((i + 1))
-    if [ $((i % jobs)) -eq 0 ]; then wait; fi
+    finished "$out/$m-seed$s" || pending="$pending $m $s"
   done
 done
-wait
+export out steps jobs bin
+[ -z "$pending" ] || printf '%s\n' $pending | xargs -n 2 -P "$jobs" sh "$0" __one
 /usr/bin/python3 "$here/tools/results_table.py" "$out" "$steps"
