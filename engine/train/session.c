@@ -81,6 +81,31 @@ static int open_teacher(KdSession *s, KdError *err) {
   return 0;
 }
 
+/* Settings given on resume that are not live (--steps, --set of a fixed
+ * key) change the run from here on: config.json records them, so a later
+ * resume or a window following the run sees the same schedule. */
+static int persist_resume_config(KdSession *s, const char *dir, int step, KdError *err) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/config.json", dir);
+  size_t n = 0;
+  char *stored = kd_read_text(path, &n, 1 << 20, err);
+  char *now = kd_config_to_json(s->cfg);
+  int rc = 0;
+  if (!stored || !now) {
+    rc = stored ? kd_error(err, "out of memory") : -1;
+  } else {
+    while (n > 0 && stored[n - 1] == '\n') stored[--n] = 0;
+    if (strcmp(stored, now)) {
+      char extra[96];
+      snprintf(extra, sizeof extra, "\"steps\":%d", kd_config_int(s->cfg, "train.steps"));
+      rc = kd_config_save(s->cfg, path, err) || kd_rundir_event(s->run, step, "config", extra, err) ? -1 : 0;
+    }
+  }
+  free(stored);
+  free(now);
+  return rc;
+}
+
 static int resume_state(KdSession *s, int step, KdError *err) {
   if (step == 0) return 0;
   char w[3400], o[3400];
@@ -128,7 +153,7 @@ KdSession *kd_session_open(KdConfig *cfg, const KdSessionOpts *o, KdError *err) 
   if (!s->trainer) goto fail;
   if (o->resume_dir) {
     s->run = kd_rundir_resume(o->resume_dir, &start, err);
-    if (!s->run || resume_state(s, start, err)) goto fail;
+    if (!s->run || resume_state(s, start, err) || persist_resume_config(s, o->resume_dir, start, err)) goto fail;
   } else {
     s->run = kd_rundir_create(o->out_dir, cfg, err);
     if (!s->run) goto fail;

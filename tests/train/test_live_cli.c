@@ -273,6 +273,26 @@ int main(int argc, char **argv) {
   CHECK(kd_path_exists(text));
   CHECK(kd_rundir_latest_checkpoint(runs) == STEPS);
 
+  /* 9. A finished run extended with --steps: config.json records the new
+   *    schedule (a later plain resume keeps it), the steps go on from
+   *    STEPS, and a "config" event marks the change. */
+  char more[16];
+  snprintf(more, sizeof more, "%d", STEPS + 3);
+  expect("extend the run", KD("distill", "--resume", runs, "--steps", more, "--quiet"), 0, "");
+  snprintf(text, sizeof text, "%s/config.json", runs);
+  char *cfgtext = kd_read_text(text, &len, 1 << 20, NULL);
+  cJSON *cj = cfgtext ? cJSON_Parse(cfgtext) : NULL;
+  free(cfgtext);
+  CHECK(cj && (int)fixture_num(cJSON_GetObjectItemCaseSensitive(cj, "train"), "steps") == STEPS + 3);
+  cJSON_Delete(cj);
+  CHECK_MSG(last_metric_step() == STEPS + 3, "extended run ended at step %d", last_metric_step());
+  e = find_event("config", NULL, &count);
+  CHECK(count == 1 && e && (int)fixture_num(e, "step") == STEPS && (int)fixture_num(e, "steps") == STEPS + 3);
+  cJSON_Delete(e);
+  expect("resume the extended run", KD("distill", "--resume", runs, "--quiet"), 0, "");
+  cJSON_Delete(find_event("config", NULL, &count));
+  CHECK_MSG(count == 1, "a plain resume rewrote config.json (%d config events)", count);
+
   if (!check_failures) fixture_rmrf(tmp);
   else fprintf(stderr, "test_live_cli: kept %s for inspection\n", tmp);
   return check_status("test_live_cli");
