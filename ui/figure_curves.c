@@ -170,13 +170,21 @@ static void draw_series(cairo_t *cr, const KdFigStyle *st, const KdFigPlot *p, c
     kd_fig_set_dash(cr, smooth ? 0 : s->dash, lw);
     stroke_series(cr, px, py, idx, m);
     if (s->points && !smooth) {
+      /* A dot on the frame (the last evaluation sits at the x range's end)
+       * is drawn whole: the clip grows by the dot's radius. */
+      double rad = lw * 1.3;
+      cairo_save(cr);
+      cairo_reset_clip(cr);
+      cairo_rectangle(cr, g->plot.x - rad, g->plot.y - rad, g->plot.w + 2 * rad, g->plot.h + 2 * rad);
+      cairo_clip(cr);
       for (size_t k = 0; k < m; k++) {
         size_t i = idx[k];
         if (!isfinite(px[i]) || !isfinite(py[i])) continue;
         cairo_new_sub_path(cr);
-        cairo_arc(cr, px[i], py[i], lw * 1.3, 0, 2 * M_PI);
+        cairo_arc(cr, px[i], py[i], rad, 0, 2 * M_PI);
       }
       cairo_fill(cr);
+      cairo_restore(cr);
     }
   }
   if (smooth) {
