@@ -10,7 +10,7 @@ finished() { grep -q '"event":"finish"' "$1/events.jsonl" 2>/dev/null; }
 run_one() {
   m=$1 s=$2 dir="$out/$1-seed$2"
   threads=$((2 / jobs)); [ "$threads" -ge 1 ] || threads=1
-  common="--quiet --steps $steps --set train.seed=$s --set train.threads=$threads --set train.eval_every=0"
+  common="--quiet --steps $steps --set train.seed=$s --set train.threads=$threads --set train.eval_every=0 --set probe.budget=0"
   if [ -f "$dir/config.json" ]; then
     set -- distill --resume "$dir" $common
   elif [ "$m" = baseline ]; then
