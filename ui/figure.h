@@ -84,6 +84,11 @@ typedef struct KdFigPanel {
   /* Preferred height in points for a width in points (the fixed layout). */
   double (*height_for_width)(double w, const KdFigStyle *st, const void *spec);
   const void *spec;
+  /* Optional: what lies under (x, y) (points, in the rectangle r the panel
+   * was drawn in) as one line of text for a hover readout; 0 when nothing
+   * there has a value. */
+  int (*pick)(KdFigRect r, const KdFigStyle *st, const void *spec, double x, double y, char *out,
+              size_t len);
 } KdFigPanel;
 
 void kd_fig_style_default(KdFigStyle *st);
@@ -99,6 +104,11 @@ void kd_fig_palette(int index, double rgb[3]);
  * point for the screen and for every export. */
 void kd_fig_paint(cairo_t *cr, const KdFigPanel *p, const KdFigStyle *st, double width_pt,
                   double height_pt, double scale);
+
+/* The pick of a panel painted by kd_fig_paint at width_pt x height_pt:
+ * fills out and returns 1 when the point has a value to show. */
+int kd_fig_pick(const KdFigPanel *p, const KdFigStyle *st, double width_pt, double height_pt,
+                double x, double y, char *out, size_t len);
 
 /* ---- image with boxes --------------------------------------------------- */
 
@@ -156,6 +166,10 @@ typedef struct KdFigMaps {
 void kd_fig_maps_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFigMaps *m);
 double kd_fig_maps_height(double w, const KdFigStyle *st, const KdFigMaps *m);
 KdFigPanel kd_fig_maps_panel(const KdFigMaps *m);
+/* "(x col, y row) of WxH: title value; ..." for the cell under (x, y) in r,
+ * with the values of every map of that size at the same cell. */
+int kd_fig_maps_pick(KdFigRect r, const KdFigStyle *st, const KdFigMaps *m, double x, double y,
+                     char *out, size_t len);
 
 /* The value range a group resolves to over the given maps (what the
  * colorbar shows): fixed, or the data's min/max. Returns 0, or -1 when no

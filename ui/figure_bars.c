@@ -184,5 +184,5 @@ static double bars_height_v(double w, const KdFigStyle *st, const void *spec) {
   return kd_fig_bars_height(w, st, spec);
 }
 KdFigPanel kd_fig_bars_panel(const KdFigBars *b) {
-  return (KdFigPanel){bars_draw_v, bars_height_v, b};
+  return (KdFigPanel){bars_draw_v, bars_height_v, b, NULL};
 }

@@ -305,7 +305,7 @@ static double plot_height_v(double w, const KdFigStyle *st, const void *spec) {
   return kd_fig_plot_height(w, st, spec);
 }
 KdFigPanel kd_fig_plot_panel(const KdFigPlot *p) {
-  return (KdFigPanel){plot_draw_v, plot_height_v, p};
+  return (KdFigPanel){plot_draw_v, plot_height_v, p, NULL};
 }
 
 /* ---- loss over AP ---- */
@@ -338,34 +338,99 @@ static void shared_x(const KdFigCurves *c, double w, const KdFigStyle *st, KdFig
   kd_fig_axis_setup(x, lo, hi, logx, clampi((int)(w / (st->font_pt * 4.5)), 3, 10), 0);
 }
 
-void kd_fig_curves_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFigCurves *c) {
-  KdFigStyle tmp;
-  st = kd_fig_style_or_default(st, &tmp);
+/* Both charts' rectangles and geometry for r (shared by draw and pick). */
+typedef struct CurvesGeom {
+  KdFigRect r1, r2;
+  KdFigKey k1[MAX_KEYS], k2[MAX_KEYS];
+  char n1[64], n2[64];
+  int nk1, nk2;
+  PlotGeom g1, g2;
+} CurvesGeom;
+
+static void curves_geom(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFigCurves *c, CurvesGeom *G) {
   double h_loss, h_ap;
   double total = curves_split(st, c, r.w, &h_loss, &h_ap);
   double k = total > 0 ? (r.h - st->font_pt * 0.5) / total : 1; /* fill what we were given */
-  KdFigRect r1 = {r.x, r.y, r.w, h_loss * k};
-  KdFigRect r2 = {r.x, r.y + h_loss * k + st->font_pt * 0.5, r.w, h_ap * k};
-  KdFigKey k1[MAX_KEYS], k2[MAX_KEYS];
-  char n1[64], n2[64];
-  int nk1 = c->loss.no_legend ? 0 : plot_keys(&c->loss, k1, n1, sizeof n1);
-  int nk2 = c->ap.no_legend ? 0 : plot_keys(&c->ap, k2, n2, sizeof n2);
+  G->r1 = (KdFigRect){r.x, r.y, r.w, h_loss * k};
+  G->r2 = (KdFigRect){r.x, r.y + h_loss * k + st->font_pt * 0.5, r.w, h_ap * k};
+  G->nk1 = c->loss.no_legend ? 0 : plot_keys(&c->loss, G->k1, G->n1, sizeof G->n1);
+  G->nk2 = c->ap.no_legend ? 0 : plot_keys(&c->ap, G->k2, G->n2, sizeof G->n2);
   /* Both charts get the wider left margin so the x axes align. */
-  PlotGeom g1, g2;
   KdFigAxis x;
   shared_x(c, r.w, st, &x);
-  plot_layout(cr, st, &c->loss, r1, k1, nk1, 0, &x, 0, &g1);
-  plot_layout(cr, st, &c->ap, r2, k2, nk2, 1, &x, 0, &g2);
-  double left = fmax(kd_fig_axis_left_margin(cr, st, &g1.y, c->loss.ylabel),
-                     kd_fig_axis_left_margin(cr, st, &g2.y, c->ap.ylabel));
-  plot_layout(cr, st, &c->loss, r1, k1, nk1, 0, &x, left, &g1);
-  plot_layout(cr, st, &c->ap, r2, k2, nk2, 1, &x, left, &g2);
-  plot_render(cr, st, &c->loss, r1, &g1, k1, nk1, 1, 0);
-  plot_render(cr, st, &c->ap, r2, &g2, k2, nk2, 0, 1);
+  plot_layout(cr, st, &c->loss, G->r1, G->k1, G->nk1, 0, &x, 0, &G->g1);
+  plot_layout(cr, st, &c->ap, G->r2, G->k2, G->nk2, 1, &x, 0, &G->g2);
+  double left = fmax(kd_fig_axis_left_margin(cr, st, &G->g1.y, c->loss.ylabel),
+                     kd_fig_axis_left_margin(cr, st, &G->g2.y, c->ap.ylabel));
+  plot_layout(cr, st, &c->loss, G->r1, G->k1, G->nk1, 0, &x, left, &G->g1);
+  plot_layout(cr, st, &c->ap, G->r2, G->k2, G->nk2, 1, &x, left, &G->g2);
+}
+
+void kd_fig_curves_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFigCurves *c) {
+  KdFigStyle tmp;
+  st = kd_fig_style_or_default(st, &tmp);
+  CurvesGeom G;
+  curves_geom(cr, r, st, c, &G);
+  plot_render(cr, st, &c->loss, G.r1, &G.g1, G.k1, G.nk1, 1, 0);
+  plot_render(cr, st, &c->ap, G.r2, &G.g2, G.k2, G.nk2, 0, 1);
   if (st->panel_letters) {
-    kd_fig_panel_letter(cr, st, (KdFigRect){r1.x, r1.y, 0, 0}, 0);
-    kd_fig_panel_letter(cr, st, (KdFigRect){r2.x, r2.y, 0, 0}, 1);
+    kd_fig_panel_letter(cr, st, (KdFigRect){G.r1.x, G.r1.y, 0, 0}, 0);
+    kd_fig_panel_letter(cr, st, (KdFigRect){G.r2.x, G.r2.y, 0, 0}, 1);
   }
+}
+
+/* The sample of s nearest to step x (s->x ascending, as logs are). */
+static size_t nearest_sample(const KdFigSeries *s, double x) {
+  size_t lo = 0, hi = s->n;
+  while (hi - lo > 1) {
+    size_t mid = (lo + hi) / 2;
+    if ((s->x ? s->x[mid] : (double)mid) <= x) lo = mid;
+    else hi = mid;
+  }
+  if (lo + 1 < s->n) {
+    double a = s->x ? s->x[lo] : (double)lo, b = s->x ? s->x[lo + 1] : (double)(lo + 1);
+    if (fabs(b - x) < fabs(x - a)) lo++;
+  }
+  return lo;
+}
+
+/* "step S: name value, ..." for the samples of every series nearest to the
+ * step under x; the chart is p drawn with geometry g. */
+static int plot_pick(const KdFigPlot *p, const PlotGeom *g, double x, double y, char *out, size_t len) {
+  if (x < g->plot.x || x > g->plot.x + g->plot.w || y < g->plot.y || y > g->plot.y + g->plot.h) return 0;
+  double t = (x - g->plot.x) / g->plot.w;
+  double step = g->x.log ? pow(10, log10(g->x.lo) + t * (log10(g->x.hi) - log10(g->x.lo))) : g->x.lo + t * (g->x.hi - g->x.lo);
+  /* Report the logged step nearest to the pointer (of the first series with
+   * data), then each series' value at its sample nearest that step. */
+  double at = NAN;
+  for (int i = 0; i < p->nseries && isnan(at); i++) {
+    const KdFigSeries *s = &p->series[i];
+    if (s->n > 0 && s->y) {
+      size_t k = nearest_sample(s, step);
+      at = s->x ? s->x[k] : (double)k;
+    }
+  }
+  if (isnan(at)) return 0;
+  size_t used = (size_t)snprintf(out, len, "step %.0f:", at);
+  for (int i = 0; i < p->nseries && used < len; i++) {
+    const KdFigSeries *s = &p->series[i];
+    if (s->n == 0 || !s->y || !s->name) continue;
+    size_t k = nearest_sample(s, at);
+    double sx = s->x ? s->x[k] : (double)k;
+    if (fabs(sx - at) > fmax(1.0, 0.02 * (g->x.hi - g->x.lo))) continue; /* no sample near this step */
+    used += (size_t)snprintf(out + used, len - used, "%s %s %.4g", i ? "," : "", s->name, s->y[k]);
+  }
+  return 1;
+}
+
+static int curves_pick_v(KdFigRect r, const KdFigStyle *st, const void *spec, double x, double y, char *out,
+                         size_t len) {
+  const KdFigCurves *c = spec;
+  cairo_t *cr = kd_fig_measure_cr(st);
+  CurvesGeom G;
+  curves_geom(cr, r, st, c, &G);
+  cairo_destroy(cr);
+  return plot_pick(&c->loss, &G.g1, x, y, out, len) || plot_pick(&c->ap, &G.g2, x, y, out, len);
 }
 
 static void curves_draw_v(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const void *spec) {
@@ -375,7 +440,7 @@ static double curves_height_v(double w, const KdFigStyle *st, const void *spec) 
   return kd_fig_curves_height(w, st, spec);
 }
 KdFigPanel kd_fig_curves_panel(const KdFigCurves *c) {
-  return (KdFigPanel){curves_draw_v, curves_height_v, c};
+  return (KdFigPanel){curves_draw_v, curves_height_v, c, curves_pick_v};
 }
 
 /* ---- fg/bg gradient magnitude by source ---- */
@@ -447,6 +512,31 @@ static void grad_draw_v(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const vo
 static double grad_height_v(double w, const KdFigStyle *st, const void *spec) {
   return kd_fig_gradcurves_height(w, st, spec);
 }
+/* "step S: source fg a bg b, ..." at the snapshot nearest the pointer. */
+static int grad_pick_v(KdFigRect r, const KdFigStyle *st, const void *spec, double x, double y, char *out,
+                       size_t len) {
+  const KdFigGradCurves *g = spec;
+  KdFigSeries ser[2 * MAX_SOURCES];
+  KdFigKey keys[MAX_SOURCES + 3];
+  KdFigPlot p;
+  char note[64];
+  int nk = grad_plot(g, ser, &p, keys, note);
+  cairo_t *cr = kd_fig_measure_cr(st);
+  PlotGeom geo;
+  plot_layout(cr, st, &p, r, keys, nk, 1, NULL, 0, &geo);
+  cairo_destroy(cr);
+  if (g->n == 0 || p.nseries == 0 || x < geo.plot.x || x > geo.plot.x + geo.plot.w || y < geo.plot.y ||
+      y > geo.plot.y + geo.plot.h)
+    return 0;
+  double t = (x - geo.plot.x) / geo.plot.w;
+  size_t k = nearest_sample(&ser[0], geo.x.lo + t * (geo.x.hi - geo.x.lo));
+  size_t used = (size_t)snprintf(out, len, "step %.0f:", g->step[k]);
+  for (int s = 0; s < p.nseries / 2 && used < len; s++)
+    used += (size_t)snprintf(out + used, len - used, "%s %s fg %.3g bg %.3g", s ? "," : "", g->sources[s], g->fg[s][k],
+                             g->bg[s][k]);
+  return 1;
+}
+
 KdFigPanel kd_fig_gradcurves_panel(const KdFigGradCurves *g) {
-  return (KdFigPanel){grad_draw_v, grad_height_v, g};
+  return (KdFigPanel){grad_draw_v, grad_height_v, g, grad_pick_v};
 }

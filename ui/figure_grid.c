@@ -235,5 +235,5 @@ static double grid_height_v(double w, const KdFigStyle *st, const void *spec) {
   return kd_fig_grid_height(w, st, spec);
 }
 KdFigPanel kd_fig_grid_panel(const KdFigGrid *g) {
-  return (KdFigPanel){grid_draw_v, grid_height_v, g};
+  return (KdFigPanel){grid_draw_v, grid_height_v, g, NULL};
 }

@@ -2,6 +2,7 @@
  * colour ranges and a colorbar per range group, optionally over the probe
  * image. Maps are embedded at native resolution, nearest-neighbour. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "figure_priv.h"
@@ -200,6 +201,43 @@ void kd_fig_maps_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFi
   }
 }
 
+int kd_fig_maps_pick(KdFigRect r, const KdFigStyle *st, const KdFigMaps *m, double x, double y,
+                     char *out, size_t len) {
+  KdFigStyle tmp;
+  st = kd_fig_style_or_default(st, &tmp);
+  MapsLayout L;
+  maps_layout(m, st, r.w, &L);
+  double cy = r.y + L.title_h + L.cell_title_h;
+  if (y < cy || y >= cy + L.cell_h) return 0;
+  for (int i = 0; i < item_count(m); i++) {
+    const KdFigMapItem *it = &m->items[i];
+    double cx = r.x + L.x0 + i * (L.cell_w + L.gap);
+    if (x < cx || x >= cx + L.cell_w || !it->map.v || it->map.w <= 0 || it->map.h <= 0) continue;
+    int col = (int)((x - cx) / L.cell_w * it->map.w), row = (int)((y - cy) / L.cell_h * it->map.h);
+    col = col < it->map.w ? col : it->map.w - 1;
+    row = row < it->map.h ? row : it->map.h - 1;
+    /* Every map of the same size at that cell (teacher, student and gap
+     * side by side are read together), in the figure's order. */
+    size_t used = (size_t)snprintf(out, len, "(x %d, y %d) of %dx%d:", col, row, it->map.w, it->map.h);
+    for (int j = 0; j < item_count(m) && used < len; j++) {
+      const KdFigMapItem *o = &m->items[j];
+      if (!o->map.v || o->map.w != it->map.w || o->map.h != it->map.h) continue;
+      float v = o->map.v[(size_t)row * o->map.w + col];
+      const char *name = o->title && *o->title ? o->title : "value";
+      if (isnan(v)) used += (size_t)snprintf(out + used, len - used, " %s no data;", name);
+      else used += (size_t)snprintf(out + used, len - used, " %s %.4g;", name, v);
+    }
+    if (used > 0 && used < len && out[used - 1] == ';') out[used - 1] = 0;
+    return 1;
+  }
+  return 0;
+}
+
+static int maps_pick_v(KdFigRect r, const KdFigStyle *st, const void *spec, double x, double y, char *out,
+                       size_t len) {
+  return kd_fig_maps_pick(r, st, spec, x, y, out, len);
+}
+
 static void maps_draw_v(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const void *spec) {
   kd_fig_maps_draw(cr, r, st, spec);
 }
@@ -207,5 +245,5 @@ static double maps_height_v(double w, const KdFigStyle *st, const void *spec) {
   return kd_fig_maps_height(w, st, spec);
 }
 KdFigPanel kd_fig_maps_panel(const KdFigMaps *m) {
-  return (KdFigPanel){maps_draw_v, maps_height_v, m};
+  return (KdFigPanel){maps_draw_v, maps_height_v, m, maps_pick_v};
 }

@@ -177,5 +177,5 @@ static double det_height_v(double w, const KdFigStyle *st, const void *spec) {
   return kd_fig_detview_height(w, st, spec);
 }
 KdFigPanel kd_fig_detview_panel(const KdFigDetView *d) {
-  return (KdFigPanel){det_draw_v, det_height_v, d};
+  return (KdFigPanel){det_draw_v, det_height_v, d, NULL};
 }

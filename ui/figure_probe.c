@@ -59,26 +59,41 @@ double kd_fig_attention_height(double w, const KdFigStyle *st, const KdFigAttent
          kd_fig_bars_height(w, st, &p.bars);
 }
 
+/* Where the maps (rm) and the bars (rb) go in r: side by side when wide. */
+static void attn_rects(KdFigRect r, const KdFigStyle *st, const KdFigAttention *a, const AttnParts *p,
+                       KdFigRect *rm, KdFigRect *rb) {
+  double th = kd_fig_title_height(st, a->title);
+  KdFigRect body = {r.x, r.y + th, r.w, r.h - th};
+  if (r.w > WIDE_PT) {
+    split(body, 0.45, st->font_pt, rm, rb);
+    rm->h = kd_fig_maps_height(rm->w, st, &p->maps);
+  } else {
+    double mh = kd_fig_maps_height(r.w, st, &p->maps);
+    *rm = (KdFigRect){body.x, body.y, body.w, mh};
+    *rb = (KdFigRect){body.x, body.y + mh + st->font_pt * 0.6, body.w, body.h - mh - st->font_pt * 0.6};
+  }
+}
+
 void kd_fig_attention_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st,
                            const KdFigAttention *a) {
   KdFigStyle tmp;
   st = kd_fig_style_or_default(st, &tmp);
   AttnParts p;
   attn_parts(a, &p);
-  double th = kd_fig_title_height(st, a->title);
   kd_fig_title(cr, st, r, a->title);
-  KdFigRect body = {r.x, r.y + th, r.w, r.h - th}, rm, rb;
-  if (r.w > WIDE_PT) {
-    split(body, 0.45, st->font_pt, &rm, &rb);
-    rm.h = kd_fig_maps_height(rm.w, st, &p.maps);
-  } else {
-    double mh = kd_fig_maps_height(r.w, st, &p.maps);
-    rm = (KdFigRect){body.x, body.y, body.w, mh};
-    rb = (KdFigRect){body.x, body.y + mh + st->font_pt * 0.6, body.w,
-                     body.h - mh - st->font_pt * 0.6};
-  }
+  KdFigRect rm, rb;
+  attn_rects(r, st, a, &p, &rm, &rb);
   kd_fig_maps_draw(cr, rm, st, &p.maps);
   kd_fig_bars_draw(cr, rb, st, &p.bars);
+}
+
+static int attn_pick_v(KdFigRect r, const KdFigStyle *st, const void *spec, double x, double y, char *out,
+                       size_t len) {
+  AttnParts p;
+  attn_parts(spec, &p);
+  KdFigRect rm, rb;
+  attn_rects(r, st, spec, &p, &rm, &rb);
+  return kd_fig_maps_pick(rm, st, &p.maps, x, y, out, len);
 }
 
 static void attn_draw_v(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const void *spec) {
@@ -88,7 +103,7 @@ static double attn_height_v(double w, const KdFigStyle *st, const void *spec) {
   return kd_fig_attention_height(w, st, spec);
 }
 KdFigPanel kd_fig_attention_panel(const KdFigAttention *a) {
-  return (KdFigPanel){attn_draw_v, attn_height_v, a};
+  return (KdFigPanel){attn_draw_v, attn_height_v, a, attn_pick_v};
 }
 
 /* ---- gradient magnitude by source ---- */
@@ -139,26 +154,42 @@ double kd_fig_gradmaps_height(double w, const KdFigStyle *st, const KdFigGradMap
          (bars ? st->font_pt * 0.6 + kd_fig_bars_height(w, st, &p.bars) : 0);
 }
 
+static void grad_rects(KdFigRect r, const KdFigStyle *st, const KdFigGradMaps *g, const GradParts *p,
+                       KdFigRect *rm, KdFigRect *rb) {
+  double th = kd_fig_title_height(st, g->title);
+  int bars = g->fg_mean && g->bg_mean;
+  KdFigRect body = {r.x, r.y + th, r.w, r.h - th};
+  *rm = body;
+  *rb = (KdFigRect){0, 0, 0, 0};
+  if (r.w > WIDE_PT && bars) {
+    split(body, 0.6, st->font_pt, rm, rb);
+    rm->h = kd_fig_maps_height(rm->w, st, &p->maps);
+  } else if (bars) {
+    rm->h = kd_fig_maps_height(r.w, st, &p->maps);
+    *rb = (KdFigRect){body.x, body.y + rm->h + st->font_pt * 0.6, body.w, body.h - rm->h - st->font_pt * 0.6};
+  }
+}
+
 void kd_fig_gradmaps_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st,
                           const KdFigGradMaps *g) {
   KdFigStyle tmp;
   st = kd_fig_style_or_default(st, &tmp);
   GradParts p;
   grad_parts(g, &p);
-  double th = kd_fig_title_height(st, g->title);
   kd_fig_title(cr, st, r, g->title);
-  int bars = g->fg_mean && g->bg_mean;
-  KdFigRect body = {r.x, r.y + th, r.w, r.h - th}, rm = body, rb = {0, 0, 0, 0};
-  if (r.w > WIDE_PT && bars) {
-    split(body, 0.6, st->font_pt, &rm, &rb);
-    rm.h = kd_fig_maps_height(rm.w, st, &p.maps);
-  } else if (bars) {
-    rm.h = kd_fig_maps_height(r.w, st, &p.maps);
-    rb = (KdFigRect){body.x, body.y + rm.h + st->font_pt * 0.6, body.w,
-                     body.h - rm.h - st->font_pt * 0.6};
-  }
+  KdFigRect rm, rb;
+  grad_rects(r, st, g, &p, &rm, &rb);
   kd_fig_maps_draw(cr, rm, st, &p.maps);
-  if (bars) kd_fig_bars_draw(cr, rb, st, &p.bars);
+  if (g->fg_mean && g->bg_mean) kd_fig_bars_draw(cr, rb, st, &p.bars);
+}
+
+static int grad_pick_v(KdFigRect r, const KdFigStyle *st, const void *spec, double x, double y, char *out,
+                       size_t len) {
+  GradParts p;
+  grad_parts(spec, &p);
+  KdFigRect rm, rb;
+  grad_rects(r, st, spec, &p, &rm, &rb);
+  return kd_fig_maps_pick(rm, st, &p.maps, x, y, out, len);
 }
 
 static void grad_draw_v(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const void *spec) {
@@ -168,5 +199,5 @@ static double grad_height_v(double w, const KdFigStyle *st, const void *spec) {
   return kd_fig_gradmaps_height(w, st, spec);
 }
 KdFigPanel kd_fig_gradmaps_panel(const KdFigGradMaps *g) {
-  return (KdFigPanel){grad_draw_v, grad_height_v, g};
+  return (KdFigPanel){grad_draw_v, grad_height_v, g, grad_pick_v};
 }

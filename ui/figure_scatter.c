@@ -160,5 +160,5 @@ static double scatter_height_v(double w, const KdFigStyle *st, const void *spec)
   return kd_fig_scatter_height(w, st, spec);
 }
 KdFigPanel kd_fig_scatter_panel(const KdFigScatter *s) {
-  return (KdFigPanel){scatter_draw_v, scatter_height_v, s};
+  return (KdFigPanel){scatter_draw_v, scatter_height_v, s, NULL};
 }

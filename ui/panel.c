@@ -5,7 +5,11 @@
 typedef struct {
   const KdsView *view;
   guint paints;
+  char hover[512]; /* the last readout sent, so unchanged ones are not re-sent */
 } KdsPanelPrivate;
+
+enum { SIGNAL_HOVER, N_SIGNALS };
+static guint signals[N_SIGNALS];
 
 static double paint_ms_max, paint_ms_sum;
 static guint paint_n;
@@ -105,6 +109,32 @@ cairo_surface_t *kds_panel_render(KdsPanel *p, double w, double h, double scale)
   return s;
 }
 
+gboolean kds_panel_pick(KdsPanel *p, double x, double y, char *out, size_t len) {
+  KdFigPanel fp;
+  int w = gtk_widget_get_width(GTK_WIDGET(p)), h = gtk_widget_get_height(GTK_WIDGET(p));
+  if (len) out[0] = 0;
+  return kds_panel_build(p, &fp) && kd_fig_pick(&fp, kds_panel_style(), w, h, x, y, out, len);
+}
+
+static void send_hover(KdsPanel *p, const char *text) {
+  KdsPanelPrivate *pv = kds_panel_get_instance_private(p);
+  if (!strcmp(pv->hover, text)) return;
+  g_strlcpy(pv->hover, text, sizeof pv->hover);
+  g_signal_emit(p, signals[SIGNAL_HOVER], 0, text);
+}
+
+static void on_motion(GtkEventControllerMotion *m, double x, double y, gpointer user) {
+  (void)m;
+  char text[512];
+  kds_panel_pick(KDS_PANEL(user), x, y, text, sizeof text);
+  send_hover(KDS_PANEL(user), text);
+}
+
+static void on_leave(GtkEventControllerMotion *m, gpointer user) {
+  (void)m;
+  send_hover(KDS_PANEL(user), "");
+}
+
 static GtkSizeRequestMode kds_panel_request_mode(GtkWidget *w) {
   (void)w;
   return GTK_SIZE_REQUEST_HEIGHT_FOR_WIDTH;
@@ -129,6 +159,16 @@ static void kds_panel_class_init(KdsPanelClass *k) {
   wc->get_request_mode = kds_panel_request_mode;
   wc->measure = kds_panel_measure;
   k->kind = "panel";
+  /* "hover" (const char *text): what lies under the pointer ("" when
+   * nothing or the pointer left), for the window's readout line. */
+  signals[SIGNAL_HOVER] = g_signal_new("hover", G_TYPE_FROM_CLASS(k), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE,
+                                       1, G_TYPE_STRING);
 }
 
-static void kds_panel_init(KdsPanel *p) { gtk_widget_set_hexpand(GTK_WIDGET(p), TRUE); }
+static void kds_panel_init(KdsPanel *p) {
+  gtk_widget_set_hexpand(GTK_WIDGET(p), TRUE);
+  GtkEventController *motion = gtk_event_controller_motion_new();
+  g_signal_connect(motion, "motion", G_CALLBACK(on_motion), p);
+  g_signal_connect(motion, "leave", G_CALLBACK(on_leave), p);
+  gtk_widget_add_controller(GTK_WIDGET(p), motion);
+}

@@ -339,8 +339,15 @@ static GtkWidget *section(const char *title) {
   return l;
 }
 
+static void on_panel_hover(KdsPanel *p, const char *text, gpointer user) {
+  (void)p;
+  KdsWindow *w = user;
+  gtk_label_set_text(GTK_LABEL(w->hover_label), text);
+}
+
 static void add_panel(KdsWindow *w, GtkWidget *grid, KdsPanel *p, int col, int row, int span) {
   kds_panel_set_view(p, &w->view);
+  g_signal_connect(p, "hover", G_CALLBACK(on_panel_hover), w);
   gtk_grid_attach(GTK_GRID(grid), GTK_WIDGET(p), col, row, span, 1);
   g_ptr_array_add(w->panels, p);
 }
@@ -394,11 +401,6 @@ static GtkWidget *build_sidebar(KdsWindow *w) {
     g_signal_connect(checks[i], "toggled", G_CALLBACK(on_view_option), w);
     gtk_box_append(GTK_BOX(box), checks[i]);
   }
-  w->hover_label = gtk_label_new("");
-  gtk_label_set_xalign(GTK_LABEL(w->hover_label), 0);
-  gtk_label_set_wrap(GTK_LABEL(w->hover_label), TRUE);
-  gtk_widget_add_css_class(w->hover_label, "kds-status");
-  gtk_box_append(GTK_BOX(box), w->hover_label);
   GtkWidget *sc = gtk_scrolled_window_new();
   gtk_scrolled_window_set_policy(GTK_SCROLLED_WINDOW(sc), GTK_POLICY_NEVER, GTK_POLICY_AUTOMATIC);
   gtk_scrolled_window_set_child(GTK_SCROLLED_WINDOW(sc), box);
@@ -439,8 +441,17 @@ static GtkWidget *build_main(KdsWindow *w) {
   gtk_box_append(GTK_BOX(tl), w->timeline);
   gtk_box_append(GTK_BOX(tl), w->timeline_label);
   gtk_box_append(GTK_BOX(tl), w->live_check);
+  /* One line under the panels: what the pointer is over (and short
+   * notices). It never wraps, so moving the pointer never moves the panels. */
+  w->hover_label = gtk_label_new("");
+  gtk_label_set_xalign(GTK_LABEL(w->hover_label), 0);
+  gtk_label_set_ellipsize(GTK_LABEL(w->hover_label), PANGO_ELLIPSIZE_END);
+  gtk_label_set_single_line_mode(GTK_LABEL(w->hover_label), TRUE);
+  gtk_widget_add_css_class(w->hover_label, "kds-status");
+  gtk_widget_add_css_class(w->hover_label, "kds-readout");
   GtkWidget *v = gtk_box_new(GTK_ORIENTATION_VERTICAL, 0);
   gtk_box_append(GTK_BOX(v), sc);
+  gtk_box_append(GTK_BOX(v), w->hover_label);
   gtk_box_append(GTK_BOX(v), tl);
   GtkWidget *paned = gtk_paned_new(GTK_ORIENTATION_HORIZONTAL);
   gtk_paned_set_start_child(GTK_PANED(paned), build_sidebar(w));

@@ -245,6 +245,52 @@ static void check_bad_requests(const char *dir, const Kind *k) {
   CHECK(kd_export_format_from_path("Fig.PDF") == KD_EXPORT_PDF);
 }
 
+/* Hover readouts: a 2x2 map of 1 2 / 3 4 scanned down its left and right
+ * halves reads 1 then 3, and 2 then 4; the title and colorbar read
+ * nothing. The curves figure reads the values at the nearest step. */
+static void check_pick(const KdFigStyle *st) {
+  static const float v[4] = {1, 2, 3, 4};
+  KdFigMapItem item = {{v, 2, 2}, "gap", 0};
+  KdFigMapGroup grp = {KD_CMAP_VIRIDIS, {0, 0, 0}, "energy"};
+  KdFigMaps m = {&item, 1, &grp, 1, NULL, 0, "title"};
+  KdFigPanel p = kd_fig_maps_panel(&m);
+  const double w = 200, h = kd_fig_maps_height(w, st, &m);
+  for (int half = 0; half < 2; half++) {
+    char seen[8] = "";
+    int ns = 0, nothing_at_top = 0;
+    char out[256];
+    for (double y = 0; y < h; y += 0.5) {
+      if (!kd_fig_pick(&p, st, w, h, w * (0.25 + 0.5 * half), y, out, sizeof out)) {
+        if (ns == 0 && y < 3) nothing_at_top = 1;
+        continue;
+      }
+      const char *val = strrchr(out, ' ');
+      CHECK_MSG(!strncmp(out, "(x ", 3) && strstr(out, " of 2x2: gap "), "pick text '%s'", out);
+      if (val && (ns == 0 || seen[ns - 1] != val[1]) && ns < 7) seen[ns++] = val[1];
+    }
+    seen[ns] = 0;
+    CHECK_MSG(!strcmp(seen, half ? "24" : "13"), "scanning the %s half read '%s'", half ? "right" : "left", seen);
+    CHECK(nothing_at_top);
+  }
+  char out[256];
+  CHECK(!kd_fig_pick(&p, st, w, h, w / 2, h - 1, out, sizeof out)); /* the colorbar */
+
+  static const double xs[3] = {10, 20, 30}, ys[3] = {0.5, 0.25, 0.125}, ax[1] = {30}, ay[1] = {0.42};
+  KdFigSeries ls = {"det.cls", xs, ys, 3, -1, 0, 0}, as = {"AP", ax, ay, 1, -1, 0, 1};
+  KdFigCurves c = {.loss = {.series = &ls, .nseries = 1, .xmin = NAN, .xmax = NAN, .ymin = NAN, .ymax = NAN},
+                   .ap = {.series = &as, .nseries = 1, .xmin = NAN, .xmax = NAN, .ymin = NAN, .ymax = NAN}};
+  KdFigPanel cp = kd_fig_curves_panel(&c);
+  double ch = kd_fig_curves_height(w * 2, st, &c);
+  int got_mid = 0, got_ap = 0;
+  for (double y = 0; y < ch; y += 1)
+    for (double x = 0; x < w * 2; x += 1) {
+      if (!kd_fig_pick(&cp, st, w * 2, ch, x, y, out, sizeof out)) continue;
+      got_mid |= !strcmp(out, "step 20: det.cls 0.25");
+      got_ap |= !strcmp(out, "step 30: AP 0.42");
+    }
+  CHECK_MSG(got_mid && got_ap, "curves readouts: step 20 %d, AP at 30 %d", got_mid, got_ap);
+}
+
 static int have(const char *tool) {
   char cmd[256];
   snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", tool);
@@ -297,6 +343,7 @@ int main(int argc, char **argv) {
   }
   fclose(mf);
   check_bad_requests(dir, &kinds[0]);
+  check_pick(&st);
 
   /* The same panel at a fixed size in mm exports to that page size. */
   KdExportOpts o;

@@ -157,6 +157,20 @@ int main(int argc, char **argv) {
     cairo_surface_destroy(s);
   }
 
+  /* Hover readouts on real snapshots: somewhere on each map panel the
+   * pointer reads a value, and the curves read a step. */
+  for (int i = 0; i < kds_window_panel_count(w); i++) {
+    KdsPanel *p = kds_window_get_panel(w, i);
+    const char *kind = kds_panel_kind(p);
+    int maps = !strcmp(kind, "gap") || !strcmp(kind, "masks") || !strcmp(kind, "attention") || !strcmp(kind, "gradmaps");
+    if (!maps && strcmp(kind, "curves")) continue;
+    int pw = gtk_widget_get_width(GTK_WIDGET(p)), ph = gtk_widget_get_height(GTK_WIDGET(p)), found = 0;
+    char text[512] = "";
+    for (int y = 0; y < ph && !found; y += 3)
+      for (int x = 0; x < pw && !found; x += 7) found = kds_panel_pick(p, x, y, text, sizeof text);
+    CHECK_MSG(found && strstr(text, maps ? ") of " : "step "), "panel %s: no hover readout (%d x %d px; '%s')", kind, pw, ph, text);
+  }
+
   /* A slider move reaches the run at a step boundary. */
   KdsControlPanel *cp = kds_window_get_controls(w);
   kds_control_panel_set_debounce(cp, 0);
