@@ -70,12 +70,12 @@ void kd_fig_paint(cairo_t *cr, const KdFigPanel *p, const KdFigStyle *st, double
 }
 
 int kd_fig_pick(const KdFigPanel *p, const KdFigStyle *st, double width_pt, double height_pt,
-                double x, double y, char *out, size_t len) {
+                double x, double y, KdFigPick *out) {
   KdFigStyle tmp;
   st = kd_fig_style_or_default(st, &tmp);
-  if (!p || !p->pick || len == 0 || x < 0 || y < 0 || x > width_pt || y > height_pt) return 0;
-  out[0] = 0;
-  return p->pick((KdFigRect){0, 0, width_pt, height_pt}, st, p->spec, x, y, out, len);
+  *out = (KdFigPick){{0}, {0, 0, 0}};
+  if (!p || !p->pick || x < 0 || y < 0 || x > width_pt || y > height_pt) return 0;
+  return p->pick((KdFigRect){0, 0, width_pt, height_pt}, st, p->spec, x, y, out);
 }
 
 /* ---- text ---- */

@@ -79,16 +79,28 @@ typedef struct KdFigRange {
   int log;
 } KdFigRange;
 
+/* A position marked on every map of a figure (the window's linked cursor):
+ * (u, v) in [0, 1) across and down the map; the cell holding it gets an
+ * outline on each map, whatever the map's size. on = 0: none. */
+typedef struct KdFigMark {
+  int on;
+  double u, v;
+} KdFigMark;
+
+/* What lies under a point: one line of text, and where on a map it is. */
+typedef struct KdFigPick {
+  char text[512];
+  KdFigMark cell; /* on when the point is over a map */
+} KdFigPick;
+
 typedef struct KdFigPanel {
   void (*draw)(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const void *spec);
   /* Preferred height in points for a width in points (the fixed layout). */
   double (*height_for_width)(double w, const KdFigStyle *st, const void *spec);
   const void *spec;
   /* Optional: what lies under (x, y) (points, in the rectangle r the panel
-   * was drawn in) as one line of text for a hover readout; 0 when nothing
-   * there has a value. */
-  int (*pick)(KdFigRect r, const KdFigStyle *st, const void *spec, double x, double y, char *out,
-              size_t len);
+   * was drawn in) for a hover readout; 0 when nothing there has a value. */
+  int (*pick)(KdFigRect r, const KdFigStyle *st, const void *spec, double x, double y, KdFigPick *out);
 } KdFigPanel;
 
 void kd_fig_style_default(KdFigStyle *st);
@@ -106,9 +118,10 @@ void kd_fig_paint(cairo_t *cr, const KdFigPanel *p, const KdFigStyle *st, double
                   double height_pt, double scale);
 
 /* The pick of a panel painted by kd_fig_paint at width_pt x height_pt:
- * fills out and returns 1 when the point has a value to show. */
+ * fills out and returns 1 when the point has a value to show (out is
+ * cleared either way). */
 int kd_fig_pick(const KdFigPanel *p, const KdFigStyle *st, double width_pt, double height_pt,
-                double x, double y, char *out, size_t len);
+                double x, double y, KdFigPick *out);
 
 /* ---- image with boxes --------------------------------------------------- */
 
@@ -161,6 +174,7 @@ typedef struct KdFigMaps {
   const KdFigImage *under; /* optional */
   double alpha;            /* map opacity over `under` (0 or 1: opaque) */
   const char *title;
+  KdFigMark mark;
 } KdFigMaps;
 
 void kd_fig_maps_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFigMaps *m);
@@ -169,7 +183,7 @@ KdFigPanel kd_fig_maps_panel(const KdFigMaps *m);
 /* "(x col, y row) of WxH: title value; ..." for the cell under (x, y) in r,
  * with the values of every map of that size at the same cell. */
 int kd_fig_maps_pick(KdFigRect r, const KdFigStyle *st, const KdFigMaps *m, double x, double y,
-                     char *out, size_t len);
+                     KdFigPick *out);
 
 /* The value range a group resolves to over the given maps (what the
  * colorbar shows): fixed, or the data's min/max. Returns 0, or -1 when no
@@ -205,6 +219,7 @@ typedef struct KdFigAttention {
   int sort_channels; /* order channels by teacher attention */
   int independent;   /* scale teacher and student spatial maps separately */
   const char *title;
+  KdFigMark mark;
 } KdFigAttention;
 
 void kd_fig_attention_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st,
@@ -223,6 +238,7 @@ typedef struct KdFigGradMaps {
   int linear;   /* linear colour scale instead of log */
   int independent;
   const char *title;
+  KdFigMark mark;
 } KdFigGradMaps;
 
 void kd_fig_gradmaps_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st,

@@ -423,8 +423,9 @@ static int plot_pick(const KdFigPlot *p, const PlotGeom *g, double x, double y, 
   return 1;
 }
 
-static int curves_pick_v(KdFigRect r, const KdFigStyle *st, const void *spec, double x, double y, char *out,
-                         size_t len) {
+static int curves_pick_v(KdFigRect r, const KdFigStyle *st, const void *spec, double x, double y, KdFigPick *pick) {
+  char *out = pick->text;
+  const size_t len = sizeof pick->text;
   const KdFigCurves *c = spec;
   cairo_t *cr = kd_fig_measure_cr(st);
   CurvesGeom G;
@@ -513,8 +514,9 @@ static double grad_height_v(double w, const KdFigStyle *st, const void *spec) {
   return kd_fig_gradcurves_height(w, st, spec);
 }
 /* "step S: source fg a bg b, ..." at the snapshot nearest the pointer. */
-static int grad_pick_v(KdFigRect r, const KdFigStyle *st, const void *spec, double x, double y, char *out,
-                       size_t len) {
+static int grad_pick_v(KdFigRect r, const KdFigStyle *st, const void *spec, double x, double y, KdFigPick *pick) {
+  char *out = pick->text;
+  const size_t len = sizeof pick->text;
   const KdFigGradCurves *g = spec;
   KdFigSeries ser[2 * MAX_SOURCES];
   KdFigKey keys[MAX_SOURCES + 3];

@@ -143,6 +143,24 @@ double kd_fig_maps_height(double w, const KdFigStyle *st, const KdFigMaps *m) {
   return L.title_h + L.cell_title_h + L.cell_h + st->font_pt * 0.5 + L.cb_rows * L.cb_h;
 }
 
+/* The marked cell's outline: white over black, so it reads on any colour. */
+static void draw_mark(cairo_t *cr, const KdFigStyle *st, KdFigRect cell, const KdFigMap *map, const KdFigMark *mk) {
+  if (map->w <= 0 || map->h <= 0 || !(mk->u >= 0 && mk->u < 1 && mk->v >= 0 && mk->v < 1)) return;
+  int col = (int)(mk->u * map->w), row = (int)(mk->v * map->h);
+  double cw = cell.w / map->w, ch = cell.h / map->h;
+  KdFigRect r = {cell.x + col * cw, cell.y + row * ch, cw, ch};
+  cairo_save(cr);
+  cairo_set_line_width(cr, st->line_pt * 2.4);
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_rectangle(cr, r.x, r.y, r.w, r.h);
+  cairo_stroke(cr);
+  cairo_set_line_width(cr, st->line_pt * 1.1);
+  cairo_set_source_rgb(cr, 1, 1, 1);
+  cairo_rectangle(cr, r.x, r.y, r.w, r.h);
+  cairo_stroke(cr);
+  cairo_restore(cr);
+}
+
 void kd_fig_maps_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFigMaps *m) {
   KdFigStyle tmp;
   st = kd_fig_style_or_default(st, &tmp);
@@ -185,6 +203,7 @@ void kd_fig_maps_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFi
     cairo_set_line_width(cr, st->line_pt * 0.8);
     cairo_rectangle(cr, cell.x, cell.y, cell.w, cell.h);
     cairo_stroke(cr);
+    if (m->mark.on) draw_mark(cr, st, cell, &it->map, &m->mark);
     if (st->panel_letters) kd_fig_panel_letter(cr, st, cell, i);
     cairo_restore(cr);
   }
@@ -202,7 +221,9 @@ void kd_fig_maps_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFi
 }
 
 int kd_fig_maps_pick(KdFigRect r, const KdFigStyle *st, const KdFigMaps *m, double x, double y,
-                     char *out, size_t len) {
+                     KdFigPick *pick) {
+  char *out = pick->text;
+  const size_t len = sizeof pick->text;
   KdFigStyle tmp;
   st = kd_fig_style_or_default(st, &tmp);
   MapsLayout L;
@@ -213,7 +234,9 @@ int kd_fig_maps_pick(KdFigRect r, const KdFigStyle *st, const KdFigMaps *m, doub
     const KdFigMapItem *it = &m->items[i];
     double cx = r.x + L.x0 + i * (L.cell_w + L.gap);
     if (x < cx || x >= cx + L.cell_w || !it->map.v || it->map.w <= 0 || it->map.h <= 0) continue;
-    int col = (int)((x - cx) / L.cell_w * it->map.w), row = (int)((y - cy) / L.cell_h * it->map.h);
+    double u = (x - cx) / L.cell_w, v = (y - cy) / L.cell_h;
+    pick->cell = (KdFigMark){1, u, v};
+    int col = (int)(u * it->map.w), row = (int)(v * it->map.h);
     col = col < it->map.w ? col : it->map.w - 1;
     row = row < it->map.h ? row : it->map.h - 1;
     /* Every map of the same size at that cell (teacher, student and gap
@@ -233,9 +256,8 @@ int kd_fig_maps_pick(KdFigRect r, const KdFigStyle *st, const KdFigMaps *m, doub
   return 0;
 }
 
-static int maps_pick_v(KdFigRect r, const KdFigStyle *st, const void *spec, double x, double y, char *out,
-                       size_t len) {
-  return kd_fig_maps_pick(r, st, spec, x, y, out, len);
+static int maps_pick_v(KdFigRect r, const KdFigStyle *st, const void *spec, double x, double y, KdFigPick *out) {
+  return kd_fig_maps_pick(r, st, spec, x, y, out);
 }
 
 static void maps_draw_v(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const void *spec) {

@@ -30,7 +30,7 @@ static void attn_parts(const KdFigAttention *a, AttnParts *p) {
   p->items[1] = (KdFigMapItem){a->student_spatial, "student spatial", a->independent ? 1 : 0};
   for (int g = 0; g < 2; g++)
     p->groups[g] = (KdFigMapGroup){KD_CMAP_VIRIDIS, {0, 0, 0}, "spatial attention"};
-  p->maps = (KdFigMaps){p->items, 2, p->groups, a->independent ? 2 : 1, NULL, 0, NULL};
+  p->maps = (KdFigMaps){p->items, 2, p->groups, a->independent ? 2 : 1, NULL, 0, NULL, a->mark};
   p->values[0] = a->teacher_channel;
   p->values[1] = a->student_channel;
   p->bars = (KdFigBars){.title = NULL,
@@ -87,13 +87,12 @@ void kd_fig_attention_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st,
   kd_fig_bars_draw(cr, rb, st, &p.bars);
 }
 
-static int attn_pick_v(KdFigRect r, const KdFigStyle *st, const void *spec, double x, double y, char *out,
-                       size_t len) {
+static int attn_pick_v(KdFigRect r, const KdFigStyle *st, const void *spec, double x, double y, KdFigPick *out) {
   AttnParts p;
   attn_parts(spec, &p);
   KdFigRect rm, rb;
   attn_rects(r, st, spec, &p, &rm, &rb);
-  return kd_fig_maps_pick(rm, st, &p.maps, x, y, out, len);
+  return kd_fig_maps_pick(rm, st, &p.maps, x, y, out);
 }
 
 static void attn_draw_v(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const void *spec) {
@@ -124,7 +123,7 @@ static void grad_parts(const KdFigGradMaps *g, GradParts *p) {
     p->items[i] = (KdFigMapItem){g->maps[i], g->sources[i], g->independent ? i : 0};
     p->groups[i] = (KdFigMapGroup){KD_CMAP_MAGMA, {0, 0, !g->linear}, "|grad|"};
   }
-  p->maps = (KdFigMaps){p->items, n, p->groups, g->independent ? n : 1, NULL, 0, NULL};
+  p->maps = (KdFigMaps){p->items, n, p->groups, g->independent ? n : 1, NULL, 0, NULL, g->mark};
   p->values[0] = g->fg_mean;
   p->values[1] = g->bg_mean;
   p->bars = (KdFigBars){.title = NULL,
@@ -183,13 +182,12 @@ void kd_fig_gradmaps_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st,
   if (g->fg_mean && g->bg_mean) kd_fig_bars_draw(cr, rb, st, &p.bars);
 }
 
-static int grad_pick_v(KdFigRect r, const KdFigStyle *st, const void *spec, double x, double y, char *out,
-                       size_t len) {
+static int grad_pick_v(KdFigRect r, const KdFigStyle *st, const void *spec, double x, double y, KdFigPick *out) {
   GradParts p;
   grad_parts(spec, &p);
   KdFigRect rm, rb;
   grad_rects(r, st, spec, &p, &rm, &rb);
-  return kd_fig_maps_pick(rm, st, &p.maps, x, y, out, len);
+  return kd_fig_maps_pick(rm, st, &p.maps, x, y, out);
 }
 
 static void grad_draw_v(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const void *spec) {

@@ -5,7 +5,7 @@
 typedef struct {
   const KdsView *view;
   guint paints;
-  char hover[512]; /* the last readout sent, so unchanged ones are not re-sent */
+  KdFigPick hover; /* the last readout sent, so unchanged ones are not re-sent */
 } KdsPanelPrivate;
 
 enum { SIGNAL_HOVER, N_SIGNALS };
@@ -109,30 +109,30 @@ cairo_surface_t *kds_panel_render(KdsPanel *p, double w, double h, double scale)
   return s;
 }
 
-gboolean kds_panel_pick(KdsPanel *p, double x, double y, char *out, size_t len) {
+gboolean kds_panel_pick(KdsPanel *p, double x, double y, KdFigPick *out) {
   KdFigPanel fp;
   int w = gtk_widget_get_width(GTK_WIDGET(p)), h = gtk_widget_get_height(GTK_WIDGET(p));
-  if (len) out[0] = 0;
-  return kds_panel_build(p, &fp) && kd_fig_pick(&fp, kds_panel_style(), w, h, x, y, out, len);
+  *out = (KdFigPick){{0}, {0, 0, 0}};
+  return kds_panel_build(p, &fp) && kd_fig_pick(&fp, kds_panel_style(), w, h, x, y, out);
 }
 
-static void send_hover(KdsPanel *p, const char *text) {
+static void send_hover(KdsPanel *p, const KdFigPick *k) {
   KdsPanelPrivate *pv = kds_panel_get_instance_private(p);
-  if (!strcmp(pv->hover, text)) return;
-  g_strlcpy(pv->hover, text, sizeof pv->hover);
-  g_signal_emit(p, signals[SIGNAL_HOVER], 0, text);
+  if (!strcmp(pv->hover.text, k->text) && pv->hover.cell.on == k->cell.on) return;
+  pv->hover = *k;
+  g_signal_emit(p, signals[SIGNAL_HOVER], 0, k->text, k->cell.on, k->cell.u, k->cell.v);
 }
 
 static void on_motion(GtkEventControllerMotion *m, double x, double y, gpointer user) {
   (void)m;
-  char text[512];
-  kds_panel_pick(KDS_PANEL(user), x, y, text, sizeof text);
-  send_hover(KDS_PANEL(user), text);
+  KdFigPick k;
+  kds_panel_pick(KDS_PANEL(user), x, y, &k);
+  send_hover(KDS_PANEL(user), &k);
 }
 
 static void on_leave(GtkEventControllerMotion *m, gpointer user) {
   (void)m;
-  send_hover(KDS_PANEL(user), "");
+  send_hover(KDS_PANEL(user), &(KdFigPick){{0}, {0, 0, 0}});
 }
 
 static GtkSizeRequestMode kds_panel_request_mode(GtkWidget *w) {
@@ -159,10 +159,11 @@ static void kds_panel_class_init(KdsPanelClass *k) {
   wc->get_request_mode = kds_panel_request_mode;
   wc->measure = kds_panel_measure;
   k->kind = "panel";
-  /* "hover" (const char *text): what lies under the pointer ("" when
-   * nothing or the pointer left), for the window's readout line. */
+  /* "hover" (const char *text, gboolean on_map, double u, double v): what
+   * lies under the pointer ("" when nothing or the pointer left), and where
+   * on a map ((u, v) in [0, 1)), for the readout line and the linked cell. */
   signals[SIGNAL_HOVER] = g_signal_new("hover", G_TYPE_FROM_CLASS(k), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE,
-                                       1, G_TYPE_STRING);
+                                       4, G_TYPE_STRING, G_TYPE_BOOLEAN, G_TYPE_DOUBLE, G_TYPE_DOUBLE);
 }
 
 static void kds_panel_init(KdsPanel *p) {

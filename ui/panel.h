@@ -35,10 +35,11 @@ gboolean kds_panel_build(KdsPanel *p, KdFigPanel *out);
 /* Renders the panel offscreen at its current size (or w x h points when
  * > 0) into a new ARGB32 image surface at `scale` pixels per point. */
 cairo_surface_t *kds_panel_render(KdsPanel *p, double w, double h, double scale);
-/* What lies under (x, y) (widget coordinates) as one line: a map value, the
- * curves' values at the nearest step. FALSE (out = "") when nothing. The
- * panel emits "hover" with the same text as the pointer moves. */
-gboolean kds_panel_pick(KdsPanel *p, double x, double y, char *out, size_t len);
+/* What lies under (x, y) (widget coordinates): a line of text (map values,
+ * the curves' values at the nearest step) and the map position. FALSE
+ * (empty) when nothing. The panel emits "hover" with the same as the
+ * pointer moves. */
+gboolean kds_panel_pick(KdsPanel *p, double x, double y, KdFigPick *out);
 /* Counts paints, for tests ("the panels redrew"). */
 guint kds_panel_paint_count(KdsPanel *p);
 /* Cairo drawing time of panel paints so far (all panels). */

@@ -35,6 +35,7 @@ static inline void kds_view_snapfig(const KdsView *v, KdSnapFigView *out) {
   out->independent = v->independent;
   out->smooth = v->smooth;
   out->logy = v->logy;
+  out->mark = v->mark;
 }
 
 /* A panel's build: the figure of `kind` for the view, into store. */

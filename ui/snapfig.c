@@ -116,7 +116,7 @@ static void maps_spec(const KdSnapFigView *v, KdSnapFigStore *p, int n, int ngro
   p->under = kd_snapview_image(v->snap, v->image);
   p->maps = (KdFigMaps){.items = p->items, .n = n, .groups = p->groups, .ngroups = ngroups,
                         .under = v->overlay > 0 ? &p->under : NULL, .alpha = v->overlay,
-                        .title = kd_snapfig_title(v, p->title)};
+                        .title = kd_snapfig_title(v, p->title), .mark = v->mark};
 }
 
 static int build_gap(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel *out, KdError *err) {
@@ -193,6 +193,7 @@ static int build_attention(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel
   snprintf(p->title, sizeof p->title, "%s: spatial and channel attention (T = %.2g)",
            kd_snapshot_level_name(s, v->level, lv, sizeof lv), s->attn_temp);
   a->title = kd_snapfig_title(v, p->title);
+  a->mark = v->mark;
   *out = kd_fig_attention_panel(a);
   return 0;
 }
@@ -218,7 +219,7 @@ static int build_gradmaps(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel 
            kd_snapshot_level_name(s, v->level, lv, sizeof lv));
   p->grad = (KdFigGradMaps){.sources = p->sources, .maps = p->gmaps, .fg_mean = p->fg,
                             .bg_mean = p->bg, .nsources = n, .independent = v->independent,
-                            .title = kd_snapfig_title(v, p->title)};
+                            .title = kd_snapfig_title(v, p->title), .mark = v->mark};
   *out = kd_fig_gradmaps_panel(&p->grad);
   return 0;
 }

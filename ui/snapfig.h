@@ -76,6 +76,7 @@ typedef struct KdSnapFigView {
   const char *const *parts; /* curves: loss parts to draw; NULL: all */
   int nparts;
   int no_title;           /* leave the figure's title out */
+  KdFigMark mark;         /* a cell outlined on every map (the window's linked cursor) */
 } KdSnapFigView;
 
 /* Image 0, level 0 (gradients: all), no overlay, shared ranges, no

@@ -5,6 +5,7 @@
 #define KDS_VIEW_H
 
 #include "bridge.h"
+#include "figure.h"
 #include "series.h"
 
 typedef struct KdsView {
@@ -16,8 +17,7 @@ typedef struct KdsView {
   double overlay;     /* > 0: maps over the image with this opacity */
   KdSmooth smooth;    /* curves */
   int logy;           /* curves */
-  int sel_x, sel_y;   /* selected cell on the current level, -1: none */
-  char hover[160];    /* value under the pointer, shown in the status line */
+  KdFigMark mark;     /* the map cell under the pointer, outlined on every map */
   unsigned long generation; /* bumped on every change */
 } KdsView;
 

@@ -339,10 +339,21 @@ static GtkWidget *section(const char *title) {
   return l;
 }
 
-static void on_panel_hover(KdsPanel *p, const char *text, gpointer user) {
+/* The readout line, and the linked cell: the position under the pointer
+ * on one map is outlined on every map panel (same cell on same-size maps). */
+static void on_panel_hover(KdsPanel *p, const char *text, gboolean on_map, double u, double v, gpointer user) {
   (void)p;
   KdsWindow *w = user;
   gtk_label_set_text(GTK_LABEL(w->hover_label), text);
+  KdFigMark m = {on_map, on_map ? u : 0, on_map ? v : 0};
+  if (!m.on && !w->view.mark.on) return;
+  w->view.mark = m;
+  for (guint i = 0; i < w->panels->len; i++) {
+    KdsPanel *q = g_ptr_array_index(w->panels, i);
+    const char *kind = kds_panel_kind(q);
+    if (!strcmp(kind, "gap") || !strcmp(kind, "masks") || !strcmp(kind, "attention") || !strcmp(kind, "gradmaps"))
+      gtk_widget_queue_draw(GTK_WIDGET(q));
+  }
 }
 
 static void add_panel(KdsWindow *w, GtkWidget *grid, KdsPanel *p, int col, int row, int span) {
@@ -570,7 +581,6 @@ static void kds_window_class_init(KdsWindowClass *k) { G_OBJECT_CLASS(k)->dispos
 
 static void kds_window_init(KdsWindow *w) {
   w->panels = g_ptr_array_new();
-  w->view.sel_x = w->view.sel_y = -1;
   w->view.smooth = (KdSmooth){KD_SMOOTH_EMA, 0.9, 50};
   w->view.logy = 1;
   w->snap_index = -1;

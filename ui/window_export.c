@@ -55,6 +55,7 @@ static gboolean chosen_view(Dlg *d, KdSnapFigView *sv) {
   const KdsView *v = p ? kds_panel_get_view(p) : NULL;
   if (!v) return FALSE;
   kds_view_snapfig(v, sv);
+  sv->mark = (KdFigMark){0, 0, 0}; /* the pointer's linked cell is not part of a figure */
   if (chosen_kind(d) == KD_SNAPFIG_GRADIENTS) {
     KdsBridge *b = kds_window_get_bridge(d->win);
     KdError err;

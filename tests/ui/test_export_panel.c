@@ -69,7 +69,7 @@ int main(int argc, char **argv) {
   /* The window's choices, none at their default. */
   view.image = 1, view.level = 1, view.overlay = 0.6, view.independent = 1, view.logy = 1;
   view.smooth = (KdSmooth){KD_SMOOTH_EMA, 0.9, 50};
-  view.sel_x = view.sel_y = -1;
+  view.mark = (KdFigMark){0, 0, 0}; /* no linked cell: exports never show one */
 
   GType types[] = {KDS_TYPE_IMAGE_PANEL, KDS_TYPE_GAP_PANEL, KDS_TYPE_MASK_PANEL, KDS_TYPE_ATTENTION_PANEL,
                    KDS_TYPE_GRADIENT_PANEL, KDS_TYPE_PROJECTION_PANEL, KDS_TYPE_CURVES_PANEL};

@@ -68,7 +68,7 @@ static int build_kinds(Kind *k) {
   gap_groups[0] = (KdFigMapGroup){KD_CMAP_VIRIDIS, {0, 0, 0}, "energy (shared)"};
   gap_groups[1] = (KdFigMapGroup){KD_CMAP_MAGMA, {0, 0, 0}, "gap"};
   gap_groups[2] = (KdFigMapGroup){KD_CMAP_DIVERGING, {0, 0, 0}, "signed"};
-  gap_maps = (KdFigMaps){gap_items, 4, gap_groups, 3, NULL, 0, "P3: teacher vs student"};
+  gap_maps = (KdFigMaps){gap_items, 4, gap_groups, 3, NULL, 0, "P3: teacher vs student", {0, 0, 0}};
   k[n++] = (Kind){"maps", kd_fig_maps_panel(&gap_maps)};
 
   ovl_items[0] = (KdFigMapItem){map16(D.t_energy[0][1], 1), "teacher P4", 0};
@@ -77,23 +77,23 @@ static int build_kinds(Kind *k) {
   ovl_groups[0] = (KdFigMapGroup){KD_CMAP_VIRIDIS, {0, 0, 0}, "teacher"};
   ovl_groups[1] = (KdFigMapGroup){KD_CMAP_VIRIDIS, {0, 0, 0}, "student (own range)"};
   ovl_groups[2] = (KdFigMapGroup){KD_CMAP_MAGMA, {0, 0, 0}, "gap"};
-  ovl_maps = (KdFigMaps){ovl_items, 3, ovl_groups, 3, &under, 0.6, "P4 over the image"};
+  ovl_maps = (KdFigMaps){ovl_items, 3, ovl_groups, 3, &under, 0.6, "P4 over the image", {0, 0, 0}};
   k[n++] = (Kind){"maps_overlay", kd_fig_maps_panel(&ovl_maps)};
 
   mask_items[0] = (KdFigMapItem){map16(D.mask[0][0], 0), "GT foreground", 0};
   mask_items[1] = (KdFigMapItem){map16(D.fgd_mask[0], 0), "FGD scale", 1};
   mask_groups[0] = (KdFigMapGroup){KD_CMAP_GRAY, {0, 1, 0}, "mask"};
   mask_groups[1] = (KdFigMapGroup){KD_CMAP_VIRIDIS, {0, 0, 0}, "weight"};
-  mask_maps = (KdFigMaps){mask_items, 2, mask_groups, 2, NULL, 0, "P3 masks"};
+  mask_maps = (KdFigMaps){mask_items, 2, mask_groups, 2, NULL, 0, "P3 masks", {1, 0.3, 0.6}}; /* a marked cell drawn */
   k[n++] = (Kind){"masks", kd_fig_maps_panel(&mask_maps)};
 
   attn = (KdFigAttention){map16(D.t_att, 0), map16(D.s_att, 0), D.t_ch, D.s_ch, FD_NCH, 1, 0,
-                          "P3 attention"};
+                          "P3 attention", {0, 0, 0}};
   k[n++] = (Kind){"attention", kd_fig_attention_panel(&attn)};
 
   for (int s = 0; s < FD_NSRC; s++) grad_maps[s] = map16(D.grad[s], 0);
   gmaps = (KdFigGradMaps){fd_sources, grad_maps, D.grad_fg, D.grad_bg, FD_NSRC, 0, 0,
-                          "P3 gradient magnitude by source"};
+                          "P3 gradient magnitude by source", {0, 0, 0}};
   k[n++] = (Kind){"gradmaps", kd_fig_gradmaps_panel(&gmaps)};
 
   ch_vals[0] = D.t_ch;
@@ -252,28 +252,54 @@ static void check_pick(const KdFigStyle *st) {
   static const float v[4] = {1, 2, 3, 4};
   KdFigMapItem item = {{v, 2, 2}, "gap", 0};
   KdFigMapGroup grp = {KD_CMAP_VIRIDIS, {0, 0, 0}, "energy"};
-  KdFigMaps m = {&item, 1, &grp, 1, NULL, 0, "title"};
+  KdFigMaps m = {&item, 1, &grp, 1, NULL, 0, "title", {0, 0, 0}};
   KdFigPanel p = kd_fig_maps_panel(&m);
   const double w = 200, h = kd_fig_maps_height(w, st, &m);
+  double map_y0 = h, map_y1 = 0;
+  KdFigPick k;
   for (int half = 0; half < 2; half++) {
     char seen[8] = "";
     int ns = 0, nothing_at_top = 0;
-    char out[256];
     for (double y = 0; y < h; y += 0.5) {
-      if (!kd_fig_pick(&p, st, w, h, w * (0.25 + 0.5 * half), y, out, sizeof out)) {
+      if (!kd_fig_pick(&p, st, w, h, w * (0.25 + 0.5 * half), y, &k)) {
         if (ns == 0 && y < 3) nothing_at_top = 1;
         continue;
       }
-      const char *val = strrchr(out, ' ');
-      CHECK_MSG(!strncmp(out, "(x ", 3) && strstr(out, " of 2x2: gap "), "pick text '%s'", out);
+      map_y0 = fmin(map_y0, y), map_y1 = fmax(map_y1, y);
+      const char *val = strrchr(k.text, ' ');
+      CHECK_MSG(!strncmp(k.text, "(x ", 3) && strstr(k.text, " of 2x2: gap "), "pick text '%s'", k.text);
+      CHECK(k.cell.on && (half ? k.cell.u >= 0.5 && k.cell.u < 1 : k.cell.u >= 0 && k.cell.u < 0.5));
       if (val && (ns == 0 || seen[ns - 1] != val[1]) && ns < 7) seen[ns++] = val[1];
     }
     seen[ns] = 0;
     CHECK_MSG(!strcmp(seen, half ? "24" : "13"), "scanning the %s half read '%s'", half ? "right" : "left", seen);
     CHECK(nothing_at_top);
   }
-  char out[256];
-  CHECK(!kd_fig_pick(&p, st, w, h, w / 2, h - 1, out, sizeof out)); /* the colorbar */
+  CHECK(!kd_fig_pick(&p, st, w, h, w / 2, h - 1, &k) && !k.cell.on); /* the colorbar */
+
+  /* A mark at (0.75, 0.25) outlines the top-right cell and nothing else. */
+  cairo_surface_t *img[2];
+  for (int i = 0; i < 2; i++) {
+    m.mark = (KdFigMark){i, 0.75, 0.25};
+    img[i] = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, (int)w, (int)ceil(h));
+    cairo_t *cr = cairo_create(img[i]);
+    kd_fig_paint(cr, &p, st, w, h, 1.0);
+    cairo_destroy(cr);
+    cairo_surface_flush(img[i]);
+  }
+  int x0 = (int)w, x1 = -1, y0 = (int)h, y1 = -1, stride = cairo_image_surface_get_stride(img[0]);
+  const unsigned char *d0 = cairo_image_surface_get_data(img[0]), *d1 = cairo_image_surface_get_data(img[1]);
+  for (int y = 0; y < (int)ceil(h); y++)
+    for (int x = 0; x < (int)w; x++)
+      if (memcmp(d0 + y * stride + 4 * x, d1 + y * stride + 4 * x, 4)) {
+        x0 = x < x0 ? x : x0, x1 = x > x1 ? x : x1;
+        y0 = y < y0 ? y : y0, y1 = y > y1 ? y : y1;
+      }
+  double mid = (map_y0 + map_y1) / 2;
+  CHECK_MSG(x1 >= 0 && x0 > w / 2 - 3 && y0 >= map_y0 - 3 && y1 < mid + 3 && y1 > y0 + 10,
+            "mark drew x %d..%d y %d..%d (map y %.1f..%.1f)", x0, x1, y0, y1, map_y0, map_y1);
+  cairo_surface_destroy(img[0]);
+  cairo_surface_destroy(img[1]);
 
   static const double xs[3] = {10, 20, 30}, ys[3] = {0.5, 0.25, 0.125}, ax[1] = {30}, ay[1] = {0.42};
   KdFigSeries ls = {"det.cls", xs, ys, 3, -1, 0, 0}, as = {"AP", ax, ay, 1, -1, 0, 1};
@@ -284,9 +310,9 @@ static void check_pick(const KdFigStyle *st) {
   int got_mid = 0, got_ap = 0;
   for (double y = 0; y < ch; y += 1)
     for (double x = 0; x < w * 2; x += 1) {
-      if (!kd_fig_pick(&cp, st, w * 2, ch, x, y, out, sizeof out)) continue;
-      got_mid |= !strcmp(out, "step 20: det.cls 0.25");
-      got_ap |= !strcmp(out, "step 30: AP 0.42");
+      if (!kd_fig_pick(&cp, st, w * 2, ch, x, y, &k)) continue;
+      got_mid |= !strcmp(k.text, "step 20: det.cls 0.25");
+      got_ap |= !strcmp(k.text, "step 30: AP 0.42");
     }
   CHECK_MSG(got_mid && got_ap, "curves readouts: step 20 %d, AP at 30 %d", got_mid, got_ap);
 }

@@ -165,10 +165,11 @@ int main(int argc, char **argv) {
     int maps = !strcmp(kind, "gap") || !strcmp(kind, "masks") || !strcmp(kind, "attention") || !strcmp(kind, "gradmaps");
     if (!maps && strcmp(kind, "curves")) continue;
     int pw = gtk_widget_get_width(GTK_WIDGET(p)), ph = gtk_widget_get_height(GTK_WIDGET(p)), found = 0;
-    char text[512] = "";
+    KdFigPick k = {{0}, {0, 0, 0}};
     for (int y = 0; y < ph && !found; y += 3)
-      for (int x = 0; x < pw && !found; x += 7) found = kds_panel_pick(p, x, y, text, sizeof text);
-    CHECK_MSG(found && strstr(text, maps ? ") of " : "step "), "panel %s: no hover readout (%d x %d px; '%s')", kind, pw, ph, text);
+      for (int x = 0; x < pw && !found; x += 7) found = kds_panel_pick(p, x, y, &k);
+    CHECK_MSG(found && strstr(k.text, maps ? ") of " : "step ") && k.cell.on == maps, "panel %s: no hover readout (%d x %d px; '%s')",
+              kind, pw, ph, k.text);
   }
 
   /* A slider move reaches the run at a step boundary. */
