@@ -44,4 +44,7 @@ for s in $seeds; do
 done
 export out steps jobs bin
 [ -z "$pending" ] || printf '%s\n' $pending | xargs -n 2 -P "$jobs" sh "$0" __one
+# The teacher row: the shipped checkpoint on the same validation split.
+[ -s "$out/teacher.json" ] || "$bin" eval --config "$here/assets/configs/teacher.json" \
+  --checkpoint "$here/assets/teacher.safetensors" --json > "$out/teacher.json"
 /usr/bin/python3 "$here/tools/results_table.py" "$out" "$steps"

@@ -41,19 +41,39 @@ for d in sorted(glob.glob(os.path.join(out, "*-seed*"))):
     if ev:
         rows.setdefault(method, []).append((int(seed), ev, t))
 
-order = ["teacher", "baseline", "fitnet", "defeat", "fgd", "pkd", "cwd", "logitkd"]
-keys = ["AP", "AP50", "APs", "APm"]
-print(f"| method | runs | " + " | ".join(keys) + " | wall min/run |")
-print("|---|---|" + "---|" * (len(keys) + 1))
+order = ["baseline", "fitnet", "defeat", "fgd", "pkd", "cwd", "logitkd"]
+keys = ["AP", "AP50", "AP75", "APs", "APm"]
+teacher = None
+try:
+    with open(os.path.join(out, "teacher.json")) as f:
+        teacher = json.load(f)
+except (OSError, ValueError):
+    pass
+base = [100 * e["AP"] for _, e, _ in rows.get("baseline", [])]
+print("| method | seeds | " + " | ".join(keys) + " | gap closed | wall min/run |")
+print("|---|---|" + "---|" * (len(keys) + 2))
 for m in order:
     if m not in rows:
         continue
-    r = rows[m]
+    r = sorted(rows[m], key=lambda x: x[0])
     cells = []
     for k in keys:
         v = [100 * e[k] for _, e, _ in r]
-        sd = statistics.stdev(v) if len(v) > 1 else 0.0
-        cells.append(f"{statistics.mean(v):.1f} ± {sd:.1f}")
+        if len(v) > 1:
+            cells.append(f"{statistics.mean(v):.1f} ± {statistics.stdev(v):.1f}")
+        else:
+            cells.append(f"{v[0]:.1f}")
+    # Share of the teacher-student gap closed, on the seed means.
+    gap = "–"
+    if teacher and base and m != "baseline":
+        b, t = statistics.mean(base), 100 * teacher["AP"]
+        ap = statistics.mean(100 * e["AP"] for _, e, _ in r)
+        if t > b:
+            gap = f"{100 * (ap - b) / (t - b):.0f}%"
     tt = [x for _, _, x in r if x]
     wall = f"{statistics.mean(tt) / 60:.1f}" if tt else "?"
-    print(f"| {m} | {len(r)} | " + " | ".join(cells) + f" | {wall} |")
+    seeds = ",".join(str(s) for s, _, _ in r)
+    print(f"| {m} | {seeds} | " + " | ".join(cells) + f" | {gap} | {wall} |")
+if teacher:
+    cells = [f"{100 * teacher[k]:.1f}" for k in keys]
+    print("| teacher (shipped) | – | " + " | ".join(cells) + " | – | – |")
