@@ -8,6 +8,7 @@ import sys
 
 out, steps = sys.argv[1], sys.argv[2]
 rows = {}
+cpus = {}
 for d in sorted(glob.glob(os.path.join(out, "*-seed*"))):
     if not os.path.isdir(d):
         continue
@@ -38,10 +39,21 @@ for d in sorted(glob.glob(os.path.join(out, "*-seed*"))):
                 t = float(f.read().split()[-1])
             except (ValueError, IndexError):
                 pass
+    cpu = None
+    # CPU seconds of the run's process (one thread: its compute time, not
+    # stretched by whatever else the machine ran), where results.sh timed it.
+    try:
+        with open(d + ".time") as f:
+            fields = f.read().split()
+        if len(fields) >= 2:
+            cpu = float(fields[-1])
+    except (OSError, ValueError):
+        pass
     if ev:
         rows.setdefault(method, []).append((int(seed), ev, t))
+        cpus.setdefault(method, []).append(cpu)
 
-order = ["baseline", "fitnet", "defeat", "fgd", "pkd", "cwd", "logitkd"]
+order = ["baseline", "baseline-12k", "fitnet", "defeat", "fgd", "pkd", "cwd", "logitkd"]
 keys = ["AP", "AP50", "AP75", "APs", "APm"]
 teacher = None
 try:
@@ -50,8 +62,8 @@ try:
 except (OSError, ValueError):
     pass
 base = [100 * e["AP"] for _, e, _ in rows.get("baseline", [])]
-print("| method | seeds | " + " | ".join(keys) + " | gap closed | wall min/run |")
-print("|---|---|" + "---|" * (len(keys) + 2))
+print("| method | seeds | " + " | ".join(keys) + " | gap closed | wall min/run | CPU min/run |")
+print("|---|---|" + "---|" * (len(keys) + 3))
 for m in order:
     if m not in rows:
         continue
@@ -72,8 +84,11 @@ for m in order:
             gap = f"{100 * (ap - b) / (t - b):.0f}%"
     tt = [x for _, _, x in r if x]
     wall = f"{statistics.mean(tt) / 60:.1f}" if tt else "?"
+    cc = [x for x in cpus[m] if x]
+    cpu = f"{statistics.mean(cc) / 60:.1f}" if cc else "–"
     seeds = ",".join(str(s) for s, _, _ in r)
-    print(f"| {m} | {seeds} | " + " | ".join(cells) + f" | {gap} | {wall} |")
+    label = {"baseline-12k": "baseline, 2x schedule (12000 steps)"}.get(m, m)
+    print(f"| {label} | {seeds} | " + " | ".join(cells) + f" | {gap} | {wall} | {cpu} |")
 if teacher:
     cells = [f"{100 * teacher[k]:.1f}" for k in keys]
-    print("| teacher (shipped) | – | " + " | ".join(cells) + " | – | – |")
+    print("| teacher (shipped) | – | " + " | ".join(cells) + " | – | – | – |")
