@@ -14,14 +14,17 @@ for d in sorted(glob.glob(os.path.join(out, "*-seed*"))):
         continue
     method, seed = os.path.basename(d).rsplit("-seed", 1)
     ev = None
-    with open(os.path.join(d, "metrics.jsonl")) as f:
-        for line in f:
-            try:
-                j = json.loads(line)
-            except ValueError:
-                continue
-            if "eval" in j:
-                ev = j["eval"]
+    try:
+        with open(os.path.join(d, "metrics.jsonl")) as f:
+            for line in f:
+                try:
+                    j = json.loads(line)
+                except ValueError:
+                    continue
+                if "eval" in j:
+                    ev = j["eval"]
+    except OSError:  # a run that has not logged yet
+        continue
     t = None
     # wall time: from the run's first to its last event
     try:
