@@ -138,6 +138,14 @@ static void on_quit(GSimpleAction *a, GVariant *p, gpointer app) {
   g_application_quit(G_APPLICATION(app));
 }
 
+static gboolean have_render_node(void) {
+  GDir *d = g_dir_open("/dev/dri", 0, NULL);
+  gboolean found = FALSE;
+  for (const char *n; d && !found && (n = g_dir_read_name(d));) found = g_str_has_prefix(n, "renderD");
+  if (d) g_dir_close(d);
+  return found;
+}
+
 static const char usage[] =
     "usage: kdscope [window] [--config FILE] [--set key=value]... [--steps N] [--out RUN_DIR]\n"
     "               [--resume RUN_DIR] [--follow RUN_DIR] [--paused]\n\n"
@@ -165,6 +173,11 @@ int kd_cli_window(int argc, char **argv) {
     g.cfg = kd_cli_load_config(&g.args, "configs/distill.json", 1, "window");
     if (!g.cfg) return 1;
   }
+  /* Without a GPU render node, GTK's GL renderer is Mesa's software
+   * rasteriser, whose threads take CPU from the run's OpenMP team (a stall
+   * at every barrier); the Cairo renderer draws the same window for less.
+   * GSK_RENDERER, when set, wins. */
+  if (!g_getenv("GSK_RENDERER") && !have_render_node()) g_setenv("GSK_RENDERER", "cairo", FALSE);
   if (!gtk_init_check()) {
     fprintf(stderr, "kdscope: cannot open a display (is DISPLAY or WAYLAND_DISPLAY set?).\n"
                     "Headless, the same default run is: kdscope distill (see kdscope --help).\n");

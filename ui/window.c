@@ -9,6 +9,7 @@
 
 #define POLL_MS 100
 #define CURVES_MS 500 /* curves redraw at most twice a second: a step per poll would redraw them 10x/s */
+#define STATUS_MS 500 /* so do the step and loss readouts; a change of run state shows at once */
 
 struct _KdsWindow {
   GtkApplicationWindow parent;
@@ -26,6 +27,10 @@ struct _KdsWindow {
   int snap_index;
   gint64 last_poll_us, last_tick_us, last_curves_us;
   gboolean curves_dirty;
+  gint64 frames_drawn; /* the frame clock's counter at the last poll */
+  gint64 last_status_us;
+  gboolean status_dirty;
+  int shown_state; /* run state the header shows, -1 before the first */
   guint frames;
   double max_work_ms, sum_work_ms, max_gap_ms;
   guint tick_id;
@@ -177,11 +182,23 @@ static gboolean on_poll(gpointer user) {
     if (gap > w->max_gap_ms) w->max_gap_ms = gap;
   }
   w->last_tick_us = now;
+  GdkFrameClock *fc = gtk_widget_get_frame_clock(GTK_WIDGET(w));
+  if (fc) w->frames_drawn = gdk_frame_clock_get_frame_counter(fc);
   if (!w->bridge) return G_SOURCE_CONTINUE;
   w->last_poll_us = now;
   gint64 t0 = g_get_monotonic_time();
   guint changed = kds_bridge_poll(w->bridge);
-  if (changed & KDS_CHANGED_STATUS) update_status(w);
+  if (changed & KDS_CHANGED_STATUS) w->status_dirty = TRUE;
+  if (w->status_dirty) {
+    KdRunStatus st;
+    kds_bridge_status(w->bridge, &st);
+    if ((int)st.state != w->shown_state || now - w->last_status_us >= STATUS_MS * 1000) {
+      update_status(w);
+      w->shown_state = (int)st.state;
+      w->status_dirty = FALSE;
+      w->last_status_us = now;
+    }
+  }
   if (changed & KDS_CHANGED_SETTINGS) {
     const KdConfig *cfg = kds_bridge_config(w->bridge);
     if (strcmp(w->methods, kd_config_str(cfg, "distill.methods"))) rebuild_controls(w);
@@ -567,9 +584,10 @@ static void kds_window_dispose(GObject *o) {
     kds_panel_paint_stats(&pmax, &pmean, &pn);
     KdRunStatus st = {0};
     if (w->bridge) kds_bridge_status(w->bridge, &st);
-    g_printerr("frame stats: %u polls, poll work mean %.2f ms max %.2f ms; %u panel paints, mean %.2f ms max %.2f ms; "
-               "longest main-loop stall %.1f ms; run at step %d, %.2f steps/s\n",
-               w->frames, w->sum_work_ms / w->frames, w->max_work_ms, pn, pmean, pmax, w->max_gap_ms, st.step, st.rate);
+    g_printerr("frame stats: %u polls, poll work mean %.2f ms max %.2f ms; %" G_GINT64_FORMAT " frames drawn; %u panel paints, "
+               "mean %.2f ms max %.2f ms; longest main-loop stall %.1f ms; run at step %d, %.2f steps/s\n",
+               w->frames, w->sum_work_ms / w->frames, w->max_work_ms, w->frames_drawn, pn, pmean,
+               pmax, w->max_gap_ms, st.step, st.rate);
   }
   g_clear_object(&w->bridge);
   if (w->view.snap) kd_snapshot_free(w->view.snap), w->view.snap = NULL;
@@ -584,6 +602,7 @@ static void kds_window_init(KdsWindow *w) {
   w->view.smooth = (KdSmooth){KD_SMOOTH_EMA, 0.9, 50};
   w->view.logy = 1;
   w->snap_index = -1;
+  w->shown_state = -1;
   gtk_window_set_title(GTK_WINDOW(w), "kdscope");
   gtk_window_set_default_size(GTK_WINDOW(w), 1600, 1000);
   gtk_window_set_icon_name(GTK_WINDOW(w), "io.github.kdscope.Kdscope");
@@ -613,6 +632,11 @@ void kds_window_set_bridge(KdsWindow *w, KdsBridge *b) {
   gtk_window_set_title(GTK_WINDOW(w), title);
   rebuild_controls(w);
   update_status(w);
+  w->shown_state = -1; /* the next poll shows the state the run is in by then */
+  /* A pulsed progress bar animates on a tick callback for as long as it is
+   * realized, hidden in the stack or not: a frame every vsync for the
+   * whole session, drawn on the CPU the run needs. A fraction stops it. */
+  gtk_progress_bar_set_fraction(GTK_PROGRESS_BAR(w->progress_bar), 1.0);
   gtk_stack_set_visible_child_name(GTK_STACK(w->stack), "main");
   w->last_poll_us = 0;
 }
