@@ -38,6 +38,13 @@ static inline void kds_view_snapfig(const KdsView *v, KdSnapFigView *out) {
   out->mark = v->mark;
 }
 
+/* Whether the panel draws the maps of one level (the ones a linked cell
+ * is outlined on): the kind's own flag, not a list of names. */
+static inline gboolean kds_panel_draws_level_maps(KdsPanel *p) {
+  int k = kd_snapfig_kind_from_name(kds_panel_kind(p));
+  return k >= 0 && (kd_snapfig_needs((KdSnapFigKind)k) & KD_SNAPFIG_LEVEL);
+}
+
 /* A panel's build: the figure of `kind` for the view, into store. */
 static inline gboolean kds_panel_build_snapfig(KdSnapFigKind kind, const KdsView *v, KdSnapFigStore *store,
                                                KdFigPanel *out) {

@@ -367,9 +367,7 @@ static void on_panel_hover(KdsPanel *p, const char *text, gboolean on_map, doubl
   w->view.mark = m;
   for (guint i = 0; i < w->panels->len; i++) {
     KdsPanel *q = g_ptr_array_index(w->panels, i);
-    const char *kind = kds_panel_kind(q);
-    if (!strcmp(kind, "gap") || !strcmp(kind, "masks") || !strcmp(kind, "attention") || !strcmp(kind, "gradmaps"))
-      gtk_widget_queue_draw(GTK_WIDGET(q));
+    if (kds_panel_draws_level_maps(q)) gtk_widget_queue_draw(GTK_WIDGET(q));
   }
 }
 
