@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compare.h"
 #include "export.h"
 #include "snapfig.h"
 #include "core/fileio.h"
@@ -19,6 +20,8 @@ static const char usage[] =
     "                      [--letters] [--no-title] [--format png|svg|pdf]\n"
     "                      [--width-in W | --width-mm W] [--height-in H | --height-mm H]\n"
     "                      [--font-pt P] [--line-pt P] [--dpi D] --out FILE\n"
+    "       kdscope export --figure compare --run RUN_DIR [--run RUN_DIR]... [--labels LIST]\n"
+    "                      [--series LIST] [--logy] [--smooth ...] [size, font] --out FILE\n"
     "       kdscope export --run RUN_DIR --csv metrics|events --out FILE\n\n"
     "Renders a figure of a run from its run directory, exactly as the window's\n"
     "panel draws it (the window's export dialog prints the command for what it\n"
@@ -33,6 +36,10 @@ static const char usage[] =
     "              --images (default all)\n"
     "  image, gap, masks, attention, gradmaps, projection: one panel of the\n"
     "              window for one probe image (--images I) and level\n"
+    "  compare     several runs on one chart (up to 8 --run, in order; --labels\n"
+    "              names them, default the directories' names): each run's\n"
+    "              logged --series (up to 3, default loss; a+b sums series,\n"
+    "              e.g. det.cls+det.box, the detection loss of any run)\n"
     "The snapshot is the last one at or before --step (default: the last).\n"
     "--level names an FPN level (P3 ..), --overlay draws maps over the image\n"
     "with that opacity, --independent scales teacher and student maps apart,\n"
@@ -46,6 +53,9 @@ static const char usage[] =
 #define MAX_LIST 32
 
 typedef struct Args {
+  const char *runs[KD_COMPARE_MAX_RUNS];
+  int nruns;
+  const char *labels, *series;
   const char *run, *figure, *csv, *step, *images, *level, *columns, *mask, *parts, *smooth;
   const char *format, *out;
   double width, height, font_pt, line_pt, dpi, overlay;
@@ -99,7 +109,11 @@ static int parse_args(int argc, char **argv, Args *a) {
     else if (!strcmp(o, "--independent")) a->independent = 1;
     else if (!strcmp(o, "--letters")) a->letters = 1;
     else if (!strcmp(o, "--no-title")) a->no_title = 1;
-    else if (!strcmp(o, "--run")) str = &a->run;
+    else if (!strcmp(o, "--run")) {
+      if (a->nruns == KD_COMPARE_MAX_RUNS) return fail("at most %d --run (see --help)", KD_COMPARE_MAX_RUNS);
+      str = &a->runs[a->nruns++];
+    } else if (!strcmp(o, "--labels")) str = &a->labels;
+    else if (!strcmp(o, "--series")) str = &a->series;
     else if (!strcmp(o, "--figure")) str = &a->figure;
     else if (!strcmp(o, "--csv")) str = &a->csv;
     else if (!strcmp(o, "--step")) str = &a->step;
@@ -128,7 +142,10 @@ static int parse_args(int argc, char **argv, Args *a) {
     if (num && number(o, v, num)) return 1;
     i++;
   }
-  if (!a->run) return fail("%s", "--run RUN_DIR is required (see --help)");
+  if (!a->nruns) return fail("%s", "--run RUN_DIR is required (see --help)");
+  a->run = a->runs[0];
+  if (a->nruns > 1 && (!a->figure || strcmp(a->figure, "compare")))
+    return fail("--run given %d times: only --figure compare draws several runs", a->nruns);
   if (!a->out) return fail("%s", "--out FILE is required (see --help)");
   if (!a->figure == !a->csv) return fail("%s", "give either --figure NAME or --csv metrics|events (see --help)");
   if (a->overlay > 1) return fail("%s", "--overlay is an opacity in (0, 1]");
@@ -220,6 +237,52 @@ static int load_snapshot(const Args *a, KdSnapshots *snaps, KdSnapshot **out) {
   return 0;
 }
 
+/* Renders a built figure to --out in the format, size and style asked. */
+static int render(const Args *a, const KdFigPanel *panel) {
+  KdError err;
+  KdFigStyle st;
+  kd_fig_style_default(&st);
+  st.panel_letters = a->letters;
+  if (a->line_pt > 0) st.line_pt = a->line_pt;
+  KdExportOpts o;
+  kd_export_opts_default(&o);
+  o.width = a->width;
+  o.unit = a->unit;
+  if (a->height > 0) /* one unit for both: the height in the width's unit */
+    o.height = kd_export_to_pt(a->height, a->height_unit) / kd_export_to_pt(1, a->unit);
+  if (a->dpi > 0) o.dpi = a->dpi;
+  o.font_pt = a->font_pt;
+  o.title = a->figure;
+  int fmt = kd_export_format_from_path(a->out);
+  if (a->format) {
+    static const char *names[] = {"png", "svg", "pdf"};
+    int f = -1;
+    for (int i = 0; i < 3; i++)
+      if (!strcmp(a->format, names[i])) f = i;
+    if (f < 0) {
+      return fail("--format %s: expected png, svg or pdf", a->format);
+    }
+    if (fmt >= 0 && fmt != f) {
+      return fail("--format %s but --out %s has another extension", a->format, a->out);
+    }
+    fmt = f;
+  }
+  if (fmt < 0) {
+    return fail("cannot tell the format of %s: give --format png|svg|pdf", a->out);
+  }
+  double w_pt, h_pt;
+  int w_px, h_px;
+  if (kd_export_geometry(panel, &st, &o, &w_pt, &h_pt, &w_px, &h_px, &err) ||
+      kd_export_panel(a->out, fmt, panel, &st, &o, &err)) {
+    return fail("%s", err.msg);
+  }
+  if (fmt == KD_EXPORT_PNG)
+    printf("wrote %s: %d x %d px (%.2f x %.2f pt at %g dpi)\n", a->out, w_px, h_px, w_pt, h_pt, o.dpi);
+  else
+    printf("wrote %s: %.2f x %.2f pt\n", a->out, w_pt, h_pt);
+  return 0;
+}
+
 static int export_figure(const Args *a, const KdRunLog *log) {
   int kind = kd_snapfig_kind_from_name(a->figure);
   if (kind < 0) {
@@ -302,55 +365,60 @@ static int export_figure(const Args *a, const KdRunLog *log) {
     fail("%s", err.msg);
     goto out;
   }
-  KdFigStyle st;
-  kd_fig_style_default(&st);
-  st.panel_letters = a->letters;
-  if (a->line_pt > 0) st.line_pt = a->line_pt;
-  KdExportOpts o;
-  kd_export_opts_default(&o);
-  o.width = a->width;
-  o.unit = a->unit;
-  if (a->height > 0) /* one unit for both: the height in the width's unit */
-    o.height = kd_export_to_pt(a->height, a->height_unit) / kd_export_to_pt(1, a->unit);
-  if (a->dpi > 0) o.dpi = a->dpi;
-  o.font_pt = a->font_pt;
-  o.title = a->figure;
-  int fmt = kd_export_format_from_path(a->out);
-  if (a->format) {
-    static const char *names[] = {"png", "svg", "pdf"};
-    int f = -1;
-    for (int i = 0; i < 3; i++)
-      if (!strcmp(a->format, names[i])) f = i;
-    if (f < 0) {
-      fail("--format %s: expected png, svg or pdf", a->format);
-      goto out;
-    }
-    if (fmt >= 0 && fmt != f) {
-      fail("--format %s but --out %s has another extension", a->format, a->out);
-      goto out;
-    }
-    fmt = f;
-  }
-  if (fmt < 0) {
-    fail("cannot tell the format of %s: give --format png|svg|pdf", a->out);
-    goto out;
-  }
-  double w_pt, h_pt;
-  int w_px, h_px;
-  if (kd_export_geometry(&panel, &st, &o, &w_pt, &h_pt, &w_px, &h_px, &err) ||
-      kd_export_panel(a->out, fmt, &panel, &st, &o, &err)) {
-    fail("%s", err.msg);
-    goto out;
-  }
-  if (fmt == KD_EXPORT_PNG)
-    printf("wrote %s: %d x %d px (%.2f x %.2f pt at %g dpi)\n", a->out, w_px, h_px, w_pt, h_pt, o.dpi);
-  else
-    printf("wrote %s: %.2f x %.2f pt\n", a->out, w_pt, h_pt);
-  rc = 0;
+  rc = render(a, &panel);
 out:
   kd_snapfig_store_free(store);
   kd_snapshot_free(snap);
   kd_snapshots_close(snaps);
+  return rc;
+}
+
+/* Several runs' logs on one chart. */
+static int export_compare(const Args *a) {
+  KdRunLog *logs[KD_COMPARE_MAX_RUNS] = {0};
+  const char *labels[KD_COMPARE_MAX_RUNS], *series[KD_COMPARE_MAX_METRICS + 1];
+  char lbuf[1024], sbuf[1024], base[KD_COMPARE_MAX_RUNS][256];
+  int nl = 0, nseries = 1, rc = 1;
+  series[0] = "loss";
+  if (a->labels) {
+    nl = split(a->labels, lbuf, sizeof lbuf, labels, KD_COMPARE_MAX_RUNS);
+    if (nl != a->nruns) return fail("--labels %s: expected %d names, one per --run", a->labels, a->nruns);
+  }
+  if (a->series) {
+    nseries = split(a->series, sbuf, sizeof sbuf, series, KD_COMPARE_MAX_METRICS + 1);
+    if (nseries <= 0 || nseries > KD_COMPARE_MAX_METRICS)
+      return fail("--series %s: expected 1 to %d series names like loss,det.cls+det.box", a->series,
+                  KD_COMPARE_MAX_METRICS);
+  }
+  KdError err;
+  for (int r = 0; r < a->nruns; r++) {
+    if (!a->labels) { /* the directory's last name */
+      snprintf(base[r], sizeof base[r], "%s", a->runs[r]);
+      size_t n = strlen(base[r]);
+      while (n > 1 && base[r][n - 1] == '/') base[r][--n] = 0;
+      const char *slash = strrchr(base[r], '/');
+      labels[r] = slash && slash[1] ? slash + 1 : base[r];
+    }
+    logs[r] = kd_runlog_open(a->runs[r], &err);
+    if (!logs[r] || kd_runlog_refresh(logs[r], &err) < 0) {
+      fail("%s", err.msg);
+      goto out;
+    }
+  }
+  KdCompare c = {.logs = (const KdRunLog *const *)logs, .labels = labels, .nruns = a->nruns,
+                 .metrics = series, .nmetrics = nseries, .logy = a->logy, .title = a->no_title ? "" : NULL};
+  if (kd_snapfig_smooth_parse(a->smooth, &c.smooth, &err)) {
+    fail("%s", err.msg);
+    goto out;
+  }
+  KdCompareStore *store = kd_compare_store_new();
+  KdFigPanel panel;
+  if (!store) fail("%s", "out of memory");
+  else if (kd_compare_build(&c, store, &panel, &err)) fail("%s", err.msg);
+  else rc = render(a, &panel);
+  kd_compare_store_free(store);
+out:
+  for (int r = 0; r < a->nruns; r++) kd_runlog_free(logs[r]);
   return rc;
 }
 
@@ -360,6 +428,7 @@ int kd_cli_export(int argc, char **argv) {
   if (rc) return rc == 2 ? 0 : 1;
   if (a.csv && strcmp(a.csv, "metrics") && strcmp(a.csv, "events"))
     return fail("--csv %s: expected metrics or events", a.csv);
+  if (a.figure && !strcmp(a.figure, "compare")) return export_compare(&a);
   KdError err;
   KdRunLog *log = kd_runlog_open(a.run, &err);
   if (!log || kd_runlog_refresh(log, &err) < 0) {

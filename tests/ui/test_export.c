@@ -9,6 +9,8 @@
  *    ranges, columns, parts, smoothing, letters, font, width, dpi);
  *  - --csv metrics / events parse (quotes included) with the expected
  *    columns and one row per logged value / event;
+ *  - the compare figure of two runs (the run and a copy of its log) to
+ *    PDF and SVG, and its refusals;
  *  - bad requests exit 1 with a message that names the problem and leave
  *    no file.
  * Usage: test_export KDSCOPE OUTDIR [CHECKER]. The figures stay in OUTDIR
@@ -258,6 +260,46 @@ static void check_csv(void) {
   kd_runlog_free(log);
 }
 
+/* ---- several runs on one chart ---- */
+
+static void check_compare(FILE *manifest, const char *other) {
+  for (int f = 0; f < 2; f++) {
+    char path[2300], cmd[9000], out[4096];
+    snprintf(path, sizeof path, "%s/compare_3.3in.%s", outdir, f ? "svg" : "pdf");
+    snprintf(cmd, sizeof cmd,
+             "'%s' export --figure compare --run '%s' --run '%s' --labels first,second "
+             "--series loss,det.cls+det.box --smooth ema:0.5 --logy --out '%s'",
+             kdscope, run, other, path);
+    double wpt = 0, hpt = 0;
+    int rc = run_cmd(cmd, out, sizeof out);
+    const char *at = strstr(out, ": ");
+    CHECK_MSG(rc == 0 && at && sscanf(at, ": %lf x %lf pt", &wpt, &hpt) == 2, "%s -> %d: %s", cmd, rc, out);
+    if (rc == 0) fprintf(manifest, "%s %.4f %.4f\n", path, wpt, hpt);
+  }
+  char path[2300];
+  snprintf(path, sizeof path, "%s/bad_compare.pdf", outdir);
+  remove(path);
+  struct {
+    const char *args, *expect;
+  } cases[] = {
+      {"--figure grid --run '%s'", "only --figure compare draws several runs"},
+      {"--figure compare --run '%s' --labels one", "expected 2 names"},
+      {"--figure compare --run '%s' --series loss,nonesuch", "no series 'nonesuch'"},
+      {"--figure compare --run '%s' --series a,b,c,d", "expected 1 to 3 series"},
+      {"--figure compare --run '%s/nonesuch'", "not a run directory"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char args[2400], cmd[9000], out[4096];
+    snprintf(args, sizeof args, cases[i].args, other);
+    snprintf(cmd, sizeof cmd, "'%s' export --run '%s' %s --out '%s'", kdscope, run, args, path);
+    int rc = run_cmd(cmd, out, sizeof out);
+    CHECK_MSG(rc == 1 && strstr(out, cases[i].expect), "`%s` -> %d: %s (expected \"%s\")", args, rc, out,
+              cases[i].expect);
+    struct stat sb;
+    CHECK_MSG(stat(path, &sb) != 0, "`%s` left %s", args, path);
+  }
+}
+
 /* ---- bad requests ---- */
 
 static void check_errors(const char *empty_run) {
@@ -332,6 +374,7 @@ int main(int argc, char **argv) {
   CHECK(mf != NULL);
   if (!mf) return check_status("test_export");
   export_all(mf);
+  check_compare(mf, empty);
   fclose(mf);
   commands_reproduce();
   check_csv();

@@ -1,0 +1,128 @@
+/* Several runs on one chart (compare.h). */
+#include "compare.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_TERMS 8
+#define MAX_SERIES (KD_COMPARE_MAX_RUNS * KD_COMPARE_MAX_METRICS)
+
+struct KdCompareStore {
+  double *x[MAX_SERIES], *y[MAX_SERIES];
+  char names[MAX_SERIES][128];
+  KdFigSeries series[MAX_SERIES];
+  KdFigPlot plot;
+};
+
+KdCompareStore *kd_compare_store_new(void) { return calloc(1, sizeof(KdCompareStore)); }
+
+static void store_clear(KdCompareStore *s) {
+  for (int i = 0; i < MAX_SERIES; i++) {
+    free(s->x[i]);
+    free(s->y[i]);
+    s->x[i] = s->y[i] = NULL;
+  }
+}
+
+void kd_compare_store_free(KdCompareStore *s) {
+  if (!s) return;
+  store_clear(s);
+  free(s);
+}
+
+static void series_list(const KdRunLog *log, char *buf, size_t len) {
+  buf[0] = 0;
+  for (int i = 0; i < kd_runlog_nseries(log); i++) {
+    KdRunSeries s = kd_runlog_series(log, i);
+    size_t n = strlen(buf);
+    if (!s.n) continue;
+    if (n + strlen(s.name) + 8 >= len) {
+      snprintf(buf + n, len - n, ", ...");
+      return;
+    }
+    snprintf(buf + n, len - n, "%s%s", n ? ", " : "", s.name);
+  }
+}
+
+int kd_compare_series(const KdRunLog *log, const char *metric, double **xo, double **yo, size_t *no,
+                      KdError *err) {
+  *xo = *yo = NULL;
+  *no = 0;
+  char buf[256], all[600];
+  if (!metric || !*metric || snprintf(buf, sizeof buf, "%s", metric) >= (int)sizeof buf)
+    return kd_error(err, "compare: expected a series name like det.cls or a sum like det.cls+det.box");
+  KdRunSeries terms[MAX_TERMS];
+  int nt = 0;
+  for (char *save = NULL, *w = strtok_r(buf, "+", &save); w; w = strtok_r(NULL, "+", &save)) {
+    if (nt == MAX_TERMS) return kd_error(err, "compare: '%s' sums more than %d series", metric, MAX_TERMS);
+    terms[nt] = kd_runlog_find(log, w);
+    if (!terms[nt].n) {
+      series_list(log, all, sizeof all);
+      return kd_error(err, "no series '%s' (series: %s)", w, all);
+    }
+    nt++;
+  }
+  if (!nt) return kd_error(err, "compare: '%s' names no series", metric);
+  size_t n = terms[0].n;
+  double *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
+  if (!x || !y) {
+    free(x);
+    free(y);
+    return kd_error(err, "compare: out of memory");
+  }
+  memcpy(x, terms[0].x, n * sizeof *x);
+  memcpy(y, terms[0].y, n * sizeof *y);
+  /* Keep the steps every term has: both step lists increase, so one merge
+   * pass per term. */
+  for (int t = 1; t < nt; t++) {
+    size_t i = 0, j = 0, k = 0;
+    while (i < n && j < terms[t].n) {
+      if (x[i] < terms[t].x[j]) i++;
+      else if (x[i] > terms[t].x[j]) j++;
+      else {
+        x[k] = x[i];
+        y[k++] = y[i++] + terms[t].y[j++];
+      }
+    }
+    n = k;
+  }
+  if (!n) {
+    free(x);
+    free(y);
+    return kd_error(err, "compare: the series in '%s' share no logged step", metric);
+  }
+  *xo = x;
+  *yo = y;
+  *no = n;
+  return 0;
+}
+
+int kd_compare_build(const KdCompare *c, KdCompareStore *s, KdFigPanel *out, KdError *err) {
+  if (c->nruns < 1 || c->nruns > KD_COMPARE_MAX_RUNS)
+    return kd_error(err, "compare: %d runs given, expected 1 to %d", c->nruns, KD_COMPARE_MAX_RUNS);
+  if (c->nmetrics < 1 || c->nmetrics > KD_COMPARE_MAX_METRICS)
+    return kd_error(err, "compare: %d series given, expected 1 to %d", c->nmetrics, KD_COMPARE_MAX_METRICS);
+  store_clear(s);
+  int ns = 0;
+  for (int r = 0; r < c->nruns; r++)
+    for (int m = 0; m < c->nmetrics; m++, ns++) {
+      size_t n;
+      KdError e;
+      if (kd_compare_series(c->logs[r], c->metrics[m], &s->x[ns], &s->y[ns], &n, &e))
+        return kd_error(err, "run '%s': %s", c->labels[r], e.msg);
+      if (c->nmetrics > 1) snprintf(s->names[ns], sizeof s->names[ns], "%s: %s", c->labels[r], c->metrics[m]);
+      else snprintf(s->names[ns], sizeof s->names[ns], "%s", c->labels[r]);
+      int sparse = !strncmp(c->metrics[m], "eval.", 5);
+      s->series[ns] = (KdFigSeries){s->names[ns], s->x[ns], s->y[ns], n, r, m, sparse};
+    }
+  const char *title = c->title ? c->title : c->nmetrics == 1 ? c->metrics[0] : "runs compared";
+  s->plot = (KdFigPlot){.title = *title ? title : NULL, .xlabel = "step",
+                        .ylabel = c->nmetrics == 1 ? c->metrics[0] : "value", .series = s->series,
+                        .nseries = ns, .logy = c->logy, .smooth = c->smooth,
+                        /* With several runs, raw lines under each smoothed one blur the comparison. */
+                        .hide_raw = ns > 1, .xmin = NAN, .xmax = NAN, .ymin = NAN, .ymax = NAN};
+  *out = kd_fig_plot_panel(&s->plot);
+  return 0;
+}

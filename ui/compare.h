@@ -1,0 +1,42 @@
+/* Several runs on one chart: the same logged series of each run (a loss
+ * part, eval.AP, lr...) or a sum of series ("det.cls+det.box", the
+ * detection loss of a baseline and a distilled student alike), one colour
+ * per run, one dash per series. `kdscope export --figure compare` draws it;
+ * GTK-free (in kdfigure). */
+#ifndef KD_COMPARE_H
+#define KD_COMPARE_H
+
+#include "core/error.h"
+#include "figure.h"
+#include "train/runlog.h"
+
+#define KD_COMPARE_MAX_RUNS 8    /* the palette's distinct colours */
+#define KD_COMPARE_MAX_METRICS 3 /* solid, dashed, dotted */
+
+typedef struct KdCompare {
+  const KdRunLog *const *logs;
+  const char *const *labels; /* legend name per run */
+  int nruns;
+  const char *const *metrics; /* series names; "a+b" sums a and b at the steps both have */
+  int nmetrics;
+  KdSmooth smooth;
+  int logy;
+  const char *title; /* NULL: the metric's name (one metric) or "runs compared" */
+} KdCompare;
+
+typedef struct KdCompareStore KdCompareStore;
+KdCompareStore *kd_compare_store_new(void);
+void kd_compare_store_free(KdCompareStore *s);
+
+/* Fills *out with the chart, its spec in store (valid until the next build
+ * into it or its free; it borrows the logs). -1 with err when a run lacks a
+ * metric (the message names the run and lists the series it has), a sum's
+ * parts share no step, or there are too many runs or metrics. */
+int kd_compare_build(const KdCompare *c, KdCompareStore *store, KdFigPanel *out, KdError *err);
+
+/* The series a sum names, evaluated on one log: x, y (heap, caller frees
+ * both) at the steps every part has. 0 on success, -1 with err. */
+int kd_compare_series(const KdRunLog *log, const char *metric, double **x, double **y, size_t *n,
+                      KdError *err);
+
+#endif
