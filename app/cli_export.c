@@ -17,6 +17,7 @@ static const char usage[] =
     "usage: kdscope export --run RUN_DIR --figure NAME [--step N|last] [--images LIST]\n"
     "                      [--level P3] [--columns LIST] [--mask NAME] [--parts LIST]\n"
     "                      [--logy] [--smooth none|ema:W|mean:N] [--overlay A] [--independent]\n"
+    "                      [--compare RUN_DIR [--compare-label NAME]]\n"
     "                      [--letters] [--no-title] [--format png|svg|pdf]\n"
     "                      [--width-in W | --width-mm W] [--height-in H | --height-mm H]\n"
     "                      [--font-pt P] [--line-pt P] [--dpi D] --out FILE\n"
@@ -30,7 +31,9 @@ static const char usage[] =
     "              image,teacher,student,gap,mask (--columns, default those with\n"
     "              data); --mask NAME picks the mask column (fg or e.g. defeat.fg)\n"
     "  curves      loss parts (--parts LIST, default all) over COCO AP vs step,\n"
-    "              markers where settings changed; --logy, --smooth\n"
+    "              markers where settings changed; --logy, --smooth; --compare\n"
+    "              adds another run's same parts and AP, dotted (legend name\n"
+    "              --compare-label, default the directory's name)\n"
     "  gradients   fg vs bg gradient magnitude by source over every snapshot up to\n"
     "              --step (DeFeat's observation); --level (default all levels),\n"
     "              --images (default all)\n"
@@ -55,7 +58,7 @@ static const char usage[] =
 typedef struct Args {
   const char *runs[KD_COMPARE_MAX_RUNS];
   int nruns;
-  const char *labels, *series;
+  const char *labels, *series, *reference, *reference_label;
   const char *run, *figure, *csv, *step, *images, *level, *columns, *mask, *parts, *smooth;
   const char *format, *out;
   double width, height, font_pt, line_pt, dpi, overlay;
@@ -114,6 +117,8 @@ static int parse_args(int argc, char **argv, Args *a) {
       str = &a->runs[a->nruns++];
     } else if (!strcmp(o, "--labels")) str = &a->labels;
     else if (!strcmp(o, "--series")) str = &a->series;
+    else if (!strcmp(o, "--compare")) str = &a->reference;
+    else if (!strcmp(o, "--compare-label")) str = &a->reference_label;
     else if (!strcmp(o, "--figure")) str = &a->figure;
     else if (!strcmp(o, "--csv")) str = &a->csv;
     else if (!strcmp(o, "--step")) str = &a->step;
@@ -237,6 +242,15 @@ static int load_snapshot(const Args *a, KdSnapshots *snaps, KdSnapshot **out) {
   return 0;
 }
 
+/* A run's name for a legend: its directory's last component. */
+static const char *run_name(const char *dir, char *buf, size_t len) {
+  snprintf(buf, len, "%s", dir);
+  size_t n = strlen(buf);
+  while (n > 1 && buf[n - 1] == '/') buf[--n] = 0;
+  const char *slash = strrchr(buf, '/');
+  return slash && slash[1] ? slash + 1 : buf;
+}
+
 /* Renders a built figure to --out in the format, size and style asked. */
 static int render(const Args *a, const KdFigPanel *panel) {
   KdError err;
@@ -283,7 +297,7 @@ static int render(const Args *a, const KdFigPanel *panel) {
   return 0;
 }
 
-static int export_figure(const Args *a, const KdRunLog *log) {
+static int export_figure(const Args *a, const KdRunLog *log, const KdRunLog *ref) {
   int kind = kd_snapfig_kind_from_name(a->figure);
   if (kind < 0) {
     return fail("unknown figure '%s' (figures: %s)", a->figure, kd_snapfig_names());
@@ -292,6 +306,10 @@ static int export_figure(const Args *a, const KdRunLog *log) {
   KdSnapFigView v;
   kd_snapfig_view_default(&v);
   v.log = log;
+  char refname[1024];
+  v.ref = ref;
+  v.ref_dir = a->reference;
+  v.ref_label = a->reference_label ? a->reference_label : ref ? run_name(a->reference, refname, sizeof refname) : NULL;
   v.overlay = a->overlay;
   v.independent = a->independent;
   v.logy = a->logy;
@@ -392,13 +410,7 @@ static int export_compare(const Args *a) {
   }
   KdError err;
   for (int r = 0; r < a->nruns; r++) {
-    if (!a->labels) { /* the directory's last name */
-      snprintf(base[r], sizeof base[r], "%s", a->runs[r]);
-      size_t n = strlen(base[r]);
-      while (n > 1 && base[r][n - 1] == '/') base[r][--n] = 0;
-      const char *slash = strrchr(base[r], '/');
-      labels[r] = slash && slash[1] ? slash + 1 : base[r];
-    }
+    if (!a->labels) labels[r] = run_name(a->runs[r], base[r], sizeof base[r]);
     logs[r] = kd_runlog_open(a->runs[r], &err);
     if (!logs[r] || kd_runlog_refresh(logs[r], &err) < 0) {
       fail("%s", err.msg);
@@ -435,7 +447,17 @@ int kd_cli_export(int argc, char **argv) {
     kd_runlog_free(log);
     return fail("%s", err.msg);
   }
-  rc = a.csv ? write_csv(&a, log) : export_figure(&a, log);
+  KdRunLog *ref = NULL;
+  if (a.reference && a.figure && !strcmp(a.figure, "curves")) {
+    ref = kd_runlog_open(a.reference, &err);
+    if (!ref || kd_runlog_refresh(ref, &err) < 0) {
+      kd_runlog_free(ref);
+      kd_runlog_free(log);
+      return fail("--compare: %s", err.msg);
+    }
+  }
+  rc = a.csv ? write_csv(&a, log) : export_figure(&a, log, ref);
+  kd_runlog_free(ref);
   kd_runlog_free(log);
   return rc;
 }

@@ -18,6 +18,7 @@ typedef struct Gui {
   KdsWindow *win;
   KdTrainArgs args;
   const char *follow;
+  const char *compare; /* a run drawn dotted on the curves */
   int paused;
   KdConfig *cfg;
   char data_dir[4096];
@@ -104,6 +105,11 @@ static void on_activate(GtkApplication *app, gpointer user) {
               {"win.level-next", {"Right", NULL}},  {"win.level-prev", {"Left", NULL}},   {"win.image-next", {"Down", NULL}},
               {"win.image-prev", {"Up", NULL}},     {"app.quit", {"<Control>q", NULL}}};
   for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) gtk_application_set_accels_for_action(app, keys[i].action, keys[i].accels);
+  GError *ce = NULL;
+  if (g->compare && !kds_window_set_reference(g->win, g->compare, &ce)) {
+    kds_window_toast(g->win, ce->message);
+    g_error_free(ce);
+  }
   if (g->follow) {
     GError *e = NULL;
     KdsBridge *b = kds_bridge_new_follow(g->follow, &e);
@@ -148,11 +154,13 @@ static gboolean have_render_node(void) {
 
 static const char usage[] =
     "usage: kdscope [window] [--config FILE] [--set key=value]... [--steps N] [--out RUN_DIR]\n"
-    "               [--resume RUN_DIR] [--follow RUN_DIR] [--paused]\n\n"
+    "               [--resume RUN_DIR] [--follow RUN_DIR] [--paused] [--compare RUN_DIR]\n\n"
     "Opens the window. Without options: the default run (assets/configs/distill.json:\n"
     "the shipped teacher -> student preset, DeFeat, fashion-det built on first use).\n"
     "--follow RUN_DIR follows a run another process writes (or replays a finished one);\n"
-    "sliders then act through the run directory's control file (as `kdscope set`).\n";
+    "sliders then act through the run directory's control file (as `kdscope set`).\n"
+    "--compare RUN_DIR draws another run's loss parts and AP dotted on the curves\n"
+    "(a baseline to beat while tuning; also in the menu: Compare with a run).\n";
 
 int kd_cli_window(int argc, char **argv) {
   Gui g = {0};
@@ -162,6 +170,7 @@ int kd_cli_window(int argc, char **argv) {
   rest[nrest++] = argv[0];
   for (int i = 1; i < argc && nrest < 255; i++) {
     if (!strcmp(argv[i], "--follow") && i + 1 < argc) g.follow = argv[++i];
+    else if (!strcmp(argv[i], "--compare") && i + 1 < argc) g.compare = argv[++i];
     else if (!strcmp(argv[i], "--paused")) g.paused = 1;
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       fputs(usage, stdout);
@@ -169,6 +178,15 @@ int kd_cli_window(int argc, char **argv) {
     } else rest[nrest++] = argv[i];
   }
   if (kd_cli_train_args(nrest, rest, &g.args, "window", usage)) return 1;
+  if (g.compare) { /* refuse a wrong directory before a window opens */
+    KdError err;
+    KdRunLog *ref = kd_runlog_open(g.compare, &err);
+    if (!ref) {
+      fprintf(stderr, "kdscope window: --compare %s\n", err.msg);
+      return 1;
+    }
+    kd_runlog_free(ref);
+  }
   if (!g.follow) {
     g.cfg = kd_cli_load_config(&g.args, "configs/distill.json", 1, "window");
     if (!g.cfg) return 1;

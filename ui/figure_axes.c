@@ -434,6 +434,13 @@ static void draw_key(cairo_t *cr, const KdFigStyle *st, const KdFigKey *k, doubl
     cairo_rectangle(cr, x + 0.5 * lw, y - h / 2, w - lw, h);
     cairo_stroke(cr);
     break;
+  case KD_FIG_KEY_DOT_LINE:
+    cairo_set_line_width(cr, lw * 0.6);
+    kd_fig_set_dash(cr, k->dash, lw * 0.6);
+    cairo_move_to(cr, x, y);
+    cairo_line_to(cr, x + w, y);
+    cairo_stroke(cr);
+    __attribute__((fallthrough)); /* the dot over the line */
   case KD_FIG_KEY_DOT:
     cairo_arc(cr, x + w / 2, y, h * 0.4, 0, 2 * M_PI);
     cairo_fill(cr);

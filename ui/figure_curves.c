@@ -33,7 +33,7 @@ static int plot_keys(const KdFigPlot *p, KdFigKey *keys, char *note, size_t note
     keys[k].label = s->name;
     series_color(s, i, keys[k].rgb);
     keys[k].dash = s->dash;
-    keys[k].kind = s->points && s->n < 64 ? KD_FIG_KEY_DOT : KD_FIG_KEY_LINE;
+    keys[k].kind = s->points && s->n < 64 ? (s->n > 1 ? KD_FIG_KEY_DOT_LINE : KD_FIG_KEY_DOT) : KD_FIG_KEY_LINE;
     k++;
   }
   if (smoothing_on(p) && k < MAX_KEYS) {

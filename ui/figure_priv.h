@@ -78,7 +78,8 @@ void kd_fig_axes_draw(cairo_t *cr, const KdFigStyle *st, KdFigRect plot, const K
 
 /* ---- legend ---- */
 typedef enum { KD_FIG_KEY_LINE, KD_FIG_KEY_BOX, KD_FIG_KEY_DOT, KD_FIG_KEY_TRIANGLE,
-               KD_FIG_KEY_FILL, KD_FIG_KEY_STAR } KdFigKeyKind;
+               KD_FIG_KEY_FILL, KD_FIG_KEY_STAR,
+               KD_FIG_KEY_DOT_LINE /* points joined by a line of the key's dash */ } KdFigKeyKind;
 typedef struct KdFigKey {
   const char *label;
   double rgb[3];

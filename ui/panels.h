@@ -36,6 +36,9 @@ static inline void kds_view_snapfig(const KdsView *v, KdSnapFigView *out) {
   out->smooth = v->smooth;
   out->logy = v->logy;
   out->mark = v->mark;
+  out->ref = v->ref;
+  out->ref_dir = v->ref_dir;
+  out->ref_label = v->ref_label;
 }
 
 /* Whether the panel draws the maps of one level (the ones a linked cell

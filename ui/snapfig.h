@@ -13,7 +13,8 @@
  *   projection  instance features on the teacher's PCA axes
  *   grid        rows = probe images, columns image | teacher | student |
  *               gap | mask (any subset, any order)
- *   curves      chosen loss parts over COCO AP vs step, change markers
+ *   curves      chosen loss parts over COCO AP vs step, change markers;
+ *               optionally a reference run's same parts and AP, dotted
  *   gradients   fg vs bg gradient magnitude by source over the run's
  *               snapshots (DeFeat's observation) */
 #ifndef KD_SNAPFIG_H
@@ -76,6 +77,10 @@ typedef struct KdSnapFigView {
   const char *const *parts; /* curves: loss parts to draw; NULL: all */
   int nparts;
   int no_title;           /* leave the figure's title out */
+  const KdRunLog *ref;    /* curves: another run whose parts (those drawn) and AP are
+                             drawn dotted in the same colours, to compare with */
+  const char *ref_label;  /* its legend name (NULL: "reference") */
+  const char *ref_dir;    /* its run directory, for the export command */
   KdFigMark mark;         /* a cell outlined on every map (the window's linked cursor) */
 } KdSnapFigView;
 

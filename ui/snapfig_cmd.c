@@ -123,6 +123,14 @@ int kd_snapfig_command(KdSnapFigKind kind, const KdSnapFigView *v, const char *r
     add(&c, " --parts ");
     for (int i = 0; i < v->nparts; i++) add(&c, "%s%s", i ? "," : "", v->parts[i]);
   }
+  if (kind == KD_SNAPFIG_CURVES && v->ref && v->ref_dir) {
+    add(&c, " --compare");
+    add_word(&c, v->ref_dir);
+    if (v->ref_label) {
+      add(&c, " --compare-label");
+      add_word(&c, v->ref_label);
+    }
+  }
   if (kind == KD_SNAPFIG_CURVES && v->logy) add(&c, " --logy");
   if ((kind == KD_SNAPFIG_CURVES || kind == KD_SNAPFIG_GRADIENTS) && v->smooth.kind != KD_SMOOTH_NONE) {
     char sm[48];

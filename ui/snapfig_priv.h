@@ -46,7 +46,8 @@ struct KdSnapFigStore {
   char mask_title[64];
   KdFigGrid grid;
   /* curves (markers also on gradients) */
-  KdFigSeries loss[SF_MAXS], ap[2];
+  KdFigSeries loss[2 * SF_MAXS], ap[4]; /* the run's, then the reference's */
+  char ref_names[SF_MAXS + 2][96];
   KdFigMarker markers[SF_MAXM];
   char marker_labels[SF_MAXM][96];
   KdFigCurves curves;

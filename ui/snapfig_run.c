@@ -75,9 +75,29 @@ int kd_snapfig_build_curves(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPane
   static const char *apn[2] = {"eval.AP", "eval.AP50"};
   for (int i = 0; i < 2; i++) {
     KdRunSeries s = kd_runlog_find(log, apn[i]);
-    if (s.n) p->ap[na++] = (KdFigSeries){apn[i] + 5, s.x, s.y, s.n, -1, i, 1};
+    if (s.n) p->ap[na++] = (KdFigSeries){apn[i] + 5, s.x, s.y, s.n, i, i, 1};
     for (size_t j = 0; j < s.n; j++)
       if (isfinite(s.y[j])) ap_max = fmax(ap_max, s.y[j]);
+  }
+  if (v->ref) {
+    /* The reference's series of the same names, dotted in the part's colour. */
+    const char *label = v->ref_label && *v->ref_label ? v->ref_label : "reference";
+    int own = nl;
+    for (int i = 0; i < own; i++) {
+      p->loss[i].color = i;
+      KdRunSeries s = kd_runlog_find(v->ref, p->loss[i].name);
+      if (!s.n) continue;
+      snprintf(p->ref_names[i], sizeof p->ref_names[i], "%s: %s", label, p->loss[i].name);
+      p->loss[nl++] = (KdFigSeries){p->ref_names[i], s.x, s.y, s.n, i, 2, 0};
+    }
+    for (int i = 0; i < 2; i++) {
+      KdRunSeries s = kd_runlog_find(v->ref, apn[i]);
+      if (!s.n) continue;
+      snprintf(p->ref_names[SF_MAXS + i], sizeof p->ref_names[0], "%s: %s", label, apn[i] + 5);
+      p->ap[na++] = (KdFigSeries){p->ref_names[SF_MAXS + i], s.x, s.y, s.n, i, 2, 1};
+      for (size_t j = 0; j < s.n; j++)
+        if (isfinite(s.y[j])) ap_max = fmax(ap_max, s.y[j]);
+    }
   }
   int nm = kd_snapfig_markers(log, p);
   KdFigPlot base = {.xlabel = "step", .markers = p->markers, .nmarkers = nm, .smooth = v->smooth,

@@ -15,6 +15,8 @@ struct _KdsWindow {
   GtkApplicationWindow parent;
   KdsBridge *bridge;
   KdsView view;
+  KdRunLog *ref_log; /* the run compared with (view.ref) */
+  char *ref_dir, *ref_label;
   GtkWidget *stack, *progress_bar, *progress_label, *error_label;
   GtkWidget *pause_btn, *step_btn, *stop_btn, *methods_btn, *methods_box, *export_btn;
   GtkWidget *status_label, *losses_label, *hover_label;
@@ -39,6 +41,7 @@ struct _KdsWindow {
 G_DEFINE_FINAL_TYPE(KdsWindow, kds_window, GTK_TYPE_APPLICATION_WINDOW)
 
 static void toast(KdsWindow *w, const char *msg) { gtk_label_set_text(GTK_LABEL(w->hover_label), msg); }
+void kds_window_toast(KdsWindow *w, const char *message) { toast(w, message); }
 
 /* ---- view changes ---- */
 
@@ -205,6 +208,8 @@ static gboolean on_poll(gpointer user) {
     else kds_control_panel_sync(w->controls, cfg);
   }
   if (changed & KDS_CHANGED_METRICS) w->curves_dirty = TRUE;
+  if (w->ref_log && now - w->last_curves_us >= CURVES_MS * 1000 && kd_runlog_refresh(w->ref_log, NULL) > 0)
+    w->curves_dirty = TRUE;
   if (w->curves_dirty && now - w->last_curves_us >= CURVES_MS * 1000) {
     redraw_curves(w);
     w->curves_dirty = FALSE;
@@ -532,6 +537,8 @@ static void build_header(KdsWindow *w) {
   GMenu *menu = g_menu_new();
   g_menu_append(menu, "Open run or config…", "win.open");
   g_menu_append(menu, "Export figure…", "win.export");
+  g_menu_append(menu, "Compare with a run…", "win.compare");
+  g_menu_append(menu, "Stop comparing", "win.compare-clear");
   g_menu_append(menu, "Dark style", "win.dark");
   g_menu_append(menu, "About kdscope", "win.about");
   g_menu_append(menu, "Quit", "app.quit");
@@ -564,13 +571,56 @@ static void act_export(GSimpleAction *a, GVariant *p, gpointer user) {
   kds_window_export_dialog(user);
 }
 
+static void act_compare(GSimpleAction *a, GVariant *p, gpointer user) {
+  (void)a, (void)p;
+  kds_window_compare_dialog(user);
+}
+
+static void act_compare_clear(GSimpleAction *a, GVariant *p, gpointer user) {
+  (void)a, (void)p;
+  kds_window_set_reference(user, NULL, NULL);
+}
+
+gboolean kds_window_set_reference(KdsWindow *w, const char *run_dir, GError **e) {
+  KdRunLog *log = NULL;
+  if (run_dir) {
+    KdError err;
+    log = kd_runlog_open(run_dir, &err);
+    if (!log || kd_runlog_refresh(log, &err) < 0) {
+      kd_runlog_free(log);
+      g_set_error(e, g_quark_from_static_string("kds-compare"), 1, "%s", err.msg);
+      return FALSE;
+    }
+  }
+  kd_runlog_free(w->ref_log);
+  g_free(w->ref_dir);
+  g_free(w->ref_label);
+  w->ref_log = log;
+  w->ref_dir = g_strdup(run_dir);
+  w->ref_label = run_dir ? g_path_get_basename(run_dir) : NULL;
+  w->view.ref = log;
+  w->view.ref_dir = w->ref_dir;
+  w->view.ref_label = w->ref_label;
+  w->view.generation++;
+  GAction *clear = g_action_map_lookup_action(G_ACTION_MAP(w), "compare-clear");
+  if (clear) g_simple_action_set_enabled(G_SIMPLE_ACTION(clear), log != NULL);
+  if (log) {
+    char msg[1200];
+    g_snprintf(msg, sizeof msg, "comparing with %s (dotted on the curves)", w->ref_label);
+    toast(w, msg);
+  }
+  redraw_curves(w);
+  return TRUE;
+}
+
 static const GActionEntry actions[] = {
     {"pause", act_pause, NULL, NULL, NULL, {0}},     {"step", act_step, NULL, NULL, NULL, {0}},
     {"stop", act_stop, NULL, NULL, NULL, {0}},       {"level-next", act_level, NULL, NULL, NULL, {0}},
     {"level-prev", act_level, NULL, NULL, NULL, {0}}, {"image-next", act_image, NULL, NULL, NULL, {0}},
     {"image-prev", act_image, NULL, NULL, NULL, {0}}, {"about", act_about, NULL, NULL, NULL, {0}},
     {"dark", act_dark, NULL, "false", NULL, {0}},     {"open", act_open, NULL, NULL, NULL, {0}},
-    {"export", act_export, NULL, NULL, NULL, {0}},
+    {"export", act_export, NULL, NULL, NULL, {0}},   {"compare", act_compare, NULL, NULL, NULL, {0}},
+    {"compare-clear", act_compare_clear, NULL, NULL, NULL, {0}},
 };
 
 static void kds_window_dispose(GObject *o) {
@@ -588,6 +638,9 @@ static void kds_window_dispose(GObject *o) {
                pmax, w->max_gap_ms, st.step, st.rate);
   }
   g_clear_object(&w->bridge);
+  kd_runlog_free(w->ref_log), w->ref_log = NULL, w->view.ref = NULL;
+  g_clear_pointer(&w->ref_dir, g_free);
+  g_clear_pointer(&w->ref_label, g_free);
   if (w->view.snap) kd_snapshot_free(w->view.snap), w->view.snap = NULL;
   g_clear_pointer(&w->panels, g_ptr_array_unref);
   G_OBJECT_CLASS(kds_window_parent_class)->dispose(o);
@@ -605,6 +658,7 @@ static void kds_window_init(KdsWindow *w) {
   gtk_window_set_default_size(GTK_WINDOW(w), 1600, 1000);
   gtk_window_set_icon_name(GTK_WINDOW(w), "io.github.kdscope.Kdscope");
   g_action_map_add_action_entries(G_ACTION_MAP(w), actions, G_N_ELEMENTS(actions), w);
+  g_simple_action_set_enabled(G_SIMPLE_ACTION(g_action_map_lookup_action(G_ACTION_MAP(w), "compare-clear")), FALSE);
   build_header(w);
   w->stack = gtk_stack_new();
   gtk_stack_add_named(GTK_STACK(w->stack), build_progress_page(w), "progress");

@@ -21,6 +21,14 @@ void kds_window_set_bridge(KdsWindow *w, KdsBridge *b);
  * kds_window_set_bridge. fraction < 0 pulses. */
 void kds_window_show_progress(KdsWindow *w, const char *what, double fraction);
 void kds_window_show_error(KdsWindow *w, const char *message);
+/* Draws another run's loss parts and AP dotted on the curves (a baseline
+ * to beat while tuning), re-read as it grows; NULL stops comparing.
+ * FALSE with e when run_dir is not a run directory. */
+gboolean kds_window_set_reference(KdsWindow *w, const char *run_dir, GError **e);
+/* A one-line message in the readout line under the panels. */
+void kds_window_toast(KdsWindow *w, const char *message);
+/* The "Compare with a run" dialog (window_compare.c). */
+void kds_window_compare_dialog(KdsWindow *w);
 
 /* For tests and the exporter. */
 KdsBridge *kds_window_get_bridge(KdsWindow *w);

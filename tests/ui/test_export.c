@@ -155,6 +155,41 @@ static void commands_reproduce(void) {
     }
     check_command((KdSnapFigKind)k, &v, &s, &oo);
   }
+  /* curves compared with another run (hand-written log): its parts of the
+   * names drawn (det.cls, not fitnet.feat) and its AP join, dotted, and
+   * the command carries --compare and the label. */
+  char refdir[2300], path[2400];
+  snprintf(refdir, sizeof refdir, "%s/ref run", outdir);
+  mkdir(refdir, 0755);
+  snprintf(path, sizeof path, "%s/config.json", refdir);
+  FILE *f = fopen(path, "w");
+  if (f) fputs("{}\n", f), fclose(f);
+  snprintf(path, sizeof path, "%s/metrics.jsonl", refdir);
+  f = fopen(path, "w");
+  if (f) {
+    for (int i = 1; i <= 16; i++) fprintf(f, "{\"step\":%d,\"loss\":%g,\"parts\":{\"det.cls\":%g}}\n", i, 3.0 / i, 1.0 / i);
+    fputs("{\"step\":16,\"eval\":{\"AP\":0.25}}\n", f);
+    fclose(f);
+  }
+  KdRunLog *ref = kd_runlog_open(refdir, &err);
+  CHECK_MSG(ref && kd_runlog_refresh(ref, &err) == 1, "%s", err.msg);
+  kd_snapfig_view_default(&v);
+  v.log = log, v.parts = parts, v.nparts = 2, v.ref = ref, v.ref_dir = refdir, v.ref_label = "base line";
+  {
+    KdSnapFigStore *cs = kd_snapfig_store_new();
+    KdFigPanel cp;
+    CHECK(kd_snapfig_build(KD_SNAPFIG_CURVES, &v, cs, &cp, &err) == 0);
+    const KdFigCurves *c = cp.spec;
+    CHECK_MSG(c->loss.nseries == 3 && !strcmp(c->loss.series[2].name, "base line: det.cls") && c->loss.series[2].dash == 2 &&
+                  c->loss.series[2].color == c->loss.series[0].color && c->loss.series[2].n == 16,
+              "%d loss series", c->loss.nseries);
+    CHECK_MSG(c->ap.nseries >= 1 && !strcmp(c->ap.series[c->ap.nseries - 1].name, "base line: AP") &&
+                  c->ap.series[c->ap.nseries - 1].y[0] == 0.25,
+              "%d AP series", c->ap.nseries);
+    kd_snapfig_store_free(cs);
+  }
+  check_command(KD_SNAPFIG_CURVES, &v, &st, &o);
+  kd_runlog_free(ref);
   /* gradients stops at the view's snapshot: fewer points than the whole run */
   KdSnapFigStore *store = kd_snapfig_store_new();
   KdFigPanel p;
@@ -322,6 +357,7 @@ static void check_errors(const char *empty_run) {
       {"--figure image --width-in 0.1", "width"},
       {"--figure image --smooth ema:2", "EMA weight"},
       {"--csv nonesuch", "expected metrics or events"},
+      {"--figure curves --compare /nonesuch", "--compare: /nonesuch: not a run directory"},
       {"", "either --figure"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -172,6 +172,39 @@ int main(int argc, char **argv) {
               kind, pw, ph, k.text);
   }
 
+  /* Compare with another run: its det.cls joins the curves dotted, a wrong
+   * directory is refused with a message, clearing removes it. */
+  {
+    char refdir[2200], path[2300];
+    snprintf(refdir, sizeof refdir, "%s/baseline", dir);
+    g_mkdir_with_parents(refdir, 0755);
+    snprintf(path, sizeof path, "%s/config.json", refdir);
+    g_file_set_contents(path, "{}\n", -1, NULL);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", refdir);
+    g_file_set_contents(path, "{\"step\":1,\"loss\":2,\"parts\":{\"det.cls\":1.5}}\n"
+                              "{\"step\":2,\"loss\":1,\"parts\":{\"det.cls\":0.5}}\n", -1, NULL);
+    KdsPanel *curves = NULL;
+    for (int i = 0; i < kds_window_panel_count(w); i++)
+      if (!strcmp(kds_panel_kind(kds_window_get_panel(w, i)), "curves")) curves = kds_window_get_panel(w, i);
+    CHECK(curves != NULL);
+    KdFigPanel fp;
+    int before = curves && kds_panel_build(curves, &fp) ? ((const KdFigCurves *)fp.spec)->loss.nseries : -1;
+    GError *ce = NULL;
+    CHECK(kds_window_set_reference(w, refdir, &ce));
+    int found = 0, after = -1;
+    if (curves && kds_panel_build(curves, &fp)) {
+      const KdFigCurves *c = fp.spec;
+      after = c->loss.nseries;
+      for (int i = 0; i < c->loss.nseries; i++) found |= !strcmp(c->loss.series[i].name, "baseline: det.cls");
+    }
+    CHECK_MSG(found && after == before + 2, "compare: %d -> %d loss series, 'baseline: det.cls' %s", before, after,
+              found ? "found" : "missing");
+    CHECK(!kds_window_set_reference(w, "/nonesuch", &ce) && ce && strstr(ce->message, "not a run directory"));
+    g_clear_error(&ce);
+    CHECK(kds_window_set_reference(w, NULL, NULL));
+    CHECK(curves && kds_panel_build(curves, &fp) && ((const KdFigCurves *)fp.spec)->loss.nseries == before);
+  }
+
   /* A slider move reaches the run at a step boundary. */
   KdsControlPanel *cp = kds_window_get_controls(w);
   kds_control_panel_set_debounce(cp, 0);
