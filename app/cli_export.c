@@ -2,6 +2,7 @@
  * directory with the builder the window's panels use (ui/snapfig.h), or
  * the run's metrics / events as tidy CSV. */
 #include <cJSON.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,8 @@ static const char usage[] =
     "                      [--font-pt P] [--line-pt P] [--dpi D] --out FILE\n"
     "       kdscope export --figure compare --run RUN_DIR [--run RUN_DIR]... [--labels LIST]\n"
     "                      [--series LIST] [--logy] [--smooth ...] [size, font] --out FILE\n"
+    "       kdscope export --figure results --run RUN_DIR... [--labels LIST] [--series NAME]\n"
+    "                      [--line NAME=VALUE]... [size, font] --out FILE\n"
     "       kdscope export --run RUN_DIR --csv metrics|events --out FILE\n\n"
     "Renders a figure of a run from its run directory, exactly as the window's\n"
     "panel draws it (the window's export dialog prints the command for what it\n"
@@ -43,6 +46,10 @@ static const char usage[] =
     "              names them, default the directories' names): each run's\n"
     "              logged --series (up to 3, default loss; a+b sums series,\n"
     "              e.g. det.cls+det.box, the detection loss of any run)\n"
+    "  results     each run's last value of --series (default eval.AP, shown in\n"
+    "              %), runs with the same --labels name on one row (a method's\n"
+    "              seeds): dots, the mean, mean ± SD; --line teacher=28.9 adds a\n"
+    "              labelled reference line (up to 32 --run, 8 --line)\n"
     "The snapshot is the last one at or before --step (default: the last).\n"
     "--level names an FPN level (P3 ..), --overlay draws maps over the image\n"
     "with that opacity, --independent scales teacher and student maps apart,\n"
@@ -59,6 +66,8 @@ typedef struct Args {
   const char *runs[KD_COMPARE_MAX_RUNS];
   int nruns;
   const char *labels, *series, *reference, *reference_label;
+  const char *lines[KD_COMPARE_MAX_LINES];
+  int nlines;
   const char *run, *figure, *csv, *step, *images, *level, *columns, *mask, *parts, *smooth;
   const char *format, *out;
   double width, height, font_pt, line_pt, dpi, overlay;
@@ -117,7 +126,10 @@ static int parse_args(int argc, char **argv, Args *a) {
       str = &a->runs[a->nruns++];
     } else if (!strcmp(o, "--labels")) str = &a->labels;
     else if (!strcmp(o, "--series")) str = &a->series;
-    else if (!strcmp(o, "--compare")) str = &a->reference;
+    else if (!strcmp(o, "--line")) {
+      if (a->nlines == KD_COMPARE_MAX_LINES) return fail("at most %d --line (see --help)", KD_COMPARE_MAX_LINES);
+      str = &a->lines[a->nlines++];
+    } else if (!strcmp(o, "--compare")) str = &a->reference;
     else if (!strcmp(o, "--compare-label")) str = &a->reference_label;
     else if (!strcmp(o, "--figure")) str = &a->figure;
     else if (!strcmp(o, "--csv")) str = &a->csv;
@@ -149,8 +161,9 @@ static int parse_args(int argc, char **argv, Args *a) {
   }
   if (!a->nruns) return fail("%s", "--run RUN_DIR is required (see --help)");
   a->run = a->runs[0];
-  if (a->nruns > 1 && (!a->figure || strcmp(a->figure, "compare")))
-    return fail("--run given %d times: only --figure compare draws several runs", a->nruns);
+  int several = a->figure && (!strcmp(a->figure, "compare") || !strcmp(a->figure, "results"));
+  if (a->nruns > 1 && !several)
+    return fail("--run given %d times: only --figure compare and results draw several runs", a->nruns);
   if (!a->out) return fail("%s", "--out FILE is required (see --help)");
   if (!a->figure == !a->csv) return fail("%s", "give either --figure NAME or --csv metrics|events (see --help)");
   if (a->overlay > 1) return fail("%s", "--overlay is an opacity in (0, 1]");
@@ -391,19 +404,32 @@ out:
   return rc;
 }
 
-/* Several runs' logs on one chart. */
+/* Several runs' logs on one chart (compare) or as a results dot plot. */
 static int export_compare(const Args *a) {
+  int results = !strcmp(a->figure, "results");
   KdRunLog *logs[KD_COMPARE_MAX_RUNS] = {0};
   const char *labels[KD_COMPARE_MAX_RUNS], *series[KD_COMPARE_MAX_METRICS + 1];
   char lbuf[1024], sbuf[1024], base[KD_COMPARE_MAX_RUNS][256];
   int nl = 0, nseries = 1, rc = 1;
-  series[0] = "loss";
+  series[0] = results ? "eval.AP" : "loss";
+  double line_x[KD_COMPARE_MAX_LINES];
+  const char *line_label[KD_COMPARE_MAX_LINES];
+  char line_buf[KD_COMPARE_MAX_LINES][128];
+  for (int i = 0; i < a->nlines; i++) {
+    snprintf(line_buf[i], sizeof line_buf[i], "%s", a->lines[i]);
+    char *eq = strrchr(line_buf[i], '='), *end = NULL;
+    if (eq) *eq = 0, line_x[i] = strtod(eq + 1, &end);
+    if (!eq || eq == line_buf[i] || end == eq + 1 || *end || !isfinite(line_x[i]))
+      return fail("--line %s: expected NAME=VALUE, e.g. teacher=28.9", a->lines[i]);
+    line_label[i] = line_buf[i];
+  }
   if (a->labels) {
     nl = split(a->labels, lbuf, sizeof lbuf, labels, KD_COMPARE_MAX_RUNS);
     if (nl != a->nruns) return fail("--labels %s: expected %d names, one per --run", a->labels, a->nruns);
   }
   if (a->series) {
     nseries = split(a->series, sbuf, sizeof sbuf, series, KD_COMPARE_MAX_METRICS + 1);
+    if (results && nseries != 1) return fail("--series %s: the results figure shows one series", a->series);
     if (nseries <= 0 || nseries > KD_COMPARE_MAX_METRICS)
       return fail("--series %s: expected 1 to %d series names like loss,det.cls+det.box", a->series,
                   KD_COMPARE_MAX_METRICS);
@@ -418,7 +444,8 @@ static int export_compare(const Args *a) {
     }
   }
   KdCompare c = {.logs = (const KdRunLog *const *)logs, .labels = labels, .nruns = a->nruns,
-                 .metrics = series, .nmetrics = nseries, .logy = a->logy, .title = a->no_title ? "" : NULL};
+                 .metrics = series, .nmetrics = nseries, .logy = a->logy, .title = a->no_title ? "" : NULL,
+                 .line_labels = line_label, .line_x = line_x, .nlines = a->nlines};
   if (kd_snapfig_smooth_parse(a->smooth, &c.smooth, &err)) {
     fail("%s", err.msg);
     goto out;
@@ -426,7 +453,7 @@ static int export_compare(const Args *a) {
   KdCompareStore *store = kd_compare_store_new();
   KdFigPanel panel;
   if (!store) fail("%s", "out of memory");
-  else if (kd_compare_build(&c, store, &panel, &err)) fail("%s", err.msg);
+  else if ((results ? kd_compare_results_build : kd_compare_build)(&c, store, &panel, &err)) fail("%s", err.msg);
   else rc = render(a, &panel);
   kd_compare_store_free(store);
 out:
@@ -440,7 +467,7 @@ int kd_cli_export(int argc, char **argv) {
   if (rc) return rc == 2 ? 0 : 1;
   if (a.csv && strcmp(a.csv, "metrics") && strcmp(a.csv, "events"))
     return fail("--csv %s: expected metrics or events", a.csv);
-  if (a.figure && !strcmp(a.figure, "compare")) return export_compare(&a);
+  if (a.figure && (!strcmp(a.figure, "compare") || !strcmp(a.figure, "results"))) return export_compare(&a);
   KdError err;
   KdRunLog *log = kd_runlog_open(a.run, &err);
   if (!log || kd_runlog_refresh(log, &err) < 0) {

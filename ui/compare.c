@@ -7,13 +7,20 @@
 #include <string.h>
 
 #define MAX_TERMS 8
-#define MAX_SERIES (KD_COMPARE_MAX_RUNS * KD_COMPARE_MAX_METRICS)
+#define MAX_SERIES (KD_COMPARE_MAX_LINES * KD_COMPARE_MAX_METRICS)
 
 struct KdCompareStore {
   double *x[MAX_SERIES], *y[MAX_SERIES];
   char names[MAX_SERIES][128];
   KdFigSeries series[MAX_SERIES];
   KdFigPlot plot;
+  /* results */
+  double rvals[KD_COMPARE_MAX_RUNS][KD_COMPARE_MAX_RUNS];
+  const double *rptr[KD_COMPARE_MAX_RUNS];
+  int rcount[KD_COMPARE_MAX_RUNS];
+  const char *rcat[KD_COMPARE_MAX_RUNS];
+  char xlabel[160];
+  KdFigDots dots;
 };
 
 KdCompareStore *kd_compare_store_new(void) { return calloc(1, sizeof(KdCompareStore)); }
@@ -100,8 +107,8 @@ int kd_compare_series(const KdRunLog *log, const char *metric, double **xo, doub
 }
 
 int kd_compare_build(const KdCompare *c, KdCompareStore *s, KdFigPanel *out, KdError *err) {
-  if (c->nruns < 1 || c->nruns > KD_COMPARE_MAX_RUNS)
-    return kd_error(err, "compare: %d runs given, expected 1 to %d", c->nruns, KD_COMPARE_MAX_RUNS);
+  if (c->nruns < 1 || c->nruns > KD_COMPARE_MAX_LINES)
+    return kd_error(err, "compare: %d runs given, expected 1 to %d on one chart", c->nruns, KD_COMPARE_MAX_LINES);
   if (c->nmetrics < 1 || c->nmetrics > KD_COMPARE_MAX_METRICS)
     return kd_error(err, "compare: %d series given, expected 1 to %d", c->nmetrics, KD_COMPARE_MAX_METRICS);
   store_clear(s);
@@ -124,5 +131,37 @@ int kd_compare_build(const KdCompare *c, KdCompareStore *s, KdFigPanel *out, KdE
                         /* With several runs, raw lines under each smoothed one blur the comparison. */
                         .hide_raw = ns > 1, .xmin = NAN, .xmax = NAN, .ymin = NAN, .ymax = NAN};
   *out = kd_fig_plot_panel(&s->plot);
+  return 0;
+}
+
+int kd_compare_results_build(const KdCompare *c, KdCompareStore *s, KdFigPanel *out, KdError *err) {
+  if (c->nruns < 1 || c->nruns > KD_COMPARE_MAX_RUNS)
+    return kd_error(err, "results: %d runs given, expected 1 to %d", c->nruns, KD_COMPARE_MAX_RUNS);
+  if (c->nmetrics != 1) return kd_error(err, "results: one series, not %d", c->nmetrics);
+  const char *metric = c->metrics[0];
+  double scale = strncmp(metric, "eval.", 5) ? 1.0 : 100.0;
+  int ncat = 0;
+  for (int r = 0; r < c->nruns; r++) {
+    double *x, *y;
+    size_t n;
+    KdError e;
+    if (kd_compare_series(c->logs[r], metric, &x, &y, &n, &e))
+      return kd_error(err, "run '%s': %s", c->labels[r], e.msg);
+    double v = y[n - 1] * scale;
+    free(x);
+    free(y);
+    int k = 0;
+    while (k < ncat && strcmp(s->rcat[k], c->labels[r])) k++;
+    if (k == ncat) s->rcat[ncat] = c->labels[r], s->rcount[ncat++] = 0;
+    s->rvals[k][s->rcount[k]++] = v;
+  }
+  for (int k = 0; k < ncat; k++) s->rptr[k] = s->rvals[k];
+  if (scale != 1.0) snprintf(s->xlabel, sizeof s->xlabel, "%s (%%, last evaluation)", metric + 5);
+  else snprintf(s->xlabel, sizeof s->xlabel, "%s (last logged value)", metric);
+  const char *title = c->title ? c->title : NULL;
+  s->dots = (KdFigDots){.title = title && *title ? title : NULL, .xlabel = s->xlabel, .categories = s->rcat,
+                        .values = s->rptr, .counts = s->rcount, .n = ncat, .ref_x = c->line_x,
+                        .ref_labels = c->line_labels, .nref = c->nlines, .decimals = scale != 1.0 ? 1 : 3};
+  *out = kd_fig_dots_panel(&s->dots);
   return 0;
 }

@@ -10,7 +10,8 @@
 #include "figure.h"
 #include "train/runlog.h"
 
-#define KD_COMPARE_MAX_RUNS 8    /* the palette's distinct colours */
+#define KD_COMPARE_MAX_RUNS 32   /* runs given (the results figure) */
+#define KD_COMPARE_MAX_LINES 8   /* runs on one chart: the palette's distinct colours */
 #define KD_COMPARE_MAX_METRICS 3 /* solid, dashed, dotted */
 
 typedef struct KdCompare {
@@ -22,6 +23,10 @@ typedef struct KdCompare {
   KdSmooth smooth;
   int logy;
   const char *title; /* NULL: the metric's name (one metric) or "runs compared" */
+  /* results figure: labelled reference lines, in the units shown */
+  const char *const *line_labels;
+  const double *line_x;
+  int nlines;
 } KdCompare;
 
 typedef struct KdCompareStore KdCompareStore;
@@ -33,6 +38,13 @@ void kd_compare_store_free(KdCompareStore *s);
  * metric (the message names the run and lists the series it has), a sum's
  * parts share no step, or there are too many runs or metrics. */
 int kd_compare_build(const KdCompare *c, KdCompareStore *store, KdFigPanel *out, KdError *err);
+
+/* The results figure: each run's last value of metrics[0] (default use:
+ * eval.AP, the final evaluation), runs sharing a label on one row (a
+ * method's seeds), rows in the order their labels first appear; dots, the
+ * mean, "mean ± SD (n)". eval.* values are shown x100 (COCO AP in percent,
+ * as papers give it). -1 with err as kd_compare_build. */
+int kd_compare_results_build(const KdCompare *c, KdCompareStore *store, KdFigPanel *out, KdError *err);
 
 /* The series a sum names, evaluated on one log: x, y (heap, caller frees
  * both) at the steps every part has. 0 on success, -1 with err. */

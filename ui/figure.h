@@ -246,6 +246,27 @@ void kd_fig_gradmaps_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st,
 double kd_fig_gradmaps_height(double w, const KdFigStyle *st, const KdFigGradMaps *g);
 KdFigPanel kd_fig_gradmaps_panel(const KdFigGradMaps *g);
 
+/* ---- dots ------------------------------------------------------------------------ */
+
+/* Values per category, one row each (a method's result over seeds): a dot
+ * per value, a bar at the mean, "mean ± SD (n)" at the right (sample SD,
+ * `decimals` places, -1: 1), and labelled vertical reference lines. */
+typedef struct KdFigDots {
+  const char *title, *xlabel;
+  const char *const *categories;
+  const double *const *values; /* values[c][i], i < counts[c]; NaN skipped */
+  const int *counts;
+  int n;
+  const double *ref_x; /* nref reference lines (teacher, baseline...) */
+  const char *const *ref_labels;
+  int nref;
+  int decimals;
+} KdFigDots;
+
+void kd_fig_dots_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFigDots *d);
+double kd_fig_dots_height(double w, const KdFigStyle *st, const KdFigDots *d);
+KdFigPanel kd_fig_dots_panel(const KdFigDots *d);
+
 /* ---- scatter ---------------------------------------------------------------------- */
 
 /* 2-D projections of teacher and student instance features: teacher filled

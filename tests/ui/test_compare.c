@@ -3,7 +3,7 @@
  * them; one series per (run, metric), coloured by run and dashed by
  * metric, eval series as points; unknown series and too many runs are
  * refused with a message naming the run and listing its series; the chart
- * draws. */
+ * draws; the results figure groups runs by label (a method's seeds). */
 #include <cairo.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,11 +128,34 @@ int main(void) {
   c.metrics = (const char *[]){"eval.AP75"};
   CHECK(kd_compare_build(&c, st, &panel, &err) == -1);
   CHECK_MSG(strstr(err.msg, "run 'baseline'") && strstr(err.msg, "eval.AP75"), "%s", err.msg);
-  c.nruns = KD_COMPARE_MAX_RUNS + 1;
+  c.nruns = KD_COMPARE_MAX_LINES + 1;
   CHECK(kd_compare_build(&c, st, &panel, &err) == -1 && strstr(err.msg, "runs given"));
   c.nruns = 2;
   c.nmetrics = KD_COMPARE_MAX_METRICS + 1;
   CHECK(kd_compare_build(&c, st, &panel, &err) == -1 && strstr(err.msg, "series given"));
+
+  /* The results figure: each run's last eval.AP x100, runs sharing a label
+   * on one row, rows in first-seen order, reference lines passed on. */
+  const KdRunLog *rlogs[3] = {la, lb, la};
+  const char *rlabels[3] = {"distilled", "baseline", "distilled"}, *lline[1] = {"teacher"};
+  const double lx[1] = {40};
+  KdCompare rc = {.logs = rlogs, .labels = rlabels, .nruns = 3, .metrics = (const char *[]){"eval.AP"}, .nmetrics = 1,
+                  .line_labels = lline, .line_x = lx, .nlines = 1};
+  CHECK(kd_compare_results_build(&rc, st, &panel, &err) == 0);
+  const KdFigDots *d = panel.spec;
+  CHECK(d->n == 2 && !strcmp(d->categories[0], "distilled") && !strcmp(d->categories[1], "baseline"));
+  CHECK(d->counts[0] == 2 && d->counts[1] == 1);
+  CHECK_NEAR(d->values[0][0], 12.5, 1e-9);
+  CHECK_NEAR(d->values[0][1], 12.5, 1e-9);
+  CHECK_NEAR(d->values[1][0], 50.0, 1e-9);
+  CHECK(d->nref == 1 && d->ref_x[0] == 40 && strstr(d->xlabel, "AP (%"));
+  /* A plain series keeps its units: the last logged loss. */
+  rc.metrics = (const char *[]){"loss"};
+  CHECK(kd_compare_results_build(&rc, st, &panel, &err) == 0);
+  d = panel.spec;
+  CHECK(d->counts[0] == 2 && d->values[0][0] == 2.0 && d->values[1][0] == 1.0);
+  rc.metrics = (const char *[]){"eval.AP75"};
+  CHECK(kd_compare_results_build(&rc, st, &panel, &err) == -1 && strstr(err.msg, "run 'distilled'"));
 
   kd_compare_store_free(st);
   kd_runlog_free(la);

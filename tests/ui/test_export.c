@@ -32,7 +32,7 @@ static char run[2100];
 
 /* Runs cmd with stdout+stderr into out; returns the exit status. */
 static int run_cmd(const char *cmd, char *out, size_t len) {
-  char full[8192];
+  char full[9300];
   snprintf(full, sizeof full, "%s 2>&1", cmd);
   FILE *p = popen(full, "r");
   if (!p) return -1;
@@ -297,27 +297,40 @@ static void check_csv(void) {
 
 /* ---- several runs on one chart ---- */
 
-static void check_compare(FILE *manifest, const char *other) {
+/* Exports figure NAME of several runs (ARGS) to PDF and SVG, listed in the
+ * manifest for check_export.py. */
+static void export_runs(FILE *manifest, const char *name, const char *args) {
   for (int f = 0; f < 2; f++) {
     char path[2300], cmd[9000], out[4096];
-    snprintf(path, sizeof path, "%s/compare_3.3in.%s", outdir, f ? "svg" : "pdf");
-    snprintf(cmd, sizeof cmd,
-             "'%s' export --figure compare --run '%s' --run '%s' --labels first,second "
-             "--series loss,det.cls+det.box --smooth ema:0.5 --logy --out '%s'",
-             kdscope, run, other, path);
+    snprintf(path, sizeof path, "%s/%s_3.3in.%s", outdir, name, f ? "svg" : "pdf");
+    snprintf(cmd, sizeof cmd, "'%s' export --figure %s %s --out '%s'", kdscope, name, args, path);
     double wpt = 0, hpt = 0;
     int rc = run_cmd(cmd, out, sizeof out);
     const char *at = strstr(out, ": ");
     CHECK_MSG(rc == 0 && at && sscanf(at, ": %lf x %lf pt", &wpt, &hpt) == 2, "%s -> %d: %s", cmd, rc, out);
     if (rc == 0) fprintf(manifest, "%s %.4f %.4f\n", path, wpt, hpt);
   }
+}
+
+static void check_compare(FILE *manifest, const char *other) {
+  char args[6000];
+  snprintf(args, sizeof args,
+           "--run '%s' --run '%s' --labels first,second --series loss,det.cls+det.box --smooth ema:0.5 --logy", run,
+           other);
+  export_runs(manifest, "compare", args);
+  /* The results dot plot: the run twice under one label, once under another. */
+  snprintf(args, sizeof args, "--run '%s' --run '%s' --run '%s' --labels method,method,baseline --line 'teacher=0.5'",
+           run, other, run);
+  export_runs(manifest, "results", args);
   char path[2300];
   snprintf(path, sizeof path, "%s/bad_compare.pdf", outdir);
   remove(path);
   struct {
     const char *args, *expect;
   } cases[] = {
-      {"--figure grid --run '%s'", "only --figure compare draws several runs"},
+      {"--figure grid --run '%s'", "only --figure compare and results draw several runs"},
+      {"--figure results --run '%s' --line teacher", "expected NAME=VALUE"},
+      {"--figure results --run '%s' --series eval.AP,loss", "shows one series"},
       {"--figure compare --run '%s' --labels one", "expected 2 names"},
       {"--figure compare --run '%s' --series loss,nonesuch", "no series 'nonesuch'"},
       {"--figure compare --run '%s' --series a,b,c,d", "expected 1 to 3 series"},
