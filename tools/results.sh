@@ -48,3 +48,24 @@ export out steps jobs bin
 [ -s "$out/teacher.json" ] || "$bin" eval --config "$here/assets/configs/teacher.json" \
   --checkpoint "$here/assets/teacher.safetensors" --json > "$out/teacher.json"
 /usr/bin/python3 "$here/tools/results_table.py" "$out" "$steps"
+# The table as a figure: every finished run, a row per method (its seeds),
+# the teacher as a reference line (drawn by the tree's build: the frozen
+# binary may predate the figure).
+fig_bin="$here/build/app/kdscope"
+[ -x "$fig_bin" ] || fig_bin=$bin
+set --
+labels=""
+for m in $methods; do
+  for s in $seeds; do
+    finished "$out/$m-seed$s" || continue
+    set -- "$@" --run "$out/$m-seed$s"
+    labels="$labels,$m"
+  done
+done
+teacher=$(/usr/bin/python3 -c 'import json,sys; print(round(100 * json.load(open(sys.argv[1]))["AP"], 1))' "$out/teacher.json")
+if [ $# -gt 0 ]; then
+  for fmt in pdf png; do
+    "$fig_bin" export --figure results "$@" --labels "${labels#,}" --line "teacher=$teacher" \
+      --width-in 3.3 --out "$out/results.$fmt" > /dev/null && echo "figure: $out/results.$fmt"
+  done
+fi
