@@ -6,13 +6,44 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Where each phase ("step", "eval"...) began: switching back to a phase
+ * that continues its count keeps its clock, so the step line's elapsed
+ * time and rate span the whole run (evaluations included) instead of
+ * restarting after each one; a phase that counts from the start again (the
+ * next evaluation) starts a new clock. */
+#define MAX_PHASES 4
+typedef struct Phase {
+  char what[64];
+  long start_done, last_done;
+  double start;
+} Phase;
+
 struct KdProgress {
   FILE *out;
   int tty, quiet, drawn;
   char what[64];
   long start_done;
   double start, last_draw;
+  Phase phases[MAX_PHASES];
+  int nphases;
+  Phase *cur; /* the phase drawn */
 };
+
+/* The phase's record, its clock restarted when it is new or counts anew. */
+static Phase *phase_of(KdProgress *p, const char *what, long done, double t) {
+  Phase *ph = NULL;
+  for (int i = 0; i < p->nphases && !ph; i++)
+    if (!strncmp(p->phases[i].what, what, sizeof p->phases[i].what - 1)) ph = &p->phases[i];
+  if (!ph) {
+    ph = &p->phases[p->nphases < MAX_PHASES ? p->nphases++ : MAX_PHASES - 1];
+    snprintf(ph->what, sizeof ph->what, "%s", what);
+  } else if (done > ph->last_done) {
+    return ph;
+  }
+  ph->start = t;
+  ph->start_done = ph->last_done = done;
+  return ph;
+}
 
 static double now_s(void) {
   struct timespec ts;
@@ -44,11 +75,13 @@ void kd_progress_update(KdProgress *p, const char *what, long done, long total, 
   if (strncmp(p->what, what, sizeof p->what - 1)) {
     if (p->drawn && p->tty) fputc('\n', p->out);
     snprintf(p->what, sizeof p->what, "%s", what);
-    p->start = t;
-    p->start_done = done;
+    p->cur = phase_of(p, what, done, t);
+    p->start = p->cur->start;
+    p->start_done = p->cur->start_done;
     p->drawn = 0;
     p->last_draw = -1e9;
   }
+  if (p->cur) p->cur->last_done = done;
   int last = total > 0 && done >= total;
   double every = p->tty ? 0.1 : 5.0;
   if (!last && t - p->last_draw < every) return;
