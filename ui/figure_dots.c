@@ -99,6 +99,13 @@ void kd_fig_dots_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFi
     cairo_stroke(cr);
     kd_fig_set_dash(cr, 0, 1);
     double ax = px < plot.x + plot.w * 0.15 ? 0 : px > plot.x + plot.w * 0.85 ? 1 : 0.5;
+    /* Two lines close together: their labels turn away from each other. */
+    double tw = kd_fig_text_width(cr, d->ref_labels[k]);
+    for (int o = 0; o < d->nref; o++) {
+      double qx = kd_fig_axis_map(&x, d->ref_x[o], plot.x, plot.x + plot.w);
+      if (o == k || !isfinite(qx) || fabs(qx - px) > tw) continue;
+      ax = px < qx || (px == qx && k < o) ? 1 : 0;
+    }
     kd_fig_text(cr, px, plot.y - st->font_pt * 0.15, d->ref_labels[k], ax, 1, 0);
   }
   double dot = st->font_pt * 0.28;
