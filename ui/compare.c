@@ -39,20 +39,6 @@ void kd_compare_store_free(KdCompareStore *s) {
   free(s);
 }
 
-static void series_list(const KdRunLog *log, char *buf, size_t len) {
-  buf[0] = 0;
-  for (int i = 0; i < kd_runlog_nseries(log); i++) {
-    KdRunSeries s = kd_runlog_series(log, i);
-    size_t n = strlen(buf);
-    if (!s.n) continue;
-    if (n + strlen(s.name) + 8 >= len) {
-      snprintf(buf + n, len - n, ", ...");
-      return;
-    }
-    snprintf(buf + n, len - n, "%s%s", n ? ", " : "", s.name);
-  }
-}
-
 int kd_compare_series(const KdRunLog *log, const char *metric, double **xo, double **yo, size_t *no,
                       KdError *err) {
   *xo = *yo = NULL;
@@ -66,7 +52,7 @@ int kd_compare_series(const KdRunLog *log, const char *metric, double **xo, doub
     if (nt == MAX_TERMS) return kd_error(err, "compare: '%s' sums more than %d series", metric, MAX_TERMS);
     terms[nt] = kd_runlog_find(log, w);
     if (!terms[nt].n) {
-      series_list(log, all, sizeof all);
+      kd_runlog_names(log, NULL, all, sizeof all);
       return kd_error(err, "no series '%s' (series: %s)", w, all);
     }
     nt++;

@@ -33,20 +33,6 @@ int kd_snapfig_markers(const KdRunLog *log, KdSnapFigStore *p) {
   return nm;
 }
 
-static void part_list(const KdRunLog *log, char *buf, size_t len) {
-  buf[0] = 0;
-  for (int i = 0; i < kd_runlog_nseries(log); i++) {
-    KdRunSeries s = kd_runlog_series(log, i);
-    if (!is_loss(s.name) || !s.n) continue;
-    size_t n = strlen(buf);
-    if (n + strlen(s.name) + 8 >= len) {
-      snprintf(buf + n, len - n, ", ...");
-      return;
-    }
-    snprintf(buf + n, len - n, "%s%s", n ? ", " : "", s.name);
-  }
-}
-
 int kd_snapfig_build_curves(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel *out,
                             KdError *err) {
   const KdRunLog *log = v->log;
@@ -57,7 +43,7 @@ int kd_snapfig_build_curves(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPane
       KdRunSeries s = kd_runlog_find(log, v->parts[k]);
       if (!s.n || !is_loss(s.name)) {
         char all[800];
-        part_list(log, all, sizeof all);
+        kd_runlog_names(log, is_loss, all, sizeof all);
         return kd_error(err, "curves: unknown loss part '%s' (parts: %s)", v->parts[k], all);
       }
       if (nl == SF_MAXS) return kd_error(err, "curves: at most %d parts", SF_MAXS);

@@ -252,3 +252,18 @@ KdRunEvent kd_runlog_event(const KdRunLog *l, int i) {
 
 int kd_runlog_last_step(const KdRunLog *l) { return l->last_step; }
 unsigned long kd_runlog_generation(const KdRunLog *l) { return l->gen; }
+
+void kd_runlog_names(const KdRunLog *l, int (*keep)(const char *name), char *buf, size_t len) {
+  if (!len) return;
+  buf[0] = 0;
+  for (int i = 0; i < kd_runlog_nseries(l); i++) {
+    KdRunSeries s = kd_runlog_series(l, i);
+    if (!s.n || (keep && !keep(s.name))) continue;
+    size_t n = strlen(buf);
+    if (n + strlen(s.name) + 8 >= len) {
+      snprintf(buf + n, len - n, ", ...");
+      return;
+    }
+    snprintf(buf + n, len - n, "%s%s", n ? ", " : "", s.name);
+  }
+}

@@ -40,6 +40,9 @@ KdRunSeries kd_runlog_series(const KdRunLog *l, int i);
 KdRunSeries kd_runlog_find(const KdRunLog *l, const char *name);
 int kd_runlog_nevents(const KdRunLog *l);
 KdRunEvent kd_runlog_event(const KdRunLog *l, int i);
+/* "a, b, c" of the non-empty series whose name `keep` accepts (NULL: all),
+ * ending in ", ..." when buf is too short; for messages. */
+void kd_runlog_names(const KdRunLog *l, int (*keep)(const char *name), char *buf, size_t len);
 /* The latest step seen in metrics. */
 int kd_runlog_last_step(const KdRunLog *l);
 /* Bumped whenever data changes (redraw when it moves). */

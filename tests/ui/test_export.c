@@ -295,6 +295,17 @@ static void check_csv(void) {
   kd_runlog_free(log);
 }
 
+/* `kdscope export --run RUN ARGS --out PATH` must exit 1 with a message
+ * holding `expect` and leave no file. */
+static void expect_refusal(const char *args, const char *expect, const char *path) {
+  char cmd[9000], out[4096];
+  snprintf(cmd, sizeof cmd, "'%s' export --run '%s' %s --out '%s'", kdscope, run, args, path);
+  int rc = run_cmd(cmd, out, sizeof out);
+  CHECK_MSG(rc == 1 && strstr(out, expect), "`%s` -> %d: %s (expected \"%s\")", args, rc, out, expect);
+  struct stat sb;
+  CHECK_MSG(stat(path, &sb) != 0, "`%s` left %s", args, path);
+}
+
 /* ---- several runs on one chart ---- */
 
 /* Exports figure NAME of several runs (ARGS) to PDF and SVG, listed in the
@@ -337,14 +348,9 @@ static void check_compare(FILE *manifest, const char *other) {
       {"--figure compare --run '%s/nonesuch'", "not a run directory"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    char args[2400], cmd[9000], out[4096];
+    char args[2400];
     snprintf(args, sizeof args, cases[i].args, other);
-    snprintf(cmd, sizeof cmd, "'%s' export --run '%s' %s --out '%s'", kdscope, run, args, path);
-    int rc = run_cmd(cmd, out, sizeof out);
-    CHECK_MSG(rc == 1 && strstr(out, cases[i].expect), "`%s` -> %d: %s (expected \"%s\")", args, rc, out,
-              cases[i].expect);
-    struct stat sb;
-    CHECK_MSG(stat(path, &sb) != 0, "`%s` left %s", args, path);
+    expect_refusal(args, cases[i].expect, path);
   }
 }
 
@@ -373,15 +379,7 @@ static void check_errors(const char *empty_run) {
       {"--figure curves --compare /nonesuch", "--compare: /nonesuch: not a run directory"},
       {"", "either --figure"},
   };
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    char cmd[4800], out[4096];
-    snprintf(cmd, sizeof cmd, "'%s' export --run '%s' %s --out '%s'", kdscope, run, cases[i].args, path);
-    int rc = run_cmd(cmd, out, sizeof out);
-    CHECK_MSG(rc == 1 && strstr(out, cases[i].expect), "`%s` -> %d: %s (expected \"%s\")", cases[i].args, rc, out,
-              cases[i].expect);
-    struct stat sb;
-    CHECK_MSG(stat(path, &sb) != 0, "`%s` left %s", cases[i].args, path);
-  }
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) expect_refusal(cases[i].args, cases[i].expect, path);
   char cmd[4800], out[4096];
   snprintf(cmd, sizeof cmd, "'%s' export --run '%s' --figure grid --out '%s'", kdscope, empty_run, path);
   int rc = run_cmd(cmd, out, sizeof out);
