@@ -1,5 +1,7 @@
 #include "control_panel.h"
 
+#include "wheel_guard.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -131,6 +133,8 @@ static void add_row(KdsControlPanel *p, const KdConfig *cfg, const KdParamDesc *
   gtk_widget_set_tooltip_text(r->reset, "Reset to the default");
   gtk_widget_add_css_class(r->reset, "flat");
   gtk_widget_set_name(r->scale, d->key);
+  kds_wheel_guard(r->scale);
+  kds_wheel_guard(r->spin);
   gtk_grid_attach(GTK_GRID(p->grid), label, 0, y, 3, 1);
   gtk_grid_attach(GTK_GRID(p->grid), r->scale, 0, y + 1, 1, 1);
   gtk_grid_attach(GTK_GRID(p->grid), r->spin, 1, y + 1, 1, 1);

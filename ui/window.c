@@ -6,6 +6,7 @@
 #include "distill/distiller.h"
 #include "panels.h"
 #include "train/session.h"
+#include "wheel_guard.h"
 
 #define POLL_MS 100
 #define CURVES_MS 500 /* curves redraw at most twice a second: a step per poll would redraw them 10x/s */
@@ -412,6 +413,7 @@ static GtkWidget *build_sidebar(KdsWindow *w) {
   w->image_spin = gtk_spin_button_new_with_range(0, 3, 1);
   gtk_widget_set_tooltip_text(w->image_spin, "Probe image (Up/Down)");
   g_signal_connect(w->image_spin, "value-changed", G_CALLBACK(on_image), w);
+  kds_wheel_guard(w->image_spin);
   gtk_grid_attach(GTK_GRID(g), gtk_label_new("Level"), 0, 0, 1, 1);
   gtk_grid_attach(GTK_GRID(g), w->level_dd, 1, 0, 1, 1);
   gtk_grid_attach(GTK_GRID(g), gtk_label_new("Image"), 0, 1, 1, 1);

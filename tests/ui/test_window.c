@@ -4,6 +4,7 @@
  * follows), the pause button pauses it, every panel renders offscreen to a
  * non-blank image and the frame loop never stalls. Skips (77) without a
  * display. */
+#include <gdk/x11/gdkx.h>
 #include <gtk/gtk.h>
 #include <math.h>
 #include <stdio.h>
@@ -92,10 +93,103 @@ static double variance(cairo_surface_t *s) {
   return sq / n - (sum / n) * (sum / n);
 }
 
+
+static int count_sets(const char *run) {
+  int n, sets = 0;
+  cJSON **ev = fixture_jsonl(run, "events.jsonl", &n);
+  for (int i = 0; i < n; i++) sets += fixture_is_event(ev[i], "set");
+  fixture_jsonl_free(ev, n);
+  return sets;
+}
+
+static void collect_controls(GtkWidget *w, GPtrArray *out) {
+  if (GTK_IS_RANGE(w) || GTK_IS_SPIN_BUTTON(w)) {
+    g_ptr_array_add(out, w);
+    return;
+  }
+  for (GtkWidget *c = gtk_widget_get_first_child(w); c; c = gtk_widget_get_next_sibling(c)) collect_controls(c, out);
+}
+
+static double control_value(GtkWidget *c) {
+  return GTK_IS_SPIN_BUTTON(c) ? gtk_spin_button_get_value(GTK_SPIN_BUTTON(c)) : gtk_range_get_value(GTK_RANGE(c));
+}
+
+/* Real wheel turns (XTest through xdotool) with the pointer over c. */
+static void wheel_over(KdsWindow *win, GtkWidget *c, int notches, int button) {
+  graphene_point_t p;
+  double sx, sy;
+  if (!gtk_widget_compute_point(c, GTK_WIDGET(win), &GRAPHENE_POINT_INIT(gtk_widget_get_width(c) / 2.0f, gtk_widget_get_height(c) / 2.0f), &p))
+    return;
+  gtk_native_get_surface_transform(GTK_NATIVE(win), &sx, &sy);
+  unsigned long xid = gdk_x11_surface_get_xid(gtk_native_get_surface(GTK_NATIVE(win)));
+  char cmd[256];
+  snprintf(cmd, sizeof cmd, "xdotool mousemove --window %lu %d %d click --repeat %d --delay 15 %d", xid, (int)(p.x + sx),
+           (int)(p.y + sy), notches, button);
+  CHECK_MSG(system(cmd) == 0, "%s", cmd);
+  pump(120);
+}
+
+/* The wheel over every value control of the sidebar scrolls the sidebar
+ * and never changes a value nor writes a set event (unless the control has
+ * keyboard focus). */
+static void check_wheel(KdsWindow *win, const char *run) {
+  GtkWidget *controls = GTK_WIDGET(kds_window_get_controls(win));
+  GtkWidget *sw = gtk_widget_get_ancestor(controls, GTK_TYPE_SCROLLED_WINDOW);
+  CHECK(sw != NULL);
+  if (!sw || system("command -v xdotool >/dev/null") != 0) {
+    CHECK_MSG(0, "xdotool is missing (the launcher installs it)");
+    return;
+  }
+  GtkAdjustment *adj = gtk_scrolled_window_get_vadjustment(GTK_SCROLLED_WINDOW(sw));
+  GPtrArray *cs = g_ptr_array_new();
+  collect_controls(gtk_scrolled_window_get_child(GTK_SCROLLED_WINDOW(sw)), cs);
+  CHECK_MSG(cs->len >= 6, "only %u value controls in the sidebar", cs->len);
+  gtk_widget_grab_focus(kds_window_get_pause_button(win)); /* nothing in the sidebar has focus */
+  pump(100);
+  int sets0 = count_sets(run), scrolled = 0;
+  for (guint i = 0; i < cs->len; i++) {
+    GtkWidget *c = g_ptr_array_index(cs, i);
+    /* Bring the control into view, then roll down and back up over it. */
+    graphene_point_t p;
+    if (!gtk_widget_compute_point(c, gtk_scrolled_window_get_child(GTK_SCROLLED_WINDOW(sw)), &GRAPHENE_POINT_INIT(0, 0), &p)) continue;
+    gtk_adjustment_set_value(adj, p.y - gtk_adjustment_get_page_size(adj) / 3);
+    pump(80);
+    double v0 = control_value(c), a0 = gtk_adjustment_get_value(adj);
+    wheel_over(win, c, 2, 5);
+    scrolled += gtk_adjustment_get_value(adj) != a0;
+    wheel_over(win, c, 2, 4);
+    CHECK_MSG(control_value(c) == v0, "the wheel changed %s from %g to %g", gtk_widget_get_name(c), v0, control_value(c));
+  }
+  pump(400); /* past the control panel's debounce */
+  CHECK_MSG(count_sets(run) == sets0, "the wheel wrote %d set events", count_sets(run) - sets0);
+  double room = gtk_adjustment_get_upper(adj) - gtk_adjustment_get_page_size(adj);
+  CHECK_MSG(room < 1 || scrolled > 0, "the wheel never scrolled the sidebar (%.0f px to scroll)", room);
+  printf("wheel: %u controls, sidebar (%.0f px to scroll) scrolled under %d of them, %d set events\n", cs->len, room, scrolled,
+         count_sets(run) - sets0);
+  g_ptr_array_free(cs, TRUE);
+}
+
+/* With keyboard focus the wheel steps the value, as the user asked. */
+static void check_wheel_focused(KdsWindow *win) {
+  GtkWidget *c = GTK_WIDGET(kds_control_panel_entry(kds_window_get_controls(win), "fitnet.weight"));
+  if (c) {
+    gtk_widget_grab_focus(c);
+    pump(100);
+    double v0 = control_value(c);
+    wheel_over(win, c, 1, 4);
+    CHECK_MSG(control_value(c) != v0, "a focused entry ignores the wheel");
+    gtk_spin_button_set_value(GTK_SPIN_BUTTON(c), v0);
+    gtk_widget_grab_focus(kds_window_get_pause_button(win));
+    pump(100);
+  }
+}
+
 int main(int argc, char **argv) {
   (void)argc, (void)argv;
   g_setenv("GTK_A11Y", "none", TRUE);
   g_setenv("GSK_RENDERER", "cairo", TRUE);
+  /* No GL at all: Mesa, loaded only to probe GLX, leaks into LeakSanitizer's report. */
+  g_setenv("GDK_DEBUG", "gl-disable", TRUE);
   if (!gtk_init_check()) {
     printf("skipped: no display\n");
     return 77;
@@ -129,6 +223,8 @@ int main(int argc, char **argv) {
   kd_config_set(cfg, "train.threads", "1", &err);
 
   KdsWindow *w = kds_window_new(NULL);
+  /* Short enough that the settings sidebar must scroll (the wheel check). */
+  gtk_window_set_default_size(GTK_WINDOW(w), 1400, 560);
   gtk_window_present(GTK_WINDOW(w));
   KdRunOpts o = {0};
   o.session.out_dir = run;
@@ -205,6 +301,8 @@ int main(int argc, char **argv) {
     CHECK(curves && kds_panel_build(curves, &fp) && ((const KdFigCurves *)fp.spec)->loss.nseries == before);
   }
 
+  check_wheel(w, run);
+
   /* A slider move reaches the run at a step boundary. */
   KdsControlPanel *cp = kds_window_get_controls(w);
   kds_control_panel_set_debounce(cp, 0);
@@ -230,6 +328,8 @@ int main(int argc, char **argv) {
   for (int i = 0; i < n; i++) paused |= fixture_is_event(ev[i], "pause");
   fixture_jsonl_free(ev, n);
   CHECK(paused);
+
+  check_wheel_focused(w);
 
   guint frames;
   double max_work, mean_work, max_gap;
