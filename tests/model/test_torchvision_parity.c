@@ -65,7 +65,8 @@ int main(void) {
   int rc = system(cmd);
   if (WIFEXITED(rc) && WEXITSTATUS(rc) == 77) {
     printf("skipped: torch/torchvision not installed\n");
-    return 77;
+    rc = 77;
+    goto done;
   }
   CHECK_MSG(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "oracle failed (%d)", rc);
   kd_ctx_set_grad(c, 0);
@@ -84,8 +85,10 @@ int main(void) {
     compare(st, nm, out.box[l]);
   }
   kd_safetensors_close(st);
+  rc = check_status("torchvision_parity");
+done:
   unlink(wpath), unlink(ipath), unlink(opath);
   kd_ctx_free(c);
   kd_model_free(m);
-  return check_status("torchvision_parity");
+  return rc;
 }
