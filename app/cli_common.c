@@ -169,6 +169,13 @@ static void show_steps(KdRun *run, KdProgress *prog, int *seen, double *ema, int
   kd_progress_update(prog, "step", st->step, total, msg);
 }
 
+/* ", 2 left out (named in RUN/events.jsonl)" when images failed to load. */
+static const char *left_out_note(const KdRunStatus *st, char *buf, size_t len) {
+  if (!st->eval_left_out) return "";
+  snprintf(buf, len, ", %d left out with no detections (named in events.jsonl)", st->eval_left_out);
+  return buf;
+}
+
 KdProber *kd_cli_prober(const KdConfig *cfg, KdError *err) {
   if (kd_config_num(cfg, "probe.budget") <= 0) return NULL;
   KdProbeCfg pc;
@@ -213,6 +220,7 @@ int kd_cli_run_training(KdConfig *cfg, const KdTrainArgs *a, int distill, const 
     return 1;
   }
   int stop_sent = 0, last_eval = st.eval_step, seen = st.step, paused_shown = 0;
+  char note[160];
   double ema = NAN;
   /* The main thread only watches: it polls the status, never the session. */
   for (;;) {
@@ -226,7 +234,8 @@ int kd_cli_run_training(KdConfig *cfg, const KdTrainArgs *a, int distill, const 
     if (st.eval_step > last_eval) {
       last_eval = st.eval_step;
       if (st.eval_step < st.total) /* the final one is printed below */
-        kd_progress_message(prog, "step %d: AP %.3f AP50 %.3f (%d images)", st.eval_step, st.eval[0], st.eval[1], st.eval_images);
+        kd_progress_message(prog, "step %d: AP %.3f AP50 %.3f (%d images%s)", st.eval_step, st.eval[0], st.eval[1], st.eval_images,
+                            left_out_note(&st, note, sizeof note));
     }
     if (st.state == KD_RUN_PAUSED && !paused_shown) {
       paused_shown = 1;
@@ -250,8 +259,8 @@ int kd_cli_run_training(KdConfig *cfg, const KdTrainArgs *a, int distill, const 
   } else if (st.state == KD_RUN_STOPPED) {
     fprintf(stderr, "kdscope %s: stopped at step %d; continue with --resume %s\n", verb, st.step, dir);
   } else {
-    printf("step %d: AP %.4f AP50 %.4f AP75 %.4f APs %.4f APm %.4f APl %.4f (%d val images)\n", st.step, st.eval[0], st.eval[1],
-           st.eval[2], st.eval[3], st.eval[4], st.eval[5], st.eval_images);
+    printf("step %d: AP %.4f AP50 %.4f AP75 %.4f APs %.4f APm %.4f APl %.4f (%d val images%s)\n", st.step, st.eval[0], st.eval[1],
+           st.eval[2], st.eval[3], st.eval[4], st.eval[5], st.eval_images, left_out_note(&st, note, sizeof note));
   }
   signal(SIGINT, SIG_DFL);
   signal(SIGTERM, SIG_DFL);

@@ -27,6 +27,11 @@ typedef struct Gui {
   char what[128];
 } Gui;
 
+static KdSessionOpts session_opts(const Gui *g) {
+  return (KdSessionOpts){.out_dir = g->args.out, .resume_dir = g->args.resume,
+                         .distill = *kd_config_str(g->cfg, "teacher.checkpoint") != 0};
+}
+
 static gboolean start_run(gpointer user) {
   Gui *g = user;
   if (g->error[0]) {
@@ -34,10 +39,7 @@ static gboolean start_run(gpointer user) {
     return G_SOURCE_REMOVE;
   }
   if (g->data_dir[0]) kd_config_set(g->cfg, "data.dir", g->data_dir, NULL);
-  KdRunOpts o = {0};
-  o.session.out_dir = g->args.out;
-  o.session.resume_dir = g->args.resume;
-  o.session.distill = *kd_config_str(g->cfg, "teacher.checkpoint") != 0;
+  KdRunOpts o = {.session = session_opts(g)};
   GError *e = NULL;
   KdConfig *cfg = g->cfg;
   g->cfg = NULL; /* the bridge owns it now */
@@ -124,6 +126,14 @@ static void on_activate(GtkApplication *app, gpointer user) {
   }
   if (*kd_config_str(g->cfg, "data.dir")) {
     g_idle_add(start_run, g);
+    return;
+  }
+  /* A config error is shown now, not after minutes of building the set. */
+  KdSessionOpts so = session_opts(g);
+  KdError err;
+  if (kd_session_check(g->cfg, &so, &err)) {
+    fprintf(stderr, "kdscope window: %s\n", err.msg);
+    kds_window_show_error(g->win, err.msg);
     return;
   }
   kds_window_show_progress(g->win, "Preparing the default data set…", -1);

@@ -332,7 +332,9 @@ static int parse_annotations(Parse *p, const cJSON *anns, KdError *err) {
   return rc;
 }
 
-static int check_files(KdDataset *ds, KdError *err) {
+/* allow_missing: missing files are counted (stats.missing_files), not an
+ * error, unless every file is missing (the folder is wrong, not a file). */
+static int check_files(KdDataset *ds, int allow_missing, KdError *err) {
   int missing = 0, first = -1, first_errno = 0;
   char path[4096];
   for (int i = 0; i < ds->n_images; i++) {
@@ -341,12 +343,13 @@ static int check_files(KdDataset *ds, KdError *err) {
       continue;
     if (!missing++) first = i, first_errno = errno;
   }
-  if (!missing) return 0;
+  ds->stats.missing_files = missing;
+  if (!missing || (allow_missing && missing < ds->n_images)) return 0;
   char esc[600];
   kd_escape_name(ds->images[first].file_name, esc, sizeof esc);
   kd_error(err, "images[%d].file_name: expected an image file \"%s\" in %s, but it %s", first, esc,
            ds->image_dir, first_errno == ENOENT ? "does not exist" : "is not a readable file");
-  if (missing > 1) kd_error_prefix(err, "%d image files are missing; first: ", missing);
+  if (missing > 1) kd_error_prefix(err, "%s%d image files are missing; first: ", missing == ds->n_images ? "all " : "", missing);
   return -1;
 }
 
@@ -358,6 +361,11 @@ static void make_summary(KdDataset *ds, const char *name) {
                    "%s: %d images (%ld without boxes), %ld boxes (%ld crowd) in %d classes", base,
                    ds->n_images, s->images_without_boxes, s->boxes, s->crowd_boxes, ds->n_classes);
   if (n < 0 || (size_t)n >= sizeof ds->summary) return;
+  if (s->missing_files) {
+    int m = snprintf(ds->summary + n, sizeof ds->summary - (size_t)n, ", %ld image file%s missing", s->missing_files,
+                     s->missing_files == 1 ? "" : "s");
+    if (m < 0 || (size_t)(n += m) >= sizeof ds->summary) return;
+  }
   if (!s->clipped && !s->dropped)
     snprintf(ds->summary + n, sizeof ds->summary - (size_t)n, "; nothing to fix");
   else
@@ -366,8 +374,8 @@ static void make_summary(KdDataset *ds, const char *name) {
              s->clipped == 1 ? "" : "es", s->dropped, s->dropped == 1 ? "" : "es");
 }
 
-int kd_dataset_parse(const char *json, size_t len, const char *name, const char *image_dir,
-                     KdDataset **out, KdError *err) {
+static int parse(const char *json, size_t len, const char *name, const char *image_dir, int allow_missing, KdDataset **out,
+                 KdError *err) {
   *out = NULL;
   if (!name) name = "(json)";
   if (len == 0) return kd_error(err, "%s: empty file, expected COCO json", name);
@@ -403,7 +411,7 @@ int kd_dataset_parse(const char *json, size_t len, const char *name, const char 
   if (parse_categories(&p, cats, err) || parse_images(&p, images, err) || parse_annotations(&p, anns, err))
     goto done;
   ds->stats.images = ds->n_images;
-  if (image_dir && check_files(ds, err)) goto done;
+  if (image_dir && check_files(ds, allow_missing, err)) goto done;
   make_summary(ds, name);
   rc = 0;
 done:
@@ -418,8 +426,13 @@ done:
   return 0;
 }
 
-int kd_dataset_open(const char *annotations_json, const char *image_dir, KdDataset **out,
-                    KdError *err) {
+int kd_dataset_parse(const char *json, size_t len, const char *name, const char *image_dir,
+                     KdDataset **out, KdError *err) {
+  return parse(json, len, name, image_dir, 0, out, err);
+}
+
+int kd_dataset_open_files(const char *annotations_json, const char *image_dir, int allow_missing, KdDataset **out,
+                          KdError *err) {
   *out = NULL;
   uint8_t *buf = NULL;
   size_t cap = 0, len = 0;
@@ -429,7 +442,12 @@ int kd_dataset_open(const char *annotations_json, const char *image_dir, KdDatas
   if (image_dir && (stat(image_dir, &st) != 0 || !S_ISDIR(st.st_mode)))
     rc = kd_error(err, "%s: image folder %s does not exist", annotations_json, image_dir);
   else
-    rc = kd_dataset_parse((const char *)buf, len, annotations_json, image_dir, out, err);
+    rc = parse((const char *)buf, len, annotations_json, image_dir, allow_missing, out, err);
   free(buf);
   return rc;
+}
+
+int kd_dataset_open(const char *annotations_json, const char *image_dir, KdDataset **out,
+                    KdError *err) {
+  return kd_dataset_open_files(annotations_json, image_dir, 0, out, err);
 }

@@ -23,13 +23,21 @@ int kd_id_index_find(const KdIdIndex *t, int n, int64_t id) {
   return -1;
 }
 
-int kd_dataset_open_dir(const char *data_dir, const char *split, KdDataset **out, KdError *err) {
+static int open_dir(const char *data_dir, const char *split, int allow_missing, KdDataset **out, KdError *err) {
   char json[4096], images[4096];
   if (!data_dir || !split) return kd_error(err, "kd_dataset_open_dir: no directory or split given");
   if (snprintf(json, sizeof json, "%s/annotations/instances_%s.json", data_dir, split) >= (int)sizeof json ||
       snprintf(images, sizeof images, "%s/images/%s", data_dir, split) >= (int)sizeof images)
     return kd_error(err, "%s: path too long", data_dir);
-  return kd_dataset_open(json, images, out, err);
+  return kd_dataset_open_files(json, images, allow_missing, out, err);
+}
+
+int kd_dataset_open_dir(const char *data_dir, const char *split, KdDataset **out, KdError *err) {
+  return open_dir(data_dir, split, 0, out, err);
+}
+
+int kd_dataset_open_eval(const char *data_dir, const char *split, KdDataset **out, KdError *err) {
+  return open_dir(data_dir, split, 1, out, err);
 }
 
 void kd_dataset_free(KdDataset *ds) {

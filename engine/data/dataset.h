@@ -15,7 +15,8 @@
  *    wrong types, a bbox that is not 4 numbers, unknown category or image
  *    ids, duplicate ids, width/height outside 1..KD_DATASET_MAX_SIDE, file
  *    names that are empty, not UTF-8, absolute or contain "..", and (when an
- *    image folder is given) image files that do not exist. */
+ *    image folder is given) image files that do not exist — except when
+ *    opened for evaluation (kd_dataset_open_eval), where they are counted. */
 #ifndef KD_DATASET_H
 #define KD_DATASET_H
 
@@ -48,6 +49,7 @@ typedef struct KdDatasetStats {
   long boxes, crowd_boxes;
   long clipped; /* boxes that reached outside the image */
   long dropped; /* boxes with zero/negative size, dropped */
+  long missing_files; /* image files that do not exist (kd_dataset_open_eval only) */
 } KdDatasetStats;
 
 /* Loads annotations_json. image_dir is where file_names resolve; when it is
@@ -57,6 +59,11 @@ int kd_dataset_open(const char *annotations_json, const char *image_dir, KdDatas
 /* The kdscope layout: DIR/annotations/instances_<split>.json and
  * DIR/images/<split>/; split is "train" or "val" (any name works). */
 int kd_dataset_open_dir(const char *data_dir, const char *split, KdDataset **out, KdError *err);
+/* The same for evaluation: image files that do not exist are not an error
+ * (unless none exists). The loader leaves each out, naming it, and the
+ * evaluation keeps its ground truth, so a lost file lowers recall instead
+ * of stopping the run or vanishing from the numbers. */
+int kd_dataset_open_eval(const char *data_dir, const char *split, KdDataset **out, KdError *err);
 /* Parses json text already in memory; name is used in messages. Used by
  * the fuzzer and by tests. */
 int kd_dataset_parse(const char *json, size_t len, const char *name, const char *image_dir,
@@ -79,7 +86,8 @@ const char *kd_dataset_image_dir(const KdDataset *ds);   /* NULL if none */
 const char *kd_dataset_json_path(const KdDataset *ds);
 KdDatasetStats kd_dataset_stats(const KdDataset *ds);
 /* One line, e.g. "instances_val.json: 500 images (3 without boxes), 1742
- * boxes (0 crowd) in 10 classes; fixed: 2 boxes clipped, 1 dropped". */
+ * boxes (0 crowd) in 10 classes; fixed: 2 boxes clipped, 1 dropped"; with
+ * ", 2 image files missing" after the classes when some are. */
 const char *kd_dataset_summary(const KdDataset *ds);
 
 #endif

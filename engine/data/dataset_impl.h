@@ -31,6 +31,10 @@ struct KdDataset {
   char summary[512];
 };
 
+/* kd_dataset_open; allow_missing as kd_dataset_open_eval. */
+int kd_dataset_open_files(const char *annotations_json, const char *image_dir, int allow_missing, KdDataset **out,
+                          KdError *err);
+
 int kd_id_index_cmp(const void *a, const void *b);
 /* Finds id in a sorted table; -1 if absent. */
 int kd_id_index_find(const KdIdIndex *t, int n, int64_t id);

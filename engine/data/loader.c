@@ -22,6 +22,8 @@ typedef struct Slot {
   size_t box_cap;
   char warn[WARN_BYTES];
   size_t warn_len;
+  KdBadImage *bad;
+  int bad_cap;
 } Slot;
 
 struct KdLoader {
@@ -95,6 +97,26 @@ static void warnf(Slot *s, const char *fmt, const char *a, const char *b) {
   if (n > 0) s->warn_len += (size_t)n < WARN_BYTES - s->warn_len ? (size_t)n : WARN_BYTES - s->warn_len - 1;
 }
 
+/* Records a failed image in the batch; the reason loses its leading
+ * "path: " (the reader's messages start with the path). */
+static int note_bad(Slot *s, int idx, const char *path, const char *msg) {
+  if (s->b.n_bad == s->bad_cap) {
+    int cap = s->bad_cap ? 2 * s->bad_cap : 8;
+    KdBadImage *nb = realloc(s->bad, sizeof *nb * (size_t)cap);
+    if (!nb) return -1;
+    s->bad = nb, s->bad_cap = cap;
+  }
+  size_t pl = strlen(path);
+  if (!strncmp(msg, path, pl) && !strncmp(msg + pl, ": ", 2)) msg += pl + 2;
+  KdBadImage *b = &s->bad[s->b.n_bad++];
+  b->index = idx;
+  size_t n = strlen(msg) < sizeof b->reason ? strlen(msg) : sizeof b->reason - 1;
+  memcpy(b->reason, msg, n);
+  b->reason[n] = 0;
+  s->b.bad = s->bad;
+  return 0;
+}
+
 static int grow_boxes(KdLoader *l, Slot *s, size_t need) {
   if (need <= s->box_cap) return 0;
   size_t cap = need * 2;
@@ -114,7 +136,7 @@ static int grow_boxes(KdLoader *l, Slot *s, size_t need) {
  * Returns 0 on success, 1 if the image is bad (warning added), -1 fatal. */
 static int load_one(KdLoader *l, Slot *s, int k, int idx, long epoch, KdError *err) {
   KdDatasetImage im = kd_dataset_image(l->ds, idx);
-  char path[4096], esc[600];
+  char path[4096] = "", esc[600];
   if (l->bad[idx]) return 1;
   KdError e;
   int S = l->cfg.image.size;
@@ -151,6 +173,7 @@ static int load_one(KdLoader *l, Slot *s, int k, int idx, long epoch, KdError *e
   pthread_mutex_lock(&l->mu);
   l->stats.bad_images++;
   pthread_mutex_unlock(&l->mu);
+  if (note_bad(s, idx, path, e.msg)) return kd_error(err, "out of memory for the list of bad images");
   warnf(s, "%s%s\n", l->cfg.loop ? "bad image, replaced by the next one: " : "bad image, left out: ", e.msg);
   return 1;
 }
@@ -166,6 +189,7 @@ static int make_batch(KdLoader *l, Slot *s, long step, KdError *err) {
   if (last > l->n_images) last = l->n_images;
   s->warn_len = 0;
   s->warn[0] = 0;
+  s->b.n_bad = 0;
   s->b.box_off[0] = 0;
   int k = 0;
   for (long pos = first; pos < last; pos++) {
@@ -312,6 +336,7 @@ void kd_loader_free(KdLoader *l) {
     KdBatch *b = &l->slots[i].b;
     free(b->images), free(b->index), free(b->xform), free(b->box_off);
     free(b->boxes), free(b->labels), free(b->crowd);
+    free(l->slots[i].bad);
   }
   free(l->slots);
   kd_jpeg_free(l->jpeg);

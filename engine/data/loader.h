@@ -12,7 +12,9 @@
  * of the dataset that decodes (deterministic, batch stays full); in a
  * single pass (loop = 0, evaluation) it is left out and the batch is
  * smaller. Either way the batch's `warnings` names the file and the reason,
- * the image is remembered as bad, and kd_loader_stats counts it. If
+ * its `bad` list holds the image and the reason (evaluation reports and
+ * counts them), the image is remembered as bad, and kd_loader_stats counts
+ * it. If
  * KD_LOADER_MAX_BAD images in a row fail, kd_loader_next fails: the data
  * folder is broken, not one file. */
 #ifndef KD_LOADER_H
@@ -42,6 +44,12 @@ void kd_loader_cfg_default(KdLoaderCfg *c);
 /* Evaluation: in order, no augmentation, last partial batch kept, one pass. */
 void kd_loader_cfg_eval(KdLoaderCfg *c);
 
+/* An image that failed to read or decode. */
+typedef struct KdBadImage {
+  int index;        /* dataset image index */
+  char reason[400]; /* why, without the file's path: "cannot open: No such file or directory" */
+} KdBadImage;
+
 /* A prepared batch. Owned by the loader; valid until the next
  * kd_loader_next or kd_loader_free. Boxes of image i are
  * box_off[i] .. box_off[i+1]-1 (crowd boxes included, flagged). */
@@ -57,6 +65,8 @@ typedef struct KdBatch {
   int *labels;          /* [box_off[n]] contiguous class */
   uint8_t *crowd;       /* [box_off[n]] 1 = ignore region */
   const char *warnings; /* NULL, or lines naming images that failed */
+  int n_bad;            /* images that failed while this batch was made (first failure only) */
+  const KdBadImage *bad; /* [n_bad]; in a one-pass loader, the images left out of this batch */
   double prep_s;        /* time spent reading + decoding + augmenting it */
 } KdBatch;
 

@@ -1,11 +1,12 @@
 #include "train/evaluate.h"
 
+#include <cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "core/tensor.h"
-#include "data/loader.h"
 #include "detect/boxcoder.h"
 #include "detect/postprocess.h"
 #include "train/settings.h"
@@ -16,27 +17,88 @@ static double now_s(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-int kd_evaluate(KdModel *m, const KdConfig *cfg, const KdDataset *ds, int max_images, int keep_dets, KdProgressFn progress,
+static int eval_settings(const KdConfig *cfg, const KdModel *m, KdAnchorCfg *a, KdPostCfg *p, KdLoaderCfg *l, KdError *err) {
+  kd_loader_cfg_eval(l);
+  l->batch_size = kd_config_int(cfg, "train.batch");
+  return kd_settings_anchors(cfg, m, a, err) || kd_settings_post(cfg, p, err) || kd_settings_image(cfg, &l->image, err) ? -1 : 0;
+}
+
+int kd_evaluate_check(const KdConfig *cfg, const KdModel *m, KdError *err) {
+  KdAnchorCfg a;
+  KdPostCfg p;
+  KdLoaderCfg l;
+  return eval_settings(cfg, m, &a, &p, &l, err);
+}
+
+/* Ground truth of the first n images, COCO xywh; *out malloc'd. */
+static int gather_gt(const KdDataset *ds, int n, KdCocoGt **out, int *count) {
+  int cap = 0, k = 0;
+  for (int i = 0; i < n; i++) cap += kd_dataset_image(ds, i).n_boxes;
+  KdCocoGt *g = *out = malloc(sizeof *g * (size_t)(cap + 1));
+  if (!g) return -1;
+  for (int i = 0; i < n; i++) {
+    KdDatasetImage im = kd_dataset_image(ds, i);
+    for (int j = 0; j < im.n_boxes; j++) {
+      const float *bx = &im.boxes[4 * j];
+      g[k++] = (KdCocoGt){.image_id = im.id, .category = im.labels[j], .bbox = {bx[0], bx[1], bx[2] - bx[0], bx[3] - bx[1]},
+                          .area = im.areas[j], .iscrowd = im.crowd[j]};
+    }
+  }
+  *count = k;
+  return 0;
+}
+
+/* Appends the batch's failures among the first total images to res->left. */
+static int note_left_out(const KdBatch *b, int total, KdEvalResult *res, int *cap) {
+  for (int j = 0; j < b->n_bad; j++) {
+    if (b->bad[j].index >= total) continue;
+    if (res->left_out == *cap) {
+      int nc = *cap ? 2 * *cap : 8;
+      KdBadImage *nl = realloc(res->left, sizeof *nl * (size_t)nc);
+      if (!nl) return -1;
+      res->left = nl, *cap = nc;
+    }
+    res->left[res->left_out++] = b->bad[j];
+  }
+  return 0;
+}
+
+/* Image i's detections (input pixels) into *dets as original-pixel xywh. */
+static int keep_dets(const KdDetection *det, int n, const KdXform *xf, int64_t image_id, KdCocoDet **dets, size_t *cap,
+                     int *ndets) {
+  for (int k = 0; k < n; k++) {
+    const KdDetection *d = &det[k];
+    float in[4] = {d->x1, d->y1, d->x2, d->y2}, o[4];
+    kd_xform_boxes_to_orig(xf, in, o, 1);
+    if ((size_t)*ndets == *cap) {
+      KdCocoDet *nd = realloc(*dets, sizeof *nd * *cap * 2);
+      if (!nd) return -1;
+      *dets = nd, *cap *= 2;
+    }
+    (*dets)[(*ndets)++] = (KdCocoDet){.image_id = image_id, .category = d->label, .bbox = {o[0], o[1], o[2] - o[0], o[3] - o[1]},
+                                      .score = d->score};
+  }
+  return 0;
+}
+
+int kd_evaluate(KdModel *m, const KdConfig *cfg, const KdDataset *ds, int max_images, int keep, KdProgressFn progress,
                 void *user, KdEvalResult *res, KdError *err) {
   memset(res, 0, sizeof *res);
   double t0 = now_s();
   KdAnchorCfg acfg;
   KdPostCfg pcfg;
   KdLoaderCfg lcfg;
-  kd_loader_cfg_eval(&lcfg);
-  lcfg.batch_size = kd_config_int(cfg, "train.batch");
-  if (kd_settings_anchors(cfg, m, &acfg, err) || kd_settings_post(cfg, &pcfg, err) || kd_settings_image(cfg, &lcfg.image, err))
-    return -1;
+  if (eval_settings(cfg, m, &acfg, &pcfg, &lcfg, err)) return -1;
   int total = kd_dataset_num_images(ds);
   if (max_images > 0 && max_images < total) total = max_images;
-  int A = kd_anchors_per_loc(&acfg), nlev = acfg.nlevels, rc = -1;
+  int A = kd_anchors_per_loc(&acfg), nlev = acfg.nlevels, rc = -1, left_cap = 0, B = lcfg.batch_size;
   KdBoxCoder bc = kd_box_coder_default();
   KdLoader *ld = kd_loader_new(ds, &lcfg, err);
   KdCtx *c = kd_ctx_new(32u << 20);
   int64_t *ids = malloc(sizeof *ids * (size_t)total);
-  KdDetection *det = malloc(sizeof *det * (size_t)lcfg.batch_size * pcfg.max_det);
-  int *count = malloc(sizeof *count * (size_t)lcfg.batch_size);
-  float *wh = malloc(sizeof *wh * 2 * (size_t)lcfg.batch_size);
+  KdDetection *det = malloc(sizeof *det * (size_t)B * pcfg.max_det);
+  int *count = malloc(sizeof *count * (size_t)B);
+  float *wh = malloc(sizeof *wh * 2 * (size_t)B);
   size_t dcap = 4096;
   KdCocoDet *dets = malloc(sizeof *dets * dcap);
   float *anchors = NULL;
@@ -47,12 +109,19 @@ int kd_evaluate(KdModel *m, const KdConfig *cfg, const KdDataset *ds, int max_im
     goto done;
   }
   kd_ctx_set_grad(c, 0);
-  int done_images = 0;
-  while (done_images < total) {
+  /* One pass in dataset order: batch s covers images s*B .. s*B+B-1,
+   * less those left out (its `bad` list). */
+  for (int covered = 0; covered < total;) {
     const KdBatch *b;
     if (kd_loader_next(ld, &b, err)) goto done;
     if (!b) break;
-    if (b->n == 0) continue; /* every image of the batch failed to decode (warned) */
+    covered = (b->step + 1) * B < total ? (int)((b->step + 1) * B) : total;
+    if (note_left_out(b, total, res, &left_cap)) {
+      kd_error(err, "out of memory for the left-out images");
+      goto done;
+    }
+    if (progress) progress(user, "evaluating", covered, total);
+    if (b->n == 0) continue; /* every image of the batch failed to load */
     kd_ctx_reset(c);
     int shape[4] = {b->n, 3, b->h, b->w};
     KdDetOut out;
@@ -73,42 +142,26 @@ int kd_evaluate(KdModel *m, const KdConfig *cfg, const KdDataset *ds, int max_im
     }
     for (int i = 0; i < b->n; i++) wh[2 * i] = (float)b->w, wh[2 * i + 1] = (float)b->h;
     if (kd_postprocess(out.cls, out.box, nlev, A, anchors, &bc, &pcfg, wh, det, count, err)) goto done;
-    for (int i = 0; i < b->n && done_images < total; i++, done_images++) {
-      KdDatasetImage im = kd_dataset_image(ds, b->index[i]);
-      ids[done_images] = im.id;
-      for (int k = 0; k < count[i]; k++) {
-        const KdDetection *d = &det[i * pcfg.max_det + k];
-        float in[4] = {d->x1, d->y1, d->x2, d->y2}, o[4];
-        kd_xform_boxes_to_orig(&b->xform[i], in, o, 1);
-        if ((size_t)res->ndets == dcap) {
-          KdCocoDet *nd = realloc(dets, sizeof *dets * dcap * 2);
-          if (!nd) {
-            kd_error(err, "out of memory for detections");
-            goto done;
-          }
-          dets = nd, dcap *= 2;
-        }
-        dets[res->ndets++] = (KdCocoDet){.image_id = im.id, .category = d->label, .bbox = {o[0], o[1], o[2] - o[0], o[3] - o[1]}, .score = d->score};
+    for (int i = 0; i < b->n; i++) {
+      if (b->index[i] >= total) continue;
+      res->evaluated++;
+      if (keep_dets(&det[i * pcfg.max_det], count[i], &b->xform[i], kd_dataset_image(ds, b->index[i]).id, &dets, &dcap,
+                    &res->ndets)) {
+        kd_error(err, "out of memory for detections");
+        goto done;
       }
     }
-    if (progress) progress(user, "evaluating", done_images, total);
   }
-  /* Ground truth of the evaluated images. */
-  int ngt = 0, cap = 0;
-  for (int i = 0; i < done_images; i++) cap += kd_dataset_image(ds, kd_dataset_image_index(ds, ids[i])).n_boxes;
-  gts = malloc(sizeof *gts * (size_t)(cap + 1));
-  if (!gts) goto done;
-  for (int i = 0; i < done_images; i++) {
-    KdDatasetImage im = kd_dataset_image(ds, kd_dataset_image_index(ds, ids[i]));
-    for (int k = 0; k < im.n_boxes; k++) {
-      const float *bx = &im.boxes[4 * k];
-      gts[ngt++] = (KdCocoGt){.image_id = im.id, .category = im.labels[k], .bbox = {bx[0], bx[1], bx[2] - bx[0], bx[3] - bx[1]},
-                              .area = im.areas[k], .iscrowd = im.crowd[k]};
-    }
+  /* Every image of the evaluation, loaded or not, with its ground truth. */
+  for (int i = 0; i < total; i++) ids[i] = kd_dataset_image(ds, i).id;
+  int ngt = 0;
+  if (gather_gt(ds, total, &gts, &ngt)) {
+    kd_error(err, "out of memory for the ground truth");
+    goto done;
   }
-  if (kd_coco_eval(ids, done_images, kd_dataset_num_classes(ds), gts, ngt, dets, res->ndets, res->stats, NULL, err)) goto done;
-  res->images = done_images;
-  if (keep_dets) {
+  if (kd_coco_eval(ids, total, kd_dataset_num_classes(ds), gts, ngt, dets, res->ndets, res->stats, NULL, err)) goto done;
+  res->images = total;
+  if (keep) {
     res->dets = dets;
     dets = NULL;
   }
@@ -119,4 +172,36 @@ done:
   kd_ctx_free(c);
   free(ids), free(det), free(count), free(wh), free(dets), free(anchors), free(gts);
   return rc;
+}
+
+void kd_eval_result_free(KdEvalResult *res) {
+  free(res->left);
+  free(res->dets);
+  res->left = NULL, res->dets = NULL;
+}
+
+char *kd_eval_left_out_json(const KdDataset *ds, const KdEvalResult *res, size_t max_bytes, int *listed) {
+  cJSON *arr = cJSON_CreateArray();
+  size_t bytes = 2;
+  int i = 0;
+  for (; arr && i < res->left_out; i++) {
+    const KdBadImage *b = &res->left[i];
+    KdDatasetImage im = kd_dataset_image(ds, b->index);
+    char path[4096];
+    if (kd_dataset_image_path(ds, b->index, path, sizeof path)) snprintf(path, sizeof path, "%s", im.file_name);
+    /* Escaping at most doubles a string; the rest is under 64 bytes. */
+    bytes += 2 * (strlen(path) + strlen(b->reason)) + 64;
+    if (max_bytes && bytes > max_bytes) break;
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddStringToObject(o, "file", path) || !cJSON_AddNumberToObject(o, "image_id", (double)im.id) ||
+        !cJSON_AddStringToObject(o, "reason", b->reason) || !cJSON_AddItemToArray(arr, o)) {
+      cJSON_Delete(o);
+      cJSON_Delete(arr);
+      return NULL;
+    }
+  }
+  if (listed) *listed = i;
+  char *s = arr ? cJSON_PrintUnformatted(arr) : NULL;
+  cJSON_Delete(arr);
+  return s;
 }

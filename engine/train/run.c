@@ -248,10 +248,13 @@ static int fail(KdRun *r, const char *what) {
 static int evaluate(KdRun *r) {
   set_state(r, live_state(r), "eval");
   KdEvalResult er;
-  if (kd_session_evaluate(r->s, &er, &r->err)) return fail(r, "evaluation");
+  int bad = kd_session_evaluate(r->s, &er, &r->err);
+  kd_eval_result_free(&er); /* the counts stay */
+  if (bad) return fail(r, "evaluation");
   pthread_mutex_lock(&r->mu);
   r->st.eval_step = kd_session_steps_done(r->s);
   r->st.eval_images = er.images;
+  r->st.eval_left_out = er.left_out;
   memcpy(r->st.eval, er.stats, sizeof r->st.eval);
   r->st.phase = "idle";
   pthread_mutex_unlock(&r->mu);

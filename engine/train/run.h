@@ -51,7 +51,8 @@ typedef struct KdRunStatus {
   double rate;          /* steps/s over recent steps (0 until known) */
   KdStepStats last;     /* latest step (all loss parts); last.step == 0: none yet */
   int eval_step;        /* step of the latest evaluation; -1: none */
-  int eval_images;
+  int eval_images;      /* in the latest evaluation, left-out ones included */
+  int eval_left_out;    /* of those, images that failed to load (events.jsonl names them) */
   double eval[KD_COCO_NSTATS];
   const char *phase;    /* "idle", "step", "eval", "checkpoint" (static string) */
   long phase_done, phase_total; /* progress of eval */

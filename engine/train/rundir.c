@@ -183,18 +183,22 @@ int kd_rundir_log_step(KdRunDir *r, const KdStepStats *st, double data_wait_s, K
   return kd_append_line(r->csv, rows, err);
 }
 
-int kd_rundir_log_eval(KdRunDir *r, int step, const char *split, const double *stats, int nstats, double seconds, KdError *err) {
-  static const char *names[12] = {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"};
+int kd_rundir_log_eval(KdRunDir *r, int step, const char *split, const KdEvalResult *res, KdError *err) {
   char line[2048], t[40];
   iso_time(t, sizeof t);
-  int n = snprintf(line, sizeof line, "{\"step\":%d,\"time\":\"%s\",\"eval\":{\"split\":\"%s\",\"seconds\":%.2f", step, t, split, seconds);
-  for (int i = 0; i < nstats && i < 12; i++) n += snprintf(line + n, sizeof line - (size_t)n, ",\"%s\":%.6f", names[i], stats[i]);
+  int n = snprintf(line, sizeof line,
+                   "{\"step\":%d,\"time\":\"%s\",\"eval\":{\"split\":\"%s\",\"seconds\":%.2f,\"images\":%d,"
+                   "\"images_evaluated\":%d,\"images_left_out\":%d",
+                   step, t, split, res->seconds, res->images, res->evaluated, res->left_out);
+  for (int i = 0; i < KD_COCO_NSTATS; i++)
+    n += snprintf(line + n, sizeof line - (size_t)n, ",\"%s\":%.6f", kd_coco_stat_names[i], res->stats[i]);
   snprintf(line + n, sizeof line - (size_t)n, "}}");
   if (kd_append_line(r->metrics, line, err) || csv_header(r, err)) return -1;
   char rows[2048];
   n = 0;
-  for (int i = 0; i < nstats && i < 12; i++)
-    n += snprintf(rows + n, sizeof rows - (size_t)n, "%s%d,eval.%s.%s,%.6f", i ? "\n" : "", step, split, names[i], stats[i]);
+  for (int i = 0; i < KD_COCO_NSTATS; i++)
+    n += snprintf(rows + n, sizeof rows - (size_t)n, "%s%d,eval.%s.%s,%.6f", i ? "\n" : "", step, split, kd_coco_stat_names[i],
+                  res->stats[i]);
   return kd_append_line(r->csv, rows, err);
 }
 

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/params.h"
 #include "train/config.h"
+#include "train/evaluate.h"
 #include "train/trainer.h"
 
 typedef struct KdRunDir KdRunDir;
@@ -25,7 +26,8 @@ const char *kd_rundir_path(const KdRunDir *r);
 /* {"step":s,"time":...,"event":type <, extra JSON members>} */
 int kd_rundir_event(KdRunDir *r, int step, const char *type, const char *extra_json, KdError *err);
 int kd_rundir_log_step(KdRunDir *r, const KdStepStats *st, double data_wait_s, KdError *err);
-int kd_rundir_log_eval(KdRunDir *r, int step, const char *split, const double *stats, int nstats, double seconds, KdError *err);
+/* {"step":s,"time":...,"eval":{"split","seconds","images","images_evaluated","images_left_out","AP",...}} */
+int kd_rundir_log_eval(KdRunDir *r, int step, const char *split, const KdEvalResult *res, KdError *err);
 
 /* checkpoints/step_<N>.safetensors (+ .optim.safetensors when optim_state). */
 int kd_rundir_save_checkpoint(KdRunDir *r, int step, KdParams *const *weights, int nweights, const KdParams *optim_state,

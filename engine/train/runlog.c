@@ -113,7 +113,8 @@ static void metrics_line(KdRunLog *l, const char *line) {
     const cJSON *ev = cJSON_GetObjectItemCaseSensitive(j, "eval");
     if (cJSON_IsObject(ev)) {
       for (const cJSON *it = ev->child; it; it = it->next) {
-        if (!cJSON_IsNumber(it) || !strcmp(it->string, "seconds")) continue;
+        /* Timing and image counts are facts of the evaluation, not curves. */
+        if (!cJSON_IsNumber(it) || !strcmp(it->string, "seconds") || !strncmp(it->string, "images", 6)) continue;
         char nm[96];
         snprintf(nm, sizeof nm, "eval.%s", it->string);
         push(l, nm, x, it->valuedouble);

@@ -1,5 +1,6 @@
 #include "train/session.h"
 
+#include <cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@ struct KdSession {
   int *crowd;       /* int copy of a batch's crowd flags for KdGtImage */
   size_t crowd_cap;
   double data_wait;
+  char *left_logged; /* the left-out val images the run log names last (JSON array), NULL: none */
 };
 
 static double now_s(void) {
@@ -62,7 +64,7 @@ static int open_data(KdSession *s, KdError *err) {
     if (kd_ensure_default_dataset(dir, sizeof dir, s->progress, s->user, err)) return -1;
     d = dir;
   }
-  if (kd_dataset_open_dir(d, "train", &s->train, err) || kd_dataset_open_dir(d, "val", &s->val, err)) return -1;
+  if (kd_dataset_open_dir(d, "train", &s->train, err) || kd_dataset_open_eval(d, "val", &s->val, err)) return -1;
   int k = kd_dataset_num_classes(s->train);
   if (k != kd_config_int(s->cfg, "model.num_classes"))
     return kd_error(err, "model.num_classes is %d but the data set %s has %d classes (set model.num_classes=%d)",
@@ -118,23 +120,42 @@ static int resume_state(KdSession *s, int step, KdError *err) {
   return 0;
 }
 
-KdSession *kd_session_open(KdConfig *cfg, const KdSessionOpts *o, KdError *err) {
-  KdSession *s = calloc(1, sizeof *s);
-  if (!s) return kd_error(err, "out of memory"), NULL;
-  s->cfg = cfg;
-  s->progress = o->progress;
-  s->user = o->user;
-  int start = 0;
+/* The "images" list of the last images_left_out event in RUN/events.jsonl
+ * (a resumed run does not name the same images twice); NULL if none. */
+static char *logged_left_out(const char *dir) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/events.jsonl", dir);
+  size_t n;
+  char *text = kd_read_text(path, &n, (size_t)1 << 30, NULL), *found = NULL;
+  for (char *p = text ? strstr(text, "\"event\":\"images_left_out\"") : NULL; p; p = strstr(p + 1, "\"event\":\"images_left_out\"")) {
+    char *start = p, *end = strchr(p, '\n');
+    while (start > text && start[-1] != '\n') start--;
+    cJSON *j = cJSON_ParseWithLength(start, end ? (size_t)(end - start) : strlen(start));
+    const cJSON *imgs = cJSON_GetObjectItemCaseSensitive(j, "images");
+    if (cJSON_IsArray(imgs)) {
+      free(found);
+      found = cJSON_PrintUnformatted(imgs);
+    }
+    cJSON_Delete(j);
+  }
+  free(text);
+  return found;
+}
+
+/* Everything a session holds that does not need the data: the config is
+ * checked in full here, before a first use spends minutes building the
+ * default data set. */
+static int open_models(KdSession *s, KdConfig *cfg, const KdSessionOpts *o, KdError *err) {
   KdModelCfg mc;
-  if (open_data(s, err) || kd_settings_model(cfg, &mc, err)) goto fail;
+  if (kd_settings_model(cfg, &mc, err)) return -1;
   s->student = kd_model_new(&mc, (uint64_t)kd_config_int(cfg, "train.seed"), err);
-  if (!s->student) goto fail;
+  if (!s->student || kd_evaluate_check(cfg, s->student, err)) return -1; /* image size, anchors, post-processing */
   const char *init = kd_config_str(cfg, "train.init_checkpoint");
   if (*init && !o->resume_dir) {
     KdParams *st = kd_model_params(s->student);
-    if (kd_checkpoint_load(init, &st, 1, 0, err)) goto fail;
+    if (kd_checkpoint_load(init, &st, 1, 0, err)) return -1;
   }
-  if (o->distill && open_teacher(s, err)) goto fail;
+  if (o->distill && open_teacher(s, err)) return -1;
   if (s->teacher && kd_config_int(cfg, "student.init_from_teacher")) {
     kd_params_copy_matching(kd_model_params(s->student), kd_model_params(s->teacher), "backbone.fpn.");
     kd_params_copy_matching(kd_model_params(s->student), kd_model_params(s->teacher), "head.");
@@ -145,15 +166,35 @@ KdSession *kd_session_open(KdConfig *cfg, const KdSessionOpts *o, KdError *err) 
                           .num_anchors = kd_model_cfg(s->student)->num_anchors};
     for (int l = 0; l < sh.nlev; l++) sh.strides[l] = kd_model_stride(s->student, l);
     int active[64];
-    if (kd_distill_parse_methods(kd_config_str(cfg, "distill.methods"), active, err)) goto fail;
+    if (kd_distill_parse_methods(kd_config_str(cfg, "distill.methods"), active, err)) return -1;
     s->distiller = kd_distiller_new(&sh, (uint64_t)kd_config_int(cfg, "train.seed"), err);
-    if (!s->distiller) goto fail;
+    if (!s->distiller) return -1;
   }
   s->trainer = kd_trainer_new(cfg, s->student, s->teacher, s->distiller, err);
-  if (!s->trainer) goto fail;
+  return s->trainer ? 0 : -1;
+}
+
+int kd_session_check(KdConfig *cfg, const KdSessionOpts *o, KdError *err) {
+  KdSession *s = calloc(1, sizeof *s);
+  if (!s) return kd_error(err, "out of memory");
+  s->cfg = cfg;
+  int rc = open_models(s, cfg, o, err);
+  kd_session_free(s);
+  return rc;
+}
+
+KdSession *kd_session_open(KdConfig *cfg, const KdSessionOpts *o, KdError *err) {
+  KdSession *s = calloc(1, sizeof *s);
+  if (!s) return kd_error(err, "out of memory"), NULL;
+  s->cfg = cfg;
+  s->progress = o->progress;
+  s->user = o->user;
+  int start = 0;
+  if (open_models(s, cfg, o, err) || open_data(s, err)) goto fail;
   if (o->resume_dir) {
     s->run = kd_rundir_resume(o->resume_dir, &start, err);
     if (!s->run || resume_state(s, start, err) || persist_resume_config(s, o->resume_dir, start, err)) goto fail;
+    s->left_logged = logged_left_out(o->resume_dir);
   } else {
     s->run = kd_rundir_create(o->out_dir, cfg, err);
     if (!s->run) goto fail;
@@ -188,6 +229,7 @@ void kd_session_free(KdSession *s) {
   kd_dataset_free(s->train);
   kd_dataset_free(s->val);
   free(s->crowd);
+  free(s->left_logged);
   free(s);
 }
 
@@ -230,9 +272,28 @@ int kd_session_step(KdSession *s, KdStepStats *st, KdError *err) {
   return 0;
 }
 
+/* Names the left-out val images in the run log once, and again only when
+ * the list changes; every evaluation counts them in metrics.jsonl. */
+static int log_left_out(KdSession *s, const KdEvalResult *res, KdError *err) {
+  if (!res->left_out) return 0;
+  int listed = 0;
+  char *list = kd_eval_left_out_json(s->val, res, 3000, &listed);
+  if (!list) return kd_error(err, "out of memory");
+  if (s->left_logged && !strcmp(s->left_logged, list)) {
+    free(list);
+    return 0;
+  }
+  char extra[3600];
+  snprintf(extra, sizeof extra, "\"split\":\"val\",\"count\":%d,\"listed\":%d,\"images\":%s", res->left_out, listed, list);
+  free(s->left_logged);
+  s->left_logged = list;
+  return kd_rundir_event(s->run, kd_session_steps_done(s), "images_left_out", extra, err);
+}
+
 int kd_session_evaluate(KdSession *s, KdEvalResult *res, KdError *err) {
   if (kd_evaluate(s->student, s->cfg, s->val, kd_config_int(s->cfg, "train.eval_images"), 0, s->progress, s->user, res, err)) return -1;
-  return kd_rundir_log_eval(s->run, kd_session_steps_done(s), "val", res->stats, KD_COCO_NSTATS, res->seconds, err);
+  if (log_left_out(s, res, err)) return -1;
+  return kd_rundir_log_eval(s->run, kd_session_steps_done(s), "val", res, err);
 }
 
 int kd_session_checkpoint(KdSession *s, KdError *err) {

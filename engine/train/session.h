@@ -31,11 +31,18 @@ typedef struct KdSessionOpts {
  * config.json is loaded into cfg first (overrides given later still apply,
  * so pass --set values after). */
 KdSession *kd_session_open(KdConfig *cfg, const KdSessionOpts *o, KdError *err);
+/* What kd_session_open checks before it touches the data (every setting,
+ * the models, the teacher's files), without building or opening any data
+ * set: callers run it before building the default set on first use. */
+int kd_session_check(KdConfig *cfg, const KdSessionOpts *o, KdError *err);
 void kd_session_free(KdSession *s);
 
 /* One step; fills st. Returns 0, or -1 on an error (err). A non-finite
  * loss is not an error: st->skipped is set and an event is logged. */
 int kd_session_step(KdSession *s, KdStepStats *st, KdError *err);
+/* Evaluates the student on the val split and logs it (metrics.jsonl with
+ * the image counts; an images_left_out event naming the images that failed
+ * to load, when that list is new). kd_eval_result_free(res) after. */
 int kd_session_evaluate(KdSession *s, KdEvalResult *res, KdError *err);
 int kd_session_checkpoint(KdSession *s, KdError *err);
 int kd_session_event(KdSession *s, const char *type, const char *extra_json, KdError *err);

@@ -108,6 +108,20 @@ int main(void) {
   fx_mkdir("imgs/c.jpg"); /* a directory where a file should be */
   CHECK(kd_dataset_open(fx_path("two.json"), fx_path("imgs"), &ds, &e) == -1);
   CHECK_MSG(contains(e.msg, "images[2].file_name") && contains(e.msg, "not a readable file"), "%s", e.msg);
+  /* Opened for evaluation, missing files are counted, not an error,
+   * unless none exists. */
+  fx_mkdir("ev/annotations");
+  fx_mkdir("ev/images/val");
+  fx_text("ev/annotations/instances_val.json", two);
+  CHECK(kd_dataset_open_eval(fx_path("ev"), "val", &ds, &e) == -1 && ds == NULL);
+  CHECK_MSG(contains(e.msg, "all 3 image files are missing") && contains(e.msg, "\"a.jpg\""), "%s", e.msg);
+  fx_jpeg("ev/images/val/b.jpg", 8, 8, grey, 0, 0, 0, 0, grey);
+  CHECK(kd_dataset_open_dir(fx_path("ev"), "val", &ds, &e) == -1 && contains(e.msg, "2 image files are missing"));
+  CHECK_MSG(kd_dataset_open_eval(fx_path("ev"), "val", &ds, &e) == 0, "%s", e.msg);
+  CHECK(ds && kd_dataset_stats(ds).missing_files == 2 && kd_dataset_num_images(ds) == 3);
+  CHECK_MSG(ds && contains(kd_dataset_summary(ds), "in 1 classes, 2 image files missing;"), "%s",
+            ds ? kd_dataset_summary(ds) : "");
+  kd_dataset_free(ds);
   /* Non-UTF-8 bytes in a file name on disk are reported escaped, not raw. */
   fx_text("bin.json", "{\"images\": [{\"id\": 1, \"file_name\": \"\xff\xfe\", \"width\": 8, \"height\": 8}], " CATS "}");
   CHECK(kd_dataset_open(fx_path("bin.json"), fx_path("imgs"), &ds, &e) == -1);

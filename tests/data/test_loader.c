@@ -208,6 +208,14 @@ int main(void) {
   while (kd_loader_next(l, &ba, &e) == 0 && ba) {
     total += ba->n;
     if (ba->step == 1) CHECK_MSG(ba->n == 2 && contains(ba->warnings, "005.jpg") && contains(ba->warnings, "006.jpg"), "n %d: %s", ba->n, ba->warnings);
+    /* The left-out images, each with its reason (without the path). */
+    CHECK(ba->n_bad == (ba->step == 1 ? 2 : 0));
+    if (ba->step == 1 && ba->n_bad == 2) {
+      CHECK(ba->bad[0].index == 5 && ba->bad[1].index == 6);
+      CHECK_MSG(!strncmp(ba->bad[0].reason, "not a JPEG", 10) && contains(ba->bad[1].reason, "truncated JPEG"), "%s | %s",
+                ba->bad[0].reason, ba->bad[1].reason);
+      CHECK(!contains(ba->bad[0].reason, "005.jpg") && !contains(ba->bad[1].reason, "006.jpg"));
+    }
   }
   CHECK(total == N - 2);
   kd_loader_free(l);

@@ -35,15 +35,15 @@ static inline void fixture_rmrf(const char *dir) {
   if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);
 }
 
-/* 64 train + 16 val images at 64 px into dir/data. */
-static inline int fixture_data(const char *dir, char *data, size_t len) {
+/* A fashion-det set of n_train + n_val images at size px into dir/data. */
+static inline int fixture_build(const char *dir, char *data, size_t len, int n_train, int n_val, int size, uint64_t seed) {
   snprintf(data, len, "%s/data", dir);
   KdFashionCfg fc;
   kd_fashion_cfg_default(&fc);
-  fc.n_train = 64;
-  fc.n_val = 16;
-  fc.size = 64;
-  fc.seed = 5;
+  fc.n_train = n_train;
+  fc.n_val = n_val;
+  fc.size = size;
+  fc.seed = seed;
   KdError err;
   if (kd_fashion_build(data, &fc, 0, NULL, NULL, &err)) {
     fprintf(stderr, "fixture: %s\n", err.msg);
@@ -51,6 +51,9 @@ static inline int fixture_data(const char *dir, char *data, size_t len) {
   }
   return 0;
 }
+
+/* 64 train + 16 val images at 64 px into dir/data. */
+static inline int fixture_data(const char *dir, char *data, size_t len) { return fixture_build(dir, data, len, 64, 16, 64, 5); }
 
 /* Every setting registered, the tiny detector and a short schedule. */
 static inline KdConfig *fixture_config(const char *data, int steps) {
