@@ -163,14 +163,26 @@ static gboolean have_render_node(void) {
 }
 
 static const char usage[] =
-    "usage: kdscope [window] [--config FILE] [--set key=value]... [--steps N] [--out RUN_DIR]\n"
-    "               [--resume RUN_DIR] [--follow RUN_DIR] [--paused] [--compare RUN_DIR]\n\n"
+    "usage: kdscope [window] [--config FILE] [--data DIR] [--set key=value]... [--steps N]\n"
+    "               [--out RUN_DIR | --resume RUN_DIR] [--follow RUN_DIR] [--paused]\n"
+    "               [--compare RUN_DIR] [--quiet]\n\n"
     "Opens the window. Without options: the default run (assets/configs/distill.json:\n"
     "the shipped teacher -> student preset, DeFeat, fashion-det built on first use).\n"
-    "--follow RUN_DIR follows a run another process writes (or replays a finished one);\n"
-    "sliders then act through the run directory's control file (as `kdscope set`).\n"
-    "--compare RUN_DIR draws another run's loss parts and AP dotted on the curves\n"
-    "(a baseline to beat while tuning; also in the menu: Compare with a run).\n";
+    "--config FILE      a distillation config over the defaults (JSON; kdscope settings lists keys)\n"
+    "--data DIR         a COCO data set (DIR/annotations/instances_{train,val}.json, DIR/images/...)\n"
+    "                   instead of fashion-det\n"
+    "--set key=value    one setting over the config (repeatable)\n"
+    "--steps N          the run's length (train.steps)\n"
+    "--out RUN_DIR      where the run directory goes (default runs/<date>-<name>)\n"
+    "--resume RUN_DIR   continue a stopped or killed run from its last checkpoint\n"
+    "--paused           open with the run paused (Space starts it)\n"
+    "--follow RUN_DIR   follow a run another process writes (or replay a finished one);\n"
+    "                   sliders then act through the run directory's control file (as `kdscope set`)\n"
+    "--compare RUN_DIR  draw another run's loss parts and AP dotted on the curves\n"
+    "                   (a baseline to beat while tuning; also in the menu: Compare with a run)\n"
+    "--quiet            no progress lines on the terminal\n\n"
+    "Keys: Space pause/resume, Ctrl+E export, Ctrl+O open a run or config,\n"
+    "Left/Right FPN level, Up/Down probe image, Ctrl+Q quit.\n";
 
 int kd_cli_window(int argc, char **argv) {
   Gui g = {0};

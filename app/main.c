@@ -14,6 +14,7 @@ static const KdVerb verbs[] = {
     {"distill", kd_cli_distill, "distil the teacher into the student with the active methods"},
     {"loss", kd_cli_loss, "one distillation method on tensors from a file: loss, parts, gradients"},
     {"eval", kd_cli_eval, "COCO metrics of a checkpoint on a split (--dets-out: COCO results file)"},
+    {"settings", kd_cli_settings, "every setting key with its type, default, range and help (no run needed)"},
     {"set", kd_cli_set, "change live settings of a run going on in another process"},
     {"pause", kd_cli_pause, "pause a run going on in another process"},
     {"resume", kd_cli_resume, "continue a paused run going on in another process"},
