@@ -2,10 +2,13 @@
 
 #include <string.h>
 
+#include "snapfig.h"
+
 typedef struct {
   const KdsView *view;
   guint paints;
   KdFigPick hover; /* the last readout sent, so unchanged ones are not re-sent */
+  double painted_time; /* capture time of the snapshot last painted */
 } KdsPanelPrivate;
 
 enum { SIGNAL_HOVER, N_SIGNALS };
@@ -13,6 +16,14 @@ static guint signals[N_SIGNALS];
 
 static double paint_ms_max, paint_ms_sum;
 static guint paint_n;
+static double lat_ms_max, lat_ms_sum;
+static guint lat_n;
+
+void kds_panel_latency_stats(double *max_ms, double *mean_ms, guint *n) {
+  *max_ms = lat_ms_max;
+  *mean_ms = lat_n ? lat_ms_sum / lat_n : 0;
+  *n = lat_n;
+}
 
 void kds_panel_paint_stats(double *max_ms, double *mean_ms, guint *n) {
   *max_ms = paint_ms_max;
@@ -71,6 +82,24 @@ static void draw_empty(cairo_t *cr, double w, double h, const char *kind) {
   cairo_show_text(cr, msg);
 }
 
+/* The first paint of a snapshot by a panel that draws snapshots: one
+ * latency sample (snapshot times are wall clock, as g_get_real_time). */
+static void note_latency(KdsPanel *p, gboolean drawn) {
+  KdsPanelPrivate *pv = kds_panel_get_instance_private(p);
+  const KdsView *v = pv->view;
+  int k = kd_snapfig_kind_from_name(kds_panel_kind(p));
+  if (!drawn || !v || !v->snap || v->snap->time == pv->painted_time || k < 0 ||
+      !(kd_snapfig_needs((KdSnapFigKind)k) & KD_SNAPFIG_NEEDS_SNAPSHOT))
+    return;
+  pv->painted_time = v->snap->time;
+  double done = v->snap->time + v->snap->capture_s;
+  if (v->watch_since <= 0 || done < v->watch_since) return;
+  double ms = g_get_real_time() / 1000.0 - done * 1000.0;
+  lat_ms_sum += ms;
+  lat_n++;
+  if (ms > lat_ms_max) lat_ms_max = ms;
+}
+
 static void kds_panel_snapshot(GtkWidget *w, GtkSnapshot *snapshot) {
   KdsPanel *p = KDS_PANEL(w);
   KdsPanelPrivate *pv = kds_panel_get_instance_private(p);
@@ -79,10 +108,12 @@ static void kds_panel_snapshot(GtkWidget *w, GtkSnapshot *snapshot) {
   gint64 t0 = g_get_monotonic_time();
   cairo_t *cr = gtk_snapshot_append_cairo(snapshot, &GRAPHENE_RECT_INIT(0, 0, (float)width, (float)height));
   KdFigPanel fp;
-  if (kds_panel_build(p, &fp)) kd_fig_paint(cr, &fp, kds_panel_style(), width, height, 1.0);
+  gboolean drawn = kds_panel_build(p, &fp);
+  if (drawn) kd_fig_paint(cr, &fp, kds_panel_style(), width, height, 1.0);
   else draw_empty(cr, width, height, KDS_PANEL_GET_CLASS(p)->kind);
   cairo_destroy(cr);
   pv->paints++;
+  note_latency(p, drawn);
   double ms = (g_get_monotonic_time() - t0) / 1000.0;
   paint_ms_sum += ms;
   paint_n++;

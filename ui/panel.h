@@ -44,6 +44,10 @@ gboolean kds_panel_pick(KdsPanel *p, double x, double y, KdFigPick *out);
 guint kds_panel_paint_count(KdsPanel *p);
 /* Cairo drawing time of panel paints so far (all panels). */
 void kds_panel_paint_stats(double *max_ms, double *mean_ms, guint *n);
+/* Capture-to-paint latency: from the end of a snapshot's capture (its
+ * wall-clock time + capture cost) to the first paint of it by each panel
+ * that draws snapshots, over snapshots captured after view.watch_since. */
+void kds_panel_latency_stats(double *max_ms, double *mean_ms, guint *n);
 
 G_END_DECLS
 

@@ -632,12 +632,16 @@ static void kds_window_dispose(GObject *o) {
     double pmax, pmean;
     guint pn;
     kds_panel_paint_stats(&pmax, &pmean, &pn);
+    double lmax, lmean;
+    guint ln;
+    kds_panel_latency_stats(&lmax, &lmean, &ln);
     KdRunStatus st = {0};
     if (w->bridge) kds_bridge_status(w->bridge, &st);
     g_printerr("frame stats: %u polls, poll work mean %.2f ms max %.2f ms; %" G_GINT64_FORMAT " frames drawn; %u panel paints, "
-               "mean %.2f ms max %.2f ms; longest main-loop stall %.1f ms; run at step %d, %.2f steps/s\n",
+               "mean %.2f ms max %.2f ms; capture to paint mean %.1f ms max %.1f ms (%u paints); "
+               "longest main-loop stall %.1f ms; run at step %d, %.2f steps/s\n",
                w->frames, w->sum_work_ms / w->frames, w->max_work_ms, w->frames_drawn, pn, pmean,
-               pmax, w->max_gap_ms, st.step, st.rate);
+               pmax, lmean, lmax, ln, w->max_gap_ms, st.step, st.rate);
   }
   g_clear_object(&w->bridge);
   kd_runlog_free(w->ref_log), w->ref_log = NULL, w->view.ref = NULL;
@@ -679,6 +683,7 @@ KdsWindow *kds_window_new(GtkApplication *app) { return g_object_new(KDS_TYPE_WI
 void kds_window_set_bridge(KdsWindow *w, KdsBridge *b) {
   g_set_object(&w->bridge, b);
   w->view.bridge = b;
+  w->view.watch_since = g_get_real_time() / 1e6;
   if (w->view.snap) kd_snapshot_free(w->view.snap), w->view.snap = NULL;
   w->snap_index = -1;
   char title[512];

@@ -336,6 +336,11 @@ int main(int argc, char **argv) {
   kds_window_frame_stats(w, &frames, &max_work, &mean_work, &max_gap);
   printf("frames %u, poll work mean %.2f ms max %.2f ms, longest gap between frames %.1f ms\n", frames, mean_work, max_work, max_gap);
   CHECK(frames > 0);
+  double lat_max, lat_mean;
+  guint lat_n;
+  kds_panel_latency_stats(&lat_max, &lat_mean, &lat_n);
+  printf("capture to paint: mean %.1f ms, max %.1f ms over %u first paints of a snapshot\n", lat_mean, lat_max, lat_n);
+  CHECK_MSG(lat_n > 0, "no snapshot captured during the run was painted");
   gtk_window_destroy(GTK_WINDOW(w));
   pump(200);
   if (!check_failures) fixture_rmrf(dir);
