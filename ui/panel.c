@@ -32,6 +32,8 @@ void kds_panel_latency_stats(double *max_ms, double *mean_ms, guint *n) {
   *n = lat_n;
 }
 
+void kds_panel_latency_reset(void) { lat_ms_max = lat_ms_sum = 0, lat_n = 0; }
+
 void kds_panel_paint_stats(double *max_ms, double *mean_ms, guint *n) {
   *max_ms = paint_ms_max;
   *mean_ms = paint_n ? paint_ms_sum / paint_n : 0;

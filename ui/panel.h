@@ -49,6 +49,8 @@ void kds_panel_paint_stats(double *max_ms, double *mean_ms, guint *n);
  * wall-clock time + capture cost) to the first paint of it by each panel
  * that draws snapshots, over snapshots captured after view.watch_since. */
 void kds_panel_latency_stats(double *max_ms, double *mean_ms, guint *n);
+/* Starts the latency statistics afresh (a measurement over a quiet spell). */
+void kds_panel_latency_reset(void);
 
 G_END_DECLS
 

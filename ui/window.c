@@ -39,6 +39,8 @@ struct _KdsWindow {
   int shown_state; /* run state the header shows, -1 before the first */
   guint frames;
   double max_work_ms, sum_work_ms, max_gap_ms;
+  guint handovers; /* "changed" callbacks of the bridge (in-process hand-overs) */
+  double max_hand_ms, sum_hand_ms;
   guint tick_id;
 };
 
@@ -177,6 +179,50 @@ static void update_status(KdsWindow *w) {
   w->syncing = FALSE;
 }
 
+/* ---- the run's news ---- */
+
+/* The settings in effect changed (a slider, `kdscope set`, a method). */
+static void sync_settings(KdsWindow *w) {
+  const KdConfig *cfg = kds_bridge_config(w->bridge);
+  if (strcmp(w->methods, kd_config_str(cfg, "distill.methods"))) rebuild_controls(w);
+  else kds_control_panel_sync(w->controls, cfg);
+}
+
+/* The run's snapshots grew: the timeline's range, and while live the
+ * newest one on the panels (once: its file appearing later redraws
+ * nothing). */
+static void follow_snapshots(KdsWindow *w) {
+  int n = kds_bridge_snapshot_count(w->bridge);
+  w->syncing = TRUE;
+  gtk_range_set_range(GTK_RANGE(w->timeline), 0, n > 1 ? n - 1 : 1);
+  w->syncing = FALSE;
+  if (n <= 0 || !(gtk_check_button_get_active(GTK_CHECK_BUTTON(w->live_check)) || !w->view.snap)) return;
+  if (w->view.snap && w->snap_index == n - 1 && w->view.snap->step == kds_bridge_snapshot_step(w->bridge, n - 1)) return;
+  w->syncing = TRUE;
+  gtk_range_set_value(GTK_RANGE(w->timeline), n - 1);
+  w->syncing = FALSE;
+  show_snapshot(w, n - 1);
+}
+
+/* What an in-process run handed over, between polls: on the panels in the
+ * next frame. */
+static void on_bridge_changed(KdsBridge *b, guint changed, KdsWindow *w) {
+  (void)b;
+  gint64 t0 = g_get_monotonic_time();
+  if (changed & KDS_CHANGED_SETTINGS) sync_settings(w);
+  if (changed & KDS_CHANGED_SNAPSHOTS) follow_snapshots(w);
+  double work = (g_get_monotonic_time() - t0) / 1000.0;
+  w->handovers++;
+  w->sum_hand_ms += work;
+  if (work > w->max_hand_ms) w->max_hand_ms = work;
+}
+
+void kds_window_handover_stats(KdsWindow *w, guint *n, double *max_work_ms, double *mean_work_ms) {
+  *n = w->handovers;
+  *max_work_ms = w->max_hand_ms;
+  *mean_work_ms = w->handovers ? w->sum_hand_ms / w->handovers : 0;
+}
+
 /* ---- the frame clock ---- */
 
 /* Polls the run every POLL_MS from the main loop. A timer rather than a
@@ -209,11 +255,7 @@ static gboolean on_poll(gpointer user) {
       w->last_status_us = now;
     }
   }
-  if (changed & KDS_CHANGED_SETTINGS) {
-    const KdConfig *cfg = kds_bridge_config(w->bridge);
-    if (strcmp(w->methods, kd_config_str(cfg, "distill.methods"))) rebuild_controls(w);
-    else kds_control_panel_sync(w->controls, cfg);
-  }
+  if (changed & KDS_CHANGED_SETTINGS) sync_settings(w);
   if (changed & KDS_CHANGED_METRICS) w->curves_dirty = TRUE;
   if (w->ref_log && now - w->last_curves_us >= CURVES_MS * 1000 && kd_runlog_refresh(w->ref_log, NULL) > 0)
     w->curves_dirty = TRUE;
@@ -222,18 +264,7 @@ static gboolean on_poll(gpointer user) {
     w->curves_dirty = FALSE;
     w->last_curves_us = now;
   }
-  if (changed & KDS_CHANGED_SNAPSHOTS) {
-    int n = kds_bridge_snapshot_count(w->bridge);
-    w->syncing = TRUE;
-    gtk_range_set_range(GTK_RANGE(w->timeline), 0, n > 1 ? n - 1 : 1);
-    w->syncing = FALSE;
-    if (n > 0 && (gtk_check_button_get_active(GTK_CHECK_BUTTON(w->live_check)) || !w->view.snap)) {
-      w->syncing = TRUE;
-      gtk_range_set_value(GTK_RANGE(w->timeline), n - 1);
-      w->syncing = FALSE;
-      show_snapshot(w, n - 1);
-    }
-  }
+  if (changed & KDS_CHANGED_SNAPSHOTS) follow_snapshots(w);
   double work = (g_get_monotonic_time() - t0) / 1000.0;
   w->frames++;
   w->sum_work_ms += work;
@@ -468,6 +499,7 @@ static const GActionEntry actions[] = {
 static void kds_window_dispose(GObject *o) {
   KdsWindow *w = KDS_WINDOW(o);
   if (w->tick_id) g_source_remove(w->tick_id), w->tick_id = 0;
+  if (w->bridge) g_signal_handlers_disconnect_by_data(w->bridge, w);
   if (g_getenv("KDSCOPE_FRAME_STATS") && w->frames) {
     double pmax, pmean;
     guint pn;
@@ -478,10 +510,11 @@ static void kds_window_dispose(GObject *o) {
     KdRunStatus st = {0};
     if (w->bridge) kds_bridge_status(w->bridge, &st);
     g_printerr("frame stats: %u polls, poll work mean %.2f ms max %.2f ms; %" G_GINT64_FORMAT " frames drawn; %u panel paints, "
-               "mean %.2f ms max %.2f ms; capture to paint mean %.1f ms max %.1f ms (%u paints); "
-               "longest main-loop stall %.1f ms; run at step %d, %.2f steps/s\n",
-               w->frames, w->sum_work_ms / w->frames, w->max_work_ms, w->frames_drawn, pn, pmean,
-               pmax, lmean, lmax, ln, w->max_gap_ms, st.step, st.rate);
+               "mean %.2f ms max %.2f ms; %u hand-overs, work mean %.2f ms max %.2f ms; capture to paint mean %.1f ms "
+               "max %.1f ms (%u paints); longest main-loop stall %.1f ms; run at step %d, %.2f steps/s\n",
+               w->frames, w->sum_work_ms / w->frames, w->max_work_ms, w->frames_drawn, pn, pmean, pmax, w->handovers,
+               w->handovers ? w->sum_hand_ms / w->handovers : 0, w->max_hand_ms, lmean, lmax, ln, w->max_gap_ms, st.step,
+               st.rate);
   }
   g_clear_object(&w->bridge);
   kd_runlog_free(w->ref_log), w->ref_log = NULL, w->view.ref = NULL;
@@ -535,7 +568,9 @@ static void kds_window_init(KdsWindow *w) {
 KdsWindow *kds_window_new(GtkApplication *app) { return g_object_new(KDS_TYPE_WINDOW, "application", app, NULL); }
 
 void kds_window_set_bridge(KdsWindow *w, KdsBridge *b) {
+  if (w->bridge) g_signal_handlers_disconnect_by_data(w->bridge, w);
   g_set_object(&w->bridge, b);
+  if (b) g_signal_connect(b, "changed", G_CALLBACK(on_bridge_changed), w);
   w->view.bridge = b;
   w->view.watch_since = g_get_real_time() / 1e6;
   if (w->view.snap) kd_snapshot_free(w->view.snap), w->view.snap = NULL;
