@@ -311,11 +311,12 @@ static int render(const Args *a, const KdFigPanel *panel) {
 }
 
 static int export_figure(const Args *a, const KdRunLog *log, const KdRunLog *ref) {
-  int kind = kd_snapfig_kind_from_name(a->figure);
-  if (kind < 0) {
+  const KdSnapFigKind *kind = kd_snapfig_find(a->figure);
+  if (!kind) {
     return fail("unknown figure '%s' (figures: %s)", a->figure, kd_snapfig_names());
   }
-  unsigned needs = kd_snapfig_needs((KdSnapFigKind)kind);
+  unsigned needs = kind->needs;
+  int any_level = (kind->options & KD_SNAPFIG_OPT_ANY_LEVEL) != 0;
   KdSnapFigView v;
   kd_snapfig_view_default(&v);
   v.log = log;
@@ -382,8 +383,8 @@ static int export_figure(const Args *a, const KdRunLog *log, const KdRunLog *ref
     v.snap = snap;
     v.snaps = snaps;
   }
-  v.level = kind == KD_SNAPFIG_GRADIENTS ? -1 : 0;
-  if (a->level && snap && ((needs & KD_SNAPFIG_LEVEL) || kind == KD_SNAPFIG_GRADIENTS)) {
+  v.level = any_level ? -1 : 0;
+  if (a->level && snap && ((needs & KD_SNAPFIG_LEVEL) || any_level)) {
     v.level = kd_snapfig_level_from_name(snap, a->level, &err);
     if (v.level < 0) {
       fail("%s", err.msg);
@@ -392,7 +393,7 @@ static int export_figure(const Args *a, const KdRunLog *log, const KdRunLog *ref
   }
 
   KdFigPanel panel;
-  if (kd_snapfig_build((KdSnapFigKind)kind, &v, store, &panel, &err)) {
+  if (kd_snapfig_build(kind, &v, store, &panel, &err)) {
     fail("%s", err.msg);
     goto out;
   }

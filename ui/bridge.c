@@ -1,8 +1,13 @@
+/* The bridge: the window's one handle on a run, in-process or followed.
+ * It never touches the config the run thread owns and never blocks on the
+ * run; files are its source only for a run another process writes. */
 #include "bridge.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "handover.h"
 #include "probe/prober.h"
 #include "probe/snapfile.h"
 #include "train/control.h"
@@ -21,11 +26,17 @@ struct _KdsBridge {
   int last_step;
   KdRunState last_state;
   KdProber *prober;    /* bound to the run's session at its first step */
-  /* two-entry snapshot cache */
-  int cache_i[2];
+  KdProbeBox *box;     /* in-process: the prober publishes here */
+  KdsHandover *hand;   /* in-process: snapshots and applied settings, in memory */
+  KdSnapshot *live;    /* the newest snapshot handed over (its file may still be written) */
+  /* two-entry snapshot cache, by step */
+  int cache_step[2];
   KdSnapshot *cache[2];
   int cache_next;
 };
+
+enum { SIGNAL_CHANGED, N_SIGNALS };
+static guint signals[N_SIGNALS];
 
 G_DEFINE_FINAL_TYPE(KdsBridge, kds_bridge, G_TYPE_OBJECT)
 
@@ -34,7 +45,10 @@ static GQuark err_quark(void) { return g_quark_from_static_string("kds-bridge");
 static void kds_bridge_finalize(GObject *o) {
   KdsBridge *b = KDS_BRIDGE(o);
   if (b->run) kd_run_free(b->run);
-  kd_prober_free(b->prober); /* after the run thread is gone */
+  kds_handover_free(b->hand); /* after the run thread is gone: nothing posts any more */
+  kd_prober_free(b->prober);
+  kd_probe_box_free(b->box);
+  kd_snapshot_free(b->live);
   kd_config_free(b->run_cfg);
   kd_config_free(b->view_cfg);
   kd_runlog_free(b->log);
@@ -44,16 +58,22 @@ static void kds_bridge_finalize(GObject *o) {
   G_OBJECT_CLASS(kds_bridge_parent_class)->finalize(o);
 }
 
-static void kds_bridge_class_init(KdsBridgeClass *k) { G_OBJECT_CLASS(k)->finalize = kds_bridge_finalize; }
+static void kds_bridge_class_init(KdsBridgeClass *k) {
+  G_OBJECT_CLASS(k)->finalize = kds_bridge_finalize;
+  /* "changed" (guint KdsChanged mask): the run thread handed something
+   * over (in-process runs), on the main loop. */
+  signals[SIGNAL_CHANGED] = g_signal_new("changed", G_TYPE_FROM_CLASS(k), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                                         G_TYPE_NONE, 1, G_TYPE_UINT);
+}
 
 static void kds_bridge_init(KdsBridge *b) {
-  b->cache_i[0] = b->cache_i[1] = -1;
+  b->cache_step[0] = b->cache_step[1] = -1;
   b->last_state = KD_RUN_READY;
 }
 
-/* The UI's view of the settings: the resolved config plus every logged
- * change, so a followed run and a local one read alike (and the UI never
- * touches the config the run thread owns). */
+/* The UI's view of a followed run's settings: the resolved config plus
+ * every logged change (read once; later changes one by one as the log
+ * grows, see follow_settings). */
 static int reload_view_config(KdsBridge *b, KdError *err) {
   KdConfig *c = kd_config_new();
   char path[4200];
@@ -69,19 +89,51 @@ static int reload_view_config(KdsBridge *b, KdError *err) {
   return 0;
 }
 
+/* The UI's view of an in-process run's settings: a copy of the config
+ * the run opened with (live values of a resume included), then every
+ * change the run applies as the hand-over brings it. */
+static int copy_view_config(KdsBridge *b, const KdConfig *cfg, KdError *err) {
+  KdConfig *c = kd_config_new();
+  char *json = kd_config_to_json(cfg);
+  int rc = !c || !json || kd_settings_register_all(c) ? kd_error(err, "out of memory")
+                                                      : kd_config_load_string(c, json, "the run's settings", err);
+  free(json);
+  if (rc) {
+    kd_config_free(c);
+    return -1;
+  }
+  kd_config_free(b->view_cfg);
+  b->view_cfg = c;
+  return 0;
+}
+
 static gboolean open_readers(KdsBridge *b, GError **error) {
   KdError err;
   b->log = kd_runlog_open(b->dir, &err);
-  if (!b->log || reload_view_config(b, &err)) {
-    g_set_error(error, err_quark(), 1, "%s", err.msg);
-    return FALSE;
-  }
-  b->snaps = kd_snapshots_open(b->dir, &err);
-  if (!b->snaps) {
+  if (b->log) b->snaps = kd_snapshots_open(b->dir, &err);
+  if (!b->log || !b->snaps) {
     g_set_error(error, err_quark(), 1, "%s", err.msg);
     return FALSE;
   }
   return TRUE;
+}
+
+/* On the main loop: what the run thread handed over. */
+static void on_handover(gpointer user, KdSnapshot *snap, char **sets) {
+  KdsBridge *b = user;
+  guint changed = 0;
+  for (char **kv = sets; kv[0] && kv[1]; kv += 2)
+    if (kd_config_set(b->view_cfg, kv[0], kv[1], NULL) == 0) changed |= KDS_CHANGED_SETTINGS;
+  g_strfreev(sets);
+  if (snap) {
+    kd_snapshot_free(b->live);
+    b->live = snap;
+    KdError err;
+    kd_snapshots_refresh(b->snaps, &err); /* the files before it: its place on the timeline */
+    b->nsnaps = kds_bridge_snapshot_count(b);
+    changed |= KDS_CHANGED_SNAPSHOTS;
+  }
+  if (changed) g_signal_emit(b, signals[SIGNAL_CHANGED], 0, changed);
 }
 
 KdsBridge *kds_bridge_new_run(KdConfig *cfg, const KdRunOpts *opts_in, GError **error) {
@@ -89,17 +141,23 @@ KdsBridge *kds_bridge_new_run(KdConfig *cfg, const KdRunOpts *opts_in, GError **
   KdError err;
   KdRunOpts opts = *opts_in;
   b->run_cfg = cfg;
-  /* The probes write the snapshot files the panels read; bound to the
-   * run's session at its first step, on the run thread. */
+  /* Snapshots and applied settings reach the window in memory (the
+   * hand-over); the probes also write the snapshot files that follow and
+   * replay read. Bound to the run's session at its first step. */
+  b->box = kd_probe_box_new();
+  b->hand = kds_handover_new(b->box, on_handover, b);
+  if (b->box) kd_probe_box_set_notify(b->box, kds_handover_snapshot, b->hand);
+  opts.on_set = kds_handover_set, opts.on_set_user = b->hand;
   KdProbeCfg pc;
   kd_probe_cfg_default(&pc);
   pc.settings = cfg;
+  pc.box = b->box;
   if (kd_config_num(cfg, "probe.budget") > 0) pc.budget = kd_config_num(cfg, "probe.budget");
   pc.nimages = kd_config_int(cfg, "probe.images");
   b->prober = kd_prober_new(NULL, &pc, &err);
   if (b->prober) opts.after_step = kd_prober_run_hook, opts.after_step_user = b->prober;
   b->run = kd_run_new(cfg, &opts, &err);
-  if (!b->run) {
+  if (!b->run || copy_view_config(b, cfg, &err)) {
     g_set_error(error, err_quark(), 1, "%s", err.msg);
     g_object_unref(b);
     return NULL;
@@ -115,8 +173,10 @@ KdsBridge *kds_bridge_new_run(KdConfig *cfg, const KdRunOpts *opts_in, GError **
 
 KdsBridge *kds_bridge_new_follow(const char *run_dir, GError **error) {
   KdsBridge *b = g_object_new(KDS_TYPE_BRIDGE, NULL);
+  KdError err;
   b->dir = g_strdup(run_dir);
-  if (!open_readers(b, error)) {
+  if (!open_readers(b, error) || reload_view_config(b, &err)) {
+    if (error && !*error) g_set_error(error, err_quark(), 1, "%s", err.msg);
     g_object_unref(b);
     return NULL;
   }
@@ -128,23 +188,36 @@ gboolean kds_bridge_is_local(KdsBridge *b) { return b->run != NULL; }
 const KdConfig *kds_bridge_config(KdsBridge *b) { return b->view_cfg; }
 KdRunLog *kds_bridge_log(KdsBridge *b) { return b->log; }
 
+/* A followed run's new events [seen, n): its set events applied to the
+ * view, one by one; a log cut back (a resume) is read again from the start. */
+static guint follow_settings(KdsBridge *b, unsigned long n) {
+  KdError err;
+  if (n < b->seen_events) return reload_view_config(b, &err) == 0 ? KDS_CHANGED_SETTINGS : 0;
+  guint changed = 0;
+  for (unsigned long i = b->seen_events; i < n; i++) {
+    KdRunEvent e = kd_runlog_event(b->log, (int)i);
+    const KdParamDesc *d = strcmp(e.type, "set") ? NULL : kd_config_find(b->view_cfg, e.key);
+    if (d && d->live && kd_config_set(b->view_cfg, e.key, e.value, NULL) == 0) changed = KDS_CHANGED_SETTINGS;
+  }
+  return changed;
+}
+
 guint kds_bridge_poll(KdsBridge *b) {
   guint changed = 0;
   KdError err;
   if (kd_runlog_refresh(b->log, &err) > 0) changed |= KDS_CHANGED_METRICS;
   unsigned long nev = (unsigned long)kd_runlog_nevents(b->log);
   if (nev != b->seen_events) {
-    int sets = 0;
-    for (unsigned long i = nev < b->seen_events ? 0 : b->seen_events; i < nev; i++)
-      if (!strcmp(kd_runlog_event(b->log, (int)i).type, "set")) sets = 1;
-    if (nev < b->seen_events) sets = 1;
+    /* An in-process run's changes come by the hand-over. */
+    if (!b->run) changed |= follow_settings(b, nev);
     b->seen_events = nev;
-    if (sets && reload_view_config(b, &err) == 0) changed |= KDS_CHANGED_SETTINGS;
     changed |= KDS_CHANGED_STATUS;
   }
-  if (kd_snapshots_refresh(b->snaps, &err) > 0 || kd_snapshots_count(b->snaps) != b->nsnaps) {
-    b->nsnaps = kd_snapshots_count(b->snaps);
-    changed |= KDS_CHANGED_SNAPSHOTS;
+  if (!b->run) { /* an in-process run's snapshots come by the hand-over */
+    int had = b->nsnaps, last = kds_bridge_snapshot_step(b, had - 1);
+    kd_snapshots_refresh(b->snaps, &err);
+    b->nsnaps = kds_bridge_snapshot_count(b);
+    if (b->nsnaps != had || kds_bridge_snapshot_step(b, b->nsnaps - 1) != last) changed |= KDS_CHANGED_SNAPSHOTS;
   }
   KdRunStatus st;
   kds_bridge_status(b, &st);
@@ -189,16 +262,29 @@ void kds_bridge_status(KdsBridge *b, KdRunStatus *st) {
   snprintf(st->message, sizeof st->message, live ? "following %s (pid %ld)" : "replaying %s", b->dir, pid);
 }
 
-int kds_bridge_snapshot_count(KdsBridge *b) { return kd_snapshots_count(b->snaps); }
-int kds_bridge_snapshot_step(KdsBridge *b, int i) { return kd_snapshots_step(b->snaps, i); }
+/* 1 when the newest handed-over snapshot is past the indexed files (its
+ * file is still being written): it is then the timeline's last entry. */
+static int live_extra(KdsBridge *b) {
+  int n = kd_snapshots_count(b->snaps);
+  return b->live && (n == 0 || kd_snapshots_step(b->snaps, n - 1) < b->live->step);
+}
+
+int kds_bridge_snapshot_count(KdsBridge *b) { return kd_snapshots_count(b->snaps) + live_extra(b); }
+
+int kds_bridge_snapshot_step(KdsBridge *b, int i) {
+  int n = kd_snapshots_count(b->snaps);
+  return i == n && live_extra(b) ? b->live->step : kd_snapshots_step(b->snaps, i);
+}
 
 KdSnapshot *kds_bridge_snapshot(KdsBridge *b, int i, GError **error) {
-  if (i < 0 || i >= kd_snapshots_count(b->snaps)) {
+  int step = kds_bridge_snapshot_step(b, i);
+  if (i < 0 || step < 0) {
     g_set_error(error, err_quark(), 1, "no snapshot %d", i);
     return NULL;
   }
+  if (b->live && b->live->step == step) return kd_snapshot_ref(b->live);
   for (int k = 0; k < 2; k++)
-    if (b->cache_i[k] == i && b->cache[k]) return kd_snapshot_ref(b->cache[k]);
+    if (b->cache_step[k] == step && b->cache[k]) return kd_snapshot_ref(b->cache[k]);
   KdSnapshot *s;
   KdError err;
   if (kd_snapshot_load(b->snaps, i, &s, &err)) {
@@ -209,7 +295,7 @@ KdSnapshot *kds_bridge_snapshot(KdsBridge *b, int i, GError **error) {
   b->cache_next = 1 - k;
   kd_snapshot_free(b->cache[k]);
   b->cache[k] = s;
-  b->cache_i[k] = i;
+  b->cache_step[k] = step;
   return kd_snapshot_ref(s);
 }
 

@@ -1,11 +1,13 @@
 /* The window's one handle on a run: either a run this process drives
  * (KdRun on its own thread) or a run directory another process writes
  * (a headless `kdscope distill`, followed live) or wrote (a finished run,
- * replayed). Either way the window reads the run directory's logs and
- * snapshots (the same files a replay reads), and sends changes through the
- * run (in-process) or RUN_DIR/control.jsonl (followed): one code path for
- * the panels. Polled from the frame clock; emits "changed" with what moved.
- * GTK main thread only. */
+ * replayed). A run in this process hands each new snapshot and each
+ * applied setting over in memory (handover.h): the bridge emits "changed"
+ * on the main loop, one callback per burst, and the files are not read
+ * for them. A followed run is read from its directory's logs and snapshot
+ * files, polled (kds_bridge_poll, which also brings the metrics and the
+ * status of either kind). Changes go through the run (in-process) or
+ * RUN_DIR/control.jsonl (followed). GTK main thread only. */
 #ifndef KDS_BRIDGE_H
 #define KDS_BRIDGE_H
 
@@ -35,7 +37,9 @@ KdsBridge *kds_bridge_new_follow(const char *run_dir, GError **error);
 
 const char *kds_bridge_run_dir(KdsBridge *b);
 gboolean kds_bridge_is_local(KdsBridge *b);
-/* Reads what changed since the last poll; returns a KdsChanged mask. */
+/* Reads what changed since the last poll; returns a KdsChanged mask. The
+ * "changed" signal (guint mask) says the same for what an in-process run
+ * handed over between polls. */
 guint kds_bridge_poll(KdsBridge *b);
 /* The settings as the run has them now (live values applied). */
 const KdConfig *kds_bridge_config(KdsBridge *b);
@@ -44,10 +48,13 @@ KdRunLog *kds_bridge_log(KdsBridge *b);
  * from the last events and whether a process holds the run's lock). */
 void kds_bridge_status(KdsBridge *b, KdRunStatus *st);
 
+/* The run's snapshots: the indexed files, then the newest handed-over one
+ * while its file is being written. */
 int kds_bridge_snapshot_count(KdsBridge *b);
 int kds_bridge_snapshot_step(KdsBridge *b, int i);
-/* Loads snapshot i (cached: the last two loaded stay in memory). The
- * result holds a reference: kd_snapshot_free when done. NULL on error. */
+/* Snapshot i: the handed-over one from memory, else loaded (cached: the
+ * last two loaded stay in memory). The result holds a reference:
+ * kd_snapshot_free when done. NULL on error. */
 KdSnapshot *kds_bridge_snapshot(KdsBridge *b, int i, GError **error);
 
 gboolean kds_bridge_set(KdsBridge *b, const char *key, const char *value, GError **error);

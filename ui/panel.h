@@ -1,33 +1,34 @@
-/* KdsPanel: the base of every panel widget. A panel kind (a subclass)
- * turns the view into a figure spec (ui/figure.h); the base paints it with
- * the same kd_fig_paint the exporter uses, so the screen and an exported
- * figure are the same drawing. Height follows the figure's fixed layout
- * for the allocated width. */
+/* KdsPanel: the one figure-panel widget. Its kind (construct-only
+ * property "kind", a row of the figure table in snapfig.h) turns the view
+ * into a figure spec through kd_snapfig_build, the builder `kdscope export`
+ * uses; the panel paints it with the same kd_fig_paint the exporter uses,
+ * so the screen and an exported figure are the same drawing. Height
+ * follows the figure's fixed layout for the allocated width. */
 #ifndef KDS_PANEL_H
 #define KDS_PANEL_H
 
 #include <gtk/gtk.h>
 
 #include "figure.h"
+#include "snapfig.h"
 #include "view.h"
 
 G_BEGIN_DECLS
 
 #define KDS_TYPE_PANEL (kds_panel_get_type())
-G_DECLARE_DERIVABLE_TYPE(KdsPanel, kds_panel, KDS, PANEL, GtkWidget)
+G_DECLARE_FINAL_TYPE(KdsPanel, kds_panel, KDS, PANEL, GtkWidget)
 
-struct _KdsPanelClass {
-  GtkWidgetClass parent_class;
-  /* Fills *out from the view (pointing into the subclass's own storage or
-   * the snapshot). FALSE: nothing to show yet (the panel says so). */
-  gboolean (*build)(KdsPanel *self, const KdsView *view, KdFigPanel *out);
-  /* A name for exports and tests ("gap", "masks", ...). */
-  const char *kind;
-};
-
+/* A panel of the figure kind named kind ("gap", "curves", ...: a row of
+ * the snapfig table). */
+KdsPanel *kds_panel_new(const char *kind);
 void kds_panel_set_view(KdsPanel *p, const KdsView *view);
 const KdsView *kds_panel_get_view(KdsPanel *p);
+/* The kind's name ("panel" for a kind not in the table). */
 const char *kds_panel_kind(KdsPanel *p);
+/* The kind's table row; NULL for a kind not in the table. */
+const KdSnapFigKind *kds_panel_figure(KdsPanel *p);
+/* The view as the shared builder takes it. */
+void kds_view_snapfig(const KdsView *v, KdSnapFigView *out);
 /* The figure style panels draw with on screen (font size for a screen). */
 const KdFigStyle *kds_panel_style(void);
 /* Builds the current figure; FALSE when there is nothing to draw. */
@@ -44,6 +45,12 @@ gboolean kds_panel_pick(KdsPanel *p, double x, double y, KdFigPick *out);
 guint kds_panel_paint_count(KdsPanel *p);
 /* Cairo drawing time of panel paints so far (all panels). */
 void kds_panel_paint_stats(double *max_ms, double *mean_ms, guint *n);
+/* Capture-to-paint latency: from the end of a snapshot's capture (its
+ * wall-clock time + capture cost) to the first paint of it by each panel
+ * that draws snapshots, over snapshots captured after view.watch_since. */
+void kds_panel_latency_stats(double *max_ms, double *mean_ms, guint *n);
+/* Starts the latency statistics afresh (a measurement over a quiet spell). */
+void kds_panel_latency_reset(void);
 
 G_END_DECLS
 

@@ -1,7 +1,8 @@
 /* Figures of one snapshot (image, gap, masks, attention, gradmaps,
- * projection), the names of every figure and the dispatch. The grid lives
- * in snapfig_grid.c, the run-level figures (curves, gradients) in
- * snapfig_run.c. */
+ * projection), the table of every figure kind and the dispatch through it.
+ * The grid lives in snapfig_grid.c, the run-level figures (curves,
+ * gradients) in snapfig_run.c. No consumer tells kinds apart by name: what
+ * differs between kinds is a column of the table. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,39 +10,6 @@
 
 #include "snapfig_priv.h"
 #include "snapview.h"
-
-static const struct {
-  const char *name;
-  unsigned needs;
-} kinds[KD_SNAPFIG_NKINDS] = {
-    [KD_SNAPFIG_IMAGE] = {"image", KD_SNAPFIG_NEEDS_SNAPSHOT | KD_SNAPFIG_ONE_IMAGE},
-    [KD_SNAPFIG_GAP] = {"gap", KD_SNAPFIG_NEEDS_SNAPSHOT | KD_SNAPFIG_ONE_IMAGE | KD_SNAPFIG_LEVEL},
-    [KD_SNAPFIG_MASKS] = {"masks", KD_SNAPFIG_NEEDS_SNAPSHOT | KD_SNAPFIG_ONE_IMAGE | KD_SNAPFIG_LEVEL},
-    [KD_SNAPFIG_ATTENTION] = {"attention", KD_SNAPFIG_NEEDS_SNAPSHOT | KD_SNAPFIG_ONE_IMAGE | KD_SNAPFIG_LEVEL},
-    [KD_SNAPFIG_GRADMAPS] = {"gradmaps", KD_SNAPFIG_NEEDS_SNAPSHOT | KD_SNAPFIG_ONE_IMAGE | KD_SNAPFIG_LEVEL},
-    [KD_SNAPFIG_PROJECTION] = {"projection", KD_SNAPFIG_NEEDS_SNAPSHOT},
-    [KD_SNAPFIG_GRID] = {"grid", KD_SNAPFIG_NEEDS_SNAPSHOT | KD_SNAPFIG_LEVEL},
-    [KD_SNAPFIG_CURVES] = {"curves", KD_SNAPFIG_NEEDS_LOG},
-    [KD_SNAPFIG_GRADIENTS] = {"gradients", KD_SNAPFIG_NEEDS_SNAPSHOTS},
-};
-
-const char *kd_snapfig_name(KdSnapFigKind k) {
-  return (unsigned)k < KD_SNAPFIG_NKINDS ? kinds[k].name : "?";
-}
-
-int kd_snapfig_kind_from_name(const char *name) {
-  for (int k = 0; name && k < KD_SNAPFIG_NKINDS; k++)
-    if (!strcmp(name, kinds[k].name)) return k;
-  return -1;
-}
-
-unsigned kd_snapfig_needs(KdSnapFigKind k) {
-  return (unsigned)k < KD_SNAPFIG_NKINDS ? kinds[k].needs : 0;
-}
-
-const char *kd_snapfig_names(void) {
-  return "grid, curves, gradients, image, gap, masks, attention, projection, gradmaps";
-}
 
 void kd_snapfig_view_default(KdSnapFigView *v) {
   memset(v, 0, sizeof *v);
@@ -91,7 +59,8 @@ const char *kd_snapfig_title(const KdSnapFigView *v, const char *t) { return v->
 
 /* ---- one-snapshot kinds ---- */
 
-static int build_image(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel *out) {
+static int build_image(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel *out, KdError *err) {
+  (void)err;
   const KdSnapshot *s = v->snap;
   KdFigDetView *d = &p->det;
   *d = (KdFigDetView){0};
@@ -251,26 +220,60 @@ static int build_projection(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPane
   return 0;
 }
 
-int kd_snapfig_build(KdSnapFigKind kind, const KdSnapFigView *v, KdSnapFigStore *st,
+/* The table of figure kinds, in export order. Window cells: three equal
+ * columns; the image takes one, the curves two; map rows span the width
+ * so teacher | student | gap sit side by side. */
+#define SNAP KD_SNAPFIG_NEEDS_SNAPSHOT
+#define IMG1 KD_SNAPFIG_ONE_IMAGE
+#define LVL KD_SNAPFIG_LEVEL
+static const KdSnapFigKind kinds[] = {
+    {"image", build_image, SNAP | IMG1, 0, 0, {0, 0, 1}},
+    {"gap", build_gap, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_OVERLAY | KD_SNAPFIG_OPT_INDEPENDENT, 1, {0, 1, 3}},
+    {"masks", build_masks, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_OVERLAY, 1, {0, 3, 3}},
+    {"attention", build_attention, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_INDEPENDENT, 1, {0, 4, 2}},
+    {"gradmaps", build_gradmaps, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_INDEPENDENT, 1, {0, 2, 3}},
+    {"projection", build_projection, SNAP, 0, 0, {2, 4, 1}},
+    {"grid", kd_snapfig_build_grid, SNAP | LVL,
+     KD_SNAPFIG_OPT_IMAGES | KD_SNAPFIG_OPT_COLUMNS | KD_SNAPFIG_OPT_MASK | KD_SNAPFIG_OPT_OVERLAY |
+         KD_SNAPFIG_OPT_INDEPENDENT,
+     0, {0, 0, 0}},
+    {"curves", kd_snapfig_build_curves, KD_SNAPFIG_NEEDS_LOG,
+     KD_SNAPFIG_OPT_PARTS | KD_SNAPFIG_OPT_COMPARE | KD_SNAPFIG_OPT_LOGY | KD_SNAPFIG_OPT_SMOOTH, 0, {1, 0, 2}},
+    {"gradients", kd_snapfig_build_gradients, KD_SNAPFIG_NEEDS_SNAPSHOTS,
+     KD_SNAPFIG_OPT_IMAGES | KD_SNAPFIG_OPT_ANY_LEVEL | KD_SNAPFIG_OPT_SMOOTH, 0, {0, 0, 0}},
+};
+#undef SNAP
+#undef IMG1
+#undef LVL
+
+int kd_snapfig_count(void) { return (int)(sizeof kinds / sizeof kinds[0]); }
+
+const KdSnapFigKind *kd_snapfig_at(int i) { return i >= 0 && i < kd_snapfig_count() ? &kinds[i] : NULL; }
+
+const KdSnapFigKind *kd_snapfig_find(const char *name) {
+  for (int k = 0; name && k < kd_snapfig_count(); k++)
+    if (!strcmp(name, kinds[k].name)) return &kinds[k];
+  return NULL;
+}
+
+const char *kd_snapfig_names(void) {
+  static char names[512];
+  if (!names[0])
+    for (int k = 0; k < kd_snapfig_count(); k++) {
+      size_t n = strlen(names);
+      snprintf(names + n, sizeof names - n, "%s%s", k ? ", " : "", kinds[k].name);
+    }
+  return names;
+}
+
+int kd_snapfig_build(const KdSnapFigKind *kind, const KdSnapFigView *v, KdSnapFigStore *st,
                      KdFigPanel *out, KdError *err) {
-  if ((unsigned)kind >= KD_SNAPFIG_NKINDS) return kd_error(err, "unknown figure %d", (int)kind);
-  if (!v || !st || !out) return kd_error(err, "%s: no view or store", kinds[kind].name);
-  unsigned needs = kinds[kind].needs;
+  if (!kind || !kind->build) return kd_error(err, "unknown figure");
+  if (!v || !st || !out) return kd_error(err, "%s: no view or store", kind->name);
+  unsigned needs = kind->needs;
   if ((needs & KD_SNAPFIG_NEEDS_SNAPSHOT) && !v->snap)
-    return kd_error(err, "%s: no snapshot yet (the prober writes them while the run trains)",
-                    kinds[kind].name);
+    return kd_error(err, "%s: no snapshot yet (the prober writes them while the run trains)", kind->name);
   if ((needs & KD_SNAPFIG_ONE_IMAGE) && kd_snapfig_check_image(v->snap, v->image, err)) return -1;
   if ((needs & KD_SNAPFIG_LEVEL) && kd_snapfig_check_level(v->snap, v->level, err)) return -1;
-  switch (kind) {
-  case KD_SNAPFIG_IMAGE: return build_image(v, st, out);
-  case KD_SNAPFIG_GAP: return build_gap(v, st, out, err);
-  case KD_SNAPFIG_MASKS: return build_masks(v, st, out, err);
-  case KD_SNAPFIG_ATTENTION: return build_attention(v, st, out, err);
-  case KD_SNAPFIG_GRADMAPS: return build_gradmaps(v, st, out, err);
-  case KD_SNAPFIG_PROJECTION: return build_projection(v, st, out, err);
-  case KD_SNAPFIG_GRID: return kd_snapfig_build_grid(v, st, out, err);
-  case KD_SNAPFIG_CURVES: return kd_snapfig_build_curves(v, st, out, err);
-  case KD_SNAPFIG_GRADIENTS: return kd_snapfig_build_gradients(v, st, out, err);
-  default: return kd_error(err, "unknown figure %d", (int)kind);
-  }
+  return kind->build(v, st, out, err);
 }

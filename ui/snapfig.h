@@ -4,19 +4,11 @@
  * exactly what a panel shows. GTK-free (in kdfigure); specs point into a
  * KdSnapFigStore the caller keeps alive while it draws.
  *
- * Figures (names as the CLI takes them):
- *   image       the probe image with GT / teacher / student boxes
- *   gap         teacher energy | student energy | gap of one level
- *   masks       GT foreground and every mask the methods use on a level
- *   attention   spatial + channel attention of teacher and student
- *   gradmaps    |dL/dS| per source on a level, fg/bg means as bars
- *   projection  instance features on the teacher's PCA axes
- *   grid        rows = probe images, columns image | teacher | student |
- *               gap | mask (any subset, any order)
- *   curves      chosen loss parts over COCO AP vs step, change markers;
- *               optionally a reference run's same parts and AP, dotted
- *   gradients   fg vs bg gradient magnitude by source over the run's
- *               snapshots (DeFeat's observation) */
+ * The figure kinds are the rows of one table (snapfig.c, kinds[]): name,
+ * builder, what it needs, the choices it reads (its command line), whether
+ * it draws one level's maps, and its cell in the window. A new kind is its
+ * builder plus one row there; the window, the export dialog, `kdscope
+ * export` and the command line it prints all follow the table. */
 #ifndef KD_SNAPFIG_H
 #define KD_SNAPFIG_H
 
@@ -29,36 +21,58 @@
 #include "probe/snapshot.h"
 #include "train/runlog.h"
 
-typedef enum KdSnapFigKind {
-  KD_SNAPFIG_IMAGE,
-  KD_SNAPFIG_GAP,
-  KD_SNAPFIG_MASKS,
-  KD_SNAPFIG_ATTENTION,
-  KD_SNAPFIG_GRADMAPS,
-  KD_SNAPFIG_PROJECTION,
-  KD_SNAPFIG_GRID,
-  KD_SNAPFIG_CURVES,
-  KD_SNAPFIG_GRADIENTS,
-  KD_SNAPFIG_NKINDS
-} KdSnapFigKind;
-
-/* What a kind reads (kd_snapfig_needs). */
+/* What a kind needs (checked before its builder runs). */
 enum {
-  KD_SNAPFIG_NEEDS_SNAPSHOT = 1, /* view.snap */
-  KD_SNAPFIG_NEEDS_LOG = 2,      /* view.log */
+  KD_SNAPFIG_NEEDS_SNAPSHOT = 1,  /* view.snap */
+  KD_SNAPFIG_NEEDS_LOG = 2,       /* view.log */
   KD_SNAPFIG_NEEDS_SNAPSHOTS = 4, /* view.snaps (every snapshot of the run) */
-  KD_SNAPFIG_ONE_IMAGE = 8,      /* draws view.image alone */
-  KD_SNAPFIG_LEVEL = 16          /* draws view.level */
+  KD_SNAPFIG_ONE_IMAGE = 8,       /* draws view.image alone (--images I) */
+  KD_SNAPFIG_LEVEL = 16           /* draws view.level (--level) */
 };
 
-const char *kd_snapfig_name(KdSnapFigKind k);
-/* -1 for an unknown name. */
-int kd_snapfig_kind_from_name(const char *name);
-unsigned kd_snapfig_needs(KdSnapFigKind k);
+/* The view's further choices a kind reads: each is an option of its
+ * `kdscope export` command line (kd_snapfig_command) when set. */
+enum {
+  KD_SNAPFIG_OPT_IMAGES = 1,      /* view.images: --images LIST */
+  KD_SNAPFIG_OPT_ANY_LEVEL = 2,   /* --level when view.level >= 0; default every level (-1) */
+  KD_SNAPFIG_OPT_COLUMNS = 4,     /* view.cols: --columns */
+  KD_SNAPFIG_OPT_MASK = 8,        /* view.mask: --mask */
+  KD_SNAPFIG_OPT_OVERLAY = 16,    /* view.overlay: --overlay */
+  KD_SNAPFIG_OPT_INDEPENDENT = 32, /* view.independent: --independent */
+  KD_SNAPFIG_OPT_PARTS = 64,      /* view.parts: --parts */
+  KD_SNAPFIG_OPT_COMPARE = 128,   /* view.ref: --compare, --compare-label */
+  KD_SNAPFIG_OPT_LOGY = 256,      /* view.logy: --logy */
+  KD_SNAPFIG_OPT_SMOOTH = 512     /* view.smooth: --smooth */
+};
+
+typedef struct KdSnapFigView KdSnapFigView;
+typedef struct KdSnapFigStore KdSnapFigStore;
+
+/* A cell of the window's panel grid (three equal columns). */
+typedef struct KdSnapFigSlot {
+  int col, row, span; /* span 0: no panel in the window (export only) */
+} KdSnapFigSlot;
+
+/* One figure kind: a row of the table every consumer reads (the window's
+ * panels, the export dialog, `kdscope export` and its command line). */
+typedef struct KdSnapFigKind {
+  const char *name;  /* --figure NAME, the panel's kind, the default file name */
+  int (*build)(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out, KdError *err);
+  unsigned needs;    /* KD_SNAPFIG_NEEDS_*, _ONE_IMAGE, _LEVEL */
+  unsigned options;  /* KD_SNAPFIG_OPT_* */
+  int level_maps;    /* draws maps of view.level: the window outlines the linked cell on it */
+  KdSnapFigSlot panel;
+} KdSnapFigKind;
+
+/* The kinds in export order (the export dialog's list, the CLI's list). */
+int kd_snapfig_count(void);
+const KdSnapFigKind *kd_snapfig_at(int i);
+/* NULL for an unknown name. */
+const KdSnapFigKind *kd_snapfig_find(const char *name);
 /* "image, gap, masks, ..." for messages. */
 const char *kd_snapfig_names(void);
 
-typedef struct KdSnapFigView {
+struct KdSnapFigView {
   const KdSnapshot *snap; /* the snapshot shown; gradients: its step is the last one used */
   const KdRunLog *log;    /* curves; change markers on gradients */
   KdSnapshots *snaps;     /* gradients: the run's snapshot files */
@@ -82,13 +96,12 @@ typedef struct KdSnapFigView {
   const char *ref_label;  /* its legend name (NULL: "reference") */
   const char *ref_dir;    /* its run directory, for the export command */
   KdFigMark mark;         /* a cell outlined on every map (the window's linked cursor) */
-} KdSnapFigView;
+};
 
 /* Image 0, level 0 (gradients: all), no overlay, shared ranges, no
  * smoothing, linear y, all rows/columns/parts. */
 void kd_snapfig_view_default(KdSnapFigView *v);
 
-typedef struct KdSnapFigStore KdSnapFigStore;
 KdSnapFigStore *kd_snapfig_store_new(void);
 void kd_snapfig_store_free(KdSnapFigStore *s);
 
@@ -97,7 +110,7 @@ void kd_snapfig_store_free(KdSnapFigStore *s);
  * log). -1 with err when the view lacks what the kind needs or asks for
  * what is not there: no snapshot yet, a level or image out of range, an
  * unknown loss part or column, a column without data. */
-int kd_snapfig_build(KdSnapFigKind kind, const KdSnapFigView *view, KdSnapFigStore *store,
+int kd_snapfig_build(const KdSnapFigKind *kind, const KdSnapFigView *view, KdSnapFigStore *store,
                      KdFigPanel *out, KdError *err);
 
 /* ---- names shared by the CLI and the command the window prints ---- */
@@ -114,9 +127,9 @@ void kd_snapfig_smooth_format(const KdSmooth *s, char *buf, size_t len);
 
 /* The `kdscope export` command line that renders the same figure from the
  * run directory: the view's choices as options (only those the kind
- * reads), the style's font and line sizes and letters, the export size,
+ * reads: its needs and options), the style's font and line sizes and letters, the export size,
  * format and dpi. -1 when it does not fit buf. */
-int kd_snapfig_command(KdSnapFigKind kind, const KdSnapFigView *view, const char *run_dir,
+int kd_snapfig_command(const KdSnapFigKind *kind, const KdSnapFigView *view, const char *run_dir,
                        const KdFigStyle *st, const KdExportOpts *o, KdExportFormat format,
                        const char *out_path, char *buf, size_t len);
 

@@ -1,6 +1,7 @@
 /* The option spellings `kdscope export` and the window's export dialog
  * share: smoothing as text, and the command line that rebuilds a figure
- * from the run directory (every choice the kind reads, nothing else). */
+ * from the run directory (every choice the kind reads, as its table row
+ * says; nothing else). Must not name a kind: the row's flags decide. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,22 +84,21 @@ static void add_list(Cmd *c, const char *opt, const int *v, int n) {
   for (int i = 0; i < n; i++) add(c, "%s%d", i ? "," : "", v[i]);
 }
 
-int kd_snapfig_command(KdSnapFigKind kind, const KdSnapFigView *v, const char *run_dir,
+int kd_snapfig_command(const KdSnapFigKind *kind, const KdSnapFigView *v, const char *run_dir,
                        const KdFigStyle *st, const KdExportOpts *o, KdExportFormat format,
                        const char *out_path, char *buf, size_t len) {
   Cmd c = {buf, len, 0, 0};
-  if (!len) return -1;
+  if (!len || !kind) return -1;
   buf[0] = 0;
-  unsigned needs = kd_snapfig_needs(kind);
+  unsigned needs = kind->needs, opt = kind->options;
   add(&c, "kdscope export --run");
   add_word(&c, run_dir && *run_dir ? run_dir : "RUN_DIR");
-  add(&c, " --figure %s", kd_snapfig_name(kind));
-  if (v->snap && (needs & KD_SNAPFIG_NEEDS_SNAPSHOT || kind == KD_SNAPFIG_GRADIENTS))
+  add(&c, " --figure %s", kind->name);
+  if (v->snap && (needs & (KD_SNAPFIG_NEEDS_SNAPSHOT | KD_SNAPFIG_NEEDS_SNAPSHOTS)))
     add(&c, " --step %d", v->snap->step);
   if (needs & KD_SNAPFIG_ONE_IMAGE) add(&c, " --images %d", v->image);
-  if ((kind == KD_SNAPFIG_GRID || kind == KD_SNAPFIG_GRADIENTS) && v->images)
-    add_list(&c, "--images", v->images, v->nimages);
-  if ((needs & KD_SNAPFIG_LEVEL) || (kind == KD_SNAPFIG_GRADIENTS && v->level >= 0)) {
+  if ((opt & KD_SNAPFIG_OPT_IMAGES) && v->images) add_list(&c, "--images", v->images, v->nimages);
+  if ((needs & KD_SNAPFIG_LEVEL) || ((opt & KD_SNAPFIG_OPT_ANY_LEVEL) && v->level >= 0)) {
     char lv[16];
     if (v->snap)
       kd_snapshot_level_name(v->snap, v->level, lv, sizeof lv);
@@ -106,24 +106,21 @@ int kd_snapfig_command(KdSnapFigKind kind, const KdSnapFigView *v, const char *r
       snprintf(lv, sizeof lv, "P%d", v->level + 3);
     add(&c, " --level %s", lv);
   }
-  if (kind == KD_SNAPFIG_GRID && v->cols) {
+  if ((opt & KD_SNAPFIG_OPT_COLUMNS) && v->cols) {
     add(&c, " --columns ");
     for (int i = 0; i < v->ncols; i++) add(&c, "%s%s", i ? "," : "", kd_snapfig_col_name(v->cols[i]));
   }
-  if (kind == KD_SNAPFIG_GRID && v->mask) {
+  if ((opt & KD_SNAPFIG_OPT_MASK) && v->mask) {
     add(&c, " --mask");
     add_word(&c, v->mask);
   }
-  int maps = kind == KD_SNAPFIG_GAP || kind == KD_SNAPFIG_MASKS || kind == KD_SNAPFIG_GRID;
-  if (maps && v->overlay > 0) add(&c, " --overlay %.10g", v->overlay);
-  if ((kind == KD_SNAPFIG_GAP || kind == KD_SNAPFIG_ATTENTION || kind == KD_SNAPFIG_GRADMAPS ||
-       kind == KD_SNAPFIG_GRID) && v->independent)
-    add(&c, " --independent");
-  if (kind == KD_SNAPFIG_CURVES && v->parts) {
+  if ((opt & KD_SNAPFIG_OPT_OVERLAY) && v->overlay > 0) add(&c, " --overlay %.10g", v->overlay);
+  if ((opt & KD_SNAPFIG_OPT_INDEPENDENT) && v->independent) add(&c, " --independent");
+  if ((opt & KD_SNAPFIG_OPT_PARTS) && v->parts) {
     add(&c, " --parts ");
     for (int i = 0; i < v->nparts; i++) add(&c, "%s%s", i ? "," : "", v->parts[i]);
   }
-  if (kind == KD_SNAPFIG_CURVES && v->ref && v->ref_dir) {
+  if ((opt & KD_SNAPFIG_OPT_COMPARE) && v->ref && v->ref_dir) {
     add(&c, " --compare");
     add_word(&c, v->ref_dir);
     if (v->ref_label) {
@@ -131,8 +128,8 @@ int kd_snapfig_command(KdSnapFigKind kind, const KdSnapFigView *v, const char *r
       add_word(&c, v->ref_label);
     }
   }
-  if (kind == KD_SNAPFIG_CURVES && v->logy) add(&c, " --logy");
-  if ((kind == KD_SNAPFIG_CURVES || kind == KD_SNAPFIG_GRADIENTS) && v->smooth.kind != KD_SMOOTH_NONE) {
+  if ((opt & KD_SNAPFIG_OPT_LOGY) && v->logy) add(&c, " --logy");
+  if ((opt & KD_SNAPFIG_OPT_SMOOTH) && v->smooth.kind != KD_SMOOTH_NONE) {
     char sm[48];
     kd_snapfig_smooth_format(&v->smooth, sm, sizeof sm);
     add(&c, " --smooth %s", sm);

@@ -21,6 +21,8 @@ typedef struct KdsView {
   const KdRunLog *ref;   /* curves: a run to compare with (drawn dotted), or NULL */
   const char *ref_dir, *ref_label;
   unsigned long generation; /* bumped on every change */
+  double watch_since;       /* wall clock (s) the window began showing the run: snapshots
+                               captured after it count in the capture-to-paint latency */
 } KdsView;
 
 #endif

@@ -1,10 +1,13 @@
+/* The main window's behaviour: the run's state into the header, sidebar
+ * and panels, the user's choices into the view and the run. Its widget
+ * tree is the template window.ui; this file builds no static layout. */
 #include "window.h"
 
 #include <math.h>
 #include <string.h>
 
 #include "distill/distiller.h"
-#include "panels.h"
+#include "kdui-resources.h"
 #include "train/session.h"
 #include "wheel_guard.h"
 
@@ -18,7 +21,7 @@ struct _KdsWindow {
   KdsView view;
   KdRunLog *ref_log; /* the run compared with (view.ref) */
   char *ref_dir, *ref_label;
-  GtkWidget *stack, *progress_bar, *progress_label, *error_label;
+  GtkWidget *stack, *progress_bar, *progress_label, *error_label, *panel_grid;
   GtkWidget *pause_btn, *step_btn, *stop_btn, *methods_btn, *methods_box, *export_btn;
   GtkWidget *status_label, *losses_label, *hover_label;
   KdsControlPanel *controls;
@@ -36,6 +39,8 @@ struct _KdsWindow {
   int shown_state; /* run state the header shows, -1 before the first */
   guint frames;
   double max_work_ms, sum_work_ms, max_gap_ms;
+  guint handovers; /* "changed" callbacks of the bridge (in-process hand-overs) */
+  double max_hand_ms, sum_hand_ms;
   guint tick_id;
 };
 
@@ -46,20 +51,23 @@ void kds_window_toast(KdsWindow *w, const char *message) { toast(w, message); }
 
 /* ---- view changes ---- */
 
-static void redraw_maps(KdsWindow *w) {
-  w->view.generation++;
+/* Queues a redraw of the panels whose kind needs any of `needs`. */
+static void redraw(KdsWindow *w, unsigned needs) {
   for (guint i = 0; i < w->panels->len; i++) {
     KdsPanel *p = g_ptr_array_index(w->panels, i);
-    if (strcmp(kds_panel_kind(p), "curves")) gtk_widget_queue_resize(GTK_WIDGET(p));
+    const KdSnapFigKind *k = kds_panel_figure(p);
+    if (k && (k->needs & needs)) gtk_widget_queue_resize(GTK_WIDGET(p));
   }
 }
 
-static void redraw_curves(KdsWindow *w) {
-  for (guint i = 0; i < w->panels->len; i++) {
-    KdsPanel *p = g_ptr_array_index(w->panels, i);
-    if (!strcmp(kds_panel_kind(p), "curves")) gtk_widget_queue_resize(GTK_WIDGET(p));
-  }
+/* The snapshot or a map choice changed. */
+static void redraw_maps(KdsWindow *w) {
+  w->view.generation++;
+  redraw(w, KD_SNAPFIG_NEEDS_SNAPSHOT | KD_SNAPFIG_NEEDS_SNAPSHOTS);
 }
+
+/* The log grew or a curves choice changed. */
+static void redraw_curves(KdsWindow *w) { redraw(w, KD_SNAPFIG_NEEDS_LOG); }
 
 static void show_snapshot(KdsWindow *w, int i) {
   if (!w->bridge) return;
@@ -171,6 +179,50 @@ static void update_status(KdsWindow *w) {
   w->syncing = FALSE;
 }
 
+/* ---- the run's news ---- */
+
+/* The settings in effect changed (a slider, `kdscope set`, a method). */
+static void sync_settings(KdsWindow *w) {
+  const KdConfig *cfg = kds_bridge_config(w->bridge);
+  if (strcmp(w->methods, kd_config_str(cfg, "distill.methods"))) rebuild_controls(w);
+  else kds_control_panel_sync(w->controls, cfg);
+}
+
+/* The run's snapshots grew: the timeline's range, and while live the
+ * newest one on the panels (once: its file appearing later redraws
+ * nothing). */
+static void follow_snapshots(KdsWindow *w) {
+  int n = kds_bridge_snapshot_count(w->bridge);
+  w->syncing = TRUE;
+  gtk_range_set_range(GTK_RANGE(w->timeline), 0, n > 1 ? n - 1 : 1);
+  w->syncing = FALSE;
+  if (n <= 0 || !(gtk_check_button_get_active(GTK_CHECK_BUTTON(w->live_check)) || !w->view.snap)) return;
+  if (w->view.snap && w->snap_index == n - 1 && w->view.snap->step == kds_bridge_snapshot_step(w->bridge, n - 1)) return;
+  w->syncing = TRUE;
+  gtk_range_set_value(GTK_RANGE(w->timeline), n - 1);
+  w->syncing = FALSE;
+  show_snapshot(w, n - 1);
+}
+
+/* What an in-process run handed over, between polls: on the panels in the
+ * next frame. */
+static void on_bridge_changed(KdsBridge *b, guint changed, KdsWindow *w) {
+  (void)b;
+  gint64 t0 = g_get_monotonic_time();
+  if (changed & KDS_CHANGED_SETTINGS) sync_settings(w);
+  if (changed & KDS_CHANGED_SNAPSHOTS) follow_snapshots(w);
+  double work = (g_get_monotonic_time() - t0) / 1000.0;
+  w->handovers++;
+  w->sum_hand_ms += work;
+  if (work > w->max_hand_ms) w->max_hand_ms = work;
+}
+
+void kds_window_handover_stats(KdsWindow *w, guint *n, double *max_work_ms, double *mean_work_ms) {
+  *n = w->handovers;
+  *max_work_ms = w->max_hand_ms;
+  *mean_work_ms = w->handovers ? w->sum_hand_ms / w->handovers : 0;
+}
+
 /* ---- the frame clock ---- */
 
 /* Polls the run every POLL_MS from the main loop. A timer rather than a
@@ -203,11 +255,7 @@ static gboolean on_poll(gpointer user) {
       w->last_status_us = now;
     }
   }
-  if (changed & KDS_CHANGED_SETTINGS) {
-    const KdConfig *cfg = kds_bridge_config(w->bridge);
-    if (strcmp(w->methods, kd_config_str(cfg, "distill.methods"))) rebuild_controls(w);
-    else kds_control_panel_sync(w->controls, cfg);
-  }
+  if (changed & KDS_CHANGED_SETTINGS) sync_settings(w);
   if (changed & KDS_CHANGED_METRICS) w->curves_dirty = TRUE;
   if (w->ref_log && now - w->last_curves_us >= CURVES_MS * 1000 && kd_runlog_refresh(w->ref_log, NULL) > 0)
     w->curves_dirty = TRUE;
@@ -216,18 +264,7 @@ static gboolean on_poll(gpointer user) {
     w->curves_dirty = FALSE;
     w->last_curves_us = now;
   }
-  if (changed & KDS_CHANGED_SNAPSHOTS) {
-    int n = kds_bridge_snapshot_count(w->bridge);
-    w->syncing = TRUE;
-    gtk_range_set_range(GTK_RANGE(w->timeline), 0, n > 1 ? n - 1 : 1);
-    w->syncing = FALSE;
-    if (n > 0 && (gtk_check_button_get_active(GTK_CHECK_BUTTON(w->live_check)) || !w->view.snap)) {
-      w->syncing = TRUE;
-      gtk_range_set_value(GTK_RANGE(w->timeline), n - 1);
-      w->syncing = FALSE;
-      show_snapshot(w, n - 1);
-    }
-  }
+  if (changed & KDS_CHANGED_SNAPSHOTS) follow_snapshots(w);
   double work = (g_get_monotonic_time() - t0) / 1000.0;
   w->frames++;
   w->sum_work_ms += work;
@@ -353,14 +390,7 @@ static void act_dark(GSimpleAction *a, GVariant *p, gpointer user) {
   g_object_set(gtk_settings_get_default(), "gtk-application-prefer-dark-theme", dark, NULL);
 }
 
-/* ---- layout ---- */
-
-static GtkWidget *section(const char *title) {
-  GtkWidget *l = gtk_label_new(title);
-  gtk_label_set_xalign(GTK_LABEL(l), 0);
-  gtk_widget_add_css_class(l, "kds-section");
-  return l;
-}
+/* ---- panels ---- */
 
 /* The readout line, and the linked cell: the position under the pointer
  * on one map is outlined on every map panel (same cell on same-size maps). */
@@ -373,191 +403,32 @@ static void on_panel_hover(KdsPanel *p, const char *text, gboolean on_map, doubl
   w->view.mark = m;
   for (guint i = 0; i < w->panels->len; i++) {
     KdsPanel *q = g_ptr_array_index(w->panels, i);
-    if (kds_panel_draws_level_maps(q)) gtk_widget_queue_draw(GTK_WIDGET(q));
+    const KdSnapFigKind *k = kds_panel_figure(q);
+    if (k && k->level_maps) gtk_widget_queue_draw(GTK_WIDGET(q));
   }
 }
 
-static void add_panel(KdsWindow *w, GtkWidget *grid, KdsPanel *p, int col, int row, int span) {
-  kds_panel_set_view(p, &w->view);
-  g_signal_connect(p, "hover", G_CALLBACK(on_panel_hover), w);
-  gtk_grid_attach(GTK_GRID(grid), GTK_WIDGET(p), col, row, span, 1);
-  g_ptr_array_add(w->panels, p);
-}
-
-static GtkWidget *build_sidebar(KdsWindow *w) {
-  GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 4);
-  gtk_widget_add_css_class(box, "kds-sidebar");
-  w->status_label = gtk_label_new("");
-  gtk_label_set_xalign(GTK_LABEL(w->status_label), 0);
-  gtk_widget_add_css_class(w->status_label, "kds-status");
-  w->losses_label = gtk_label_new("");
-  gtk_label_set_xalign(GTK_LABEL(w->losses_label), 0);
-  gtk_label_set_wrap(GTK_LABEL(w->losses_label), TRUE);
-  gtk_widget_add_css_class(w->losses_label, "kds-status");
-  gtk_widget_add_css_class(w->losses_label, "monospace");
-  gtk_box_append(GTK_BOX(box), section("Run"));
-  gtk_box_append(GTK_BOX(box), w->status_label);
-  gtk_box_append(GTK_BOX(box), w->losses_label);
-  gtk_box_append(GTK_BOX(box), section("Settings (live)"));
-  w->controls = kds_control_panel_new();
-  g_signal_connect(w->controls, "setting-changed", G_CALLBACK(on_setting_changed), w);
-  gtk_box_append(GTK_BOX(box), GTK_WIDGET(w->controls));
-  gtk_box_append(GTK_BOX(box), section("View"));
-  GtkWidget *g = gtk_grid_new();
-  gtk_grid_set_row_spacing(GTK_GRID(g), 2);
-  gtk_grid_set_column_spacing(GTK_GRID(g), 6);
-  static const char *levels[] = {"P3", "P4", "P5", "P6", "P7", NULL};
-  w->level_dd = gtk_drop_down_new_from_strings(levels);
-  gtk_widget_set_tooltip_text(w->level_dd, "FPN level (Left/Right)");
-  g_signal_connect(w->level_dd, "notify::selected", G_CALLBACK(on_level), w);
-  w->image_spin = gtk_spin_button_new_with_range(0, 3, 1);
-  gtk_widget_set_tooltip_text(w->image_spin, "Probe image (Up/Down)");
-  g_signal_connect(w->image_spin, "value-changed", G_CALLBACK(on_image), w);
-  kds_wheel_guard(w->image_spin);
-  gtk_grid_attach(GTK_GRID(g), gtk_label_new("Level"), 0, 0, 1, 1);
-  gtk_grid_attach(GTK_GRID(g), w->level_dd, 1, 0, 1, 1);
-  gtk_grid_attach(GTK_GRID(g), gtk_label_new("Image"), 0, 1, 1, 1);
-  gtk_grid_attach(GTK_GRID(g), w->image_spin, 1, 1, 1, 1);
-  static const char *smooth[] = {"no smoothing", "EMA 0.9 (debiased)", "moving average 50", NULL};
-  w->smooth_dd = gtk_drop_down_new_from_strings(smooth);
-  gtk_drop_down_set_selected(GTK_DROP_DOWN(w->smooth_dd), 1);
-  g_signal_connect(w->smooth_dd, "notify::selected", G_CALLBACK(on_smooth), w);
-  gtk_grid_attach(GTK_GRID(g), gtk_label_new("Curves"), 0, 2, 1, 1);
-  gtk_grid_attach(GTK_GRID(g), w->smooth_dd, 1, 2, 1, 1);
-  gtk_box_append(GTK_BOX(box), g);
-  w->overlay_check = gtk_check_button_new_with_label("Maps over the image");
-  w->indep_check = gtk_check_button_new_with_label("Scale teacher and student separately");
-  w->logy_check = gtk_check_button_new_with_label("Log loss axis");
-  gtk_check_button_set_active(GTK_CHECK_BUTTON(w->logy_check), TRUE);
-  GtkWidget *checks[3] = {w->overlay_check, w->indep_check, w->logy_check};
-  for (int i = 0; i < 3; i++) {
-    g_signal_connect(checks[i], "toggled", G_CALLBACK(on_view_option), w);
-    gtk_box_append(GTK_BOX(box), checks[i]);
+/* One panel for every figure kind with a cell in the window. */
+static void add_panels(KdsWindow *w) {
+  for (int i = 0; i < kd_snapfig_count(); i++) {
+    const KdSnapFigKind *k = kd_snapfig_at(i);
+    if (k->panel.span <= 0) continue;
+    KdsPanel *p = kds_panel_new(k->name);
+    kds_panel_set_view(p, &w->view);
+    g_signal_connect(p, "hover", G_CALLBACK(on_panel_hover), w);
+    gtk_grid_attach(GTK_GRID(w->panel_grid), GTK_WIDGET(p), k->panel.col, k->panel.row, k->panel.span, 1);
+    g_ptr_array_add(w->panels, p);
   }
-  GtkWidget *sc = gtk_scrolled_window_new();
-  gtk_scrolled_window_set_policy(GTK_SCROLLED_WINDOW(sc), GTK_POLICY_NEVER, GTK_POLICY_AUTOMATIC);
-  gtk_scrolled_window_set_child(GTK_SCROLLED_WINDOW(sc), box);
-  gtk_widget_set_size_request(sc, 300, -1);
-  return sc;
 }
 
-static GtkWidget *build_main(KdsWindow *w) {
-  GtkWidget *grid = gtk_grid_new();
-  gtk_grid_set_row_spacing(GTK_GRID(grid), 8);
-  gtk_grid_set_column_spacing(GTK_GRID(grid), 8);
-  gtk_grid_set_column_homogeneous(GTK_GRID(grid), TRUE);
-  gtk_widget_set_margin_start(grid, 6), gtk_widget_set_margin_end(grid, 6), gtk_widget_set_margin_top(grid, 6);
-  /* Three equal columns: the image takes one, the curves two; maps rows
-   * span the width so teacher | student | gap sit side by side. */
-  add_panel(w, grid, g_object_new(KDS_TYPE_IMAGE_PANEL, NULL), 0, 0, 1);
-  add_panel(w, grid, g_object_new(KDS_TYPE_CURVES_PANEL, NULL), 1, 0, 2);
-  add_panel(w, grid, g_object_new(KDS_TYPE_GAP_PANEL, NULL), 0, 1, 3);
-  add_panel(w, grid, g_object_new(KDS_TYPE_GRADIENT_PANEL, NULL), 0, 2, 3);
-  add_panel(w, grid, g_object_new(KDS_TYPE_MASK_PANEL, NULL), 0, 3, 3);
-  add_panel(w, grid, g_object_new(KDS_TYPE_ATTENTION_PANEL, NULL), 0, 4, 2);
-  add_panel(w, grid, g_object_new(KDS_TYPE_PROJECTION_PANEL, NULL), 2, 4, 1);
-  GtkWidget *sc = gtk_scrolled_window_new();
-  gtk_scrolled_window_set_policy(GTK_SCROLLED_WINDOW(sc), GTK_POLICY_NEVER, GTK_POLICY_AUTOMATIC);
-  gtk_scrolled_window_set_child(GTK_SCROLLED_WINDOW(sc), grid);
-  gtk_widget_set_vexpand(sc, TRUE);
-  GtkWidget *tl = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
-  gtk_widget_add_css_class(tl, "kds-timeline");
-  w->timeline = gtk_scale_new_with_range(GTK_ORIENTATION_HORIZONTAL, 0, 1, 1);
-  gtk_scale_set_draw_value(GTK_SCALE(w->timeline), FALSE);
-  gtk_widget_set_hexpand(w->timeline, TRUE);
-  gtk_widget_set_tooltip_text(w->timeline, "Scrub the run's snapshots");
-  g_signal_connect(w->timeline, "value-changed", G_CALLBACK(on_timeline), w);
-  w->timeline_label = gtk_label_new("no snapshot yet");
-  w->live_check = gtk_check_button_new_with_label("Live");
-  gtk_check_button_set_active(GTK_CHECK_BUTTON(w->live_check), TRUE);
-  gtk_widget_set_tooltip_text(w->live_check, "Follow the newest snapshot");
-  gtk_box_append(GTK_BOX(tl), w->timeline);
-  gtk_box_append(GTK_BOX(tl), w->timeline_label);
-  gtk_box_append(GTK_BOX(tl), w->live_check);
-  /* One line under the panels: what the pointer is over (and short
-   * notices). It never wraps, so moving the pointer never moves the panels. */
-  w->hover_label = gtk_label_new("");
-  gtk_label_set_xalign(GTK_LABEL(w->hover_label), 0);
-  gtk_label_set_ellipsize(GTK_LABEL(w->hover_label), PANGO_ELLIPSIZE_END);
-  gtk_label_set_single_line_mode(GTK_LABEL(w->hover_label), TRUE);
-  gtk_widget_add_css_class(w->hover_label, "kds-status");
-  gtk_widget_add_css_class(w->hover_label, "kds-readout");
-  GtkWidget *v = gtk_box_new(GTK_ORIENTATION_VERTICAL, 0);
-  gtk_box_append(GTK_BOX(v), sc);
-  gtk_box_append(GTK_BOX(v), w->hover_label);
-  gtk_box_append(GTK_BOX(v), tl);
-  GtkWidget *paned = gtk_paned_new(GTK_ORIENTATION_HORIZONTAL);
-  gtk_paned_set_start_child(GTK_PANED(paned), build_sidebar(w));
-  gtk_paned_set_end_child(GTK_PANED(paned), v);
-  gtk_paned_set_resize_start_child(GTK_PANED(paned), FALSE);
-  gtk_paned_set_shrink_start_child(GTK_PANED(paned), FALSE);
-  return paned;
-}
-
-static GtkWidget *build_progress_page(KdsWindow *w) {
-  GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 12);
-  gtk_widget_set_valign(box, GTK_ALIGN_CENTER);
-  gtk_widget_set_halign(box, GTK_ALIGN_CENTER);
-  w->progress_label = gtk_label_new("Preparing…");
-  w->progress_bar = gtk_progress_bar_new();
-  gtk_widget_set_size_request(w->progress_bar, 420, -1);
-  gtk_box_append(GTK_BOX(box), w->progress_label);
-  gtk_box_append(GTK_BOX(box), w->progress_bar);
-  return box;
-}
-
-static void build_header(KdsWindow *w) {
-  GtkWidget *hb = gtk_header_bar_new();
-  w->pause_btn = gtk_toggle_button_new();
-  gtk_button_set_icon_name(GTK_BUTTON(w->pause_btn), "media-playback-pause-symbolic");
-  gtk_widget_set_tooltip_text(w->pause_btn, "Pause / resume (Space)");
-  g_signal_connect(w->pause_btn, "toggled", G_CALLBACK(on_pause_toggled), w);
-  w->step_btn = gtk_button_new_from_icon_name("media-skip-forward-symbolic");
-  gtk_widget_set_tooltip_text(w->step_btn, "One step (while paused)");
-  gtk_actionable_set_action_name(GTK_ACTIONABLE(w->step_btn), "win.step");
-  w->stop_btn = gtk_button_new_from_icon_name("media-playback-stop-symbolic");
-  gtk_widget_set_tooltip_text(w->stop_btn, "Stop: finish the step, write a checkpoint");
-  gtk_actionable_set_action_name(GTK_ACTIONABLE(w->stop_btn), "win.stop");
-  gtk_header_bar_pack_start(GTK_HEADER_BAR(hb), w->pause_btn);
-  gtk_header_bar_pack_start(GTK_HEADER_BAR(hb), w->step_btn);
-  gtk_header_bar_pack_start(GTK_HEADER_BAR(hb), w->stop_btn);
-  /* methods */
-  w->methods_box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 2);
+/* The methods' check buttons, from the method registry. */
+static void add_methods(KdsWindow *w) {
   for (int m = 0; m < kd_method_count(); m++) {
     GtkWidget *cb = gtk_check_button_new_with_label(kd_method_at(m)->label);
     gtk_widget_set_tooltip_text(cb, kd_method_at(m)->help);
     g_signal_connect(cb, "toggled", G_CALLBACK(on_method_toggled), w);
     gtk_box_append(GTK_BOX(w->methods_box), cb);
   }
-  GtkWidget *pop = gtk_popover_new();
-  gtk_popover_set_child(GTK_POPOVER(pop), w->methods_box);
-  w->methods_btn = gtk_menu_button_new();
-  gtk_menu_button_set_label(GTK_MENU_BUTTON(w->methods_btn), "Methods");
-  gtk_menu_button_set_popover(GTK_MENU_BUTTON(w->methods_btn), pop);
-  gtk_widget_set_tooltip_text(w->methods_btn, "Distillation methods (switch or add mid-run)");
-  gtk_header_bar_pack_start(GTK_HEADER_BAR(hb), w->methods_btn);
-  GMenu *menu = g_menu_new();
-  g_menu_append(menu, "Open run or config…", "win.open");
-  g_menu_append(menu, "Export figure…", "win.export");
-  g_menu_append(menu, "Compare with a run…", "win.compare");
-  g_menu_append(menu, "Stop comparing", "win.compare-clear");
-  g_menu_append(menu, "Dark style", "win.dark");
-  g_menu_append(menu, "About kdscope", "win.about");
-  g_menu_append(menu, "Quit", "app.quit");
-  GtkWidget *mb = gtk_menu_button_new();
-  gtk_menu_button_set_icon_name(GTK_MENU_BUTTON(mb), "open-menu-symbolic");
-  gtk_menu_button_set_menu_model(GTK_MENU_BUTTON(mb), G_MENU_MODEL(menu));
-  g_object_unref(menu);
-  w->export_btn = gtk_button_new_from_icon_name("document-save-as-symbolic");
-  gtk_widget_set_tooltip_text(w->export_btn, "Export a figure (Ctrl+E)");
-  gtk_actionable_set_action_name(GTK_ACTIONABLE(w->export_btn), "win.export");
-  GtkWidget *open = gtk_button_new_from_icon_name("document-open-symbolic");
-  gtk_widget_set_tooltip_text(open, "Open a run directory or a config (Ctrl+O)");
-  gtk_actionable_set_action_name(GTK_ACTIONABLE(open), "win.open");
-  gtk_header_bar_pack_end(GTK_HEADER_BAR(hb), mb);
-  gtk_header_bar_pack_end(GTK_HEADER_BAR(hb), w->export_btn);
-  gtk_header_bar_pack_end(GTK_HEADER_BAR(hb), open);
-  gtk_window_set_titlebar(GTK_WINDOW(w), hb);
 }
 
 void kds_window_open_dialog(KdsWindow *w);
@@ -628,16 +499,22 @@ static const GActionEntry actions[] = {
 static void kds_window_dispose(GObject *o) {
   KdsWindow *w = KDS_WINDOW(o);
   if (w->tick_id) g_source_remove(w->tick_id), w->tick_id = 0;
+  if (w->bridge) g_signal_handlers_disconnect_by_data(w->bridge, w);
   if (g_getenv("KDSCOPE_FRAME_STATS") && w->frames) {
     double pmax, pmean;
     guint pn;
     kds_panel_paint_stats(&pmax, &pmean, &pn);
+    double lmax, lmean;
+    guint ln;
+    kds_panel_latency_stats(&lmax, &lmean, &ln);
     KdRunStatus st = {0};
     if (w->bridge) kds_bridge_status(w->bridge, &st);
     g_printerr("frame stats: %u polls, poll work mean %.2f ms max %.2f ms; %" G_GINT64_FORMAT " frames drawn; %u panel paints, "
-               "mean %.2f ms max %.2f ms; longest main-loop stall %.1f ms; run at step %d, %.2f steps/s\n",
-               w->frames, w->sum_work_ms / w->frames, w->max_work_ms, w->frames_drawn, pn, pmean,
-               pmax, w->max_gap_ms, st.step, st.rate);
+               "mean %.2f ms max %.2f ms; %u hand-overs, work mean %.2f ms max %.2f ms; capture to paint mean %.1f ms "
+               "max %.1f ms (%u paints); longest main-loop stall %.1f ms; run at step %d, %.2f steps/s\n",
+               w->frames, w->sum_work_ms / w->frames, w->max_work_ms, w->frames_drawn, pn, pmean, pmax, w->handovers,
+               w->handovers ? w->sum_hand_ms / w->handovers : 0, w->max_hand_ms, lmean, lmax, ln, w->max_gap_ms, st.step,
+               st.rate);
   }
   g_clear_object(&w->bridge);
   kd_runlog_free(w->ref_log), w->ref_log = NULL, w->view.ref = NULL;
@@ -648,7 +525,27 @@ static void kds_window_dispose(GObject *o) {
   G_OBJECT_CLASS(kds_window_parent_class)->dispose(o);
 }
 
-static void kds_window_class_init(KdsWindowClass *k) { G_OBJECT_CLASS(k)->dispose = kds_window_dispose; }
+static void kds_window_class_init(KdsWindowClass *k) {
+  GtkWidgetClass *wc = GTK_WIDGET_CLASS(k);
+  G_OBJECT_CLASS(k)->dispose = kds_window_dispose;
+  g_type_ensure(KDS_TYPE_CONTROL_PANEL);
+  kdui_register_resource();
+  gtk_widget_class_set_template_from_resource(wc, "/io/github/kdscope/Kdscope/window.ui");
+#define CHILD(name) gtk_widget_class_bind_template_child(wc, KdsWindow, name)
+  CHILD(stack), CHILD(progress_bar), CHILD(progress_label), CHILD(error_label), CHILD(panel_grid);
+  CHILD(pause_btn), CHILD(step_btn), CHILD(stop_btn), CHILD(methods_btn), CHILD(methods_box), CHILD(export_btn);
+  CHILD(status_label), CHILD(losses_label), CHILD(hover_label), CHILD(controls);
+  CHILD(level_dd), CHILD(image_spin), CHILD(overlay_check), CHILD(indep_check), CHILD(smooth_dd), CHILD(logy_check);
+  CHILD(timeline), CHILD(timeline_label), CHILD(live_check);
+#undef CHILD
+  gtk_widget_class_bind_template_callback(wc, on_pause_toggled);
+  gtk_widget_class_bind_template_callback(wc, on_setting_changed);
+  gtk_widget_class_bind_template_callback(wc, on_level);
+  gtk_widget_class_bind_template_callback(wc, on_image);
+  gtk_widget_class_bind_template_callback(wc, on_smooth);
+  gtk_widget_class_bind_template_callback(wc, on_view_option);
+  gtk_widget_class_bind_template_callback(wc, on_timeline);
+}
 
 static void kds_window_init(KdsWindow *w) {
   w->panels = g_ptr_array_new();
@@ -656,20 +553,14 @@ static void kds_window_init(KdsWindow *w) {
   w->view.logy = 1;
   w->snap_index = -1;
   w->shown_state = -1;
-  gtk_window_set_title(GTK_WINDOW(w), "kdscope");
-  gtk_window_set_default_size(GTK_WINDOW(w), 1600, 1000);
-  gtk_window_set_icon_name(GTK_WINDOW(w), "io.github.kdscope.Kdscope");
+  gtk_widget_init_template(GTK_WIDGET(w));
+  /* The wheel over the sidebar's image box scrolls the sidebar (the
+   * control panel guards its own sliders and boxes). */
+  kds_wheel_guard(w->image_spin);
+  add_methods(w);
+  add_panels(w);
   g_action_map_add_action_entries(G_ACTION_MAP(w), actions, G_N_ELEMENTS(actions), w);
   g_simple_action_set_enabled(G_SIMPLE_ACTION(g_action_map_lookup_action(G_ACTION_MAP(w), "compare-clear")), FALSE);
-  build_header(w);
-  w->stack = gtk_stack_new();
-  gtk_stack_add_named(GTK_STACK(w->stack), build_progress_page(w), "progress");
-  gtk_stack_add_named(GTK_STACK(w->stack), build_main(w), "main");
-  w->error_label = gtk_label_new("");
-  gtk_label_set_wrap(GTK_LABEL(w->error_label), TRUE);
-  gtk_label_set_selectable(GTK_LABEL(w->error_label), TRUE);
-  gtk_stack_add_named(GTK_STACK(w->stack), w->error_label, "error");
-  gtk_window_set_child(GTK_WINDOW(w), w->stack);
   gtk_stack_set_visible_child_name(GTK_STACK(w->stack), "progress");
   w->tick_id = g_timeout_add(POLL_MS, on_poll, w);
 }
@@ -677,8 +568,11 @@ static void kds_window_init(KdsWindow *w) {
 KdsWindow *kds_window_new(GtkApplication *app) { return g_object_new(KDS_TYPE_WINDOW, "application", app, NULL); }
 
 void kds_window_set_bridge(KdsWindow *w, KdsBridge *b) {
+  if (w->bridge) g_signal_handlers_disconnect_by_data(w->bridge, w);
   g_set_object(&w->bridge, b);
+  if (b) g_signal_connect(b, "changed", G_CALLBACK(on_bridge_changed), w);
   w->view.bridge = b;
+  w->view.watch_since = g_get_real_time() / 1e6;
   if (w->view.snap) kd_snapshot_free(w->view.snap), w->view.snap = NULL;
   w->snap_index = -1;
   char title[512];

@@ -40,6 +40,9 @@ KdsPanel *kds_window_get_panel(KdsWindow *w, int i);
  * poll's work, the mean, and the longest main-loop stall (how late the
  * poll timer fired). */
 void kds_window_frame_stats(KdsWindow *w, guint *frames, double *max_work_ms, double *mean_work_ms, double *max_gap_ms);
+/* The in-process hand-overs handled (the bridge's "changed"): how many,
+ * the slowest one's work and the mean. */
+void kds_window_handover_stats(KdsWindow *w, guint *n, double *max_work_ms, double *mean_work_ms);
 
 G_END_DECLS
 

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "export.h"
-#include "panels.h"
+#include "panel.h"
 #include "snapfig.h"
 #include "window.h"
 
@@ -18,17 +18,14 @@ typedef struct Dlg {
   KdSnapshots *snaps; /* the run's snapshot files, for the gradients figure */
 } Dlg;
 
-/* The figures in the order the dialog lists them. */
-static const KdSnapFigKind order[] = {KD_SNAPFIG_IMAGE, KD_SNAPFIG_GAP, KD_SNAPFIG_MASKS, KD_SNAPFIG_ATTENTION,
-                                      KD_SNAPFIG_GRADMAPS, KD_SNAPFIG_PROJECTION, KD_SNAPFIG_GRID, KD_SNAPFIG_CURVES,
-                                      KD_SNAPFIG_GRADIENTS};
 static const char *fmts[] = {"pdf", "svg", "png", NULL};
 static const KdExportFormat fmt_of[] = {KD_EXPORT_PDF, KD_EXPORT_SVG, KD_EXPORT_PNG};
 static const char *widths[] = {"3.3 in (single column)", "6.9 in (double column)", NULL};
 
-static KdSnapFigKind chosen_kind(Dlg *d) {
+/* The dialog lists the figure kinds in the table's export order. */
+static const KdSnapFigKind *chosen_kind(Dlg *d) {
   guint k = gtk_drop_down_get_selected(GTK_DROP_DOWN(d->kind_dd));
-  return order[k < G_N_ELEMENTS(order) ? k : 0];
+  return kd_snapfig_at(k < (guint)kd_snapfig_count() ? (int)k : 0);
 }
 
 static KdExportFormat chosen_fmt(Dlg *d) {
@@ -44,7 +41,7 @@ static void chosen_output(Dlg *d, KdFigStyle *st, KdExportOpts *o) {
   kd_export_opts_default(o);
   o->width = gtk_drop_down_get_selected(GTK_DROP_DOWN(d->width_dd)) ? KD_EXPORT_DOUBLE_COLUMN_IN : KD_EXPORT_SINGLE_COLUMN_IN;
   o->unit = KD_UNIT_IN;
-  o->title = kd_snapfig_name(chosen_kind(d));
+  o->title = chosen_kind(d)->name;
 }
 
 /* The window's view as the builder takes it for this figure: the panels'
@@ -56,14 +53,15 @@ static gboolean chosen_view(Dlg *d, KdSnapFigView *sv) {
   if (!v) return FALSE;
   kds_view_snapfig(v, sv);
   sv->mark = (KdFigMark){0, 0, 0}; /* the pointer's linked cell is not part of a figure */
-  if (chosen_kind(d) == KD_SNAPFIG_GRADIENTS) {
+  const KdSnapFigKind *k = chosen_kind(d);
+  if (k->needs & KD_SNAPFIG_NEEDS_SNAPSHOTS) {
     KdsBridge *b = kds_window_get_bridge(d->win);
     KdError err;
     if (!d->snaps && b) d->snaps = kd_snapshots_open(kds_bridge_run_dir(b), &err);
     if (d->snaps) kd_snapshots_refresh(d->snaps, &err);
     sv->snaps = d->snaps;
-    sv->level = -1;
   }
+  if (k->options & KD_SNAPFIG_OPT_ANY_LEVEL) sv->level = -1;
   return TRUE;
 }
 
@@ -75,7 +73,7 @@ static void show_command(Dlg *d, const char *out_path) {
   chosen_output(d, &st, &o);
   KdsBridge *b = kds_window_get_bridge(d->win);
   char def[64], cmd[4096];
-  g_snprintf(def, sizeof def, "%s.%s", kd_snapfig_name(chosen_kind(d)), fmt_ext(chosen_fmt(d)));
+  g_snprintf(def, sizeof def, "%s.%s", chosen_kind(d)->name, fmt_ext(chosen_fmt(d)));
   if (kd_snapfig_command(chosen_kind(d), &sv, b ? kds_bridge_run_dir(b) : NULL, &st, &o, chosen_fmt(d), out_path ? out_path : def, cmd,
                          sizeof cmd))
     g_snprintf(cmd, sizeof cmd, "(the command is too long to show)");
@@ -123,7 +121,7 @@ static void on_save_response(GtkNativeDialog *fc, int response, Dlg *d) {
 static void on_save(GtkButton *btn, Dlg *d) {
   (void)btn;
   GtkFileChooserNative *fc = gtk_file_chooser_native_new("Export figure", GTK_WINDOW(d->dialog), GTK_FILE_CHOOSER_ACTION_SAVE, "_Save", "_Cancel");
-  char *name = g_strdup_printf("%s.%s", kd_snapfig_name(chosen_kind(d)), fmt_ext(chosen_fmt(d)));
+  char *name = g_strdup_printf("%s.%s", chosen_kind(d)->name, fmt_ext(chosen_fmt(d)));
   gtk_file_chooser_set_current_name(GTK_FILE_CHOOSER(fc), name);
   g_free(name);
   g_signal_connect(fc, "response", G_CALLBACK(on_save_response), d);
@@ -146,7 +144,7 @@ void kds_window_export_dialog(KdsWindow *w) {
   gtk_window_set_transient_for(GTK_WINDOW(d->dialog), GTK_WINDOW(w));
   gtk_window_set_modal(GTK_WINDOW(d->dialog), TRUE);
   GtkStringList *kinds = gtk_string_list_new(NULL);
-  for (size_t i = 0; i < G_N_ELEMENTS(order); i++) gtk_string_list_append(kinds, kd_snapfig_name(order[i]));
+  for (int i = 0; i < kd_snapfig_count(); i++) gtk_string_list_append(kinds, kd_snapfig_at(i)->name);
   d->kind_dd = gtk_drop_down_new(G_LIST_MODEL(kinds), NULL);
   d->fmt_dd = gtk_drop_down_new_from_strings(fmts);
   d->width_dd = gtk_drop_down_new_from_strings(widths);

@@ -235,6 +235,9 @@ int kd_prober_after_step(KdProber *p, KdSession *s, const KdStepStats *st, KdErr
   kd_prober_set_step_stats(p, st);
   KdSnapshot *snap;
   if (kd_prober_capture(p, step, &snap, err)) return -1;
+  /* The reader in this process first (in memory, no wait for the disk),
+   * then the file that follow and replay read. */
+  if (p->cfg.box) kd_probe_publish(p->cfg.box, kd_snapshot_ref(snap));
   if (p->cfg.write_files) {
     double t0 = mono_now();
     size_t bytes = 0;
@@ -251,8 +254,7 @@ int kd_prober_after_step(KdProber *p, KdSession *s, const KdStepStats *st, KdErr
       return -1;
     }
   }
-  if (p->cfg.box) kd_probe_publish(p->cfg.box, snap);
-  else kd_snapshot_free(snap);
+  kd_snapshot_free(snap);
   return 1;
 }
 

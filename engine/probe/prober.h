@@ -66,9 +66,10 @@ void kd_prober_request(KdProber *p);
 void kd_prober_set_step_stats(KdProber *p, const KdStepStats *st);
 /* Captures now. *out holds one reference (kd_snapshot_free). */
 int kd_prober_capture(KdProber *p, int step, KdSnapshot **out, KdError *err);
-/* The run thread's hook after each step: if due, capture, append to the
- * run's snapshots (write_files) and publish to cfg.box. Returns 1 when it
- * captured, 0 when not due, -1 on an error (err; training can go on). */
+/* The run thread's hook after each step: if due, capture, publish to
+ * cfg.box, then append to the run's snapshots (write_files; a reader in
+ * this process never waits for the disk). Returns 1 when it captured, 0
+ * when not due, -1 on an error (err; training can go on). */
 int kd_prober_after_step(KdProber *p, KdSession *s, const KdStepStats *st, KdError *err);
 /* The same with train/run.h's KdRunAfterStep signature (user = the
  * prober), so a run takes it as is (binding on the first call). An error

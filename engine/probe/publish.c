@@ -8,6 +8,8 @@ struct KdProbeBox {
   pthread_mutex_t mu;
   KdSnapshot *latest;
   uint64_t gen;
+  KdProbeNotify notify;
+  void *notify_user;
 };
 
 KdProbeBox *kd_probe_box_new(void) {
@@ -30,9 +32,19 @@ void kd_probe_publish(KdProbeBox *b, KdSnapshot *s) {
   pthread_mutex_lock(&b->mu);
   KdSnapshot *old = b->latest;
   b->latest = s;
-  b->gen++;
+  uint64_t gen = ++b->gen;
+  KdProbeNotify fn = b->notify;
+  void *user = b->notify_user;
   pthread_mutex_unlock(&b->mu);
   kd_snapshot_free(old); /* outside the lock: freeing may take a moment */
+  if (fn) fn(user, gen);
+}
+
+void kd_probe_box_set_notify(KdProbeBox *b, KdProbeNotify fn, void *user) {
+  pthread_mutex_lock(&b->mu);
+  b->notify = fn;
+  b->notify_user = user;
+  pthread_mutex_unlock(&b->mu);
 }
 
 KdSnapshot *kd_probe_latest(KdProbeBox *b, uint64_t *generation) {

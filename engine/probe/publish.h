@@ -25,4 +25,10 @@ void kd_probe_publish(KdProbeBox *b, KdSnapshot *s);
 KdSnapshot *kd_probe_latest(KdProbeBox *b, uint64_t *generation);
 uint64_t kd_probe_generation(KdProbeBox *b);
 
+/* Called on the publishing thread after each publish, outside the lock,
+ * with the new generation: where a reader is woken (the window posts one
+ * main-loop callback). It must not block nor take the snapshot. */
+typedef void (*KdProbeNotify)(void *user, uint64_t generation);
+void kd_probe_box_set_notify(KdProbeBox *b, KdProbeNotify fn, void *user);
+
 #endif

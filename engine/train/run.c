@@ -27,6 +27,8 @@ struct KdRun {
   KdSession *s;
   KdRunAfterStep after_step;
   void *after_user;
+  KdRunOnSet on_set;
+  void *on_set_user;
   KdProgressFn progress;
   void *progress_user;
   int opening; /* progress goes to the caller while the session opens */
@@ -139,6 +141,7 @@ static void apply_set(KdRun *r, const char *key, const char *value, const char *
   pthread_mutex_lock(&r->mu);
   r->st.changes++;
   pthread_mutex_unlock(&r->mu);
+  if (r->on_set) r->on_set(r->on_set_user, key, canon);
 }
 
 static void ignored(KdRun *r, const char *cmd, long seq, const char *reason) {
@@ -424,6 +427,8 @@ KdRun *kd_run_new(KdConfig *cfg, const KdRunOpts *o, KdError *err) {
   r->lock_fd = -1;
   r->after_step = o->after_step;
   r->after_user = o->after_step_user;
+  r->on_set = o->on_set;
+  r->on_set_user = o->on_set_user;
   r->progress = o->session.progress;
   r->progress_user = o->session.user;
   r->validator = kd_config_new();

@@ -36,10 +36,17 @@ const char *kd_run_state_name(KdRunState s);
  * trainer's last forward; it must not step or free them. */
 typedef void (*KdRunAfterStep)(void *user, KdSession *s, const KdStepStats *st);
 
+/* Called on the run thread after a live change is applied (its key and
+ * value as applied), outside the run's lock: how a window in the same
+ * process learns the settings in effect without reading events.jsonl. */
+typedef void (*KdRunOnSet)(void *user, const char *key, const char *value);
+
 typedef struct KdRunOpts {
   KdSessionOpts session;   /* progress is called on the caller's thread while opening */
   KdRunAfterStep after_step;
   void *after_step_user;
+  KdRunOnSet on_set;
+  void *on_set_user;
   int no_control_file;     /* 1: ignore RUN_DIR/control.jsonl */
 } KdRunOpts;
 

@@ -198,12 +198,29 @@ static void *publisher(void *arg) {
   return NULL;
 }
 
+/* The box's notify: called once per publish, with that publish's generation. */
+typedef struct {
+  int calls;
+  uint64_t last;
+  int in_order;
+} Notified;
+
+static void notified(void *user, uint64_t gen) {
+  Notified *n = user;
+  n->in_order &= gen == n->last + 1;
+  n->last = gen;
+  n->calls++;
+}
+
 static void test_publish(void) {
   KdProbeBox *box = kd_probe_box_new();
+  Notified nt = {0, 0, 1};
+  kd_probe_box_set_notify(box, notified, &nt);
   uint64_t g = 7;
-  CHECK(kd_probe_latest(box, &g) == NULL && g == 0);
+  CHECK(kd_probe_latest(box, &g) == NULL && g == 0 && nt.calls == 0);
   KdSnapshot *a = make_snap(1), *b = make_snap(2);
   kd_probe_publish(box, a);
+  CHECK(nt.calls == 1 && nt.last == 1);
   KdSnapshot *held = kd_probe_latest(box, &g);
   CHECK(held == a && g == 1);
   kd_probe_publish(box, b); /* the box lets go of a; we still hold it */
@@ -229,6 +246,8 @@ static void test_publish(void) {
   }
   pthread_join(th, NULL);
   CHECK(back == 0 && reads > 0);
+  CHECK_MSG(nt.calls == 2 + pub.n && nt.in_order && nt.last == (uint64_t)(2 + pub.n), "notify: %d calls, last %llu",
+            nt.calls, (unsigned long long)nt.last);
   kd_probe_box_free(box);
 }
 

@@ -35,6 +35,20 @@ static void value_of(int t, int i, char *buf, size_t len) {
 
 static long accepted_total; /* all threads; __atomic */
 
+/* The run's on_set (run thread only; read after the join): every applied
+ * change, the last value per key. */
+typedef struct {
+  int calls;
+  char last[NT][64];
+} Applied;
+
+static void on_set(void *user, const char *key, const char *value) {
+  Applied *a = user;
+  a->calls++;
+  for (int t = 0; t < NT; t++)
+    if (!strcmp(key, keys[t])) snprintf(a->last[t], sizeof a->last[t], "%s", value);
+}
+
 static void bad(Worker *w, const char *fmt, const char *detail) {
   if (!w->bad++) snprintf(w->first_bad, sizeof w->first_bad, fmt, detail);
 }
@@ -103,7 +117,8 @@ int main(void) {
   for (int t = 0; t < NT; t++) kd_config_format(cfg, keys[t], initial[t], 64);
 
   KdError err;
-  KdRunOpts ro = {.session = {.out_dir = out}};
+  Applied applied = {0};
+  KdRunOpts ro = {.session = {.out_dir = out}, .on_set = on_set, .on_set_user = &applied};
   KdRun *run = kd_run_new(cfg, &ro, &err);
   CHECK_MSG(run != NULL, "%s", err.msg);
   if (!run) return check_status("test_run");
@@ -147,10 +162,13 @@ int main(void) {
   int final_step = st.step;
   printf("test_run: %d steps during %d accepted changes\n", steps_during, total_accepted);
   CHECK(steps_during >= 8);
-  /* The config the trainer reads holds the last accepted values. */
+  /* The config the trainer reads holds the last accepted values, and
+   * on_set told of every applied change, the last ones as applied. */
+  CHECK_MSG(applied.calls == total_accepted, "on_set called %d times for %d changes", applied.calls, total_accepted);
   for (int t = 0; t < NT; t++) {
     char v[64];
     CHECK(!strcmp(kd_config_format(cfg, keys[t], v, sizeof v), w[t].accepted[w[t].naccepted - 1]));
+    CHECK_MSG(!strcmp(applied.last[t], v), "on_set's last %s: %s, the config's %s", keys[t], applied.last[t], v);
   }
 
   int n;

@@ -55,26 +55,30 @@ static char *slurp(const char *path, size_t *len) {
 /* ---- every figure to PDF and SVG ---- */
 
 static void export_all(FILE *manifest) {
-  static const char *extra[KD_SNAPFIG_NKINDS][2] = {
-      [KD_SNAPFIG_GRID] = {"--letters", "--letters --level P4 --columns image,teacher,student,gap,mask --overlay 0.5"},
-      [KD_SNAPFIG_CURVES] = {"--logy", "--logy --smooth ema:0.6"},
-      [KD_SNAPFIG_GRADIENTS] = {"", "--level P3 --images 0,1"},
-      [KD_SNAPFIG_GAP] = {"", "--images 1 --level P4 --independent"},
-      [KD_SNAPFIG_MASKS] = {"", "--images 2 --overlay 0.6"},
-      [KD_SNAPFIG_ATTENTION] = {"", "--images 3 --level P5"},
-      [KD_SNAPFIG_GRADMAPS] = {"", "--images 1"},
-      [KD_SNAPFIG_IMAGE] = {"", "--images 1 --step 9"},
-      [KD_SNAPFIG_PROJECTION] = {"", "--step last"},
+  static const struct {
+    const char *name, *extra[2];
+  } extras[] = {
+      {"grid", {"--letters", "--letters --level P4 --columns image,teacher,student,gap,mask --overlay 0.5"}},
+      {"curves", {"--logy", "--logy --smooth ema:0.6"}},
+      {"gradients", {"", "--level P3 --images 0,1"}},
+      {"gap", {"", "--images 1 --level P4 --independent"}},
+      {"masks", {"", "--images 2 --overlay 0.6"}},
+      {"attention", {"", "--images 3 --level P5"}},
+      {"gradmaps", {"", "--images 1"}},
+      {"image", {"", "--images 1 --step 9"}},
+      {"projection", {"", "--step last"}},
   };
   const double widths[2] = {3.3, 6.9};
-  for (int k = 0; k < KD_SNAPFIG_NKINDS; k++)
+  for (int k = 0; k < kd_snapfig_count(); k++)
     for (int w = 0; w < 2; w++)
       for (int f = 0; f < 2; f++) {
-        const char *name = kd_snapfig_name((KdSnapFigKind)k), *ext = f ? "svg" : "pdf";
+        const char *name = kd_snapfig_at(k)->name, *ext = f ? "svg" : "pdf", *extra = "";
+        for (size_t e = 0; e < sizeof extras / sizeof extras[0]; e++)
+          if (!strcmp(extras[e].name, name)) extra = extras[e].extra[w];
         char path[2300], cmd[4800], out[4096];
         snprintf(path, sizeof path, "%s/%s_%.1fin.%s", outdir, name, widths[w], ext);
         snprintf(cmd, sizeof cmd, "'%s' export --run '%s' --figure %s --width-in %.1f %s --out '%s'", kdscope, run, name,
-                 widths[w], extra[k][w] ? extra[k][w] : "", path);
+                 widths[w], extra, path);
         int rc = run_cmd(cmd, out, sizeof out);
         double wpt = 0, hpt = 0;
         const char *at = strstr(out, ": ");
@@ -87,8 +91,8 @@ static void export_all(FILE *manifest) {
 
 /* ---- the dialog's command rebuilds the in-process figure exactly ---- */
 
-static void check_command(KdSnapFigKind kind, const KdSnapFigView *v, const KdFigStyle *st, const KdExportOpts *o) {
-  const char *name = kd_snapfig_name(kind);
+static void check_command(const KdSnapFigKind *kind, const KdSnapFigView *v, const KdFigStyle *st, const KdExportOpts *o) {
+  const char *name = kind->name;
   KdSnapFigStore *store = kd_snapfig_store_new();
   KdFigPanel panel;
   KdError err = {{0}};
@@ -132,28 +136,25 @@ static void commands_reproduce(void) {
   static const KdFigCol cols[3] = {KD_FIG_COL_IMAGE, KD_FIG_COL_GAP, KD_FIG_COL_STUDENT};
   static const int rows[2] = {2, 0}, gimgs[2] = {1, 3};
   static const char *parts[2] = {"det.cls", "fitnet.feat"};
-  for (int k = 0; k < KD_SNAPFIG_NKINDS; k++) {
+  for (int k = 0; k < kd_snapfig_count(); k++) {
     kd_snapfig_view_default(&v);
     v.snap = snap, v.log = log, v.snaps = snaps;
     KdFigStyle s = st;
     KdExportOpts oo = o;
-    switch ((KdSnapFigKind)k) {
-    case KD_SNAPFIG_IMAGE: v.image = 1; break;
-    case KD_SNAPFIG_GAP: v.image = 2, v.level = 1, v.overlay = 0.5, v.independent = 1; break;
-    case KD_SNAPFIG_MASKS: v.overlay = 0.6, oo.unit = KD_UNIT_MM, oo.width = 88; break;
-    case KD_SNAPFIG_ATTENTION: v.image = 3, v.level = 1, v.independent = 1, oo.font_pt = 7; break;
-    case KD_SNAPFIG_GRADMAPS: v.image = 1, v.level = 2, oo.width = 6.9, oo.dpi = 96; break;
-    case KD_SNAPFIG_PROJECTION: v.no_title = 1, s.line_pt = 0.8; break;
-    case KD_SNAPFIG_GRID:
+    const char *name = kd_snapfig_at(k)->name;
+    if (!strcmp(name, "image")) v.image = 1;
+    else if (!strcmp(name, "gap")) v.image = 2, v.level = 1, v.overlay = 0.5, v.independent = 1;
+    else if (!strcmp(name, "masks")) v.overlay = 0.6, oo.unit = KD_UNIT_MM, oo.width = 88;
+    else if (!strcmp(name, "attention")) v.image = 3, v.level = 1, v.independent = 1, oo.font_pt = 7;
+    else if (!strcmp(name, "gradmaps")) v.image = 1, v.level = 2, oo.width = 6.9, oo.dpi = 96;
+    else if (!strcmp(name, "projection")) v.no_title = 1, s.line_pt = 0.8;
+    else if (!strcmp(name, "grid"))
       v.images = rows, v.nimages = 2, v.cols = cols, v.ncols = 3, v.level = 1, v.mask = "fg", s.panel_letters = 1;
-      break;
-    case KD_SNAPFIG_CURVES: v.parts = parts, v.nparts = 2, v.logy = 1, v.smooth = (KdSmooth){KD_SMOOTH_MEAN, 0, 3}; break;
-    case KD_SNAPFIG_GRADIENTS:
+    else if (!strcmp(name, "curves"))
+      v.parts = parts, v.nparts = 2, v.logy = 1, v.smooth = (KdSmooth){KD_SMOOTH_MEAN, 0, 3};
+    else if (!strcmp(name, "gradients"))
       v.level = 0, v.images = gimgs, v.nimages = 2, v.smooth = (KdSmooth){KD_SMOOTH_EMA, 0.5, 1}, oo.height = 3;
-      break;
-    default: break;
-    }
-    check_command((KdSnapFigKind)k, &v, &s, &oo);
+    check_command(kd_snapfig_at(k), &v, &s, &oo);
   }
   /* curves compared with another run (hand-written log): its parts of the
    * names drawn (det.cls, not fitnet.feat) and its AP join, dotted, and
@@ -178,7 +179,7 @@ static void commands_reproduce(void) {
   {
     KdSnapFigStore *cs = kd_snapfig_store_new();
     KdFigPanel cp;
-    CHECK(kd_snapfig_build(KD_SNAPFIG_CURVES, &v, cs, &cp, &err) == 0);
+    CHECK(kd_snapfig_build(kd_snapfig_find("curves"), &v, cs, &cp, &err) == 0);
     const KdFigCurves *c = cp.spec;
     CHECK_MSG(c->loss.nseries == 3 && !strcmp(c->loss.series[2].name, "base line: det.cls") && c->loss.series[2].dash == 2 &&
                   c->loss.series[2].color == c->loss.series[0].color && c->loss.series[2].n == 16,
@@ -188,17 +189,17 @@ static void commands_reproduce(void) {
               "%d AP series", c->ap.nseries);
     kd_snapfig_store_free(cs);
   }
-  check_command(KD_SNAPFIG_CURVES, &v, &st, &o);
+  check_command(kd_snapfig_find("curves"), &v, &st, &o);
   kd_runlog_free(ref);
   /* gradients stops at the view's snapshot: fewer points than the whole run */
   KdSnapFigStore *store = kd_snapfig_store_new();
   KdFigPanel p;
   kd_snapfig_view_default(&v);
   v.snaps = snaps, v.level = -1;
-  CHECK(kd_snapfig_build(KD_SNAPFIG_GRADIENTS, &v, store, &p, &err) == 0);
+  CHECK(kd_snapfig_build(kd_snapfig_find("gradients"), &v, store, &p, &err) == 0);
   size_t all = ((const KdFigGradCurves *)p.spec)->n;
   v.snap = snap;
-  CHECK(kd_snapfig_build(KD_SNAPFIG_GRADIENTS, &v, store, &p, &err) == 0);
+  CHECK(kd_snapfig_build(kd_snapfig_find("gradients"), &v, store, &p, &err) == 0);
   const KdFigGradCurves *g = p.spec;
   CHECK_MSG(all == (size_t)n && g->n == (size_t)n - 1, "%zu of %zu points, %d snapshots", g->n, all, n);
   CHECK(g->nsources >= 2); /* det + fitnet at least */

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 #include "check.h"
-#include "panels.h"
+#include "panel.h"
 #include "probe_run.h"
 #include "snapfig.h"
 
@@ -73,16 +73,17 @@ int main(int argc, char **argv) {
   view.smooth = (KdSmooth){KD_SMOOTH_EMA, 0.9, 50};
   view.mark = (KdFigMark){0, 0, 0}; /* no linked cell: exports never show one */
 
-  GType types[] = {KDS_TYPE_IMAGE_PANEL, KDS_TYPE_GAP_PANEL, KDS_TYPE_MASK_PANEL, KDS_TYPE_ATTENTION_PANEL,
-                   KDS_TYPE_GRADIENT_PANEL, KDS_TYPE_PROJECTION_PANEL, KDS_TYPE_CURVES_PANEL};
   const double dpi = 96, scale = dpi / 72;
-  for (size_t i = 0; i < G_N_ELEMENTS(types); i++) {
-    KdsPanel *p = g_object_ref_sink(g_object_new(types[i], NULL));
+  int npanels = 0;
+  for (int i = 0; i < kd_snapfig_count(); i++) {
+    if (kd_snapfig_at(i)->panel.span <= 0) continue; /* not a panel of the window */
+    npanels++;
+    KdsPanel *p = g_object_ref_sink(kds_panel_new(kd_snapfig_at(i)->name));
     kds_panel_set_view(p, &view);
     const char *name = kds_panel_kind(p);
-    int kind = kd_snapfig_kind_from_name(name);
-    CHECK_MSG(kind >= 0, "panel kind '%s' is not a figure name", name);
-    if (kind < 0) continue;
+    const KdSnapFigKind *kind = kd_snapfig_find(name);
+    CHECK_MSG(kind != NULL && kind == kds_panel_figure(p), "panel kind '%s' is not a figure name", name);
+    if (!kind) continue;
     /* What the export dialog does, at the screen's font and line sizes. */
     KdSnapFigView sv;
     kds_view_snapfig(&view, &sv);
@@ -92,7 +93,7 @@ int main(int argc, char **argv) {
     o.dpi = dpi;
     char png[2300], cmd[4096], full[8192];
     snprintf(png, sizeof png, "%s/%s.png", outdir, name);
-    CHECK(kd_snapfig_command((KdSnapFigKind)kind, &sv, run, kds_panel_style(), &o, KD_EXPORT_PNG, png, cmd, sizeof cmd) == 0);
+    CHECK(kd_snapfig_command(kind, &sv, run, kds_panel_style(), &o, KD_EXPORT_PNG, png, cmd, sizeof cmd) == 0);
     snprintf(full, sizeof full, "'%s'%s", kdscope, cmd + 7);
     int rc = system(full);
     CHECK_MSG(rc == 0, "%s -> %d", full, rc);
@@ -114,12 +115,13 @@ int main(int argc, char **argv) {
     cairo_surface_destroy(file);
 
     /* A wide window: map rows keep their maps at most ~220 px tall. */
-    if (kind == KD_SNAPFIG_GAP || kind == KD_SNAPFIG_MASKS) {
+    if (!strcmp(name, "gap") || !strcmp(name, "masks")) {
       double hw = fp.height_for_width(1200, kds_panel_style(), fp.spec);
       CHECK_MSG(hw < 330, "%s: %.0f px tall at 1200 px wide", name, hw);
     }
     g_object_unref(p);
   }
+  CHECK_MSG(npanels >= 7, "%d panel kinds in the window", npanels);
   kd_snapshot_free(view.snap);
   g_object_unref(b);
   if (!check_failures) fixture_rmrf(dir);

@@ -1,9 +1,11 @@
 /* The window as a person uses it, in-process under Xvfb: a tiny
- * distillation run starts, the panels come alive, a slider move reaches
- * the run (events.jsonl names it with its step and the logged loss part
- * follows), the pause button pauses it, every panel renders offscreen to a
- * non-blank image and the frame loop never stalls. Skips (77) without a
- * display. */
+ * distillation run starts, the panels come alive (snapshots handed over in
+ * memory, capture-to-paint latency printed), a slider move reaches the run
+ * (events.jsonl names it with its step and the logged loss part follows),
+ * a second window follows the run from its files and a change it sends
+ * shows in both, the pause button pauses it, every panel renders offscreen
+ * to a non-blank image and the frame loop never stalls. Skips (77) without
+ * a display. */
 #include <gdk/x11/gdkx.h>
 #include <gtk/gtk.h>
 #include <math.h>
@@ -16,23 +18,24 @@
 #include "model/safetensors.h"
 #include "window.h"
 
-static void pump(int ms) {
-  gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
-  while (g_get_monotonic_time() < end) {
-    g_main_context_iteration(NULL, FALSE);
-    fixture_sleep_ms(5);
-  }
+static gboolean tick(gpointer unused) {
+  (void)unused;
+  return G_SOURCE_CONTINUE;
 }
 
+/* Runs the main loop as the application does (blocking on its sources, so
+ * a hand-over or a frame is dispatched when it is due), until cond holds
+ * (NULL: never) or ms pass; a 5 ms tick wakes it to look at the time. */
 static gboolean wait_for(gboolean (*cond)(gpointer), gpointer user, int ms) {
   gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
-  while (g_get_monotonic_time() < end) {
-    if (cond(user)) return TRUE;
-    g_main_context_iteration(NULL, FALSE);
-    fixture_sleep_ms(5);
-  }
-  return cond(user);
+  guint id = g_timeout_add(5, tick, NULL);
+  gboolean ok = FALSE;
+  while (!(ok = cond && cond(user)) && g_get_monotonic_time() < end) g_main_context_iteration(NULL, TRUE);
+  g_source_remove(id);
+  return ok;
 }
+
+static void pump(int ms) { wait_for(NULL, NULL, ms); }
 
 static gboolean have_snapshot(gpointer w) {
   KdsBridge *b = kds_window_get_bridge(w);
@@ -184,6 +187,50 @@ static void check_wheel_focused(KdsWindow *win) {
   }
 }
 
+typedef struct {
+  KdsWindow *win;
+  const char *key;
+  double value;
+} ShowsValue;
+
+static gboolean shows_value(gpointer user) {
+  const ShowsValue *sv = user;
+  GtkSpinButton *e = kds_control_panel_entry(kds_window_get_controls(sv->win), sv->key);
+  return e && fabs(gtk_spin_button_get_value(e) - sv->value) < 1e-9;
+}
+
+static gboolean follow_shows_snapshot(gpointer fw) {
+  KdFigPanel fp;
+  return kds_bridge_snapshot_count(kds_window_get_bridge(fw)) > 0 && kds_panel_build(kds_window_get_panel(fw, 0), &fp);
+}
+
+/* A second window following the run's directory (as `kdscope window
+ * --follow` does, from the files): its panels show the snapshots; a change
+ * it sends goes through control.jsonl; the run applies it; the live
+ * window's control shows it from the run's applied change (in memory) and
+ * the following window's from events.jsonl. */
+static void check_follow(KdsWindow *w, const char *run) {
+  GError *e = NULL;
+  KdsBridge *fb = kds_bridge_new_follow(run, &e);
+  CHECK_MSG(fb != NULL, "follow: %s", e ? e->message : "?");
+  if (!fb) return;
+  KdsWindow *fw = kds_window_new(NULL);
+  gtk_window_set_default_size(GTK_WINDOW(fw), 1000, 600);
+  gtk_window_present(GTK_WINDOW(fw));
+  kds_window_set_bridge(fw, fb);
+  g_object_unref(fb);
+  CHECK_MSG(wait_for(follow_shows_snapshot, fw, 30000), "the following window's %s panel shows no snapshot",
+            kds_panel_kind(kds_window_get_panel(fw, 0)));
+  CHECK(kds_bridge_set(fb, "train.clip_norm", "7.5", &e));
+  g_clear_error(&e);
+  ShowsValue live = {w, "train.clip_norm", 7.5}, followed = {fw, "train.clip_norm", 7.5};
+  CHECK_MSG(wait_for(shows_value, &live, 30000), "the live window's control never showed the applied change");
+  CHECK_MSG(wait_for(shows_value, &followed, 30000), "the following window's control never showed the logged change");
+  CHECK(fabs(kd_config_num(kds_bridge_config(kds_window_get_bridge(w)), "train.clip_norm") - 7.5) < 1e-9);
+  gtk_window_destroy(GTK_WINDOW(fw));
+  pump(100);
+}
+
 int main(int argc, char **argv) {
   (void)argc, (void)argv;
   g_setenv("GTK_A11Y", "none", TRUE);
@@ -239,6 +286,17 @@ int main(int argc, char **argv) {
   /* The panels come alive: a snapshot arrives and the map panels paint it. */
   CHECK_MSG(wait_for(have_snapshot, w, 60000), "no snapshot within 60 s");
   pump(600);
+  /* Capture to paint while the window only runs (nothing else on the
+   * main loop): each snapshot the run captures, to the panels' paint. */
+  {
+    double lmax, lmean;
+    guint ln;
+    kds_panel_latency_reset();
+    pump(3000);
+    kds_panel_latency_stats(&lmax, &lmean, &ln);
+    printf("capture to paint, window alone for 3 s: mean %.1f ms, max %.1f ms over %u first paints\n", lmean, lmax, ln);
+    CHECK_MSG(ln > 0, "no snapshot painted in 3 s of training");
+  }
   for (int i = 0; i < kds_window_panel_count(w); i++) {
     KdsPanel *p = kds_window_get_panel(w, i);
     KdFigPanel fp;
@@ -318,6 +376,8 @@ int main(int argc, char **argv) {
   double before = part_at(run, set_step, "fitnet.feat"), after = part_at(run, set_step + 1, "fitnet.feat");
   CHECK_MSG(after > 3 * before && new_w > 10, "fitnet.feat %.4g at step %d, %.4g after weight -> %.4g", before, set_step, after, new_w);
 
+  check_follow(w, run);
+
   /* Pause from the header bar. */
   GtkWidget *pause = kds_window_get_pause_button(w);
   gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(pause), TRUE);
@@ -336,6 +396,16 @@ int main(int argc, char **argv) {
   kds_window_frame_stats(w, &frames, &max_work, &mean_work, &max_gap);
   printf("frames %u, poll work mean %.2f ms max %.2f ms, longest gap between frames %.1f ms\n", frames, mean_work, max_work, max_gap);
   CHECK(frames > 0);
+  guint hand_n;
+  double hand_max, hand_mean;
+  kds_window_handover_stats(w, &hand_n, &hand_max, &hand_mean);
+  printf("hand-overs %u, work mean %.2f ms max %.2f ms\n", hand_n, hand_mean, hand_max);
+  CHECK_MSG(hand_n > 0, "the run handed nothing over in memory");
+  double lat_max, lat_mean;
+  guint lat_n;
+  kds_panel_latency_stats(&lat_max, &lat_mean, &lat_n);
+  printf("capture to paint, since then: mean %.1f ms, max %.1f ms over %u first paints of a snapshot\n", lat_mean, lat_max, lat_n);
+  CHECK_MSG(lat_n > 0, "no snapshot captured during the run was painted");
   gtk_window_destroy(GTK_WINDOW(w));
   pump(200);
   if (!check_failures) fixture_rmrf(dir);
