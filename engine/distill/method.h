@@ -11,12 +11,12 @@
 #ifndef KD_DISTILL_METHOD_H
 #define KD_DISTILL_METHOD_H
 
+#include "core/config.h"
 #include "core/error.h"
 #include "core/params.h"
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "detect/targets.h"
-#include "train/config.h"
 
 #define KD_DISTILL_MAX_LEVELS 5
 #define KD_DISTILL_MAX_PARTS 8

@@ -4,11 +4,11 @@
 #ifndef KD_EVALUATE_H
 #define KD_EVALUATE_H
 
+#include "core/config.h"
 #include "core/progress.h"
 #include "data/dataset.h"
 #include "detect/cocoeval.h"
 #include "model/detector.h"
-#include "train/config.h"
 
 typedef struct KdEvalResult {
   double stats[KD_COCO_NSTATS];

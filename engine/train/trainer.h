@@ -5,11 +5,11 @@
 #ifndef KD_TRAINER_H
 #define KD_TRAINER_H
 
+#include "core/config.h"
 #include "core/tensor.h"
 #include "distill/distiller.h"
 #include "detect/targets.h"
 #include "model/detector.h"
-#include "train/config.h"
 #include "train/optim.h"
 
 #define KD_MAX_PARTS 48

@@ -1,4 +1,4 @@
-#include "train/config.h"
+#include "core/config.h"
 
 #include <cJSON.h>
 #include <errno.h>
