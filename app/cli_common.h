@@ -4,7 +4,7 @@
 #ifndef KD_CLI_COMMON_H
 #define KD_CLI_COMMON_H
 
-#include "train/config.h"
+#include "core/config.h"
 
 typedef struct KdTrainArgs {
   const char *config, *data, *out, *resume;

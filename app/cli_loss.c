@@ -539,10 +539,16 @@ int kd_cli_loss(int argc, char **argv) {
                         .num_classes = in.K ? in.K : 1,
                         .num_anchors = in.A};
   memcpy(sh.strides, acfg.strides, sizeof sh.strides);
-  if (!(dist = kd_distiller_new(&sh, (uint64_t)kd_config_int(cfg, "train.seed"), &err))) {
+  if (!(dist = kd_distiller_new(&sh, (uint64_t)kd_config_int(cfg, "train.seed"), &err)) ||
+      kd_distiller_configure(dist, cfg, &err)) {
     fail("%s", err.msg);
     goto out;
   }
+  for (int i = 0; i < kd_method_count(); i++)
+    if (kd_distiller_ensure(dist, kd_method_at(i)->name, &err)) {
+      fail("%s", err.msg);
+      goto out;
+    }
   KdParams *store = kd_distiller_params(dist);
   int nloaded = 0;
   loaded = calloc((size_t)kd_safetensors_count(in.st) + 1, sizeof *loaded);

@@ -13,8 +13,8 @@
 
 #include <glib-object.h>
 
+#include "core/config.h"
 #include "probe/snapshot.h"
-#include "train/config.h"
 #include "train/run.h"
 #include "train/runlog.h"
 

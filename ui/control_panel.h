@@ -9,7 +9,7 @@
 
 #include <gtk/gtk.h>
 
-#include "train/config.h"
+#include "core/config.h"
 
 G_BEGIN_DECLS
 

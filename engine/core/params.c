@@ -14,9 +14,10 @@ typedef struct Entry {
 struct KdParams {
   Entry *e;
   int n, cap;
-  int finalized;
+  int n_stored; /* entries [0, n_stored) have storage in the blocks */
   float *values, *grads, *buffers;
-  size_t n_values, n_buffers;
+  size_t n_values, n_buffers;           /* floats all entries need */
+  size_t stored_values, stored_buffers; /* floats the blocks hold */
 };
 
 KdParams *kd_params_new(void) { return calloc(1, sizeof(KdParams)); }
@@ -35,7 +36,7 @@ void kd_params_free(KdParams *p) {
 }
 
 KdTensor *kd_params_add(KdParams *p, const char *name, int ndim, const int *shape, KdParamKind kind) {
-  if (p->finalized || ndim < 1 || ndim > KD_MAX_DIMS || kd_params_find(p, name)) return NULL;
+  if (ndim < 1 || ndim > KD_MAX_DIMS || kd_params_find(p, name)) return NULL;
   size_t numel = 1;
   for (int i = 0; i < ndim; i++) {
     if (shape[i] < 1) return NULL;
@@ -82,13 +83,25 @@ static float *zalloc(size_t n) {
   return f;
 }
 
+/* Moves the first n floats of *old into fresh, frees *old, keeps fresh. */
+static void take(float **old, float *fresh, size_t n) {
+  if (*old && n) memcpy(fresh, *old, n * sizeof(float));
+  free(*old);
+  *old = fresh;
+}
+
 int kd_params_finalize(KdParams *p, KdError *err) {
-  if (p->finalized) return 0;
-  p->values = zalloc(p->n_values);
-  p->grads = zalloc(p->n_values);
-  p->buffers = zalloc(p->n_buffers);
-  if (!p->values || !p->grads || !p->buffers)
+  if (p->n_stored == p->n && p->values) return 0;
+  float *v = zalloc(p->n_values), *g = zalloc(p->n_values), *b = zalloc(p->n_buffers);
+  if (!v || !g || !b) {
+    free(v), free(g), free(b);
     return kd_error(err, "out of memory for %zu parameters", p->n_values + p->n_buffers);
+  }
+  take(&p->values, v, p->stored_values);
+  take(&p->grads, g, p->stored_values);
+  take(&p->buffers, b, p->stored_buffers);
+  p->stored_values = p->n_values;
+  p->stored_buffers = p->n_buffers;
   for (int i = 0; i < p->n; i++) {
     Entry *e = &p->e[i];
     if (e->kind == KD_PARAM_TRAIN) {
@@ -98,7 +111,7 @@ int kd_params_finalize(KdParams *p, KdError *err) {
       e->t->data = p->buffers + e->offset;
     }
   }
-  p->finalized = 1;
+  p->n_stored = p->n;
   return 0;
 }
 
@@ -113,22 +126,22 @@ KdTensor *kd_params_find(const KdParams *p, const char *name) {
 }
 
 float *kd_params_values(const KdParams *p, size_t *count) {
-  if (count) *count = p->n_values;
+  if (count) *count = p->stored_values;
   return p->values;
 }
 
 float *kd_params_grads(const KdParams *p, size_t *count) {
-  if (count) *count = p->n_values;
+  if (count) *count = p->stored_values;
   return p->grads;
 }
 
 float *kd_params_buffers(const KdParams *p, size_t *count) {
-  if (count) *count = p->n_buffers;
+  if (count) *count = p->stored_buffers;
   return p->buffers;
 }
 
 void kd_params_zero_grad(KdParams *p) {
-  if (p->grads) memset(p->grads, 0, p->n_values * sizeof(float));
+  if (p->grads) memset(p->grads, 0, p->stored_values * sizeof(float));
 }
 
 size_t kd_params_numel(const KdParams *p) {

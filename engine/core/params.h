@@ -4,7 +4,10 @@
  *
  * Use: kd_params_add() every tensor while building a model, then
  * kd_params_finalize() allocates the blocks (zeroed) and the tensors'
- * data/grad pointers become valid. Names are copied. */
+ * data/grad pointers become valid. Names are copied. A finalized store may
+ * take more tensors (a distillation method listed mid-run): add them and
+ * finalize again; the blocks grow, values and grads stay, and every
+ * tensor's data/grad pointers move (the KdTensor handles stay). */
 #ifndef KD_PARAMS_H
 #define KD_PARAMS_H
 
@@ -19,9 +22,10 @@ typedef enum { KD_PARAM_TRAIN = 0, KD_PARAM_BUFFER = 1 } KdParamKind;
 
 KdParams *kd_params_new(void);
 void kd_params_free(KdParams *p);
-/* Returns a tensor whose data is valid after finalize. NULL when the name
- * is taken, the shape is bad, or the store is already finalized. */
+/* Returns a tensor whose data is valid after the next finalize. NULL when
+ * the name is taken or the shape is bad. */
 KdTensor *kd_params_add(KdParams *p, const char *name, int ndim, const int *shape, KdParamKind kind);
+/* Gives storage (zeroed) to the tensors added since the last call. */
 int kd_params_finalize(KdParams *p, KdError *err);
 int kd_params_count(const KdParams *p);
 KdTensor *kd_params_at(const KdParams *p, int i);

@@ -12,18 +12,24 @@
 
 static const char *const level_names[KD_DISTILL_MAX_LEVELS] = {"P3", "P4", "P5", "P6", "P7"};
 
+typedef struct {
+  float weight, tau;
+} CwdParams;
+
+#define F(field, ...) KD_METHOD_FLOAT(CwdParams, "cwd", field, __VA_ARGS__)
 static const KdParamDesc params[] = {
-    {"cwd.weight", "CWD weight", KD_CFG_FLOAT, 10.0, 0.0, 100.0, 0, 1, NULL, NULL,
-     "Weight of each level's tau^2 * sum KL / (N*C), summed over levels (mmrazor's FPN configs for RetinaNet "
-     "and Faster R-CNN use 10 on every level)"},
-    {"cwd.tau", "CWD temperature", KD_CFG_FLOAT, 1.0, 0.1, 20.0, 1, 1, NULL, NULL,
-     "Temperature of the spatial softmax of each channel; the loss is scaled by tau^2 (mmrazor: 1)"},
+    F(weight, "CWD weight", 10.0, 0.0, 100.0, 0,
+      "Weight of each level's tau^2 * sum KL / (N*C), summed over levels (mmrazor's FPN configs for RetinaNet "
+      "and Faster R-CNN use 10 on every level)"),
+    F(tau, "CWD temperature", 1.0, 0.1, 20.0, 1,
+      "Temperature of the spatial softmax of each channel; the loss is scaled by tau^2 (mmrazor: 1)"),
 };
+#define NPARAMS (int)(sizeof params / sizeof params[0])
 
 static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out) {
-  (void)inst;
+  const CwdParams *p = inst->params;
   KdCtx *c = in->c;
-  float w = kd_distill_num(in, "cwd.weight"), tau = kd_distill_num(in, "cwd.tau");
+  const float w = p->weight, tau = p->tau;
   for (int l = 0; l < in->nlev && l < KD_DISTILL_MAX_LEVELS; l++) {
     KdTensor *s = in->s_feat[l], *t = in->t_feat[l];
     if (!s || !t) {
@@ -50,6 +56,7 @@ const KdMethod kd_method_cwd = {
     .label = "CWD",
     .help = "Channel-wise KD: KL between per-channel spatial softmaxes of FPN maps (Shu et al., ICCV 2021; mmrazor)",
     .params = params,
-    .nparams = 2,
+    .nparams = NPARAMS,
+    .params_size = sizeof(CwdParams),
     .loss = loss,
 };

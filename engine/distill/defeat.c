@@ -27,27 +27,32 @@ typedef struct {
   KdConv adapt[KD_DISTILL_MAX_LEVELS];
 } DeFeat;
 
+typedef struct {
+  float weight, alpha_obj, alpha_bg, beta_obj, beta_bg, T_obj, T_bg, finest_scale;
+} DeFeatParams;
+
+#define F(field, ...) KD_METHOD_FLOAT(DeFeatParams, "defeat", field, __VA_ARGS__)
 static const KdParamDesc params[] = {
-    {"defeat.weight", "DeFeat weight", KD_CFG_FLOAT, 1.0, 0.0, 100.0, 0, 1, NULL, NULL,
-     "Overall weight of the DeFeat loss (all four parts)"},
-    {"defeat.alpha_obj", "Neck object weight", KD_CFG_FLOAT, 4.0, 0.0, 1000.0, 1, 1, NULL, NULL,
-     "alpha_obj: weight of the adapted-feature MSE inside GT boxes (author's COCO value 4, issue #18; VOC config 3)"},
-    {"defeat.alpha_bg", "Neck background weight", KD_CFG_FLOAT, 16.0, 0.0, 1000.0, 1, 1, NULL, NULL,
-     "alpha_bg: weight of the adapted-feature MSE outside GT boxes (author's COCO value 16, issue #18; VOC config 12)"},
-    {"defeat.beta_obj", "Head object weight", KD_CFG_FLOAT, 1.0, 0.0, 100.0, 1, 1, NULL, NULL,
-     "beta_obj: class-logit KL on positive anchors. The paper's COCO value is unverified and the released config "
-     "has head KD off (author: +0.1-0.2 AP); 1 (half the VOC config's 2) keeps it active but below the neck terms"},
-    {"defeat.beta_bg", "Head background weight", KD_CFG_FLOAT, 1.0, 0.0, 100.0, 1, 1, NULL, NULL,
-     "beta_bg: class-logit KL on negative anchors (IoU < 0.4); default 1 for the same reason as beta_obj"},
-    {"defeat.T_obj", "Head object temperature", KD_CFG_FLOAT, 1.0, 0.1, 20.0, 1, 1, NULL, NULL,
-     "Softmax temperature of the positive-anchor KL (loss times T^2); VOC config 1"},
-    {"defeat.T_bg", "Head background temperature", KD_CFG_FLOAT, 1.0, 0.1, 20.0, 1, 1, NULL, NULL,
-     "Softmax temperature of the negative-anchor KL (times T^2). Used as the paper defines it; the released code "
-     "ignores it and uses T_obj"},
-    {"defeat.finest_scale", "Finest scale", KD_CFG_FLOAT, 56.0, 1.0, 1024.0, 1, 1, NULL, NULL,
-     "Canonical box scale of the level rule: sqrt((w+1)(h+1)) < 2x it goes to P3, < 4x to P4, else P5. 56 is tuned "
-     "for ~800 px COCO inputs; fashion-det (128 px, scales 10-80) wants 11: P3/P4/P5 get 37/38/25% of the objects, "
-     "COCO's small/medium/large shares (41/34/24%)"},
+    F(weight, "DeFeat weight", 1.0, 0.0, 100.0, 0,
+      "Overall weight of the DeFeat loss (all four parts)"),
+    F(alpha_obj, "Neck object weight", 4.0, 0.0, 1000.0, 1,
+      "alpha_obj: weight of the adapted-feature MSE inside GT boxes (author's COCO value 4, issue #18; VOC config 3)"),
+    F(alpha_bg, "Neck background weight", 16.0, 0.0, 1000.0, 1,
+      "alpha_bg: weight of the adapted-feature MSE outside GT boxes (author's COCO value 16, issue #18; VOC config 12)"),
+    F(beta_obj, "Head object weight", 1.0, 0.0, 100.0, 1,
+      "beta_obj: class-logit KL on positive anchors. The paper's COCO value is unverified and the released config "
+      "has head KD off (author: +0.1-0.2 AP); 1 (half the VOC config's 2) keeps it active but below the neck terms"),
+    F(beta_bg, "Head background weight", 1.0, 0.0, 100.0, 1,
+      "beta_bg: class-logit KL on negative anchors (IoU < 0.4); default 1 for the same reason as beta_obj"),
+    F(T_obj, "Head object temperature", 1.0, 0.1, 20.0, 1,
+      "Softmax temperature of the positive-anchor KL (loss times T^2); VOC config 1"),
+    F(T_bg, "Head background temperature", 1.0, 0.1, 20.0, 1,
+      "Softmax temperature of the negative-anchor KL (times T^2). Used as the paper defines it; the released code "
+      "ignores it and uses T_obj"),
+    F(finest_scale, "Finest scale", 56.0, 1.0, 1024.0, 1,
+      "Canonical box scale of the level rule: sqrt((w+1)(h+1)) < 2x it goes to P3, < 4x to P4, else P5. 56 is tuned "
+      "for ~800 px COCO inputs; fashion-det (128 px, scales 10-80) wants 11: P3/P4/P5 get 37/38/25% of the objects, "
+      "COCO's small/medium/large shares (41/34/24%)"),
 };
 #define NPARAMS (int)(sizeof params / sizeof params[0])
 
@@ -266,9 +271,10 @@ static KdTensor *head_kl(KdCtx *c, const KdDistillInputs *in, float T, const flo
 
 /* Both head parts, weighted: beta * T^2 * mean KL over each anchor set
  * (0 when the set is empty). */
-static int head(KdCtx *c, const KdDistillInputs *in, float w, KdTensor **obj, KdTensor **bg) {
-  const float beta[2] = {w * kd_distill_num(in, "defeat.beta_obj"), w * kd_distill_num(in, "defeat.beta_bg")};
-  const float T[2] = {kd_distill_num(in, "defeat.T_obj"), kd_distill_num(in, "defeat.T_bg")};
+static int head(KdCtx *c, const KdDistillInputs *in, const DeFeatParams *p, KdTensor **obj, KdTensor **bg) {
+  const float w = p->weight;
+  const float beta[2] = {w * p->beta_obj, w * p->beta_bg};
+  const float T[2] = {p->T_obj, p->T_bg};
   size_t count[2] = {0, 0};
   for (size_t i = 0; i < (size_t)in->n * in->A_total; i++) {
     int tc = in->target_cls[i];
@@ -289,9 +295,10 @@ static int head(KdCtx *c, const KdDistillInputs *in, float w, KdTensor **obj, Kd
 
 static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out) {
   DeFeat *d = inst->state;
+  const DeFeatParams *p = inst->params;
   KdCtx *c = in->c;
-  const float w = kd_distill_num(in, "defeat.weight");
-  const float fs = kd_distill_num(in, "defeat.finest_scale");
+  const float w = p->weight;
+  const float fs = p->finest_scale;
   const int L = in->nlev < d->nlev ? in->nlev : d->nlev;
   if (L < 1) {
     kd_ctx_fail(c, "defeat: no FPN levels");
@@ -309,10 +316,10 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
     bg = bg ? kd_add(c, bg, lb) : lb;
     kd_distill_mask(out, "defeat.fg", l, m);
   }
-  kd_distill_part(out, "neck_obj", kd_scale(c, obj, w * kd_distill_num(in, "defeat.alpha_obj") / (float)L));
-  kd_distill_part(out, "neck_bg", kd_scale(c, bg, w * kd_distill_num(in, "defeat.alpha_bg") / (float)L));
+  kd_distill_part(out, "neck_obj", kd_scale(c, obj, w * p->alpha_obj / (float)L));
+  kd_distill_part(out, "neck_bg", kd_scale(c, bg, w * p->alpha_bg / (float)L));
 
-  const float b_obj = kd_distill_num(in, "defeat.beta_obj"), b_bg = kd_distill_num(in, "defeat.beta_bg");
+  const float b_obj = p->beta_obj, b_bg = p->beta_bg;
   if (b_obj > 0.0f || b_bg > 0.0f) {
     if (!in->target_cls || !in->s_cls[0] || !in->t_cls[0]) {
       kd_ctx_fail(c, "defeat: head KD needs class logits and anchor targets "
@@ -320,7 +327,7 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
       return -1;
     }
     KdTensor *ho, *hb;
-    if (head(c, in, w, &ho, &hb)) return -1;
+    if (head(c, in, p, &ho, &hb)) return -1;
     kd_distill_part(out, "head_obj", ho);
     kd_distill_part(out, "head_bg", hb);
   } else {
@@ -338,6 +345,7 @@ const KdMethod kd_method_defeat = {
             "positive and negative anchors (Guo et al., CVPR 2021)",
     .params = params,
     .nparams = NPARAMS,
+    .params_size = sizeof(DeFeatParams),
     .init = init,
     .init_weights = init_weights,
     .destroy = destroy,

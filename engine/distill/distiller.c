@@ -1,3 +1,5 @@
+/* The distillation methods of a run: which are listed, their params structs
+ * and learnable parts. It reads the config only when a setting changed. */
 #include "distill/distiller.h"
 
 #include <stdio.h>
@@ -7,50 +9,112 @@
 #include "core/ops.h"
 
 struct KdDistiller {
-  KdParams *store;
-  KdMethodInst *inst; /* [kd_method_count()] */
-  int n;
+  KdDistillShapes sh;
+  uint64_t seed;
+  KdParams *store;    /* learnable parts of the created methods, in creation order */
+  KdMethodInst *inst; /* [kd_method_count()], registry order */
+  int *created, *active, n, nactive;
+  /* starts[i]: the init stream where method i begins drawing (below);
+   * starts[0..nstarts) are known. */
+  KdRng *starts;
+  int nstarts;
 };
 
 KdDistiller *kd_distiller_new(const KdDistillShapes *sh, uint64_t seed, KdError *err) {
   KdDistiller *d = calloc(1, sizeof *d);
   if (!d) return kd_error(err, "out of memory"), NULL;
+  d->sh = *sh;
+  d->seed = seed;
   d->n = kd_method_count();
   d->inst = calloc((size_t)d->n, sizeof *d->inst);
+  d->created = calloc((size_t)d->n, sizeof *d->created);
+  d->active = calloc((size_t)d->n, sizeof *d->active);
+  d->starts = calloc((size_t)d->n + 1, sizeof *d->starts);
   d->store = kd_params_new();
-  if (!d->inst || !d->store) goto oom;
-  for (int i = 0; i < d->n; i++) {
-    d->inst[i].m = kd_method_at(i);
-    if (d->inst[i].m->init && d->inst[i].m->init(&d->inst[i], sh, d->store, err)) {
-      kd_error_prefix(err, "%s: ", d->inst[i].m->name);
-      kd_distiller_free(d);
-      return NULL;
-    }
-  }
-  if (kd_params_finalize(d->store, err)) {
+  if (!d->inst || !d->created || !d->active || !d->starts || !d->store) {
     kd_distiller_free(d);
-    return NULL;
+    return kd_error(err, "out of memory"), NULL;
   }
-  KdRng r;
-  kd_rng_seed(&r, seed, 11);
-  for (int i = 0; i < d->n; i++)
-    if (d->inst[i].m->init_weights) d->inst[i].m->init_weights(&d->inst[i], &r);
+  for (int i = 0; i < d->n; i++) d->inst[i].m = kd_method_at(i);
+  kd_rng_seed(&d->starts[0], seed, 11);
+  d->nstarts = 1;
   return d;
-oom:
-  kd_distiller_free(d);
-  return kd_error(err, "out of memory"), NULL;
 }
 
 void kd_distiller_free(KdDistiller *d) {
   if (!d) return;
-  for (int i = 0; d->inst && i < d->n; i++)
-    if (d->inst[i].m && d->inst[i].m->destroy && d->inst[i].state) d->inst[i].m->destroy(&d->inst[i]);
+  for (int i = 0; d->inst && i < d->n; i++) kd_method_inst_release(&d->inst[i]);
   free(d->inst);
+  free(d->created);
+  free(d->active);
+  free(d->starts);
   kd_params_free(d->store);
   free(d);
 }
 
 KdParams *kd_distiller_params(KdDistiller *d) { return d->store; }
+int kd_distiller_active(const KdDistiller *d) { return d->nactive; }
+
+/* Method i's learnable parts in store, finalized and initialised from r. */
+static int make_parts(KdDistiller *d, KdMethodInst *inst, KdParams *store, KdRng *r, KdError *err) {
+  const KdMethod *m = inst->m;
+  if (m->init && m->init(inst, &d->sh, store, err)) return kd_error_prefix(err, "%s: ", m->name);
+  if (kd_params_finalize(store, err)) return -1;
+  if (m->init_weights) m->init_weights(inst, r);
+  return 0;
+}
+
+/* A method's initial values must not depend on which other methods are
+ * listed: every method draws from one seeded stream at the point where it
+ * would if every method were initialised in registry order. Reaching that
+ * point for method i runs the init of the methods before it that were
+ * never created on parts made and dropped at once (small adapters; only
+ * when the list changes). */
+static int start_of(KdDistiller *d, int i, KdError *err) {
+  while (d->nstarts <= i) {
+    int j = d->nstarts - 1;
+    KdRng r = d->starts[j];
+    KdMethodInst scratch = {.m = d->inst[j].m};
+    KdParams *p = kd_params_new();
+    int rc = p ? make_parts(d, &scratch, p, &r, err) : kd_error(err, "out of memory");
+    kd_method_inst_release(&scratch);
+    kd_params_free(p);
+    if (rc) return -1;
+    d->starts[d->nstarts++] = r;
+  }
+  return 0;
+}
+
+static int create(KdDistiller *d, int i, KdError *err) {
+  if (d->created[i]) return 0;
+  if (start_of(d, i, err)) return -1;
+  KdRng r = d->starts[i];
+  if (make_parts(d, &d->inst[i], d->store, &r, err)) return -1;
+  d->created[i] = 1;
+  if (d->nstarts == i + 1) d->starts[d->nstarts++] = r;
+  return 0;
+}
+
+int kd_distiller_ensure(KdDistiller *d, const char *method, KdError *err) {
+  for (int i = 0; i < d->n; i++)
+    if (!strcmp(d->inst[i].m->name, method)) return create(d, i, err);
+  return kd_error(err, "unknown distillation method '%s'", method);
+}
+
+int kd_distiller_configure(KdDistiller *d, const KdConfig *cfg, KdError *err) {
+  int *active = calloc((size_t)d->n + 1, sizeof *active);
+  if (!active) return kd_error(err, "out of memory");
+  int rc = kd_distill_parse_methods(kd_config_str(cfg, "distill.methods"), active, err);
+  for (int i = 0; !rc && i < d->n; i++)
+    if (active[i]) rc = create(d, i, err) || kd_method_read_params(&d->inst[i], cfg, err) ? -1 : 0;
+  if (!rc) {
+    memcpy(d->active, active, sizeof *active * (size_t)d->n);
+    d->nactive = 0;
+    for (int i = 0; i < d->n; i++) d->nactive += active[i];
+  }
+  free(active);
+  return rc;
+}
 
 int kd_distill_parse_methods(const char *list, int *active, KdError *err) {
   int n = kd_method_count();
@@ -84,14 +148,11 @@ int kd_distill_parse_methods(const char *list, int *active, KdError *err) {
 
 int kd_distiller_loss(KdDistiller *d, const KdDistillInputs *in, KdTensor **total, KdDistillOut *outs,
                       const KdMethod **methods, int *nout, KdError *err) {
-  int active[64];
   *nout = 0;
   *total = NULL;
-  if (d->n > 64) return kd_error(err, "too many methods");
-  if (kd_distill_parse_methods(kd_config_str(in->cfg, "distill.methods"), active, err)) return -1;
   KdCtx *c = in->c;
   for (int i = 0; i < d->n; i++) {
-    if (!active[i] || *nout >= KD_DISTILL_MAX_OUT) continue;
+    if (!d->active[i] || *nout >= KD_DISTILL_MAX_OUT) continue;
     KdDistillOut *o = &outs[*nout];
     memset(o, 0, sizeof *o);
     if (d->inst[i].m->loss(&d->inst[i], in, o) || !o->loss)

@@ -34,20 +34,25 @@ typedef struct {
   FgdLevel lv[KD_DISTILL_MAX_LEVELS];
 } Fgd;
 
+typedef struct {
+  float weight, temp, alpha, beta, gamma, lambda;
+} FgdParams;
+
+#define F(field, ...) KD_METHOD_FLOAT(FgdParams, "fgd", field, __VA_ARGS__)
 static const KdParamDesc params[] = {
-    {"fgd.weight", "FGD weight", KD_CFG_FLOAT, 1.0, 0.0, 1000.0, 1, 1, NULL, NULL,
-     "Overall weight of the FGD loss (all four parts)"},
-    {"fgd.temp", "Attention temperature", KD_CFG_FLOAT, 0.5, 0.05, 10.0, 1, 1, NULL, NULL,
-     "Temperature of the spatial and channel attention (RetinaNet configs 0.5)"},
-    {"fgd.alpha", "Foreground weight", KD_CFG_FLOAT, 1e-3, 0.0, 10.0, 1, 1, NULL, NULL,
-     "alpha: attention-weighted feature MSE inside the boxes (RetinaNet configs 1e-3). Not negligible here: at init "
-     "on fashion-det this part is ~13 against a detection loss of ~2 (docs/METHODS-DEFEAT-FGD.md)"},
-    {"fgd.beta", "Background weight", KD_CFG_FLOAT, 5e-4, 0.0, 10.0, 1, 1, NULL, NULL,
-     "beta: attention-weighted feature MSE outside the boxes (RetinaNet configs 5e-4)"},
-    {"fgd.gamma", "Attention weight", KD_CFG_FLOAT, 5e-4, 0.0, 10.0, 1, 1, NULL, NULL,
-     "gamma: L1 between student and teacher attention maps (RetinaNet configs 5e-4; class default 1e-3)"},
-    {"fgd.lambda", "Global relation weight", KD_CFG_FLOAT, 5e-6, 0.0, 1.0, 1, 1, NULL, NULL,
-     "lambda: MSE between GcBlock outputs of student and teacher (RetinaNet configs 5e-6)"},
+    F(weight, "FGD weight", 1.0, 0.0, 1000.0, 1,
+      "Overall weight of the FGD loss (all four parts)"),
+    F(temp, "Attention temperature", 0.5, 0.05, 10.0, 1,
+      "Temperature of the spatial and channel attention (RetinaNet configs 0.5)"),
+    F(alpha, "Foreground weight", 1e-3, 0.0, 10.0, 1,
+      "alpha: attention-weighted feature MSE inside the boxes (RetinaNet configs 1e-3). Not negligible here: at init "
+      "on fashion-det this part is ~13 against a detection loss of ~2 (docs/METHODS-DEFEAT-FGD.md)"),
+    F(beta, "Background weight", 5e-4, 0.0, 10.0, 1,
+      "beta: attention-weighted feature MSE outside the boxes (RetinaNet configs 5e-4)"),
+    F(gamma, "Attention weight", 5e-4, 0.0, 10.0, 1,
+      "gamma: L1 between student and teacher attention maps (RetinaNet configs 5e-4; class default 1e-3)"),
+    F(lambda, "Global relation weight", 5e-6, 0.0, 1.0, 1,
+      "lambda: MSE between GcBlock outputs of student and teacher (RetinaNet configs 5e-6)"),
 };
 #define NPARAMS (int)(sizeof params / sizeof params[0])
 
@@ -172,15 +177,16 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
   }
   FgdSums s = {0};
   KdTensor *att[KD_DISTILL_MAX_LEVELS];
-  const float temp = kd_distill_num(in, "fgd.temp");
+  const FgdParams *p = inst->params;
+  const float temp = p->temp;
   for (int l = 0; l < L; l++)
     if (level_loss(c, in, &f->lv[l], l, temp, &s, out, &att[l])) return -1;
   for (int l = 0; l < L; l++) kd_distill_mask(out, "fgd.att_t", l, att[l]);
-  const float k = kd_distill_num(in, "fgd.weight") / (float)in->n;
-  kd_distill_part(out, "fg", kd_scale(c, s.fg, k * kd_distill_num(in, "fgd.alpha")));
-  kd_distill_part(out, "bg", kd_scale(c, s.bg, k * kd_distill_num(in, "fgd.beta")));
-  kd_distill_part(out, "mask", kd_scale(c, s.mask, k * kd_distill_num(in, "fgd.gamma")));
-  kd_distill_part(out, "rela", kd_scale(c, s.rela, k * kd_distill_num(in, "fgd.lambda")));
+  const float k = p->weight / (float)in->n;
+  kd_distill_part(out, "fg", kd_scale(c, s.fg, k * p->alpha));
+  kd_distill_part(out, "bg", kd_scale(c, s.bg, k * p->beta));
+  kd_distill_part(out, "mask", kd_scale(c, s.mask, k * p->gamma));
+  kd_distill_part(out, "rela", kd_scale(c, s.rela, k * p->lambda));
   return kd_distill_finish(c, out);
 }
 
@@ -191,6 +197,7 @@ const KdMethod kd_method_fgd = {
             "(Yang et al., CVPR 2022)",
     .params = params,
     .nparams = NPARAMS,
+    .params_size = sizeof(FgdParams),
     .init = init,
     .init_weights = init_weights,
     .destroy = destroy,

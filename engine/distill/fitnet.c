@@ -14,10 +14,16 @@ typedef struct {
   KdConv adapt[KD_DISTILL_MAX_LEVELS];
 } FitNet;
 
+typedef struct {
+  float weight;
+} FitNetParams;
+
+#define F(field, ...) KD_METHOD_FLOAT(FitNetParams, "fitnet", field, __VA_ARGS__)
 static const KdParamDesc params[] = {
-    {"fitnet.weight", "FitNet weight", KD_CFG_FLOAT, 1.0, 0.0, 100.0, 0, 1, NULL, NULL,
-     "Weight of the feature MSE, summed over levels (HEAD's fitnet_retina uses 1.0)"},
+    F(weight, "FitNet weight", 1.0, 0.0, 100.0, 0,
+      "Weight of the feature MSE, summed over levels (HEAD's fitnet_retina uses 1.0)"),
 };
+#define NPARAMS (int)(sizeof params / sizeof params[0])
 
 static int init(KdMethodInst *inst, const KdDistillShapes *sh, KdParams *store, KdError *err) {
   FitNet *f = calloc(1, sizeof *f);
@@ -46,8 +52,9 @@ static void destroy(KdMethodInst *inst) { free(inst->state); }
 
 static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out) {
   FitNet *f = inst->state;
+  const FitNetParams *p = inst->params;
   KdCtx *c = in->c;
-  float w = kd_distill_num(in, "fitnet.weight");
+  const float w = p->weight;
   KdTensor *sum = NULL;
   for (int l = 0; l < in->nlev && l < f->nlev; l++) {
     KdTensor *a = kd_conv_fwd(c, &f->adapt[l], in->s_feat[l]);
@@ -63,7 +70,8 @@ const KdMethod kd_method_fitnet = {
     .label = "FitNet",
     .help = "Feature MSE through a 1x1 adapter per FPN level (FitNets; HEAD's RetinaNet baseline)",
     .params = params,
-    .nparams = 1,
+    .nparams = NPARAMS,
+    .params_size = sizeof(FitNetParams),
     .init = init,
     .init_weights = init_weights,
     .destroy = destroy,

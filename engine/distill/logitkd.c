@@ -19,21 +19,31 @@
 
 static const char *const level_names[KD_DISTILL_MAX_LEVELS] = {"P3", "P4", "P5", "P6", "P7"};
 static const char *const norm_choices[] = {"level", "batch", NULL};
+enum { NORM_LEVEL, NORM_BATCH }; /* the order of norm_choices */
 
+typedef struct {
+  float weight, T, bg_weight;
+  int kl_mean, norm;
+} LogitKdParams;
+
+#define F(field, ...) KD_METHOD_FLOAT(LogitKdParams, "logitkd", field, __VA_ARGS__)
+#define B(field, ...) KD_METHOD_BOOL(LogitKdParams, "logitkd", field, __VA_ARGS__)
+#define E(field, ...) KD_METHOD_ENUM(LogitKdParams, "logitkd", field, __VA_ARGS__)
 static const KdParamDesc params[] = {
-    {"logitkd.weight", "Logit KD weight", KD_CFG_FLOAT, 10.0, 0.0, 100.0, 0, 1, NULL, NULL,
-     "Weight of the class-logit KL, summed over levels (LD's RetinaNet R101->R50 config: 10)"},
-    {"logitkd.T", "Logit KD temperature", KD_CFG_FLOAT, 8.0, 0.5, 20.0, 1, 1, NULL, NULL,
-     "Softmax temperature over the K class logits of an anchor; the KL is scaled by T^2 (LD RetinaNet: 8)"},
-    {"logitkd.bg_weight", "Background anchor weight", KD_CFG_FLOAT, 0.0, 0.0, 1.0, 0, 1, NULL, NULL,
-     "Weight of negative anchors (IoU < 0.4) relative to positives; 0 = positives only (LD); ignored anchors "
-     "never count"},
-    {"logitkd.kl_mean", "KL mean over classes", KD_CFG_BOOL, 1, 0, 1, 0, 1, NULL, NULL,
-     "Divide each anchor's KL by the number of classes K (LD's class_reduction='mean'); off: textbook KL"},
-    {"logitkd.norm", "Normaliser", KD_CFG_ENUM, 0, 0, 0, 0, 1, "level", norm_choices,
-     "level: each level divided by its own sum of anchor weights (its positive count unless bg_weight > 0; LD); "
-     "batch: every level divided by the batch's sum (as the focal loss divides by all positives)"},
+    F(weight, "Logit KD weight", 10.0, 0.0, 100.0, 0,
+      "Weight of the class-logit KL, summed over levels (LD's RetinaNet R101->R50 config: 10)"),
+    F(T, "Logit KD temperature", 8.0, 0.5, 20.0, 1,
+      "Softmax temperature over the K class logits of an anchor; the KL is scaled by T^2 (LD RetinaNet: 8)"),
+    F(bg_weight, "Background anchor weight", 0.0, 0.0, 1.0, 0,
+      "Weight of negative anchors (IoU < 0.4) relative to positives; 0 = positives only (LD); ignored anchors "
+      "never count"),
+    B(kl_mean, "KL mean over classes", 1,
+      "Divide each anchor's KL by the number of classes K (LD's class_reduction='mean'); off: textbook KL"),
+    E(norm, "Normaliser", "level", norm_choices,
+      "level: each level divided by its own sum of anchor weights (its positive count unless bg_weight > 0; LD); "
+      "batch: every level divided by the batch's sum (as the focal loss divides by all positives)"),
 };
+#define NPARAMS (int)(sizeof params / sizeof params[0])
 
 /* The weight sum of the selected anchors per level and in the batch: the
  * positive count when bg_weight is 0. */
@@ -116,7 +126,7 @@ static int check_inputs(const KdDistillInputs *in, int *off) {
 }
 
 static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out) {
-  (void)inst;
+  const LogitKdParams *p = inst->params;
   KdCtx *c = in->c;
   int off[KD_DISTILL_MAX_LEVELS + 1];
   double wsum[KD_DISTILL_MAX_LEVELS], total;
@@ -125,11 +135,11 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
     return -1;
   }
   if (check_inputs(in, off)) return -1;
-  const float w = kd_distill_num(in, "logitkd.weight"), T = kd_distill_num(in, "logitkd.T");
-  const float bg = kd_distill_num(in, "logitkd.bg_weight");
+  const float w = p->weight, T = p->T;
+  const float bg = p->bg_weight;
   weight_sums(in, off, bg, wsum, &total);
-  const int per_level = !strcmp(kd_config_str(in->cfg, "logitkd.norm"), "level");
-  const float kdiv = kd_distill_num(in, "logitkd.kl_mean") != 0.0f ? (float)in->num_classes : 1.0f;
+  const int per_level = p->norm == NORM_LEVEL;
+  const float kdiv = p->kl_mean ? (float)in->num_classes : 1.0f;
   for (int l = 0; l < in->nlev; l++) {
     double ws = per_level ? wsum[l] : total;
     float norm = ws > 0.0 ? (float)ws : 1.0f;
@@ -144,6 +154,7 @@ const KdMethod kd_method_logitkd = {
     .label = "Logit KD",
     .help = "Temperature softmax KD on the dense class logits of assigned anchors (Hinton et al. 2015; LD's RetinaNet KD)",
     .params = params,
-    .nparams = 5,
+    .nparams = NPARAMS,
+    .params_size = sizeof(LogitKdParams),
     .loss = loss,
 };

@@ -1,8 +1,10 @@
 /* The distillation method framework. A method is one file that declares
- * (a) its hyperparameters as descriptors (keys "<method>.<name>", read by
- * the JSON config, --set, the run log and the UI sliders alike) and
- * (b) a loss over what the teacher and student produced this step, as a
- * scalar tensor on the student's tape plus named parts.
+ * (a) its hyperparameters as a typed params struct and descriptors bound
+ * to its fields (keys "<method>.<field>", read by the JSON config, --set,
+ * the run log and the UI sliders alike; the loss reads the struct, which
+ * is refilled when a setting changes) and (b) a loss over what the teacher
+ * and student produced this step, as a scalar tensor on the student's tape
+ * plus named parts.
  *
  * Methods compose shared pieces (masks.h, norms.h) rather than copying
  * them. Learnable parts (adapters, GcBlocks) are registered in the
@@ -11,12 +13,12 @@
 #ifndef KD_DISTILL_METHOD_H
 #define KD_DISTILL_METHOD_H
 
+#include "core/config.h"
 #include "core/error.h"
 #include "core/params.h"
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "detect/targets.h"
-#include "train/config.h"
 
 #define KD_DISTILL_MAX_LEVELS 5
 #define KD_DISTILL_MAX_PARTS 8
@@ -69,18 +71,29 @@ typedef struct KdDistillOut {
 
 typedef struct KdMethod KdMethod;
 
-/* One active method: its descriptor table entry plus its own state. */
+/* One method of a run: its registry entry, its own state and its params
+ * struct (params_size bytes, filled by kd_method_read_params). */
 typedef struct KdMethodInst {
   const KdMethod *m;
   void *state;
+  void *params;
 } KdMethodInst;
+
+/* A method's setting "<method>.<field>", live, bound to the field of its
+ * params struct T (float for numbers, int for bools and enums). */
+#define KD_METHOD_FLOAT(T, method, field, label, def, lo, hi, log_scale, help) \
+  KD_SETTING_FLOAT(T, method, field, label, def, lo, hi, log_scale, 1, help)
+#define KD_METHOD_BOOL(T, method, field, label, def, help) KD_SETTING_BOOL(T, method, field, label, def, 1, help)
+#define KD_METHOD_ENUM(T, method, field, label, def, choices, help) \
+  KD_SETTING_ENUM(T, method, field, label, def, choices, 1, help)
 
 struct KdMethod {
   const char *name;  /* "defeat"; also the key prefix */
   const char *label; /* "DeFeat" */
   const char *help;  /* one line, with the paper */
-  const KdParamDesc *params;
+  const KdParamDesc *params; /* every one bound to a field of the params struct */
   int nparams;
+  size_t params_size;        /* sizeof the params struct */
   /* Creates state and registers learnable tensors in store under
    * "distill.<name>.". May be NULL (no state). */
   int (*init)(KdMethodInst *inst, const KdDistillShapes *sh, KdParams *store, KdError *err);
@@ -97,12 +110,17 @@ const KdMethod *kd_method_at(int i);
 const KdMethod *kd_method_find(const char *name);
 /* Registers "distill.methods" and every method's descriptors. */
 int kd_distill_register(KdConfig *cfg);
+/* Fills inst->params from cfg (allocated on first use). The distiller
+ * calls it when a setting changes; so does code that runs a method on its
+ * own (tests, tools), after its own changes. */
+int kd_method_read_params(KdMethodInst *inst, const KdConfig *cfg, KdError *err);
+/* Destroys the state and frees the params struct (the registry entry stays). */
+void kd_method_inst_release(KdMethodInst *inst);
 
 /* ---- helpers for method files ---- */
 /* The weighted sum of parts, filling out->loss. */
 int kd_distill_finish(KdCtx *c, KdDistillOut *out);
 void kd_distill_part(KdDistillOut *out, const char *name, KdTensor *value);
 void kd_distill_mask(KdDistillOut *out, const char *name, int level, KdTensor *map);
-float kd_distill_num(const KdDistillInputs *in, const char *key);
 
 #endif

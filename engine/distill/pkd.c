@@ -21,16 +21,22 @@
 
 static const char *const level_names[KD_DISTILL_MAX_LEVELS] = {"P3", "P4", "P5", "P6", "P7"};
 
+typedef struct {
+  float weight;
+} PkdParams;
+
+#define F(field, ...) KD_METHOD_FLOAT(PkdParams, "pkd", field, __VA_ARGS__)
 static const KdParamDesc params[] = {
-    {"pkd.weight", "PKD weight", KD_CFG_FLOAT, 10.0, 0.0, 100.0, 0, 1, NULL, NULL,
-     "Weight of each level's 1/2 * mean (Z_S - Z_T)^2, summed over levels (mmrazor's RetinaNet X101->R50 "
-     "PKD config uses 10; its Faster R-CNN configs 6)"},
+    F(weight, "PKD weight", 10.0, 0.0, 100.0, 0,
+      "Weight of each level's 1/2 * mean (Z_S - Z_T)^2, summed over levels (mmrazor's RetinaNet X101->R50 "
+      "PKD config uses 10; its Faster R-CNN configs 6)"),
 };
+#define NPARAMS (int)(sizeof params / sizeof params[0])
 
 static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out) {
-  (void)inst;
+  const PkdParams *p = inst->params;
   KdCtx *c = in->c;
-  float w = kd_distill_num(in, "pkd.weight");
+  const float w = p->weight;
   for (int l = 0; l < in->nlev && l < KD_DISTILL_MAX_LEVELS; l++) {
     KdTensor *s = in->s_feat[l], *t = in->t_feat[l];
     if (!s || !t) {
@@ -54,6 +60,7 @@ const KdMethod kd_method_pkd = {
     .label = "PKD",
     .help = "Pearson-correlation feature KD: per-channel standardised FPN maps, MSE (Cao et al., NeurIPS 2022; mmrazor)",
     .params = params,
-    .nparams = 1,
+    .nparams = NPARAMS,
+    .params_size = sizeof(PkdParams),
     .loss = loss,
 };

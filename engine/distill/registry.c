@@ -2,6 +2,7 @@
  * use. Adding a method: one file defining `const KdMethod kd_method_<x>`,
  * one line in `methods` below. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/ops.h"
@@ -33,7 +34,7 @@ const KdMethod *kd_method_find(const char *name) {
 
 static const KdParamDesc common[] = {
     {"distill.methods", "Methods", KD_CFG_STRING, 0, 0, 0, 0, 1, "defeat", NULL,
-     "Active distillation methods, comma-separated (e.g. defeat or defeat,fgd); empty: none"},
+     "Active distillation methods, comma-separated (e.g. defeat or defeat,fgd); empty: none", {0, 0}},
 };
 
 int kd_distill_register(KdConfig *cfg) {
@@ -69,4 +70,17 @@ int kd_distill_finish(KdCtx *c, KdDistillOut *out) {
   return sum ? 0 : -1;
 }
 
-float kd_distill_num(const KdDistillInputs *in, const char *key) { return (float)kd_config_num(in->cfg, key); }
+int kd_method_read_params(KdMethodInst *inst, const KdConfig *cfg, KdError *err) {
+  const KdMethod *m = inst->m;
+  if (!inst->params && !(inst->params = calloc(1, m->params_size ? m->params_size : 1)))
+    return kd_error(err, "out of memory");
+  if (kd_config_fill(cfg, m->params, m->nparams, inst->params, err)) return kd_error_prefix(err, "%s: ", m->name);
+  return 0;
+}
+
+void kd_method_inst_release(KdMethodInst *inst) {
+  if (inst->m && inst->m->destroy && inst->state) inst->m->destroy(inst);
+  inst->state = NULL;
+  free(inst->params);
+  inst->params = NULL;
+}

@@ -18,8 +18,8 @@
 
 #include <stddef.h>
 
+#include "core/config.h"
 #include "core/error.h"
-#include "train/config.h"
 
 typedef enum { KD_CTL_SET, KD_CTL_PAUSE, KD_CTL_RESUME, KD_CTL_STOP } KdControlKind;
 

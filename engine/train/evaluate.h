@@ -9,12 +9,12 @@
 #ifndef KD_EVALUATE_H
 #define KD_EVALUATE_H
 
+#include "core/config.h"
 #include "core/progress.h"
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "detect/cocoeval.h"
 #include "model/detector.h"
-#include "train/config.h"
 
 typedef struct KdEvalResult {
   double stats[KD_COCO_NSTATS];

@@ -8,15 +8,19 @@
 
 typedef struct Slot {
   KdTensor *p;
-  float *m, *v; /* views into the state store */
+  KdTensor *m, *v; /* in the state store (v: AdamW only) */
   int decay;
 } Slot;
+
+#define MAX_STORES 4
 
 struct KdOptim {
   KdOptimCfg cfg;
   KdParams *state;
+  KdParams *stores[MAX_STORES];
+  int nstores, seen[MAX_STORES]; /* tensors of each store that have a slot (or are buffers) */
   Slot *slots;
-  int nslots;
+  int nslots, cap;
   int steps;
 };
 
@@ -27,56 +31,57 @@ void kd_optim_cfg_default(KdOptimCfg *cfg) {
                       .warmup_factor = 0.001f, .min_lr_factor = 0.01f, .step_at = {0.67f, 0.89f}};
 }
 
+static int add_slot(KdOptim *o, KdTensor *p, KdError *err) {
+  if (o->nslots == o->cap) {
+    int cap = o->cap ? 2 * o->cap : 256;
+    Slot *s = realloc(o->slots, (size_t)cap * sizeof *s);
+    if (!s) return kd_error(err, "out of memory");
+    o->slots = s, o->cap = cap;
+  }
+  const KdOptimCfg *cfg = &o->cfg;
+  Slot *sl = &o->slots[o->nslots];
+  char name[320];
+  *sl = (Slot){.p = p, .decay = cfg->decay_norm_and_bias || p->ndim > 1};
+  snprintf(name, sizeof name, "%s.%s", cfg->kind == KD_OPT_SGD ? "momentum" : "exp_avg", p->name);
+  sl->m = kd_params_add(o->state, name, p->ndim, p->shape, KD_PARAM_BUFFER);
+  if (cfg->kind == KD_OPT_ADAMW) {
+    snprintf(name, sizeof name, "exp_avg_sq.%s", p->name);
+    sl->v = kd_params_add(o->state, name, p->ndim, p->shape, KD_PARAM_BUFFER);
+  }
+  if (!sl->m || (cfg->kind == KD_OPT_ADAMW && !sl->v))
+    return kd_error(err, "optimizer: duplicate parameter name %s", p->name);
+  o->nslots++;
+  return 0;
+}
+
+int kd_optim_track(KdOptim *o, KdError *err) {
+  for (int s = 0; s < o->nstores; s++) {
+    for (; o->seen[s] < kd_params_count(o->stores[s]); o->seen[s]++) {
+      int i = o->seen[s];
+      if (kd_params_kind(o->stores[s], i) == KD_PARAM_TRAIN && add_slot(o, kd_params_at(o->stores[s], i), err))
+        return -1;
+    }
+  }
+  return kd_params_finalize(o->state, err);
+}
+
 KdOptim *kd_optim_new(const KdOptimCfg *cfg, KdParams *const *stores, int nstores, KdError *err) {
+  if (nstores > MAX_STORES) return kd_error(err, "optimizer: %d parameter stores, at most %d", nstores, MAX_STORES), NULL;
   KdOptim *o = calloc(1, sizeof *o);
   if (!o) return kd_error(err, "out of memory"), NULL;
   o->cfg = *cfg;
   o->state = kd_params_new();
-  int total = 0;
-  for (int s = 0; s < nstores; s++) total += kd_params_count(stores[s]);
-  o->slots = calloc((size_t)(total ? total : 1), sizeof *o->slots);
-  if (!o->state || !o->slots) goto oom;
-  KdTensor **mt = calloc((size_t)(total ? total : 1), sizeof *mt), **vt = calloc((size_t)(total ? total : 1), sizeof *vt);
-  if (!mt || !vt) {
-    free(mt), free(vt);
-    goto oom;
+  for (int s = 0; s < nstores; s++) o->stores[s] = stores[s];
+  o->nstores = nstores;
+  if (!o->state) {
+    kd_optim_free(o);
+    return kd_error(err, "out of memory"), NULL;
   }
-  for (int s = 0; s < nstores; s++) {
-    for (int i = 0; i < kd_params_count(stores[s]); i++) {
-      if (kd_params_kind(stores[s], i) != KD_PARAM_TRAIN) continue;
-      KdTensor *p = kd_params_at(stores[s], i);
-      char name[320];
-      Slot *sl = &o->slots[o->nslots];
-      sl->p = p;
-      sl->decay = cfg->decay_norm_and_bias || p->ndim > 1;
-      snprintf(name, sizeof name, "%s.%s", cfg->kind == KD_OPT_SGD ? "momentum" : "exp_avg", p->name);
-      mt[o->nslots] = kd_params_add(o->state, name, p->ndim, p->shape, KD_PARAM_BUFFER);
-      if (cfg->kind == KD_OPT_ADAMW) {
-        snprintf(name, sizeof name, "exp_avg_sq.%s", p->name);
-        vt[o->nslots] = kd_params_add(o->state, name, p->ndim, p->shape, KD_PARAM_BUFFER);
-      }
-      if (!mt[o->nslots] || (cfg->kind == KD_OPT_ADAMW && !vt[o->nslots])) {
-        free(mt), free(vt);
-        kd_optim_free(o);
-        return kd_error(err, "optimizer: duplicate parameter name %s", p->name), NULL;
-      }
-      o->nslots++;
-    }
-  }
-  if (kd_params_finalize(o->state, err)) {
-    free(mt), free(vt);
+  if (kd_optim_track(o, err)) {
     kd_optim_free(o);
     return NULL;
   }
-  for (int i = 0; i < o->nslots; i++) {
-    o->slots[i].m = mt[i]->data;
-    o->slots[i].v = vt[i] ? vt[i]->data : NULL;
-  }
-  free(mt), free(vt);
   return o;
-oom:
-  kd_optim_free(o);
-  return kd_error(err, "out of memory"), NULL;
 }
 
 void kd_optim_free(KdOptim *o) {
@@ -141,7 +146,7 @@ int kd_optim_step(KdOptim *o, float *grad_norm) {
 #pragma omp parallel
   for (int i = 0; i < o->nslots; i++) {
     Slot *s = &o->slots[i];
-    float *p = s->p->data, *g = s->p->grad, *m = s->m, *v = s->v;
+    float *p = s->p->data, *g = s->p->grad, *m = s->m->data, *v = s->v ? s->v->data : NULL;
     long n = (long)s->p->numel;
     float wd = s->decay ? c->weight_decay : 0.0f;
     if (c->kind == KD_OPT_SGD) {

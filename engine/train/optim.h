@@ -29,7 +29,13 @@ void kd_optim_cfg_default(KdOptimCfg *cfg);
 
 typedef struct KdOptim KdOptim;
 
+/* Keeps the stores (at most 4): kd_optim_track() finds tensors added to
+ * them later. */
 KdOptim *kd_optim_new(const KdOptimCfg *cfg, KdParams *const *stores, int nstores, KdError *err);
+/* Gives a slot (state starting at zero) to every trainable tensor added to
+ * the stores since the last call: the learnable parts of a distillation
+ * method listed mid-run. */
+int kd_optim_track(KdOptim *o, KdError *err);
 void kd_optim_free(KdOptim *o);
 /* One update from the accumulated grads (then zeroes them). Returns the
  * pre-clip global grad norm via *grad_norm if non-NULL. A non-finite

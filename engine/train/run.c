@@ -55,7 +55,7 @@ struct KdRun {
   double ema_dt;
   KdError err;
   float *bn_saved; /* BN running statistics before the step (see one_step) */
-  size_t bn_n[2];
+  size_t bn_n[2], bn_cap;
 };
 
 const char *kd_run_state_name(KdRunState s) {
@@ -298,15 +298,22 @@ static float *buffers(KdRun *r, int i, size_t *n) {
   return p ? kd_params_buffers(p, n) : NULL;
 }
 
+/* The distiller's store may grow during the step (a method listed for the
+ * first time); its saved prefix is what existed before. */
 static void save_buffers(KdRun *r, int restore) {
-  float *at = r->bn_saved;
+  size_t n[2];
+  float *b[2] = {buffers(r, 0, &n[0]), buffers(r, 1, &n[1])};
+  if (!restore && n[0] + n[1] > r->bn_cap) {
+    float *grown = realloc(r->bn_saved, (n[0] + n[1]) * sizeof *grown);
+    if (grown) r->bn_saved = grown, r->bn_cap = n[0] + n[1];
+  }
+  size_t at = 0;
   for (int i = 0; i < 2; i++) {
-    size_t n;
-    float *b = buffers(r, i, &n);
-    if (!b || n != r->bn_n[i]) continue;
-    if (restore) memcpy(b, at, n * sizeof *b);
-    else memcpy(at, b, n * sizeof *b);
-    at += n;
+    if (!restore) r->bn_n[i] = b[i] && n[0] + n[1] <= r->bn_cap ? n[i] : 0;
+    size_t k = r->bn_n[i] < n[i] ? r->bn_n[i] : n[i];
+    if (restore && k) memcpy(b[i], r->bn_saved + at, k * sizeof *b[i]);
+    else if (k) memcpy(r->bn_saved + at, b[i], k * sizeof *b[i]);
+    at += r->bn_n[i];
   }
 }
 
@@ -459,9 +466,6 @@ KdRun *kd_run_new(KdConfig *cfg, const KdRunOpts *o, KdError *err) {
     }
   }
   if (!o->no_control_file && !(r->ctl = kd_control_reader_new(r->dir, applied, err))) goto fail;
-  buffers(r, 0, &r->bn_n[0]);
-  buffers(r, 1, &r->bn_n[1]);
-  if (!(r->bn_saved = malloc((r->bn_n[0] + r->bn_n[1] + 1) * sizeof(float)))) goto oom;
   r->last_ck = kd_session_steps_done(r->s);
   r->st.state = KD_RUN_READY;
   r->st.step = kd_session_steps_done(r->s);

@@ -6,9 +6,9 @@
 #ifndef KD_RUNDIR_H
 #define KD_RUNDIR_H
 
+#include "core/config.h"
 #include "core/error.h"
 #include "core/params.h"
-#include "train/config.h"
 #include "train/evaluate.h"
 #include "train/trainer.h"
 

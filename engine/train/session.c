@@ -108,10 +108,34 @@ static int persist_resume_config(KdSession *s, const char *dir, int step, KdErro
   return rc;
 }
 
+/* The methods whose learnable parts the checkpoint holds get them before
+ * it loads, in the checkpoint's order (the order they were made in): the
+ * store, the optimizer's slots and later checkpoints are laid out as they
+ * were before the cut. */
+static int ensure_checkpoint_methods(KdSession *s, const char *path, KdError *err) {
+  if (!s->distiller) return 0;
+  KdSafetensors *st = kd_safetensors_open(path, err);
+  if (!st) return -1;
+  int rc = 0;
+  for (int i = 0; !rc && i < kd_safetensors_count(st); i++) {
+    const char *name = kd_safetensors_name(st, i), *dot;
+    if (strncmp(name, "distill.", 8) || !(dot = strchr(name + 8, '.'))) continue;
+    char method[64];
+    size_t len = (size_t)(dot - name - 8);
+    if (!len || len >= sizeof method) continue;
+    memcpy(method, name + 8, len);
+    method[len] = 0;
+    if (kd_method_find(method)) rc = kd_distiller_ensure(s->distiller, method, err);
+  }
+  kd_safetensors_close(st);
+  return rc || kd_trainer_sync(s->trainer, err) ? -1 : 0;
+}
+
 static int resume_state(KdSession *s, int step, KdError *err) {
   if (step == 0) return 0;
   char w[3400], o[3400];
   kd_rundir_checkpoint_paths(s->run, step, w, o, sizeof w);
+  if (ensure_checkpoint_methods(s, w, err)) return -1;
   KdParams *stores[2] = {kd_model_params(s->student), s->distiller ? kd_distiller_params(s->distiller) : NULL};
   if (kd_checkpoint_load(w, stores, s->distiller ? 2 : 1, 1, err) ||
       kd_safetensors_load(o, kd_optim_state(kd_trainer_optim(s->trainer)), 1, err))

@@ -7,11 +7,11 @@
 #ifndef KD_SESSION_H
 #define KD_SESSION_H
 
+#include "core/config.h"
 #include "core/progress.h"
 #include "data/dataset.h"
 #include "distill/distiller.h"
 #include "model/detector.h"
-#include "train/config.h"
 #include "train/evaluate.h"
 #include "train/rundir.h"
 #include "train/trainer.h"

@@ -9,11 +9,11 @@ static const char *const scheds[] = {"cosine", "step", "constant", NULL};
 static const char *const box_losses[] = {"smooth_l1", "giou", NULL};
 static const char *const resizes[] = {"letterbox", "stretch", NULL};
 
-#define F(k, l, d, lo, hi, lg, lv, h) {k, l, KD_CFG_FLOAT, d, lo, hi, lg, lv, NULL, NULL, h}
-#define I(k, l, d, lo, hi, h) {k, l, KD_CFG_INT, d, lo, hi, 0, 0, NULL, NULL, h}
-#define B(k, l, d, h) {k, l, KD_CFG_BOOL, d, 0, 1, 0, 0, NULL, NULL, h}
-#define E(k, l, d, ch, h) {k, l, KD_CFG_ENUM, 0, 0, 0, 0, 0, d, ch, h}
-#define S(k, l, d, h) {k, l, KD_CFG_STRING, 0, 0, 0, 0, 0, d, NULL, h}
+#define F(k, l, d, lo, hi, lg, lv, h) {k, l, KD_CFG_FLOAT, d, lo, hi, lg, lv, NULL, NULL, h, {0, 0}}
+#define I(k, l, d, lo, hi, h) {k, l, KD_CFG_INT, d, lo, hi, 0, 0, NULL, NULL, h, {0, 0}}
+#define B(k, l, d, h) {k, l, KD_CFG_BOOL, d, 0, 1, 0, 0, NULL, NULL, h, {0, 0}}
+#define E(k, l, d, ch, h) {k, l, KD_CFG_ENUM, 0, 0, 0, 0, 0, d, ch, h, {0, 0}}
+#define S(k, l, d, h) {k, l, KD_CFG_STRING, 0, 0, 0, 0, 0, d, NULL, h, {0, 0}}
 
 static const KdParamDesc descs[] = {
     S("name", "Run name", "run", "Name used for the run directory"),

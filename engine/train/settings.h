@@ -4,11 +4,11 @@
 #ifndef KD_SETTINGS_H
 #define KD_SETTINGS_H
 
+#include "core/config.h"
 #include "data/transform.h"
 #include "detect/anchors.h"
 #include "detect/postprocess.h"
 #include "model/detector.h"
-#include "train/config.h"
 #include "train/optim.h"
 
 /* Registers model.*, anchor.*, data.*, train.*, loss.*, eval.* settings. */

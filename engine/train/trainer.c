@@ -30,6 +30,7 @@ struct KdTrainer {
   int *tcls;
   float *tdeltas, *tboxes;
   size_t tcap;
+  unsigned long cfg_serial; /* the config as the distiller last read it */
 };
 
 static double now_s(void) {
@@ -48,6 +49,8 @@ KdTrainer *kd_trainer_new(KdConfig *cfg, KdModel *student, KdModel *teacher, KdD
   t->ctx = kd_ctx_new(64u << 20);
   KdOptimCfg ocfg;
   if (!t->ctx || kd_settings_optim(cfg, &ocfg, err)) goto fail;
+  if (distiller && kd_distiller_configure(distiller, cfg, err)) goto fail;
+  t->cfg_serial = kd_config_serial(cfg);
   KdParams *stores[2] = {kd_model_params(student), distiller ? kd_distiller_params(distiller) : NULL};
   t->optim = kd_optim_new(&ocfg, stores, distiller ? 2 : 1, err);
   if (!t->optim) goto fail;
@@ -77,6 +80,14 @@ KdCtx *kd_trainer_ctx(KdTrainer *t) { return t->ctx; }
 int kd_trainer_steps_done(const KdTrainer *t) { return kd_optim_steps_done(t->optim); }
 const KdForward *kd_trainer_last_forward(const KdTrainer *t) { return &t->fwd; }
 size_t kd_trainer_arena_peak(const KdTrainer *t) { return kd_arena_peak(kd_ctx_arena(t->ctx)); }
+
+int kd_trainer_sync(KdTrainer *t, KdError *err) {
+  if (t->distiller && kd_config_serial(t->cfg) != t->cfg_serial) {
+    if (kd_distiller_configure(t->distiller, t->cfg, err)) return -1;
+    t->cfg_serial = kd_config_serial(t->cfg);
+  }
+  return kd_optim_track(t->optim, err);
+}
 
 /* (Re)builds anchors when the level sizes change (first step, new input size). */
 static int ensure_anchors(KdTrainer *t, const KdDetOut *o, KdError *err) {
@@ -128,10 +139,10 @@ int kd_trainer_forward(KdTrainer *t, KdCtx *c, const KdTrainBatch *b, int traini
   f->n = b->n, f->h = b->h, f->w = b->w;
   int shape[4] = {b->n, 3, b->h, b->w};
   KdTensor *images = kd_tensor_wrap(c, (float *)b->images, 4, shape);
+  if (kd_trainer_sync(t, err)) return -1;
   /* No active method (a baseline run through `distill`): the teacher's
    * forward would be wasted work. */
-  const char *active = kd_config_str(t->cfg, "distill.methods");
-  int distilling = t->teacher && t->distiller && active[strspn(active, " ,")] != 0;
+  int distilling = t->teacher && t->distiller && kd_distiller_active(t->distiller) > 0;
   if (distilling) {
     int g = kd_ctx_set_grad(c, 0);
     kd_model_forward(t->teacher, c, images, 0, &f->tout);

@@ -5,11 +5,11 @@
 #ifndef KD_TRAINER_H
 #define KD_TRAINER_H
 
+#include "core/config.h"
 #include "core/tensor.h"
 #include "distill/distiller.h"
 #include "detect/targets.h"
 #include "model/detector.h"
-#include "train/config.h"
 #include "train/optim.h"
 
 #define KD_MAX_PARTS 48
@@ -42,9 +42,13 @@ typedef struct KdTrainBatch {
 typedef struct KdTrainer KdTrainer;
 
 /* The trainer borrows student, teacher and distiller (both may be NULL)
- * and reads the settings in cfg (which must outlive it; live changes are
- * read each step). */
+ * and reads the settings in cfg (which must outlive it; live changes take
+ * effect at the next forward). */
 KdTrainer *kd_trainer_new(KdConfig *cfg, KdModel *student, KdModel *teacher, KdDistiller *distiller, KdError *err);
+/* Applies what changed since the last forward (each forward calls it): the
+ * distiller rereads its settings when cfg changed, and the optimizer takes
+ * slots for learnable parts created since. */
+int kd_trainer_sync(KdTrainer *t, KdError *err);
 void kd_trainer_free(KdTrainer *t);
 int kd_trainer_step(KdTrainer *t, const KdTrainBatch *b, KdStepStats *st, KdError *err);
 KdOptim *kd_trainer_optim(KdTrainer *t);

@@ -131,7 +131,8 @@ static inline int fix_init(Fix *f, const KdMethod *m, const KdDistillShapes *sh,
   f->store = kd_params_new();
   f->inst.m = m;
   if (!f->cfg || !f->store || kd_config_register(f->cfg, m->params, m->nparams) ||
-      m->init(&f->inst, sh, f->store, &err) || kd_params_finalize(f->store, &err)) {
+      m->init(&f->inst, sh, f->store, &err) || kd_params_finalize(f->store, &err) ||
+      kd_method_read_params(&f->inst, f->cfg, &err)) {
     fprintf(stderr, "fix_init %s failed\n", m->name);
     return -1;
   }
@@ -143,14 +144,14 @@ static inline int fix_init(Fix *f, const KdMethod *m, const KdDistillShapes *sh,
 
 static inline void fix_set(Fix *f, const char *key, double v) {
   KdError err;
-  if (kd_config_set_num(f->cfg, key, v, &err)) {
+  if (kd_config_set_num(f->cfg, key, v, &err) || kd_method_read_params(&f->inst, f->cfg, &err)) {
     fprintf(stderr, "fix_set %s: %s\n", key, err.msg);
     abort();
   }
 }
 
 static inline void fix_free(Fix *f) {
-  if (f->inst.state) f->inst.m->destroy(&f->inst);
+  kd_method_inst_release(&f->inst);
   kd_params_free(f->store);
   kd_config_free(f->cfg);
 }

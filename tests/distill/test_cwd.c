@@ -23,9 +23,12 @@ static KdTensor *run(KdCtx *c, int nlev, KdTensor **t, KdTensor **s, KdDistillOu
     in.t_feat[l] = t[l];
     in.s_feat[l] = s[l];
   }
-  KdMethodInst inst = {cwd, NULL};
+  /* the method reads its settings from its params struct, filled from cfg */
+  KdMethodInst inst = {cwd, NULL, NULL};
   memset(out, 0, sizeof *out);
-  return cwd->loss(&inst, &in, out) ? NULL : out->loss;
+  int rc = kd_method_read_params(&inst, cfg, NULL) || cwd->loss(&inst, &in, out);
+  kd_method_inst_release(&inst);
+  return rc ? NULL : out->loss;
 }
 
 static void set(const char *key, double v) { CHECK(kd_config_set_num(cfg, key, v, NULL) == 0); }

@@ -29,9 +29,12 @@ static KdTensor *run(KdCtx *c, const Setup *su, KdTensor **t, KdTensor **s, KdDi
     in.t_cls[l] = t[l];
     in.s_cls[l] = s[l];
   }
-  KdMethodInst inst = {lkd, NULL};
+  /* the method reads its settings from its params struct, filled from cfg */
+  KdMethodInst inst = {lkd, NULL, NULL};
   memset(out, 0, sizeof *out);
-  return lkd->loss(&inst, &in, out) ? NULL : out->loss;
+  int rc = kd_method_read_params(&inst, cfg, NULL) || lkd->loss(&inst, &in, out);
+  kd_method_inst_release(&inst);
+  return rc ? NULL : out->loss;
 }
 
 static void set(const char *key, double v) { CHECK(kd_config_set_num(cfg, key, v, NULL) == 0); }

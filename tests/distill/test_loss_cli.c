@@ -153,9 +153,11 @@ static void test_pkd_matches_engine(void) {
   din.t_feat[0] = kd_tensor_wrap(c, copy[0], 4, s3), din.s_feat[0] = kd_tensor_wrap(c, copy[1], 4, s3);
   din.t_feat[1] = kd_tensor_wrap(c, copy[2], 4, s4), din.s_feat[1] = kd_tensor_wrap(c, copy[3], 4, s4);
   din.s_feat[0]->requires_grad = din.s_feat[1]->requires_grad = 1;
-  KdMethodInst inst = {kd_method_find("pkd"), NULL};
+  KdMethodInst inst = {kd_method_find("pkd"), NULL, NULL};
   KdDistillOut out = {0};
+  CHECK(kd_method_read_params(&inst, cfg, NULL) == 0);
   CHECK(inst.m->loss(&inst, &din, &out) == 0 && kd_backward(c, out.loss) == 0);
+  kd_method_inst_release(&inst);
   CHECK_NEAR(loss, out.loss->data[0], 1e-6 * fabs(loss));
 
   KdError err;

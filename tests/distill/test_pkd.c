@@ -27,9 +27,12 @@ static KdTensor *run(KdCtx *c, int nlev, KdTensor **t, KdTensor **s, KdDistillOu
     in.t_feat[l] = t[l];
     in.s_feat[l] = s[l];
   }
-  KdMethodInst inst = {pkd, NULL};
+  /* the method reads its settings from its params struct, filled from cfg */
+  KdMethodInst inst = {pkd, NULL, NULL};
   memset(out, 0, sizeof *out);
-  return pkd->loss(&inst, &in, out) ? NULL : out->loss;
+  int rc = kd_method_read_params(&inst, cfg, NULL) || pkd->loss(&inst, &in, out);
+  kd_method_inst_release(&inst);
+  return rc ? NULL : out->loss;
 }
 
 /* (m-1)/m * mean_c (1 - r_c), r_c over the N*H*W samples of channel c. */

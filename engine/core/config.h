@@ -6,13 +6,29 @@
  * the same message.
  *
  * Keys are dotted paths ("train.lr", "defeat.alpha_bg") and map onto nested
- * JSON objects ({"train": {"lr": 0.01}}). */
+ * JSON objects ({"train": {"lr": 0.01}}).
+ *
+ * Code that reads settings often (every step) reads them as fields of its
+ * own struct: a descriptor may name the field it fills (KD_SETTING_*
+ * below, through offsetof), and kd_config_fill() copies the values in
+ * when they change. A misspelt field, or one of the wrong C type, does not
+ * compile. This is the engine's lowest layer: every other layer may use it. */
 #ifndef KD_CONFIG_H
 #define KD_CONFIG_H
+
+#include <stddef.h>
 
 #include "core/error.h"
 
 typedef enum { KD_CFG_FLOAT, KD_CFG_INT, KD_CFG_BOOL, KD_CFG_STRING, KD_CFG_ENUM } KdCfgType;
+
+/* The field of a typed settings struct a descriptor fills: float for
+ * KD_CFG_FLOAT, int for KD_CFG_INT and KD_CFG_BOOL (0/1), int for
+ * KD_CFG_ENUM (the index of the choice). Strings have no field. */
+typedef struct KdField {
+  int bound;
+  size_t offset;
+} KdField;
 
 typedef struct KdParamDesc {
   const char *key;
@@ -24,7 +40,22 @@ typedef struct KdParamDesc {
   const char *def_str;           /* strings and enums */
   const char *const *choices;    /* enums: NULL-terminated */
   const char *help;
+  KdField field;                 /* {0}: read by key only */
 } KdParamDesc;
+
+/* {bound, offsetof(T, f)}, compiled only when T has a member f of C type
+ * ctype. */
+#define KD_FIELD(T, f, ctype) {1, _Generic(((T *)0)->f, ctype: offsetof(T, f))}
+/* A descriptor "<prefix>.<f>" bound to the member f of T: the key is the
+ * field's name, so the two cannot drift apart. */
+#define KD_SETTING_FLOAT(T, prefix, f, label, def, lo, hi, log_scale, live, help) \
+  {prefix "." #f, label, KD_CFG_FLOAT, def, lo, hi, log_scale, live, NULL, NULL, help, KD_FIELD(T, f, float)}
+#define KD_SETTING_INT(T, prefix, f, label, def, lo, hi, live, help) \
+  {prefix "." #f, label, KD_CFG_INT, def, lo, hi, 0, live, NULL, NULL, help, KD_FIELD(T, f, int)}
+#define KD_SETTING_BOOL(T, prefix, f, label, def, live, help) \
+  {prefix "." #f, label, KD_CFG_BOOL, def, 0, 1, 0, live, NULL, NULL, help, KD_FIELD(T, f, int)}
+#define KD_SETTING_ENUM(T, prefix, f, label, def, choices, live, help) \
+  {prefix "." #f, label, KD_CFG_ENUM, 0, 0, 0, 0, live, def, choices, help, KD_FIELD(T, f, int)}
 
 typedef struct KdConfig KdConfig;
 
@@ -52,6 +83,13 @@ double kd_config_num(const KdConfig *c, const char *key); /* NaN if missing */
 int kd_config_int(const KdConfig *c, const char *key);
 const char *kd_config_str(const KdConfig *c, const char *key); /* "" if missing */
 int kd_config_is_default(const KdConfig *c, const char *key);
+/* Counts the changes of any value (sets, loads, registrations): a reader
+ * of typed fields refills them when it moved. */
+unsigned long kd_config_serial(const KdConfig *c);
+/* Copies the current values of the bound descriptors among descs[0..n)
+ * into the fields of dst they name. Every bound key must be registered. */
+int kd_config_fill(const KdConfig *c, const KdParamDesc *descs, int n, void *dst, KdError *err);
+
 /* Value as text ("0.01", "true", "sgd"), into buf. */
 const char *kd_config_format(const KdConfig *c, const char *key, char *buf, int len);
 

@@ -1,4 +1,6 @@
-#include "train/config.h"
+/* The values behind the setting descriptors: registration, validation,
+ * JSON and key=value io, typed fields. It knows no setting by name. */
+#include "core/config.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -19,6 +21,7 @@ typedef struct Value {
 struct KdConfig {
   Value *v;
   int n, cap;
+  unsigned long serial;
 };
 
 KdConfig *kd_config_new(void) { return calloc(1, sizeof(KdConfig)); }
@@ -54,6 +57,7 @@ int kd_config_register(KdConfig *c, const KdParamDesc *descs, int n) {
       v->str = strdup(descs[i].def_str ? descs[i].def_str : "");
       if (!v->str) return -1;
     }
+    c->serial++;
   }
   return 0;
 }
@@ -70,6 +74,12 @@ static int range_error(const KdParamDesc *d, const char *value, KdError *err) {
   if (d->type == KD_CFG_INT)
     return kd_error(err, "%s: %s is outside its range [%.0f, %.0f]", d->key, value, d->min, d->max);
   return kd_error(err, "%s: %s is outside its range [%g, %g]", d->key, value, d->min, d->max);
+}
+
+static int choice_index(const KdParamDesc *d, const char *text) {
+  for (int i = 0; d->choices && d->choices[i]; i++)
+    if (!strcmp(d->choices[i], text)) return i;
+  return -1;
 }
 
 static int set_value(Value *v, const char *text, KdError *err) {
@@ -94,10 +104,7 @@ static int set_value(Value *v, const char *text, KdError *err) {
     else return kd_error(err, "%s: expected true or false, got '%s'", d->key, text);
     return 0;
   case KD_CFG_ENUM: {
-    int ok = 0;
-    for (const char *const *ch = d->choices; ch && *ch; ch++)
-      if (!strcmp(*ch, text)) ok = 1;
-    if (!ok) {
+    if (choice_index(d, text) < 0) {
       char list[256] = "";
       for (const char *const *ch = d->choices; ch && *ch; ch++) {
         if (list[0]) strncat(list, ", ", sizeof list - strlen(list) - 1);
@@ -117,10 +124,16 @@ static int set_value(Value *v, const char *text, KdError *err) {
   return -1;
 }
 
+static int store(KdConfig *c, Value *v, const char *text, KdError *err) {
+  if (set_value(v, text, err)) return -1;
+  c->serial++;
+  return 0;
+}
+
 int kd_config_set(KdConfig *c, const char *key, const char *value, KdError *err) {
   Value *v = find(c, key);
   if (!v) return kd_error(err, "unknown setting '%s'", key);
-  return set_value(v, value, err);
+  return store(c, v, value, err);
 }
 
 int kd_config_set_num(KdConfig *c, const char *key, double x, KdError *err) {
@@ -162,6 +175,37 @@ int kd_config_is_default(const KdConfig *c, const char *key) {
   return v->num == v->d->def;
 }
 
+unsigned long kd_config_serial(const KdConfig *c) { return c->serial; }
+
+int kd_config_fill(const KdConfig *c, const KdParamDesc *descs, int n, void *dst, KdError *err) {
+  for (int i = 0; i < n; i++) {
+    const KdParamDesc *d = &descs[i];
+    if (!d->field.bound) continue;
+    const Value *v = find(c, d->key);
+    if (!v) return kd_error(err, "%s: not a registered setting", d->key);
+    char *at = (char *)dst + d->field.offset;
+    float f;
+    int k;
+    switch (d->type) {
+    case KD_CFG_FLOAT:
+      f = (float)v->num;
+      memcpy(at, &f, sizeof f);
+      break;
+    case KD_CFG_INT:
+    case KD_CFG_BOOL:
+      k = (int)v->num; /* within the descriptor's range, which set_value checked */
+      memcpy(at, &k, sizeof k);
+      break;
+    case KD_CFG_ENUM:
+      k = choice_index(d, v->str ? v->str : "");
+      memcpy(at, &k, sizeof k);
+      break;
+    case KD_CFG_STRING: return kd_error(err, "%s: a string setting has no typed field", d->key);
+    }
+  }
+  return 0;
+}
+
 const char *kd_config_format(const KdConfig *c, const char *key, char *buf, int len) {
   Value *v = find(c, key);
   if (!v) snprintf(buf, (size_t)len, "?");
@@ -200,7 +244,7 @@ static int load_obj(KdConfig *c, const cJSON *obj, const char *prefix, const cha
     } else {
       return kd_error(err, "%s: %s: expected a %s value", origin, key, d->type == KD_CFG_STRING || d->type == KD_CFG_ENUM ? "string" : d->type == KD_CFG_BOOL ? "boolean" : "number");
     }
-    if (set_value(v, text, err)) return kd_error_prefix(err, "%s: ", origin);
+    if (store(c, v, text, err)) return kd_error_prefix(err, "%s: ", origin);
   }
   return 0;
 }
