@@ -215,7 +215,7 @@ static int check_gt(KdLossInputs *in, int needs, const char *method, KdError *er
       return kd_error(err, "%s: gt.boxes row %d: (%g,%g,%g,%g) needs x1 <= x2 and y1 <= y2", in->path, j, (double)b[1],
                       (double)b[2], (double)b[3], (double)b[4]);
     float lab = in->labels[j];
-    if (!integral(lab) || lab < 0 || (in->K && lab >= in->K))
+    if (!integral(lab) || lab < 0 || lab >= (in->K ? in->K : 1 << 30)) /* no class logits: K = max label + 1 */
       return kd_error(err, "%s: gt.labels[%d] = %g is not a class index in [0, %d)", in->path, j, (double)lab,
                       in->K ? in->K : 1 << 30);
     if ((int)lab > maxl) maxl = (int)lab;

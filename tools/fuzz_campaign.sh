@@ -28,7 +28,7 @@ done
 
 mkdir -p "$out"
 status=0
-printf '%-12s %10s %7s %6s %6s %7s %7s %s\n' target execs exec/s cov ft corpus rss_mb crashes
+printf '%-12s %6s %10s %7s %6s %6s %7s %7s %s\n' target secs execs exec/s cov ft corpus rss_mb crashes
 for t in $targets; do
   d=$out/$t
   rm -rf "$d"
@@ -44,10 +44,11 @@ for t in $targets; do
   last=$(grep -E '^#[0-9]+' "$d/log" | tail -1)
   cov=$(echo "$last" | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
   ft=$(echo "$last" | sed -n 's/.*ft: \([0-9]*\).*/\1/p')
-  execs=$(sed -n 's/^stat::number_of_executed_units: //p' "$d/log")
-  rate=$(sed -n 's/^stat::average_exec_per_sec: //p' "$d/log")
-  rss=$(sed -n 's/^stat::peak_rss_mb: //p' "$d/log")
-  printf '%-12s %10s %7s %6s %6s %7s %7s %s\n' "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" \
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$d/log")
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$d/log")
+  rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$d/log")
+  took=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$d/log")
+  printf '%-12s %6s %10s %7s %6s %6s %7s %7s %s\n' "$t" "${took:-?}" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" \
     "$(ls "$d/corpus" | wc -l)" "${rss:-?}" "$crashes"
   [ $rc = 0 ] || { echo "fuzz_campaign: $t stopped (exit $rc); see $d/log"; grep -m3 -E 'ERROR|runtime error' "$d/log"; }
 done

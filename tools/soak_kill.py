@@ -8,7 +8,8 @@ run again, SIGKILLed --kills times at chosen moments, each followed by
               log cut, steps, evaluation, writes);
   checkpoint  0-40 ms after a checkpoint temp file appears (inotify), so
               inside or just after the optimizer/weights writes;
-  snapshot    0-5 ms after a snapshot temp file appears;
+  snapshot    0-0.5 ms after a snapshot file's temp file appears (its
+              write takes about a millisecond);
   index       right after a line is appended to snapshots/index.jsonl.
 Then checks: every file of the run directory parses; each --resume
 restarted from the newest complete checkpoint at the time of the kill
@@ -155,7 +156,7 @@ def kill_moment(a, rng, kind, proc, run):
     w = Watch()
     deadline = time.time() + 60
     want = {"checkpoint": (os.path.join(run, "checkpoints"), IN_CREATE, lambda n: ".tmp" in n),
-            "snapshot": (os.path.join(run, "snapshots"), IN_CREATE, lambda n: ".tmp" in n),
+            "snapshot": (os.path.join(run, "snapshots"), IN_CREATE, lambda n: n.startswith("step_") and ".tmp" in n),
             "index": (os.path.join(run, "snapshots"), IN_MODIFY | IN_MOVED_TO,
                       lambda n: n == "index.jsonl")}[kind]
     seen = None
@@ -170,12 +171,16 @@ def kill_moment(a, rng, kind, proc, run):
         w.close()
     if seen is None:
         return "no write seen"
-    delay = rng.uniform(0, 0.040 if kind == "checkpoint" else 0.005)
+    delay = rng.uniform(0, {"checkpoint": 0.040, "snapshot": 0.0005}.get(kind, 0.005))
     time.sleep(delay)
     return f"{delay * 1000:.1f} ms after {seen}"
 
 
 def run_reference(a, ref):
+    if a.reuse_reference and os.path.exists(os.path.join(ref, "metrics.jsonl")):
+        with open(os.path.join(ref, "events.jsonl")) as f:
+            if '"event":"finish"' in f.read():
+                return 0.0
     shutil.rmtree(ref, ignore_errors=True)
     t0 = time.time()
     p = subprocess.run(distill_args(a, out=ref), capture_output=True, text=True)
@@ -187,7 +192,7 @@ def run_reference(a, ref):
 def soak(a, run):
     rng = random.Random(a.seed * 7919 + a.kills)
     shutil.rmtree(run, ignore_errors=True)
-    kinds = ["random", "checkpoint", "snapshot", "index"]
+    kinds = a.kinds.split(",")
     log, kills, resumes, expect_from, t0 = [], 0, 0, None, time.time()
     cmd = distill_args(a, out=run)
     while True:
@@ -343,6 +348,7 @@ def check_snapshots(run):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kills", type=int, default=36)
+    ap.add_argument("--kinds", default="random,checkpoint,snapshot,index", help="the cycle of kill kinds")
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--ckpt", type=int, default=10, help="train.checkpoint_every")
     ap.add_argument("--eval-every", type=int, default=100)
@@ -353,11 +359,13 @@ def main():
     ap.add_argument("--kdscope", default=os.path.join(ROOT, "build", "app", "kdscope"))
     ap.add_argument("--work", default="/tmp/kd-soak")
     ap.add_argument("--data", help="data set directory (default: the default fashion-det set)")
+    ap.add_argument("--reuse-reference", action="store_true",
+                    help="keep a finished reference run in WORK (same options) instead of running it again")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     ref, run = os.path.join(a.work, "reference"), os.path.join(a.work, "soak")
     t_ref = run_reference(a, ref)
-    print(f"reference: {a.steps} steps uninterrupted in {t_ref:.0f}s", flush=True)
+    print(f"reference: {a.steps} steps uninterrupted in {t_ref:.0f}s" if t_ref else "reference: reused", flush=True)
     log, kills, resumes, t_soak = soak(a, run)
     res = {"kills": kills, "resumes": resumes, "seconds_reference": round(t_ref, 1), "seconds_soak": round(t_soak, 1),
            "kinds": {k: sum(e.get("kind") == k for e in log) for k in ("random", "checkpoint", "snapshot", "index")},
