@@ -5,6 +5,7 @@
 #ifndef KD_FUZZ_FILE_H
 #define KD_FUZZ_FILE_H
 
+#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,14 +30,24 @@ static inline const char *fuzz_file(const uint8_t *data, size_t size) {
   return path;
 }
 
-/* A directory made once per process (under /dev/shm when it exists). */
+static char fuzz_dir_path[64];
+
+static int fuzz_rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
+  (void)sb, (void)type, (void)ftw;
+  return remove(path);
+}
+
+static void fuzz_dir_remove(void) { nftw(fuzz_dir_path, fuzz_rm_entry, 8, FTW_DEPTH | FTW_PHYS); }
+
+/* A directory made once per process (under /dev/shm when it exists),
+ * removed with what it holds when the process exits. */
 static inline const char *fuzz_dir(void) {
-  static char dir[64];
-  if (!dir[0]) {
-    snprintf(dir, sizeof dir, "%s/kd-fuzz-XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
-    if (!mkdtemp(dir)) return dir[0] = 0, NULL;
+  if (!fuzz_dir_path[0]) {
+    snprintf(fuzz_dir_path, sizeof fuzz_dir_path, "%s/kd-fuzz-XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
+    if (!mkdtemp(fuzz_dir_path)) return fuzz_dir_path[0] = 0, NULL;
+    atexit(fuzz_dir_remove);
   }
-  return dir;
+  return fuzz_dir_path;
 }
 
 #endif
