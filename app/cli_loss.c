@@ -17,40 +17,14 @@
 #include "detect/boxcoder.h"
 #include "detect/targets.h"
 #include "distill/distiller.h"
+#include "loss_inputs.h"
 #include "model/safetensors.h"
 #include "train/session.h"
 #include "verbs.h"
 
-#define MAXL KD_DISTILL_MAX_LEVELS
-enum { FEAT, CLS, BOX, NKIND };
-enum { NEED_FEAT = 1, NEED_CLS = 2, NEED_GT = 4 };
-
-static const char *const kind_infix[NKIND] = {"", "cls.", "box."};
-static const char *const who_name[2] = {"teacher", "student"};
-
-/* What the methods we know read; a method not listed is run on whatever
- * the file holds and reports what it lacks itself. */
-static const struct {
-  const char *method;
-  int needs;
-} needs_table[] = {
-    {"fitnet", NEED_FEAT}, {"pkd", NEED_FEAT},          {"cwd", NEED_FEAT},
-    {"logitkd", NEED_CLS | NEED_GT}, {"defeat", NEED_FEAT | NEED_GT}, {"fgd", NEED_FEAT | NEED_GT},
-};
-
-typedef struct {
-  float *data;
-  int shape[4];
-} Arr;
-
-typedef struct {
-  const char *path;
-  KdSafetensors *st;
-  int nlev, n, has[NKIND];
-  Arr lev[NKIND][2][MAXL]; /* [kind][teacher, student][level] */
-  float *boxes, *labels;   /* gt.boxes [m,5], gt.labels [m] */
-  int m, has_gt, img_h, img_w, K, A;
-} Inputs;
+#define MAXL KD_LOSS_MAXL
+enum { FEAT = KD_LOSS_FEAT, CLS = KD_LOSS_CLS, BOX = KD_LOSS_BOX, NKIND = KD_LOSS_NKIND };
+typedef KdLossInputs Inputs;
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int fail(const char *fmt, ...) {
@@ -61,197 +35,6 @@ static int fail(const char *fmt, ...) {
   fputc('\n', stderr);
   va_end(ap);
   return 1;
-}
-
-static void lev_name(char *buf, size_t len, int kind, int who, int l) {
-  snprintf(buf, len, "%s.%sP%d", who_name[who], kind_infix[kind], l + 3);
-}
-
-/* "student.cls.P4" -> kind CLS, who 1, level 1. */
-static int parse_lev_name(const char *name, int *kind, int *who, int *l) {
-  for (*who = 0; *who < 2; (*who)++) {
-    size_t wl = strlen(who_name[*who]);
-    if (strncmp(name, who_name[*who], wl) || name[wl] != '.') continue;
-    const char *r = name + wl + 1;
-    for (*kind = 0; *kind < NKIND; (*kind)++) {
-      size_t kl = strlen(kind_infix[*kind]);
-      if (strncmp(r, kind_infix[*kind], kl)) continue;
-      const char *p = r + kl;
-      if (p[0] == 'P' && p[1] >= '3' && p[1] < '3' + MAXL && p[2] == 0) {
-        *l = p[1] - '3';
-        return 0;
-      }
-    }
-  }
-  return -1;
-}
-
-static int integral(float v) { return isfinite(v) && v == floorf(v); }
-
-/* Reads tensor i as floats, refusing NaN/inf. */
-static float *read_tensor(Inputs *in, int i, size_t *numel) {
-  const char *name = kd_safetensors_name(in->st, i);
-  size_t n = kd_safetensors_numel(in->st, i);
-  float *d = malloc((n ? n : 1) * sizeof *d);
-  KdError err;
-  if (!d) return fail("out of memory reading '%s' from %s", name, in->path), NULL;
-  if (kd_safetensors_read_f32(in->st, name, d, n, &err)) {
-    free(d);
-    return fail("%s", err.msg), NULL;
-  }
-  for (size_t k = 0; k < n; k++)
-    if (!isfinite(d[k])) {
-      fail("%s: tensor '%s' has a non-finite value (%g) at flat index %zu", in->path, name, (double)d[k], k);
-      free(d);
-      return NULL;
-    }
-  if (numel) *numel = n;
-  return d;
-}
-
-static void shape_str(const int *s, int nd, char *buf, size_t len) {
-  int o = snprintf(buf, len, "(");
-  for (int d = 0; d < nd && o < (int)len; d++) o += snprintf(buf + o, len - (size_t)o, d ? ",%d" : "%d", s[d]);
-  if (o < (int)len) snprintf(buf + o, len - (size_t)o, ")");
-}
-
-/* Reads every tensor the file holds; the names are checked here, the
- * distill.* parameters later against the store. */
-static int read_inputs(Inputs *in) {
-  int cnt = kd_safetensors_count(in->st);
-  for (int i = 0; i < cnt; i++) {
-    const char *name = kd_safetensors_name(in->st, i);
-    int shape[4], nd, kind, who, l;
-    kd_safetensors_shape(in->st, i, shape, &nd);
-    char ss[64];
-    shape_str(shape, nd, ss, sizeof ss);
-    if (!parse_lev_name(name, &kind, &who, &l)) {
-      if (nd != 4 || kd_safetensors_numel(in->st, i) == 0)
-        return fail("%s: tensor '%s' has shape %s; expected N,C,H,W (4 dims, none 0)", in->path, name, ss);
-      Arr *a = &in->lev[kind][who][l];
-      if (!(a->data = read_tensor(in, i, NULL))) return 1;
-      memcpy(a->shape, shape, sizeof shape);
-      in->has[kind] = 1;
-      if (l + 1 > in->nlev) in->nlev = l + 1;
-    } else if (!strcmp(name, "gt.boxes")) {
-      if (nd != 2 || shape[1] != 5)
-        return fail("%s: tensor 'gt.boxes' has shape %s; expected (M,5): image index, x1, y1, x2, y2", in->path, ss);
-      in->m = shape[0];
-      if (!(in->boxes = read_tensor(in, i, NULL))) return 1;
-    } else if (!strcmp(name, "gt.labels")) {
-      if (nd != 1) return fail("%s: tensor 'gt.labels' has shape %s; expected (M)", in->path, ss);
-      if (!(in->labels = read_tensor(in, i, NULL))) return 1;
-    } else if (!strcmp(name, "image.size")) {
-      size_t n;
-      float *v = read_tensor(in, i, &n);
-      if (!v) return 1;
-      int ok = nd == 1 && n == 2 && integral(v[0]) && integral(v[1]) && v[0] >= 1 && v[1] >= 1;
-      in->img_h = ok ? (int)v[0] : 0, in->img_w = ok ? (int)v[1] : 0;
-      free(v);
-      if (!ok) return fail("%s: tensor 'image.size' must be (2): H, W as positive whole numbers", in->path);
-    } else if (strncmp(name, "distill.", 8)) {
-      return fail("%s: unknown tensor '%s' (expected teacher.P<l>, student.P<l>, {teacher,student}.cls.P<l>, "
-                  "{teacher,student}.box.P<l> for l = 3..7, gt.boxes, gt.labels, image.size, or distill.* parameters)",
-                  in->path, name);
-    }
-  }
-  return 0;
-}
-
-/* Every level P3..P(3+nlev-1) of a kind that appears needs both sides,
- * with one batch size and one H,W per level across kinds. */
-static int check_levels(Inputs *in, int needs, const char *method) {
-  static const char *const what[NKIND] = {"the FPN features", "the class logits", "the box outputs"};
-  static const int need_bit[NKIND] = {NEED_FEAT, NEED_CLS, 0};
-  char a[64], b[64], sa[64], sb[64];
-  for (int k = 0; k < NKIND; k++)
-    if (need_bit[k] & needs && !in->has[k]) {
-      lev_name(a, sizeof a, k, 1, 0);
-      return fail("%s: missing tensor '%s' (N,C,H,W): method %s needs %s teacher.%sP<l> and student.%sP<l> of every level",
-                  in->path, a, method, what[k], kind_infix[k], kind_infix[k]);
-    }
-  if (!in->nlev) return fail("%s: no level tensors (teacher.P3, student.P3, ...) in the file", in->path);
-  const Arr *ref = NULL;
-  char refname[64] = "";
-  for (int k = 0; k < NKIND; k++) {
-    if (!in->has[k]) continue;
-    for (int l = 0; l < in->nlev; l++)
-      for (int w = 0; w < 2; w++) {
-        Arr *x = &in->lev[k][w][l];
-        lev_name(a, sizeof a, k, w, l);
-        if (!x->data)
-          return fail("%s: missing tensor '%s' (N,C,H,W): levels must run from P3 to P%d without gaps, with teacher and "
-                      "student tensors for each", in->path, a, in->nlev + 2);
-        shape_str(x->shape, 4, sa, sizeof sa);
-        if (!ref) {
-          ref = x;
-          snprintf(refname, sizeof refname, "%s", a);
-          in->n = x->shape[0];
-        }
-        if (x->shape[0] != in->n)
-          return fail("%s: tensor '%s' %s has batch %d but '%s' has %d", in->path, a, sa, x->shape[0], refname, in->n);
-        /* The first kind present fixes each level's H,W. */
-        const Arr *lr = NULL;
-        for (int k2 = 0; k2 <= k && !lr; k2++)
-          if (in->has[k2]) lr = &in->lev[k2][0][l];
-        if (x->shape[2] != lr->shape[2] || x->shape[3] != lr->shape[3]) {
-          int k2 = 0;
-          while (!in->has[k2]) k2++;
-          lev_name(b, sizeof b, k2, 0, l);
-          shape_str(lr->shape, 4, sb, sizeof sb);
-          return fail("%s: tensor '%s' %s and '%s' %s differ in H,W; a level has one size", in->path, a, sa, b, sb);
-        }
-        /* Channels: one width per side for features; head outputs equal on both sides. */
-        const Arr *same = k == FEAT ? &in->lev[k][w][0] : &in->lev[k][0][0];
-        if (x->shape[1] != same->shape[1]) {
-          lev_name(b, sizeof b, k, k == FEAT ? w : 0, 0);
-          return fail("%s: tensor '%s' %s has %d channels but '%s' has %d", in->path, a, sa, x->shape[1], b,
-                      same->shape[1]);
-        }
-      }
-  }
-  if (in->has[CLS]) {
-    int C = in->lev[CLS][1][0].shape[1];
-    if (C % in->A)
-      return fail("%s: tensor 'student.cls.P3' has %d channels; expected A*K with A = %d anchors per location", in->path,
-                  C, in->A);
-    in->K = C / in->A;
-  }
-  if (in->has[BOX] && in->lev[BOX][1][0].shape[1] != 4 * in->A)
-    return fail("%s: tensor 'student.box.P3' has %d channels; expected A*4 = %d", in->path, in->lev[BOX][1][0].shape[1],
-                4 * in->A);
-  return 0;
-}
-
-static int check_gt(Inputs *in, int needs, const char *method) {
-  if (!in->boxes != !in->labels)
-    return fail("%s: %s given without %s; both are needed", in->path, in->boxes ? "gt.boxes" : "gt.labels",
-                in->boxes ? "gt.labels" : "gt.boxes");
-  in->has_gt = in->boxes != NULL;
-  if (!in->has_gt) {
-    if (needs & NEED_GT)
-      return fail("%s: missing tensor 'gt.boxes' (M,5) and 'gt.labels' (M): method %s needs the ground truth", in->path,
-                  method);
-    return 0;
-  }
-  if (kd_safetensors_numel(in->st, kd_safetensors_find(in->st, "gt.labels")) != (size_t)in->m)
-    return fail("%s: tensor 'gt.labels' must have M = %d values, one per row of gt.boxes", in->path, in->m);
-  int maxl = -1;
-  for (int j = 0; j < in->m; j++) {
-    const float *b = in->boxes + 5 * j;
-    if (!integral(b[0]) || b[0] < 0 || b[0] >= in->n)
-      return fail("%s: gt.boxes row %d: image index %g is not a whole number in [0, %d)", in->path, j, (double)b[0], in->n);
-    if (b[3] < b[1] || b[4] < b[2])
-      return fail("%s: gt.boxes row %d: (%g,%g,%g,%g) needs x1 <= x2 and y1 <= y2", in->path, j, (double)b[1],
-                  (double)b[2], (double)b[3], (double)b[4]);
-    float lab = in->labels[j];
-    if (!integral(lab) || lab < 0 || (in->K && lab >= in->K))
-      return fail("%s: gt.labels[%d] = %g is not a class index in [0, %d)", in->path, j, (double)lab,
-                  in->K ? in->K : 1 << 30);
-    if ((int)lab > maxl) maxl = (int)lab;
-  }
-  if (!in->K) in->K = maxl + 1 > 0 ? maxl + 1 : 1;
-  return 0;
 }
 
 /* Per-image views of the GT rows (in file order). */
@@ -341,7 +124,7 @@ static int report(const char *method, const KdDistillOut *o, const Inputs *in, K
   for (int k = 0; k < NKIND; k++)
     for (int l = 0; in->has[k] && l < in->nlev; l++) {
       KdTensor *t = st[k][l];
-      lev_name(buf, sizeof buf, k, 1, l);
+      kd_loss_level_name(buf, sizeof buf, k, 1, l);
       size_t len = strlen(buf) + 6;
       names[n] = malloc(len);
       if (names[n]) snprintf(names[n], len, "grad.%s", buf);
@@ -394,14 +177,15 @@ static int load_params(Inputs *in, KdParams *store, const char **loaded, int *nl
     int shape[4], nd;
     kd_safetensors_shape(in->st, i, shape, &nd);
     char sf[64], sp[64];
-    shape_str(shape, nd, sf, sizeof sf);
+    kd_loss_shape_str(shape, nd, sf, sizeof sf);
     if (!p) return fail("%s: tensor '%s' %s is not a learnable part of any method here", in->path, name, sf);
-    shape_str(p->shape, p->ndim, sp, sizeof sp);
+    kd_loss_shape_str(p->shape, p->ndim, sp, sizeof sp);
     int same = nd == p->ndim;
     for (int d = 0; same && d < nd; d++) same = shape[d] == p->shape[d];
     if (!same) return fail("%s: tensor '%s' has shape %s; expected %s", in->path, name, sf, sp);
-    float *v = read_tensor(in, i, NULL);
-    if (!v) return 1;
+    KdError err;
+    float *v = kd_loss_inputs_tensor(in, i, NULL, &err);
+    if (!v) return fail("%s", err.msg);
     memcpy(p->data, v, p->numel * sizeof(float));
     free(v);
     loaded[(*nloaded)++] = name;
@@ -469,14 +253,10 @@ int kd_cli_loss(int argc, char **argv) {
     }
     return fail("--method: unknown method '%s' (known: %s)", a.method, known);
   }
-  int needs = 0;
-  for (size_t i = 0; i < sizeof needs_table / sizeof needs_table[0]; i++)
-    if (!strcmp(needs_table[i].method, a.method)) needs = needs_table[i].needs;
-
   KdConfig *cfg = load_config(&a);
   if (!cfg) return 1;
   KdError err;
-  Inputs in = {.path = a.in_path};
+  Inputs in = {0};
   KdDistiller *dist = NULL;
   KdCtx *c = NULL;
   KdGtImage *gt = NULL;
@@ -488,14 +268,10 @@ int kd_cli_loss(int argc, char **argv) {
   KdAnchorCfg acfg;
   kd_anchor_cfg_default(&acfg);
   acfg.size_mult = (float)kd_config_num(cfg, "anchor.size_mult");
-  in.A = kd_anchors_per_loc(&acfg);
-  if (!(in.st = kd_safetensors_open(a.in_path, &err))) {
+  if (kd_loss_inputs_read(&in, a.in_path, kd_anchors_per_loc(&acfg), a.method, &err)) {
     fail("%s", err.msg);
     goto out;
   }
-  if (read_inputs(&in) || check_levels(&in, needs, a.method) || check_gt(&in, needs, a.method)) goto out;
-  if (!in.img_h) in.img_h = 8 * in.lev[in.has[FEAT] ? FEAT : in.has[CLS] ? CLS : BOX][0][0].shape[2];
-  if (!in.img_w) in.img_w = 8 * in.lev[in.has[FEAT] ? FEAT : in.has[CLS] ? CLS : BOX][0][0].shape[3];
 
   /* Anchors and assignment exactly as the trainer builds them. */
   int hw[2 * MAXL];
@@ -598,14 +374,11 @@ int kd_cli_loss(int argc, char **argv) {
   }
   rc = report(a.method, &outs[0], &in, stud, store, loaded, nloaded, num_pos, a.out_path);
 out:
-  for (int k = 0; k < NKIND; k++)
-    for (int w = 0; w < 2; w++)
-      for (int l = 0; l < MAXL; l++) free(in.lev[k][w][l].data);
-  free(in.boxes), free(in.labels), free(gt), free(gt_boxes), free(gt_labels), free(anchors), free(tcls), free(tdeltas);
+  free(gt), free(gt_boxes), free(gt_labels), free(anchors), free(tcls), free(tdeltas);
   free(loaded);
   kd_ctx_free(c);
   kd_distiller_free(dist);
-  kd_safetensors_close(in.st);
+  kd_loss_inputs_free(&in);
   kd_config_free(cfg);
   return rc;
 }

@@ -114,7 +114,7 @@ static int parse_meta(KdSnapshot *s, const char *txt, const char *path, KdError 
   for (const cJSON *e = im->child; e; e = e->next, s->nimages++) {
     s->image_index[s->nimages] = (int)fmax(-1, fmin(2e9, num(e, "index")));
     double id = num(e, "id");
-    s->image_id[s->nimages] = isfinite(id) ? (int64_t)id : -1;
+    s->image_id[s->nimages] = fabs(id) < 0x1p63 ? (int64_t)id : -1; /* NaN and out of range: unknown */
   }
   for (const cJSON *e = st->child; e; e = e->next) {
     if (!cJSON_IsNumber(e) || e->valuedouble < 1 || e->valuedouble > 4096) {

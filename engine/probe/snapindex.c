@@ -49,7 +49,8 @@ static int parse_line(const char *line, size_t len, Entry *e) {
       strlen(f->valuestring) < sizeof e->file) {
     e->step = (int)s->valuedouble;
     snprintf(e->file, sizeof e->file, "%s", f->valuestring);
-    e->bytes = cJSON_IsNumber(b) && b->valuedouble >= 0 ? (size_t)b->valuedouble : 0;
+    /* A size that no file has (or that size_t cannot hold) reads as unknown. */
+    e->bytes = cJSON_IsNumber(b) && b->valuedouble >= 0 && b->valuedouble < 0x1p53 ? (size_t)b->valuedouble : 0;
     e->time = cJSON_IsNumber(t) ? t->valuedouble : NAN;
     rc = 0;
   }

@@ -8,6 +8,7 @@ static const char *const optims[] = {"sgd", "adamw", NULL};
 static const char *const scheds[] = {"cosine", "step", "constant", NULL};
 static const char *const box_losses[] = {"smooth_l1", "giou", NULL};
 static const char *const resizes[] = {"letterbox", "stretch", NULL};
+static const char *const nan_sites[] = {"loss", "gradient", NULL};
 
 #define F(k, l, d, lo, hi, lg, lv, h) {k, l, KD_CFG_FLOAT, d, lo, hi, lg, lv, NULL, NULL, h, {0, 0}}
 #define I(k, l, d, lo, hi, h) {k, l, KD_CFG_INT, d, lo, hi, 0, 0, NULL, NULL, h, {0, 0}}
@@ -64,6 +65,10 @@ static const KdParamDesc descs[] = {
     F("eval.nms_iou", "NMS IoU", 0.5, 0, 1, 0, 0, "Class-wise NMS threshold"),
     I("eval.topk", "Top-k per level", 1000, 1, 100000, "Candidates per level before NMS"),
     I("eval.max_dets", "Max detections", 100, 1, 10000, "Detections per image"),
+    /* Test hooks (docs/RELIABILITY.md): never set by a normal run. */
+    I("debug.inject_nan_step", "Inject NaN at step", 0, 0, 10000000,
+      "Test hook: make step N's loss or gradient NaN, as a diverging run would (0: off)"),
+    E("debug.inject_nan_in", "Inject NaN into", "loss", nan_sites, "Test hook: where debug.inject_nan_step puts the NaN"),
 };
 
 int kd_settings_register(KdConfig *c) { return kd_config_register(c, descs, (int)(sizeof descs / sizeof descs[0])); }

@@ -31,6 +31,7 @@ struct KdTrainer {
   float *tdeltas, *tboxes;
   size_t tcap;
   unsigned long cfg_serial; /* the config as the distiller last read it */
+  int nan_injected; /* the test hook fires once (a skipped step is tried again) */
 };
 
 static double now_s(void) {
@@ -220,6 +221,11 @@ int kd_trainer_step(KdTrainer *t, const KdTrainBatch *b, KdStepStats *st, KdErro
   st->loss = total->data[0];
   st->num_pos = f->num_pos;
   st->lr = kd_optim_lr(t->optim);
+  /* Test hook debug.inject_nan_step: this step turns non-finite. */
+  int inject = !t->nan_injected && kd_config_int(t->cfg, "debug.inject_nan_step") == kd_optim_steps_done(t->optim) + 1;
+  t->nan_injected |= inject;
+  int inject_grad = inject && !strcmp(kd_config_str(t->cfg, "debug.inject_nan_in"), "gradient");
+  if (inject && !inject_grad && st->nparts) st->parts[0].value = st->loss = NAN;
   for (int i = 0; i < st->nparts; i++) {
     if (!isfinite(st->parts[i].value)) {
       st->skipped = 1;
@@ -229,6 +235,7 @@ int kd_trainer_step(KdTrainer *t, const KdTrainBatch *b, KdStepStats *st, KdErro
   }
   if (!st->skipped) {
     if (kd_backward(c, total)) return kd_error(err, "backward: %s", kd_ctx_error(c));
+    if (inject_grad) kd_params_grads(kd_model_params(t->student), NULL)[0] = NAN;
     if (kd_optim_step(t->optim, &st->grad_norm)) {
       st->skipped = 1;
       snprintf(st->bad_part, sizeof st->bad_part, "gradient");

@@ -9,8 +9,14 @@
  *    nothing twice.
  * 2. A non-finite loss pauses the run with an event naming the part and
  *    step, keeps the last good weights and BN statistics, and a set +
- *    resume continue it to the end. */
+ *    resume continue it to the end.
+ * 3. The test hook debug.inject_nan_step (a NaN loss, then a NaN
+ *    gradient): the run pauses with the message, its weights and BN
+ *    statistics are bitwise the previous step's (and its checkpoint's),
+ *    and a resume finishes it. */
 #include <math.h>
+
+#include "model/safetensors.h"
 
 #include "check.h"
 #include "run_fixture.h"
@@ -152,6 +158,22 @@ static void resume_test(const char *tmp, const char *data) {
 
 /* ---- non-finite ---- */
 
+/* Starts a run in out and waits (30 s at most) until it pauses or ends. */
+static KdRun *start_until_paused(KdConfig *cfg, const char *out, KdRunAfterStep hook, void *user, KdRunStatus *st) {
+  KdError err;
+  KdRunOpts ro = {.session = {.out_dir = out}, .after_step = hook, .after_step_user = user};
+  KdRun *run = kd_run_new(cfg, &ro, &err);
+  CHECK_MSG(run != NULL, "%s", err.msg);
+  if (!run) return NULL;
+  CHECK(kd_run_start(run, &err) == 0);
+  for (int i = 0; i < 3000; i++) {
+    kd_run_status(run, st);
+    if (st->state == KD_RUN_PAUSED || st->state >= KD_RUN_STOPPED) break;
+    fixture_sleep_ms(10);
+  }
+  return run;
+}
+
 typedef struct {
   KdTensor *w;
   float saved;
@@ -190,17 +212,9 @@ static void nonfinite_test(const char *tmp, const char *data) {
   KdConfig *cfg = fixture_config(data, 12);
   Poison p = {0};
   KdError err;
-  KdRunOpts ro = {.session = {.out_dir = out}, .after_step = poison, .after_step_user = &p};
-  KdRun *run = kd_run_new(cfg, &ro, &err);
-  CHECK_MSG(run != NULL, "%s", err.msg);
-  if (!run) return;
-  CHECK(kd_run_start(run, &err) == 0);
   KdRunStatus st;
-  for (int i = 0; i < 2000; i++) {
-    kd_run_status(run, &st);
-    if (st.state == KD_RUN_PAUSED || st.state >= KD_RUN_STOPPED) break;
-    fixture_sleep_ms(10);
-  }
+  KdRun *run = start_until_paused(cfg, out, poison, &p, &st);
+  if (!run) return;
   CHECK_MSG(st.state == KD_RUN_PAUSED, "state %s", kd_run_state_name(st.state));
   CHECK(st.step == 3 && st.last.skipped && p.skipped_at == 3);
   CHECK_MSG(strstr(st.message, "non-finite") && strstr(st.message, st.last.bad_part) && strstr(st.message, "step 4"), "%s", st.message);
@@ -242,6 +256,73 @@ static void nonfinite_test(const char *tmp, const char *data) {
   fixture_jsonl_free(mt, n);
 }
 
+/* ---- debug.inject_nan_step ---- */
+
+typedef struct {
+  KdParams *ps;
+  float *vals, *bufs; /* copies after step 3 */
+  size_t n, nb;
+  int compared, same;
+} Keep;
+
+static void keep_step3(void *user, KdSession *s, const KdStepStats *st) {
+  Keep *k = user;
+  k->ps = kd_model_params(kd_session_student(s));
+  float *v = kd_params_values(k->ps, &k->n), *b = kd_params_buffers(k->ps, &k->nb);
+  if (st->step == 3 && !st->skipped && !k->vals) {
+    k->vals = malloc(k->n * sizeof *v), k->bufs = malloc(k->nb * sizeof *b);
+    memcpy(k->vals, v, k->n * sizeof *v), memcpy(k->bufs, b, k->nb * sizeof *b);
+  } else if (st->skipped && k->vals && !k->compared) {
+    k->compared = 1;
+    k->same = !memcmp(k->vals, v, k->n * sizeof *v) && !memcmp(k->bufs, b, k->nb * sizeof *b);
+  }
+}
+
+static void inject_test(const char *tmp, const char *data, const char *site) {
+  char out[4200], path[4400];
+  snprintf(out, sizeof out, "%s/inject_%s", tmp, site);
+  KdConfig *cfg = fixture_config(data, 6);
+  KdError err;
+  CHECK(kd_config_set(cfg, "debug.inject_nan_step", "4", &err) == 0);
+  CHECK(kd_config_set(cfg, "debug.inject_nan_in", site, &err) == 0);
+  CHECK(kd_config_set(cfg, "train.checkpoint_every", "3", &err) == 0);
+  Keep k = {0};
+  KdRunStatus st;
+  KdRun *run = start_until_paused(cfg, out, keep_step3, &k, &st);
+  if (!run) return;
+  const char *part = !strcmp(site, "loss") ? "det.cls" : "gradient";
+  CHECK_MSG(st.state == KD_RUN_PAUSED && st.step == 3 && !strcmp(st.last.bad_part, part), "%s: state %s step %d part %s",
+            site, kd_run_state_name(st.state), st.step, st.last.bad_part);
+  CHECK_MSG(strstr(st.message, "non-finite") && strstr(st.message, part) && strstr(st.message, "step 4"), "%s", st.message);
+  CHECK_MSG(k.compared && k.same, "%s: weights or BN statistics changed by the NaN step", site);
+  char message[sizeof st.message];
+  snprintf(message, sizeof message, "%s", st.message);
+  /* The weights kept are the step-3 checkpoint's. */
+  snprintf(path, sizeof path, "%s/checkpoints/step_%08d.safetensors", out, 3);
+  KdSafetensors *f = kd_safetensors_open(path, &err);
+  CHECK_MSG(f != NULL, "%s", err.msg);
+  int differ = 0;
+  for (int i = 0; f && i < kd_params_count(k.ps); i++) {
+    KdTensor *t = kd_params_at(k.ps, i);
+    float *v = malloc(t->numel * sizeof *v);
+    CHECK(kd_safetensors_read_f32(f, t->name, v, t->numel, &err) == 0);
+    differ += memcmp(v, t->data, t->numel * sizeof *v) != 0;
+    free(v);
+  }
+  kd_safetensors_close(f);
+  CHECK_MSG(differ == 0, "%s: %d tensors differ from the step-3 checkpoint", site, differ);
+  CHECK(kd_run_resume(run, "ui", &err) == 0);
+  CHECK(kd_run_wait(run) == 0);
+  kd_run_status(run, &st);
+  CHECK_MSG(st.state == KD_RUN_FINISHED && st.step == 6, "%s: state %s step %d", site, kd_run_state_name(st.state), st.step);
+  kd_run_free(run);
+  kd_config_free(cfg);
+  CHECK(count_events(out, "nonfinite", NULL) == 1 && count_events(out, "pause", NULL) == 1);
+  CHECK(count_events(out, "resume", NULL) == 1 && count_events(out, "finish", NULL) == 1);
+  printf("test_run_resume: NaN %s at step 4: paused (\"%s\"), weights kept, resumed to step 6\n", site, message);
+  free(k.vals), free(k.bufs);
+}
+
 int main(void) {
   if (!fixture_have_source()) {
     printf("test_run_resume: skipped (dataset-fashion-mnist is not installed)\n");
@@ -252,6 +333,8 @@ int main(void) {
   if (fixture_data(tmp, data, sizeof data)) return 1;
   resume_test(tmp, data);
   nonfinite_test(tmp, data);
+  inject_test(tmp, data, "loss");
+  inject_test(tmp, data, "gradient");
   if (!check_failures) fixture_rmrf(tmp);
   else fprintf(stderr, "test_run_resume: kept %s for inspection\n", tmp);
   return check_status("test_run_resume");

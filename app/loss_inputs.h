@@ -1,0 +1,44 @@
+/* The input file of `kdscope loss` (docs/LOSS-CLI.md): named teacher and
+ * student tensors read from a safetensors file and validated (levels,
+ * shapes, channels, ground truth) before any method sees them. Separate
+ * from the verb so the fuzz target (tests/fuzz/fuzz_loss_inputs.c) runs
+ * exactly the checks the verb runs. */
+#ifndef KD_LOSS_INPUTS_H
+#define KD_LOSS_INPUTS_H
+
+#include <stddef.h>
+
+#include "distill/distiller.h"
+#include "model/safetensors.h"
+
+#define KD_LOSS_MAXL KD_DISTILL_MAX_LEVELS
+enum { KD_LOSS_FEAT, KD_LOSS_CLS, KD_LOSS_BOX, KD_LOSS_NKIND };
+
+typedef struct {
+  float *data;
+  int shape[4];
+} KdLossArr;
+
+typedef struct {
+  const char *path;
+  KdSafetensors *st;
+  int nlev, n, has[KD_LOSS_NKIND];
+  KdLossArr lev[KD_LOSS_NKIND][2][KD_LOSS_MAXL]; /* [kind][teacher, student][level] */
+  float *boxes, *labels;                         /* gt.boxes [m,5], gt.labels [m] */
+  int m, has_gt, img_h, img_w, K, A;
+} KdLossInputs;
+
+/* Opens path and validates every tensor for method (what it needs comes
+ * from a table of known methods; others get no requirement). A = anchors
+ * per location. On error err names the file, the tensor and what was
+ * expected; in is freed either way by kd_loss_inputs_free. */
+int kd_loss_inputs_read(KdLossInputs *in, const char *path, int A, const char *method, KdError *err);
+void kd_loss_inputs_free(KdLossInputs *in);
+/* Tensor i of the file as floats, refusing NaN/inf; NULL with err set. */
+float *kd_loss_inputs_tensor(const KdLossInputs *in, int i, size_t *numel, KdError *err);
+/* "student.cls.P4" for kind, side (0 teacher, 1 student), level. */
+void kd_loss_level_name(char *buf, size_t len, int kind, int who, int l);
+/* "(2,3)" */
+void kd_loss_shape_str(const int *s, int nd, char *buf, size_t len);
+
+#endif
