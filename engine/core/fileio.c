@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +53,31 @@ int kd_write_file(const char *path, const void *data, size_t len, KdError *err) 
   int e = errno;
   if (fclose(f) != 0 || n != len) return kd_error(err, "%s: write failed: %s", path, strerror(e));
   return 0;
+}
+
+/* The writer's pid from a "<name>.tmp.<pid>" name, or 0. */
+static long temp_pid(const char *name) {
+  const char *t = strstr(name, ".tmp.");
+  while (t && strstr(t + 1, ".tmp.")) t = strstr(t + 1, ".tmp.");
+  if (!t || !t[5]) return 0;
+  char *end;
+  long pid = strtol(t + 5, &end, 10);
+  return *end == 0 && pid > 0 ? pid : 0;
+}
+
+int kd_remove_stale_temps(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  int removed = 0;
+  for (struct dirent *e; (e = readdir(d));) {
+    long pid = temp_pid(e->d_name);
+    if (!pid || pid == (long)getpid() || !(kill((pid_t)pid, 0) == -1 && errno == ESRCH)) continue;
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
+    removed += unlink(path) == 0;
+  }
+  closedir(d);
+  return removed;
 }
 
 int kd_write_file_atomic(const char *path, const void *data, size_t len, KdError *err) {

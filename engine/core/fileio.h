@@ -23,6 +23,11 @@ int kd_write_file(const char *path, const void *data, size_t len, KdError *err);
  * at any moment leaves the old file or the new one, never half of one. */
 int kd_write_file_atomic(const char *path, const void *data, size_t len, KdError *err);
 
+/* Removes the "<name>.tmp.<pid>" files of kd_write_file_atomic in dir
+ * whose writer is gone (a process killed mid-write); a live writer's are
+ * kept. Returns how many it removed (0 for a missing dir). */
+int kd_remove_stale_temps(const char *dir);
+
 /* mkdir -p with mode 0755; existing directories are fine. */
 int kd_mkdir_p(const char *path, KdError *err);
 

@@ -141,8 +141,15 @@ KdRunDir *kd_rundir_resume(const char *dir, int *step, KdError *err) {
     free(r);
     return NULL;
   }
+  /* Half-written files of the killed process (its .tmp.<pid> names). */
+  char sub[3300];
+  int stale = kd_remove_stale_temps(dir);
+  snprintf(sub, sizeof sub, "%s/checkpoints", dir);
+  stale += kd_remove_stale_temps(sub);
+  snprintf(sub, sizeof sub, "%s/snapshots", dir);
+  stale += kd_remove_stale_temps(sub);
   char extra[128];
-  snprintf(extra, sizeof extra, "\"dropped_lines\":%d", dropped);
+  snprintf(extra, sizeof extra, "\"dropped_lines\":%d,\"stale_temps_removed\":%d", dropped, stale);
   if (kd_rundir_event(r, *step, "resume", extra, err)) {
     free(r);
     return NULL;

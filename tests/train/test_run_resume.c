@@ -15,10 +15,13 @@
  *    statistics are bitwise the previous step's (and its checkpoint's),
  *    and a resume finishes it. */
 #include <math.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "model/safetensors.h"
 
 #include "check.h"
+#include "core/fileio.h"
 #include "run_fixture.h"
 #include "train/control.h"
 #include "train/run.h"
@@ -97,6 +100,20 @@ static void resume_test(const char *tmp, const char *data) {
   append(path, "{\"step\":21,\"time\":\"x\",\"loss\":0.");
   snprintf(path, sizeof path, "%s/events.jsonl", out);
   append(path, "{\"step\":20,\"time\":\"x\",\"event\":\"se");
+  /* Half-written files the killed writer left (a dead pid's), and one of a
+   * writer still alive (our parent's pid), which must stay. */
+  pid_t dead = fork();
+  if (dead == 0) _exit(0);
+  waitpid(dead, NULL, 0);
+  char stale[3][4400], live[4400];
+  snprintf(stale[0], sizeof stale[0], "%s/checkpoints/step_%08d.safetensors.tmp.%d", out, STEPS, (int)dead);
+  snprintf(stale[1], sizeof stale[1], "%s/snapshots/index.jsonl.tmp.%d", out, (int)dead);
+  snprintf(stale[2], sizeof stale[2], "%s/config.json.tmp.%d", out, (int)dead);
+  snprintf(live, sizeof live, "%s/checkpoints/x.safetensors.tmp.%d", out, (int)getppid());
+  snprintf(path, sizeof path, "%s/snapshots", out);
+  CHECK(kd_mkdir_p(path, NULL) == 0);
+  for (int i = 0; i < 3; i++) append(stale[i], "half");
+  append(live, "half");
   KdControlCmd cmds[2] = {{.kind = KD_CTL_SET, .key = "fitnet.weight", .value = "7"}, {.kind = KD_CTL_PAUSE}};
   KdError err;
   CHECK(kd_control_append(out, cmds, 2, &err) == 0);
@@ -111,6 +128,9 @@ static void resume_test(const char *tmp, const char *data) {
   CHECK(run_to_end(cfg, NULL, out, &b) == 0);
   CHECK_NEAR(kd_config_num(cfg, "fitnet.weight"), 7, 0);
   kd_config_free(cfg);
+  for (int i = 0; i < 3; i++) CHECK_MSG(!kd_path_exists(stale[i]), "%s survived the resume", stale[i]);
+  CHECK_MSG(kd_path_exists(live), "a live writer's temp file was removed");
+  unlink(live);
   for (int s = 11; s <= STEPS; s++) {
     CHECK_MSG(fabs(a.loss[s] - b.loss[s]) <= 1e-6 * fabs(a.loss[s]), "step %d: loss %.9g then %.9g after resume", s, a.loss[s], b.loss[s]);
     CHECK_NEAR(a.lr[s], b.lr[s], 1e-9);
