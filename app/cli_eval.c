@@ -68,8 +68,8 @@ int kd_cli_eval(int argc, char **argv) {
     goto out;
   }
   if (kd_dataset_open_dir(dir, split, &ds, &err)) goto fail;
-  if (kd_dataset_num_classes(ds) != mc.num_classes) {
-    kd_error(&err, "the model has %d classes, %s has %d", mc.num_classes, kd_dataset_json_path(ds), kd_dataset_num_classes(ds));
+  if (kd_dataset_num_classes(ds) != mc.head.num_classes) {
+    kd_error(&err, "the model has %d classes, %s has %d", mc.head.num_classes, kd_dataset_json_path(ds), kd_dataset_num_classes(ds));
     goto fail;
   }
   if (kd_evaluate(m, cfg, ds, max_images, dets_out != NULL, kd_progress_fn, prog, &res, &err)) goto fail;

@@ -28,7 +28,7 @@
 
 typedef struct KdProbeCfg {
   const KdConfig *settings; /* the session's config (required): image size,
-                               anchors, post-processing, fgd.temp, cwd.tau */
+                               post-processing, the methods' settings */
   int nimages;              /* the first n validation images; default 4 */
   int nindices;             /* > 0: probe these validation indices instead */
   int indices[KD_PROBE_MAX_IMAGES];
@@ -39,7 +39,9 @@ typedef struct KdProbeCfg {
   int f16_maps;             /* store maps as F16 in files; default 0 */
   int cut_backward;         /* stop probe backward passes at the FPN
                                features (tapecut.h); default 1 */
-  float attn_temp;          /* 0: fgd.temp when registered, else 0.5 */
+  float attn_temp;          /* 0: the setting a method names as its attention
+                               temperature (KdMethod.attn_temp_key; active
+                               methods first), else 0.5 */
   KdProbeBox *box;          /* kd_prober_after_step publishes here; may be NULL */
 } KdProbeCfg;
 

@@ -1,3 +1,5 @@
+/* COCO evaluation of a model on a data set: forward, the model's own
+ * decode, then kd_coco_eval. It trains nothing and draws nothing. */
 #include "train/evaluate.h"
 
 #include <stdlib.h>
@@ -6,7 +8,6 @@
 
 #include "core/tensor.h"
 #include "data/loader.h"
-#include "detect/boxcoder.h"
 #include "detect/postprocess.h"
 #include "train/settings.h"
 
@@ -20,17 +21,15 @@ int kd_evaluate(KdModel *m, const KdConfig *cfg, const KdDataset *ds, int max_im
                 void *user, KdEvalResult *res, KdError *err) {
   memset(res, 0, sizeof *res);
   double t0 = now_s();
-  KdAnchorCfg acfg;
   KdPostCfg pcfg;
   KdLoaderCfg lcfg;
   kd_loader_cfg_eval(&lcfg);
   lcfg.batch_size = kd_config_int(cfg, "train.batch");
-  if (kd_settings_anchors(cfg, m, &acfg, err) || kd_settings_post(cfg, &pcfg, err) || kd_settings_image(cfg, &lcfg.image, err))
+  if (kd_settings_post(cfg, &pcfg, err) || kd_settings_image(cfg, &lcfg.image, err))
     return -1;
   int total = kd_dataset_num_images(ds);
   if (max_images > 0 && max_images < total) total = max_images;
-  int A = kd_anchors_per_loc(&acfg), nlev = acfg.nlevels, rc = -1;
-  KdBoxCoder bc = kd_box_coder_default();
+  int rc = -1;
   KdLoader *ld = kd_loader_new(ds, &lcfg, err);
   KdCtx *c = kd_ctx_new(32u << 20);
   int64_t *ids = malloc(sizeof *ids * (size_t)total);
@@ -39,8 +38,6 @@ int kd_evaluate(KdModel *m, const KdConfig *cfg, const KdDataset *ds, int max_im
   float *wh = malloc(sizeof *wh * 2 * (size_t)lcfg.batch_size);
   size_t dcap = 4096;
   KdCocoDet *dets = malloc(sizeof *dets * dcap);
-  float *anchors = NULL;
-  int anchor_hw[2 * KD_MAX_LEVELS] = {0};
   KdCocoGt *gts = NULL;
   if (!ld || !c || !ids || !det || !count || !wh || !dets) {
     if (ld) kd_error(err, "out of memory during evaluation");
@@ -60,19 +57,8 @@ int kd_evaluate(KdModel *m, const KdConfig *cfg, const KdDataset *ds, int max_im
       kd_error(err, "evaluation forward: %s", kd_ctx_error(c));
       goto done;
     }
-    int hw[2 * KD_MAX_LEVELS], same = anchors != NULL;
-    for (int l = 0; l < nlev; l++) {
-      hw[2 * l] = out.cls[l]->shape[2], hw[2 * l + 1] = out.cls[l]->shape[3];
-      same = same && hw[2 * l] == anchor_hw[2 * l] && hw[2 * l + 1] == anchor_hw[2 * l + 1];
-    }
-    if (!same) {
-      free(anchors);
-      anchors = malloc(sizeof(float) * 4 * (size_t)kd_anchors_total(&acfg, hw));
-      if (!anchors || kd_anchors_generate(&acfg, hw, anchors, NULL, err)) goto done;
-      memcpy(anchor_hw, hw, sizeof hw);
-    }
     for (int i = 0; i < b->n; i++) wh[2 * i] = (float)b->w, wh[2 * i + 1] = (float)b->h;
-    if (kd_postprocess(out.cls, out.box, nlev, A, anchors, &bc, &pcfg, wh, det, count, err)) goto done;
+    if (kd_model_decode(m, &out, &pcfg, b->n, wh, det, count, err)) goto done;
     for (int i = 0; i < b->n && done_images < total; i++, done_images++) {
       KdDatasetImage im = kd_dataset_image(ds, b->index[i]);
       ids[done_images] = im.id;
@@ -117,6 +103,6 @@ done:
   res->seconds = now_s() - t0;
   kd_loader_free(ld);
   kd_ctx_free(c);
-  free(ids), free(det), free(count), free(wh), free(dets), free(anchors), free(gts);
+  free(ids), free(det), free(count), free(wh), free(dets), free(gts);
   return rc;
 }

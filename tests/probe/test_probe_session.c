@@ -174,13 +174,13 @@ static void check_grad_split(KdSession *ss, const KdSnapshot *s, const EvalBatch
   KdForward f;
   KdError e;
   CHECK_MSG(kd_trainer_forward(kd_session_trainer(ss), c, &eb->tb, 0, &f, &e) == 0, "%s", e.msg);
-  CHECK_NEAR(f.det_cls->data[0], s->probe_parts[0].value, 1e-6 * fabs(s->probe_parts[0].value));
+  CHECK_NEAR(f.det.parts[0].value->data[0], s->probe_parts[0].value, 1e-6 * fabs(s->probe_parts[0].value));
   int nsrc = 1 + f.nmethods;
   float *sumv[3], *g0 = NULL;
   double worst_norm = 0, worst_sum = 0, scale = 0;
   for (int l = 0; l < 3; l++) sumv[l] = calloc(f.sout.feat[l]->numel, sizeof(float));
   for (int k = 0; k <= nsrc; k++) {
-    KdTensor *loss = k == 0 ? f.det : k < nsrc ? f.outs[k - 1].loss : f.total;
+    KdTensor *loss = k == 0 ? f.det.total : k < nsrc ? f.outs[k - 1].loss : f.total;
     const char *name = k == 0 ? "det" : k < nsrc ? f.methods[k - 1]->name : "total";
     kd_ctx_clear_step_grads(c);
     CHECK(kd_backward(c, loss) == 0);
