@@ -9,10 +9,9 @@
  * as it found it: the trainer's ctx is never touched, and the parameter
  * gradients the passes accumulate are zeroed afterwards (the optimizer
  * expects zeros between steps). So: call it between steps, on the thread
- * that steps the session (kd_prober_request, _stats and _error excepted). Two side effects remain, both harmless to the
- * next step: the trainer's target buffers hold the probe batch's targets
- * (kd_trainer_last_forward's target_cls is stale until the next step), and
- * methods read the live config as in a step.
+ * that steps the session (kd_prober_request, _stats and _error excepted).
+ * The probe batch's targets live in the prober's ctx, so the trainer's
+ * last forward stays valid; methods read the live config as in a step.
  *
  * Budget: kd_prober_due says when to capture so that probing costs about
  * cfg.budget (10%) of training time: after a capture that took c seconds
