@@ -36,9 +36,12 @@ static float cfg_num(const KdConfig *c, const char *key, float def) {
   return isfinite(v) && v > 0 ? (float)v : def;
 }
 
+/* The teacher when this forward ran it (not in a run with no active method). */
+static KdModel *teacher_of(const KdProber *p, const KdForward *f) { return f->tout.levels ? p->teacher : NULL; }
+
 /* The teacher's features at the stride of the student's level l, or NULL. */
 static KdTensor *teacher_feat(const KdProber *p, const KdForward *f, int l) {
-  if (!p->teacher) return NULL;
+  if (!teacher_of(p, f)) return NULL;
   int k = kd_levels_find(f->tout.levels, f->sout.levels->stride[l]);
   return k < 0 ? NULL : f->tout.feat[k];
 }
@@ -146,7 +149,7 @@ static int detections(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *e
   KdDetection *det = malloc(sizeof *det * (size_t)n * md);
   if (!det) return OOM();
   for (int i = 0; i < n; i++) wh[2 * i] = (float)f->w, wh[2 * i + 1] = (float)f->h;
-  for (int who = 0; who < (p->teacher ? 2 : 1); who++) {
+  for (int who = 0; who < (teacher_of(p, f) ? 2 : 1); who++) {
     if (kd_model_decode(who ? p->teacher : p->student, who ? &f->tout : &f->sout, &p->post, n, wh, det, count, err)) {
       free(det);
       return -1;
@@ -187,8 +190,8 @@ static int instances(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *er
   for (int i = 0; i < f->n; i++)
     for (int k = 0; k < p->gt[i].n; k++) M += !p->gt[i].crowd[k];
   if (M == 0) return 0;
-  int Cs = f->sout.feat[0]->shape[1], Ct = p->teacher ? f->tout.feat[0]->shape[1] : 0;
-  int C = p->teacher ? Ct : Cs, paired = !p->teacher || Ct == Cs;
+  int Cs = f->sout.feat[0]->shape[1], Ct = teacher_of(p, f) ? f->tout.feat[0]->shape[1] : 0;
+  int C = teacher_of(p, f) ? Ct : Cs, paired = !teacher_of(p, f) || Ct == Cs;
   float *tf = malloc(sizeof(float) * (size_t)M * (Ct + 1)), *sf = malloc(sizeof(float) * (size_t)M * Cs);
   float *meta = malloc(sizeof(float) * 4 * (size_t)M);
   float *mean = malloc(sizeof(float) * 3 * (size_t)C), *axes = mean ? mean + C : NULL, var[3];
@@ -206,7 +209,7 @@ static int instances(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *er
       const KdTensor *S = f->sout.feat[l];
       int H = S->shape[2], W = S->shape[3];
       kd_map_roi_avg(S->data + (size_t)i * Cs * H * W, Cs, H, W, st, b, sf + (size_t)m * Cs);
-      if (p->teacher) {
+      if (teacher_of(p, f)) {
         /* the teacher's level of the same stride, else the one its own head would pick */
         int lt = kd_levels_find(f->tout.levels, st), stt = st;
         if (lt < 0) lt = kd_model_box_level(p->teacher, b), stt = f->tout.levels->stride[lt];
@@ -218,7 +221,7 @@ static int instances(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *er
       memcpy(meta + 4 * m, row, sizeof row);
       m++;
     }
-  if (kd_pca2(p->teacher ? tf : sf, M, C, mean, axes, var)) {
+  if (kd_pca2(teacher_of(p, f) ? tf : sf, M, C, mean, axes, var)) {
     OOM();
     goto out;
   }
@@ -229,7 +232,7 @@ static int instances(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *er
     for (int j = 0; j < M; j++) fd->data[j] = meta[4 * j + c];
   }
   for (int who = 0; who < 2; who++) {
-    if (who == 0 && !p->teacher) continue;
+    if (who == 0 && !teacher_of(p, f)) continue;
     if (who == 1 && !paired) continue;
     KdSnapField *fd = kd_snapshot_add2(s, who ? "inst.s_xy" : "inst.t_xy", M, 2);
     if (!fd) goto oom;
@@ -378,7 +381,7 @@ int kd_probe_fill(KdProber *p, KdSnapshot *s, KdError *err) {
   s->nlev = f.nlev;
   for (int l = 0; l < f.nlev; l++) s->strides[l] = kd_model_stride(p->student, l);
   s->s_channels = f.sout.feat[0]->shape[1];
-  s->t_channels = p->teacher ? f.tout.feat[0]->shape[1] : 0;
+  s->t_channels = teacher_of(p, &f) ? f.tout.feat[0]->shape[1] : 0;
   s->attn_temp = attn_temp(p, &f);
   for (int m = 0; m < f.nmethods; m++) {
     size_t o = strlen(s->methods);

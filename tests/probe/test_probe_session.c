@@ -332,9 +332,11 @@ static void check_hook_error(KdSession *ss, KdConfig *c) {
 
 /* A session without a teacher (plain training): student maps, detection
  * gradients, student-only instances; no teacher fields. */
-static void check_no_teacher(void) {
+/* No teacher maps without a teacher, nor with a loaded teacher that no
+ * active method runs (a baseline through `distill`). */
+static void check_no_teacher(int distill) {
   KdConfig *c = fx_config(&M, "");
-  KdSessionOpts o = {.out_dir = fx_path("run-alone")};
+  KdSessionOpts o = {.out_dir = fx_path(distill ? "run-baseline" : "run-alone"), .distill = distill};
   KdError e;
   KdSession *ss = c ? kd_session_open(c, &o, &e) : NULL;
   CHECK_MSG(ss != NULL, "%s", c ? e.msg : "config");
@@ -451,7 +453,8 @@ int main(void) {
   check_hook_error(ss, c);
   kd_session_free(ss);
   kd_config_free(c);
-  check_no_teacher();
+  check_no_teacher(0);
+  check_no_teacher(1);
   check_no_side_effects();
   return check_status("test_probe_session");
 }
