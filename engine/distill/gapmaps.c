@@ -1,6 +1,5 @@
-/* Per-pixel gaps under the methods' own normalisations (PKD's Pearson
- * standardisation, CWD's spatial softmax), on plain float arrays as the
- * probe holds them. No tape, no probe state; each method asks for its own. */
+/* Per-pixel gaps under PKD's and CWD's own normalisations on plain arrays,
+ * for the probe. No tape and no probe state: the methods call them. */
 #include "distill/gapmaps.h"
 
 #include <math.h>

@@ -1,6 +1,5 @@
-/* What a run can give the methods and the refusal of a method whose needs
- * it cannot meet, at open and on a live set. No method names here: each
- * method declares its needs (KdMethod.needs, .needs_now). */
+/* What a run gives the methods; refusing one whose needs it cannot meet.
+ * No method names here: each declares its needs (KdMethod.needs). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,5 @@
-/* The two sides of distillation as methods see them: a side from a model's
- * forward, the stride pairing, the hooks that run a part of the teacher.
- * No method's loss and no needs checking here (needs.c). */
+/* The two sides as methods see them: a side from a forward, the stride
+ * pairing, the teacher-run hooks. No method's loss, no needs checks. */
 #include <string.h>
 
 #include "core/tensor.h"

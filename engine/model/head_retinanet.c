@@ -1,6 +1,5 @@
-/* The RetinaNet head kind: shared class and box towers over every level,
- * focal + smooth-L1/GIoU on its own anchors and assignment, torchvision's
- * post-processing. No backbone, neck or distillation code here. */
+/* The RetinaNet head kind: shared towers, focal + smooth-L1/GIoU on its own
+ * anchors, torchvision's decode. No backbone, neck or distillation here. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
