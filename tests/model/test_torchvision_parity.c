@@ -4,7 +4,7 @@
  * to 1e-4 relative. Three builds: ResNet-18 at width 64 with P3..P7 from
  * P5 and a GroupNorm head; ResNet-18 with frozen BN, P2..P6 (the max-pool
  * extra level, Faster R-CNN's FPN); ResNet-101 with P6/P7 from C5
- * (RetinaNet v2). Skips (77) without torch/torchvision. */
+ * (RetinaNet v2's extra block). Skips (77) without torch/torchvision. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,7 +132,9 @@ int main(void) {
   static const Case cases[] = {
       {"ResNet-18, P3..P7 from P5, GroupNorm head", 18, 3, 2, 1, 96, 80, KD_EXTRA_P6P7_P5, KD_BN_EVAL},
       {"ResNet-18, frozen BN, P2..P6 (max pool)", 18, 2, 1, 0, 96, 80, KD_EXTRA_MAXPOOL, KD_BN_FROZEN},
-      {"ResNet-101, P3..P7 from C5, GroupNorm head", 101, 3, 2, 1, 64, 64, KD_EXTRA_P6P7_C5, KD_BN_EVAL},
+      /* no GroupNorm here: on the 1x1 P6/P7 maps of a small input it
+       * normalises 2 values per group, which magnifies rounding 100x */
+      {"ResNet-101, P3..P7 from C5", 101, 3, 2, 0, 96, 80, KD_EXTRA_P6P7_C5, KD_BN_EVAL},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
     if (run_case(root, &cases[i]) == 77) {
