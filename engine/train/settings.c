@@ -91,7 +91,9 @@ int kd_settings_model(const KdConfig *c, KdModelCfg *m, KdError *err) {
   m->neck.extra_levels = kd_config_int(c, "model.extra_levels");
   m->neck.extra = (KdExtraKind)enum_index(kd_config_str(c, "model.extra_from"), extra_froms);
   KdHeadCfg *h = &m->head;
-  snprintf(h->kind, sizeof h->kind, "%s", kd_config_str(c, "model.head"));
+  const char *kind = kd_config_str(c, "model.head");
+  if (strlen(kind) >= sizeof h->kind) return kd_error(err, "model.head: '%s' is not a head kind (too long)", kind);
+  snprintf(h->kind, sizeof h->kind, "%s", kind);
   h->convs = kd_config_int(c, "model.head_convs");
   h->gn = !strcmp(kd_config_str(c, "model.head_norm"), "gn");
   h->num_classes = kd_config_int(c, "model.num_classes");
