@@ -112,8 +112,8 @@ int kd_bench_ops(const KdBenchOpts *o, KdBenchOpsResult *res) {
   KdModelCfg cfgs[2];
   kd_model_cfg_default(&cfgs[0]);
   kd_model_cfg_default(&cfgs[1]);
-  cfgs[1].depth = 10;
-  cfgs[1].width = 16;
+  cfgs[1].backbone.depth = 10;
+  cfgs[1].backbone.width = 16;
   memset(res, 0, sizeof *res);
   if (!o->json)
     printf("%-8s %-28s %4s %9s %9s %9s %7s\n", "net", "conv (N,Cin,H,W -> Cout kxk/s)", "x", "fwd GF/s", "bwd GF/s", "sgemm", "ratio");

@@ -57,7 +57,7 @@ static void synth_batch(Synth *s, int n, int size, KdRng *r) {
 static KdModel *preset(int student, KdError *err) {
   KdModelCfg m;
   kd_model_cfg_default(&m);
-  if (student) m.depth = 10, m.width = 16;
+  if (student) m.backbone.depth = 10, m.backbone.width = 16;
   return kd_model_new(&m, 1, err);
 }
 
@@ -123,7 +123,8 @@ int kd_bench_steps(const KdBenchOpts *o, KdBenchStepsResult *res) {
   {
     const char *method = kd_method_find("defeat") ? "defeat" : "fitnet";
     kd_config_set(cfg, "distill.methods", method, &err);
-    KdDistillShapes sh = {.nlev = 3, .strides = {8, 16, 32}, .t_channels = 64, .s_channels = 64, .num_classes = 10, .num_anchors = 9};
+    KdDistillShapes sh;
+    kd_distill_shapes(&sh, student, teacher);
     KdDistiller *d = kd_distiller_new(&sh, 1, &err);
     KdTrainer *tr = d ? kd_trainer_new(cfg, student, teacher, d, &err) : NULL;
     if (!tr) {

@@ -86,7 +86,7 @@ int kd_cli_eval(int argc, char **argv) {
   if (kd_settings_model(cfg, &mc, &err)) goto fail;
   m = kd_model_new(&mc, 0, &err);
   KdParams *store = m ? kd_model_params(m) : NULL;
-  if (!m || kd_checkpoint_load(ckpt, &store, 1, 0, &err) || kd_evaluate_check(cfg, m, &err)) goto fail;
+  if (!m || kd_checkpoint_load(ckpt, &store, 1, 0, &err) || kd_evaluate_check(cfg, &err)) goto fail;
   char dir[4096];
   if (!data) data = *kd_config_str(cfg, "data.dir") ? kd_config_str(cfg, "data.dir") : NULL;
   if (kd_cli_resolve_data(data, dir, sizeof dir)) {
@@ -94,8 +94,8 @@ int kd_cli_eval(int argc, char **argv) {
     goto out;
   }
   if (kd_dataset_open_eval(dir, split, &ds, &err)) goto fail;
-  if (kd_dataset_num_classes(ds) != mc.num_classes) {
-    kd_error(&err, "the model has %d classes, %s has %d", mc.num_classes, kd_dataset_json_path(ds), kd_dataset_num_classes(ds));
+  if (kd_dataset_num_classes(ds) != mc.head.num_classes) {
+    kd_error(&err, "the model has %d classes, %s has %d", mc.head.num_classes, kd_dataset_json_path(ds), kd_dataset_num_classes(ds));
     goto fail;
   }
   if (kd_evaluate(m, cfg, ds, max_images, dets_out != NULL, kd_progress_fn, prog, &res, &err)) goto fail;

@@ -1,6 +1,8 @@
 /* kdscope loss: one distillation method on tensors from a safetensors file
  * — the parity harness. Reads teacher/student FPN maps and head outputs by
- * name, builds anchors and the assignment as training does, creates the
+ * name, builds anchors and the assignment with the assigner training's
+ * RetinaNet head uses (from the config's model and anchor settings), checks
+ * the method's declared needs against what the file holds, creates the
  * method's learnable parts as a run with the same seed would (or takes them
  * from the file), evaluates the loss, prints it as JSON and writes
  * d(loss)/d(student inputs and learnable parts). The contract is in
@@ -12,14 +14,13 @@
 #include <string.h>
 
 #include "core/ops.h"
-#include "detect/anchors.h"
-#include "detect/assign.h"
-#include "detect/boxcoder.h"
-#include "detect/targets.h"
+#include "detect/assigner.h"
 #include "distill/distiller.h"
+#include "distill/side.h"
 #include "loss_inputs.h"
 #include "model/safetensors.h"
 #include "train/session.h"
+#include "train/settings.h"
 #include "verbs.h"
 
 #define MAXL KD_LOSS_MAXL
@@ -241,69 +242,110 @@ bad:
   return NULL;
 }
 
+/* What the file gives the methods (the needs the file-level checks above
+ * do not cover: no teacher model to run, no RoIs). */
+static void file_avail(const Inputs *in, KdDistillAvail *av) {
+  memset(av, 0, sizeof *av);
+  av->have = (1u << KD_NEED_COUNT) - 1;
+  if (in->has[FEAT] && in->lev[FEAT][0][0].shape[1] != in->lev[FEAT][1][0].shape[1])
+    kd_distill_avail_lack(av, KD_NEED_SAME_WIDTH, "%s: teacher features have %d channels, student %d", in->path,
+                          in->lev[FEAT][0][0].shape[1], in->lev[FEAT][1][0].shape[1]);
+  kd_distill_avail_lack(av, KD_NEED_TEACHER_RUN, "`kdscope loss` has the teacher's tensors, not its model");
+  kd_distill_avail_lack(av, KD_NEED_ROIS, "`kdscope loss` reads no proposals");
+}
+
+/* Both sides from the file's tensors (student tensors on the tape). */
+static int fill_sides(const Inputs *in, KdCtx *c, const KdLevels *lv, KdDistillInputs *din, KdTensor *stud[NKIND][MAXL]) {
+  static const char *const out_name[NKIND] = {NULL, "cls", "box"};
+  KdDistillSide *side[2] = {&din->t, &din->s};
+  int slot[NKIND] = {-1, -1, -1};
+  for (int w = 0; w < 2; w++) {
+    side[w]->channels = in->has[FEAT] ? in->lev[FEAT][w][0].shape[1] : 0;
+    side[w]->nout = 0;
+    for (int k = CLS; k < NKIND; k++)
+      if (in->has[k]) slot[k] = side[w]->nout, side[w]->out[side[w]->nout++].name = out_name[k];
+  }
+  for (int l = 0; l < in->nlev; l++)
+    for (int k = 0; k < NKIND; k++) {
+      if (!in->has[k]) continue;
+      for (int w = 0; w < 2; w++) {
+        KdTensor *t = kd_tensor_wrap(c, in->lev[k][w][l].data, 4, in->lev[k][w][l].shape);
+        if (!t) return fail("out of memory");
+        if (w) t->requires_grad = 1, stud[k][l] = t;
+        if (k == FEAT) side[w]->feat[l] = t;
+        else side[w]->out[slot[k]].lv[l] = t;
+      }
+    }
+  kd_distill_same_levels(din, lv);
+  return 0;
+}
+
 int kd_cli_loss(int argc, char **argv) {
   Args a;
   int rc = parse_args(argc, argv, &a);
   if (rc) return rc == 2 ? 0 : 1;
-  if (!kd_method_find(a.method)) {
-    char known[512] = "";
-    for (int i = 0; i < kd_method_count(); i++) {
-      if (i) strncat(known, ", ", sizeof known - strlen(known) - 1);
-      strncat(known, kd_method_at(i)->name, sizeof known - strlen(known) - 1);
-    }
-    return fail("--method: unknown method '%s' (known: %s)", a.method, known);
+  const KdMethod *method = kd_method_find(a.method);
+  if (!method) {
+    char known[512];
+    return fail("--method: unknown method '%s' (known: %s)", a.method, kd_method_names(known, sizeof known));
   }
   KdConfig *cfg = load_config(&a);
   if (!cfg) return 1;
+  unsigned needs = kd_method_needs(method, cfg);
   KdError err;
   Inputs in = {0};
   KdDistiller *dist = NULL;
+  KdAssigner *asg = NULL;
   KdCtx *c = NULL;
   KdGtImage *gt = NULL;
-  float *gt_boxes = NULL, *anchors = NULL, *tdeltas = NULL;
-  int *gt_labels = NULL, *tcls = NULL, num_pos = -1, A_total = 0;
+  float *gt_boxes = NULL;
+  int *gt_labels = NULL, num_pos = -1;
   const char **loaded = NULL;
   rc = 1;
 
-  KdAnchorCfg acfg;
-  kd_anchor_cfg_default(&acfg);
-  acfg.size_mult = (float)kd_config_num(cfg, "anchor.size_mult");
-  if (kd_loss_inputs_read(&in, a.in_path, kd_anchors_per_loc(&acfg), a.method, &err)) {
+  /* Anchors and assignment as the student's head would make them: the
+   * config's model and anchor settings on the file's levels. */
+  KdModelCfg mc;
+  if (kd_settings_model(cfg, &mc, &err)) {
     fail("%s", err.msg);
     goto out;
   }
-
-  /* Anchors and assignment exactly as the trainer builds them. */
-  int hw[2 * MAXL];
-  acfg.nlevels = in.nlev;
+  KdAnchorCfg acfg = mc.head.anchors;
+  if (kd_loss_inputs_read(&in, a.in_path, kd_anchors_per_loc(&acfg), a.method, needs, &err)) {
+    fail("%s", err.msg);
+    goto out;
+  }
+  KdDistillAvail avail;
+  file_avail(&in, &avail);
+  if (kd_distill_check(cfg, a.method, &avail, &err)) {
+    fail("%s", err.msg);
+    goto out;
+  }
+  KdLevels lv = {0};
+  int hw[2 * MAXL], ref = in.has[FEAT] ? FEAT : in.has[CLS] ? CLS : BOX;
   for (int l = 0; l < in.nlev; l++) {
-    int k = in.has[FEAT] ? FEAT : in.has[CLS] ? CLS : BOX;
-    acfg.strides[l] = 8 << l;
-    hw[2 * l] = in.lev[k][0][l].shape[2], hw[2 * l + 1] = in.lev[k][0][l].shape[3];
+    char name[8];
+    snprintf(name, sizeof name, "P%d", l + 3); /* the file's level names */
+    kd_levels_add(&lv, kd_level_name_stride(name));
+    acfg.strides[l] = lv.stride[l];
+    hw[2 * l] = in.lev[ref][0][l].shape[2], hw[2 * l + 1] = in.lev[ref][0][l].shape[3];
   }
-  if (kd_anchor_cfg_check(&acfg, &err)) {
-    fail("%s", err.msg);
+  acfg.nlevels = in.nlev;
+  if (!(asg = kd_assigner_new(&acfg, &mc.head.assign, &err)) || !(c = kd_ctx_new(64u << 20))) {
+    fail("%s", asg ? "out of memory" : err.msg);
     goto out;
   }
+  KdDenseAssign dense = {0};
   if (in.has_gt) {
-    A_total = kd_anchors_total(&acfg, hw);
-    size_t na = (size_t)in.n * (size_t)A_total;
-    anchors = malloc((size_t)A_total * 4 * sizeof *anchors);
-    tcls = malloc(na * sizeof *tcls);
-    tdeltas = malloc(na * 4 * sizeof *tdeltas);
-    gt = group_gt(&in, &gt_boxes, &gt_labels);
-    if (!anchors || !tcls || !tdeltas || !gt) {
-      fail("out of memory for %d anchors", A_total);
+    if (!(gt = group_gt(&in, &gt_boxes, &gt_labels))) {
+      fail("out of memory");
       goto out;
     }
-    KdAssignCfg asg;
-    kd_assign_cfg_default(&asg);
-    KdBoxCoder bc = kd_box_coder_default();
-    if (kd_anchors_generate(&acfg, hw, anchors, NULL, &err) ||
-        kd_build_targets(&asg, &bc, anchors, A_total, gt, in.n, in.K, tcls, tdeltas, NULL, NULL, &num_pos, &err)) {
+    if (kd_assigner_targets(asg, c, hw, gt, in.n, in.K, &dense, &err)) {
       fail("%s: %s", a.in_path, err.msg);
       goto out;
     }
+    num_pos = dense.num_pos;
   }
 
   /* Learnable parts: as a run with this seed creates them, then the file's.
@@ -314,7 +356,7 @@ int kd_cli_loss(int argc, char **argv) {
                         .s_channels = in.has[FEAT] ? in.lev[FEAT][1][0].shape[1] : 8,
                         .num_classes = in.K ? in.K : 1,
                         .num_anchors = in.A};
-  memcpy(sh.strides, acfg.strides, sizeof sh.strides);
+  memcpy(sh.strides, lv.stride, sizeof sh.strides);
   if (!(dist = kd_distiller_new(&sh, (uint64_t)kd_config_int(cfg, "train.seed"), &err)) ||
       kd_distiller_configure(dist, cfg, &err)) {
     fail("%s", err.msg);
@@ -335,31 +377,10 @@ int kd_cli_loss(int argc, char **argv) {
   if (load_params(&in, store, loaded, &nloaded)) goto out;
   kd_params_zero_grad(store);
 
-  if (!(c = kd_ctx_new(64u << 20))) {
-    fail("out of memory");
-    goto out;
-  }
-  KdDistillInputs din = {.c = c, .cfg = cfg, .n = in.n, .img_h = in.img_h, .img_w = in.img_w, .nlev = in.nlev, .gt = gt,
-                         .target_cls = tcls, .num_anchors = in.A, .num_classes = in.K, .A_total = A_total,
-                         .anchors = anchors};
+  KdDistillInputs din = {.c = c, .cfg = cfg, .n = in.n, .img_h = in.img_h, .img_w = in.img_w, .gt = gt};
   KdTensor *stud[NKIND][MAXL] = {{0}};
-  for (int l = 0; l < in.nlev; l++) {
-    din.strides[l] = acfg.strides[l];
-    for (int k = 0; k < NKIND; k++) {
-      if (!in.has[k]) continue;
-      KdTensor *t = kd_tensor_wrap(c, in.lev[k][0][l].data, 4, in.lev[k][0][l].shape);
-      KdTensor *s = kd_tensor_wrap(c, in.lev[k][1][l].data, 4, in.lev[k][1][l].shape);
-      if (!t || !s) {
-        fail("out of memory");
-        goto out;
-      }
-      s->requires_grad = 1;
-      stud[k][l] = s;
-      KdTensor **tp = k == FEAT ? din.t_feat : k == CLS ? din.t_cls : din.t_box;
-      KdTensor **sp = k == FEAT ? din.s_feat : k == CLS ? din.s_cls : din.s_box;
-      tp[l] = t, sp[l] = s;
-    }
-  }
+  if (fill_sides(&in, c, &lv, &din, stud)) goto out;
+  din.s.assign = in.has_gt ? &dense : NULL;
   KdTensor *total;
   KdDistillOut outs[KD_DISTILL_MAX_OUT];
   const KdMethod *ms[KD_DISTILL_MAX_OUT];
@@ -374,8 +395,9 @@ int kd_cli_loss(int argc, char **argv) {
   }
   rc = report(a.method, &outs[0], &in, stud, store, loaded, nloaded, num_pos, a.out_path);
 out:
-  free(gt), free(gt_boxes), free(gt_labels), free(anchors), free(tcls), free(tdeltas);
+  free(gt), free(gt_boxes), free(gt_labels);
   free(loaded);
+  kd_assigner_free(asg);
   kd_ctx_free(c);
   kd_distiller_free(dist);
   kd_loss_inputs_free(&in);

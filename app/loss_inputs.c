@@ -6,23 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { NEED_FEAT = 1, NEED_CLS = 2, NEED_GT = 4 };
 enum { FEAT = KD_LOSS_FEAT, CLS = KD_LOSS_CLS, BOX = KD_LOSS_BOX, NKIND = KD_LOSS_NKIND };
 #define MAXL KD_LOSS_MAXL
 #define MAX_SIDE (1 << 20) /* image.size: far beyond any input, and 8x it still fits an int */
 
 static const char *const kind_infix[NKIND] = {"", "cls.", "box."};
 static const char *const who_name[2] = {"teacher", "student"};
-
-/* What the methods we know read; a method not listed is run on whatever
- * the file holds and reports what it lacks itself. */
-static const struct {
-  const char *method;
-  int needs;
-} needs_table[] = {
-    {"fitnet", NEED_FEAT}, {"pkd", NEED_FEAT},          {"cwd", NEED_FEAT},
-    {"logitkd", NEED_CLS | NEED_GT}, {"defeat", NEED_FEAT | NEED_GT}, {"fgd", NEED_FEAT | NEED_GT},
-};
 
 void kd_loss_level_name(char *buf, size_t len, int kind, int who, int l) {
   snprintf(buf, len, "%s.%sP%d", who_name[who], kind_infix[kind], l + 3);
@@ -122,10 +111,11 @@ static int read_all(KdLossInputs *in, KdError *err) {
 }
 
 /* Every level P3..P(3+nlev-1) of a kind that appears needs both sides,
- * with one batch size and one H,W per level across kinds. */
-static int check_levels(KdLossInputs *in, int needs, const char *method, KdError *err) {
+ * with one batch size and one H,W per level across kinds; needs are the
+ * method's KD_NEED_* bits. */
+static int check_levels(KdLossInputs *in, unsigned needs, const char *method, KdError *err) {
   static const char *const what[NKIND] = {"the FPN features", "the class logits", "the box outputs"};
-  static const int need_bit[NKIND] = {NEED_FEAT, NEED_CLS, 0};
+  static const unsigned need_bit[NKIND] = {KD_NEED_FEAT | KD_NEED_SAME_WIDTH, KD_NEED_LOGITS, KD_NEED_BOXES};
   char a[64], b[64], sa[64], sb[64];
   for (int k = 0; k < NKIND; k++)
     if (need_bit[k] & needs && !in->has[k]) {
@@ -192,13 +182,13 @@ static int check_levels(KdLossInputs *in, int needs, const char *method, KdError
   return 0;
 }
 
-static int check_gt(KdLossInputs *in, int needs, const char *method, KdError *err) {
+static int check_gt(KdLossInputs *in, unsigned needs, const char *method, KdError *err) {
   if (!in->boxes != !in->labels)
     return kd_error(err, "%s: %s given without %s; both are needed", in->path, in->boxes ? "gt.boxes" : "gt.labels",
                     in->boxes ? "gt.labels" : "gt.boxes");
   in->has_gt = in->boxes != NULL;
   if (!in->has_gt) {
-    if (needs & NEED_GT)
+    if (needs & (KD_NEED_GT | KD_NEED_ASSIGN))
       return kd_error(err, "%s: missing tensor 'gt.boxes' (M,5) and 'gt.labels' (M): method %s needs the ground truth",
                       in->path, method);
     return 0;
@@ -224,13 +214,10 @@ static int check_gt(KdLossInputs *in, int needs, const char *method, KdError *er
   return 0;
 }
 
-int kd_loss_inputs_read(KdLossInputs *in, const char *path, int A, const char *method, KdError *err) {
+int kd_loss_inputs_read(KdLossInputs *in, const char *path, int A, const char *method, unsigned needs, KdError *err) {
   memset(in, 0, sizeof *in);
   in->path = path;
   in->A = A;
-  int needs = 0;
-  for (size_t i = 0; i < sizeof needs_table / sizeof needs_table[0]; i++)
-    if (!strcmp(needs_table[i].method, method)) needs = needs_table[i].needs;
   if (!(in->st = kd_safetensors_open(path, err))) return -1;
   if (read_all(in, err) || check_levels(in, needs, method, err) || check_gt(in, needs, method, err)) return -1;
   /* Default input size: 8 x the P3 map of the first kind present. */

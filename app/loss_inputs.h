@@ -28,11 +28,11 @@ typedef struct {
   int m, has_gt, img_h, img_w, K, A;
 } KdLossInputs;
 
-/* Opens path and validates every tensor for method (what it needs comes
- * from a table of known methods; others get no requirement). A = anchors
- * per location. On error err names the file, the tensor and what was
- * expected; in is freed either way by kd_loss_inputs_free. */
-int kd_loss_inputs_read(KdLossInputs *in, const char *path, int A, const char *method, KdError *err);
+/* Opens path and validates every tensor for method, whose KD_NEED_* bits
+ * (kd_method_needs) are needs. A = anchors per location. On error err
+ * names the file, the tensor and what was expected; in is freed either
+ * way by kd_loss_inputs_free. */
+int kd_loss_inputs_read(KdLossInputs *in, const char *path, int A, const char *method, unsigned needs, KdError *err);
 void kd_loss_inputs_free(KdLossInputs *in);
 /* Tensor i of the file as floats, refusing NaN/inf; NULL with err set. */
 float *kd_loss_inputs_tensor(const KdLossInputs *in, int i, size_t *numel, KdError *err);

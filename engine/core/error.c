@@ -31,3 +31,10 @@ int kd_error_prefix(KdError *err, const char *fmt, ...) {
   err->msg[n + m] = 0;
   return -1;
 }
+
+const char *kd_error_names(char *buf, size_t len, int n, const char *(*name_at)(int i)) {
+  size_t o = 0;
+  if (len) buf[0] = 0;
+  for (int i = 0; i < n && o < len; i++) o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? ", " : "", name_at(i));
+  return buf;
+}

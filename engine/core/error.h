@@ -14,5 +14,7 @@ typedef struct KdError {
 int kd_error(KdError *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prefixes an existing message, e.g. with the file name. */
 int kd_error_prefix(KdError *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "a, b, c": name_at(0..n-1) joined into buf, for "(known: ...)" in messages. */
+const char *kd_error_names(char *buf, size_t len, int n, const char *(*name_at)(int i));
 
 #endif

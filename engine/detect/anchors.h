@@ -18,12 +18,12 @@
 
 #include "core/error.h"
 
-#define KD_ANCHOR_MAX_LEVELS 5
+#define KD_ANCHOR_MAX_LEVELS 6
 #define KD_ANCHOR_MAX_SCALES 8
 #define KD_ANCHOR_MAX_RATIOS 8
 
 typedef struct KdAnchorCfg {
-  int nlevels;                          /* 3 (P3..P5) .. 5 (P3..P7) */
+  int nlevels;                          /* 3 (P3..P5) .. 6 (P2..P7) */
   int strides[KD_ANCHOR_MAX_LEVELS];    /* 8, 16, 32, 64, 128 */
   float size_mult;                      /* base size = size_mult * stride; 4 */
   int nscales;

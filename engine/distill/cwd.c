@@ -4,13 +4,13 @@
  * positions, P = softmax_hw(X[n,c] / tau), and
  *   L = weight * sum_l tau^2 * sum_{n,c} KL(P_T || P_S) / (N * C).
  * No learnable parts; shapes must match (no resize). */
+#include <math.h>
 #include <stdio.h>
 
 #include "core/ops.h"
+#include "distill/gapmaps.h"
 #include "distill/method.h"
 #include "distill/norms.h"
-
-static const char *const level_names[KD_DISTILL_MAX_LEVELS] = {"P3", "P4", "P5", "P6", "P7"};
 
 typedef struct {
   float weight, tau;
@@ -30,15 +30,16 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
   const CwdParams *p = inst->params;
   KdCtx *c = in->c;
   const float w = p->weight, tau = p->tau;
-  for (int l = 0; l < in->nlev && l < KD_DISTILL_MAX_LEVELS; l++) {
-    KdTensor *s = in->s_feat[l], *t = in->t_feat[l];
+  for (int k = 0; k < in->npairs; k++) {
+    const char *lv = in->pairs[k].name;
+    KdTensor *s = in->s.feat[in->pairs[k].s], *t = in->t.feat[in->pairs[k].t];
     if (!s || !t) {
-      kd_ctx_fail(c, "cwd: level %s: no %s features", level_names[l], s ? "teacher" : "student");
+      kd_ctx_fail(c, "cwd: level %s: no %s features", lv, s ? "teacher" : "student");
       return -1;
     }
     if (!kd_tensor_same_shape(s, t) || s->ndim != 4) {
       char ss[64], st[64];
-      kd_ctx_fail(c, "cwd: level %s: student %s and teacher %s must be equal N,C,H,W shapes", level_names[l],
+      kd_ctx_fail(c, "cwd: level %s: student %s and teacher %s must be equal N,C,H,W shapes", lv,
                   kd_tensor_shape_str(s, ss, sizeof ss), kd_tensor_shape_str(t, st, sizeof st));
       return -1;
     }
@@ -46,9 +47,22 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
     /* per (n, c): KL of the spatial softmaxes (kd_norm_spatial_softmax) */
     KdTensor *kl = kd_dist_kl_logits(c, kd_reshape(c, t, 3, rows), kd_reshape(c, s, 3, rows), 2, tau);
     float norm = (float)s->shape[0] * (float)s->shape[1];
-    kd_distill_part(out, level_names[l], kd_scale(c, kd_sum_all(c, kl), w * tau * tau / norm));
+    kd_distill_part(out, lv, kd_scale(c, kd_sum_all(c, kl), w * tau * tau / norm));
   }
   return kd_distill_finish(c, out);
+}
+
+/* The probe's gap under CWD's normalisation: each pixel's share of the
+ * KL between the per-channel spatial softmaxes at cwd.tau. */
+static int probe_level(const KdDistillProbe *in, KdProbeMapFn map, void *sink) {
+  const int C = in->C, HW = in->H * in->W;
+  const double tau = kd_config_num(in->cfg, "cwd.tau");
+  for (int i = 0; i < in->n; i++) {
+    float *o = map(sink, i, "gap");
+    if (!o) return -1;
+    kd_map_gap_cwd(in->s + (size_t)i * C * HW, in->t + (size_t)i * C * HW, C, HW, isfinite(tau) && tau > 0 ? (float)tau : 1.0f, o);
+  }
+  return 0;
 }
 
 const KdMethod kd_method_cwd = {
@@ -59,4 +73,6 @@ const KdMethod kd_method_cwd = {
     .nparams = NPARAMS,
     .params_size = sizeof(CwdParams),
     .loss = loss,
+    .needs = KD_NEED_FEAT | KD_NEED_SAME_WIDTH,
+    .probe_level = probe_level,
 };

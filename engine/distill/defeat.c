@@ -86,7 +86,8 @@ static void destroy(KdMethodInst *inst) { free(inst->state); }
  * ({2}: obj, bg); *n_obj, *n_bg the normalisers. */
 static KdTensor *neck_level(KdCtx *c, const KdDistillInputs *in, const DeFeat *d, int l, int L, float fs, float *n_obj,
                             float *n_bg, KdTensor **mask) {
-  KdTensor *s = in->s_feat[l], *t = in->t_feat[l];
+  const KdLevelPair *p = &in->pairs[l];
+  KdTensor *s = in->s.feat[p->s], *t = in->t.feat[p->t];
   KdTensor *a = kd_conv_fwd(c, &d->adapt[l], s);
   if (!a || !t) return NULL;
   if (!kd_tensor_same_shape(a, t)) {
@@ -96,7 +97,7 @@ static KdTensor *neck_level(KdCtx *c, const KdDistillInputs *in, const DeFeat *d
     return NULL;
   }
   const int ch = t->shape[1];
-  KdMaskGrid g = {t->shape[0], t->shape[2], t->shape[3], in->strides[l]};
+  KdMaskGrid g = {t->shape[0], t->shape[2], t->shape[3], p->stride};
   KdTensor *m[2] = {kd_mask_defeat(c, in->gt, g, l, L, fs), NULL};
   if (!m[0] || !(m[1] = kd_tensor_like(c, m[0]))) return NULL;
   double msum = 0.0;
@@ -241,11 +242,14 @@ static KdTensor *kl_level(KdCtx *c, KdTensor *s, KdTensor *t, const KlSaved *cfg
 /* Head part at one temperature over every level ({2}: positive-anchor and
  * negative-anchor sums, each times its coef). NULL on error. */
 static KdTensor *head_kl(KdCtx *c, const KdDistillInputs *in, float T, const float coef[2]) {
-  const int A = in->num_anchors, K = in->num_classes, N = in->n;
-  KlSaved cfg = {.tcls = in->target_cls, .A = A, .K = K, .A_total = in->A_total, .T = T, .coef = {coef[0], coef[1]}};
+  const KdDenseAssign *as = in->s.assign;
+  const int A = as->A, K = as->K, N = in->n;
+  KdTensor *const *sc = kd_side_out(&in->s, "cls"), *const *tc = kd_side_out(&in->t, "cls");
+  KlSaved cfg = {.tcls = as->target_cls, .A = A, .K = K, .A_total = as->A_total, .T = T, .coef = {coef[0], coef[1]}};
   KdTensor *total = NULL;
-  for (int l = 0; l < in->nlev; l++) {
-    KdTensor *s = in->s_cls[l], *t = in->t_cls[l];
+  for (int k = 0; k < in->npairs; k++) {
+    const int l = in->pairs[k].s;
+    KdTensor *s = sc[l], *t = tc[in->pairs[k].t];
     if (!s || !t) return NULL;
     if (s->ndim != 4 || !kd_tensor_same_shape(s, t) || s->shape[0] != N || s->shape[1] != A * K) {
       char ss[64], st[64];
@@ -254,16 +258,16 @@ static KdTensor *head_kl(KdCtx *c, const KdDistillInputs *in, float T, const flo
       return NULL;
     }
     const int HW = s->shape[2] * s->shape[3];
-    if (cfg.base + HW * A > in->A_total) {
-      kd_ctx_fail(c, "defeat: class logits have more anchors than the targets (%d)", in->A_total);
+    if (cfg.base + HW * A > as->A_total) {
+      kd_ctx_fail(c, "defeat: class logits have more anchors than the targets (%d)", as->A_total);
       return NULL;
     }
     KdTensor *v = kl_level(c, s, t, &cfg);
     total = total ? kd_add(c, total, v) : v;
     cfg.base += HW * A;
   }
-  if (cfg.base != in->A_total) {
-    kd_ctx_fail(c, "defeat: class logits cover %d anchors per image, targets %d", cfg.base, in->A_total);
+  if (cfg.base != as->A_total) {
+    kd_ctx_fail(c, "defeat: class logits cover %d anchors per image, targets %d", cfg.base, as->A_total);
     return NULL;
   }
   return total;
@@ -276,8 +280,8 @@ static int head(KdCtx *c, const KdDistillInputs *in, const DeFeatParams *p, KdTe
   const float beta[2] = {w * p->beta_obj, w * p->beta_bg};
   const float T[2] = {p->T_obj, p->T_bg};
   size_t count[2] = {0, 0};
-  for (size_t i = 0; i < (size_t)in->n * in->A_total; i++) {
-    int tc = in->target_cls[i];
+  for (size_t i = 0; i < (size_t)in->n * in->s.assign->A_total; i++) {
+    int tc = in->s.assign->target_cls[i];
     count[0] += tc >= 0, count[1] += tc == -1;
   }
   float coef[2];
@@ -299,7 +303,7 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
   KdCtx *c = in->c;
   const float w = p->weight;
   const float fs = p->finest_scale;
-  const int L = in->nlev < d->nlev ? in->nlev : d->nlev;
+  const int L = in->npairs < d->nlev ? in->npairs : d->nlev;
   if (L < 1) {
     kd_ctx_fail(c, "defeat: no FPN levels");
     return -1;
@@ -314,14 +318,15 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
     KdTensor *lb = kd_scale(c, kd_slice(c, sums, 0, 1, 1), 1.0f / nb);
     obj = obj ? kd_add(c, obj, lo) : lo;
     bg = bg ? kd_add(c, bg, lb) : lb;
-    kd_distill_mask(out, "defeat.fg", l, m);
+    kd_distill_mask(out, "defeat.fg", in->pairs[l].s, m);
   }
   kd_distill_part(out, "neck_obj", kd_scale(c, obj, w * p->alpha_obj / (float)L));
   kd_distill_part(out, "neck_bg", kd_scale(c, bg, w * p->alpha_bg / (float)L));
 
   const float b_obj = p->beta_obj, b_bg = p->beta_bg;
   if (b_obj > 0.0f || b_bg > 0.0f) {
-    if (!in->target_cls || !in->s_cls[0] || !in->t_cls[0]) {
+    KdTensor *const *sc = kd_side_out(&in->s, "cls"), *const *tc = kd_side_out(&in->t, "cls");
+    if (!in->s.assign || !sc || !tc || !sc[0] || !tc[0] || in->npairs != in->s.levels->n) {
       kd_ctx_fail(c, "defeat: head KD needs class logits and anchor targets "
                      "(set defeat.beta_obj = defeat.beta_bg = 0 to run without)");
       return -1;
@@ -338,6 +343,12 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
   return kd_distill_finish(c, out);
 }
 
+/* The head terms read class logits and the assignment only while weighted. */
+static unsigned needs_now(const KdConfig *cfg) {
+  return kd_config_num(cfg, "defeat.beta_obj") > 0 || kd_config_num(cfg, "defeat.beta_bg") > 0 ? KD_NEED_LOGITS | KD_NEED_ASSIGN
+                                                                                              : 0;
+}
+
 const KdMethod kd_method_defeat = {
     .name = "defeat",
     .label = "DeFeat",
@@ -350,4 +361,6 @@ const KdMethod kd_method_defeat = {
     .init_weights = init_weights,
     .destroy = destroy,
     .loss = loss,
+    .needs = KD_NEED_FEAT | KD_NEED_GT,
+    .needs_now = needs_now,
 };

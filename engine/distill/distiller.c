@@ -133,12 +133,8 @@ int kd_distill_parse_methods(const char *list, int *active, KdError *err) {
     for (int i = 0; i < n; i++)
       if (!strcmp(kd_method_at(i)->name, name)) found = i;
     if (found < 0) {
-      char known[512] = "";
-      for (int i = 0; i < n; i++) {
-        if (i) strncat(known, ", ", sizeof known - strlen(known) - 1);
-        strncat(known, kd_method_at(i)->name, sizeof known - strlen(known) - 1);
-      }
-      return kd_error(err, "distill.methods: unknown method '%s' (known: %s)", name, known);
+      char known[512];
+      return kd_error(err, "distill.methods: unknown method '%s' (known: %s)", name, kd_method_names(known, sizeof known));
     }
     active[found] = 1;
     p = e;

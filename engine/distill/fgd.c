@@ -134,7 +134,8 @@ typedef struct {
 
 static int level_loss(KdCtx *c, const KdDistillInputs *in, const FgdLevel *v, int l, float temp, FgdSums *s,
                       KdDistillOut *out, KdTensor **att_t) {
-  KdTensor *S = in->s_feat[l], *T = in->t_feat[l];
+  const KdLevelPair *p = &in->pairs[l];
+  KdTensor *S = in->s.feat[p->s], *T = in->t.feat[p->t];
   if (v->has_align) S = kd_conv_fwd(c, &v->align, S);
   if (!S || !T) return -1;
   if (!kd_tensor_same_shape(S, T) || S->ndim != 4) {
@@ -146,7 +147,7 @@ static int level_loss(KdCtx *c, const KdDistillInputs *in, const FgdLevel *v, in
   KdTensor *asp_t = kd_attention_spatial(c, T, temp), *ach_t = kd_attention_channel(c, T, temp);
   KdTensor *asp_s = kd_attention_spatial(c, S, temp), *ach_s = kd_attention_channel(c, S, temp);
   KdTensor *mfg, *mbg;
-  KdMaskGrid g = {T->shape[0], T->shape[2], T->shape[3], in->strides[l]};
+  KdMaskGrid g = {T->shape[0], T->shape[2], T->shape[3], p->stride};
   if (!asp_t || !ach_t || kd_mask_fgd(c, in->gt, g, NULL, &mfg, &mbg)) return -1;
   /* Both spatial weightings in one pass: W = Asp_T * Ach_T times each mask. */
   KdTensor *w[2] = {kd_mul(c, mfg, asp_t), kd_mul(c, mbg, asp_t)};
@@ -162,7 +163,7 @@ static int level_loss(KdCtx *c, const KdDistillInputs *in, const FgdLevel *v, in
   s->bg = s->bg ? kd_add(c, s->bg, bg) : bg;
   s->mask = s->mask ? kd_add(c, s->mask, mask) : mask;
   s->rela = s->rela ? kd_add(c, s->rela, rela) : rela;
-  kd_distill_mask(out, "fgd.fg", l, mfg);
+  kd_distill_mask(out, "fgd.fg", p->s, mfg);
   *att_t = asp_t;
   return 0;
 }
@@ -170,7 +171,7 @@ static int level_loss(KdCtx *c, const KdDistillInputs *in, const FgdLevel *v, in
 static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out) {
   Fgd *f = inst->state;
   KdCtx *c = in->c;
-  const int L = in->nlev < f->nlev ? in->nlev : f->nlev;
+  const int L = in->npairs < f->nlev ? in->npairs : f->nlev;
   if (L < 1 || in->n < 1) {
     kd_ctx_fail(c, "fgd: no FPN levels or empty batch");
     return -1;
@@ -181,7 +182,7 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
   const float temp = p->temp;
   for (int l = 0; l < L; l++)
     if (level_loss(c, in, &f->lv[l], l, temp, &s, out, &att[l])) return -1;
-  for (int l = 0; l < L; l++) kd_distill_mask(out, "fgd.att_t", l, att[l]);
+  for (int l = 0; l < L; l++) kd_distill_mask(out, "fgd.att_t", in->pairs[l].s, att[l]);
   const float k = p->weight / (float)in->n;
   kd_distill_part(out, "fg", kd_scale(c, s.fg, k * p->alpha));
   kd_distill_part(out, "bg", kd_scale(c, s.bg, k * p->beta));
@@ -202,4 +203,6 @@ const KdMethod kd_method_fgd = {
     .init_weights = init_weights,
     .destroy = destroy,
     .loss = loss,
+    .needs = KD_NEED_FEAT | KD_NEED_GT,
+    .attn_temp_key = "fgd.temp",
 };

@@ -56,9 +56,10 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
   KdCtx *c = in->c;
   const float w = p->weight;
   KdTensor *sum = NULL;
-  for (int l = 0; l < in->nlev && l < f->nlev; l++) {
-    KdTensor *a = kd_conv_fwd(c, &f->adapt[l], in->s_feat[l]);
-    KdTensor *d = kd_mean_all(c, kd_square(c, kd_sub(c, a, in->t_feat[l])));
+  for (int k = 0; k < in->npairs && k < f->nlev; k++) {
+    const KdLevelPair *p = &in->pairs[k];
+    KdTensor *a = kd_conv_fwd(c, &f->adapt[k], in->s.feat[p->s]);
+    KdTensor *d = kd_mean_all(c, kd_square(c, kd_sub(c, a, in->t.feat[p->t])));
     sum = sum ? kd_add(c, sum, d) : d;
   }
   kd_distill_part(out, "feat", kd_scale(c, sum, w));
@@ -76,4 +77,5 @@ const KdMethod kd_method_fitnet = {
     .init_weights = init_weights,
     .destroy = destroy,
     .loss = loss,
+    .needs = KD_NEED_FEAT,
 };

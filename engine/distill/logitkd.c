@@ -17,7 +17,6 @@
 #include "distill/method.h"
 #include "distill/norms.h"
 
-static const char *const level_names[KD_DISTILL_MAX_LEVELS] = {"P3", "P4", "P5", "P6", "P7"};
 static const char *const norm_choices[] = {"level", "batch", NULL};
 enum { NORM_LEVEL, NORM_BATCH }; /* the order of norm_choices */
 
@@ -48,11 +47,12 @@ static const KdParamDesc params[] = {
 /* The weight sum of the selected anchors per level and in the batch: the
  * positive count when bg_weight is 0. */
 static void weight_sums(const KdDistillInputs *in, const int *off, float bg, double *wsum, double *total) {
+  const KdDenseAssign *as = in->s.assign;
   *total = 0.0;
-  for (int l = 0; l < in->nlev; l++) {
+  for (int l = 0; l < in->npairs; l++) {
     long pos = 0, neg = 0;
     for (int n = 0; n < in->n; n++) {
-      const int *tc = in->target_cls + (size_t)n * (size_t)in->A_total;
+      const int *tc = as->target_cls + (size_t)n * (size_t)as->A_total;
       for (int i = off[l]; i < off[l + 1]; i++) pos += tc[i] >= 0, neg += tc[i] == KD_MATCH_NEG;
     }
     wsum[l] = (double)pos + (double)bg * (double)neg;
@@ -60,14 +60,15 @@ static void weight_sums(const KdDistillInputs *in, const int *off, float bg, dou
   }
 }
 
-/* One level: sum_i w_i KL_i over the anchors with w_i > 0 (a {1} tensor). */
-static KdTensor *level_kl(KdCtx *c, const KdDistillInputs *in, int l, int off, float T, float bg) {
-  KdTensor *s = in->s_cls[l], *t = in->t_cls[l];
-  const int N = s->shape[0], A = in->num_anchors, K = in->num_classes;
+/* One level (pair k): sum_i w_i KL_i over the anchors with w_i > 0 (a {1} tensor). */
+static KdTensor *level_kl(KdCtx *c, const KdDistillInputs *in, int k, int off, float T, float bg) {
+  const KdDenseAssign *as = in->s.assign;
+  KdTensor *s = kd_side_out(&in->s, "cls")[in->pairs[k].s], *t = kd_side_out(&in->t, "cls")[in->pairs[k].t];
+  const int N = s->shape[0], A = as->A, K = as->K;
   const int HW = s->shape[2] * s->shape[3], AK = A * K;
   int rows = 0;
   for (int n = 0; n < N; n++) {
-    const int *tc = in->target_cls + (size_t)n * (size_t)in->A_total + off;
+    const int *tc = as->target_cls + (size_t)n * (size_t)as->A_total + off;
     for (int i = 0; i < HW * A; i++) rows += tc[i] >= 0 || (tc[i] == KD_MATCH_NEG && bg > 0.0f);
   }
   int one = 1;
@@ -78,14 +79,14 @@ static KdTensor *level_kl(KdCtx *c, const KdDistillInputs *in, int l, int off, f
   if (!idx || !wt) return NULL;
   int r = 0;
   for (int n = 0; n < N; n++) {
-    const int *tc = in->target_cls + (size_t)n * (size_t)in->A_total + off;
+    const int *tc = as->target_cls + (size_t)n * (size_t)as->A_total + off;
     for (int hw = 0; hw < HW; hw++)
       for (int a = 0; a < A; a++) {
         int code = tc[hw * A + a];
         float wi = code >= 0 ? 1.0f : code == KD_MATCH_NEG ? bg : 0.0f;
         if (wi <= 0.0f) continue;
         wt->data[r] = wi;
-        for (int k = 0; k < K; k++) idx[r * K + k] = ((n * AK + a * K + k) * HW) + hw;
+        for (int j = 0; j < K; j++) idx[r * K + j] = ((n * AK + a * K + j) * HW) + hw;
         r++;
       }
   }
@@ -97,29 +98,36 @@ static KdTensor *level_kl(KdCtx *c, const KdDistillInputs *in, int l, int off, f
 
 static int check_inputs(const KdDistillInputs *in, int *off) {
   KdCtx *c = in->c;
-  if (!in->target_cls) {
+  const KdDenseAssign *as = in->s.assign;
+  if (!as || !as->target_cls) {
     kd_ctx_fail(c, "logitkd: no anchor assignment (target_cls) given");
     return -1;
   }
-  const int A = in->num_anchors, K = in->num_classes;
+  KdTensor *const *sc = kd_side_out(&in->s, "cls"), *const *tc = kd_side_out(&in->t, "cls");
+  const int A = as->A, K = as->K;
   off[0] = 0;
-  for (int l = 0; l < in->nlev; l++) {
-    KdTensor *s = in->s_cls[l], *t = in->t_cls[l];
+  if (in->npairs != in->s.levels->n) {
+    kd_ctx_fail(c, "logitkd: %d of the student's %d levels have a teacher level of their stride", in->npairs, in->s.levels->n);
+    return -1;
+  }
+  for (int l = 0; l < in->npairs; l++) {
+    const char *lv = in->pairs[l].name;
+    KdTensor *s = sc ? sc[in->pairs[l].s] : NULL, *t = tc ? tc[in->pairs[l].t] : NULL;
     char ss[64], st[64];
     if (!s || !t) {
-      kd_ctx_fail(c, "logitkd: level %s: no %s class logits", level_names[l], s ? "teacher" : "student");
+      kd_ctx_fail(c, "logitkd: level %s: no %s class logits", lv, s ? "teacher" : "student");
       return -1;
     }
     if (!kd_tensor_same_shape(s, t) || s->ndim != 4 || s->shape[1] != A * K || s->shape[0] != in->n) {
       kd_ctx_fail(c, "logitkd: level %s: student %s and teacher %s must both be %d,%d,H,W (A=%d anchors x K=%d classes)",
-                  level_names[l], kd_tensor_shape_str(s, ss, sizeof ss), kd_tensor_shape_str(t, st, sizeof st), in->n,
+                  lv, kd_tensor_shape_str(s, ss, sizeof ss), kd_tensor_shape_str(t, st, sizeof st), in->n,
                   A * K, A, K);
       return -1;
     }
     off[l + 1] = off[l] + s->shape[2] * s->shape[3] * A;
   }
-  if (off[in->nlev] != in->A_total) {
-    kd_ctx_fail(c, "logitkd: the levels hold %d anchors per image but the assignment has %d", off[in->nlev], in->A_total);
+  if (off[in->npairs] != as->A_total) {
+    kd_ctx_fail(c, "logitkd: the levels hold %d anchors per image but the assignment has %d", off[in->npairs], as->A_total);
     return -1;
   }
   return 0;
@@ -130,21 +138,17 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
   KdCtx *c = in->c;
   int off[KD_DISTILL_MAX_LEVELS + 1];
   double wsum[KD_DISTILL_MAX_LEVELS], total;
-  if (in->nlev > KD_DISTILL_MAX_LEVELS) {
-    kd_ctx_fail(c, "logitkd: %d levels, at most %d", in->nlev, KD_DISTILL_MAX_LEVELS);
-    return -1;
-  }
   if (check_inputs(in, off)) return -1;
   const float w = p->weight, T = p->T;
   const float bg = p->bg_weight;
   weight_sums(in, off, bg, wsum, &total);
   const int per_level = p->norm == NORM_LEVEL;
-  const float kdiv = p->kl_mean ? (float)in->num_classes : 1.0f;
-  for (int l = 0; l < in->nlev; l++) {
+  const float kdiv = p->kl_mean ? (float)in->s.assign->K : 1.0f;
+  for (int l = 0; l < in->npairs; l++) {
     double ws = per_level ? wsum[l] : total;
     float norm = ws > 0.0 ? (float)ws : 1.0f;
     KdTensor *kl = level_kl(c, in, l, off[l], T, bg);
-    kd_distill_part(out, level_names[l], kd_scale(c, kl, w * T * T / (kdiv * norm)));
+    kd_distill_part(out, in->pairs[l].name, kd_scale(c, kl, w * T * T / (kdiv * norm)));
   }
   return kd_distill_finish(c, out);
 }
@@ -157,4 +161,5 @@ const KdMethod kd_method_logitkd = {
     .nparams = NPARAMS,
     .params_size = sizeof(LogitKdParams),
     .loss = loss,
+    .needs = KD_NEED_LOGITS | KD_NEED_ASSIGN,
 };

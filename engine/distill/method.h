@@ -9,7 +9,10 @@
  * Methods compose shared pieces (masks.h, norms.h) rather than copying
  * them. Learnable parts (adapters, GcBlocks) are registered in the
  * distillation parameter store at init and train with the student.
- * Several methods can be active at once, each scaled by "<method>.weight". */
+ * Several methods can be active at once, each scaled by "<method>.weight".
+ * A method sees each side through a KdDistillSide and the levels of the
+ * two sides through a stride-pairing table; it declares what it reads
+ * (needs) so that a run that cannot give it is refused up front. */
 #ifndef KD_DISTILL_METHOD_H
 #define KD_DISTILL_METHOD_H
 
@@ -19,42 +22,96 @@
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "detect/targets.h"
+#include "model/detector.h"
 
-#define KD_DISTILL_MAX_LEVELS 5
+#define KD_DISTILL_MAX_LEVELS KD_MAX_LEVELS
 #define KD_DISTILL_MAX_PARTS 8
 #define KD_DISTILL_MAX_MASKS 8
 
-/* Shapes known before the first step, for creating learnable parts. */
+/* What a method reads (KdMethod.needs). A method whose needs a run cannot
+ * meet is refused when the run opens and on a live `set` (needs.h), with a
+ * message naming the method and the missing input, never mid-run. */
+enum {
+  KD_NEED_FEAT = 1 << 0,        /* neck features of both sides, levels paired by stride */
+  KD_NEED_SAME_WIDTH = 1 << 1,  /* ... of one width on both sides (no adapter) */
+  KD_NEED_LOGITS = 1 << 2,      /* dense class logits "cls" of one layout on both sides, every student level paired */
+  KD_NEED_BOXES = 1 << 3,       /* dense box outputs "box" of one layout on both sides */
+  KD_NEED_GT = 1 << 4,          /* ground-truth boxes */
+  KD_NEED_ASSIGN = 1 << 5,      /* the student's dense anchor assignment */
+  KD_NEED_TEACHER_RUN = 1 << 6, /* running a part of the teacher (kd_distill_teacher_head) */
+  KD_NEED_ROIS = 1 << 7,        /* proposals / RoIs of a two-stage teacher */
+};
+#define KD_NEED_COUNT 8
+
+/* Shapes known before the first step, for creating learnable parts. The
+ * levels are the paired ones (student and teacher level of one stride),
+ * in the student's order. */
 typedef struct KdDistillShapes {
   int nlev;
-  int strides[KD_DISTILL_MAX_LEVELS];  /* 8, 16, 32, ... */
-  int t_channels, s_channels;          /* FPN widths of teacher and student */
+  int strides[KD_DISTILL_MAX_LEVELS];
+  int t_channels, s_channels;          /* neck widths of teacher and student */
   int num_classes, num_anchors;
 } KdDistillShapes;
 
-/* What a step produced. Teacher tensors carry no gradient; student tensors
- * are on the tape. Features are the FPN outputs P3.. (N,C,H,W); cls/box
- * the head outputs (N,A*K,H,W) / (N,A*4,H,W). */
+/* One head output of a side, per level of that side ("cls", "box", ...). */
+typedef struct KdSideOut {
+  const char *name;
+  KdTensor *lv[KD_DISTILL_MAX_LEVELS];
+} KdSideOut;
+
+/* One side of distillation (teacher or student) as its model produced it
+ * this step. Teacher tensors carry no gradient; student tensors are on
+ * the tape. */
+typedef struct KdDistillSide {
+  const KdLevels *levels;          /* strides and names of this side's levels */
+  int channels;                    /* neck width */
+  KdTensor *feat[KD_DISTILL_MAX_LEVELS]; /* neck outputs N,C,H,W */
+  int nout;
+  KdSideOut out[KD_HEAD_MAX_OUT];  /* the head's outputs by name (kd_side_out) */
+  const KdDenseAssign *assign;     /* this side's dense assignment, or NULL */
+  const float *rois;               /* proposals [nrois, 5] (image, x1, y1, x2, y2) of a
+                                      two-stage head, or NULL (none yet) */
+  int nrois;
+  KdModel *model;                  /* NULL when the side comes as tensors (kdscope loss) */
+} KdDistillSide;
+
+/* A student level and the teacher level of the same stride. */
+typedef struct KdLevelPair {
+  int stride;
+  int s, t;         /* level indices on each side */
+  const char *name; /* the student's level name ("P3") */
+} KdLevelPair;
+
+/* What a step gives the methods. */
 typedef struct KdDistillInputs {
   KdCtx *c;
   const KdConfig *cfg;
-  int n, img_h, img_w, nlev;
-  int strides[KD_DISTILL_MAX_LEVELS];
-  KdTensor *t_feat[KD_DISTILL_MAX_LEVELS], *s_feat[KD_DISTILL_MAX_LEVELS];
-  KdTensor *t_cls[KD_DISTILL_MAX_LEVELS], *s_cls[KD_DISTILL_MAX_LEVELS];
-  KdTensor *t_box[KD_DISTILL_MAX_LEVELS], *s_box[KD_DISTILL_MAX_LEVELS];
+  int n, img_h, img_w;
   const KdGtImage *gt;      /* [n], boxes in input pixels */
-  /* Dense assignment (for logit-level methods), flat anchor order of
-   * detect/anchors.h: [n * A_total], class >= 0 positive, -1 neg, -2 ignore. */
-  const int *target_cls;
-  int num_anchors, num_classes, A_total;
-  const float *anchors;     /* [A_total, 4] */
+  KdDistillSide t, s;
+  int npairs;               /* the stride-pairing table (kd_distill_pair) */
+  KdLevelPair pairs[KD_DISTILL_MAX_LEVELS];
+  int step;                 /* steps done before this one */
+  int epoch;                /* epochs done (0 when the data set size is unknown) */
+  double progress;          /* step / train.steps, in [0, 1) */
+  KdRng *rng;               /* draws for this step (seeded by train.seed and the step) */
 } KdDistillInputs;
+
+/* The probe's view of one paired level of the probe batch, for a method's
+ * own maps (KdMethod.probe_level): N,C,H,W student and teacher features of
+ * one shape, plain floats. */
+typedef struct KdDistillProbe {
+  const KdConfig *cfg;
+  int n, C, H, W;
+  const float *s, *t;
+} KdDistillProbe;
+/* Where a probe map goes: an H*W buffer for image i, field <what>_<method>. */
+typedef float *(*KdProbeMapFn)(void *sink, int image, const char *what);
 
 /* A mask a method used, kept for the probes/UI ("defeat.fg" at level l). */
 typedef struct KdDistillMask {
   const char *name;
-  int level;
+  int level;     /* the student's level index (KdLevelPair.s) */
   KdTensor *map; /* N,1,H,W (or N,C,1,1 for channel masks) */
 } KdDistillMask;
 
@@ -102,12 +159,27 @@ struct KdMethod {
   void (*destroy)(KdMethodInst *inst);
   /* Builds the loss on the student's tape. Returns -1 with the ctx error. */
   int (*loss)(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out);
+  unsigned needs; /* KD_NEED_* always read */
+  /* KD_NEED_* read under the current settings, added to needs (e.g. only
+   * while a part is weighted above 0); may be NULL. */
+  unsigned (*needs_now)(const KdConfig *cfg);
+  /* The probe: maps this method shows beyond the masks its loss records
+   * (its gap under its own normalisation...), one paired level at a time;
+   * map() gives the buffer of each per-image field. May be NULL. */
+  int (*probe_level)(const KdDistillProbe *in, KdProbeMapFn map, void *sink);
+  /* Key of the setting that is the temperature of the attention maps the
+   * probe shows (attention as this method computes it), or NULL. */
+  const char *attn_temp_key;
 };
 
-/* ---- registry ---- */
+/* ---- registry (the list in engine/distill/meson.build) ---- */
 int kd_method_count(void);
 const KdMethod *kd_method_at(int i);
 const KdMethod *kd_method_find(const char *name);
+/* "fitnet, defeat, ..." into buf, for messages. */
+const char *kd_method_names(char *buf, size_t len);
+/* needs | needs_now(cfg). */
+unsigned kd_method_needs(const KdMethod *m, const KdConfig *cfg);
 /* Registers "distill.methods" and every method's descriptors. */
 int kd_distill_register(KdConfig *cfg);
 /* Fills inst->params from cfg (allocated on first use). The distiller
@@ -122,5 +194,15 @@ void kd_method_inst_release(KdMethodInst *inst);
 int kd_distill_finish(KdCtx *c, KdDistillOut *out);
 void kd_distill_part(KdDistillOut *out, const char *name, KdTensor *value);
 void kd_distill_mask(KdDistillOut *out, const char *name, int level, KdTensor *map);
+/* The per-level tensors of a side's head output `name`, or NULL. */
+KdTensor *const *kd_side_out(const KdDistillSide *s, const char *name);
+/* Runs the teacher's head on features given per teacher level (e.g. the
+ * student's, adapted to the teacher's width) on the step's tape: the
+ * gradient reaches those features, not the teacher. Fills out (head
+ * outputs by name, kd_det_out). -1 with the ctx error. */
+int kd_distill_teacher_head(const KdDistillInputs *in, KdTensor *const *feat, KdDetOut *out);
+/* Two-stage teachers: the teacher's RoI head on given RoIs [nrois, 5]. */
+int kd_distill_teacher_rois(const KdDistillInputs *in, KdTensor *const *feat, const float *rois, int nrois, KdHeadOut *out,
+                            KdError *err);
 
 #endif

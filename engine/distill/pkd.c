@@ -14,12 +14,13 @@
 #include <stdio.h>
 
 #include "core/ops.h"
+#include <stdlib.h>
+
+#include "distill/gapmaps.h"
 #include "distill/method.h"
 #include "distill/norms.h"
 
 #define PKD_EPS 1e-6f
-
-static const char *const level_names[KD_DISTILL_MAX_LEVELS] = {"P3", "P4", "P5", "P6", "P7"};
 
 typedef struct {
   float weight;
@@ -37,22 +38,42 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
   const PkdParams *p = inst->params;
   KdCtx *c = in->c;
   const float w = p->weight;
-  for (int l = 0; l < in->nlev && l < KD_DISTILL_MAX_LEVELS; l++) {
-    KdTensor *s = in->s_feat[l], *t = in->t_feat[l];
+  for (int k = 0; k < in->npairs; k++) {
+    const char *lv = in->pairs[k].name;
+    KdTensor *s = in->s.feat[in->pairs[k].s], *t = in->t.feat[in->pairs[k].t];
     if (!s || !t) {
-      kd_ctx_fail(c, "pkd: level %s: no %s features", level_names[l], s ? "teacher" : "student");
+      kd_ctx_fail(c, "pkd: level %s: no %s features", lv, s ? "teacher" : "student");
       return -1;
     }
     if (!kd_tensor_same_shape(s, t)) {
       char ss[64], st[64];
       kd_ctx_fail(c, "pkd: level %s: student %s and teacher %s differ; PKD needs equal shapes (no resize)",
-                  level_names[l], kd_tensor_shape_str(s, ss, sizeof ss), kd_tensor_shape_str(t, st, sizeof st));
+                  lv, kd_tensor_shape_str(s, ss, sizeof ss), kd_tensor_shape_str(t, st, sizeof st));
       return -1;
     }
     KdTensor *d = kd_mean_all(c, kd_square(c, kd_sub(c, kd_norm_pearson(c, s, PKD_EPS), kd_norm_pearson(c, t, PKD_EPS))));
-    kd_distill_part(out, level_names[l], kd_scale(c, d, 0.5f * w));
+    kd_distill_part(out, lv, kd_scale(c, d, 0.5f * w));
   }
   return kd_distill_finish(c, out);
+}
+
+/* The probe's gap under PKD's normalisation: both maps standardised per
+ * channel over the whole (probe) batch, as the loss does. */
+static int probe_level(const KdDistillProbe *in, KdProbeMapFn map, void *sink) {
+  const int C = in->C, HW = in->H * in->W;
+  float *stats = malloc(sizeof(float) * 4 * (size_t)C);
+  if (!stats) return -1;
+  kd_map_channel_stats(in->s, in->n, C, HW, PKD_EPS, stats, stats + C);
+  kd_map_channel_stats(in->t, in->n, C, HW, PKD_EPS, stats + 2 * C, stats + 3 * C);
+  int rc = 0;
+  for (int i = 0; i < in->n && !rc; i++) {
+    float *o = map(sink, i, "gap");
+    if (!o) rc = -1;
+    else kd_map_gap_standardised(in->s + (size_t)i * C * HW, in->t + (size_t)i * C * HW, C, HW, stats, stats + C, stats + 2 * C,
+                                 stats + 3 * C, o);
+  }
+  free(stats);
+  return rc;
 }
 
 const KdMethod kd_method_pkd = {
@@ -63,4 +84,6 @@ const KdMethod kd_method_pkd = {
     .nparams = NPARAMS,
     .params_size = sizeof(PkdParams),
     .loss = loss,
+    .needs = KD_NEED_FEAT | KD_NEED_SAME_WIDTH,
+    .probe_level = probe_level,
 };

@@ -1,26 +1,23 @@
 /* The list of distillation methods and the shared plumbing method files
  * use. Adding a method: one file defining `const KdMethod kd_method_<x>`,
- * one line in `methods` below. */
+ * one name in the method list of engine/distill/meson.build (the list the
+ * generated distill/method_list.h holds, in registry order). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/ops.h"
 #include "distill/method.h"
+#include "method_list.h" /* generated (build/engine/distill/): #define KD_METHOD_LIST X(fitnet) X(defeat) ... */
 
-extern const KdMethod kd_method_fitnet;
-extern const KdMethod kd_method_defeat, kd_method_fgd;
-extern const KdMethod kd_method_pkd;
-extern const KdMethod kd_method_cwd;
-extern const KdMethod kd_method_logitkd;
+#define X(name) extern const KdMethod kd_method_##name;
+KD_METHOD_LIST
+#undef X
 
 static const KdMethod *const methods[] = {
-    &kd_method_fitnet,
-    &kd_method_defeat,
-    &kd_method_fgd,
-    &kd_method_pkd,
-    &kd_method_cwd,
-    &kd_method_logitkd,
+#define X(name) &kd_method_##name,
+    KD_METHOD_LIST
+#undef X
 };
 
 int kd_method_count(void) { return (int)(sizeof methods / sizeof methods[0]); }
@@ -31,6 +28,11 @@ const KdMethod *kd_method_find(const char *name) {
     if (!strcmp(methods[i]->name, name)) return methods[i];
   return NULL;
 }
+
+static const char *method_name(int i) { return methods[i]->name; }
+const char *kd_method_names(char *buf, size_t len) { return kd_error_names(buf, len, kd_method_count(), method_name); }
+
+unsigned kd_method_needs(const KdMethod *m, const KdConfig *cfg) { return m->needs | (m->needs_now ? m->needs_now(cfg) : 0); }
 
 static const KdParamDesc common[] = {
     {"distill.methods", "Methods", KD_CFG_STRING, 0, 0, 0, 0, 1, "defeat", NULL,

@@ -1,3 +1,5 @@
+/* Convolution, batch norm and group norm as named parameters with their
+ * initialisers; layers only, no model structure. */
 #include "model/layers.h"
 
 #include <math.h>
@@ -71,4 +73,11 @@ KdTensor *kd_conv_fwd(KdCtx *c, const KdConv *cv, KdTensor *x) { return kd_conv2
 
 KdTensor *kd_bn_fwd(KdCtx *c, const KdBn *bn, KdTensor *x, KdBnMode mode) {
   return kd_batchnorm(c, x, bn->gamma, bn->beta, bn->mean, bn->var, mode == KD_BN_TRAIN, 0.1f, 1e-5f);
+}
+
+double kd_conv_flops(const KdConv *cv, int n, int *h, int *w) {
+  int k = cv->w->shape[2], s = cv->cfg.stride, pd = cv->cfg.pad;
+  int ho = (*h + 2 * pd - k) / s + 1, wo = (*w + 2 * pd - k) / s + 1;
+  *h = ho, *w = wo;
+  return 2.0 * n * ho * wo * (double)cv->w->numel;
 }

@@ -41,5 +41,8 @@ void kd_bn_init(KdBn *bn);
 
 KdTensor *kd_conv_fwd(KdCtx *c, const KdConv *cv, KdTensor *x);
 KdTensor *kd_bn_fwd(KdCtx *c, const KdBn *bn, KdTensor *x, KdBnMode mode);
+/* FLOPs (multiply-adds x 2) of the conv on n images of *h x *w, which
+ * become the output size. */
+double kd_conv_flops(const KdConv *cv, int n, int *h, int *w);
 
 #endif

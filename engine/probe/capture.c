@@ -1,12 +1,13 @@
 /* One capture: forward on the probe images, then every map of
- * snapshot.h from the tensors, then the per-source backward passes. */
+ * snapshot.h from the tensors, then the per-source backward passes. It
+ * knows no method by name: each active method adds its own maps
+ * (KdMethod.probe_level) and masks (its loss's KdDistillOut). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/ops.h"
-#include "detect/boxcoder.h"
 #include "probe/maps.h"
 #include "probe/prober_impl.h"
 #include "probe/tapecut.h"
@@ -35,15 +36,18 @@ static float cfg_num(const KdConfig *c, const char *key, float def) {
   return isfinite(v) && v > 0 ? (float)v : def;
 }
 
-static int active(const KdForward *f, const char *name) {
-  for (int i = 0; i < f->nmethods; i++)
-    if (!strcmp(f->methods[i]->name, name)) return 1;
-  return 0;
+/* The teacher when this forward ran it (not in a run with no active method). */
+static KdModel *teacher_of(const KdProber *p, const KdForward *f) { return f->tout.levels ? p->teacher : NULL; }
+
+/* The teacher's features at the stride of the student's level l, or NULL. */
+static KdTensor *teacher_feat(const KdProber *p, const KdForward *f, int l) {
+  if (!teacher_of(p, f)) return NULL;
+  int k = kd_levels_find(f->tout.levels, f->sout.levels->stride[l]);
+  return k < 0 ? NULL : f->tout.feat[k];
 }
 
-/* Energy, attention and gap maps of one image at one level; stats holds
- * PKD's batch statistics (or NULL when PKD is not active). */
-static int image_maps(KdSnapshot *s, int i, int l, const KdTensor *S, const KdTensor *T, const float *stats, int cwd, float tau) {
+/* Energy, attention and gap maps of one image at one level. */
+static int image_maps(KdSnapshot *s, int i, int l, const KdTensor *S, const KdTensor *T) {
   int Cs = S->shape[1], HW = S->shape[2] * S->shape[3];
   const float *xs = S->data + (size_t)i * Cs * HW;
   float temp = s->attn_temp, *o;
@@ -65,34 +69,50 @@ static int image_maps(KdSnapshot *s, int i, int l, const KdTensor *S, const KdTe
   if (!kd_tensor_same_shape(S, T)) return 0; /* no gap between different widths */
   if (!(o = hw_field(s, i, l, "gap", S))) return -1;
   kd_map_gap(xs, xt, Cs, HW, o);
-  if (stats) {
-    if (!(o = hw_field(s, i, l, "gap_pkd", S))) return -1;
-    kd_map_gap_standardised(xs, xt, Cs, HW, stats, stats + Cs, stats + 2 * Cs, stats + 3 * Cs, o);
-  }
-  if (cwd) {
-    if (!(o = hw_field(s, i, l, "gap_cwd", S))) return -1;
-    kd_map_gap_cwd(xs, xt, Cs, HW, tau, o);
+  return 0;
+}
+
+/* A method's probe map: field img<i>.<L>.<what>_<method>. */
+typedef struct {
+  KdSnapshot *s;
+  int l;
+  const char *method;
+  const KdTensor *S;
+} MethodSink;
+
+static float *method_map(void *sink, int i, const char *what) {
+  MethodSink *k = sink;
+  char name[KD_SNAP_NAME];
+  if (snprintf(name, sizeof name, "%s_%s", what, k->method) >= (int)sizeof name) return NULL;
+  return hw_field(k->s, i, k->l, name, k->S);
+}
+
+static int feature_maps(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *err) {
+  for (int l = 0; l < f->nlev; l++) {
+    KdTensor *S = f->sout.feat[l], *T = teacher_feat(p, f, l);
+    for (int i = 0; i < f->n; i++)
+      if (image_maps(s, i, l, S, T)) return OOM();
+    if (!T || !kd_tensor_same_shape(S, T)) continue;
+    KdDistillProbe in = {p->cfg.settings, f->n, S->shape[1], S->shape[2], S->shape[3], S->data, T->data};
+    for (int m = 0; m < f->nmethods; m++) {
+      MethodSink k = {s, l, f->methods[m]->name, S};
+      if (f->methods[m]->probe_level && f->methods[m]->probe_level(&in, method_map, &k)) return OOM();
+    }
   }
   return 0;
 }
 
-static int feature_maps(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *err) {
-  float tau = cfg_num(p->cfg.settings, "cwd.tau", 1.0f);
-  int pkd = active(f, "pkd"), cwd = active(f, "cwd");
-  for (int l = 0; l < f->nlev; l++) {
-    KdTensor *S = f->sout.feat[l], *T = p->teacher ? f->tout.feat[l] : NULL;
-    int Cs = S->shape[1], HW = S->shape[2] * S->shape[3], rc = 0;
-    float *stats = NULL;
-    if (T && pkd && kd_tensor_same_shape(S, T)) { /* PKD standardises over the whole (probe) batch */
-      if (!(stats = malloc(sizeof(float) * 4 * (size_t)Cs))) return OOM();
-      kd_map_channel_stats(S->data, f->n, Cs, HW, 1e-6f, stats, stats + Cs);
-      kd_map_channel_stats(T->data, f->n, Cs, HW, 1e-6f, stats + 2 * Cs, stats + 3 * Cs);
-    }
-    for (int i = 0; i < f->n && !rc; i++) rc = image_maps(s, i, l, S, T, stats, cwd, tau);
-    free(stats);
-    if (rc) return OOM();
+/* The attention maps' temperature: the probe's own, else the setting an
+ * active method names (then any registered one), else 0.5. */
+static float attn_temp(const KdProber *p, const KdForward *f) {
+  if (p->cfg.attn_temp > 0) return p->cfg.attn_temp;
+  for (int m = 0; m < f->nmethods; m++)
+    if (f->methods[m]->attn_temp_key) return cfg_num(p->cfg.settings, f->methods[m]->attn_temp_key, 0.5f);
+  for (int m = 0; m < kd_method_count(); m++) {
+    const char *key = kd_method_at(m)->attn_temp_key;
+    if (key && kd_config_find(p->cfg.settings, key)) return cfg_num(p->cfg.settings, key, 0.5f);
   }
-  return 0;
+  return 0.5f;
 }
 
 /* Every mask the active methods exposed, sliced per image. */
@@ -123,38 +143,14 @@ static int masks(const KdForward *f, KdSnapshot *s) {
   return 0;
 }
 
-static int ensure_anchors(KdProber *p, const KdForward *f, KdError *err) {
-  int hw[2 * KD_MAX_LEVELS] = {0}, same = p->anchors_s != NULL;
-  for (int l = 0; l < f->nlev; l++) {
-    hw[2 * l] = f->sout.cls[l]->shape[2], hw[2 * l + 1] = f->sout.cls[l]->shape[3];
-    same = same && hw[2 * l] == p->anchor_hw[2 * l] && hw[2 * l + 1] == p->anchor_hw[2 * l + 1];
-  }
-  if (same) return 0;
-  free(p->anchors_s), free(p->anchors_t);
-  p->anchors_t = NULL;
-  p->anchors_s = malloc(sizeof(float) * 4 * (size_t)kd_anchors_total(&p->acfg_s, hw));
-  if (!p->anchors_s || kd_anchors_generate(&p->acfg_s, hw, p->anchors_s, NULL, err)) return p->anchors_s ? -1 : OOM();
-  if (p->teacher) {
-    p->anchors_t = malloc(sizeof(float) * 4 * (size_t)kd_anchors_total(&p->acfg_t, hw));
-    if (!p->anchors_t || kd_anchors_generate(&p->acfg_t, hw, p->anchors_t, NULL, err)) return p->anchors_t ? -1 : OOM();
-  }
-  memcpy(p->anchor_hw, hw, sizeof hw);
-  return 0;
-}
-
 static int detections(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *err) {
-  if (ensure_anchors(p, f, err)) return -1;
   int n = f->n, md = p->post.max_det, count[KD_PROBE_MAX_IMAGES];
   float wh[2 * KD_PROBE_MAX_IMAGES];
   KdDetection *det = malloc(sizeof *det * (size_t)n * md);
   if (!det) return OOM();
   for (int i = 0; i < n; i++) wh[2 * i] = (float)f->w, wh[2 * i + 1] = (float)f->h;
-  KdBoxCoder bc = kd_box_coder_default();
-  for (int who = 0; who < (p->teacher ? 2 : 1); who++) {
-    const KdDetOut *o = who ? &f->tout : &f->sout;
-    const KdAnchorCfg *ac = who ? &p->acfg_t : &p->acfg_s;
-    if (kd_postprocess(o->cls, o->box, f->nlev, kd_anchors_per_loc(ac), who ? p->anchors_t : p->anchors_s, &bc, &p->post, wh,
-                       det, count, err)) {
+  for (int who = 0; who < (teacher_of(p, f) ? 2 : 1); who++) {
+    if (kd_model_decode(who ? p->teacher : p->student, who ? &f->tout : &f->sout, &p->post, n, wh, det, count, err)) {
       free(det);
       return -1;
     }
@@ -188,26 +184,14 @@ static int detections(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *e
   return 0;
 }
 
-/* The level whose anchors fit the box best (log-size distance). */
-static int box_level(const KdAnchorCfg *a, int nlev, const float *b) {
-  double side = sqrt(fmax(1e-6, (double)(b[2] - b[0]) * (b[3] - b[1]))), best = INFINITY;
-  double mid = a->nscales > 0 ? sqrt(a->scales[0] * a->scales[a->nscales - 1]) : 1;
-  int lv = 0;
-  for (int l = 0; l < nlev && l < a->nlevels; l++) {
-    double d = fabs(log2(side / (a->size_mult * a->strides[l] * mid)));
-    if (d < best) best = d, lv = l;
-  }
-  return lv;
-}
-
 /* RoI-average-pooled features of the GT boxes, on teacher PCA axes. */
 static int instances(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *err) {
   int M = 0;
   for (int i = 0; i < f->n; i++)
     for (int k = 0; k < p->gt[i].n; k++) M += !p->gt[i].crowd[k];
   if (M == 0) return 0;
-  int Cs = f->sout.feat[0]->shape[1], Ct = p->teacher ? f->tout.feat[0]->shape[1] : 0;
-  int C = p->teacher ? Ct : Cs, paired = !p->teacher || Ct == Cs;
+  int Cs = f->sout.feat[0]->shape[1], Ct = teacher_of(p, f) ? f->tout.feat[0]->shape[1] : 0;
+  int C = teacher_of(p, f) ? Ct : Cs, paired = !teacher_of(p, f) || Ct == Cs;
   float *tf = malloc(sizeof(float) * (size_t)M * (Ct + 1)), *sf = malloc(sizeof(float) * (size_t)M * Cs);
   float *meta = malloc(sizeof(float) * 4 * (size_t)M);
   float *mean = malloc(sizeof(float) * 3 * (size_t)C), *axes = mean ? mean + C : NULL, var[3];
@@ -221,20 +205,23 @@ static int instances(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *er
     for (int k = 0; k < p->gt[i].n; k++) {
       if (p->gt[i].crowd[k]) continue;
       const float *b = p->gt[i].boxes + 4 * k;
-      int l = box_level(&p->acfg_s, f->nlev, b), st = s->strides[l];
+      int l = kd_model_box_level(p->student, b), st = s->strides[l];
       const KdTensor *S = f->sout.feat[l];
       int H = S->shape[2], W = S->shape[3];
       kd_map_roi_avg(S->data + (size_t)i * Cs * H * W, Cs, H, W, st, b, sf + (size_t)m * Cs);
-      if (p->teacher) {
-        const KdTensor *T = f->tout.feat[l];
+      if (teacher_of(p, f)) {
+        /* the teacher's level of the same stride, else the one its own head would pick */
+        int lt = kd_levels_find(f->tout.levels, st), stt = st;
+        if (lt < 0) lt = kd_model_box_level(p->teacher, b), stt = f->tout.levels->stride[lt];
+        const KdTensor *T = f->tout.feat[lt];
         int Ht = T->shape[2], Wt = T->shape[3];
-        kd_map_roi_avg(T->data + (size_t)i * Ct * Ht * Wt, Ct, Ht, Wt, st, b, tf + (size_t)m * Ct);
+        kd_map_roi_avg(T->data + (size_t)i * Ct * Ht * Wt, Ct, Ht, Wt, stt, b, tf + (size_t)m * Ct);
       }
       float row[4] = {(float)i, (float)k, (float)l, (float)p->gt[i].labels[k]};
       memcpy(meta + 4 * m, row, sizeof row);
       m++;
     }
-  if (kd_pca2(p->teacher ? tf : sf, M, C, mean, axes, var)) {
+  if (kd_pca2(teacher_of(p, f) ? tf : sf, M, C, mean, axes, var)) {
     OOM();
     goto out;
   }
@@ -245,7 +232,7 @@ static int instances(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *er
     for (int j = 0; j < M; j++) fd->data[j] = meta[4 * j + c];
   }
   for (int who = 0; who < 2; who++) {
-    if (who == 0 && !p->teacher) continue;
+    if (who == 0 && !teacher_of(p, f)) continue;
     if (who == 1 && !paired) continue;
     KdSnapField *fd = kd_snapshot_add2(s, who ? "inst.s_xy" : "inst.t_xy", M, 2);
     if (!fd) goto oom;
@@ -356,7 +343,7 @@ static int grad_passes(KdProber *p, const KdForward *f, KdSnapshot *s, float *co
   KdTensor *src[1 + KD_DISTILL_MAX_OUT];
   const char *names[2 + KD_DISTILL_MAX_OUT];
   int nsrc = 0;
-  src[nsrc] = f->det, names[nsrc++] = "det";
+  src[nsrc] = f->det.total, names[nsrc++] = "det";
   for (int m = 0; m < f->nmethods; m++) src[nsrc] = f->outs[m].loss, names[nsrc++] = f->methods[m]->name;
   names[nsrc] = "total";
   int shape[3] = {f->n, f->nlev, 2};
@@ -394,16 +381,16 @@ int kd_probe_fill(KdProber *p, KdSnapshot *s, KdError *err) {
   s->nlev = f.nlev;
   for (int l = 0; l < f.nlev; l++) s->strides[l] = kd_model_stride(p->student, l);
   s->s_channels = f.sout.feat[0]->shape[1];
-  s->t_channels = p->teacher ? f.tout.feat[0]->shape[1] : 0;
-  s->attn_temp = p->cfg.attn_temp > 0 ? p->cfg.attn_temp : cfg_num(p->cfg.settings, "fgd.temp", 0.5f);
+  s->t_channels = teacher_of(p, &f) ? f.tout.feat[0]->shape[1] : 0;
+  s->attn_temp = attn_temp(p, &f);
   for (int m = 0; m < f.nmethods; m++) {
     size_t o = strlen(s->methods);
     snprintf(s->methods + o, sizeof s->methods - o, "%s%s", m ? "," : "", f.methods[m]->name);
   }
   KdLossPart *pp = s->probe_parts;
-  snprintf(pp[0].name, sizeof pp[0].name, "det.cls"), pp[0].value = f.det_cls->data[0];
-  snprintf(pp[1].name, sizeof pp[1].name, "det.box"), pp[1].value = f.det_box->data[0];
-  s->nprobe_parts = 2;
+  s->nprobe_parts = 0;
+  for (int k = 0; k < f.det.nparts; k++, s->nprobe_parts++)
+    snprintf(pp[k].name, sizeof pp[k].name, "det.%s", f.det.parts[k].name), pp[k].value = f.det.parts[k].value->data[0];
   for (int m = 0; m < f.nmethods; m++)
     for (int k = 0; k < f.outs[m].nparts && s->nprobe_parts < KD_MAX_PARTS; k++) {
       KdLossPart *q = &pp[s->nprobe_parts++];

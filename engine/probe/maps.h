@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+#include "distill/gapmaps.h" /* the methods' gap maps (PKD, CWD) */
+
 /* out[p] = mean_c x[c,p]^2 */
 void kd_map_energy(const float *x, int C, int HW, float *out);
 /* out[p] = mean_c (s[c,p] - t[c,p])^2 */
@@ -19,16 +21,6 @@ void kd_map_norm(const float *g, int C, int HW, float *out);
  * channel out[c] = C * softmax_c(mean_p |x[c,p]| / temp), sums to C. */
 void kd_map_spatial_attn(const float *x, int C, int HW, float temp, float *out);
 void kd_map_channel_attn(const float *x, int C, int HW, float temp, float *out);
-
-/* PKD's normalisation statistics of an N,C,HW tensor: per channel over its
- * N*HW values, mean and 1 / (unbiased std + eps). */
-void kd_map_channel_stats(const float *x, int N, int C, int HW, float eps, float *mean, float *inv_std);
-/* out[p] = mean_c (Zs - Zt)^2, Z = (x - mean_c) * inv_std_c. */
-void kd_map_gap_standardised(const float *s, const float *t, int C, int HW, const float *ms, const float *is,
-                             const float *mt, const float *it, float *out);
-/* CWD's per-pixel KL share: out[p] = tau^2 / C * sum_c Pt (log Pt - log Ps),
- * P[c,.] = softmax over the HW positions of x[c,.] / tau. */
-void kd_map_gap_cwd(const float *s, const float *t, int C, int HW, float tau, float *out);
 
 /* Cells of an H x W level (stride st) belonging to box b (x1,y1,x2,y2 in
  * input pixels): those whose centre ((x+0.5)st, (y+0.5)st) lies inside,

@@ -134,8 +134,7 @@ int kd_prober_bind(KdProber *p, KdSession *s, KdError *err) {
   }
   KdImageCfg ic;
   if (kd_settings_image(cfg->settings, &ic, err) || load_images(p, &ic, err)) return -1;
-  if (kd_settings_anchors(cfg->settings, p->student, &p->acfg_s, err) || kd_settings_post(cfg->settings, &p->post, err)) return -1;
-  if (p->teacher && kd_settings_anchors(cfg->settings, p->teacher, &p->acfg_t, err)) return -1;
+  if (kd_settings_post(cfg->settings, &p->post, err)) return -1;
   if (p->post.max_det > 100) p->post.max_det = 100;
   if (!p->ctx && !(p->ctx = kd_ctx_new(16u << 20))) return kd_error(err, "out of memory");
   snprintf(p->run_dir, sizeof p->run_dir, "%s", kd_rundir_path(kd_session_rundir(s)));
@@ -149,7 +148,6 @@ void kd_prober_free(KdProber *p) {
   pthread_mutex_destroy(&p->mu);
   kd_ctx_free(p->ctx);
   free(p->images), free(p->rgb), free(p->box_off), free(p->boxes), free(p->labels), free(p->crowd);
-  free(p->anchors_s), free(p->anchors_t);
   for (int l = 0; l < KD_MAX_LEVELS; l++) free(p->gsum[l]);
   free(p);
 }

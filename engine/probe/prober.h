@@ -9,10 +9,9 @@
  * as it found it: the trainer's ctx is never touched, and the parameter
  * gradients the passes accumulate are zeroed afterwards (the optimizer
  * expects zeros between steps). So: call it between steps, on the thread
- * that steps the session (kd_prober_request, _stats and _error excepted). Two side effects remain, both harmless to the
- * next step: the trainer's target buffers hold the probe batch's targets
- * (kd_trainer_last_forward's target_cls is stale until the next step), and
- * methods read the live config as in a step.
+ * that steps the session (kd_prober_request, _stats and _error excepted).
+ * The probe batch's targets live in the prober's ctx, so the trainer's
+ * last forward stays valid; methods read the live config as in a step.
  *
  * Budget: kd_prober_due says when to capture so that probing costs about
  * cfg.budget (10%) of training time: after a capture that took c seconds
@@ -28,7 +27,7 @@
 
 typedef struct KdProbeCfg {
   const KdConfig *settings; /* the session's config (required): image size,
-                               anchors, post-processing, fgd.temp, cwd.tau */
+                               post-processing, the methods' settings */
   int nimages;              /* the first n validation images; default 4 */
   int nindices;             /* > 0: probe these validation indices instead */
   int indices[KD_PROBE_MAX_IMAGES];
@@ -39,7 +38,9 @@ typedef struct KdProbeCfg {
   int f16_maps;             /* store maps as F16 in files; default 0 */
   int cut_backward;         /* stop probe backward passes at the FPN
                                features (tapecut.h); default 1 */
-  float attn_temp;          /* 0: fgd.temp when registered, else 0.5 */
+  float attn_temp;          /* 0: the setting a method names as its attention
+                               temperature (KdMethod.attn_temp_key; active
+                               methods first), else 0.5 */
   KdProbeBox *box;          /* kd_prober_after_step publishes here; may be NULL */
 } KdProbeCfg;
 

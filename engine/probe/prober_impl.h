@@ -6,7 +6,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "detect/anchors.h"
 #include "detect/postprocess.h"
 #include "probe/prober.h"
 
@@ -29,11 +28,8 @@ struct KdProber {
   float *boxes;        /* input pixels */
   int *labels, *crowd;
   KdGtImage gt[KD_PROBE_MAX_IMAGES];
-  /* detections */
-  KdAnchorCfg acfg_s, acfg_t;
+  /* detections (each model decodes with its own anchors) */
   KdPostCfg post;
-  float *anchors_s, *anchors_t;
-  int anchor_hw[2 * KD_MAX_LEVELS];
   /* gradient sum per level (the "total" map) */
   float *gsum[KD_MAX_LEVELS];
   size_t gsum_n[KD_MAX_LEVELS];

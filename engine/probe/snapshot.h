@@ -18,11 +18,13 @@
  *   img<i>.<L>.s_energy      (H, W)     mean_c S^2 (student FPN feature)
  *   img<i>.<L>.gap           (H, W)     mean_c (S - T)^2, raw features
  *                                       (only when the widths agree)
- *   img<i>.<L>.gap_pkd       (H, W)     PKD active: mean_c (Z_S - Z_T)^2 with
+ *   img<i>.<L>.<what>_<m>    (H, W)     method m's own map (KdMethod.probe_level)
+ *                                       when m is active, e.g.:
+ *   img<i>.<L>.gap_pkd       (H, W)     PKD: mean_c (Z_S - Z_T)^2 with
  *                                       Z per channel standardised over the
  *                                       probe batch (N*H*W values, unbiased
  *                                       std + 1e-6), as PKD's normalisation
- *   img<i>.<L>.gap_cwd       (H, W)     CWD active: the pixel's share of the
+ *   img<i>.<L>.gap_cwd       (H, W)     CWD: the pixel's share of the
  *                                       CWD KL, tau^2/C * sum_c P_T (log P_T -
  *                                       log P_S), P = softmax over H*W of X/tau
  *                                       per channel; sums over H*W to the

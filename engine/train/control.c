@@ -37,6 +37,11 @@ static int kind_from_name(const char *s, KdControlKind *k) {
 static void path_in(char *buf, size_t len, const char *dir, const char *name) { snprintf(buf, len, "%s/%s", dir, name); }
 
 int kd_control_check_set(KdConfig *cfg, const char *key, const char *value, char *canon, size_t len, KdError *err) {
+  return kd_control_check_set_avail(cfg, NULL, key, value, canon, len, err);
+}
+
+int kd_control_check_set_avail(KdConfig *cfg, const KdDistillAvail *avail, const char *key, const char *value, char *canon,
+                               size_t len, KdError *err) {
   const KdParamDesc *d = kd_config_find(cfg, key);
   if (!d) return kd_error(err, "unknown setting '%s' (`kdscope set RUN_DIR --list` shows the live ones)", key);
   if (!d->live)
@@ -49,7 +54,14 @@ int kd_control_check_set(KdConfig *cfg, const char *key, const char *value, char
     free(active);
     if (rc) return kd_error_prefix(err, "distill.methods: ");
   }
+  char old[2048]; /* exactly, to put it back */
+  if (d->type == KD_CFG_FLOAT || d->type == KD_CFG_INT) snprintf(old, sizeof old, "%.17g", kd_config_num(cfg, key));
+  else kd_config_format(cfg, key, old, (int)sizeof old);
   if (kd_config_set(cfg, key, value, err)) return -1;
+  if (avail && kd_distill_check(cfg, kd_config_str(cfg, "distill.methods"), avail, err)) {
+    kd_config_set(cfg, key, old, NULL); /* refused: cfg stays as it was */
+    return -1;
+  }
   if (canon) kd_config_format(cfg, key, canon, (int)len);
   return 0;
 }

@@ -20,6 +20,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "distill/side.h"
 
 typedef enum { KD_CTL_SET, KD_CTL_PAUSE, KD_CTL_RESUME, KD_CTL_STOP } KdControlKind;
 
@@ -40,6 +41,12 @@ const char *kd_control_kind_name(KdControlKind k);
  * leaves cfg as it was. canon (may be NULL) receives the value as the
  * config prints it. */
 int kd_control_check_set(KdConfig *cfg, const char *key, const char *value, char *canon, size_t len, KdError *err);
+/* The same, and with avail (a run's student/teacher pair; NULL: none)
+ * refuses a value under which an active method would lack an input
+ * (distill/side.h: kd_distill_check), e.g. a method added to
+ * distill.methods that needs class logits the teacher does not have. */
+int kd_control_check_set_avail(KdConfig *cfg, const KdDistillAvail *avail, const char *key, const char *value, char *canon,
+                               size_t len, KdError *err);
 
 /* Appends n commands to RUN_DIR/control.jsonl (created if absent) in one
  * write, under the file's lock; fills each cmd's seq. */

@@ -1,3 +1,5 @@
+/* COCO evaluation of a model on a data set: forward, the model's own
+ * decode, then kd_coco_eval. It trains nothing and draws nothing. */
 #include "train/evaluate.h"
 
 #include <cJSON.h>
@@ -7,7 +9,7 @@
 #include <time.h>
 
 #include "core/tensor.h"
-#include "detect/boxcoder.h"
+#include "data/loader.h"
 #include "detect/postprocess.h"
 #include "train/settings.h"
 
@@ -17,17 +19,16 @@ static double now_s(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int eval_settings(const KdConfig *cfg, const KdModel *m, KdAnchorCfg *a, KdPostCfg *p, KdLoaderCfg *l, KdError *err) {
+static int eval_settings(const KdConfig *cfg, KdPostCfg *p, KdLoaderCfg *l, KdError *err) {
   kd_loader_cfg_eval(l);
   l->batch_size = kd_config_int(cfg, "train.batch");
-  return kd_settings_anchors(cfg, m, a, err) || kd_settings_post(cfg, p, err) || kd_settings_image(cfg, &l->image, err) ? -1 : 0;
+  return kd_settings_post(cfg, p, err) || kd_settings_image(cfg, &l->image, err) ? -1 : 0;
 }
 
-int kd_evaluate_check(const KdConfig *cfg, const KdModel *m, KdError *err) {
-  KdAnchorCfg a;
+int kd_evaluate_check(const KdConfig *cfg, KdError *err) {
   KdPostCfg p;
   KdLoaderCfg l;
-  return eval_settings(cfg, m, &a, &p, &l, err);
+  return eval_settings(cfg, &p, &l, err);
 }
 
 /* Ground truth of the first n images, COCO xywh; *out malloc'd. */
@@ -85,14 +86,12 @@ int kd_evaluate(KdModel *m, const KdConfig *cfg, const KdDataset *ds, int max_im
                 void *user, KdEvalResult *res, KdError *err) {
   memset(res, 0, sizeof *res);
   double t0 = now_s();
-  KdAnchorCfg acfg;
   KdPostCfg pcfg;
   KdLoaderCfg lcfg;
-  if (eval_settings(cfg, m, &acfg, &pcfg, &lcfg, err)) return -1;
+  if (eval_settings(cfg, &pcfg, &lcfg, err)) return -1;
   int total = kd_dataset_num_images(ds);
   if (max_images > 0 && max_images < total) total = max_images;
-  int A = kd_anchors_per_loc(&acfg), nlev = acfg.nlevels, rc = -1, left_cap = 0, B = lcfg.batch_size;
-  KdBoxCoder bc = kd_box_coder_default();
+  int rc = -1, left_cap = 0, B = lcfg.batch_size;
   KdLoader *ld = kd_loader_new(ds, &lcfg, err);
   KdCtx *c = kd_ctx_new(32u << 20);
   int64_t *ids = malloc(sizeof *ids * (size_t)total);
@@ -101,8 +100,6 @@ int kd_evaluate(KdModel *m, const KdConfig *cfg, const KdDataset *ds, int max_im
   float *wh = malloc(sizeof *wh * 2 * (size_t)B);
   size_t dcap = 4096;
   KdCocoDet *dets = malloc(sizeof *dets * dcap);
-  float *anchors = NULL;
-  int anchor_hw[2 * KD_MAX_LEVELS] = {0};
   KdCocoGt *gts = NULL;
   if (!ld || !c || !ids || !det || !count || !wh || !dets) {
     if (ld) kd_error(err, "out of memory during evaluation");
@@ -129,19 +126,8 @@ int kd_evaluate(KdModel *m, const KdConfig *cfg, const KdDataset *ds, int max_im
       kd_error(err, "evaluation forward: %s", kd_ctx_error(c));
       goto done;
     }
-    int hw[2 * KD_MAX_LEVELS], same = anchors != NULL;
-    for (int l = 0; l < nlev; l++) {
-      hw[2 * l] = out.cls[l]->shape[2], hw[2 * l + 1] = out.cls[l]->shape[3];
-      same = same && hw[2 * l] == anchor_hw[2 * l] && hw[2 * l + 1] == anchor_hw[2 * l + 1];
-    }
-    if (!same) {
-      free(anchors);
-      anchors = malloc(sizeof(float) * 4 * (size_t)kd_anchors_total(&acfg, hw));
-      if (!anchors || kd_anchors_generate(&acfg, hw, anchors, NULL, err)) goto done;
-      memcpy(anchor_hw, hw, sizeof hw);
-    }
     for (int i = 0; i < b->n; i++) wh[2 * i] = (float)b->w, wh[2 * i + 1] = (float)b->h;
-    if (kd_postprocess(out.cls, out.box, nlev, A, anchors, &bc, &pcfg, wh, det, count, err)) goto done;
+    if (kd_model_decode(m, &out, &pcfg, b->n, wh, det, count, err)) goto done;
     for (int i = 0; i < b->n; i++) {
       if (b->index[i] >= total) continue;
       res->evaluated++;
@@ -170,7 +156,7 @@ done:
   res->seconds = now_s() - t0;
   kd_loader_free(ld);
   kd_ctx_free(c);
-  free(ids), free(det), free(count), free(wh), free(dets), free(anchors), free(gts);
+  free(ids), free(det), free(count), free(wh), free(dets), free(gts);
   return rc;
 }
 

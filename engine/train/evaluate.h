@@ -27,11 +27,12 @@ typedef struct KdEvalResult {
   double seconds;
 } KdEvalResult;
 
-/* The settings an evaluation of m reads from cfg (image size, anchors,
- * post-processing), checked without touching any data. */
-int kd_evaluate_check(const KdConfig *cfg, const KdModel *m, KdError *err);
+/* The settings an evaluation reads from cfg (image size, post-processing;
+ * the anchors belong to the model, checked when it is made), checked
+ * without touching any data. */
+int kd_evaluate_check(const KdConfig *cfg, KdError *err);
 /* The first max_images images of ds (0 = all). Settings (image size,
- * post-processing, anchors) come from cfg. Returns 0 or -1 with err;
+ * post-processing) come from cfg; decoding is the model's. Returns 0 or -1 with err;
  * either way, kd_eval_result_free(res) releases what it holds. */
 int kd_evaluate(KdModel *m, const KdConfig *cfg, const KdDataset *ds, int max_images, int keep_dets, KdProgressFn progress,
                 void *user, KdEvalResult *res, KdError *err);

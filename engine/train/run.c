@@ -124,7 +124,7 @@ static void apply_set(KdRun *r, const char *key, const char *value, const char *
   if (seq > 0) snprintf(tail + strlen(tail), sizeof tail - strlen(tail), ",\"seq\":%ld", seq);
   KdError e;
   char extra[6000];
-  if (kd_control_check_set(r->cfg, key, value, canon, sizeof canon, &e)) {
+  if (kd_control_check_set_avail(r->cfg, kd_session_distill_avail(r->s), key, value, canon, sizeof canon, &e)) {
     char m[2100];
     esc(value, v, sizeof v);
     esc(e.msg, m, sizeof m);
@@ -499,7 +499,8 @@ static int enqueue(KdRun *r, MsgKind kind, const char *source, const char *key, 
     free(m);
     return kd_error(err, "the run has ended (%s)", s == KD_RUN_RUNNING || s == KD_RUN_PAUSED ? "closing" : kd_run_state_name(s));
   }
-  if (kind == MSG_SET && kd_control_check_set(r->validator, key, value, m->value, sizeof m->value, err)) {
+  if (kind == MSG_SET && kd_control_check_set_avail(r->validator, r->s ? kd_session_distill_avail(r->s) : NULL, key, value,
+                                                     m->value, sizeof m->value, err)) {
     pthread_mutex_unlock(&r->mu);
     free(m);
     return -1;

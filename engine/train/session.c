@@ -9,6 +9,7 @@
 #include "data/fashion.h"
 #include "data/loader.h"
 #include "distill/distiller.h"
+#include "distill/side.h"
 #include "model/safetensors.h"
 #include "train/checkpoint.h"
 #include "core/fileio.h"
@@ -20,6 +21,7 @@ struct KdSession {
   KdModel *student, *teacher;
   KdConfig *teacher_cfg;
   KdDistiller *distiller;
+  KdDistillAvail avail; /* what the two models give the methods */
   KdTrainer *trainer;
   KdLoader *loader;
   KdRunDir *run;
@@ -77,8 +79,8 @@ static int open_teacher(KdSession *s, KdError *err) {
   if (!*tc || !*ck) return kd_error(err, "distillation needs teacher.config and teacher.checkpoint");
   s->teacher = kd_model_from_files(tc, ck, &s->teacher_cfg, err);
   if (!s->teacher) return kd_error_prefix(err, "teacher: ");
-  if (kd_model_cfg(s->teacher)->num_classes != kd_model_cfg(s->student)->num_classes)
-    return kd_error(err, "teacher has %d classes, student %d", kd_model_cfg(s->teacher)->num_classes, kd_model_cfg(s->student)->num_classes);
+  int kt = kd_model_cfg(s->teacher)->head.num_classes, ks = kd_model_cfg(s->student)->head.num_classes;
+  if (kt != ks) return kd_error(err, "teacher has %d classes, student %d", kt, ks);
   kd_params_set_requires_grad(kd_model_params(s->teacher), 0);
   return 0;
 }
@@ -173,24 +175,20 @@ static int open_models(KdSession *s, KdConfig *cfg, const KdSessionOpts *o, KdEr
   KdModelCfg mc;
   if (kd_settings_model(cfg, &mc, err)) return -1;
   s->student = kd_model_new(&mc, (uint64_t)kd_config_int(cfg, "train.seed"), err);
-  if (!s->student || kd_evaluate_check(cfg, s->student, err)) return -1; /* image size, anchors, post-processing */
+  if (!s->student || kd_evaluate_check(cfg, err)) return -1; /* image size, post-processing */
   const char *init = kd_config_str(cfg, "train.init_checkpoint");
   if (*init && !o->resume_dir) {
     KdParams *st = kd_model_params(s->student);
     if (kd_checkpoint_load(init, &st, 1, 0, err)) return -1;
   }
   if (o->distill && open_teacher(s, err)) return -1;
-  if (s->teacher && kd_config_int(cfg, "student.init_from_teacher")) {
-    kd_params_copy_matching(kd_model_params(s->student), kd_model_params(s->teacher), "backbone.fpn.");
-    kd_params_copy_matching(kd_model_params(s->student), kd_model_params(s->teacher), "head.");
-  }
+  if (s->teacher && kd_config_int(cfg, "student.init_from_teacher")) kd_model_inherit(s->student, s->teacher);
   if (s->teacher) {
-    KdDistillShapes sh = {.nlev = kd_model_num_levels(s->student), .t_channels = kd_model_cfg(s->teacher)->fpn_channels,
-                          .s_channels = kd_model_cfg(s->student)->fpn_channels, .num_classes = kd_model_cfg(s->student)->num_classes,
-                          .num_anchors = kd_model_cfg(s->student)->num_anchors};
-    for (int l = 0; l < sh.nlev; l++) sh.strides[l] = kd_model_stride(s->student, l);
-    int active[64];
-    if (kd_distill_parse_methods(kd_config_str(cfg, "distill.methods"), active, err)) return -1;
+    KdDistillShapes sh;
+    kd_distill_shapes(&sh, s->student, s->teacher);
+    kd_distill_avail_models(&s->avail, s->student, s->teacher);
+    /* A method this pair of models cannot feed is refused here, not mid-run. */
+    if (kd_distill_check(cfg, kd_config_str(cfg, "distill.methods"), &s->avail, err)) return -1;
     s->distiller = kd_distiller_new(&sh, (uint64_t)kd_config_int(cfg, "train.seed"), err);
     if (!s->distiller) return -1;
   }
@@ -215,6 +213,7 @@ KdSession *kd_session_open(KdConfig *cfg, const KdSessionOpts *o, KdError *err) 
   s->user = o->user;
   int start = 0;
   if (open_models(s, cfg, o, err) || open_data(s, err)) goto fail;
+  kd_trainer_set_epoch_images(s->trainer, kd_dataset_num_images(s->train));
   if (o->resume_dir) {
     s->run = kd_rundir_resume(o->resume_dir, &start, err);
     if (!s->run || resume_state(s, start, err) || persist_resume_config(s, o->resume_dir, start, err)) goto fail;
@@ -342,4 +341,5 @@ KdModel *kd_session_teacher(KdSession *s) { return s->teacher; }
 const KdDataset *kd_session_val(const KdSession *s) { return s->val; }
 KdTrainer *kd_session_trainer(KdSession *s) { return s->trainer; }
 KdDistiller *kd_session_distiller(KdSession *s) { return s->distiller; }
+const KdDistillAvail *kd_session_distill_avail(const KdSession *s) { return s->distiller ? &s->avail : NULL; }
 double kd_session_data_wait(const KdSession *s) { return s->data_wait; }

@@ -11,6 +11,7 @@
 #include "core/progress.h"
 #include "data/dataset.h"
 #include "distill/distiller.h"
+#include "distill/side.h"
 #include "model/detector.h"
 #include "train/evaluate.h"
 #include "train/rundir.h"
@@ -55,6 +56,10 @@ KdModel *kd_session_teacher(KdSession *s);
 const KdDataset *kd_session_val(const KdSession *s);
 KdTrainer *kd_session_trainer(KdSession *s);
 KdDistiller *kd_session_distiller(KdSession *s); /* NULL unless distilling */
+/* What the student/teacher pair gives the methods (NULL unless distilling):
+ * a live set of distill.methods or of a setting a method's needs depend on
+ * is checked against it. */
+const KdDistillAvail *kd_session_distill_avail(const KdSession *s);
 double kd_session_data_wait(const KdSession *s); /* seconds the last step waited for data */
 
 /* Registers every setting: detector, data, training, distillation. */

@@ -1,5 +1,6 @@
 #include "train/settings.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const char *const bn_modes[] = {"train", "eval", "frozen", NULL};
@@ -7,6 +8,7 @@ static const char *const norms[] = {"none", "gn", NULL};
 static const char *const optims[] = {"sgd", "adamw", NULL};
 static const char *const scheds[] = {"cosine", "step", "constant", NULL};
 static const char *const box_losses[] = {"smooth_l1", "giou", NULL};
+static const char *const extra_froms[] = {"p5", "c5", "pool", NULL}; /* KdExtraKind order */
 static const char *const resizes[] = {"letterbox", "stretch", NULL};
 static const char *const nan_sites[] = {"loss", "gradient", NULL};
 
@@ -18,11 +20,16 @@ static const char *const nan_sites[] = {"loss", "gradient", NULL};
 
 static const KdParamDesc descs[] = {
     S("name", "Run name", "run", "Name used for the run directory"),
-    I("model.depth", "ResNet depth", 18, 10, 50, "Backbone depth: 10, 18, 34 or 50"),
+    S("model.head", "Head", "retinanet", "Head kind (engine/model/head.h): retinanet"),
+    I("model.depth", "ResNet depth", 18, 10, 101, "Backbone depth: 10, 18, 34, 50 or 101"),
     I("model.width", "Base width", 32, 1, 512, "Channels of the first stage (torchvision: 64)"),
     E("model.bn", "Backbone BN", "train", bn_modes, "BatchNorm mode: batch statistics, running statistics, or frozen"),
     I("model.fpn_channels", "FPN channels", 64, 1, 1024, "Width of the FPN outputs and head"),
-    I("model.extra_levels", "Extra levels", 0, 0, 2, "0: P3-P5, 1: +P6, 2: +P6,P7"),
+    I("model.fpn_first_level", "First FPN level", 3, 2, 3, "3: P3..P5 from C3..C5 (RetinaNet); 2: P2..P5 from C2..C5 (Faster R-CNN's FPN)"),
+    I("model.extra_levels", "Extra levels", 0, 0, 2, "Levels above P5: 0, 1 (P6) or 2 (P6, P7)"),
+    E("model.extra_from", "Extra levels from", "p5", extra_froms,
+      "p5: 3x3/2 convs on P5 (torchvision's LastLevelP6P7(256, 256), RetinaNet); c5: the same on C5 (LastLevelP6P7(2048, 256), "
+      "RetinaNet v2); pool: P6 = P5 subsampled by a 1x1/2 max pool (LastLevelMaxPool, Faster R-CNN; one level)"),
     I("model.head_convs", "Head convs", 4, 0, 8, "3x3 conv+ReLU layers per head tower"),
     E("model.head_norm", "Head norm", "none", norms, "Normalisation in the head towers"),
     I("model.num_classes", "Classes", 10, 1, 1000, "Must match the data set"),
@@ -81,15 +88,22 @@ static int enum_index(const char *v, const char *const *choices) {
 
 int kd_settings_model(const KdConfig *c, KdModelCfg *m, KdError *err) {
   kd_model_cfg_default(m);
-  m->depth = kd_config_int(c, "model.depth");
-  m->width = kd_config_int(c, "model.width");
-  m->bn = (KdBnMode)enum_index(kd_config_str(c, "model.bn"), bn_modes);
-  m->fpn_channels = kd_config_int(c, "model.fpn_channels");
-  m->extra_levels = kd_config_int(c, "model.extra_levels");
-  m->head_convs = kd_config_int(c, "model.head_convs");
-  m->head_gn = !strcmp(kd_config_str(c, "model.head_norm"), "gn");
-  m->num_classes = kd_config_int(c, "model.num_classes");
-  m->prior_prob = (float)kd_config_num(c, "model.prior_prob");
+  m->backbone.depth = kd_config_int(c, "model.depth");
+  m->backbone.width = kd_config_int(c, "model.width");
+  m->backbone.bn = (KdBnMode)enum_index(kd_config_str(c, "model.bn"), bn_modes);
+  m->neck.channels = kd_config_int(c, "model.fpn_channels");
+  m->neck.first_level = kd_config_int(c, "model.fpn_first_level");
+  m->neck.extra_levels = kd_config_int(c, "model.extra_levels");
+  m->neck.extra = (KdExtraKind)enum_index(kd_config_str(c, "model.extra_from"), extra_froms);
+  KdHeadCfg *h = &m->head;
+  const char *kind = kd_config_str(c, "model.head");
+  if (strlen(kind) >= sizeof h->kind) return kd_error(err, "model.head: '%s' is not a head kind (too long)", kind);
+  snprintf(h->kind, sizeof h->kind, "%s", kind);
+  h->convs = kd_config_int(c, "model.head_convs");
+  h->gn = !strcmp(kd_config_str(c, "model.head_norm"), "gn");
+  h->num_classes = kd_config_int(c, "model.num_classes");
+  h->prior_prob = (float)kd_config_num(c, "model.prior_prob");
+  h->anchors.size_mult = (float)kd_config_num(c, "anchor.size_mult");
   return kd_model_cfg_check(m, err);
 }
 
@@ -110,16 +124,12 @@ int kd_settings_optim(const KdConfig *c, KdOptimCfg *o, KdError *err) {
   return 0;
 }
 
-int kd_settings_anchors(const KdConfig *c, const KdModel *m, KdAnchorCfg *a, KdError *err) {
-  kd_anchor_cfg_default(a);
-  a->nlevels = kd_model_num_levels(m);
-  for (int l = 0; l < a->nlevels; l++) a->strides[l] = kd_model_stride(m, l);
-  a->size_mult = (float)kd_config_num(c, "anchor.size_mult");
-  if (kd_anchor_cfg_check(a, err)) return -1;
-  if (kd_anchors_per_loc(a) != kd_model_cfg(m)->num_anchors)
-    return kd_error(err, "the model has %d anchors per location but the anchor settings give %d", kd_model_cfg(m)->num_anchors,
-                    kd_anchors_per_loc(a));
-  return 0;
+void kd_settings_det_loss(const KdConfig *c, KdDetLossCfg *l) {
+  l->focal_alpha = (float)kd_config_num(c, "loss.focal_alpha");
+  l->focal_gamma = (float)kd_config_num(c, "loss.focal_gamma");
+  l->giou = !strcmp(kd_config_str(c, "loss.box"), "giou");
+  l->smooth_l1_beta = (float)kd_config_num(c, "loss.smooth_l1_beta");
+  l->box_weight = (float)kd_config_num(c, "loss.box_weight");
 }
 
 int kd_settings_post(const KdConfig *c, KdPostCfg *p, KdError *err) {

@@ -6,7 +6,6 @@
 
 #include "core/config.h"
 #include "data/transform.h"
-#include "detect/anchors.h"
 #include "detect/postprocess.h"
 #include "model/detector.h"
 #include "train/optim.h"
@@ -17,8 +16,8 @@ int kd_settings_register(KdConfig *c);
  * teacher has its own config file (teacher.config) and checkpoint. */
 int kd_settings_model(const KdConfig *c, KdModelCfg *m, KdError *err);
 int kd_settings_optim(const KdConfig *c, KdOptimCfg *o, KdError *err);
-/* Anchors for a model's levels (strides from the model, sizes from cfg). */
-int kd_settings_anchors(const KdConfig *c, const KdModel *m, KdAnchorCfg *a, KdError *err);
+/* The detection losses' settings (loss.*), read at every step. */
+void kd_settings_det_loss(const KdConfig *c, KdDetLossCfg *l);
 int kd_settings_post(const KdConfig *c, KdPostCfg *p, KdError *err);
 /* Image pipeline (augment fields from data.*). */
 int kd_settings_image(const KdConfig *c, KdImageCfg *img, KdError *err);

@@ -7,10 +7,7 @@
 #include <time.h>
 
 #include "core/ops.h"
-#include "detect/anchors.h"
-#include "detect/assign.h"
-#include "detect/boxcoder.h"
-#include "detect/detloss.h"
+#include "distill/side.h"
 #include "train/settings.h"
 
 struct KdTrainer {
@@ -20,16 +17,7 @@ struct KdTrainer {
   KdForward fwd;
   KdCtx *ctx;
   KdOptim *optim;
-  KdAnchorCfg acfg;
-  KdAssignCfg assign;
-  KdBoxCoder coder;
-  /* anchors for the current level sizes */
-  int hw[2 * KD_MAX_LEVELS], nlev, A, A_total;
-  float *anchors;
-  /* targets, grown to the largest batch seen */
-  int *tcls;
-  float *tdeltas, *tboxes;
-  size_t tcap;
+  int epoch_images;
   unsigned long cfg_serial; /* the config as the distiller last read it */
   int nan_injected; /* the test hook fires once (a skipped step is tried again) */
 };
@@ -55,10 +43,6 @@ KdTrainer *kd_trainer_new(KdConfig *cfg, KdModel *student, KdModel *teacher, KdD
   KdParams *stores[2] = {kd_model_params(student), distiller ? kd_distiller_params(distiller) : NULL};
   t->optim = kd_optim_new(&ocfg, stores, distiller ? 2 : 1, err);
   if (!t->optim) goto fail;
-  if (kd_settings_anchors(cfg, student, &t->acfg, err)) goto fail;
-  t->A = kd_anchors_per_loc(&t->acfg);
-  kd_assign_cfg_default(&t->assign);
-  t->coder = kd_box_coder_default();
   return t;
 fail:
   kd_trainer_free(t);
@@ -69,16 +53,13 @@ void kd_trainer_free(KdTrainer *t) {
   if (!t) return;
   kd_optim_free(t->optim);
   kd_ctx_free(t->ctx);
-  free(t->anchors);
-  free(t->tcls);
-  free(t->tdeltas);
-  free(t->tboxes);
   free(t);
 }
 
 KdOptim *kd_trainer_optim(KdTrainer *t) { return t->optim; }
 KdCtx *kd_trainer_ctx(KdTrainer *t) { return t->ctx; }
 int kd_trainer_steps_done(const KdTrainer *t) { return kd_optim_steps_done(t->optim); }
+void kd_trainer_set_epoch_images(KdTrainer *t, int images) { t->epoch_images = images; }
 const KdForward *kd_trainer_last_forward(const KdTrainer *t) { return &t->fwd; }
 size_t kd_trainer_arena_peak(const KdTrainer *t) { return kd_arena_peak(kd_ctx_arena(t->ctx)); }
 
@@ -90,49 +71,27 @@ int kd_trainer_sync(KdTrainer *t, KdError *err) {
   return kd_optim_track(t->optim, err);
 }
 
-/* (Re)builds anchors when the level sizes change (first step, new input size). */
-static int ensure_anchors(KdTrainer *t, const KdDetOut *o, KdError *err) {
-  int hw[2 * KD_MAX_LEVELS], same = t->anchors && t->nlev == o->nlev;
-  for (int l = 0; l < o->nlev; l++) {
-    hw[2 * l] = o->cls[l]->shape[2];
-    hw[2 * l + 1] = o->cls[l]->shape[3];
-    if (same && (hw[2 * l] != t->hw[2 * l] || hw[2 * l + 1] != t->hw[2 * l + 1])) same = 0;
-  }
-  if (same) return 0;
-  int total = kd_anchors_total(&t->acfg, hw);
-  float *a = malloc((size_t)total * 4 * sizeof(float));
-  if (!a) return kd_error(err, "out of memory for %d anchors", total);
-  if (kd_anchors_generate(&t->acfg, hw, a, NULL, err)) {
-    free(a);
-    return -1;
-  }
-  free(t->anchors);
-  t->anchors = a;
-  t->A_total = total;
-  t->nlev = o->nlev;
-  memcpy(t->hw, hw, sizeof(int) * 2 * (size_t)o->nlev);
-  return 0;
-}
-
-static int ensure_targets(KdTrainer *t, int n, KdError *err) {
-  size_t need = (size_t)n * t->A_total;
-  if (need <= t->tcap) return 0;
-  int *c = realloc(t->tcls, need * sizeof *c);
-  if (c) t->tcls = c;
-  float *d = realloc(t->tdeltas, need * 4 * sizeof *d);
-  if (d) t->tdeltas = d;
-  float *b = realloc(t->tboxes, need * 4 * sizeof *b);
-  if (b) t->tboxes = b;
-  if (!c || !d || !b) return kd_error(err, "out of memory for training targets");
-  t->tcap = need;
-  return 0;
-}
-
 static void add_part(KdStepStats *st, const char *name, const KdTensor *v) {
   if (st->nparts >= KD_MAX_PARTS || !v) return;
   KdLossPart *p = &st->parts[st->nparts++];
   snprintf(p->name, sizeof p->name, "%s", name);
   p->value = v->data[0];
+}
+
+/* What the methods see of this step: both sides, their pairing, when it is. */
+static int distill_inputs(KdTrainer *t, KdCtx *c, const KdTrainBatch *b, KdForward *f) {
+  KdDistillInputs *in = &f->din;
+  *in = (KdDistillInputs){.c = c, .cfg = t->cfg, .n = b->n, .img_h = b->h, .img_w = b->w, .gt = b->gt};
+  kd_distill_side_from(&in->t, t->teacher, &f->tout, NULL);
+  kd_distill_side_from(&in->s, t->student, &f->sout, f->det.has_assign ? &f->det.assign : NULL);
+  kd_distill_pair(in);
+  int steps = kd_config_int(t->cfg, "train.steps");
+  in->step = kd_optim_steps_done(t->optim);
+  in->progress = steps > 0 ? (double)in->step / steps : 0.0;
+  in->epoch = t->epoch_images > 0 ? (int)((long long)in->step * b->n / t->epoch_images) : 0;
+  kd_rng_seed(&f->rng, (uint64_t)kd_config_int(t->cfg, "train.seed"), 0x6b640000u + (uint64_t)in->step);
+  in->rng = &f->rng;
+  return in->npairs > 0 ? 0 : (kd_ctx_fail(c, "no student level has a teacher level of its stride"), -1);
 }
 
 int kd_trainer_forward(KdTrainer *t, KdCtx *c, const KdTrainBatch *b, int training, KdForward *f, KdError *err) {
@@ -149,53 +108,18 @@ int kd_trainer_forward(KdTrainer *t, KdCtx *c, const KdTrainBatch *b, int traini
     kd_model_forward(t->teacher, c, images, 0, &f->tout);
     kd_ctx_set_grad(c, g);
   }
-  KdDetOut *sout = &f->sout, *tout = &f->tout;
+  KdDetOut *sout = &f->sout;
   if (kd_model_forward(t->student, c, images, training, sout)) return kd_error(err, "forward: %s", kd_ctx_error(c));
   f->nlev = sout->nlev;
-  if (ensure_anchors(t, sout, err)) return -1;
-  /* The training step keeps its targets in buffers that persist (no
-   * allocation per step); a forward on another ctx (probes) takes them
-   * from that ctx, so the last step's targets stay valid. */
-  int *tcls;
-  float *tdeltas, *tboxes;
-  if (c == t->ctx) {
-    if (ensure_targets(t, b->n, err)) return -1;
-    tcls = t->tcls, tdeltas = t->tdeltas, tboxes = t->tboxes;
-  } else {
-    size_t na = (size_t)b->n * t->A_total;
-    tcls = kd_ctx_alloc(c, na * sizeof *tcls);
-    tdeltas = kd_ctx_alloc(c, na * 4 * sizeof *tdeltas);
-    tboxes = kd_ctx_alloc(c, na * 4 * sizeof *tboxes);
-    if (!tcls || !tdeltas || !tboxes) return kd_error(err, "out of memory for targets");
-  }
-  if (kd_build_targets(&t->assign, &t->coder, t->anchors, t->A_total, b->gt, b->n, kd_model_cfg(t->student)->num_classes, tcls,
-                       tdeltas, tboxes, NULL, &f->num_pos, err))
-    return -1;
-  float norm = f->num_pos > 0 ? (float)f->num_pos : 1.0f;
-  const KdConfig *cfg = t->cfg;
-  f->det_cls = kd_focal_loss(c, sout->cls, sout->nlev, t->A, tcls, (float)kd_config_num(cfg, "loss.focal_alpha"),
-                             (float)kd_config_num(cfg, "loss.focal_gamma"), norm);
-  if (!strcmp(kd_config_str(cfg, "loss.box"), "giou"))
-    f->det_box = kd_giou_loss(c, sout->box, sout->nlev, t->A, t->anchors, tboxes, tcls, &t->coder, norm);
-  else
-    f->det_box = kd_smooth_l1_loss(c, sout->box, sout->nlev, t->A, tdeltas, tcls, (float)kd_config_num(cfg, "loss.smooth_l1_beta"), norm);
-  f->det = kd_add(c, f->det_cls, kd_scale(c, f->det_box, (float)kd_config_num(cfg, "loss.box_weight")));
-  if (!f->det) return kd_error(err, "loss: %s", kd_ctx_error(c));
-  f->total = f->det;
+  KdDetLossCfg lc;
+  kd_settings_det_loss(t->cfg, &lc);
+  if (kd_model_loss(t->student, c, sout, b->gt, b->n, &lc, &f->det, err)) return -1;
+  f->total = f->det.total;
   if (distilling) {
-    KdDistillInputs *in = &f->din;
-    *in = (KdDistillInputs){.c = c, .cfg = cfg, .n = b->n, .img_h = b->h, .img_w = b->w, .nlev = sout->nlev, .gt = b->gt,
-                            .target_cls = tcls, .num_anchors = t->A, .num_classes = kd_model_cfg(t->student)->num_classes,
-                            .A_total = t->A_total, .anchors = t->anchors};
-    for (int l = 0; l < sout->nlev && l < KD_DISTILL_MAX_LEVELS; l++) {
-      in->strides[l] = kd_model_stride(t->student, l);
-      in->t_feat[l] = tout->feat[l], in->s_feat[l] = sout->feat[l];
-      in->t_cls[l] = tout->cls[l], in->s_cls[l] = sout->cls[l];
-      in->t_box[l] = tout->box[l], in->s_box[l] = sout->box[l];
-    }
+    if (distill_inputs(t, c, b, f)) return kd_error(err, "distillation: %s", kd_ctx_error(c));
     KdTensor *kd_total;
-    if (kd_distiller_loss(t->distiller, in, &kd_total, f->outs, f->methods, &f->nmethods, err)) return -1;
-    f->total = kd_add(c, f->det, kd_total);
+    if (kd_distiller_loss(t->distiller, &f->din, &kd_total, f->outs, f->methods, &f->nmethods, err)) return -1;
+    f->total = kd_add(c, f->det.total, kd_total);
     if (!f->total) return kd_error(err, "distillation loss: %s", kd_ctx_error(c));
   }
   return 0;
@@ -209,8 +133,11 @@ int kd_trainer_step(KdTrainer *t, const KdTrainBatch *b, KdStepStats *st, KdErro
   kd_ctx_clear_error(c);
   KdForward *f = &t->fwd;
   if (kd_trainer_forward(t, c, b, 1, f, err)) return -1;
-  add_part(st, "det.cls", f->det_cls);
-  add_part(st, "det.box", f->det_box);
+  for (int p = 0; p < f->det.nparts; p++) {
+    char name[48];
+    snprintf(name, sizeof name, "det.%s", f->det.parts[p].name);
+    add_part(st, name, f->det.parts[p].value);
+  }
   for (int i = 0; i < f->nmethods; i++)
     for (int p = 0; p < f->outs[i].nparts && st->nparts < KD_MAX_PARTS; p++) {
       KdLossPart *lp = &st->parts[st->nparts++];
@@ -219,7 +146,7 @@ int kd_trainer_step(KdTrainer *t, const KdTrainBatch *b, KdStepStats *st, KdErro
     }
   KdTensor *total = f->total;
   st->loss = total->data[0];
-  st->num_pos = f->num_pos;
+  st->num_pos = f->det.num_pos;
   st->lr = kd_optim_lr(t->optim);
   /* Test hook debug.inject_nan_step: this step turns non-finite. */
   int inject = !t->nan_injected && kd_config_int(t->cfg, "debug.inject_nan_step") == kd_optim_steps_done(t->optim) + 1;

@@ -7,6 +7,7 @@
 
 #include "core/config.h"
 #include "core/tensor.h"
+#include "core/rng.h"
 #include "distill/distiller.h"
 #include "detect/targets.h"
 #include "model/detector.h"
@@ -54,6 +55,8 @@ int kd_trainer_step(KdTrainer *t, const KdTrainBatch *b, KdStepStats *st, KdErro
 KdOptim *kd_trainer_optim(KdTrainer *t);
 KdCtx *kd_trainer_ctx(KdTrainer *t);
 int kd_trainer_steps_done(const KdTrainer *t);
+/* Training images per epoch, for the epoch count methods see (0: unknown). */
+void kd_trainer_set_epoch_images(KdTrainer *t, int images);
 /* Forward + losses of a batch, without backward or update: what a step
  * computes before it learns, reusable by probes (their own ctx, eval-mode
  * BN via training = 0) so probes see exactly the training losses. Tensors
@@ -61,14 +64,13 @@ int kd_trainer_steps_done(const KdTrainer *t);
 typedef struct KdForward {
   int n, h, w, nlev;
   KdDetOut tout, sout;        /* tout is zeroed without a teacher */
+  KdDetLoss det;              /* the student head's loss: parts ("cls", "box") unweighted, total weighted */
   KdDistillInputs din;        /* valid when nmethods > 0 */
+  KdRng rng;                  /* din.rng */
   int nmethods;
   const KdMethod *methods[KD_DISTILL_MAX_OUT];
   KdDistillOut outs[KD_DISTILL_MAX_OUT];
-  KdTensor *det_cls, *det_box; /* unweighted */
-  KdTensor *det;               /* cls + box_weight * box */
-  KdTensor *total;             /* det + every active method's loss */
-  int num_pos;
+  KdTensor *total;            /* det.total + every active method's loss */
 } KdForward;
 int kd_trainer_forward(KdTrainer *t, KdCtx *c, const KdTrainBatch *b, int training, KdForward *f, KdError *err);
 /* The last step's forward (valid until the next step). */

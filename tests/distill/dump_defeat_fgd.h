@@ -16,6 +16,7 @@
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "distill/method.h"
+#include "distill/side.h"
 #include "model/safetensors.h"
 
 #define DUMP_MAX 160
@@ -167,6 +168,8 @@ typedef struct {
   float boxes[16][SC_MAXBOX * 4];
   KdGtImage gt[16];
   int *tcls;
+  KdLevels levels;      /* both sides' (part names point here) */
+  KdDenseAssign assign; /* the student's: tcls */
 } Scene;
 
 /* Feature maps of side img/stride, strides 8,16,..; values ~N(0,fscale);
@@ -186,6 +189,7 @@ static inline void scene_new(Scene *s, uint64_t seed, int n, int img, int nlev, 
     s->off_cls[l + 1] = s->off_cls[l] + (size_t)n * A * K * p;
     s->A_total += (int)p * A;
   }
+  kd_levels_from_strides(&s->levels, nlev, s->strides);
   s->s_feat = malloc(s->off_sf[nlev] * sizeof(float));
   s->t_feat = malloc(s->off_tf[nlev] * sizeof(float));
   s->s_cls = malloc(s->off_cls[nlev] * sizeof(float));
@@ -200,6 +204,7 @@ static inline void scene_new(Scene *s, uint64_t seed, int n, int img, int nlev, 
     uint32_t u = kd_rng_below(&r, 10);
     s->tcls[i] = u < 3 ? (int)kd_rng_below(&r, (uint32_t)K) : u < 8 ? -1 : -2;
   }
+  s->assign = (KdDenseAssign){.A = A, .K = K, .A_total = s->A_total, .target_cls = s->tcls};
   for (int i = 0; i < n && i < 16; i++) {
     int nb = 1 + (int)kd_rng_below(&r, SC_MAXBOX - 2);
     for (int j = 0; j < nb; j++) {
@@ -223,18 +228,19 @@ static inline void scene_free(Scene *s) {
 static inline void scene_inputs(const Scene *s, KdCtx *c, const KdConfig *cfg, KdDistillInputs *in, float *sf, float *sc,
                                 int grad) {
   memset(in, 0, sizeof *in);
-  *in = (KdDistillInputs){.c = c, .cfg = cfg, .n = s->n, .img_h = s->img, .img_w = s->img, .nlev = s->nlev,
-                          .gt = s->gt, .target_cls = s->tcls, .num_anchors = s->A, .num_classes = s->K,
-                          .A_total = s->A_total};
+  *in = (KdDistillInputs){.c = c, .cfg = cfg, .n = s->n, .img_h = s->img, .img_w = s->img, .gt = s->gt};
+  in->s.assign = &s->assign;
+  in->s.nout = in->t.nout = 1;
+  in->s.out[0].name = in->t.out[0].name = "cls";
+  kd_distill_same_levels(in, &s->levels);
   for (int l = 0; l < s->nlev; l++) {
     int h = s->hw[l];
-    in->strides[l] = s->strides[l];
-    in->s_feat[l] = kd_tensor_wrap(c, (sf ? sf : s->s_feat) + s->off_sf[l], 4, (int[]){s->n, s->cs, h, h});
-    in->t_feat[l] = kd_tensor_wrap(c, s->t_feat + s->off_tf[l], 4, (int[]){s->n, s->ct, h, h});
-    in->s_cls[l] = kd_tensor_wrap(c, (sc ? sc : s->s_cls) + s->off_cls[l], 4, (int[]){s->n, s->A * s->K, h, h});
-    in->t_cls[l] = kd_tensor_wrap(c, s->t_cls + s->off_cls[l], 4, (int[]){s->n, s->A * s->K, h, h});
-    in->s_feat[l]->requires_grad = grad;
-    in->s_cls[l]->requires_grad = grad;
+    in->s.feat[l] = kd_tensor_wrap(c, (sf ? sf : s->s_feat) + s->off_sf[l], 4, (int[]){s->n, s->cs, h, h});
+    in->t.feat[l] = kd_tensor_wrap(c, s->t_feat + s->off_tf[l], 4, (int[]){s->n, s->ct, h, h});
+    in->s.out[0].lv[l] = kd_tensor_wrap(c, (sc ? sc : s->s_cls) + s->off_cls[l], 4, (int[]){s->n, s->A * s->K, h, h});
+    in->t.out[0].lv[l] = kd_tensor_wrap(c, s->t_cls + s->off_cls[l], 4, (int[]){s->n, s->A * s->K, h, h});
+    in->s.feat[l]->requires_grad = grad;
+    in->s.out[0].lv[l]->requires_grad = grad;
   }
 }
 

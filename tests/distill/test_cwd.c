@@ -10,19 +10,25 @@
 #include "check.h"
 #include "core/rng.h"
 #include "distill/method.h"
+#include "distill/side.h"
 #include "distill/norms.h"
 #include "gradcheck.h"
 
 static KdConfig *cfg;
 static const KdMethod *cwd;
 
+static KdLevels levels; /* the part names point into it */
+
 static KdTensor *run(KdCtx *c, int nlev, KdTensor **t, KdTensor **s, KdDistillOut *out) {
-  KdDistillInputs in = {.c = c, .cfg = cfg, .n = s[0]->shape[0], .nlev = nlev};
+  KdDistillInputs in = {.c = c, .cfg = cfg, .n = s[0]->shape[0]};
+  int strides[KD_MAX_LEVELS];
   for (int l = 0; l < nlev; l++) {
-    in.strides[l] = 8 << l;
-    in.t_feat[l] = t[l];
-    in.s_feat[l] = s[l];
+    strides[l] = 8 << l;
+    in.t.feat[l] = t[l];
+    in.s.feat[l] = s[l];
   }
+  kd_levels_from_strides(&levels, nlev, strides);
+  kd_distill_same_levels(&in, &levels);
   /* the method reads its settings from its params struct, filled from cfg */
   KdMethodInst inst = {cwd, NULL, NULL};
   memset(out, 0, sizeof *out);

@@ -67,13 +67,19 @@ static void test_hand(void) {
   const float box[4] = {0, 0, 16, 16};
   KdGtImage gt = {box, NULL, NULL, 1};
   KdCtx *c = kd_ctx_new(1 << 20);
-  KdDistillInputs in = {.c = c, .cfg = f.cfg, .n = 1, .img_h = 32, .img_w = 32, .nlev = 1, .strides = {8}, .gt = &gt,
-                        .target_cls = tc, .num_anchors = 1, .num_classes = 2, .A_total = 16};
-  in.s_feat[0] = kd_tensor_wrap(c, s, 4, (int[]){1, 2, 4, 4});
-  in.t_feat[0] = kd_tensor_wrap(c, t, 4, (int[]){1, 2, 4, 4});
-  in.s_cls[0] = kd_tensor_wrap(c, scls, 4, (int[]){1, 2, 4, 4});
-  in.t_cls[0] = kd_tensor_wrap(c, tcls, 4, (int[]){1, 2, 4, 4});
-  in.s_feat[0]->requires_grad = in.s_cls[0]->requires_grad = 1;
+  KdDistillInputs in = {.c = c, .cfg = f.cfg, .n = 1, .img_h = 32, .img_w = 32, .gt = &gt};
+  KdLevels lv;
+  kd_levels_from_strides(&lv, 1, (int[]){8});
+  kd_distill_same_levels(&in, &lv);
+  KdDenseAssign as = {.A = 1, .K = 2, .A_total = 16, .target_cls = tc};
+  in.s.assign = &as;
+  in.s.nout = in.t.nout = 1;
+  in.s.out[0].name = in.t.out[0].name = "cls";
+  in.s.feat[0] = kd_tensor_wrap(c, s, 4, (int[]){1, 2, 4, 4});
+  in.t.feat[0] = kd_tensor_wrap(c, t, 4, (int[]){1, 2, 4, 4});
+  in.s.out[0].lv[0] = kd_tensor_wrap(c, scls, 4, (int[]){1, 2, 4, 4});
+  in.t.out[0].lv[0] = kd_tensor_wrap(c, tcls, 4, (int[]){1, 2, 4, 4});
+  in.s.feat[0]->requires_grad = in.s.out[0].lv[0]->requires_grad = 1;
   KdDistillOut o;
   memset(&o, 0, sizeof o);
   CHECK(kd_method_defeat.loss(&f.inst, &in, &o) == 0);
@@ -97,34 +103,34 @@ static void test_hand(void) {
   /* Gradients by hand: d neck_bg / dS(ch0,3,3) = 0.5*16 * 2*(3-1)/48 = 2/3;
    * dS(ch1,0,0) inside the box: 0.5*4 * 2*(0-1)/16 = -0.25. */
   CHECK(kd_backward(c, o.loss) == 0);
-  CHECK_NEAR(in.s_feat[0]->grad[15], 2.0 / 3.0, 1e-6);
-  CHECK_NEAR(in.s_feat[0]->grad[16], -0.25, 1e-6);
+  CHECK_NEAR(in.s.feat[0]->grad[15], 2.0 / 3.0, 1e-6);
+  CHECK_NEAR(in.s.feat[0]->grad[16], -0.25, 1e-6);
   /* The ignored anchor gets no gradient. */
-  CHECK(in.s_cls[0]->grad[4] == 0.0f && in.s_cls[0]->grad[16 + 4] == 0.0f);
+  CHECK(in.s.out[0].lv[0]->grad[4] == 0.0f && in.s.out[0].lv[0]->grad[16 + 4] == 0.0f);
 
   /* Head off: beta 0 needs no logits or targets and yields zero parts. */
   fix_set(&f, "defeat.beta_obj", 0);
   fix_set(&f, "defeat.beta_bg", 0);
   kd_ctx_reset(c);
-  in.s_feat[0] = kd_tensor_wrap(c, s, 4, (int[]){1, 2, 4, 4});
-  in.t_feat[0] = kd_tensor_wrap(c, t, 4, (int[]){1, 2, 4, 4});
-  in.s_cls[0] = in.t_cls[0] = NULL;
-  in.target_cls = NULL;
+  in.s.feat[0] = kd_tensor_wrap(c, s, 4, (int[]){1, 2, 4, 4});
+  in.t.feat[0] = kd_tensor_wrap(c, t, 4, (int[]){1, 2, 4, 4});
+  in.s.out[0].lv[0] = in.t.out[0].lv[0] = NULL;
+  in.s.assign = NULL;
   memset(&o, 0, sizeof o);
   CHECK(kd_method_defeat.loss(&f.inst, &in, &o) == 0);
   CHECK(o.loss && part(&o, "head_obj") == 0.0 && fabs(part(&o, "neck_bg") - 4.5) < 1e-5);
   /* Head on without targets: an error that says how to turn it off. */
   fix_set(&f, "defeat.beta_bg", 1);
   kd_ctx_reset(c);
-  in.s_feat[0] = kd_tensor_wrap(c, s, 4, (int[]){1, 2, 4, 4});
-  in.t_feat[0] = kd_tensor_wrap(c, t, 4, (int[]){1, 2, 4, 4});
+  in.s.feat[0] = kd_tensor_wrap(c, s, 4, (int[]){1, 2, 4, 4});
+  in.t.feat[0] = kd_tensor_wrap(c, t, 4, (int[]){1, 2, 4, 4});
   memset(&o, 0, sizeof o);
   CHECK(kd_method_defeat.loss(&f.inst, &in, &o) == -1 && strstr(kd_ctx_error(c), "beta_obj"));
   kd_ctx_clear_error(c);
   /* Mismatched teacher width is a ctx error naming both shapes. */
   kd_ctx_reset(c);
-  in.s_feat[0] = kd_tensor_wrap(c, s, 4, (int[]){1, 2, 4, 4});
-  in.t_feat[0] = kd_tensor_wrap(c, t, 4, (int[]){1, 2, 2, 8});
+  in.s.feat[0] = kd_tensor_wrap(c, s, 4, (int[]){1, 2, 4, 4});
+  in.t.feat[0] = kd_tensor_wrap(c, t, 4, (int[]){1, 2, 2, 8});
   memset(&o, 0, sizeof o);
   CHECK(kd_method_defeat.loss(&f.inst, &in, &o) == -1 && strstr(kd_ctx_error(c), "teacher"));
   kd_ctx_clear_error(c);
@@ -150,9 +156,9 @@ static KdTensor *fwd_defeat(KdCtx *c, KdTensor **x, void *u) {
   scene_inputs(s, c, g->f->cfg, &in, NULL, NULL, 0);
   for (int l = 0; l < s->nlev; l++) {
     int h = s->hw[l];
-    in.s_feat[l] = kd_reshape(c, kd_slice(c, x[0], 0, (int)s->off_sf[l], (int)(s->off_sf[l + 1] - s->off_sf[l])), 4,
+    in.s.feat[l] = kd_reshape(c, kd_slice(c, x[0], 0, (int)s->off_sf[l], (int)(s->off_sf[l + 1] - s->off_sf[l])), 4,
                               (int[]){s->n, s->cs, h, h});
-    in.s_cls[l] = kd_reshape(c, kd_slice(c, x[1], 0, (int)s->off_cls[l], (int)(s->off_cls[l + 1] - s->off_cls[l])), 4,
+    in.s.out[0].lv[l] = kd_reshape(c, kd_slice(c, x[1], 0, (int)s->off_cls[l], (int)(s->off_cls[l + 1] - s->off_cls[l])), 4,
                              (int[]){s->n, s->A * s->K, h, h});
   }
   size_t off = 0;
@@ -264,12 +270,12 @@ static int run_oracle(void) {
   dump_scalar(&d, "K", (float)s.K);
   for (int l = 0; l < s.nlev; l++) {
     snprintf(nm, sizeof nm, "stride.%d", l), dump_scalar(&d, nm, (float)s.strides[l]);
-    snprintf(nm, sizeof nm, "s_feat.%d", l), dump_tensor(&d, nm, in.s_feat[l]);
-    snprintf(nm, sizeof nm, "t_feat.%d", l), dump_tensor(&d, nm, in.t_feat[l]);
-    snprintf(nm, sizeof nm, "s_cls.%d", l), dump_tensor(&d, nm, in.s_cls[l]);
-    snprintf(nm, sizeof nm, "t_cls.%d", l), dump_tensor(&d, nm, in.t_cls[l]);
-    snprintf(nm, sizeof nm, "grad.s_feat.%d", l), dump_add(&d, nm, in.s_feat[l]->grad, 4, in.s_feat[l]->shape);
-    snprintf(nm, sizeof nm, "grad.s_cls.%d", l), dump_add(&d, nm, in.s_cls[l]->grad, 4, in.s_cls[l]->shape);
+    snprintf(nm, sizeof nm, "s_feat.%d", l), dump_tensor(&d, nm, in.s.feat[l]);
+    snprintf(nm, sizeof nm, "t_feat.%d", l), dump_tensor(&d, nm, in.t.feat[l]);
+    snprintf(nm, sizeof nm, "s_cls.%d", l), dump_tensor(&d, nm, in.s.out[0].lv[l]);
+    snprintf(nm, sizeof nm, "t_cls.%d", l), dump_tensor(&d, nm, in.t.out[0].lv[l]);
+    snprintf(nm, sizeof nm, "grad.s_feat.%d", l), dump_add(&d, nm, in.s.feat[l]->grad, 4, in.s.feat[l]->shape);
+    snprintf(nm, sizeof nm, "grad.s_cls.%d", l), dump_add(&d, nm, in.s.out[0].lv[l]->grad, 4, in.s.out[0].lv[l]->shape);
   }
   for (int i = 0; i < o.nmasks; i++) {
     snprintf(nm, sizeof nm, "mask.%d", o.masks[i].level);

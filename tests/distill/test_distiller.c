@@ -7,6 +7,7 @@
 #include "check.h"
 #include "core/ops.h"
 #include "distill/distiller.h"
+#include "distill/side.h"
 
 static const KdDistillShapes SH = {.nlev = 3, .strides = {8, 16, 32}, .t_channels = 16, .s_channels = 8,
                                    .num_classes = 3, .num_anchors = 9};
@@ -124,13 +125,16 @@ static double neck_bg(KdDistiller *d, KdCtx *c) {
   kd_ctx_reset(c);
   const float box[4] = {2, 2, 14, 20};
   KdGtImage gt = {box, (const int[]){1}, NULL, 1};
-  KdDistillInputs in = {.c = c, .n = 1, .img_h = 32, .img_w = 32, .nlev = 3, .strides = {8, 16, 32}, .gt = &gt};
+  KdDistillInputs in = {.c = c, .n = 1, .img_h = 32, .img_w = 32, .gt = &gt};
+  static KdLevels lv; /* the part names point into it */
+  kd_levels_from_strides(&lv, 3, (int[]){8, 16, 32});
+  kd_distill_same_levels(&in, &lv);
   for (int l = 0; l < 3; l++) {
     int hw = 4 >> l;
     for (int i = 0; i < 16 * hw * hw; i++) t[l][i] = (float)((i * 7 + l) % 11) * 0.1f;
     for (int i = 0; i < 8 * hw * hw; i++) s[l][i] = (float)((i * 3 + l) % 5) * 0.2f;
-    in.t_feat[l] = kd_tensor_wrap(c, t[l], 4, (int[]){1, 16, hw, hw});
-    in.s_feat[l] = kd_tensor_wrap(c, s[l], 4, (int[]){1, 8, hw, hw});
+    in.t.feat[l] = kd_tensor_wrap(c, t[l], 4, (int[]){1, 16, hw, hw});
+    in.s.feat[l] = kd_tensor_wrap(c, s[l], 4, (int[]){1, 8, hw, hw});
   }
   KdTensor *total;
   KdDistillOut outs[KD_DISTILL_MAX_OUT];

@@ -64,10 +64,13 @@ static void test_hand(void) {
   const float box[4] = {0, 0, 8, 8};
   KdGtImage gt[2] = {{box, NULL, NULL, 1}, {NULL, NULL, NULL, 0}};
   KdCtx *c = kd_ctx_new(1 << 20);
-  KdDistillInputs in = {.c = c, .cfg = f.cfg, .n = 2, .img_h = 32, .img_w = 32, .nlev = 1, .strides = {8}, .gt = gt};
-  in.s_feat[0] = kd_tensor_wrap(c, s, 4, (int[]){2, 2, 4, 4});
-  in.t_feat[0] = kd_tensor_wrap(c, t, 4, (int[]){2, 2, 4, 4});
-  in.s_feat[0]->requires_grad = 1;
+  KdDistillInputs in = {.c = c, .cfg = f.cfg, .n = 2, .img_h = 32, .img_w = 32, .gt = gt};
+  KdLevels lv;
+  kd_levels_from_strides(&lv, 1, (int[]){8});
+  kd_distill_same_levels(&in, &lv);
+  in.s.feat[0] = kd_tensor_wrap(c, s, 4, (int[]){2, 2, 4, 4});
+  in.t.feat[0] = kd_tensor_wrap(c, t, 4, (int[]){2, 2, 4, 4});
+  in.s.feat[0]->requires_grad = 1;
   KdDistillOut o;
   memset(&o, 0, sizeof o);
   CHECK(kd_method_fgd.loss(&f.inst, &in, &o) == 0);
@@ -86,15 +89,15 @@ static void test_hand(void) {
     /* Image 1 sits at S == T with equal attention: every term, L1's sign(0)
      * included, gives it exactly zero gradient. */
     CHECK(kd_backward(c, o.loss) == 0);
-    const float *gs = in.s_feat[0]->grad;
+    const float *gs = in.s.feat[0]->grad;
     for (int i = 32; i < 64 && gs; i++) CHECK_MSG(gs[i] == 0.0f, "image 1 grad[%d] = %g", i - 32, gs[i]);
     for (int i = 0; i < 32 && gs; i++) CHECK(isfinite(gs[i]));
     CHECK(gs && gs[16 + 15] != 0.0f);
   }
   /* Shape mismatch between student and teacher names both. */
   kd_ctx_reset(c);
-  in.s_feat[0] = kd_tensor_wrap(c, s, 4, (int[]){2, 2, 4, 4});
-  in.t_feat[0] = kd_tensor_wrap(c, t, 4, (int[]){2, 2, 2, 8});
+  in.s.feat[0] = kd_tensor_wrap(c, s, 4, (int[]){2, 2, 4, 4});
+  in.t.feat[0] = kd_tensor_wrap(c, t, 4, (int[]){2, 2, 2, 8});
   memset(&o, 0, sizeof o);
   CHECK(kd_method_fgd.loss(&f.inst, &in, &o) == -1 && strstr(kd_ctx_error(c), "teacher"));
   kd_ctx_clear_error(c);
@@ -161,7 +164,7 @@ static KdTensor *fwd_fgd(KdCtx *c, KdTensor **x, void *u) {
   scene_inputs(s, c, g->f->cfg, &in, NULL, NULL, 0);
   for (int l = 0; l < s->nlev; l++) {
     int h = s->hw[l];
-    in.s_feat[l] = kd_reshape(c, kd_slice(c, x[0], 0, (int)s->off_sf[l], (int)(s->off_sf[l + 1] - s->off_sf[l])), 4,
+    in.s.feat[l] = kd_reshape(c, kd_slice(c, x[0], 0, (int)s->off_sf[l], (int)(s->off_sf[l + 1] - s->off_sf[l])), 4,
                               (int[]){s->n, s->cs, h, h});
   }
   size_t off = 0;
@@ -331,9 +334,9 @@ static int run_oracle(void) {
   for (int i = 0; i < 6; i++) dump_scalar(&d, keys[i], (float)vals[i]);
   dump_scalar(&d, "img", (float)s.img);
   for (int l = 0; l < s.nlev; l++) {
-    snprintf(nm, sizeof nm, "s_feat.%d", l), dump_tensor(&d, nm, in.s_feat[l]);
-    snprintf(nm, sizeof nm, "t_feat.%d", l), dump_tensor(&d, nm, in.t_feat[l]);
-    snprintf(nm, sizeof nm, "grad.s_feat.%d", l), dump_add(&d, nm, in.s_feat[l]->grad, 4, in.s_feat[l]->shape);
+    snprintf(nm, sizeof nm, "s_feat.%d", l), dump_tensor(&d, nm, in.s.feat[l]);
+    snprintf(nm, sizeof nm, "t_feat.%d", l), dump_tensor(&d, nm, in.t.feat[l]);
+    snprintf(nm, sizeof nm, "grad.s_feat.%d", l), dump_add(&d, nm, in.s.feat[l]->grad, 4, in.s.feat[l]->shape);
   }
   for (int i = 0; i < o.nmasks; i++) {
     snprintf(nm, sizeof nm, "%s.%d", o.masks[i].name, o.masks[i].level);

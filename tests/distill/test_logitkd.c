@@ -11,6 +11,7 @@
 #include "core/rng.h"
 #include "detect/assign.h"
 #include "distill/method.h"
+#include "distill/side.h"
 #include "gradcheck.h"
 
 static KdConfig *cfg;
@@ -21,14 +22,22 @@ typedef struct {
   const int *codes;
 } Setup;
 
+static KdLevels levels; /* the part names point into it */
+
 static KdTensor *run(KdCtx *c, const Setup *su, KdTensor **t, KdTensor **s, KdDistillOut *out) {
-  KdDistillInputs in = {.c = c, .cfg = cfg, .n = su->n, .nlev = su->nlev, .target_cls = su->codes,
-                        .num_anchors = su->A, .num_classes = su->K, .A_total = su->A_total};
+  KdDenseAssign as = {.A = su->A, .K = su->K, .A_total = su->A_total, .target_cls = su->codes};
+  KdDistillInputs in = {.c = c, .cfg = cfg, .n = su->n};
+  in.s.assign = su->codes ? &as : NULL;
+  in.s.nout = in.t.nout = 1;
+  in.s.out[0].name = in.t.out[0].name = "cls";
+  int strides[KD_MAX_LEVELS];
   for (int l = 0; l < su->nlev; l++) {
-    in.strides[l] = 8 << l;
-    in.t_cls[l] = t[l];
-    in.s_cls[l] = s[l];
+    strides[l] = 8 << l;
+    in.t.out[0].lv[l] = t[l];
+    in.s.out[0].lv[l] = s[l];
   }
+  kd_levels_from_strides(&levels, su->nlev, strides);
+  kd_distill_same_levels(&in, &levels);
   /* the method reads its settings from its params struct, filled from cfg */
   KdMethodInst inst = {lkd, NULL, NULL};
   memset(out, 0, sizeof *out);

@@ -16,6 +16,7 @@
 #include "check.h"
 #include "core/rng.h"
 #include "distill/method.h"
+#include "distill/side.h"
 #include "model/safetensors.h"
 
 static const char *kd;
@@ -149,10 +150,13 @@ static void test_pkd_matches_engine(void) {
   kd_config_set_num(cfg, "pkd.weight", 3, NULL);
   KdCtx *c = kd_ctx_new(1 << 20);
   int s3[4] = {2, 4, 8, 8}, s4[4] = {2, 4, 4, 4};
-  KdDistillInputs din = {.c = c, .cfg = cfg, .n = 2, .nlev = 2, .strides = {8, 16}};
-  din.t_feat[0] = kd_tensor_wrap(c, copy[0], 4, s3), din.s_feat[0] = kd_tensor_wrap(c, copy[1], 4, s3);
-  din.t_feat[1] = kd_tensor_wrap(c, copy[2], 4, s4), din.s_feat[1] = kd_tensor_wrap(c, copy[3], 4, s4);
-  din.s_feat[0]->requires_grad = din.s_feat[1]->requires_grad = 1;
+  KdDistillInputs din = {.c = c, .cfg = cfg, .n = 2};
+  KdLevels lv;
+  kd_levels_from_strides(&lv, 2, (int[]){8, 16});
+  kd_distill_same_levels(&din, &lv);
+  din.t.feat[0] = kd_tensor_wrap(c, copy[0], 4, s3), din.s.feat[0] = kd_tensor_wrap(c, copy[1], 4, s3);
+  din.t.feat[1] = kd_tensor_wrap(c, copy[2], 4, s4), din.s.feat[1] = kd_tensor_wrap(c, copy[3], 4, s4);
+  din.s.feat[0]->requires_grad = din.s.feat[1]->requires_grad = 1;
   KdMethodInst inst = {kd_method_find("pkd"), NULL, NULL};
   KdDistillOut out = {0};
   CHECK(kd_method_read_params(&inst, cfg, NULL) == 0);
@@ -168,13 +172,13 @@ static void test_pkd_matches_engine(void) {
     CHECK(!strcmp(kd_safetensors_meta(st, "method"), "pkd"));
     const char *names[2] = {"grad.student.P3", "grad.student.P4"};
     for (int l = 0; l < 2; l++) {
-      size_t n = din.s_feat[l]->numel;
+      size_t n = din.s.feat[l]->numel;
       float *g = malloc(n * sizeof(float));
       CHECK(kd_safetensors_read_f32(st, names[l], g, n, &err) == 0);
       double worst = 0, mx = 0;
       for (size_t i = 0; i < n; i++) {
-        worst = fmax(worst, fabs(g[i] - din.s_feat[l]->grad[i]));
-        mx = fmax(mx, fabs(din.s_feat[l]->grad[i]));
+        worst = fmax(worst, fabs(g[i] - din.s.feat[l]->grad[i]));
+        mx = fmax(mx, fabs(din.s.feat[l]->grad[i]));
       }
       CHECK(mx > 0 && worst <= 1e-6 * mx);
       free(g);

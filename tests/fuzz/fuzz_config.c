@@ -1,4 +1,4 @@
-/* libFuzzer target: the config loader (engine/train/config.c) with every
+/* libFuzzer target: the config loader (engine/core/config.c) with every
  * setting registered, as `--config FILE`, a run's config.json and
  * `--set key=value` reach it. Inputs starting with '{' (or whitespace) are
  * JSON; others are --set lines. Refusals must say why; an accepted config

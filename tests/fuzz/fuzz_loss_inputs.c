@@ -9,6 +9,7 @@
 
 #include "fuzz_file.h"
 #include "loss_inputs.h"
+#include "train/session.h"
 #include "verbs.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -39,9 +40,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const char *path = fuzz_file(data, size);
   if (!path) return 0;
   const char *method = methods[size % (sizeof methods / sizeof methods[0])];
+  /* The method's needs under the default settings, as the verb reads them. */
+  static KdConfig *cfg;
+  if (!cfg && (!(cfg = kd_config_new()) || kd_settings_register_all(cfg))) __builtin_trap();
+  unsigned needs = kd_method_needs(kd_method_find(method), cfg);
   KdLossInputs in;
   KdError err = {{0}};
-  int rc = kd_loss_inputs_read(&in, path, 9, method, &err); /* 9: the default anchors per location */
+  int rc = kd_loss_inputs_read(&in, path, 9, method, needs, &err); /* 9: the default anchors per location */
   if (rc && !err.msg[0]) __builtin_trap();
   if (!rc) check(&in);
   kd_loss_inputs_free(&in);

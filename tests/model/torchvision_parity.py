@@ -1,7 +1,10 @@
 """Loads a kdscope detector checkpoint into torchvision's RetinaNet and
 writes its outputs for the given input, so the C test can compare.
 
-usage: torchvision_parity.py WEIGHTS.safetensors INPUT.safetensors OUT.safetensors
+usage: torchvision_parity.py WEIGHTS INPUT OUT [DEPTH FIRST EXTRA NEXTRA GN]
+  DEPTH 18|101..., FIRST 2|3 (first FPN level), EXTRA p5|c5|pool (what the
+  extra levels come from), NEXTRA 0..2, GN 0|1 (GroupNorm head towers);
+  defaults 18 3 p5 2 1.
 Exit 77 when torch/torchvision are missing. Reads/writes safetensors with
 struct + json only (no safetensors package)."""
 import json
@@ -14,7 +17,7 @@ try:
     import torch
     from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
     from torchvision.models.detection.retinanet import RetinaNet, RetinaNetHead
-    from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+    from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool, LastLevelP6P7
 except Exception as e:  # pragma: no cover
     print("torch/torchvision unavailable:", e)
     sys.exit(77)
@@ -53,20 +56,32 @@ def write_st(path, tensors):
 
 def main():
     weights, inp, outp = sys.argv[1:4]
+    depth, first, extra, nextra, gn = (sys.argv[4:9] + ["18", "3", "p5", "2", "1"][len(sys.argv[4:9]):])
+    depth, first, nextra, gn = int(depth), int(first), int(nextra), int(gn)
     w = read_st(weights)
     x = read_st(inp)["input"]
     fpn = w["backbone.fpn.layer_blocks.0.0.weight"].shape[0]
     ncls_a = w["head.classification_head.cls_logits.weight"].shape[0]
     A = 9
     K = ncls_a // A
-    backbone = resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=5,
-                                   returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7(fpn, fpn))
-    # resnet18 at width 64 is torchvision's own; the test builds ours the same.
-    backbone.out_channels = fpn
+    expansion = 4 if depth >= 50 else 1
+    stages = [1, 2, 3, 4] if first == 2 else [2, 3, 4]
+    in_ch = [64 * 2 ** (s - 1) * expansion for s in stages]
+    if nextra == 0:
+        blocks = None
+    elif extra == "pool":
+        blocks = LastLevelMaxPool()
+    else:  # LastLevelP6P7 reads P5 when in == out channels, else C5
+        blocks = LastLevelP6P7(in_ch[-1] if extra == "c5" else fpn, fpn)
+        assert (extra != "c5" or in_ch[-1] != fpn) and nextra == 2
+    # resnet_fpn_backbone's default norm is FrozenBatchNorm2d: eval-mode BN.
+    backbone = resnet_fpn_backbone(backbone_name="resnet%d" % depth, weights=None, trainable_layers=5,
+                                   returned_layers=stages, extra_blocks=blocks)
     # torchvision's resnet_fpn_backbone makes FPN 256 wide; rebuild at our width.
-    from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork
-    backbone.fpn = FeaturePyramidNetwork([128, 256, 512], fpn, extra_blocks=LastLevelP6P7(fpn, fpn))
-    head = RetinaNetHead(fpn, A, K, norm_layer=partial(torch.nn.GroupNorm, 32))
+    backbone.out_channels = fpn
+    backbone.fpn = FeaturePyramidNetwork(in_ch, fpn, extra_blocks=blocks)
+    norm = partial(torch.nn.GroupNorm, 32) if gn else None
+    head = RetinaNetHead(fpn, A, K, norm_layer=norm)
     model = RetinaNet(backbone, num_classes=K, head=head)
     sd = model.state_dict()
     missing = [k for k in sd if k not in w and not k.endswith("num_batches_tracked")]
@@ -84,7 +99,7 @@ def main():
         feats = list(model.backbone(x).values())
         out = model.head(feats)
     res = {}
-    names = ["P3", "P4", "P5", "P6", "P7"]
+    names = ["P%d" % (first + i) for i in range(len(feats))]
     for i, f in enumerate(feats):
         res["feat." + names[i]] = f
     # head outputs are permuted to (N, HWA, K); undo into per-level N,A*K,H,W

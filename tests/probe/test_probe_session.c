@@ -174,13 +174,13 @@ static void check_grad_split(KdSession *ss, const KdSnapshot *s, const EvalBatch
   KdForward f;
   KdError e;
   CHECK_MSG(kd_trainer_forward(kd_session_trainer(ss), c, &eb->tb, 0, &f, &e) == 0, "%s", e.msg);
-  CHECK_NEAR(f.det_cls->data[0], s->probe_parts[0].value, 1e-6 * fabs(s->probe_parts[0].value));
+  CHECK_NEAR(f.det.parts[0].value->data[0], s->probe_parts[0].value, 1e-6 * fabs(s->probe_parts[0].value));
   int nsrc = 1 + f.nmethods;
   float *sumv[3], *g0 = NULL;
   double worst_norm = 0, worst_sum = 0, scale = 0;
   for (int l = 0; l < 3; l++) sumv[l] = calloc(f.sout.feat[l]->numel, sizeof(float));
   for (int k = 0; k <= nsrc; k++) {
-    KdTensor *loss = k == 0 ? f.det : k < nsrc ? f.outs[k - 1].loss : f.total;
+    KdTensor *loss = k == 0 ? f.det.total : k < nsrc ? f.outs[k - 1].loss : f.total;
     const char *name = k == 0 ? "det" : k < nsrc ? f.methods[k - 1]->name : "total";
     kd_ctx_clear_step_grads(c);
     CHECK(kd_backward(c, loss) == 0);
@@ -332,9 +332,11 @@ static void check_hook_error(KdSession *ss, KdConfig *c) {
 
 /* A session without a teacher (plain training): student maps, detection
  * gradients, student-only instances; no teacher fields. */
-static void check_no_teacher(void) {
+/* No teacher maps without a teacher, nor with a loaded teacher that no
+ * active method runs (a baseline through `distill`). */
+static void check_no_teacher(int distill) {
   KdConfig *c = fx_config(&M, "");
-  KdSessionOpts o = {.out_dir = fx_path("run-alone")};
+  KdSessionOpts o = {.out_dir = fx_path(distill ? "run-baseline" : "run-alone"), .distill = distill};
   KdError e;
   KdSession *ss = c ? kd_session_open(c, &o, &e) : NULL;
   CHECK_MSG(ss != NULL, "%s", c ? e.msg : "config");
@@ -451,7 +453,8 @@ int main(void) {
   check_hook_error(ss, c);
   kd_session_free(ss);
   kd_config_free(c);
-  check_no_teacher();
+  check_no_teacher(0);
+  check_no_teacher(1);
   check_no_side_effects();
   return check_status("test_probe_session");
 }

@@ -79,7 +79,7 @@ int main(void) {
   KdError err;
   KdModelCfg mc;
   kd_model_cfg_default(&mc);
-  mc.depth = 10, mc.width = 8, mc.fpn_channels = 32;
+  mc.backbone.depth = 10, mc.backbone.width = 8, mc.neck.channels = 32;
   KdModel *m = kd_model_new(&mc, 1, &err);
   KdConfig *cfg = kd_config_new();
   CHECK(m && cfg && !kd_settings_register(cfg));

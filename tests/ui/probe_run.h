@@ -55,7 +55,7 @@ static inline int probe_run_make(const char *dir, int steps, int every, char *ru
   KdError err;
   KdModelCfg mc;
   kd_model_cfg_default(&mc);
-  mc.depth = 10, mc.width = 8, mc.fpn_channels = 16, mc.head_convs = 1;
+  mc.backbone.depth = 10, mc.backbone.width = 8, mc.neck.channels = 16, mc.head.convs = 1;
   KdModel *teacher = kd_model_new(&mc, 9, &err);
   if (!teacher || kd_safetensors_save(tck, kd_model_params(teacher), NULL, &err)) {
     fprintf(stderr, "probe_run: %s\n", err.msg);

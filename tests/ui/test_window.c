@@ -259,7 +259,7 @@ int main(int argc, char **argv) {
   KdError err;
   KdModelCfg mc;
   kd_model_cfg_default(&mc);
-  mc.depth = 10, mc.width = 8, mc.fpn_channels = 16, mc.head_convs = 1;
+  mc.backbone.depth = 10, mc.backbone.width = 8, mc.neck.channels = 16, mc.head.convs = 1;
   KdModel *teacher = kd_model_new(&mc, 9, &err);
   CHECK(teacher && kd_safetensors_save(tck, kd_model_params(teacher), NULL, &err) == 0);
   kd_model_free(teacher);

@@ -1,0 +1,113 @@
+/* The detector head interface. A head kind is one file defining
+ * `const KdHeadKind kd_head_<name>` and one name in the head list of
+ * engine/model/meson.build: it builds its layers on the neck's levels
+ * ("head.*" names as torchvision's), runs them, turns its outputs into a
+ * detection loss and into detections, and says what it exposes to
+ * distillation (its outputs by name, its dense assignment, RoIs).
+ * Each head owns its anchors and assignment, built from its own config,
+ * so a teacher and a student may differ in both. */
+#ifndef KD_HEAD_H
+#define KD_HEAD_H
+
+#include "detect/assigner.h"
+#include "detect/postprocess.h"
+#include "model/layers.h"
+#include "model/levels.h"
+
+#define KD_HEAD_MAX_OUT 4
+#define KD_HEAD_MAX_PARTS 4
+
+typedef struct KdHeadCfg {
+  char kind[16];       /* a registered kind: "retinanet" */
+  int num_classes;
+  int convs;           /* convs per tower */
+  int gn;              /* GroupNorm(32) after each tower conv */
+  float prior_prob;    /* initial foreground probability of the class logits */
+  KdAnchorCfg anchors; /* anchor-based kinds: shapes (the strides come from the levels) */
+  KdAssignCfg assign;
+} KdHeadCfg;
+
+/* The losses' settings; read from the run's config at every step (the
+ * box weight is live). */
+typedef struct KdDetLossCfg {
+  float focal_alpha, focal_gamma;
+  int giou;           /* box loss: 1 GIoU on decoded boxes, 0 smooth-L1 on deltas */
+  float smooth_l1_beta;
+  float box_weight;
+} KdDetLossCfg;
+
+/* One forward's head outputs per level, in the order of the kind's
+ * output names; tensors N,C,H,W on the neck's level sizes. */
+typedef struct KdHeadOut {
+  int nout;
+  const char *const *names;
+  KdTensor *lv[KD_HEAD_MAX_OUT][KD_MAX_LEVELS];
+} KdHeadOut;
+
+/* The per-level tensors of output `name`, or NULL when the head has none. */
+KdTensor *const *kd_head_out_find(const KdHeadOut *o, const char *name);
+
+typedef struct KdDetLoss {
+  KdTensor *total;    /* the weighted sum of the parts */
+  int nparts;
+  struct {
+    const char *name; /* "cls" -> logged as "det.cls" */
+    KdTensor *value;  /* unweighted */
+  } parts[KD_HEAD_MAX_PARTS];
+  int num_pos;
+  int has_assign;
+  KdDenseAssign assign; /* the batch's dense assignment (KD_HEAD_HAS_ASSIGN) */
+} KdDetLoss;
+
+/* What a head kind exposes to distillation (KdHeadInfo.provides). */
+enum {
+  KD_HEAD_HAS_LOGITS = 1 << 0, /* "cls": dense class logits N, A*K, H, W (channel a*K + k) */
+  KD_HEAD_HAS_BOXES = 1 << 1,  /* "box": dense box deltas N, A*4, H, W */
+  KD_HEAD_HAS_ASSIGN = 1 << 2, /* a dense anchor assignment with its loss */
+  KD_HEAD_HAS_ROIS = 1 << 3,   /* proposals and an RoI head (two-stage kinds) */
+};
+
+typedef struct KdHeadInfo {
+  unsigned provides;
+  int A, K; /* anchors per location and classes of the dense outputs */
+} KdHeadInfo;
+
+typedef struct KdHeadKind {
+  const char *name;  /* "retinanet", the value of model.head */
+  const char *label; /* "RetinaNet" */
+  const char *const *outputs; /* names of KdHeadOut's entries */
+  int noutputs;
+  /* Checks the config against the neck (lv NULL: before the neck is
+   * built, level-dependent checks wait for build); names the field. */
+  int (*check)(const KdHeadCfg *cfg, int channels, const KdLevels *lv, KdError *err);
+  /* Registers "head.*" in p; returns the kind's state or NULL (err). */
+  void *(*build)(const KdHeadCfg *cfg, int channels, const KdLevels *lv, KdParams *p, KdError *err);
+  /* After the store is finalized: torchvision's init, from r. */
+  void (*init)(void *h, KdRng *r);
+  void (*destroy)(void *h);
+  void (*info)(const void *h, KdHeadInfo *out);
+  /* feat[levels] -> out; errors go to the ctx. */
+  void (*forward)(void *h, KdCtx *c, KdTensor *const *feat, KdHeadOut *out);
+  /* The detection loss of n images on the tape (targets from c's arena). */
+  int (*loss)(void *h, KdCtx *c, const KdHeadOut *o, const KdGtImage *gt, int n, const KdDetLossCfg *lc, KdDetLoss *out,
+              KdError *err);
+  /* Detections per image (kd_postprocess's contract: out[n*max_det]). */
+  int (*decode)(void *h, const KdHeadOut *o, const KdPostCfg *pc, int n, const float *image_wh, KdDetection *out,
+                int *count, KdError *err);
+  /* The level a GT box belongs to (probes pool instance features there). */
+  int (*box_level)(const void *h, const float *box);
+  /* Two-stage kinds: the RoI head on given RoIs (NULL without one). */
+  int (*roi_forward)(void *h, KdCtx *c, KdTensor *const *feat, const float *rois, int nrois, KdHeadOut *out,
+                     KdError *err);
+  /* FLOPs of the head's convs for level sizes lhw [2*levels]. */
+  double (*flops)(const void *h, int n, const int *lhw);
+} KdHeadKind;
+
+/* ---- registry (heads.c) ---- */
+int kd_head_kind_count(void);
+const KdHeadKind *kd_head_kind_at(int i);
+const KdHeadKind *kd_head_kind_find(const char *name);
+/* "retinanet, ..." into buf, for messages. */
+const char *kd_head_kind_names(char *buf, size_t len);
+
+#endif
