@@ -39,6 +39,43 @@ static Value *find(const KdConfig *c, const char *key) {
   return NULL;
 }
 
+/* Edit distance of two keys (insert, delete, substitute, swap of two
+ * neighbours), capped at 31 so long keys cost no more than short ones. */
+static int key_distance(const char *a, const char *b) {
+  int la = (int)strlen(a), lb = (int)strlen(b);
+  if (la > 63 || lb > 63 || abs(la - lb) > 8) return 31;
+  int d[64][64];
+  for (int i = 0; i <= la; i++) d[i][0] = i;
+  for (int j = 0; j <= lb; j++) d[0][j] = j;
+  for (int i = 1; i <= la; i++)
+    for (int j = 1; j <= lb; j++) {
+      int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+      if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best) best = d[i - 2][j - 2] + 1;
+      d[i][j] = best;
+    }
+  return d[la][lb] < 31 ? d[la][lb] : 31;
+}
+
+const char *kd_config_suggest(const KdConfig *c, const char *key) {
+  const char *best = NULL;
+  int bd = (int)strlen(key) / 4 + 1; /* a typo, not a different key */
+  if (bd > 3) bd = 3;
+  for (int i = 0; i < c->n; i++) {
+    int dist = key_distance(key, c->v[i].d->key);
+    if (dist <= bd && (!best || dist < key_distance(key, best))) best = c->v[i].d->key;
+  }
+  return best;
+}
+
+/* "unknown setting 'k'", with the nearest key when one is a likely typo. */
+static int unknown_key(const KdConfig *c, KdError *err, const char *origin, const char *key) {
+  const char *near = kd_config_suggest(c, key);
+  return kd_error(err, "%s%sunknown setting '%s'%s%s%s", origin ? origin : "", origin ? ": " : "", key, near ? " (did you mean '" : "",
+                  near ? near : "", near ? "'?)" : " (kdscope settings lists them)");
+}
+
 int kd_config_register(KdConfig *c, const KdParamDesc *descs, int n) {
   for (int i = 0; i < n; i++) {
     if (find(c, descs[i].key)) continue;
@@ -132,7 +169,7 @@ static int store(KdConfig *c, Value *v, const char *text, KdError *err) {
 
 int kd_config_set(KdConfig *c, const char *key, const char *value, KdError *err) {
   Value *v = find(c, key);
-  if (!v) return kd_error(err, "unknown setting '%s'", key);
+  if (!v) return unknown_key(c, err, NULL, key);
   return store(c, v, value, err);
 }
 
@@ -229,7 +266,7 @@ static int load_obj(KdConfig *c, const cJSON *obj, const char *prefix, const cha
       if (load_obj(c, it, key, origin, err)) return -1;
       continue;
     }
-    if (!v) return kd_error(err, "%s: unknown setting '%s'", origin, key);
+    if (!v) return unknown_key(c, err, origin, key);
     char text[1024];
     const KdParamDesc *d = v->d;
     if (cJSON_IsBool(it)) {

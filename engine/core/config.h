@@ -79,6 +79,10 @@ int kd_config_set_kv(KdConfig *c, const char *kv, KdError *err);
 int kd_config_set(KdConfig *c, const char *key, const char *value, KdError *err);
 int kd_config_set_num(KdConfig *c, const char *key, double v, KdError *err);
 
+/* The registered key nearest to key when it looks like a typo of it
+ * (a few edits away), else NULL; used in "did you mean" messages. */
+const char *kd_config_suggest(const KdConfig *c, const char *key);
+
 double kd_config_num(const KdConfig *c, const char *key); /* NaN if missing */
 int kd_config_int(const KdConfig *c, const char *key);
 const char *kd_config_str(const KdConfig *c, const char *key); /* "" if missing */

@@ -43,7 +43,11 @@ int kd_control_check_set(KdConfig *cfg, const char *key, const char *value, char
 int kd_control_check_set_avail(KdConfig *cfg, const KdDistillAvail *avail, const char *key, const char *value, char *canon,
                                size_t len, KdError *err) {
   const KdParamDesc *d = kd_config_find(cfg, key);
-  if (!d) return kd_error(err, "unknown setting '%s' (`kdscope set RUN_DIR --list` shows the live ones)", key);
+  if (!d) {
+    const char *near = kd_config_suggest(cfg, key);
+    if (near) return kd_error(err, "unknown setting '%s' (did you mean '%s'?)", key, near);
+    return kd_error(err, "unknown setting '%s' (`kdscope set RUN_DIR --list` shows the live ones)", key);
+  }
   if (!d->live)
     return kd_error(err, "%s cannot change while a run goes on (it is not a live setting; `kdscope set RUN_DIR --list` shows the live ones)", key);
   if (!strcmp(key, "distill.methods")) { /* before storing: a refused value must not stay in cfg */

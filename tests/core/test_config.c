@@ -71,6 +71,14 @@ int main(void) {
                "t.json: demo.rate: expected a number, got a string");
   expect_error(kd_config_load_string(c, "{\"demo\": {\"cout\": 1}}", "t.json", &err), &err,
                "t.json: unknown setting 'demo.cout'");
+  /* "did you mean": the nearest key for a typo (a dropped, swapped or
+   * wrong letter), none for a key that is not near any */
+  expect_error(kd_config_set(c, "demo.rat", "1", &err), &err, "(did you mean 'demo.rate'?)");
+  expect_error(kd_config_load_string(c, "{\"demo\": {\"cuont\": 1}}", "t.json", &err), &err, "(did you mean 'demo.count'?)");
+  expect_error(kd_config_set(c, "demo.mdoe", "fast", &err), &err, "(did you mean 'demo.mode'?)");
+  expect_error(kd_config_set(c, "other.thing", "1", &err), &err, "unknown setting 'other.thing' (kdscope settings lists them)");
+  CHECK(kd_config_suggest(c, "demo.nme") && !strcmp(kd_config_suggest(c, "demo.nme"), "demo.name"));
+  CHECK(kd_config_suggest(c, "xyz") == NULL);
   CHECK(kd_config_serial(c) == s1);
   fill(c, &d);
   CHECK(d.rate == (float)0.1 && d.count == 7 && d.mode == 0);

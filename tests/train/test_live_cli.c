@@ -171,7 +171,7 @@ int main(int argc, char **argv) {
   char ctl[4400];
   snprintf(ctl, sizeof ctl, "%s/control.jsonl", runs);
   long ctl_size = file_size(ctl);
-  expect("typo", KD("set", runs, "defeat.alpha_gb=1"), 1, "unknown setting 'defeat.alpha_gb'");
+  expect("typo", KD("set", runs, "defeat.alpha_gb=1"), 1, "unknown setting 'defeat.alpha_gb' (did you mean 'defeat.alpha_bg'?)");
   expect("not live", KD("set", runs, "train.batch=4"), 1, "train.batch cannot change");
   expect("range", KD("set", runs, "defeat.weight=1", "defeat.alpha_bg=5000"), 1, "defeat.alpha_bg: 5000 is outside its range [0, 1000]");
   expect("bad dir", KD("set", tmp, "defeat.weight=1"), 1, "not a run directory");
