@@ -26,6 +26,13 @@ typedef struct KdConvShape {
 } KdConvShape;
 void kd_conv_trace_enable(KdConvShape *buf, int cap);
 int kd_conv_trace_disable(void); /* number recorded */
+/* Which path runs convolutions, process-wide: oneDNN when the build has it
+ * (meson -Dconv), unless the environment says KD_CONV=im2col. Tests and
+ * benchmarks switch with kd_conv_set_backend (-1: not built in). */
+typedef enum KdConvBackend { KD_CONV_IM2COL, KD_CONV_DNNL } KdConvBackend;
+int kd_conv_set_backend(KdConvBackend b);
+KdConvBackend kd_conv_backend(void);
+const char *kd_conv_backend_name(void); /* "onednn" or "im2col" */
 
 /* ---------- element-wise (eltwise.c) ---------- */
 KdTensor *kd_relu(KdCtx *c, KdTensor *x);

@@ -12,6 +12,8 @@ struct KdCtx {
   int grad_enabled;
   int failed;
   char err[1024];
+  void *conv_cache;
+  void (*conv_cache_free)(void *);
 };
 
 KdCtx *kd_ctx_new(size_t arena_bytes) {
@@ -28,6 +30,7 @@ KdCtx *kd_ctx_new(size_t arena_bytes) {
 
 void kd_ctx_free(KdCtx *c) {
   if (!c) return;
+  if (c->conv_cache_free) c->conv_cache_free(c->conv_cache);
   kd_arena_free(c->arena);
   free(c);
 }
@@ -72,6 +75,13 @@ void *kd_ctx_alloc(KdCtx *c, size_t bytes) {
 }
 
 int kd_ctx_tape_len(const KdCtx *c) { return c->tape_len; }
+
+void *kd_ctx_conv_cache(const KdCtx *c) { return c->conv_cache; }
+
+void kd_ctx_set_conv_cache(KdCtx *c, void *cache, void (*free_fn)(void *)) {
+  c->conv_cache = cache;
+  c->conv_cache_free = free_fn;
+}
 
 /* ---- tensors ---- */
 

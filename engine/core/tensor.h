@@ -48,6 +48,10 @@ void kd_ctx_clear_error(KdCtx *c);
 void *kd_ctx_alloc(KdCtx *c, size_t bytes);
 /* Tape length (number of recorded ops). */
 int kd_ctx_tape_len(const KdCtx *c);
+/* State an op keeps across steps (compiled conv primitives): one slot,
+ * untouched by kd_ctx_reset, released with free_fn by kd_ctx_free. */
+void *kd_ctx_conv_cache(const KdCtx *c);
+void kd_ctx_set_conv_cache(KdCtx *c, void *cache, void (*free_fn)(void *));
 
 /* ---- tensors ---- */
 /* Uninitialised step tensor. Shape dims must be >= 1. NULL on failure. */
