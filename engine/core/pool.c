@@ -3,6 +3,10 @@
  * so no two threads ever add into the same gradient element. */
 #include <math.h>
 
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
 #include "core/ops.h"
 #include "core/parallel.h"
 
@@ -131,6 +135,67 @@ static void maxpool_backward(KdCtx *c, KdNode *node) {
     for (size_t o = 0; o < op; o++) gx[p * ip + s->arg[p * op + o]] += gy[p * op + o];
 }
 
+/* Max of x[h0..h1) x [w0..w1) of one plane and its position. As PyTorch:
+ * the first maximum in row-major order wins, NaN propagates. */
+static inline void window_max(const float *xp, int w, int h0, int h1, int w0, int w1, float *best_out, int *bi_out) {
+  float best = -INFINITY;
+  int bi = h0 * w + w0;
+  for (int ih = h0; ih < h1; ih++)
+    for (int iw = w0; iw < w1; iw++) {
+      float v = xp[ih * w + iw];
+      if (v > best || isnan(v)) {
+        best = v;
+        bi = ih * w + iw;
+      }
+    }
+  *best_out = best;
+  *bi_out = bi;
+}
+
+#ifdef __AVX512F__
+static inline __mmask16 first_lanes(int n) { return n >= 16 ? 0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+
+/* The ResNet stem's 3x3/2 pad-1 pool, 16 outputs of one output row at a
+ * time: columns 2ow-1, 2ow, 2ow+1 are the even and odd lanes of two
+ * loads. Same rule as window_max (scan order, ties, NaN). Column 0 (its
+ * window is clipped) is left to the caller; returns the first output
+ * column not written: wo, or the column whose window leaves the plane. */
+static int maxpool_row_k3s2(const float *xp, int w, int h0, int h1, int wo, float *y, int *arg) {
+  int end = (w - 2) / 2 + 1; /* last full window: 2ow+1 <= w-1 */
+  if (end > wo) end = wo;
+  if (end <= 1) return 0;
+  float b0;
+  int i0;
+  window_max(xp, w, h0, h1, 0, 2, &b0, &i0);
+  y[0] = b0;
+  if (arg) arg[0] = i0;
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  for (int ow = 1; ow < end; ow += 16) {
+    int n = end - ow < 16 ? end - ow : 16;
+    __m512 best = _mm512_set1_ps(-INFINITY);
+    __m512i bi = _mm512_setzero_si512();
+    for (int ih = h0; ih < h1; ih++) {
+      const float *left = xp + (size_t)ih * w + 2 * ow - 1, *right = left + 2;
+      __m512 l0 = _mm512_maskz_loadu_ps(first_lanes(2 * n), left), l1 = _mm512_maskz_loadu_ps(first_lanes(2 * n - 16), left + 16);
+      __m512 r0 = _mm512_maskz_loadu_ps(first_lanes(2 * n - 1), right);
+      __m512 r1 = _mm512_maskz_loadu_ps(first_lanes(2 * n - 17), right + 16);
+      __m512 v[3] = {_mm512_permutex2var_ps(l0, even, l1), _mm512_permutex2var_ps(l0, odd, l1), _mm512_permutex2var_ps(r0, even, r1)};
+      __m512i pos = _mm512_add_epi32(_mm512_set1_epi32(ih * w + 2 * ow - 1), even);
+      for (int j = 0; j < 3; j++) {
+        __mmask16 t = _mm512_cmp_ps_mask(v[j], best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v[j], v[j], _CMP_UNORD_Q);
+        if (ih == h0 && j == 0) t = 0xffff;
+        best = _mm512_mask_mov_ps(best, t, v[j]);
+        bi = _mm512_mask_mov_epi32(bi, t, _mm512_add_epi32(pos, _mm512_set1_epi32(j)));
+      }
+    }
+    _mm512_mask_storeu_ps(y + ow, first_lanes(n), best);
+    if (arg) _mm512_mask_storeu_epi32(arg + ow, first_lanes(n), bi);
+  }
+  return end;
+}
+#endif
+
 KdTensor *kd_maxpool2d(KdCtx *c, KdTensor *x, int k, int stride, int pad) {
   if (!x || need4(c, "maxpool2d", x)) return NULL;
   PoolSaved s = {0};
@@ -149,23 +214,21 @@ KdTensor *kd_maxpool2d(KdCtx *c, KdTensor *x, int k, int stride, int pad) {
     int h0 = oh * s.stride - pad, h1 = h0 + k;
     h0 = h0 < 0 ? 0 : h0;
     h1 = h1 > s.h ? s.h : h1;
-    for (int ow = 0; ow < s.wo; ow++) {
+    float *yr = y->data + r * s.wo;
+    int *ar = arg ? arg + r * s.wo : NULL;
+    int ow = 0;
+#ifdef __AVX512F__
+    if (k == 3 && s.stride == 2 && pad == 1) ow = maxpool_row_k3s2(xp, s.w, h0, h1, s.wo, yr, ar);
+#endif
+    for (; ow < s.wo; ow++) {
       int w0 = ow * s.stride - pad, w1 = w0 + k;
       w0 = w0 < 0 ? 0 : w0;
       w1 = w1 > s.w ? s.w : w1;
-      /* As PyTorch: first maximum wins, NaN propagates. */
-      float best = -INFINITY;
-      int bi = h0 * s.w + w0;
-      for (int ih = h0; ih < h1; ih++)
-        for (int iw = w0; iw < w1; iw++) {
-          float v = xp[ih * s.w + iw];
-          if (v > best || isnan(v)) {
-            best = v;
-            bi = ih * s.w + iw;
-          }
-        }
-      y->data[r * s.wo + ow] = best;
-      if (arg) arg[r * s.wo + ow] = bi;
+      float best;
+      int bi;
+      window_max(xp, s.w, h0, h1, w0, w1, &best, &bi);
+      yr[ow] = best;
+      if (ar) ar[ow] = bi;
     }
   }
   KdTensor *in[1] = {x};
