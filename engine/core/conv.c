@@ -64,6 +64,7 @@ typedef struct {
   int direct;       /* 1x1, stride 1, no padding, one group: no columns */
   float *col;       /* [Cin*kh*kw, NP], saved for the weight gradient */
   KdDnnlConv *dnnl; /* set: the oneDNN path ran the forward and runs the backward */
+  void *dnnl_src;   /* x in backward-weights' layout, kept by the forward (or NULL) */
 } ConvSaved;
 
 static void im2col(const KdConvGeom *s, const float *x, float *col) {
@@ -143,7 +144,7 @@ static void conv_backward(KdCtx *c, KdNode *node) {
   float *gb = b && b->requires_grad ? kd_grad(c, b) : NULL;
 #ifdef KD_HAVE_DNNL
   if (sv->dnnl) {
-    kd_dnnl_conv_backward(c, sv->dnnl, x->data, w->data, gy, gx, gw, gb);
+    kd_dnnl_conv_backward(c, sv->dnnl, x->data, w, gy, sv->dnnl_src, gx, gw, gb);
     return;
   }
 #endif
@@ -263,7 +264,7 @@ KdTensor *kd_conv2d(KdCtx *c, KdTensor *x, KdTensor *w, KdTensor *b, KdConvCfg c
   const int need_dx = grad && x->requires_grad, need_dw = grad && (w->requires_grad || (b && b->requires_grad));
 #ifdef KD_HAVE_DNNL
   if (kd_conv_backend() == KD_CONV_DNNL && (sv.dnnl = kd_dnnl_conv_get(c, s, need_dx, need_dw))) {
-    if (kd_dnnl_conv_forward(c, sv.dnnl, x->data, w->data, b ? b->data : NULL, y->data)) return NULL;
+    if (kd_dnnl_conv_forward(c, sv.dnnl, x->data, w, b ? b->data : NULL, y->data, need_dw ? &sv.dnnl_src : NULL)) return NULL;
   } else
 #endif
   if (im2col_forward(c, &sv, x, w, b, y, need_dx || need_dw)) return NULL;

@@ -8,7 +8,12 @@
  * with a sum post-op, so they accumulate (+=) like every other op's. The
  * blocked copies and the primitives' scratchpads come from the step arena
  * (scratchpad mode "user"): oneDNN's own scratchpad would be malloc'd and
- * freed around every call. */
+ * freed around every call.
+ *
+ * Copies that are reused: a parameter's weights in a primitive's layout,
+ * made once per ctx generation (the head's convs run on every FPN level
+ * with the same weights); the forward's blocked input, kept for the
+ * backward-weights pass when both read one layout. */
 #include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl_debug.h>
 #include <omp.h>
@@ -45,14 +50,27 @@ struct KdDnnlConv {
   int threads;
   int built[NPASS]; /* 1 built, -1 oneDNN has no implementation */
   int share_ddst;   /* bwd-data and bwd-weights take diff_dst in one layout */
+  int share_src;    /* forward and bwd-weights take src in one (blocked) layout */
   Pass pass[NPASS];
 };
+
+/* A parameter's weights reordered into a primitive's layout (arena). */
+typedef struct WeightCopy {
+  const float *src;
+  const dnnl_memory_desc_t *md;
+  void *blk;
+} WeightCopy;
+
+#define MAX_WEIGHT_COPIES 256
 
 typedef struct Cache {
   dnnl_engine_t eng;
   dnnl_stream_t strm;
   KdDnnlConv **e;
   int n, cap;
+  unsigned gen; /* the ctx generation the weight copies belong to */
+  int ncopies;
+  WeightCopy copies[MAX_WEIGHT_COPIES];
 } Cache;
 
 static void bound_free(Bound *b) {
@@ -238,6 +256,9 @@ static int ensure(Cache *k, KdDnnlConv *p, const int want[NPASS]) {
   if (p->built[BWD_DATA] == 1 && p->built[BWD_WEIGHTS] == 1)
     p->share_ddst = dnnl_memory_desc_equal(query(&p->pass[BWD_DATA], dnnl_query_diff_dst_md),
                                            query(&p->pass[BWD_WEIGHTS], dnnl_query_diff_dst_md));
+  if (p->built[BWD_WEIGHTS] == 1)
+    p->share_src = p->pass[FWD].arg[IN0].reorder &&
+                   dnnl_memory_desc_equal(query(&p->pass[FWD], dnnl_query_src_md), query(&p->pass[BWD_WEIGHTS], dnnl_query_src_md));
   return 0;
 }
 
@@ -287,6 +308,27 @@ static dnnl_status_t reorder(Cache *k, const Bound *b, int to_inner) {
   return dnnl_primitive_execute(b->reorder, k->strm, 2, a);
 }
 
+/* Weights into b (an input bound). A parameter's copy in b's layout is
+ * made once per ctx generation and then found again; the copy lives until
+ * the ctx is reset, so the caller must not be inside a scratch scope. */
+static dnnl_status_t weights_set(KdCtx *c, Cache *k, Bound *b, const KdTensor *w) {
+  dnnl_status_t st = dnnl_memory_set_data_handle_v2(b->user, w->data, k->strm);
+  if (st != dnnl_success || b->inner == b->user) return st;
+  const dnnl_memory_desc_t *md;
+  if ((st = dnnl_memory_get_memory_desc(b->inner, &md)) != dnnl_success) return st;
+  unsigned gen = kd_ctx_generation(c);
+  if (k->gen != gen) k->gen = gen, k->ncopies = 0;
+  for (int i = 0; w->is_param && i < k->ncopies; i++)
+    if (k->copies[i].src == w->data && dnnl_memory_desc_equal(k->copies[i].md, md))
+      return dnnl_memory_set_data_handle_v2(b->inner, k->copies[i].blk, k->strm);
+  void *blk = kd_ctx_alloc(c, b->bytes);
+  if (!blk) return dnnl_out_of_memory;
+  if ((st = dnnl_memory_set_data_handle_v2(b->inner, blk, k->strm)) != dnnl_success) return st;
+  if ((st = reorder(k, b, 1)) != dnnl_success) return st;
+  if (w->is_param && k->ncopies < MAX_WEIGHT_COPIES) k->copies[k->ncopies++] = (WeightCopy){w->data, md, blk};
+  return dnnl_success;
+}
+
 /* Runs the pass on its inner buffers (already set) plus bias and scratch. */
 static dnnl_status_t run(KdCtx *c, Cache *k, Pass *p, const int keys[NARG], int bias_key, void *bias) {
   dnnl_exec_arg_t a[NARG + 2];
@@ -305,17 +347,19 @@ static dnnl_status_t run(KdCtx *c, Cache *k, Pass *p, const int keys[NARG], int 
   return st == dnnl_success ? dnnl_primitive_execute(p->prim, k->strm, n, a) : st;
 }
 
-int kd_dnnl_conv_forward(KdCtx *c, KdDnnlConv *p, const float *x, const float *w, const float *b, float *y) {
+int kd_dnnl_conv_forward(KdCtx *c, KdDnnlConv *p, const float *x, const KdTensor *w, const float *b, float *y, void **keep_src) {
   static const int keys[NARG] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
   Cache *k = kd_ctx_conv_cache(c);
   Pass *f = &p->pass[FWD];
+  void *kept = NULL;
+  if (keep_src) *keep_src = NULL;
+  if (keep_src && p->share_src && !(kept = *keep_src = kd_ctx_alloc(c, f->arg[IN0].bytes))) return fail(c, dnnl_out_of_memory);
+  dnnl_status_t st = weights_set(c, k, &f->arg[IN1], w);
   KdArena *arena = kd_ctx_arena(c);
   KdArenaMark mark = kd_arena_mark(arena);
-  dnnl_status_t st = bound_set(c, k, &f->arg[IN0], x, NULL);
-  if (st == dnnl_success) st = bound_set(c, k, &f->arg[IN1], w, NULL);
+  if (st == dnnl_success) st = bound_set(c, k, &f->arg[IN0], x, kept);
   if (st == dnnl_success) st = bound_set(c, k, &f->arg[OUT], y, NULL);
   if (st == dnnl_success) st = reorder(k, &f->arg[IN0], 1);
-  if (st == dnnl_success) st = reorder(k, &f->arg[IN1], 1);
   if (st == dnnl_success) st = run(c, k, f, keys, DNNL_ARG_BIAS, (void *)b);
   if (st == dnnl_success) st = reorder(k, &f->arg[OUT], 0);
   if (st == dnnl_success) st = dnnl_stream_wait(k->strm);
@@ -323,14 +367,13 @@ int kd_dnnl_conv_forward(KdCtx *c, KdDnnlConv *p, const float *x, const float *w
   return st == dnnl_success ? 0 : fail(c, st);
 }
 
-static dnnl_status_t backward_data(KdCtx *c, Cache *k, KdDnnlConv *p, const float *w, const float *gy, float *gx) {
+/* The weights are already set (weights_set). */
+static dnnl_status_t backward_data(KdCtx *c, Cache *k, KdDnnlConv *p, const float *gy, float *gx) {
   static const int keys[NARG] = {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC};
   Pass *d = &p->pass[BWD_DATA];
   dnnl_status_t st = bound_set(c, k, &d->arg[IN0], gy, NULL);
-  if (st == dnnl_success) st = bound_set(c, k, &d->arg[IN1], w, NULL);
   if (st == dnnl_success) st = bound_set(c, k, &d->arg[OUT], gx, NULL);
   if (st == dnnl_success) st = reorder(k, &d->arg[IN0], 1);
-  if (st == dnnl_success) st = reorder(k, &d->arg[IN1], 1);
   if (st == dnnl_success) st = run(c, k, d, keys, 0, NULL);
   if (st == dnnl_success) st = reorder(k, &d->arg[OUT], 0);
   return st;
@@ -338,8 +381,8 @@ static dnnl_status_t backward_data(KdCtx *c, Cache *k, KdDnnlConv *p, const floa
 
 /* gw or gb (or both) non-NULL. diff_dst is taken from bwd-data's blocked
  * copy when that pass ran and uses the same layout. */
-static dnnl_status_t backward_weights(KdCtx *c, Cache *k, KdDnnlConv *p, const float *x, const float *gy, int gy_ready,
-                                      float *gw, float *gb) {
+static dnnl_status_t backward_weights(KdCtx *c, Cache *k, KdDnnlConv *p, const float *x, void *kept_src, const float *gy,
+                                      int gy_ready, float *gw, float *gb) {
   static const int keys[NARG] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS};
   Pass *b = &p->pass[BWD_WEIGHTS];
   const Bound *dd = &p->pass[BWD_DATA].arg[IN0];
@@ -348,12 +391,12 @@ static dnnl_status_t backward_weights(KdCtx *c, Cache *k, KdDnnlConv *p, const f
     shared = NULL;
   float *gb_tmp = p->g.bias ? kd_ctx_alloc(c, (size_t)p->g.cout * sizeof(float)) : NULL;
   if (p->g.bias && !gb_tmp) return dnnl_out_of_memory;
-  dnnl_status_t st = bound_set(c, k, &b->arg[IN0], x, NULL);
+  dnnl_status_t st = bound_set(c, k, &b->arg[IN0], x, kept_src);
   if (st == dnnl_success) st = bound_set(c, k, &b->arg[IN1], gy, shared);
   /* Without gw the diff weights still need a home: a dummy user buffer. */
   float *gw_dst = gw ? gw : kd_ctx_alloc(c, b->arg[OUT].bytes);
   if (st == dnnl_success) st = gw_dst ? bound_set(c, k, &b->arg[OUT], gw_dst, NULL) : dnnl_out_of_memory;
-  if (st == dnnl_success) st = reorder(k, &b->arg[IN0], 1);
+  if (st == dnnl_success && !kept_src) st = reorder(k, &b->arg[IN0], 1);
   if (st == dnnl_success && !shared) st = reorder(k, &b->arg[IN1], 1);
   if (st == dnnl_success) st = run(c, k, b, keys, DNNL_ARG_DIFF_BIAS, gb_tmp);
   if (st == dnnl_success && gw) st = reorder(k, &b->arg[OUT], 0);
@@ -363,17 +406,18 @@ static dnnl_status_t backward_weights(KdCtx *c, Cache *k, KdDnnlConv *p, const f
   return st;
 }
 
-int kd_dnnl_conv_backward(KdCtx *c, KdDnnlConv *p, const float *x, const float *w, const float *gy, float *gx, float *gw,
-                          float *gb) {
+int kd_dnnl_conv_backward(KdCtx *c, KdDnnlConv *p, const float *x, const KdTensor *w, const float *gy, void *kept_src, float *gx,
+                          float *gw, float *gb) {
   Cache *k = kd_ctx_conv_cache(c);
   if ((gx && p->built[BWD_DATA] != 1) || ((gw || gb) && p->built[BWD_WEIGHTS] != 1)) {
     kd_ctx_fail(c, "conv2d: backward primitives were not built");
     return -1;
   }
+  dnnl_status_t st = gx ? weights_set(c, k, &p->pass[BWD_DATA].arg[IN1], w) : dnnl_success;
   KdArena *arena = kd_ctx_arena(c);
   KdArenaMark mark = kd_arena_mark(arena);
-  dnnl_status_t st = gx ? backward_data(c, k, p, w, gy, gx) : dnnl_success;
-  if (st == dnnl_success && (gw || gb)) st = backward_weights(c, k, p, x, gy, gx != NULL, gw, gb);
+  if (st == dnnl_success && gx) st = backward_data(c, k, p, gy, gx);
+  if (st == dnnl_success && (gw || gb)) st = backward_weights(c, k, p, x, kept_src, gy, gx != NULL, gw, gb);
   if (st == dnnl_success) st = dnnl_stream_wait(k->strm);
   kd_arena_release(arena, mark);
   return st == dnnl_success ? 0 : fail(c, st);

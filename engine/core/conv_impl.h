@@ -21,11 +21,14 @@ typedef struct KdDnnlConv KdDnnlConv;
  * no implementation for one of them: the caller runs im2col. */
 KdDnnlConv *kd_dnnl_conv_get(KdCtx *c, const KdConvGeom *g, int need_dx, int need_dw);
 /* y = conv(x, w) + b (b may be NULL); plain NCHW / OIHW buffers. Returns
- * 0, or -1 with the ctx error set. Scratch comes from the ctx's arena. */
-int kd_dnnl_conv_forward(KdCtx *c, KdDnnlConv *p, const float *x, const float *w, const float *b, float *y);
-/* Accumulates (+=) into each of gx, gw, gb that is non-NULL. */
-int kd_dnnl_conv_backward(KdCtx *c, KdDnnlConv *p, const float *x, const float *w, const float *gy, float *gx, float *gw,
-                          float *gb);
+ * 0, or -1 with the ctx error set. Scratch comes from the ctx's arena.
+ * With keep_src, *keep_src gets x in the layout backward-weights reads
+ * (arena, until reset) when the two passes share it, else NULL. */
+int kd_dnnl_conv_forward(KdCtx *c, KdDnnlConv *p, const float *x, const KdTensor *w, const float *b, float *y, void **keep_src);
+/* Accumulates (+=) into each of gx, gw, gb that is non-NULL; kept_src is
+ * the forward's *keep_src (or NULL). */
+int kd_dnnl_conv_backward(KdCtx *c, KdDnnlConv *p, const float *x, const KdTensor *w, const float *gy, void *kept_src, float *gx,
+                          float *gw, float *gb);
 #endif
 
 #endif

@@ -9,6 +9,7 @@ struct KdCtx {
   KdArena *arena;
   KdNode *tape;      /* last recorded node; walk ->prev */
   int tape_len;
+  unsigned generation;
   int grad_enabled;
   int failed;
   char err[1024];
@@ -38,8 +39,11 @@ void kd_ctx_free(KdCtx *c) {
 void kd_ctx_reset(KdCtx *c) {
   c->tape = NULL;
   c->tape_len = 0;
+  c->generation++;
   kd_arena_reset(c->arena);
 }
+
+unsigned kd_ctx_generation(const KdCtx *c) { return c->generation; }
 
 KdArena *kd_ctx_arena(KdCtx *c) { return c->arena; }
 

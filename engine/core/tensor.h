@@ -33,6 +33,10 @@ KdCtx *kd_ctx_new(size_t arena_bytes);
 void kd_ctx_free(KdCtx *c);
 /* End of step: forgets the tape and every step tensor. */
 void kd_ctx_reset(KdCtx *c);
+/* Counts resets. Parameters do not change within one generation (between
+ * resets), so a derived copy of a parameter (a conv's weights in another
+ * layout) stays valid for the generation it was made in. */
+unsigned kd_ctx_generation(const KdCtx *c);
 KdArena *kd_ctx_arena(KdCtx *c);
 /* Returns the previous setting. With grad off, ops record nothing and
  * their outputs never require grad (teacher forwards, evaluation). */

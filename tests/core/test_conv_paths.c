@@ -5,7 +5,7 @@
  * random values, so the test also checks that both paths accumulate (+=)
  * into existing gradients instead of overwriting them. Then the same with
  * one thread in the same ctx, whose primitives are cached apart from the
- * two-thread ones. */
+ * two-thread ones; and one parameter shared by convs on three map sizes. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +136,68 @@ static int compare(KdCtx *cd, const Data *d, const char *what, int threads) {
   return ok ? 0 : -1;
 }
 
+/* One parameter on three map sizes in one ctx generation (the head's
+ * convs on the FPN levels, whose weights the oneDNN path reorders once a
+ * generation), then new weight values in the next generation: outputs and
+ * the accumulated weight gradient must match im2col in both. */
+enum { LEVELS = 3, CH = 32 };
+
+typedef struct Shared {
+  float y[LEVELS][8 * CH * 16 * 16], gx[LEVELS][8 * CH * 16 * 16], gw[CH * CH * 9];
+} Shared;
+
+static int shared_run(KdCtx *c, KdTensor *w, float *const x[LEVELS], float *const r[LEVELS], Shared *out) {
+  static const int sizes[LEVELS] = {16, 8, 4};
+  kd_ctx_reset(c);
+  memset(w->grad, 0, w->numel * sizeof(float));
+  KdTensor *loss = NULL, *xs[LEVELS];
+  for (int l = 0; l < LEVELS; l++) {
+    int shape[4] = {8, CH, sizes[l], sizes[l]};
+    xs[l] = kd_tensor_wrap(c, x[l], 4, shape);
+    if (!xs[l]) return -1;
+    xs[l]->requires_grad = 1;
+    KdTensor *y = kd_conv2d(c, xs[l], w, NULL, (KdConvCfg){.pad = 1});
+    if (y) memcpy(out->y[l], y->data, y->numel * sizeof(float));
+    KdTensor *part = kd_sum_all(c, kd_mul(c, y, kd_tensor_wrap(c, r[l], 4, shape)));
+    loss = loss ? kd_add(c, loss, part) : part;
+  }
+  if (!loss || kd_backward(c, loss)) return -1;
+  for (int l = 0; l < LEVELS; l++) memcpy(out->gx[l], xs[l]->grad, xs[l]->numel * sizeof(float));
+  memcpy(out->gw, w->grad, w->numel * sizeof(float));
+  return 0;
+}
+
+static void shared_weights(KdRng *rng) {
+  static Shared sd, si;
+  static float xbuf[2][LEVELS][8 * CH * 16 * 16], wdata[CH * CH * 9], wgrad[CH * CH * 9];
+  float *x[LEVELS], *r[LEVELS];
+  for (int l = 0; l < LEVELS; l++) {
+    x[l] = xbuf[0][l], r[l] = xbuf[1][l];
+    fill(x[l], sizeof xbuf[0][l] / sizeof(float), 1.0f, rng);
+    fill(r[l], sizeof xbuf[1][l] / sizeof(float), 1.0f, rng);
+  }
+  KdTensor w = {.ndim = 4, .shape = {CH, CH, 3, 3}, .numel = CH * CH * 9, .data = wdata, .grad = wgrad,
+                .name = "head.conv.weight", .requires_grad = 1, .is_param = 1};
+  KdCtx *cd = kd_ctx_new(1u << 20), *ci = kd_ctx_new(1u << 20);
+  for (int gen = 0; gen < 2; gen++) {
+    fill(wdata, w.numel, 0.1f, rng);
+    kd_conv_set_backend(KD_CONV_DNNL);
+    int ok = shared_run(cd, &w, x, r, &sd) == 0;
+    kd_conv_set_backend(KD_CONV_IM2COL);
+    ok = ok && shared_run(ci, &w, x, r, &si) == 0;
+    CHECK_MSG(ok, "shared weights: %s / %s", kd_ctx_error(cd), kd_ctx_error(ci));
+    if (!ok) break;
+    double e = rel_diff(sd.gw, si.gw, w.numel);
+    for (int l = 0; l < LEVELS; l++) {
+      size_t n = (size_t)8 * CH * (16 >> l) * (16 >> l);
+      e = fmax(e, fmax(rel_diff(sd.y[l], si.y[l], n), rel_diff(sd.gx[l], si.gx[l], n)));
+    }
+    printf("shared weights on 3 levels, generation %d: rel diff %.1e\n", gen, e);
+    CHECK_MSG(e <= 2e-5, "shared weights, generation %d: outputs differ by %.2e (relative)", gen, e);
+  }
+  kd_ctx_free(cd), kd_ctx_free(ci);
+}
+
 /* Unique conv geometries of one preset's forward. */
 static int trace_preset(int student, int batch, KdConvShape *uniq, int nu) {
   KdModelCfg mc;
@@ -193,6 +255,7 @@ int main(void) {
   }
   kd_set_threads(threads);
   kd_ctx_free(cd);
+  shared_weights(&r);
   printf("%d geometries\n", nu);
   return check_status("conv_paths");
 }
