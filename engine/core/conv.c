@@ -140,14 +140,18 @@ static void conv_backward(KdCtx *c, KdNode *node) {
   const int K = cin_g * s->kh * s->kw;
   const size_t P = (size_t)s->ho * s->wo, NP = (size_t)s->n * P;
   float *gw = w->requires_grad ? kd_grad(c, w) : NULL;
-  float *gx = x->requires_grad ? kd_grad(c, x) : NULL;
   float *gb = b && b->requires_grad ? kd_grad(c, b) : NULL;
 #ifdef KD_HAVE_DNNL
   if (sv->dnnl) {
-    kd_dnnl_conv_backward(c, sv->dnnl, x->data, w, gy, sv->dnnl_src, gx, gw, gb);
+    /* Nothing accumulated in x's grad yet: the primitive may write it. */
+    int fresh = x->requires_grad && !x->grad;
+    if (fresh) x->grad = kd_ctx_alloc(c, x->numel * sizeof(float));
+    float *gx = x->requires_grad ? x->grad : NULL;
+    if (!x->requires_grad || gx) kd_dnnl_conv_backward(c, sv->dnnl, x->data, w, gy, sv->dnnl_src, gx, fresh, gw, gb);
     return;
   }
 #endif
+  float *gx = x->requires_grad ? kd_grad(c, x) : NULL;
   if (gb) {
     for (int n = 0; n < s->n; n++)
       for (int co = 0; co < s->cout; co++) {
@@ -234,6 +238,7 @@ KdTensor *kd_conv2d(KdCtx *c, KdTensor *x, KdTensor *w, KdTensor *b, KdConvCfg c
   s->groups = cfg.groups > 0 ? cfg.groups : 1;
   s->pad = cfg.pad;
   s->bias = b != NULL;
+  s->x_blocked = x->blocked;
   char sx[64], sw[64];
   if (x->ndim != 4 || w->ndim != 4 || s->pad < 0) {
     kd_ctx_fail(c, "conv2d: need 4-D input and weight, got %s and %s", kd_tensor_shape_str(x, sx, 64), kd_tensor_shape_str(w, sw, 64));
@@ -263,11 +268,18 @@ KdTensor *kd_conv2d(KdCtx *c, KdTensor *x, KdTensor *w, KdTensor *b, KdConvCfg c
   const int grad = kd_ctx_grad_enabled(c);
   const int need_dx = grad && x->requires_grad, need_dw = grad && (w->requires_grad || (b && b->requires_grad));
 #ifdef KD_HAVE_DNNL
+  s->y_blocked = s->cout % 16 == 0 && (cfg.layout == KD_CONV_BLOCKED || (cfg.layout == KD_CONV_FOLLOW && x->blocked));
   if (kd_conv_backend() == KD_CONV_DNNL && (sv.dnnl = kd_dnnl_conv_get(c, s, need_dx, need_dw))) {
+    y->blocked = s->y_blocked != 0;
     if (kd_dnnl_conv_forward(c, sv.dnnl, x->data, w, b ? b->data : NULL, y->data, need_dw ? &sv.dnnl_src : NULL)) return NULL;
   } else
 #endif
-  if (im2col_forward(c, &sv, x, w, b, y, need_dx || need_dw)) return NULL;
+  {
+    /* im2col reads and writes NCHW. */
+    if (x->blocked && !(x = kd_to_plain(c, x))) return NULL;
+    s->x_blocked = s->y_blocked = 0;
+    if (im2col_forward(c, &sv, x, w, b, y, need_dx || need_dw)) return NULL;
+  }
   KdTensor *in[3] = {x, w, b};
   ConvSaved *saved = kd_record(c, "conv2d", y, in, b ? 3 : 2, conv_backward, sizeof sv);
   if (saved) *saved = sv;

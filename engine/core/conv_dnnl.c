@@ -34,6 +34,7 @@ typedef struct Bound {
   dnnl_memory_t user, inner;
   dnnl_primitive_t reorder; /* user->inner (inputs), inner->user (outputs); or NULL */
   size_t bytes;             /* of the inner buffer when it is separate */
+  int same;                 /* inner and user layouts agree (BIND_ACC keeps them apart) */
 } Bound;
 
 typedef struct Pass {
@@ -126,7 +127,8 @@ static dnnl_status_t bound_build(Cache *k, Bound *b, const dnnl_memory_desc_t *u
                                  int kind) {
   dnnl_status_t st = mem_new(k, &b->user, user_md);
   if (st != dnnl_success) return st;
-  if (kind != BIND_ACC && dnnl_memory_desc_equal(user_md, inner_md)) {
+  b->same = dnnl_memory_desc_equal(user_md, inner_md);
+  if (kind != BIND_ACC && b->same) {
     b->inner = b->user;
     return dnnl_success;
   }
@@ -179,8 +181,8 @@ static dnnl_status_t descs_init(const KdConvGeom *g, Descs *d) {
   int wnd = g->groups > 1 ? 5 : 4;
   dnnl_format_tag_t wtag = g->groups > 1 ? dnnl_goihw : dnnl_oihw;
   dnnl_status_t st = dnnl_success;
-  if (st == dnnl_success) st = dnnl_memory_desc_init_by_tag(&d->x, 4, xd, dnnl_f32, dnnl_nchw);
-  if (st == dnnl_success) st = dnnl_memory_desc_init_by_tag(&d->y, 4, yd, dnnl_f32, dnnl_nchw);
+  if (st == dnnl_success) st = dnnl_memory_desc_init_by_tag(&d->x, 4, xd, dnnl_f32, g->x_blocked ? dnnl_nChw16c : dnnl_nchw);
+  if (st == dnnl_success) st = dnnl_memory_desc_init_by_tag(&d->y, 4, yd, dnnl_f32, g->y_blocked ? dnnl_nChw16c : dnnl_nchw);
   if (st == dnnl_success) st = dnnl_memory_desc_init_by_tag(&d->w, wnd, wdims, dnnl_f32, wtag);
   if (st == dnnl_success) st = dnnl_memory_desc_init_by_tag(&d->b, 1, bd, dnnl_f32, dnnl_a);
   if (st == dnnl_success) st = dnnl_memory_desc_init_by_tag(&d->x_any, 4, xd, dnnl_f32, dnnl_format_tag_any);
@@ -367,15 +369,20 @@ int kd_dnnl_conv_forward(KdCtx *c, KdDnnlConv *p, const float *x, const KdTensor
   return st == dnnl_success ? 0 : fail(c, st);
 }
 
-/* The weights are already set (weights_set). */
-static dnnl_status_t backward_data(KdCtx *c, Cache *k, KdDnnlConv *p, const float *gy, float *gx) {
+/* The weights are already set (weights_set). A fresh gx in the layout the
+ * primitive writes is its output buffer; else the sum reorder adds into
+ * it (zeroed first when fresh). */
+static dnnl_status_t backward_data(KdCtx *c, Cache *k, KdDnnlConv *p, const float *gy, float *gx, int gx_fresh) {
   static const int keys[NARG] = {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC};
   Pass *d = &p->pass[BWD_DATA];
+  Bound *out = &d->arg[OUT];
+  int direct = gx_fresh && out->same;
+  if (gx_fresh && !direct) memset(gx, 0, (size_t)p->g.n * p->g.cin * p->g.h * p->g.w * sizeof(float));
   dnnl_status_t st = bound_set(c, k, &d->arg[IN0], gy, NULL);
-  if (st == dnnl_success) st = bound_set(c, k, &d->arg[OUT], gx, NULL);
+  if (st == dnnl_success) st = bound_set(c, k, out, gx, direct ? gx : NULL);
   if (st == dnnl_success) st = reorder(k, &d->arg[IN0], 1);
   if (st == dnnl_success) st = run(c, k, d, keys, 0, NULL);
-  if (st == dnnl_success) st = reorder(k, &d->arg[OUT], 0);
+  if (st == dnnl_success && !direct) st = reorder(k, out, 0);
   return st;
 }
 
@@ -407,7 +414,7 @@ static dnnl_status_t backward_weights(KdCtx *c, Cache *k, KdDnnlConv *p, const f
 }
 
 int kd_dnnl_conv_backward(KdCtx *c, KdDnnlConv *p, const float *x, const KdTensor *w, const float *gy, void *kept_src, float *gx,
-                          float *gw, float *gb) {
+                          int gx_fresh, float *gw, float *gb) {
   Cache *k = kd_ctx_conv_cache(c);
   if ((gx && p->built[BWD_DATA] != 1) || ((gw || gb) && p->built[BWD_WEIGHTS] != 1)) {
     kd_ctx_fail(c, "conv2d: backward primitives were not built");
@@ -416,7 +423,7 @@ int kd_dnnl_conv_backward(KdCtx *c, KdDnnlConv *p, const float *x, const KdTenso
   dnnl_status_t st = gx ? weights_set(c, k, &p->pass[BWD_DATA].arg[IN1], w) : dnnl_success;
   KdArena *arena = kd_ctx_arena(c);
   KdArenaMark mark = kd_arena_mark(arena);
-  if (st == dnnl_success && gx) st = backward_data(c, k, p, gy, gx);
+  if (st == dnnl_success && gx) st = backward_data(c, k, p, gy, gx, gx_fresh);
   if (st == dnnl_success && (gw || gb)) st = backward_weights(c, k, p, x, kept_src, gy, gx != NULL, gw, gb);
   if (st == dnnl_success) st = dnnl_stream_wait(k->strm);
   kd_arena_release(arena, mark);

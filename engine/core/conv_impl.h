@@ -5,10 +5,12 @@
 
 #include "core/tensor.h"
 
-/* x N,Cin,H,W; w Cout,Cin/groups,kh,kw; y N,Cout,Ho,Wo; dil and stride >= 1. */
+/* x N,Cin,H,W; w Cout,Cin/groups,kh,kw; y N,Cout,Ho,Wo; dil and stride >= 1.
+ * x_blocked / y_blocked: the layout of x (and its grad) and of y. */
 typedef struct KdConvGeom {
   int n, cin, h, w, cout, kh, kw, ho, wo;
   int stride, pad, dil, groups, bias;
+  int x_blocked, y_blocked;
 } KdConvGeom;
 
 /* The primitives of one geometry, cached in the ctx (kd_ctx_conv_cache). */
@@ -25,10 +27,11 @@ KdDnnlConv *kd_dnnl_conv_get(KdCtx *c, const KdConvGeom *g, int need_dx, int nee
  * With keep_src, *keep_src gets x in the layout backward-weights reads
  * (arena, until reset) when the two passes share it, else NULL. */
 int kd_dnnl_conv_forward(KdCtx *c, KdDnnlConv *p, const float *x, const KdTensor *w, const float *b, float *y, void **keep_src);
-/* Accumulates (+=) into each of gx, gw, gb that is non-NULL; kept_src is
- * the forward's *keep_src (or NULL). */
+/* Accumulates (+=) into each of gx, gw, gb that is non-NULL; gx_fresh:
+ * gx is uninitialised and is written, not added to. kept_src is the
+ * forward's *keep_src (or NULL). */
 int kd_dnnl_conv_backward(KdCtx *c, KdDnnlConv *p, const float *x, const KdTensor *w, const float *gy, void *kept_src, float *gx,
-                          float *gw, float *gb);
+                          int gx_fresh, float *gw, float *gb);
 #endif
 
 #endif

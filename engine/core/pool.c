@@ -2,6 +2,7 @@
  * Forward loops run over output rows, backward loops over input planes,
  * so no two threads ever add into the same gradient element. */
 #include <math.h>
+#include <string.h>
 
 #ifdef __AVX512F__
 #include <immintrin.h>
@@ -34,21 +35,30 @@ static int torch_nearest(int dst, int in, int out) {
   return src < in - 1 ? src : in - 1;
 }
 
+/* Planes and pixel width of an N,C,H,W tensor in its layout: a blocked
+ * plane is 16 channels, each pixel 16 values. */
+static int layout_planes(const KdTensor *x, int *vec) {
+  *vec = x->blocked ? 16 : 1;
+  return x->shape[0] * (x->shape[1] / *vec);
+}
+
 static void upsample_backward(KdCtx *c, KdNode *node) {
   UpSaved *s = node->saved;
   KdTensor *x = node->in[0];
   if (!x->requires_grad) return;
   float *gx = kd_grad(c, x);
   const float *gy = node->out->grad;
-  const int planes = x->shape[0] * x->shape[1];
-  const size_t ip = (size_t)s->h * s->w, op = (size_t)s->ho * s->wo;
+  int v;
+  const int planes = layout_planes(x, &v);
+  const size_t ip = (size_t)s->h * s->w * v, op = (size_t)s->ho * s->wo * v;
   KD_PRAGMA(omp parallel for schedule(static))
   for (int p = 0; p < planes; p++) {
     float *g = gx + p * ip;
     const float *src = gy + p * op;
-    for (int oh = 0; oh < s->ho; oh++, src += s->wo) {
-      float *grow = g + (size_t)s->row[oh] * s->w;
-      for (int ow = 0; ow < s->wo; ow++) grow[s->col[ow]] += src[ow];
+    for (int oh = 0; oh < s->ho; oh++, src += (size_t)s->wo * v) {
+      float *grow = g + (size_t)s->row[oh] * s->w * v;
+      for (int ow = 0; ow < s->wo; ow++)
+        for (int l = 0; l < v; l++) grow[(size_t)s->col[ow] * v + l] += src[(size_t)ow * v + l];
     }
   }
 }
@@ -61,13 +71,16 @@ static KdTensor *upsample(KdCtx *c, KdTensor *x, int ho, int wo, int factor) {
   int *col = row + ho;
   for (int i = 0; i < ho; i++) row[i] = factor ? i / factor : torch_nearest(i, h, ho);
   for (int i = 0; i < wo; i++) col[i] = factor ? i / factor : torch_nearest(i, w, wo);
-  const size_t rows = (size_t)n * ch * ho;
+  int v;
+  y->blocked = x->blocked;
+  const size_t rows = (size_t)layout_planes(x, &v) * ho;
   KD_PRAGMA(omp parallel for schedule(static))
   for (size_t r = 0; r < rows; r++) {
     size_t p = r / ho;
-    const float *src = x->data + (p * h + row[r % ho]) * w;
-    float *dst = y->data + r * wo;
-    for (int ow = 0; ow < wo; ow++) dst[ow] = src[col[ow]];
+    const float *src = x->data + (p * h + row[r % ho]) * w * v;
+    float *dst = y->data + r * wo * v;
+    for (int ow = 0; ow < wo; ow++)
+      for (int l = 0; l < v; l++) dst[(size_t)ow * v + l] = src[(size_t)col[ow] * v + l];
   }
   KdTensor *in[1] = {x};
   UpSaved *s = kd_record(c, "upsample_nearest", y, in, 1, upsample_backward, sizeof *s);
@@ -122,17 +135,69 @@ static int pool_geometry(KdCtx *c, const char *op, const KdTensor *x, int k, int
   return 0;
 }
 
+/* Input rows (or columns) [lo, hi) of output row o's window, clipped. */
+static inline void window_span(const PoolSaved *s, int o, int size, int *lo, int *hi) {
+  int a = o * s->stride - s->pad, b = a + s->k;
+  *lo = a < 0 ? 0 : a;
+  *hi = b > size ? size : b;
+}
+
+/* Output row r of a forward (planes of `plane` floats, ho rows each):
+ * its plane's input and the window's input rows. */
+static inline const float *pool_row(const KdTensor *x, const PoolSaved *s, size_t r, size_t plane, int *h0, int *h1) {
+  window_span(s, (int)(r % s->ho), s->h, h0, h1);
+  return x->data + r / s->ho * plane;
+}
+
 static void maxpool_backward(KdCtx *c, KdNode *node) {
   PoolSaved *s = node->saved;
   KdTensor *x = node->in[0];
   if (!x->requires_grad) return;
   float *gx = kd_grad(c, x);
   const float *gy = node->out->grad;
-  const int planes = x->shape[0] * x->shape[1];
-  const size_t ip = (size_t)s->h * s->w, op = (size_t)s->ho * s->wo;
+  int v;
+  const int planes = layout_planes(x, &v);
+  const size_t ip = (size_t)s->h * s->w * v, op = (size_t)s->ho * s->wo * v;
   KD_PRAGMA(omp parallel for schedule(static))
   for (int p = 0; p < planes; p++)
     for (size_t o = 0; o < op; o++) gx[p * ip + s->arg[p * op + o]] += gy[p * op + o];
+}
+
+typedef float v8f __attribute__((vector_size(32)));
+typedef int v8i __attribute__((vector_size(32)));
+
+/* Max pooling on the blocked layout: the 16 channels of a pixel are two
+ * 8-lane vectors, each lane keeps its maximum and its position (pixel*16 +
+ * lane within the plane), by the same rule as window_max. */
+static void maxpool_blocked(const KdTensor *x, KdTensor *y, const PoolSaved *s, int *arg) {
+  const size_t ip = (size_t)s->h * s->w * 16;
+  const size_t rows = (size_t)x->shape[0] * (x->shape[1] / 16) * s->ho;
+  const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
+  KD_PRAGMA(omp parallel for schedule(static))
+  for (size_t r = 0; r < rows; r++) {
+    int h0, h1, w0, w1;
+    const float *xp = pool_row(x, s, r, ip, &h0, &h1);
+    for (int ow = 0; ow < s->wo; ow++) {
+      window_span(s, ow, s->w, &w0, &w1);
+      for (int half = 0; half < 2; half++) {
+        v8f best = {0};
+        v8i bi = {0};
+        for (int ih = h0; ih < h1; ih++)
+          for (int iw = w0; iw < w1; iw++) {
+            int pos = (ih * s->w + iw) * 16 + 8 * half;
+            v8f val;
+            memcpy(&val, xp + pos, sizeof val);
+            v8i take = (val > best) | (val != val);
+            if (ih == h0 && iw == w0) take = ~(v8i){0};
+            best = (v8f)(((v8i)val & take) | ((v8i)best & ~take));
+            bi = ((lane + pos) & take) | (bi & ~take);
+          }
+        size_t o = (r * s->wo + ow) * 16 + 8 * half;
+        memcpy(y->data + o, &best, sizeof best);
+        if (arg) memcpy(arg + o, &bi, sizeof bi);
+      }
+    }
+  }
 }
 
 /* Max of x[h0..h1) x [w0..w1) of one plane and its position. As PyTorch:
@@ -196,6 +261,29 @@ static int maxpool_row_k3s2(const float *xp, int w, int h0, int h1, int wo, floa
 }
 #endif
 
+static void maxpool_plain(const KdTensor *x, KdTensor *y, const PoolSaved *s, int *arg) {
+  const size_t rows = (size_t)x->shape[0] * x->shape[1] * s->ho, ip = (size_t)s->h * s->w;
+  KD_PRAGMA(omp parallel for schedule(static))
+  for (size_t r = 0; r < rows; r++) {
+    int h0, h1, w0, w1;
+    const float *xp = pool_row(x, s, r, ip, &h0, &h1);
+    float *yr = y->data + r * s->wo;
+    int *ar = arg ? arg + r * s->wo : NULL;
+    int ow = 0;
+#ifdef __AVX512F__
+    if (s->k == 3 && s->stride == 2 && s->pad == 1) ow = maxpool_row_k3s2(xp, s->w, h0, h1, s->wo, yr, ar);
+#endif
+    for (; ow < s->wo; ow++) {
+      window_span(s, ow, s->w, &w0, &w1);
+      float best;
+      int bi;
+      window_max(xp, s->w, h0, h1, w0, w1, &best, &bi);
+      yr[ow] = best;
+      if (ar) ar[ow] = bi;
+    }
+  }
+}
+
 KdTensor *kd_maxpool2d(KdCtx *c, KdTensor *x, int k, int stride, int pad) {
   if (!x || need4(c, "maxpool2d", x)) return NULL;
   PoolSaved s = {0};
@@ -205,32 +293,9 @@ KdTensor *kd_maxpool2d(KdCtx *c, KdTensor *x, int k, int stride, int pad) {
   const int rec = kd_ctx_grad_enabled(c) && x->requires_grad;
   int *arg = rec ? kd_ctx_alloc(c, y->numel * sizeof(int)) : NULL;
   if (rec && !arg) return NULL;
-  const size_t rows = (size_t)x->shape[0] * x->shape[1] * s.ho, ip = (size_t)s.h * s.w;
-  KD_PRAGMA(omp parallel for schedule(static))
-  for (size_t r = 0; r < rows; r++) {
-    size_t p = r / s.ho;
-    int oh = (int)(r % s.ho);
-    const float *xp = x->data + p * ip;
-    int h0 = oh * s.stride - pad, h1 = h0 + k;
-    h0 = h0 < 0 ? 0 : h0;
-    h1 = h1 > s.h ? s.h : h1;
-    float *yr = y->data + r * s.wo;
-    int *ar = arg ? arg + r * s.wo : NULL;
-    int ow = 0;
-#ifdef __AVX512F__
-    if (k == 3 && s.stride == 2 && pad == 1) ow = maxpool_row_k3s2(xp, s.w, h0, h1, s.wo, yr, ar);
-#endif
-    for (; ow < s.wo; ow++) {
-      int w0 = ow * s.stride - pad, w1 = w0 + k;
-      w0 = w0 < 0 ? 0 : w0;
-      w1 = w1 > s.w ? s.w : w1;
-      float best;
-      int bi;
-      window_max(xp, s.w, h0, h1, w0, w1, &best, &bi);
-      yr[ow] = best;
-      if (ar) ar[ow] = bi;
-    }
-  }
+  y->blocked = x->blocked;
+  if (x->blocked) maxpool_blocked(x, y, &s, arg);
+  else maxpool_plain(x, y, &s, arg);
   KdTensor *in[1] = {x};
   PoolSaved *sv = kd_record(c, "maxpool2d", y, in, 1, maxpool_backward, sizeof *sv);
   if (sv) {
@@ -271,6 +336,7 @@ static void avgpool_backward(KdCtx *c, KdNode *node) {
 }
 
 KdTensor *kd_avgpool2d(KdCtx *c, KdTensor *x, int k, int stride, int pad) {
+  x = kd_to_plain(c, x);
   if (!x || need4(c, "avgpool2d", x)) return NULL;
   PoolSaved s = {0};
   if (pool_geometry(c, "avgpool2d", x, k, stride, pad, &s)) return NULL;

@@ -132,7 +132,9 @@ KdTensor *kd_tensor_zeros(KdCtx *c, int ndim, const int *shape) {
 
 KdTensor *kd_tensor_like(KdCtx *c, const KdTensor *t) {
   if (!t) return NULL;
-  return kd_tensor_new(c, t->ndim, t->shape);
+  KdTensor *o = kd_tensor_new(c, t->ndim, t->shape);
+  if (o) o->blocked = t->blocked;
+  return o;
 }
 
 KdTensor *kd_tensor_wrap(KdCtx *c, float *data, int ndim, const int *shape) {

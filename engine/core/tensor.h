@@ -26,6 +26,10 @@ typedef struct KdTensor {
   const char *name;     /* params and named inputs only */
   unsigned requires_grad : 1;
   unsigned is_param : 1;
+  /* Data (and grad) in the blocked layout N, C/16, H, W, 16 (oneDNN's
+   * nChw16c; 4-D, C % 16 == 0), see core/layout.c. Convolutions make it;
+   * ops that do not work on it take kd_to_plain of their input first. */
+  unsigned blocked : 1;
 } KdTensor;
 
 /* ---- context: arena, tape, no-grad flag, sticky error ---- */
@@ -62,7 +66,7 @@ void kd_ctx_set_conv_cache(KdCtx *c, void *cache, void (*free_fn)(void *));
 KdTensor *kd_tensor_new(KdCtx *c, int ndim, const int *shape);
 KdTensor *kd_tensor4(KdCtx *c, int n, int ch, int h, int w);
 KdTensor *kd_tensor_zeros(KdCtx *c, int ndim, const int *shape);
-KdTensor *kd_tensor_like(KdCtx *c, const KdTensor *t);
+KdTensor *kd_tensor_like(KdCtx *c, const KdTensor *t); /* same shape and layout */
 /* Wraps existing memory (not copied, not owned) as a leaf step tensor. */
 KdTensor *kd_tensor_wrap(KdCtx *c, float *data, int ndim, const int *shape);
 /* Copy of the data as a new leaf (no tape). */

@@ -71,7 +71,11 @@ static int build_tower(KdModel *m, Tower *t, const char *name, const char *out_n
     }
   }
   snprintf(buf, sizeof buf, "head.%s.%s", name, out_name);
-  return kd_conv_add(&t->out, m->params, buf, f, out_ch, 3, 1, 1, 1);
+  if (kd_conv_add(&t->out, m->params, buf, f, out_ch, 3, 1, 1, 1)) return -1;
+  /* The towers run on the blocked layout; the outputs the losses read are NCHW. */
+  if (m->cfg.head_convs > 0) t->conv[0].cfg.layout = KD_CONV_BLOCKED;
+  t->out.cfg.layout = KD_CONV_PLAIN;
+  return 0;
 }
 
 static int build(KdModel *m) {
@@ -82,6 +86,10 @@ static int build(KdModel *m) {
   int bottleneck = cfg->depth == 50, expansion = bottleneck ? 4 : 1;
   if (kd_conv_add(&m->stem, p, "backbone.body.conv1", 3, w, 7, 2, 3, 0) || kd_bn_add(&m->stem_bn, p, "backbone.body.bn1", w))
     return -1;
+  /* From the stem on, the backbone's activations stay in the blocked
+   * layout (no reorder between convolutions); the FPN outputs, which the
+   * distillation methods and probes read, are NCHW. */
+  m->stem.cfg.layout = KD_CONV_BLOCKED;
   m->nblocks = n[0] + n[1] + n[2] + n[3];
   m->blocks = calloc((size_t)m->nblocks, sizeof *m->blocks);
   if (!m->blocks) return -1;
@@ -121,9 +129,11 @@ static int build(KdModel *m) {
     if (kd_conv_add(&m->inner[l], p, nm, cin, f, 1, 1, 0, 1)) return -1;
     snprintf(nm, sizeof nm, "backbone.fpn.layer_blocks.%d.0", l);
     if (kd_conv_add(&m->layer[l], p, nm, f, f, 3, 1, 1, 1)) return -1;
+    m->layer[l].cfg.layout = KD_CONV_PLAIN;
   }
   if (cfg->extra_levels >= 1 && kd_conv_add(&m->p6, p, "backbone.fpn.extra_blocks.p6", f, f, 3, 2, 1, 1)) return -1;
   if (cfg->extra_levels >= 2 && kd_conv_add(&m->p7, p, "backbone.fpn.extra_blocks.p7", f, f, 3, 2, 1, 1)) return -1;
+  m->p6.cfg.layout = m->p7.cfg.layout = KD_CONV_PLAIN;
   if (build_tower(m, &m->cls, "classification_head", "cls_logits", cfg->num_anchors * cfg->num_classes)) return -1;
   if (build_tower(m, &m->reg, "regression_head", "bbox_reg", cfg->num_anchors * 4)) return -1;
   return 0;

@@ -40,6 +40,8 @@ int kd_model_stride(const KdModel *m, int level); /* 8, 16, 32, ... */
 /* Forward FLOPs (multiply-adds x2) of convolutions for an input size. */
 double kd_model_flops(const KdModel *m, int n, int h, int w);
 
+/* feat, cls and box are NCHW; c and cls_tower may be in the blocked
+ * layout (KdTensor.blocked: take kd_to_plain before reading their data). */
 typedef struct KdDetOut {
   int nlev;
   KdTensor *c[3];                  /* C3..C5 backbone features */
