@@ -7,6 +7,7 @@ typedef struct KdBenchOpts {
   int batch, size;
   double min_time; /* seconds per measurement */
   int steps;       /* timed steps for step benchmarks */
+  double fma_peak; /* GFLOP/s of kd_bench_fma_peak, for the share printed */
 } KdBenchOpts;
 
 typedef struct KdBenchOpsResult {
@@ -23,5 +24,10 @@ typedef struct KdBenchStepsResult {
 } KdBenchStepsResult;
 
 int kd_bench_steps(const KdBenchOpts *o, KdBenchStepsResult *res);
+
+/* Ceilings (bench_peak.c), GFLOP/s on all threads: cblas_sgemm 1024^3, and
+ * an FMA loop on the widest vectors the CPU has (*isa names them). */
+double kd_bench_sgemm_peak(void);
+double kd_bench_fma_peak(const char **isa);
 
 #endif

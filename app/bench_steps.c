@@ -54,6 +54,13 @@ static void synth_batch(Synth *s, int n, int size, KdRng *r) {
   }
 }
 
+static void print_figure(const KdBenchOpts *o, const char *name, double s, double flops, size_t arena) {
+  double gf = flops / s / 1e9;
+  printf("  %-30s %7.1f ms  %6.1f GFLOP/s  %4.1f%% of FMA peak", name, 1e3 * s, gf, o->fma_peak > 0 ? 100 * gf / o->fma_peak : 0);
+  if (arena) printf("  arena %.0f MiB", arena / 1048576.0);
+  printf("\n");
+}
+
 static KdModel *preset(int student, KdError *err) {
   KdModelCfg m;
   kd_model_cfg_default(&m);
@@ -153,13 +160,12 @@ int kd_bench_steps(const KdBenchOpts *o, KdBenchStepsResult *res) {
   res->peak_rss_bytes = (size_t)ru.ru_maxrss * 1024;
   if (!o->json) {
     printf("\nsteps (batch %d, %dx%d, median of %d)\n", o->batch, o->size, o->size, o->steps);
-    printf("  teacher forward (no tape)      %7.1f ms  %6.1f GFLOP/s\n", 1e3 * res->teacher_fwd_s, res->teacher_fwd_flops / res->teacher_fwd_s / 1e9);
-    printf("  student step (fwd+bwd+optim)   %7.1f ms  %6.1f GFLOP/s  arena %.0f MiB\n", 1e3 * res->student_step_s,
-           res->student_flops / res->student_step_s / 1e9, res->student_arena_bytes / 1048576.0);
-    printf("  teacher training step          %7.1f ms  %6.1f GFLOP/s  arena %.0f MiB\n", 1e3 * res->teacher_train_step_s,
-           res->teacher_train_flops / res->teacher_train_step_s / 1e9, res->teacher_arena_bytes / 1048576.0);
-    printf("  distillation step (%s)       %7.1f ms  %6.1f GFLOP/s  arena %.0f MiB\n", res->distill_method, 1e3 * res->distill_step_s,
-           (res->teacher_fwd_flops + res->student_flops) / res->distill_step_s / 1e9, res->distill_arena_bytes / 1048576.0);
+    char dname[64];
+    snprintf(dname, sizeof dname, "distillation step (%s)", res->distill_method);
+    print_figure(o, "teacher forward (no tape)", res->teacher_fwd_s, res->teacher_fwd_flops, 0);
+    print_figure(o, "student step (fwd+bwd+optim)", res->student_step_s, res->student_flops, res->student_arena_bytes);
+    print_figure(o, "teacher training step", res->teacher_train_step_s, res->teacher_train_flops, res->teacher_arena_bytes);
+    print_figure(o, dname, res->distill_step_s, res->teacher_fwd_flops + res->student_flops, res->distill_arena_bytes);
     printf("  peak RSS %.0f MiB\n", res->peak_rss_bytes / 1048576.0);
   }
   free(t);

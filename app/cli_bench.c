@@ -3,31 +3,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "bench.h"
 #include "core/gemm.h"
+#include "core/ops.h"
 #include "verbs.h"
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double sgemm_peak(void) {
-  int n = 1024;
-  float *a = calloc((size_t)n * n, 4), *b = calloc((size_t)n * n, 4), *c = calloc((size_t)n * n, 4);
-  if (!a || !b || !c) return 0;
-  int reps = 0;
-  double t0 = now_s(), t;
-  do {
-    kd_gemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-    reps++;
-    t = now_s() - t0;
-  } while (t < 0.5);
-  free(a), free(b), free(c);
-  return 2.0 * n * n * n * reps / t / 1e9;
+/* "NAME<suffix>": seconds, then NAME_gflops and NAME_peak_share. */
+static void json_figure(const char *name, const char *suffix, double s, double flops, double peak) {
+  double gf = s > 0 ? flops / s / 1e9 : 0;
+  printf(", \"%s%s\": %.6f, \"%s_gflops\": %.1f, \"%s_peak_share\": %.3f", name, suffix, s, name, gf, name, peak > 0 ? gf / peak : 0);
 }
 
 static void usage(FILE *f) {
@@ -61,8 +46,12 @@ int kd_cli_bench(int argc, char **argv) {
     fprintf(stderr, "kdscope bench: --batch 1..256, --size 32..2048, --steps >= 1\n");
     return 1;
   }
-  double peak = sgemm_peak();
-  if (!o.json) printf("sgemm 1024^3: %.1f GFLOP/s (%d threads, %s)\n\n", peak, kd_threads(), kd_blas_info());
+  const char *isa;
+  o.fma_peak = kd_bench_fma_peak(&isa);
+  double peak = kd_bench_sgemm_peak();
+  if (!o.json)
+    printf("FMA peak %.1f GFLOP/s (%s), sgemm 1024^3: %.1f GFLOP/s (%d threads, %s); convolutions: %s\n\n", o.fma_peak, isa, peak,
+           kd_threads(), kd_blas_info(), kd_conv_backend_name());
   KdBenchOpsResult ops = {0};
   int do_ops = strcmp(what, "steps") != 0;
   if (do_ops && kd_bench_ops(&o, &ops)) return 1;
@@ -70,18 +59,27 @@ int kd_cli_bench(int argc, char **argv) {
   int do_steps = strcmp(what, "ops") != 0;
   if (do_steps && kd_bench_steps(&o, &steps)) return 1;
   if (o.json) {
-    printf("{\"threads\": %d, \"blas\": \"%s\", \"sgemm_1024_gflops\": %.1f", kd_threads(), kd_blas_info(), peak);
+    printf("{\"threads\": %d, \"blas\": \"%s\", \"conv\": \"%s\", \"sgemm_1024_gflops\": %.1f, \"fma_peak_gflops\": %.1f, \"fma_isa\": \"%s\"",
+           kd_threads(), kd_blas_info(), kd_conv_backend_name(), peak, o.fma_peak, isa);
     if (do_ops) {
       const char *nm[2] = {"teacher", "student"};
-      for (int i = 0; i < 2; i++)
-        printf(", \"%s_conv_fwd_bwd_s\": %.6f, \"%s_conv_gflops\": %.1f, \"%s_conv_vs_sgemm\": %.3f", nm[i], ops.conv_s[i], nm[i],
-               ops.flops[i] / ops.conv_s[i] / 1e9, nm[i], ops.gemm_s[i] / ops.conv_s[i]);
+      for (int i = 0; i < 2; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "%s_conv", nm[i]);
+        json_figure(key, "_fwd_bwd_s", ops.conv_s[i], ops.flops[i], o.fma_peak);
+        printf(", \"%s_conv_vs_sgemm\": %.3f", nm[i], ops.gemm_s[i] / ops.conv_s[i]);
+      }
     }
-    if (do_steps)
-      printf(", \"batch\": %d, \"size\": %d, \"teacher_fwd_s\": %.6f, \"student_step_s\": %.6f, \"teacher_train_step_s\": %.6f, \"distill_step_s\": %.6f, \"distill_method\": \"%s\", "
-             "\"peak_rss_bytes\": %zu, \"student_arena_bytes\": %zu, \"teacher_arena_bytes\": %zu",
-             o.batch, o.size, steps.teacher_fwd_s, steps.student_step_s, steps.teacher_train_step_s, steps.distill_step_s, steps.distill_method, steps.peak_rss_bytes,
-             steps.student_arena_bytes, steps.teacher_arena_bytes);
+    if (do_steps) {
+      printf(", \"batch\": %d, \"size\": %d", o.batch, o.size);
+      json_figure("teacher_fwd", "_s", steps.teacher_fwd_s, steps.teacher_fwd_flops, o.fma_peak);
+      json_figure("student_step", "_s", steps.student_step_s, steps.student_flops, o.fma_peak);
+      json_figure("teacher_train_step", "_s", steps.teacher_train_step_s, steps.teacher_train_flops, o.fma_peak);
+      json_figure("distill_step", "_s", steps.distill_step_s, steps.teacher_fwd_flops + steps.student_flops, o.fma_peak);
+      printf(", \"distill_method\": \"%s\", \"peak_rss_bytes\": %zu, \"student_arena_bytes\": %zu, \"teacher_arena_bytes\": %zu, "
+             "\"distill_arena_bytes\": %zu",
+             steps.distill_method, steps.peak_rss_bytes, steps.student_arena_bytes, steps.teacher_arena_bytes, steps.distill_arena_bytes);
+    }
     printf("}\n");
   }
   return 0;

@@ -243,6 +243,10 @@ static void bin_backward(KdCtx *c, KdNode *n) {
 
 static KdTensor *binary(KdCtx *c, KdTensor *a, KdTensor *b, BinKind k) {
   if (!a || !b) return NULL;
+  /* Element by element in either layout; broadcasting and mixed layouts on NCHW. */
+  int blocked = a->blocked && b->blocked && kd_tensor_same_shape(a, b);
+  if (!blocked) a = kd_to_plain(c, a), b = kd_to_plain(c, b);
+  if (!a || !b) return NULL;
   int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
   int oshape4[4], oshape[4];
   for (int d = 0; d < 4; d++) {
@@ -258,6 +262,7 @@ static KdTensor *binary(KdCtx *c, KdTensor *a, KdTensor *b, BinKind k) {
   for (int d = 0; d < nd; d++) oshape[d] = oshape4[4 - nd + d];
   KdTensor *y = kd_tensor_new(c, nd, oshape);
   if (!y) return NULL;
+  y->blocked = blocked;
   int same = a->numel == y->numel && b->numel == y->numel;
   const float *ad = a->data, *bd = b->data;
   float *yd = y->data;
@@ -319,6 +324,7 @@ KdTensor *kd_add_relu(KdCtx *c, KdTensor *a, KdTensor *b) {
     kd_ctx_fail(c, "add_relu: shapes %s and %s differ", kd_tensor_shape_str(a, sa, 64), kd_tensor_shape_str(b, sb, 64));
     return NULL;
   }
+  if (a->blocked != b->blocked && (!(a = kd_to_plain(c, a)) || !(b = kd_to_plain(c, b)))) return NULL;
   KdTensor *y = kd_tensor_like(c, a);
   if (!y) return NULL;
   size_t len = y->numel;

@@ -42,6 +42,7 @@ static void mm_backward(KdCtx *c, KdNode *node) {
 }
 
 KdTensor *kd_matmul(KdCtx *c, KdTensor *a, KdTensor *b, int trans_a, int trans_b) {
+  a = kd_to_plain(c, a), b = kd_to_plain(c, b); /* works on NCHW */
   if (!a || !b) return NULL;
   char sa_[64], sb_[64];
   MmSaved s = {.ta = trans_a != 0, .tb = trans_b != 0, .a3 = a->ndim == 3, .b3 = b->ndim == 3};

@@ -133,6 +133,29 @@ typedef struct {
   float *mean, *invstd; /* C: batch stats (training) or running stats (eval) */
 } BnSaved;
 
+/* Per channel from sum(gy) and sum(gy*(x-mean)): the affine grads, and
+ * gx = a*gy + bx*(x - mean) + k. */
+typedef struct BnGradCoef {
+  float a, bx, k;
+} BnGradCoef;
+
+static BnGradCoef bn_grad_coef(const BnSaved *s, int ci, float g, double sg, double sgx, float *gg, float *gb) {
+  const double m = (double)s->n * s->sp;
+  float inv = s->invstd[ci];
+  double sgxhat = sgx * inv; /* sum(gy * xhat) */
+  if (gg) gg[ci] += (float)sgxhat;
+  if (gb) gb[ci] += (float)sg;
+  BnGradCoef k = {g * inv, 0.0f, 0.0f};
+  if (s->training) {
+    /* gx = a*(gy - mean(gy) - xhat*mean(gy*xhat)) */
+    k.bx = (float)(-(double)k.a * inv * sgxhat / m);
+    k.k = (float)(-(double)k.a * sg / m);
+  }
+  return k;
+}
+
+static void bn_backward_blocked(KdCtx *c, KdNode *node, float *gx, int fresh, float *gg, float *gb);
+
 static void bn_backward(KdCtx *c, KdNode *node) {
   BnSaved *s = node->saved;
   KdTensor *x = node->in[0], *gamma = node->in[1], *beta = node->in[2];
@@ -142,32 +165,191 @@ static void bn_backward(KdCtx *c, KdNode *node) {
   float *gg = gamma && gamma->requires_grad ? kd_grad(c, gamma) : NULL;
   float *gb = beta && beta->requires_grad ? kd_grad(c, beta) : NULL;
   if (kd_ctx_failed(c)) return;
+  if (x->blocked) {
+    bn_backward_blocked(c, node, gx, fresh, gg, gb);
+    return;
+  }
   const int n = s->n, ch = s->ch;
   const size_t sp = s->sp;
-  const double m = (double)n * sp;
   KD_PRAGMA(omp parallel for schedule(static))
   for (int ci = 0; ci < ch; ci++) {
-    float mean = s->mean[ci], inv = s->invstd[ci], g = gamma ? gamma->data[ci] : 1.0f;
+    float mean = s->mean[ci];
     double sg = 0.0, sgx = 0.0;
     for (int ni = 0; ni < n; ni++) {
       size_t off = ((size_t)ni * ch + ci) * sp;
       grad_sums(gy + off, xd + off, sp, mean, &sg, &sgx);
     }
-    double sgxhat = sgx * inv; /* sum(gy * xhat) */
-    if (gg) gg[ci] += (float)sgxhat;
-    if (gb) gb[ci] += (float)sg;
+    BnGradCoef k = bn_grad_coef(s, ci, gamma ? gamma->data[ci] : 1.0f, sg, sgx, gg, gb);
     if (!gx) continue;
-    float a = g * inv, bx = 0.0f, k = 0.0f;
-    if (s->training) {
-      /* gx = a*(gy - mean(gy) - xhat*mean(gy*xhat)) */
-      bx = (float)(-(double)a * inv * sgxhat / m);
-      k = (float)(-(double)a * sg / m);
-    }
     for (int ni = 0; ni < n; ni++) {
       size_t off = ((size_t)ni * ch + ci) * sp;
-      grad_plane(gx + off, gy + off, xd + off, sp, a, bx, mean, k, fresh);
+      grad_plane(gx + off, gy + off, xd + off, sp, k.a, k.bx, mean, k.k, fresh);
     }
   }
+}
+
+/* What a forward needs per channel: the affine, the running stats it
+ * reads (eval) or updates (training), and where it saves mean and 1/std. */
+typedef struct BnApply {
+  const float *gamma, *beta;
+  float *rm, *rv;
+  size_t m; /* values per channel */
+  float momentum, eps;
+  int training;
+  float *mean, *invstd;
+} BnApply;
+
+/* Channel ci's statistics (training: from the shifted sums s1, s2 of its m
+ * values; eval: the running ones), its running update, its saved mean and
+ * 1/std, and y = a*x + b. */
+static void bn_channel(const BnApply *ap, int ci, float shift, double s1, double s2, float *a, float *b) {
+  double mu, var;
+  if (ap->training) {
+    double d = s1 / (double)ap->m;
+    mu = shift + d;
+    var = s2 / (double)ap->m - d * d;
+    if (var < 0.0) var = 0.0;
+    if (ap->rm) ap->rm[ci] = (1.0f - ap->momentum) * ap->rm[ci] + ap->momentum * (float)mu;
+    if (ap->rv) ap->rv[ci] = (1.0f - ap->momentum) * ap->rv[ci] + ap->momentum * (float)(var * (double)ap->m / (double)(ap->m - 1));
+  } else {
+    mu = ap->rm[ci];
+    var = ap->rv[ci];
+  }
+  float inv = (float)(1.0 / sqrt(var + (double)ap->eps));
+  ap->mean[ci] = (float)mu;
+  ap->invstd[ci] = inv;
+  *a = (ap->gamma ? ap->gamma[ci] : 1.0f) * inv;
+  *b = (ap->beta ? ap->beta[ci] : 0.0f) - (float)mu * *a;
+}
+
+/* ---- batch norm on the blocked layout: 16 channels in the vector lanes ---- */
+
+enum { BLK = 16, FOLD = 256 /* pixels summed in float before folding into double */ };
+
+static void load16(const float *p, v8f *lo, v8f *hi) {
+  memcpy(lo, p, sizeof *lo);
+  memcpy(hi, p + 8, sizeof *hi);
+}
+
+/* The 16 channels of one (n, channel block): out[l] += sum(x - sh),
+ * out[16 + l] += sum((x - sh)^2) (a = NULL), or with a = gy:
+ * out[l] += sum(gy), out[16 + l] += sum(gy * (x - sh)). */
+static void block_sums(const float *xp, const float *a, size_t P, const float *sh, double *out) {
+  v8f s0, s1;
+  load16(sh, &s0, &s1);
+  for (size_t p0 = 0; p0 < P; p0 += FOLD) {
+    size_t p1 = p0 + FOLD < P ? p0 + FOLD : P;
+    v8f u0 = {0}, u1 = {0}, q0 = {0}, q1 = {0};
+    for (size_t p = p0; p < p1; p++) {
+      v8f d0, d1, g0, g1;
+      load16(xp + p * BLK, &d0, &d1);
+      d0 -= s0, d1 -= s1;
+      if (a) {
+        load16(a + p * BLK, &g0, &g1);
+      } else {
+        g0 = d0, g1 = d1;
+      }
+      u0 += g0, u1 += g1;
+      q0 += g0 * d0, q1 += g1 * d1;
+    }
+    for (int l = 0; l < 8; l++) {
+      out[l] += u0[l], out[8 + l] += u1[l];
+      out[BLK + l] += q0[l], out[BLK + 8 + l] += q1[l];
+    }
+  }
+}
+
+/* part[nb*32 ..]: block_sums of every (n, channel block), in parallel;
+ * then per channel, summed over n in a fixed order. */
+static void blocked_channel_sums(const float *x, const float *gy, int n, int cb, size_t P, const float *shift, double *part,
+                                 double *s1, double *s2) {
+  KD_PRAGMA(omp parallel for schedule(static))
+  for (int nb = 0; nb < n * cb; nb++) {
+    double *o = part + (size_t)nb * 2 * BLK;
+    memset(o, 0, 2 * BLK * sizeof(double));
+    block_sums(x + (size_t)nb * P * BLK, gy ? gy + (size_t)nb * P * BLK : NULL, P, shift + (size_t)(nb % cb) * BLK, o);
+  }
+  for (int ci = 0; ci < cb * BLK; ci++) {
+    s1[ci] = s2[ci] = 0.0;
+    for (int ni = 0; ni < n; ni++) {
+      const double *o = part + ((size_t)ni * cb + ci / BLK) * 2 * BLK;
+      s1[ci] += o[ci % BLK], s2[ci] += o[BLK + ci % BLK];
+    }
+  }
+}
+
+static int bn_forward_blocked(KdCtx *c, const KdTensor *x, KdTensor *y, const BnApply *ap) {
+  const int n = x->shape[0], ch = x->shape[1], cb = ch / BLK;
+  const size_t P = (size_t)x->shape[2] * x->shape[3];
+  KdArena *arena = kd_ctx_arena(c);
+  KdArenaMark mark = kd_arena_mark(arena);
+  float *coef = kd_ctx_alloc(c, 3 * (size_t)ch * sizeof(float)); /* a, b, shift */
+  double *sums = kd_ctx_alloc(c, (2 * (size_t)ch + 2 * (size_t)n * ch) * sizeof(double));
+  if (!coef || !sums) return -1;
+  float *shift = coef + 2 * ch;
+  for (int ci = 0; ci < ch; ci++) shift[ci] = ap->training ? x->data[(size_t)(ci / BLK) * P * BLK + ci % BLK] : 0.0f;
+  if (ap->training) blocked_channel_sums(x->data, NULL, n, cb, P, shift, sums + 2 * ch, sums, sums + ch);
+  for (int ci = 0; ci < ch; ci++)
+    bn_channel(ap, ci, shift[ci], ap->training ? sums[ci] : 0.0, ap->training ? sums[ch + ci] : 0.0, &coef[ci], &coef[ch + ci]);
+  KD_PRAGMA(omp parallel for schedule(static))
+  for (int nb = 0; nb < n * cb; nb++) {
+    v8f a0, a1, b0, b1;
+    load16(coef + (nb % cb) * BLK, &a0, &a1);
+    load16(coef + ch + (nb % cb) * BLK, &b0, &b1);
+    const float *xp = x->data + (size_t)nb * P * BLK;
+    float *yp = y->data + (size_t)nb * P * BLK;
+    for (size_t p = 0; p < P; p++) {
+      v8f d0, d1;
+      load16(xp + p * BLK, &d0, &d1);
+      d0 = a0 * d0 + b0, d1 = a1 * d1 + b1;
+      memcpy(yp + p * BLK, &d0, sizeof d0);
+      memcpy(yp + p * BLK + 8, &d1, sizeof d1);
+    }
+  }
+  kd_arena_release(arena, mark);
+  return 0;
+}
+
+static void bn_backward_blocked(KdCtx *c, KdNode *node, float *gx, int fresh, float *gg, float *gb) {
+  const BnSaved *s = node->saved;
+  const KdTensor *x = node->in[0], *gamma = node->in[1];
+  const float *gy = node->out->grad;
+  const int n = s->n, ch = s->ch, cb = ch / BLK;
+  const size_t P = s->sp;
+  KdArena *arena = kd_ctx_arena(c);
+  KdArenaMark mark = kd_arena_mark(arena);
+  float *coef = kd_ctx_alloc(c, 3 * (size_t)ch * sizeof(float)); /* a, bx, k */
+  double *sums = kd_ctx_alloc(c, (2 * (size_t)ch + 2 * (size_t)n * ch) * sizeof(double));
+  if (!coef || !sums) return;
+  blocked_channel_sums(x->data, gy, n, cb, P, s->mean, sums + 2 * ch, sums, sums + ch);
+  for (int ci = 0; ci < ch; ci++) {
+    BnGradCoef k = bn_grad_coef(s, ci, gamma ? gamma->data[ci] : 1.0f, sums[ci], sums[ch + ci], gg, gb);
+    coef[ci] = k.a, coef[ch + ci] = k.bx, coef[2 * ch + ci] = k.k;
+  }
+  if (gx) {
+    KD_PRAGMA(omp parallel for schedule(static))
+    for (int nb = 0; nb < n * cb; nb++) {
+      const size_t o = (size_t)(nb % cb) * BLK;
+      v8f a0, a1, bx0, bx1, k0, k1, m0, m1;
+      load16(coef + o, &a0, &a1);
+      load16(coef + ch + o, &bx0, &bx1);
+      load16(coef + 2 * ch + o, &k0, &k1);
+      load16(s->mean + o, &m0, &m1);
+      const float *xp = x->data + (size_t)nb * P * BLK, *gp = gy + (size_t)nb * P * BLK;
+      float *dp = gx + (size_t)nb * P * BLK;
+      for (size_t p = 0; p < P; p++) {
+        v8f x0, x1, g0, g1, r0 = {0}, r1 = {0};
+        load16(xp + p * BLK, &x0, &x1);
+        load16(gp + p * BLK, &g0, &g1);
+        if (!fresh) load16(dp + p * BLK, &r0, &r1);
+        r0 += a0 * g0 + bx0 * (x0 - m0) + k0;
+        r1 += a1 * g1 + bx1 * (x1 - m1) + k1;
+        memcpy(dp + p * BLK, &r0, sizeof r0);
+        memcpy(dp + p * BLK + 8, &r1, sizeof r1);
+      }
+    }
+  }
+  kd_arena_release(arena, mark);
 }
 
 KdTensor *kd_batchnorm(KdCtx *c, KdTensor *x, KdTensor *gamma, KdTensor *beta, KdTensor *running_mean,
@@ -194,34 +376,26 @@ KdTensor *kd_batchnorm(KdCtx *c, KdTensor *x, KdTensor *gamma, KdTensor *beta, K
   float *mean = kd_ctx_alloc(c, 2 * (size_t)ch * sizeof(float));
   if (!y || !mean) return NULL;
   float *invstd = mean + ch;
-  const float *xd = x->data;
-  float *yd = y->data;
-  float *rm = running_mean ? running_mean->data : NULL, *rv = running_var ? running_var->data : NULL;
-  KD_PRAGMA(omp parallel for schedule(static))
-  for (int ci = 0; ci < ch; ci++) {
-    double mu, var;
-    if (training) {
-      float shift = xd[(size_t)ci * sp];
+  BnApply ap = {.gamma = gamma ? gamma->data : NULL, .beta = beta ? beta->data : NULL,
+                .rm = running_mean ? running_mean->data : NULL, .rv = running_var ? running_var->data : NULL,
+                .m = m, .momentum = momentum, .eps = eps, .training = training, .mean = mean, .invstd = invstd};
+  if (x->blocked) {
+    if (bn_forward_blocked(c, x, y, &ap)) return NULL;
+  } else {
+    const float *xd = x->data;
+    float *yd = y->data;
+    KD_PRAGMA(omp parallel for schedule(static))
+    for (int ci = 0; ci < ch; ci++) {
       double s1 = 0.0, s2 = 0.0;
-      for (int ni = 0; ni < n; ni++) shifted_sums(xd + ((size_t)ni * ch + ci) * sp, sp, shift, &s1, &s2);
-      double d = s1 / (double)m;
-      mu = shift + d;
-      var = s2 / (double)m - d * d;
-      if (var < 0.0) var = 0.0;
-      if (rm) rm[ci] = (1.0f - momentum) * rm[ci] + momentum * (float)mu;
-      if (rv) rv[ci] = (1.0f - momentum) * rv[ci] + momentum * (float)(var * (double)m / (double)(m - 1));
-    } else {
-      mu = rm[ci];
-      var = rv[ci];
-    }
-    float inv = (float)(1.0 / sqrt(var + (double)eps));
-    mean[ci] = (float)mu;
-    invstd[ci] = inv;
-    float a = (gamma ? gamma->data[ci] : 1.0f) * inv;
-    float b = (beta ? beta->data[ci] : 0.0f) - (float)mu * a;
-    for (int ni = 0; ni < n; ni++) {
-      size_t off = ((size_t)ni * ch + ci) * sp;
-      affine_plane(xd + off, yd + off, sp, a, b);
+      float shift = training ? xd[(size_t)ci * sp] : 0.0f;
+      if (training)
+        for (int ni = 0; ni < n; ni++) shifted_sums(xd + ((size_t)ni * ch + ci) * sp, sp, shift, &s1, &s2);
+      float a, b;
+      bn_channel(&ap, ci, shift, s1, s2, &a, &b);
+      for (int ni = 0; ni < n; ni++) {
+        size_t off = ((size_t)ni * ch + ci) * sp;
+        affine_plane(xd + off, yd + off, sp, a, b);
+      }
     }
   }
   KdTensor *in[3] = {x, gamma, beta};
@@ -292,6 +466,7 @@ static void gn_backward(KdCtx *c, KdNode *node) {
 }
 
 KdTensor *kd_groupnorm(KdCtx *c, KdTensor *x, int groups, KdTensor *gamma, KdTensor *beta, float eps) {
+  x = kd_to_plain(c, x); /* works on NCHW */
   if (!x) return NULL;
   int n, ch;
   size_t sp;

@@ -15,10 +15,15 @@
 #include "core/tensor.h"
 
 /* ---------- convolution (conv.c) ---------- */
+/* Output layout: FOLLOW takes the input's (blocked in, blocked out);
+ * BLOCKED and PLAIN ask for one. Blocked outputs need Cout % 16 == 0 and
+ * the oneDNN path; otherwise the output is plain. */
+typedef enum KdConvLayout { KD_CONV_FOLLOW, KD_CONV_BLOCKED, KD_CONV_PLAIN } KdConvLayout;
 typedef struct KdConvCfg {
   int stride, pad, dilation, groups; /* 0 means 1 for stride/dilation/groups */
+  KdConvLayout layout;
 } KdConvCfg;
-/* x: N,Cin,H,W  w: Cout,Cin/groups,kh,kw  b: Cout or NULL -> N,Cout,Ho,Wo */
+/* x: N,Cin,H,W (either layout)  w: Cout,Cin/groups,kh,kw  b: Cout or NULL -> N,Cout,Ho,Wo */
 KdTensor *kd_conv2d(KdCtx *c, KdTensor *x, KdTensor *w, KdTensor *b, KdConvCfg cfg);
 /* Benchmarks: record the geometry of every conv forward while enabled. */
 typedef struct KdConvShape {
@@ -26,6 +31,24 @@ typedef struct KdConvShape {
 } KdConvShape;
 void kd_conv_trace_enable(KdConvShape *buf, int cap);
 int kd_conv_trace_disable(void); /* number recorded */
+/* Which path runs convolutions, process-wide: oneDNN when the build has it
+ * (meson -Dconv), unless the environment says KD_CONV=im2col. Tests and
+ * benchmarks switch with kd_conv_set_backend (-1: not built in). */
+typedef enum KdConvBackend { KD_CONV_IM2COL, KD_CONV_DNNL } KdConvBackend;
+int kd_conv_set_backend(KdConvBackend b);
+KdConvBackend kd_conv_backend(void);
+const char *kd_conv_backend_name(void); /* "onednn" or "im2col" */
+
+/* ---------- layout (layout.c) ---------- */
+/* The blocked layout (KdTensor.blocked) keeps a network's activations in
+ * the order oneDNN's convolutions read and write, so no reorder runs
+ * between them. Element-wise ops, batchnorm, max pooling and nearest
+ * upsampling work on it directly; every other op converts its input. */
+int kd_layout_blockable(const KdTensor *x); /* 4-D with C % 16 == 0 */
+/* Copies into the other layout (differentiable); x itself when it is
+ * already there, or (to_blocked) when it cannot be blocked. */
+KdTensor *kd_to_blocked(KdCtx *c, KdTensor *x);
+KdTensor *kd_to_plain(KdCtx *c, KdTensor *x);
 
 /* ---------- element-wise (eltwise.c) ---------- */
 KdTensor *kd_relu(KdCtx *c, KdTensor *x);

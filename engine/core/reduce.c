@@ -62,6 +62,7 @@ static void reduce_backward(KdCtx *c, KdNode *node) {
 }
 
 static KdTensor *reduce_axes(KdCtx *c, KdTensor *x, unsigned axes, int mean, const char *op) {
+  x = kd_to_plain(c, x); /* works on NCHW */
   if (!x) return NULL;
   if (axes >> x->ndim) {
     char sx[64];

@@ -35,6 +35,7 @@ static void add_grad_backward(KdCtx *c, KdNode *node) {
 }
 
 KdTensor *kd_reshape(KdCtx *c, KdTensor *x, int ndim, const int *shape) {
+  x = kd_to_plain(c, x); /* works on NCHW */
   if (!x) return NULL;
   char sx[64];
   int s[KD_MAX_DIMS], infer = -1;
@@ -95,6 +96,7 @@ static void perm_backward(KdCtx *c, KdNode *node) {
 }
 
 KdTensor *kd_permute(KdCtx *c, KdTensor *x, const int *perm) {
+  x = kd_to_plain(c, x); /* works on NCHW */
   if (!x) return NULL;
   const int nd = x->ndim, pad = 4 - nd;
   int seen = 0, oshape[KD_MAX_DIMS];
@@ -181,6 +183,13 @@ KdTensor *kd_concat(KdCtx *c, KdTensor *const *xs, int n, int axis) {
   }
   for (int i = 0; i < n; i++)
     if (!xs[i]) return NULL;
+  for (int i = 0; i < n; i++)
+    if (xs[i]->blocked) { /* works on NCHW */
+      KdTensor **plain = kd_ctx_alloc(c, (size_t)n * sizeof *plain);
+      if (!plain) return NULL;
+      for (int j = 0; j < n; j++) plain[j] = kd_to_plain(c, xs[j]);
+      return kd_concat(c, plain, n, axis);
+    }
   int a = norm_axis(c, "concat", xs[0], axis);
   if (a < 0) return NULL;
   int shape[KD_MAX_DIMS], total = 0;
@@ -227,6 +236,7 @@ static void slice_backward(KdCtx *c, KdNode *node) {
 }
 
 KdTensor *kd_slice(KdCtx *c, KdTensor *x, int axis, int start, int len) {
+  x = kd_to_plain(c, x); /* works on NCHW */
   if (!x) return NULL;
   int a = norm_axis(c, "slice", x, axis);
   if (a < 0) return NULL;
@@ -264,6 +274,7 @@ static void gather_backward(KdCtx *c, KdNode *node) {
 }
 
 KdTensor *kd_gather(KdCtx *c, KdTensor *x, const int *idx, int n) {
+  x = kd_to_plain(c, x); /* works on NCHW */
   if (!x) return NULL;
   char sx[64];
   if (n < 1) {

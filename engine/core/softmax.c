@@ -68,6 +68,7 @@ static void softmax_backward(KdCtx *c, KdNode *node) {
 }
 
 static KdTensor *softmax_impl(KdCtx *c, KdTensor *x, int axis, int log) {
+  x = kd_to_plain(c, x); /* works on NCHW */
   if (!x) return NULL;
   const char *op = log ? "log_softmax" : "softmax";
   SoftmaxSaved st = {.log = log};

@@ -9,9 +9,12 @@ struct KdCtx {
   KdArena *arena;
   KdNode *tape;      /* last recorded node; walk ->prev */
   int tape_len;
+  unsigned generation;
   int grad_enabled;
   int failed;
   char err[1024];
+  void *conv_cache;
+  void (*conv_cache_free)(void *);
 };
 
 KdCtx *kd_ctx_new(size_t arena_bytes) {
@@ -28,6 +31,7 @@ KdCtx *kd_ctx_new(size_t arena_bytes) {
 
 void kd_ctx_free(KdCtx *c) {
   if (!c) return;
+  if (c->conv_cache_free) c->conv_cache_free(c->conv_cache);
   kd_arena_free(c->arena);
   free(c);
 }
@@ -35,8 +39,11 @@ void kd_ctx_free(KdCtx *c) {
 void kd_ctx_reset(KdCtx *c) {
   c->tape = NULL;
   c->tape_len = 0;
+  c->generation++;
   kd_arena_reset(c->arena);
 }
+
+unsigned kd_ctx_generation(const KdCtx *c) { return c->generation; }
 
 KdArena *kd_ctx_arena(KdCtx *c) { return c->arena; }
 
@@ -72,6 +79,13 @@ void *kd_ctx_alloc(KdCtx *c, size_t bytes) {
 }
 
 int kd_ctx_tape_len(const KdCtx *c) { return c->tape_len; }
+
+void *kd_ctx_conv_cache(const KdCtx *c) { return c->conv_cache; }
+
+void kd_ctx_set_conv_cache(KdCtx *c, void *cache, void (*free_fn)(void *)) {
+  c->conv_cache = cache;
+  c->conv_cache_free = free_fn;
+}
 
 /* ---- tensors ---- */
 
@@ -118,7 +132,9 @@ KdTensor *kd_tensor_zeros(KdCtx *c, int ndim, const int *shape) {
 
 KdTensor *kd_tensor_like(KdCtx *c, const KdTensor *t) {
   if (!t) return NULL;
-  return kd_tensor_new(c, t->ndim, t->shape);
+  KdTensor *o = kd_tensor_new(c, t->ndim, t->shape);
+  if (o) o->blocked = t->blocked;
+  return o;
 }
 
 KdTensor *kd_tensor_wrap(KdCtx *c, float *data, int ndim, const int *shape) {

@@ -26,6 +26,10 @@ typedef struct KdTensor {
   const char *name;     /* params and named inputs only */
   unsigned requires_grad : 1;
   unsigned is_param : 1;
+  /* Data (and grad) in the blocked layout N, C/16, H, W, 16 (oneDNN's
+   * nChw16c; 4-D, C % 16 == 0), see core/layout.c. Convolutions make it;
+   * ops that do not work on it take kd_to_plain of their input first. */
+  unsigned blocked : 1;
 } KdTensor;
 
 /* ---- context: arena, tape, no-grad flag, sticky error ---- */
@@ -33,6 +37,10 @@ KdCtx *kd_ctx_new(size_t arena_bytes);
 void kd_ctx_free(KdCtx *c);
 /* End of step: forgets the tape and every step tensor. */
 void kd_ctx_reset(KdCtx *c);
+/* Counts resets. Parameters do not change within one generation (between
+ * resets), so a derived copy of a parameter (a conv's weights in another
+ * layout) stays valid for the generation it was made in. */
+unsigned kd_ctx_generation(const KdCtx *c);
 KdArena *kd_ctx_arena(KdCtx *c);
 /* Returns the previous setting. With grad off, ops record nothing and
  * their outputs never require grad (teacher forwards, evaluation). */
@@ -48,13 +56,17 @@ void kd_ctx_clear_error(KdCtx *c);
 void *kd_ctx_alloc(KdCtx *c, size_t bytes);
 /* Tape length (number of recorded ops). */
 int kd_ctx_tape_len(const KdCtx *c);
+/* State an op keeps across steps (compiled conv primitives): one slot,
+ * untouched by kd_ctx_reset, released with free_fn by kd_ctx_free. */
+void *kd_ctx_conv_cache(const KdCtx *c);
+void kd_ctx_set_conv_cache(KdCtx *c, void *cache, void (*free_fn)(void *));
 
 /* ---- tensors ---- */
 /* Uninitialised step tensor. Shape dims must be >= 1. NULL on failure. */
 KdTensor *kd_tensor_new(KdCtx *c, int ndim, const int *shape);
 KdTensor *kd_tensor4(KdCtx *c, int n, int ch, int h, int w);
 KdTensor *kd_tensor_zeros(KdCtx *c, int ndim, const int *shape);
-KdTensor *kd_tensor_like(KdCtx *c, const KdTensor *t);
+KdTensor *kd_tensor_like(KdCtx *c, const KdTensor *t); /* same shape and layout */
 /* Wraps existing memory (not copied, not owned) as a leaf step tensor. */
 KdTensor *kd_tensor_wrap(KdCtx *c, float *data, int ndim, const int *shape);
 /* Copy of the data as a new leaf (no tape). */

@@ -79,6 +79,10 @@ KdBackbone *kd_backbone_new(const KdBackboneCfg *cfg, KdParams *p, KdError *err)
   if (!b->blocks || kd_conv_add(&b->stem, p, "backbone.body.conv1", 3, w, 7, 2, 3, 0) ||
       kd_bn_add(&b->stem_bn, p, "backbone.body.bn1", w))
     goto oom;
+  /* From the stem on, the backbone's activations stay in the blocked
+   * layout (no reorder between convolutions); the FPN outputs, which the
+   * distillation methods and probes read, are NCHW. */
+  b->stem.cfg.layout = KD_CONV_BLOCKED;
   int in = w, bi = 0, stride = 4; /* stem conv /2, max pool /2 */
   for (int s = 0; s < KD_BACKBONE_STAGES; s++) {
     for (int j = 0; j < n[s]; j++, bi++) {

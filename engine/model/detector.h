@@ -43,6 +43,8 @@ void kd_model_head_info(const KdModel *m, KdHeadInfo *out);
 /* Forward FLOPs (multiply-adds x2) of convolutions for an input size. */
 double kd_model_flops(const KdModel *m, int n, int h, int w);
 
+/* feat, cls and box are NCHW; c and cls_tower may be in the blocked
+ * layout (KdTensor.blocked: take kd_to_plain before reading their data). */
 typedef struct KdDetOut {
   const KdLevels *levels;           /* the model's table */
   int nlev;

@@ -56,7 +56,11 @@ static int build_tower(Retina *r, KdParams *p, Tower *t, const char *name, const
     }
   }
   snprintf(buf, sizeof buf, "head.%s.%s", name, out_name);
-  return rc | kd_conv_add(&t->out, p, buf, f, out_ch, 3, 1, 1, 1);
+  rc |= kd_conv_add(&t->out, p, buf, f, out_ch, 3, 1, 1, 1);
+  /* The towers run on the blocked layout; the outputs the losses read are NCHW. */
+  if (r->cfg.convs > 0) t->conv[0].cfg.layout = KD_CONV_BLOCKED;
+  t->out.cfg.layout = KD_CONV_PLAIN;
+  return rc;
 }
 
 static void destroy(void *h) {

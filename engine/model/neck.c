@@ -40,12 +40,14 @@ KdNeck *kd_neck_new(const KdNeckCfg *cfg, const KdBackbone *bb, KdParams *p, KdE
     rc |= kd_conv_add(&n->inner[l], p, nm, kd_backbone_channels(bb, s), f, 1, 1, 0, 1);
     snprintf(nm, sizeof nm, "backbone.fpn.layer_blocks.%d.0", l);
     rc |= kd_conv_add(&n->layer[l], p, nm, f, f, 3, 1, 1, 1);
+    n->layer[l].cfg.layout = KD_CONV_PLAIN; /* the FPN outputs are NCHW */
     kd_levels_add(&n->levels, kd_backbone_stride(bb, s));
   }
   if (cfg->extra != KD_EXTRA_MAXPOOL) {
     int in6 = cfg->extra == KD_EXTRA_P6P7_C5 ? kd_backbone_channels(bb, KD_BACKBONE_STAGES - 1) : f;
     if (cfg->extra_levels >= 1) rc |= kd_conv_add(&n->p6, p, "backbone.fpn.extra_blocks.p6", in6, f, 3, 2, 1, 1);
     if (cfg->extra_levels >= 2) rc |= kd_conv_add(&n->p7, p, "backbone.fpn.extra_blocks.p7", f, f, 3, 2, 1, 1);
+    n->p6.cfg.layout = n->p7.cfg.layout = KD_CONV_PLAIN;
   }
   for (int e = 0; e < cfg->extra_levels; e++) kd_levels_add(&n->levels, 2 * n->levels.stride[n->levels.n - 1]);
   if (rc) {

@@ -132,6 +132,49 @@ static void pool_ref(KdCtx *c, int avg, int k, int st, int pad, int h, int w) {
   free(ref);
 }
 
+/* Max pool's choice of maximum, through its gradient: with many ties
+ * (values 0..3) and some NaN, every output's gradient must land where
+ * PyTorch's rule puts it (first maximum in row-major order; a NaN wins
+ * over numbers and a later NaN over an earlier one). Widths cover the
+ * vector path of 3x3/2 (16 columns at a time, a partial last block) and
+ * its scalar edges. */
+static void maxpool_argmax_ref(KdCtx *c, int h, int w) {
+  const int n = 2, ch = 3, k = 3, st = 2, pad = 1;
+  KdTensor *x = randt(c, n, ch, h, w);
+  for (size_t i = 0; i < x->numel; i++) x->data[i] = i % 97 == 13 ? NAN : floorf(fabsf(x->data[i]) * 2.0f);
+  x->requires_grad = 1;
+  int g = kd_ctx_set_grad(c, 1);
+  KdTensor *y = kd_maxpool2d(c, x, k, st, pad);
+  CHECK_MSG(y != NULL, "%s", kd_ctx_error(c));
+  if (!y) return;
+  memset(kd_grad(c, y), 0, y->numel * sizeof(float));
+  for (size_t i = 0; i < y->numel; i++) y->grad[i] = 1.0f;
+  kd_grad(c, x);
+  y->node->backward(c, y->node);
+  kd_ctx_set_grad(c, g);
+  int ho = y->shape[2], wo = y->shape[3], bad_y = 0, bad_g = 0;
+  float *count = calloc(x->numel, sizeof(float));
+  for (int p = 0; p < n * ch; p++)
+    for (int oh = 0; oh < ho; oh++)
+      for (int ow = 0; ow < wo; ow++) {
+        float best = -INFINITY;
+        int bi = -1;
+        for (int i = 0; i < k; i++)
+          for (int j = 0; j < k; j++) {
+            int ih = oh * st - pad + i, iw = ow * st - pad + j;
+            if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
+            float v = x->data[((size_t)p * h + ih) * w + iw];
+            if (bi < 0 || v > best || isnan(v)) best = v, bi = ih * w + iw;
+          }
+        count[(size_t)p * h * w + bi] += 1.0f;
+        float got = y->data[((size_t)p * ho + oh) * wo + ow];
+        bad_y += !(got == best || (isnan(got) && isnan(best)));
+      }
+  for (size_t i = 0; i < x->numel; i++) bad_g += x->grad[i] != count[i];
+  CHECK_MSG(bad_y == 0 && bad_g == 0, "maxpool 3x3/2 on %dx%d: %d values, %d gradient elements differ", h, w, bad_y, bad_g);
+  free(count);
+}
+
 /* Source rows PyTorch's F.interpolate(mode='nearest', size=...) picks,
  * worked out by hand from its float rule. */
 static void upsample_ref(KdCtx *c) {
@@ -228,6 +271,12 @@ int main(void) {
   pool_ref(c, 1, 3, 2, 1, 9, 8);
   pool_ref(c, 1, 3, 1, 1, 5, 6);
   pool_ref(c, 1, 2, 2, 0, 7, 7);
+  pool_ref(c, 0, 3, 2, 1, 64, 64);
+  maxpool_argmax_ref(c, 64, 64);
+  maxpool_argmax_ref(c, 9, 70);
+  maxpool_argmax_ref(c, 5, 3);
+  maxpool_argmax_ref(c, 7, 35);
+  maxpool_argmax_ref(c, 4, 2);
   upsample_ref(c);
   softmax_ref(c);
   reduce_ref(c);
