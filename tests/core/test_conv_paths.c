@@ -202,7 +202,7 @@ static void shared_weights(KdRng *rng) {
 static int trace_preset(int student, int batch, KdConvShape *uniq, int nu) {
   KdModelCfg mc;
   kd_model_cfg_default(&mc);
-  if (student) mc.depth = 10, mc.width = 16;
+  if (student) mc.backbone.depth = 10, mc.backbone.width = 16;
   KdError err;
   KdModel *m = kd_model_new(&mc, 1, &err);
   KdCtx *c = kd_ctx_new(64u << 20);
