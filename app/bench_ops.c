@@ -1,7 +1,8 @@
 /* `kdscope bench ops`: every convolution shape of the reference networks,
  * timed forward and backward through the engine, next to cblas_sgemm on
- * exactly the GEMMs those convs issue. The ratio says how much the engine
- * loses around the GEMMs (im2col, col2im, layout copies, bias). */
+ * exactly the GEMMs the im2col path issues for them. On the im2col path
+ * the ratio says how much the engine loses around the GEMMs (im2col,
+ * col2im, layout copies, bias); on oneDNN's, how far past them it gets. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +29,30 @@ static void fill(float *p, size_t n, KdRng *r) {
   for (size_t i = 0; i < n; i++) p[i] = kd_rng_range(r, -1.0f, 1.0f);
 }
 
-/* Times one conv shape; fills fwd/bwd seconds per call and the raw GEMM
- * seconds for the same calls. */
+/* One forward + backward of the conv (gradients of x, w, b; dy = 1). */
+static int conv_once(KdCtx *c, KdTensor *x, KdTensor *w, KdTensor *b, KdConvCfg cfg, KdArenaMark base, double *tf, double *tb) {
+  kd_arena_release(kd_ctx_arena(c), base);
+  x->grad = w->grad = NULL;
+  if (b) b->grad = NULL;
+  double t0 = now_s();
+  KdTensor *y = kd_conv2d(c, x, w, b, cfg);
+  double t1 = now_s();
+  if (!y) return -1;
+  kd_grad(c, y);
+  kd_tensor_fill(&(KdTensor){.numel = y->numel, .data = y->grad}, 1.0f);
+  kd_grad(c, w);
+  if (x->requires_grad) kd_grad(c, x);
+  if (b) kd_grad(c, b);
+  double t2 = now_s();
+  y->node->backward(c, y->node);
+  double t3 = now_s();
+  *tf = t1 - t0, *tb = t3 - t2;
+  return kd_ctx_failed(c) ? -1 : 0;
+}
+
+/* Times one conv shape on the engine's conv path (oneDNN: with x in the
+ * blocked layout, as inside the networks); fills fwd/bwd seconds per call
+ * and the raw GEMM seconds for the GEMMs the im2col path issues. */
 static int time_shape(const KdConvShape *s, double min_time, double *fwd, double *bwd, double *raw) {
   KdCtx *c = kd_ctx_new(64u << 20);
   if (!c) return -1;
@@ -49,32 +72,22 @@ static int time_shape(const KdConvShape *s, double min_time, double *fwd, double
   KdConvCfg cfg = {.stride = s->stride, .pad = s->pad, .dilation = s->dilation, .groups = s->groups};
   KdArenaMark base = kd_arena_mark(kd_ctx_arena(c));
   KdGemmCall calls[MAX_CALLS];
-  int ncalls = 0, reps = 0;
-  double tf = 0, tb = 0;
-  for (;;) {
-    kd_arena_release(kd_ctx_arena(c), base);
-    x->grad = w->grad = NULL;
-    if (b) b->grad = NULL;
-    if (reps == 0) kd_gemm_log_enable(calls, MAX_CALLS);
-    double t0 = now_s();
-    KdTensor *y = kd_conv2d(c, x, w, b, cfg);
-    double t1 = now_s();
-    if (!y) return -1;
-    kd_grad(c, y);
-    kd_tensor_fill(&(KdTensor){.numel = y->numel, .data = y->grad}, 1.0f);
-    kd_grad(c, w);
-    if (x->requires_grad) kd_grad(c, x);
-    if (b) kd_grad(c, b);
-    double t2 = now_s();
-    y->node->backward(c, y->node);
-    double t3 = now_s();
-    if (reps == 0) ncalls = kd_gemm_log_disable();
-    else tf += t1 - t0, tb += t3 - t2;
+  KdConvBackend backend = kd_conv_backend();
+  kd_conv_set_backend(KD_CONV_IM2COL);
+  kd_gemm_log_enable(calls, MAX_CALLS);
+  double tf = 0, tb = 0, f, bw;
+  int fail = conv_once(c, x, w, b, cfg, base, &f, &bw);
+  int ncalls = kd_gemm_log_disable(), reps = 0;
+  kd_conv_set_backend(backend);
+  x->blocked = backend == KD_CONV_DNNL && kd_layout_blockable(x); /* random data: any layout */
+  if (fail || conv_once(c, x, w, b, cfg, base, &f, &bw)) return -1;
+  do {
+    if (conv_once(c, x, w, b, cfg, base, &f, &bw)) return -1;
+    tf += f, tb += bw;
     reps++;
-    if (reps > 3 && tf + tb > min_time) break;
-  }
-  *fwd = tf / (reps - 1);
-  *bwd = tb / (reps - 1);
+  } while (reps < 3 || tf + tb < min_time);
+  *fwd = tf / reps;
+  *bwd = tb / reps;
   kd_ctx_free(c);
   /* Replay the same GEMMs on fresh buffers. */
   size_t amax = 0, bmax = 0, cmax = 0;

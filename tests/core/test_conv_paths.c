@@ -5,7 +5,8 @@
  * random values, so the test also checks that both paths accumulate (+=)
  * into existing gradients instead of overwriting them. Then the same with
  * one thread in the same ctx, whose primitives are cached apart from the
- * two-thread ones; and one parameter shared by convs on three map sizes. */
+ * two-thread ones; one parameter shared by convs on three map sizes; and
+ * whole models (model_paths). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,6 +199,79 @@ static void shared_weights(KdRng *rng) {
   kd_ctx_free(cd), kd_ctx_free(ci);
 }
 
+/* Whole models, both paths: outputs and every parameter's gradient of a
+ * loss on all outputs. Covers the model's layout boundaries (blocked
+ * backbone and towers, NCHW FPN outputs) in configurations the presets do
+ * not use: bottleneck blocks with P6/P7, GroupNorm in the head. */
+typedef struct ModelRun {
+  float *out, *grad;
+  size_t nout, ngrad;
+} ModelRun;
+
+static int model_run(const KdModelCfg *mc, const float *img, int n, ModelRun *r) {
+  KdError err;
+  KdModel *m = kd_model_new(mc, 3, &err);
+  KdCtx *c = kd_ctx_new(64u << 20);
+  if (!m || !c) return -1;
+  int shape[4] = {n, 3, 64, 64};
+  KdDetOut o;
+  int rc = kd_model_forward(m, c, kd_tensor_wrap(c, (float *)img, 4, shape), 1, &o);
+  KdTensor *loss = NULL;
+  r->nout = 0;
+  for (int l = 0; !rc && l < o.nlev; l++) {
+    KdTensor *t[3] = {o.feat[l], kd_det_out(&o, "cls")[l], kd_det_out(&o, "box")[l]};
+    for (int j = 0; j < 3; j++) {
+      CHECK(!t[j]->blocked);
+      r->out = realloc(r->out, (r->nout + t[j]->numel) * sizeof(float));
+      memcpy(r->out + r->nout, t[j]->data, t[j]->numel * sizeof(float));
+      r->nout += t[j]->numel;
+      KdTensor *part = kd_mean_all(c, kd_square(c, t[j]));
+      loss = loss ? kd_add(c, loss, part) : part;
+    }
+  }
+  KdParams *p = kd_model_params(m);
+  kd_params_zero_grad(p);
+  if (!rc && (!loss || kd_backward(c, loss))) rc = -1;
+  r->ngrad = 0;
+  for (int i = 0; !rc && i < kd_params_count(p); i++) {
+    KdTensor *t = kd_params_at(p, i);
+    if (!t->requires_grad || !t->grad) continue;
+    r->grad = realloc(r->grad, (r->ngrad + t->numel) * sizeof(float));
+    memcpy(r->grad + r->ngrad, t->grad, t->numel * sizeof(float));
+    r->ngrad += t->numel;
+  }
+  if (rc) fprintf(stderr, "model run: %s\n", kd_ctx_error(c));
+  kd_ctx_free(c);
+  kd_model_free(m);
+  return rc;
+}
+
+/* A deep net at random init with batch statistics amplifies rounding
+ * (ResNet-50 here: a 1e-7 change of the input moves some gradients by 3%),
+ * so the paths' difference is measured against the im2col path's own
+ * difference under such a perturbation, plus a floor. */
+static void model_paths(const char *name, const KdModelCfg *mc, KdRng *rng) {
+  enum { N = 2 };
+  static float img[N * 3 * 64 * 64], bumped[N * 3 * 64 * 64];
+  fill(img, sizeof img / sizeof img[0], 1.0f, rng);
+  for (size_t i = 0; i < sizeof img / sizeof img[0]; i++) bumped[i] = img[i] * (1.0f + 1e-7f * kd_rng_range(rng, -1.0f, 1.0f));
+  ModelRun rd = {0}, ri = {0}, rb = {0};
+  kd_conv_set_backend(KD_CONV_DNNL);
+  int ok = model_run(mc, img, N, &rd) == 0;
+  kd_conv_set_backend(KD_CONV_IM2COL);
+  ok = ok && model_run(mc, img, N, &ri) == 0 && model_run(mc, bumped, N, &rb) == 0;
+  ok = ok && rd.nout == ri.nout && rd.ngrad == ri.ngrad && rb.ngrad == ri.ngrad && rd.ngrad > 0;
+  CHECK_MSG(ok, "%s: runs failed or differ in size", name);
+  if (ok) {
+    double eo = rel_diff(rd.out, ri.out, rd.nout), eg = rel_diff(rd.grad, ri.grad, rd.ngrad);
+    double po = rel_diff(rb.out, ri.out, ri.nout), pg = rel_diff(rb.grad, ri.grad, ri.ngrad);
+    printf("model %-26s rel diff outputs %.1e, %zu parameter gradients %.1e (im2col, input x(1 +- 1e-7): %.1e, %.1e)\n", name,
+           eo, rd.ngrad, eg, po, pg);
+    CHECK_MSG(eo <= 4 * po + 1e-5 && eg <= 4 * pg + 1e-5, "%s: outputs differ by %.2e, gradients by %.2e (relative)", name, eo, eg);
+  }
+  free(rd.out), free(rd.grad), free(ri.out), free(ri.grad), free(rb.out), free(rb.grad);
+}
+
 /* Unique conv geometries of one preset's forward. */
 static int trace_preset(int student, int batch, KdConvShape *uniq, int nu) {
   KdModelCfg mc;
@@ -256,6 +330,16 @@ int main(void) {
   kd_set_threads(threads);
   kd_ctx_free(cd);
   shared_weights(&r);
+  KdModelCfg mc;
+  kd_model_cfg_default(&mc);
+  mc.backbone.depth = 10, mc.backbone.width = 16;
+  model_paths("student preset", &mc, &r);
+  mc.backbone.depth = 50, mc.backbone.width = 16, mc.neck.extra_levels = 2;
+  model_paths("resnet-50 w16 with P6/P7", &mc, &r);
+
+  kd_model_cfg_default(&mc);
+  mc.backbone.depth = 10, mc.backbone.width = 32, mc.head.gn = 1, mc.head.convs = 2;
+  model_paths("head with GroupNorm", &mc, &r);
   printf("%d geometries\n", nu);
   return check_status("conv_paths");
 }
