@@ -8,6 +8,7 @@
 #include "data/dataset.h"
 #include "data/fashion.h"
 #include "data/loader.h"
+#include "cli_common.h"
 #include "data/preview.h"
 #include "progress.h"
 #include "verbs.h"
@@ -28,7 +29,9 @@ static void usage(FILE *f) {
           "  --data DIR         use an existing set in DIR instead of building one\n"
           "  --preview F.png    write a contact sheet of images with their boxes\n"
           "  --split NAME       split for --preview and --bench (default train)\n"
-          "  --bench            time decode + augment of batches of 8 on one loader thread\n",
+          "  --bench            time decode + augment of batches of 8 on one loader thread\n\n"
+          "After building (or with --data alone) it prints the split's box sizes and the\n"
+          "anchors that fit them, as `kdscope data-stats` does for the student preset.\n",
           "$XDG_DATA_HOME/kdscope/fashion-det");
 }
 
@@ -181,5 +184,16 @@ int kd_cli_make_dataset(int argc, char **argv) {
     kd_dataset_free(ds);
   }
   if (do_bench) return bench(dir, split);
-  return 0;
+  if (preview && data) return 0;
+  /* The presets' anchors at this set's canvas size. */
+  KdTrainArgs ta = {.steps = -1};
+  char size[64];
+  snprintf(size, sizeof size, "data.size=%d", cfg.size);
+  if (!data) ta.sets[ta.nsets++] = size;
+  KdConfig *c = kd_cli_load_config(&ta, "configs/student.json", 0, "make-dataset");
+  if (!c) return 1;
+  printf("\n");
+  int rc = kd_cli_print_box_stats(dir, split, c, 0);
+  kd_config_free(c);
+  return rc;
 }

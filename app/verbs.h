@@ -25,8 +25,13 @@ int kd_cli_resume(int argc, char **argv);
 int kd_cli_stop(int argc, char **argv);
 int kd_cli_export(int argc, char **argv);
 int kd_cli_settings(int argc, char **argv);
+int kd_cli_data_stats(int argc, char **argv);
 /* --data DIR as given, else the default set (built on first use with a
  * progress bar). Prints the error and returns -1 on failure. */
 int kd_cli_resolve_data(const char *data_arg, char *dir, size_t len);
+/* The data-stats report of DIR's split for the anchors and levels of cfg's
+ * model (text, or one JSON object); returns the exit status. */
+struct KdConfig;
+int kd_cli_print_box_stats(const char *dir, const char *split, const struct KdConfig *cfg, int json);
 
 #endif
