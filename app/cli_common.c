@@ -259,8 +259,9 @@ int kd_cli_run_training(KdConfig *cfg, const KdTrainArgs *a, int distill, const 
   } else if (st.state == KD_RUN_STOPPED) {
     fprintf(stderr, "kdscope %s: stopped at step %d; continue with --resume %s\n", verb, st.step, dir);
   } else {
-    printf("step %d: AP %.4f AP50 %.4f AP75 %.4f APs %.4f APm %.4f APl %.4f (%d val images%s)\n", st.step, st.eval[0], st.eval[1],
-           st.eval[2], st.eval[3], st.eval[4], st.eval[5], st.eval_images, left_out_note(&st, note, sizeof note));
+    printf("step %d: AP %.4f AP50 %.4f AP75 %.4f APs %.4f APm %.4f APl %.4f (%d %s images%s)\n", st.step, st.eval[0], st.eval[1],
+           st.eval[2], st.eval[3], st.eval[4], st.eval[5], st.eval_images,
+           kd_config_int(cfg, "data.holdout") > 0 ? "held-out training" : "val", left_out_note(&st, note, sizeof note));
   }
   signal(SIGINT, SIG_DFL);
   signal(SIGTERM, SIG_DFL);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "data/dataset_impl.h"
+#include "data/hash.h"
 
 int kd_id_index_cmp(const void *a, const void *b) {
   const KdIdIndex *x = a, *y = b;
@@ -114,3 +115,42 @@ KdDatasetStats kd_dataset_stats(const KdDataset *ds) {
 }
 
 const char *kd_dataset_summary(const KdDataset *ds) { return ds ? ds->summary : ""; }
+
+/* Rank of an image for the held-out split: a hash of its COCO id only, so
+ * the split is the same for every seed, run and json order. */
+static int holdout_cmp(const void *a, const void *b) {
+  const uint64_t *x = a, *y = b;
+  return (x[0] > y[0]) - (x[0] < y[0]);
+}
+
+int kd_dataset_holdout(KdDataset *ds, int n_holdout, int keep_holdout, KdError *err) {
+  int n = ds->n_images;
+  if (n_holdout < 1 || n_holdout >= n)
+    return kd_error(err, "data.holdout: %d images of %s's %d; expected 1..%d (at least one image left to train on)", n_holdout,
+                    ds->json_path, n, n - 1);
+  uint64_t *rank = malloc(sizeof *rank * 2 * (size_t)n);
+  uint8_t *held = calloc((size_t)n, 1);
+  if (!rank || !held) {
+    free(rank), free(held);
+    return kd_error(err, "out of memory");
+  }
+  for (int i = 0; i < n; i++) rank[2 * i] = kd_mix64((uint64_t)ds->images[i].id ^ 0x686f6c646f7574ULL), rank[2 * i + 1] = (uint64_t)i;
+  qsort(rank, (size_t)n, 2 * sizeof *rank, holdout_cmp);
+  for (int k = 0; k < n_holdout; k++) held[rank[2 * k + 1]] = 1;
+  int m = 0;
+  long boxes = 0, empty = 0;
+  for (int i = 0; i < n; i++) {
+    if (held[i] != !!keep_holdout) continue;
+    ds->images[m++] = ds->images[i];
+    boxes += ds->images[i].n_boxes, empty += ds->images[i].n_boxes == 0;
+  }
+  ds->n_images = m;
+  for (int i = 0; i < m; i++) ds->image_ids[i] = (KdIdIndex){ds->images[i].id, i};
+  qsort(ds->image_ids, (size_t)m, sizeof *ds->image_ids, kd_id_index_cmp);
+  ds->stats.images = m, ds->stats.images_without_boxes = empty, ds->stats.boxes = boxes;
+  size_t len = strlen(ds->summary);
+  snprintf(ds->summary + len, sizeof ds->summary - len, "; %s: %d of %d images (data.holdout=%d)",
+           keep_holdout ? "held out" : "training part", m, n, n_holdout);
+  free(rank), free(held);
+  return 0;
+}

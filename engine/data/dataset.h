@@ -89,5 +89,11 @@ KdDatasetStats kd_dataset_stats(const KdDataset *ds);
  * boxes (0 crowd) in 10 classes; fixed: 2 boxes clipped, 1 dropped"; with
  * ", 2 image files missing" after the classes when some are. */
 const char *kd_dataset_summary(const KdDataset *ds);
+/* The held-out split of a training set (data.holdout): n_holdout images
+ * chosen by a hash of their COCO id (the same split for every seed and
+ * run). Keeps those (keep_holdout = 1: the evaluation set for choosing
+ * weights without touching val) or the rest (0: what training sees), in
+ * json order; the counts in stats and summary follow. */
+int kd_dataset_holdout(KdDataset *ds, int n_holdout, int keep_holdout, KdError *err);
 
 #endif

@@ -66,7 +66,16 @@ static int open_data(KdSession *s, KdError *err) {
     if (kd_ensure_default_dataset(dir, sizeof dir, s->progress, s->user, err)) return -1;
     d = dir;
   }
-  if (kd_dataset_open_dir(d, "train", &s->train, err) || kd_dataset_open_eval(d, "val", &s->val, err)) return -1;
+  int holdout = kd_config_int(s->cfg, "data.holdout");
+  if (kd_dataset_open_dir(d, "train", &s->train, err)) return -1;
+  if (holdout > 0) {
+    /* Weights chosen on a part of the training set, never on val. */
+    if (kd_dataset_open_eval(d, "train", &s->val, err) || kd_dataset_holdout(s->train, holdout, 0, err) ||
+        kd_dataset_holdout(s->val, holdout, 1, err))
+      return -1;
+  } else if (kd_dataset_open_eval(d, "val", &s->val, err)) {
+    return -1;
+  }
   int k = kd_dataset_num_classes(s->train);
   if (k != kd_config_int(s->cfg, "model.num_classes"))
     return kd_error(err, "model.num_classes is %d but the data set %s has %d classes (set model.num_classes=%d)",
@@ -316,7 +325,8 @@ static int log_left_out(KdSession *s, const KdEvalResult *res, KdError *err) {
 int kd_session_evaluate(KdSession *s, KdEvalResult *res, KdError *err) {
   if (kd_evaluate(s->student, s->cfg, s->val, kd_config_int(s->cfg, "train.eval_images"), 0, s->progress, s->user, res, err)) return -1;
   if (log_left_out(s, res, err)) return -1;
-  return kd_rundir_log_eval(s->run, kd_session_steps_done(s), "val", res, err);
+  const char *split = kd_config_int(s->cfg, "data.holdout") > 0 ? "holdout" : "val";
+  return kd_rundir_log_eval(s->run, kd_session_steps_done(s), split, res, err);
 }
 
 int kd_session_checkpoint(KdSession *s, KdError *err) {

@@ -37,6 +37,8 @@ static const KdParamDesc descs[] = {
     F("anchor.size_mult", "Anchor size", 4, 0.5, 16, 0, 0, "Anchor base size = size_mult x stride"),
     S("data.dir", "Data dir", "", "COCO-layout data directory; empty: the default fashion-det set"),
     I("data.size", "Input size", 128, 32, 2048, "Network input side in pixels"),
+    I("data.holdout", "Held-out images", 0, 0, 1000000,
+      "Training images held out of training and evaluated instead of val, to choose weights without val (0: off)"),
     E("data.resize", "Resize", "letterbox", resizes, "Keep aspect ratio with padding, or stretch"),
     F("data.hflip", "Flip prob", 0.5, 0, 1, 0, 0, "Horizontal flip probability"),
     F("data.jitter", "Colour jitter", 0.2, 0, 1, 0, 0, "Brightness/contrast/saturation jitter strength"),
