@@ -8,12 +8,13 @@
 set -eu
 finished() { grep -q '"event":"finish"' "$1/events.jsonl" 2>/dev/null; }
 run_one() {
-  m=$1 s=$2 dir="$out/$1-seed$2"
+  m=$1 s=$2 dir="$out/$1-seed$2" n=$steps
   threads=$((2 / jobs)); [ "$threads" -ge 1 ] || threads=1
-  common="--quiet --steps $steps --set train.seed=$s --set train.threads=$threads --set train.eval_every=0 --set probe.budget=0"
+  [ "$m" = baseline-matched ] && n=$(cat "$out/matched_steps")
+  common="--quiet --steps $n --set train.seed=$s --set train.threads=$threads --set train.eval_every=0 --set probe.budget=0"
   if [ -f "$dir/config.json" ]; then
     set -- distill --resume "$dir" $common
-  elif [ "$m" = baseline ]; then
+  elif [ "$m" = baseline ] || [ "$m" = baseline-matched ]; then
     set -- distill --out "$dir" $common --set distill.methods=
   else
     set -- distill --out "$dir" $common --set distill.methods="$m"
@@ -44,6 +45,20 @@ for s in $seeds; do
 done
 export out steps jobs bin
 [ -z "$pending" ] || printf '%s\n' $pending | xargs -n 2 -P "$jobs" sh "$0" __one
+# The baseline at matched compute: trained (cosine over the longer
+# schedule) for as many CPU seconds as the mean distillation run took,
+# its teacher forward included: steps = STEPS x CPU(distill) / CPU(baseline),
+# from the finished runs' own /usr/bin/time, rounded to 100.
+if [ "${KDSCOPE_MATCHED:-1}" = 1 ] && [ ! -s "$out/matched_steps" ]; then
+  /usr/bin/python3 "$here/tools/results_table.py" "$out" "$steps" --matched-steps > "$out/matched_steps.tmp" &&
+    mv "$out/matched_steps.tmp" "$out/matched_steps" || rm -f "$out/matched_steps.tmp"
+fi
+if [ -s "$out/matched_steps" ]; then
+  pending=""
+  for s in $seeds; do finished "$out/baseline-matched-seed$s" || pending="$pending baseline-matched $s"; done
+  [ -z "$pending" ] || printf '%s\n' $pending | xargs -n 2 -P "$jobs" sh "$0" __one
+  methods="baseline baseline-matched ${methods#baseline }"
+fi
 # The teacher row: the shipped checkpoint on the same validation split.
 [ -s "$out/teacher.json" ] || "$bin" eval --config "$here/assets/configs/teacher.json" \
   --checkpoint "$here/assets/teacher.safetensors" --json > "$out/teacher.json"

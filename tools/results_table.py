@@ -1,5 +1,9 @@
 """Summarises tools/results.sh runs into the markdown table of docs/RESULTS.md:
-mean and spread (sample std) over seeds of the final COCO evaluation."""
+mean and spread (sample std) over seeds of the final COCO evaluation.
+  results_table.py OUT STEPS                  the table
+  results_table.py OUT STEPS --matched-steps  the matched-compute baseline's steps:
+      STEPS x mean CPU of the distillation runs / mean CPU of the baseline runs
+"""
 import glob
 import json
 import os
@@ -56,7 +60,15 @@ for d in sorted(glob.glob(os.path.join(out, "*-seed*"))):
         rows.setdefault(method, []).append((int(seed), ev, t))
         cpus.setdefault(method, []).append(cpu)
 
-order = ["baseline", "baseline-12k", "fitnet", "defeat", "fgd", "pkd", "cwd", "logitkd"]
+if "--matched-steps" in sys.argv:
+    base_cpu = [c for c in cpus.get("baseline", []) if c]
+    kd_cpu = [c for m, cc in cpus.items() if not m.startswith("baseline") for c in cc if c]
+    if not base_cpu or not kd_cpu:
+        sys.exit("results_table.py: no timed baseline and distillation runs in " + out)
+    print(int(round(int(steps) * statistics.mean(kd_cpu) / statistics.mean(base_cpu) / 100.0)) * 100)
+    sys.exit(0)
+
+order = ["baseline", "baseline-matched", "baseline-12k", "fitnet", "defeat", "fgd", "pkd", "cwd", "logitkd"]
 keys = ["AP", "AP50", "AP75", "APs", "APm"]
 teacher = None
 try:
@@ -65,8 +77,20 @@ try:
 except (OSError, ValueError):
     pass
 base = [100 * e["AP"] for _, e, _ in rows.get("baseline", [])]
-print("| method | seeds | " + " | ".join(keys) + " | gap closed | wall min/run | CPU min/run |")
-print("|---|---|" + "---|" * (len(keys) + 3))
+matched = [100 * e["AP"] for _, e, _ in rows.get("baseline-matched", [])]
+try:
+    matched_steps = open(os.path.join(out, "matched_steps")).read().strip()
+except OSError:
+    matched_steps = "?"
+
+
+def gap_closed(ap, b):
+    t = 100 * teacher["AP"]
+    return f"{100 * (ap - b) / (t - b):.0f}%" if t > b else "–"
+
+
+print("| method | seeds | " + " | ".join(keys) + " | gap closed (default baseline) | gap closed (matched-compute baseline) | wall min/run | CPU min/run |")
+print("|---|---|" + "---|" * (len(keys) + 4))
 for m in order:
     if m not in rows:
         continue
@@ -79,19 +103,20 @@ for m in order:
         else:
             cells.append(f"{v[0]:.1f}")
     # Share of the teacher-student gap closed, on the seed means.
-    gap = "–"
+    gap = gapm = "–"
+    ap = statistics.mean(100 * e["AP"] for _, e, _ in r)
     if teacher and base and m != "baseline":
-        b, t = statistics.mean(base), 100 * teacher["AP"]
-        ap = statistics.mean(100 * e["AP"] for _, e, _ in r)
-        if t > b:
-            gap = f"{100 * (ap - b) / (t - b):.0f}%"
+        gap = gap_closed(ap, statistics.mean(base))
+    if teacher and matched and not m.startswith("baseline"):
+        gapm = gap_closed(ap, statistics.mean(matched))
     tt = [x for _, _, x in r if x]
     wall = f"{statistics.mean(tt) / 60:.1f}" if tt else "?"
     cc = [x for x in cpus[m] if x]
     cpu = f"{statistics.mean(cc) / 60:.1f}" if cc else "–"
     seeds = ",".join(str(s) for s, _, _ in r)
-    label = {"baseline-12k": "baseline, 2x schedule (12000 steps)"}.get(m, m)
-    print(f"| {label} | {seeds} | " + " | ".join(cells) + f" | {gap} | {wall} | {cpu} |")
+    label = {"baseline-12k": "baseline, 2x schedule (12000 steps)",
+             "baseline-matched": f"baseline at matched compute ({matched_steps} steps)"}.get(m, m)
+    print(f"| {label} | {seeds} | " + " | ".join(cells) + f" | {gap} | {gapm} | {wall} | {cpu} |")
 if teacher:
     cells = [f"{100 * teacher[k]:.1f}" for k in keys]
-    print("| teacher (shipped) | – | " + " | ".join(cells) + " | – | – | – |")
+    print("| teacher (shipped) | – | " + " | ".join(cells) + " | – | – | – | – |")
