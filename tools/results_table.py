@@ -68,7 +68,17 @@ if "--matched-steps" in sys.argv:
     print(int(round(int(steps) * statistics.mean(kd_cpu) / statistics.mean(base_cpu) / 100.0)) * 100)
     sys.exit(0)
 
-order = ["baseline", "baseline-matched", "baseline-12k", "fitnet", "defeat", "fgd", "pkd", "cwd", "logitkd"]
+order = ["baseline", "baseline-matched", "baseline-12k"]
+for m in ["fitnet", "defeat", "fgd", "pkd", "cwd", "logitkd"]:
+    order += [m, m + "-tuned"]
+
+
+def tuned_factor(m):
+    try:
+        return open(os.path.join(out, "tune", m + ".best")).read().strip()
+    except OSError:
+        return "?"
+
 keys = ["AP", "AP50", "AP75", "APs", "APm"]
 teacher = None
 try:
@@ -116,6 +126,8 @@ for m in order:
     seeds = ",".join(str(s) for s, _, _ in r)
     label = {"baseline-12k": "baseline, 2x schedule (12000 steps)",
              "baseline-matched": f"baseline at matched compute ({matched_steps} steps)"}.get(m, m)
+    if m.endswith("-tuned"):
+        label = f"{m[:-6]}, tuned: weight x{tuned_factor(m[:-6])} (chosen on data.holdout, not val)"
     print(f"| {label} | {seeds} | " + " | ".join(cells) + f" | {gap} | {gapm} | {wall} | {cpu} |")
 if teacher:
     cells = [f"{100 * teacher[k]:.1f}" for k in keys]
