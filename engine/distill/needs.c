@@ -36,6 +36,16 @@ void kd_distill_avail_lack(KdDistillAvail *a, unsigned bit, const char *fmt, ...
   }
 }
 
+/* Dense outputs compare anchor by anchor: the same shapes on both sides. */
+static int same_anchors(const KdAnchorCfg *x, const KdAnchorCfg *y) {
+  if (x->size_mult != y->size_mult || x->nscales != y->nscales || x->nratios != y->nratios) return 0;
+  for (int i = 0; i < x->nscales; i++)
+    if (x->scales[i] != y->scales[i]) return 0;
+  for (int i = 0; i < x->nratios; i++)
+    if (x->ratios[i] != y->ratios[i]) return 0;
+  return 1;
+}
+
 void kd_distill_avail_models(KdDistillAvail *a, const KdModel *student, const KdModel *teacher) {
   memset(a, 0, sizeof *a);
   a->have = (1u << KD_NEED_COUNT) - 1;
@@ -59,6 +69,10 @@ void kd_distill_avail_models(KdDistillAvail *a, const KdModel *student, const Kd
                             si.A, si.K);
     else if (paired < sl->n) kd_distill_avail_lack(a, need, "only %d of the student's %d levels have a teacher level of their stride",
                                                    paired, sl->n);
+    else if (!same_anchors(&kd_model_cfg(teacher)->head.anchors, &kd_model_cfg(student)->head.anchors))
+      kd_distill_avail_lack(a, need, "the teacher's anchors are %g x stride, the student's %g x stride, or their scales or ratios differ "
+                            "(set anchor.size_mult alike)", kd_model_cfg(teacher)->head.anchors.size_mult,
+                            kd_model_cfg(student)->head.anchors.size_mult);
   }
   if (!(si.provides & KD_HEAD_HAS_ASSIGN)) kd_distill_avail_lack(a, KD_NEED_ASSIGN, "the student's %s head has none", sk);
   if (!(ti.provides & KD_HEAD_HAS_ROIS)) kd_distill_avail_lack(a, KD_NEED_ROIS, "the teacher's %s head makes none", tk);

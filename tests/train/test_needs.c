@@ -15,15 +15,18 @@
 #include "train/control.h"
 #include "train/run.h"
 
-static KdModel *tiny(int fpn, int extra) {
+static KdModel *tiny_anchors(int fpn, int extra, float size_mult) {
   KdModelCfg mc;
   kd_model_cfg_default(&mc);
   mc.backbone.depth = 10, mc.backbone.width = 8, mc.neck.channels = fpn, mc.neck.extra_levels = extra, mc.head.convs = 1;
+  mc.head.anchors.size_mult = size_mult;
   KdError err;
   KdModel *m = kd_model_new(&mc, 9, &err);
   CHECK_MSG(m != NULL, "%s", err.msg);
   return m;
 }
+
+static KdModel *tiny(int fpn, int extra) { return tiny_anchors(fpn, extra, 4); }
 
 /* Refused with a message holding both strings (or accepted when a == NULL). */
 static void expect(const KdConfig *cfg, const KdDistillAvail *av, const char *methods, const char *a, const char *b) {
@@ -62,6 +65,13 @@ static void test_pairs(KdConfig *cfg) {
   CHECK(!strcmp(kd_config_str(cfg, "distill.methods"), "defeat"));
   CHECK(kd_control_check_set_avail(cfg, &av, "distill.methods", "defeat,pkd", NULL, 0, &err) == 0);
   CHECK(!strcmp(kd_config_str(cfg, "distill.methods"), "defeat,pkd"));
+  /* Anchors of other sizes: the logits are not of one layout; features are. */
+  KdModel *a3 = tiny_anchors(16, 0, 3);
+  kd_distill_avail_models(&av, s, a3);
+  CHECK(kd_config_set(cfg, "defeat.beta_obj", "1", &err) == 0 && kd_config_set(cfg, "defeat.beta_bg", "1", &err) == 0);
+  expect(cfg, &av, "logitkd", "method logitkd needs dense class logits", "teacher's anchors are 3 x stride, the student's 4 x stride");
+  expect(cfg, &av, "fitnet,pkd,cwd,fgd", NULL, NULL);
+  kd_model_free(a3);
   kd_model_free(s), kd_model_free(wide), kd_model_free(p6), kd_model_free(same);
 }
 
