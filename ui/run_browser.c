@@ -58,12 +58,13 @@ static KdsRunRow *row_new(KdRunSummary *s) {
   return r;
 }
 
-static void row_replace(KdsRunRow *r, KdRunSummary *s) {
-  kd_run_summary_clear(&r->s);
-  r->s = *s;
-  memset(s, 0, sizeof *s);
+/* Re-reads the row's run; its cells follow. */
+static gboolean row_update(KdsRunRow *r) {
+  KdError err;
+  if (kd_run_summary_update(&r->s, &err)) return FALSE;
   r->stamp++;
   g_object_notify_by_pspec(G_OBJECT(r), row_props[ROW_PROP_STAMP]);
+  return TRUE;
 }
 
 /* ---- the columns ---- */
@@ -431,8 +432,7 @@ void kds_run_browser_refresh(KdsRunBrowser *b) {
     if (r) {
       g_hash_table_remove(rows, dirs[i]);
       /* Cheap first: a run whose logs and lock did not move keeps its row. */
-      if (kd_run_summary_stamp(r->s.dir) != r->s.mtime_ns && kd_run_summary_read(r->s.dir, &s, &err) == 0)
-        row_replace(r, &s), changed = TRUE;
+      if (kd_run_summary_stamp(r->s.dir) != r->s.mtime_ns && row_update(r)) changed = TRUE;
     } else if (kd_run_summary_read(dirs[i], &s, &err) == 0) {
       KdsRunRow *nr = row_new(&s);
       g_list_store_append(b->store, nr);
@@ -581,6 +581,7 @@ static GtkWidget *build_hparams_view(KdsRunBrowser *b) {
   gtk_box_append(GTK_BOX(row), gtk_label_new("(the selected runs; all when none is)"));
   b->hparam_panel = kds_panel_new_custom("hyperparameters", build_hparams, b, "no run has an evaluation yet");
   GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 4);
+  gtk_widget_set_margin_start(box, 8), gtk_widget_set_margin_end(box, 8), gtk_widget_set_margin_top(box, 6);
   gtk_box_append(GTK_BOX(box), row);
   GtkWidget *sw = gtk_scrolled_window_new();
   gtk_scrolled_window_set_policy(GTK_SCROLLED_WINDOW(sw), GTK_POLICY_NEVER, GTK_POLICY_AUTOMATIC);

@@ -125,12 +125,14 @@ static void draw_ticks(cairo_t *cr, const KdHparamStore *s, const Geom *g, int x
     cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
     if (xaxis) {
       double px = map_x(s, g, v);
+      cairo_new_path(cr);
       cairo_move_to(cr, px, g->plot.y), cairo_line_to(cr, px, g->plot.y + g->plot.h);
       cairo_stroke(cr);
       cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
       text(cr, px, g->plot.y + g->plot.h + g->fs * 0.3, buf, 0.5, 0);
     } else {
       double py = map_y(s, g, v);
+      cairo_new_path(cr);
       cairo_move_to(cr, g->plot.x, py), cairo_line_to(cr, g->plot.x + g->plot.w, py);
       cairo_stroke(cr);
       cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
@@ -154,6 +156,7 @@ static void hparam_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const vo
   draw_ticks(cr, s, &g, 1);
   draw_ticks(cr, s, &g, 0);
   cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_new_path(cr);
   cairo_rectangle(cr, g.plot.x, g.plot.y, g.plot.w, g.plot.h);
   cairo_stroke(cr);
   text(cr, g.plot.x + g.plot.w / 2, g.plot.y + g.plot.h + g.fs * 1.7, s->xlabel, 0.5, 0);
@@ -167,6 +170,7 @@ static void hparam_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const vo
     const Point *p = &s->pts[i];
     double rgb[3], px = map_x(s, &g, p->x), py = map_y(s, &g, p->y);
     kd_fig_palette(p->color, rgb);
+    cairo_new_path(cr); /* the last label left a current point */
     cairo_arc(cr, px, py, g.fs * 0.45, 0, 2 * M_PI);
     cairo_set_source_rgb(cr, rgb[0], rgb[1], rgb[2]);
     cairo_fill_preserve(cr);

@@ -40,6 +40,7 @@ long long kd_run_summary_stamp(const char *dir) {
 
 void kd_run_summary_clear(KdRunSummary *s) {
   kd_config_free(s->cfg);
+  kd_runlog_free(s->log);
   memset(s, 0, sizeof *s);
 }
 
@@ -90,39 +91,34 @@ static void read_status(KdRunSummary *s, const KdRunLog *log) {
   }
 }
 
-int kd_run_summary_read(const char *dir, KdRunSummary *s, KdError *err) {
-  if (!kd_run_dir_is_run(dir)) return kd_error(err, "%s: not a run directory (no config.json and events.jsonl)", dir);
-  snprintf(s->dir, sizeof s->dir, "%s", dir);
-  size_t len = strlen(s->dir);
-  while (len > 1 && s->dir[len - 1] == '/') s->dir[--len] = 0;
-  const char *base = strrchr(s->dir, '/');
-  snprintf(s->name, sizeof s->name, "%s", base ? base + 1 : s->dir);
+/* Everything but the name from the files: the settings afresh, the log
+ * incrementally when it is kept. */
+static int read_files(KdRunSummary *s, KdError *err) {
   s->mtime_ns = kd_run_summary_stamp(s->dir);
   char path[4400];
   snprintf(path, sizeof path, "%s/config.json", s->dir);
   long seq;
   int nsets;
-  s->cfg = kd_config_new();
-  if (!s->cfg || kd_settings_register_all(s->cfg) || kd_config_load_file(s->cfg, path, err) ||
-      kd_control_replay_events(s->dir, s->cfg, &seq, &nsets, err)) {
-    kd_run_summary_clear(s);
+  KdConfig *cfg = kd_config_new();
+  if (!cfg || kd_settings_register_all(cfg) || kd_config_load_file(cfg, path, err) ||
+      kd_control_replay_events(s->dir, cfg, &seq, &nsets, err)) {
+    kd_config_free(cfg);
     return -1;
   }
-  KdRunLog *log = kd_runlog_open(s->dir, err);
-  if (!log || kd_runlog_refresh(log, err) < 0) {
-    kd_runlog_free(log);
-    kd_run_summary_clear(s);
-    return -1;
-  }
-  s->distill = *kd_config_str(s->cfg, "teacher.checkpoint") != 0;
+  kd_config_free(s->cfg);
+  s->cfg = cfg;
+  if (!s->log && !(s->log = kd_runlog_open(s->dir, err))) return -1;
+  if (kd_runlog_refresh(s->log, err) < 0) return -1;
+  const KdRunLog *log = s->log;
+  s->distill = *kd_config_str(cfg, "teacher.checkpoint") != 0;
   for (int i = 0; i < kd_runlog_nevents(log); i++) {
     KdRunEvent e = kd_runlog_event(log, i);
     if (!strcmp(e.type, "start")) s->distill = strstr(e.json, "\"mode\":\"train\"") == NULL;
   }
-  snprintf(s->methods, sizeof s->methods, "%s", s->distill ? kd_config_str(s->cfg, "distill.methods") : "");
-  s->seed = kd_config_int(s->cfg, "train.seed");
-  s->steps_total = kd_config_int(s->cfg, "train.steps");
-  s->lr = kd_config_num(s->cfg, "train.lr");
+  snprintf(s->methods, sizeof s->methods, "%s", s->distill ? kd_config_str(cfg, "distill.methods") : "");
+  s->seed = kd_config_int(cfg, "train.seed");
+  s->steps_total = kd_config_int(cfg, "train.steps");
+  s->lr = kd_config_num(cfg, "train.lr");
   s->steps_done = kd_runlog_last_step(log);
   KdRunSeries ap = kd_runlog_find(log, "eval.AP");
   s->ap = ap.n ? 100.0 * ap.y[ap.n - 1] : NAN;
@@ -134,8 +130,29 @@ int kd_run_summary_read(const char *dir, KdRunSummary *s, KdError *err) {
   s->rate = sum > 0 ? (double)k / sum : 0;
   s->checkpoint = kd_rundir_latest_checkpoint(s->dir);
   read_status(s, log);
-  kd_runlog_free(log);
+  /* A run that goes on keeps its log, read on from where it was; the
+   * others let it go (a browser over many long runs holds no series). */
+  if (s->status != KD_RUNST_RUNNING && s->status != KD_RUNST_PAUSED) kd_runlog_free(s->log), s->log = NULL;
   return 0;
+}
+
+int kd_run_summary_read(const char *dir, KdRunSummary *s, KdError *err) {
+  if (!kd_run_dir_is_run(dir)) return kd_error(err, "%s: not a run directory (no config.json and events.jsonl)", dir);
+  snprintf(s->dir, sizeof s->dir, "%s", dir);
+  size_t len = strlen(s->dir);
+  while (len > 1 && s->dir[len - 1] == '/') s->dir[--len] = 0;
+  const char *base = strrchr(s->dir, '/');
+  snprintf(s->name, sizeof s->name, "%s", base ? base + 1 : s->dir);
+  if (read_files(s, err)) {
+    kd_run_summary_clear(s);
+    return -1;
+  }
+  return 0;
+}
+
+int kd_run_summary_update(KdRunSummary *s, KdError *err) {
+  if (!kd_run_dir_is_run(s->dir)) return kd_error(err, "%s: not a run directory any more", s->dir);
+  return read_files(s, err);
 }
 
 static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }

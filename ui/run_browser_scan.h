@@ -11,6 +11,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "train/runlog.h"
 
 typedef enum KdRunStatusKind {
   KD_RUNST_RUNNING,  /* a process holds the lock and the run is not paused */
@@ -35,6 +36,7 @@ typedef struct KdRunSummary {
   char detail[256];    /* why the status (for a tooltip): "pid 4242", "killed: no stop event" */
   int checkpoint;      /* latest complete checkpoint's step, 0 if none */
   long long mtime_ns;  /* newest change of its logs: re-read when it moves */
+  KdRunLog *log;       /* owned, kept while a process runs it (read on incrementally) */
 } KdRunSummary;
 
 /* 1 when dir holds a run (config.json and events.jsonl). */
@@ -43,6 +45,9 @@ int kd_run_dir_is_run(const char *dir);
  * naming the file when it is not a run or cannot be read. */
 int kd_run_summary_read(const char *dir, KdRunSummary *s, KdError *err);
 void kd_run_summary_clear(KdRunSummary *s);
+/* Reads s's run again (a running run's log from where it was). -1 with
+ * err when it can no longer be read (s keeps its last values). */
+int kd_run_summary_update(KdRunSummary *s, KdError *err);
 /* The logs' newest modification time (ns), cheap: two stats and the lock. */
 long long kd_run_summary_stamp(const char *dir);
 /* The paths of the run directories directly under folder (folder alone

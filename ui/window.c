@@ -445,7 +445,10 @@ static int by_slot(gconstpointer a, gconstpointer b) {
   return x->row != y->row ? x->row - y->row : x->col - y->col;
 }
 
-static gboolean build_compare(gpointer user, KdFigPanel *out) { return kds_compare_build(((KdsWindow *)user)->compare, out); }
+static gboolean build_compare(gpointer user, KdFigPanel *out) {
+  KdsWindow *w = user;
+  return w->compare && kds_compare_build(w->compare, out);
+}
 
 /* One panel for every figure kind with a cell in the window, in the order
  * of their cells, then the runs compared; placed as the user's layout
@@ -595,7 +598,16 @@ KdsRunBrowser *kds_window_browse(KdsWindow *w, const char *folder, GError **e) {
 
 KdsRunBrowser *kds_window_get_browser(KdsWindow *w) { return w->browser; }
 
+/* No run on screen: nothing for the run controls to act on. */
+static void controls_idle(KdsWindow *w) {
+  gtk_widget_set_sensitive(w->pause_btn, FALSE);
+  gtk_widget_set_sensitive(w->step_btn, FALSE);
+  gtk_widget_set_sensitive(w->stop_btn, FALSE);
+  gtk_widget_set_visible(w->resume_btn, FALSE);
+}
+
 void kds_window_offer_follow(KdsWindow *w, const char *run_dir, const char *message) {
+  if (!w->bridge) controls_idle(w);
   g_free(w->offer_dir);
   w->offer_dir = g_strdup(run_dir);
   gtk_label_set_text(GTK_LABEL(w->offer_label), message);
@@ -679,6 +691,7 @@ static void kds_window_dispose(GObject *o) {
                st.rate);
   }
   g_clear_object(&w->bridge);
+  g_clear_pointer(&w->compare, kds_compare_free);
   kd_runlog_free(w->ref_log), w->ref_log = NULL, w->view.ref = NULL;
   g_clear_pointer(&w->ref_dir, g_free);
   g_clear_pointer(&w->ref_label, g_free);
@@ -755,6 +768,7 @@ void kds_window_set_bridge(KdsWindow *w, KdsBridge *b) {
   redraw_maps(w);
   redraw_curves(w);
   if (!b) {
+    controls_idle(w);
     gtk_window_set_title(GTK_WINDOW(w), "kdscope");
     gtk_stack_set_visible_child_name(GTK_STACK(w->stack), "empty");
     return;

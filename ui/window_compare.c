@@ -154,7 +154,7 @@ gboolean kds_compare_add(KdsCompare *c, const char *dir, GError **e) {
   return TRUE;
 }
 
-int kds_compare_count(const KdsCompare *c) { return (int)c->runs->len; }
+int kds_compare_count(const KdsCompare *c) { return c ? (int)c->runs->len : 0; }
 const char *kds_compare_dir(const KdsCompare *c, int i) { return ((Run *)g_ptr_array_index(c->runs, i))->dir; }
 const char *kds_compare_label(const KdsCompare *c, int i) { return ((Run *)g_ptr_array_index(c->runs, i))->name; }
 

@@ -371,6 +371,16 @@ static void check_layout_remembered(KdsWindow *w) {
                        : NULL;
   CHECK_MSG(prefs_of(w3)->mode == KDS_LAYOUT_TABS && !g_strcmp0(tab, kds_layout_title("attention")),
             "a new window shows tab %s", tab ? tab : "(none)");
+  /* A bad file: the message names it, the key and what was expected; the rest still applies. */
+  KdsLayoutPrefs bad;
+  GError *e = NULL;
+  CHECK(g_file_set_contents(path, "[layout]\nmode=diagonal\ntab=masks\n", -1, NULL));
+  CHECK(!kds_layout_prefs_load(&bad, &e) && e && strstr(e->message, path) && strstr(e->message, "mode=diagonal, expected tabs or grid"));
+  CHECK(bad.mode == KDS_LAYOUT_TABS && !strcmp(bad.tab, "masks"));
+  g_clear_error(&e);
+  CHECK(g_file_set_contents(path, "[layout]\nmode=grid\ncolumns=7\n", -1, NULL));
+  CHECK(!kds_layout_prefs_load(&bad, &e) && e && strstr(e->message, "columns=7, expected 1 to 3"));
+  g_clear_error(&e);
   printf("layout: %s remembered across windows\n", path);
   g_free(path);
   gtk_window_destroy(GTK_WINDOW(w3));
