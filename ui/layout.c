@@ -91,9 +91,9 @@ static const char *item_name_of_page(KdsLayout *l, GtkWidget *page) {
 static void on_switch_page(GtkNotebook *nb, GtkWidget *page, guint n, KdsLayout *l) {
   (void)nb, (void)n;
   const char *name = item_name_of_page(l, page);
-  if (l->building || !name || !strcmp(name, l->prefs.tab)) return;
+  if (!name || !strcmp(name, l->prefs.tab)) return;
   g_strlcpy(l->prefs.tab, name, sizeof l->prefs.tab);
-  save(l);
+  if (!l->building) save(l); /* the user's click; the program's kds_layout_show is not remembered */
 }
 
 static void on_split(GObject *o, GParamSpec *ps, KdsLayout *l) {
@@ -162,10 +162,9 @@ static void build_tabs(KdsLayout *l) {
 
 static void on_expanded(GObject *o, GParamSpec *ps, KdsLayout *l) {
   (void)ps;
-  if (l->building) return;
   const char *name = g_object_get_data(o, "kds-panel");
   kds_layout_prefs_set_collapsed(&l->prefs, name, !gtk_expander_get_expanded(GTK_EXPANDER(o)));
-  save(l);
+  if (!l->building) save(l);
 }
 
 static void build_grid(KdsLayout *l) {
@@ -238,13 +237,17 @@ void kds_layout_show(KdsLayout *l, const char *name) {
   Item *it = find(l, name);
   if (!it || !it->available || !l->root) return;
   if (l->notebook) {
+    l->building = TRUE;
     for (int i = 0; i < gtk_notebook_get_n_pages(GTK_NOTEBOOK(l->notebook)); i++)
       if (gtk_widget_is_ancestor(it->panel, gtk_notebook_get_nth_page(GTK_NOTEBOOK(l->notebook), i)))
         gtk_notebook_set_current_page(GTK_NOTEBOOK(l->notebook), i);
+    l->building = FALSE;
     return;
   }
   GtkWidget *ex = gtk_widget_get_parent(it->panel);
+  l->building = TRUE;
   if (GTK_IS_EXPANDER(ex)) gtk_expander_set_expanded(GTK_EXPANDER(ex), TRUE);
+  l->building = FALSE;
   graphene_point_t pt;
   GtkWidget *content = gtk_scrolled_window_get_child(GTK_SCROLLED_WINDOW(l->scroller));
   if (ex && gtk_widget_compute_point(ex, content, &GRAPHENE_POINT_INIT(0, 0), &pt))

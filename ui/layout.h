@@ -5,8 +5,8 @@
  * columns, each under a header that collapses it. The layout holds a
  * reference on each panel and moves them between arrangements; it draws
  * nothing itself. A change the user makes (collapse, tab, split) is written
- * to the prefs file at once; kds_layout_apply is the program's way and
- * writes nothing. */
+ * to the prefs file at once; kds_layout_apply and kds_layout_show are the
+ * program's way and write nothing. */
 #ifndef KDS_LAYOUT_H
 #define KDS_LAYOUT_H
 

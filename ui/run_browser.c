@@ -250,7 +250,7 @@ static gboolean build_hparams(gpointer user, KdFigPanel *out) {
 /* The setting list follows the runs drawn; the choice stays when it can. */
 static void update_hparam_keys(KdsRunBrowser *b) {
   const KdRunSummary *runs[KD_HPARAM_MAX_RUNS];
-  const char *keys[KD_HPARAM_MAX_KEYS];
+  const char *keys[KD_HPARAM_MAX_KEYS + 1];
   int n = hparam_runs(b, runs, KD_HPARAM_MAX_RUNS);
   int k = kd_hparam_keys((const KdRunSummary *const *)runs, n, keys, KD_HPARAM_MAX_KEYS);
   guint old = g_list_model_get_n_items(G_LIST_MODEL(b->hparam_keys));
