@@ -213,6 +213,8 @@ static gboolean window_has_snapshot(gpointer w) {
   return b && kds_bridge_snapshot_count(b) > 0;
 }
 
+static gboolean allocated(gpointer p) { return gtk_widget_get_mapped(p) && gtk_widget_get_height(p) > 0; }
+
 /* Every panel is on screen, fully or from its top, with the curves. */
 static void check_reachable(KdsWindow *w) {
   KdsLayout *l = kds_window_get_layout(w);
@@ -225,7 +227,8 @@ static void check_reachable(KdsWindow *w) {
     KdsPanel *p = i < kds_window_panel_count(w) ? kds_window_get_panel(w, i) : kds_window_get_compare_panel(w);
     const char *name = kds_panel_kind(p);
     kds_layout_show(l, name);
-    pump(150);
+    wait_for(allocated, p, 10000); /* the tab's page lays out in a frame or two (longer under load) */
+    pump(50);
     graphene_rect_t r, c;
     gboolean on = gtk_widget_get_mapped(GTK_WIDGET(p)) && gtk_widget_compute_bounds(GTK_WIDGET(p), GTK_WIDGET(w), &r);
     gboolean con = curves && gtk_widget_get_mapped(GTK_WIDGET(curves)) && gtk_widget_compute_bounds(GTK_WIDGET(curves), GTK_WIDGET(w), &c);
