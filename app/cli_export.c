@@ -42,7 +42,7 @@ static const char usage[] =
     "              --images (default all)\n"
     "  image, gap, masks, attention, gradmaps, projection: one panel of the\n"
     "              window for one probe image (--images I) and level\n"
-    "  compare     several runs on one chart (up to 8 --run, in order; --labels\n"
+    "  compare     several runs on one chart (up to 24 --run, in order; --labels\n"
     "              names them, default the directories' names): each run's\n"
     "              logged --series (up to 3, default loss; a+b sums series,\n"
     "              e.g. det.cls+det.box, the detection loss of any run)\n"

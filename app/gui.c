@@ -9,6 +9,8 @@
 
 #include "cli_common.h"
 #include "data/fashion.h"
+#include "run_browser_scan.h"
+#include "train/control.h"
 #include "train/run.h"
 #include "window.h"
 #include "verbs.h"
@@ -17,8 +19,9 @@ typedef struct Gui {
   GtkApplication *app;
   KdsWindow *win;
   KdTrainArgs args;
-  const char *follow;
-  const char *compare; /* a run drawn dotted on the curves */
+  const char *follow;   /* a run directory, or a folder of runs (the browser) */
+  const char *compare[32]; /* runs compared; the first also dotted on the curves */
+  int ncompare;
   int paused;
   KdConfig *cfg;
   char data_dir[4096];
@@ -103,14 +106,32 @@ static void on_activate(GtkApplication *app, gpointer user) {
   gtk_window_present(GTK_WINDOW(g->win));
   static const struct {
     const char *action, *accels[3];
-  } keys[] = {{"win.pause", {"space", NULL}},       {"win.export", {"<Control>e", NULL}}, {"win.open", {"<Control>o", NULL}},
-              {"win.level-next", {"Right", NULL}},  {"win.level-prev", {"Left", NULL}},   {"win.image-next", {"Down", NULL}},
-              {"win.image-prev", {"Up", NULL}},     {"app.quit", {"<Control>q", NULL}}};
+  } keys[] = {{"win.pause", {"space", NULL}},       {"win.export", {"<Control>e", NULL}}, {"win.browse", {"<Control>o", NULL}},
+              {"win.open", {"<Control><Shift>o", NULL}}, {"win.level-next", {"Right", NULL}},
+              {"win.level-prev", {"Left", NULL}},   {"win.image-next", {"Down", NULL}},   {"win.image-prev", {"Up", NULL}},
+              {"app.quit", {"<Control>q", NULL}}};
   for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) gtk_application_set_accels_for_action(app, keys[i].action, keys[i].accels);
   GError *ce = NULL;
-  if (g->compare && !kds_window_set_reference(g->win, g->compare, &ce)) {
+  if (g->ncompare && (!kds_window_set_reference(g->win, g->compare[0], &ce) ||
+                      !kds_window_set_compare(g->win, g->compare, g->ncompare, &ce))) {
     kds_window_toast(g->win, ce->message);
     g_error_free(ce);
+  }
+  if (g->follow && !kd_run_dir_is_run(g->follow)) { /* a folder of runs: the browser over it */
+    GError *e = NULL;
+    kds_window_set_bridge(g->win, NULL);
+    if (!kds_window_browse(g->win, g->follow, &e)) {
+      kds_window_show_error(g->win, e->message);
+      g_error_free(e);
+    }
+    return;
+  }
+  long pid = 0;
+  if (g->args.resume && kd_control_is_running(g->args.resume, &pid)) { /* the resume would only fail: offer to follow */
+    GError *e = NULL;
+    kds_window_resume_run(g->win, g->args.resume, &e);
+    g_clear_error(&e);
+    return;
   }
   if (g->follow) {
     GError *e = NULL;
@@ -174,14 +195,17 @@ static const char usage[] =
     "--set key=value    one setting over the config (repeatable)\n"
     "--steps N          the run's length (train.steps)\n"
     "--out RUN_DIR      where the run directory goes (default runs/<date>-<name>)\n"
-    "--resume RUN_DIR   continue a stopped or killed run from its last checkpoint\n"
+    "--resume RUN_DIR   continue a stopped or killed run from its last checkpoint (one another\n"
+    "                   process runs is offered to follow instead)\n"
     "--paused           open with the run paused (Space starts it)\n"
     "--follow RUN_DIR   follow a run another process writes (or replay a finished one);\n"
     "                   sliders then act through the run directory's control file (as `kdscope set`)\n"
-    "--compare RUN_DIR  draw another run's loss parts and AP dotted on the curves\n"
-    "                   (a baseline to beat while tuning; also in the menu: Compare with a run)\n"
+    "--follow FOLDER    a folder of run directories: the run browser over it (a table of the runs,\n"
+    "                   sortable; open, compare or resume them)\n"
+    "--compare RUN_DIR  another run on the compare chart, one colour each (repeatable); the first\n"
+    "                   also dotted on the curves (a baseline to beat while tuning)\n"
     "--quiet            no progress lines on the terminal\n\n"
-    "Keys: Space pause/resume, Ctrl+E export, Ctrl+O open a run or config,\n"
+    "Keys: Space pause/resume, Ctrl+E export, Ctrl+O browse runs, Ctrl+Shift+O open a run or config,\n"
     "Left/Right FPN level, Up/Down probe image, Ctrl+Q quit.\n";
 
 int kd_cli_window(int argc, char **argv) {
@@ -192,7 +216,13 @@ int kd_cli_window(int argc, char **argv) {
   rest[nrest++] = argv[0];
   for (int i = 1; i < argc && nrest < 255; i++) {
     if (!strcmp(argv[i], "--follow") && i + 1 < argc) g.follow = argv[++i];
-    else if (!strcmp(argv[i], "--compare") && i + 1 < argc) g.compare = argv[++i];
+    else if (!strcmp(argv[i], "--compare") && i + 1 < argc) {
+      if (g.ncompare == (int)G_N_ELEMENTS(g.compare)) {
+        fprintf(stderr, "kdscope window: at most %d --compare\n", (int)G_N_ELEMENTS(g.compare));
+        return 1;
+      }
+      g.compare[g.ncompare++] = argv[++i];
+    }
     else if (!strcmp(argv[i], "--paused")) g.paused = 1;
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       fputs(usage, stdout);
@@ -200,14 +230,18 @@ int kd_cli_window(int argc, char **argv) {
     } else rest[nrest++] = argv[i];
   }
   if (kd_cli_train_args(nrest, rest, &g.args, "window", usage)) return 1;
-  if (g.compare) { /* refuse a wrong directory before a window opens */
+  for (int i = 0; i < g.ncompare; i++) { /* refuse a wrong directory before a window opens */
     KdError err;
-    KdRunLog *ref = kd_runlog_open(g.compare, &err);
+    KdRunLog *ref = kd_runlog_open(g.compare[i], &err);
     if (!ref) {
       fprintf(stderr, "kdscope window: --compare %s\n", err.msg);
       return 1;
     }
     kd_runlog_free(ref);
+  }
+  if (g.follow && !kd_run_dir_is_run(g.follow) && !g_file_test(g.follow, G_FILE_TEST_IS_DIR)) {
+    fprintf(stderr, "kdscope window: --follow %s: not a run directory nor a folder of runs\n", g.follow);
+    return 1;
   }
   if (!g.follow) {
     g.cfg = kd_cli_load_config(&g.args, "configs/distill.json", 1, "window");

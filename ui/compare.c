@@ -108,11 +108,19 @@ int kd_compare_build(const KdCompare *c, KdCompareStore *s, KdFigPanel *out, KdE
       if (c->nmetrics > 1) snprintf(s->names[ns], sizeof s->names[ns], "%s: %s", c->labels[r], c->metrics[m]);
       else snprintf(s->names[ns], sizeof s->names[ns], "%s", c->labels[r]);
       int sparse = !strncmp(c->metrics[m], "eval.", 5);
-      s->series[ns] = (KdFigSeries){s->names[ns], s->x[ns], s->y[ns], n, r, m, sparse};
+      if (sparse)
+        for (size_t i = 0; i < n; i++) s->y[ns][i] *= 100.0; /* COCO AP in percent, as papers give it */
+      int dash = c->nmetrics > 1 ? m : (r / KD_COMPARE_COLOURS) % KD_COMPARE_MAX_METRICS;
+      s->series[ns] = (KdFigSeries){s->names[ns], s->x[ns], s->y[ns], n, r, dash, sparse};
     }
   const char *title = c->title ? c->title : c->nmetrics == 1 ? c->metrics[0] : "runs compared";
+  const char *ylabel = c->nmetrics > 1 ? "value" : c->metrics[0];
+  if (c->nmetrics == 1 && !strncmp(ylabel, "eval.", 5)) {
+    snprintf(s->xlabel, sizeof s->xlabel, "%s (%%)", ylabel + 5);
+    ylabel = s->xlabel;
+  }
   s->plot = (KdFigPlot){.title = *title ? title : NULL, .xlabel = "step",
-                        .ylabel = c->nmetrics == 1 ? c->metrics[0] : "value", .series = s->series,
+                        .ylabel = ylabel, .series = s->series,
                         .nseries = ns, .logy = c->logy, .smooth = c->smooth,
                         /* With several runs, raw lines under each smoothed one blur the comparison. */
                         .hide_raw = ns > 1, .xmin = NAN, .xmax = NAN, .ymin = NAN, .ymax = NAN};

@@ -1,7 +1,8 @@
 /* Several runs on one chart: the same logged series of each run (a loss
  * part, eval.AP, lr...) or a sum of series ("det.cls+det.box", the
  * detection loss of a baseline and a distilled student alike), one colour
- * per run, one dash per series. `kdscope export --figure compare` draws it;
+ * per run, one dash per series (with one series, runs past the palette's
+ * distinct colours take the next dash). eval.* series are in percent. `kdscope export --figure compare` draws it;
  * GTK-free (in kdfigure). */
 #ifndef KD_COMPARE_H
 #define KD_COMPARE_H
@@ -11,7 +12,9 @@
 #include "train/runlog.h"
 
 #define KD_COMPARE_MAX_RUNS 32   /* runs given (the results figure) */
-#define KD_COMPARE_MAX_LINES 8   /* runs on one chart: the palette's distinct colours */
+#define KD_COMPARE_MAX_LINES 24  /* runs on one chart: a colour each, the dash changes
+                                    every KD_COMPARE_COLOURS runs (one series a run) */
+#define KD_COMPARE_COLOURS 8     /* the palette's most distinct colours */
 #define KD_COMPARE_MAX_METRICS 3 /* solid, dashed, dotted */
 
 typedef struct KdCompare {

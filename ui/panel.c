@@ -8,7 +8,10 @@
 struct _KdsPanel {
   GtkWidget parent;
   char *kind_name;
-  const KdSnapFigKind *kind; /* NULL: a name not in the table */
+  const KdSnapFigKind *kind; /* NULL: a name not in the table, or a custom panel */
+  KdsPanelBuildFn custom;    /* a custom panel's builder (kind is NULL) */
+  gpointer custom_user;
+  char *empty;               /* a custom panel's text while it has nothing to draw */
   KdSnapFigStore *store;
   const KdsView *view;
   guint paints;
@@ -63,10 +66,23 @@ const KdsView *kds_panel_get_view(KdsPanel *p) {
   return p->view;
 }
 
-const char *kds_panel_kind(KdsPanel *p) { return p->kind ? p->kind->name : "panel"; }
+const char *kds_panel_kind(KdsPanel *p) { return p->kind ? p->kind->name : p->custom ? p->kind_name : "panel"; }
 const KdSnapFigKind *kds_panel_figure(KdsPanel *p) { return p->kind; }
 
-KdsPanel *kds_panel_new(const char *kind) { return g_object_new(KDS_TYPE_PANEL, "kind", kind, NULL); }
+KdsPanel *kds_panel_new(const char *kind) {
+  if (!kd_snapfig_find(kind ? kind : ""))
+    g_warning("KdsPanel: '%s' is not a figure kind (kinds: %s)", kind ? kind : "", kd_snapfig_names());
+  return g_object_new(KDS_TYPE_PANEL, "kind", kind, NULL);
+}
+
+KdsPanel *kds_panel_new_custom(const char *name, KdsPanelBuildFn build, gpointer user, const char *empty) {
+  KdsPanel *p = g_object_new(KDS_TYPE_PANEL, "kind", name, NULL);
+  p->kind = NULL;
+  p->custom = build;
+  p->custom_user = user;
+  p->empty = g_strdup(empty);
+  return p;
+}
 
 void kds_view_snapfig(const KdsView *v, KdSnapFigView *out) {
   kd_snapfig_view_default(out);
@@ -85,6 +101,7 @@ void kds_view_snapfig(const KdsView *v, KdSnapFigView *out) {
 }
 
 gboolean kds_panel_build(KdsPanel *p, KdFigPanel *out) {
+  if (p->custom) return p->custom(p->custom_user, out);
   if (!p->view || !p->kind || !p->store) return FALSE;
   KdSnapFigView sv;
   kds_view_snapfig(p->view, &sv);
@@ -99,8 +116,10 @@ static void draw_empty(cairo_t *cr, double w, double h, const KdsPanel *p) {
   cairo_set_source_rgb(cr, 0.5, 0.5, 0.5);
   cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
   cairo_set_font_size(cr, 12);
-  char msg[96];
-  if (!p->kind)
+  char msg[256];
+  if (p->custom)
+    g_snprintf(msg, sizeof msg, "%s", p->empty ? p->empty : "nothing to draw yet");
+  else if (!p->kind)
     g_snprintf(msg, sizeof msg, "%s: not a figure kind", p->kind_name ? p->kind_name : "(none)");
   else
     g_snprintf(msg, sizeof msg, p->kind->needs & KD_SNAPFIG_NEEDS_LOG ? "%s: waiting for the first logged step"
@@ -115,7 +134,7 @@ static void draw_empty(cairo_t *cr, double w, double h, const KdsPanel *p) {
  * latency sample (snapshot times are wall clock, as g_get_real_time). */
 static void note_latency(KdsPanel *p, gboolean drawn) {
   const KdsView *v = p->view;
-  if (!drawn || !v || !v->snap || v->snap->time == p->painted_time || !(p->kind->needs & KD_SNAPFIG_NEEDS_SNAPSHOT))
+  if (!drawn || !p->kind || !v || !v->snap || v->snap->time == p->painted_time || !(p->kind->needs & KD_SNAPFIG_NEEDS_SNAPSHOT))
     return;
   p->painted_time = v->snap->time;
   double done = v->snap->time + v->snap->capture_s;
@@ -216,8 +235,7 @@ static void kds_panel_set_property(GObject *o, guint id, const GValue *v, GParam
   }
   g_free(p->kind_name);
   p->kind_name = g_value_dup_string(v);
-  p->kind = kd_snapfig_find(p->kind_name);
-  if (!p->kind) g_warning("KdsPanel: '%s' is not a figure kind (kinds: %s)", p->kind_name ? p->kind_name : "", kd_snapfig_names());
+  p->kind = p->kind_name ? kd_snapfig_find(p->kind_name) : NULL;
 }
 
 static void kds_panel_get_property(GObject *o, guint id, GValue *v, GParamSpec *ps) {
@@ -230,6 +248,7 @@ static void kds_panel_finalize(GObject *o) {
   KdsPanel *p = KDS_PANEL(o);
   kd_snapfig_store_free(p->store);
   g_free(p->kind_name);
+  g_free(p->empty);
   G_OBJECT_CLASS(kds_panel_parent_class)->finalize(o);
 }
 

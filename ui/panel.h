@@ -21,11 +21,17 @@ G_DECLARE_FINAL_TYPE(KdsPanel, kds_panel, KDS, PANEL, GtkWidget)
 /* A panel of the figure kind named kind ("gap", "curves", ...: a row of
  * the snapfig table). */
 KdsPanel *kds_panel_new(const char *kind);
+/* A panel drawn from another source than the figure table (the runs
+ * compared, the browser's hyperparameter view): build fills the figure,
+ * FALSE when there is nothing to draw (then `empty` is shown). It paints,
+ * reads out under the pointer and renders as any panel. */
+typedef gboolean (*KdsPanelBuildFn)(gpointer user, KdFigPanel *out);
+KdsPanel *kds_panel_new_custom(const char *name, KdsPanelBuildFn build, gpointer user, const char *empty);
 void kds_panel_set_view(KdsPanel *p, const KdsView *view);
 const KdsView *kds_panel_get_view(KdsPanel *p);
-/* The kind's name ("panel" for a kind not in the table). */
+/* The kind's name (a custom panel's name; "panel" for a kind not in the table). */
 const char *kds_panel_kind(KdsPanel *p);
-/* The kind's table row; NULL for a kind not in the table. */
+/* The kind's table row; NULL for a kind not in the table and a custom panel. */
 const KdSnapFigKind *kds_panel_figure(KdsPanel *p);
 /* The view as the shared builder takes it. */
 void kds_view_snapfig(const KdsView *v, KdSnapFigView *out);

@@ -8,8 +8,11 @@
 
 #include "distill/distiller.h"
 #include "kdui-resources.h"
+#include "layout.h"
+#include "run_browser.h"
 #include "train/session.h"
 #include "wheel_guard.h"
+#include "window_compare.h"
 
 #define POLL_MS 100
 #define CURVES_MS 500 /* curves redraw at most twice a second: a step per poll would redraw them 10x/s */
@@ -21,8 +24,13 @@ struct _KdsWindow {
   KdsView view;
   KdRunLog *ref_log; /* the run compared with (view.ref) */
   char *ref_dir, *ref_label;
-  GtkWidget *stack, *progress_bar, *progress_label, *error_label, *panel_grid;
-  GtkWidget *pause_btn, *step_btn, *stop_btn, *methods_btn, *methods_box, *export_btn;
+  KdsCompare *compare; /* the runs on the compare chart */
+  KdsPanel *compare_panel;
+  KdsRunBrowser *browser; /* weak */
+  char *offer_dir;        /* the run the offer page would follow */
+  GtkWidget *stack, *progress_bar, *progress_label, *error_label, *offer_label, *compare_dd;
+  KdsLayout *layout;
+  GtkWidget *pause_btn, *step_btn, *stop_btn, *resume_btn, *methods_btn, *methods_box, *export_btn;
   GtkWidget *status_label, *losses_label, *hover_label;
   KdsControlPanel *controls;
   GtkWidget *level_dd, *image_spin, *overlay_check, *indep_check, *smooth_dd, *logy_check;
@@ -67,7 +75,10 @@ static void redraw_maps(KdsWindow *w) {
 }
 
 /* The log grew or a curves choice changed. */
-static void redraw_curves(KdsWindow *w) { redraw(w, KD_SNAPFIG_NEEDS_LOG); }
+static void redraw_curves(KdsWindow *w) {
+  redraw(w, KD_SNAPFIG_NEEDS_LOG);
+  if (kds_compare_count(w->compare)) gtk_widget_queue_resize(GTK_WIDGET(w->compare_panel));
+}
 
 static void show_snapshot(KdsWindow *w, int i) {
   if (!w->bridge) return;
@@ -151,12 +162,13 @@ static void on_method_toggled(GtkCheckButton *b, KdsWindow *w) {
 static void update_status(KdsWindow *w) {
   KdRunStatus st;
   kds_bridge_status(w->bridge, &st);
-  char buf[512];
+  char buf[512], eta[64];
+  kds_window_eta(&st, eta, sizeof eta);
   g_snprintf(buf, sizeof buf, "%s  step %d / %d  %.1f steps/s%s%s", kd_run_state_name(st.state), st.step, st.total, st.rate,
-             st.eval_step >= 0 ? "" : "", "");
+             eta[0] ? "\n" : "", eta);
   if (st.eval_step >= 0) {
     size_t n = strlen(buf);
-    g_snprintf(buf + n, sizeof buf - n, "\nAP %.3f at step %d", st.eval[0], st.eval_step);
+    g_snprintf(buf + n, sizeof buf - n, "\nAP %.1f%% at step %d", 100.0 * st.eval[0], st.eval_step);
   }
   if (st.phase && strcmp(st.phase, "idle") && strcmp(st.phase, "step")) {
     size_t n = strlen(buf);
@@ -176,6 +188,7 @@ static void update_status(KdsWindow *w) {
   gtk_widget_set_sensitive(w->pause_btn, alive);
   gtk_widget_set_sensitive(w->stop_btn, alive);
   gtk_widget_set_sensitive(w->step_btn, alive && kds_bridge_is_local(w->bridge) && st.state == KD_RUN_PAUSED);
+  gtk_widget_set_visible(w->resume_btn, kds_window_can_resume(w, &st));
   w->syncing = FALSE;
 }
 
@@ -259,6 +272,8 @@ static gboolean on_poll(gpointer user) {
   if (changed & KDS_CHANGED_METRICS) w->curves_dirty = TRUE;
   if (w->ref_log && now - w->last_curves_us >= CURVES_MS * 1000 && kd_runlog_refresh(w->ref_log, NULL) > 0)
     w->curves_dirty = TRUE;
+  if (kds_compare_count(w->compare) && now - w->last_curves_us >= CURVES_MS * 1000 && kds_compare_refresh(w->compare))
+    w->curves_dirty = TRUE;
   if (w->curves_dirty && now - w->last_curves_us >= CURVES_MS * 1000) {
     redraw_curves(w);
     w->curves_dirty = FALSE;
@@ -310,8 +325,18 @@ static void act_step(GSimpleAction *a, GVariant *p, gpointer user) {
 static void act_stop(GSimpleAction *a, GVariant *p, gpointer user) {
   (void)a, (void)p;
   KdsWindow *w = user;
+  if (w->bridge && gtk_widget_get_sensitive(w->stop_btn)) kds_window_confirm_stop(w);
+}
+
+static void act_resume_run(GSimpleAction *a, GVariant *p, gpointer user) {
+  (void)a, (void)p;
+  KdsWindow *w = user;
   GError *e = NULL;
-  if (w->bridge) report(w, kds_bridge_stop(w->bridge, &e), e);
+  if (w->bridge) {
+    char *dir = g_strdup(kds_bridge_run_dir(w->bridge));
+    report(w, kds_window_resume_run(w, dir, &e), e);
+    g_free(dir);
+  }
 }
 
 static void set_level(KdsWindow *w, int level) {
@@ -353,6 +378,7 @@ static void on_view_option(GtkWidget *wd, KdsWindow *w) {
   w->view.logy = gtk_check_button_get_active(GTK_CHECK_BUTTON(w->logy_check));
   guint sm = gtk_drop_down_get_selected(GTK_DROP_DOWN(w->smooth_dd));
   w->view.smooth = (KdSmooth){sm == 1 ? KD_SMOOTH_EMA : sm == 2 ? KD_SMOOTH_MEAN : KD_SMOOTH_NONE, 0.9, 50};
+  kds_compare_set_style(w->compare, &w->view.smooth, w->view.logy);
   redraw_maps(w);
   redraw_curves(w);
 }
@@ -360,6 +386,12 @@ static void on_view_option(GtkWidget *wd, KdsWindow *w) {
 static void on_smooth(GObject *o, GParamSpec *ps, KdsWindow *w) {
   (void)o, (void)ps;
   on_view_option(NULL, w);
+}
+
+static void on_compare_metric(GObject *o, GParamSpec *ps, KdsWindow *w) {
+  (void)ps;
+  kds_compare_set_metric(w->compare, (int)gtk_drop_down_get_selected(GTK_DROP_DOWN(o)));
+  redraw_curves(w);
 }
 
 static void on_timeline(GtkRange *r, KdsWindow *w) {
@@ -408,7 +440,19 @@ static void on_panel_hover(KdsPanel *p, const char *text, gboolean on_map, doubl
   }
 }
 
-/* One panel for every figure kind with a cell in the window. */
+static int by_slot(gconstpointer a, gconstpointer b) {
+  const KdSnapFigSlot *x = &kds_panel_figure(*(KdsPanel *const *)a)->panel, *y = &kds_panel_figure(*(KdsPanel *const *)b)->panel;
+  return x->row != y->row ? x->row - y->row : x->col - y->col;
+}
+
+static gboolean build_compare(gpointer user, KdFigPanel *out) {
+  KdsWindow *w = user;
+  return w->compare && kds_compare_build(w->compare, out);
+}
+
+/* One panel for every figure kind with a cell in the window, in the order
+ * of their cells, then the runs compared; placed as the user's layout
+ * says. */
 static void add_panels(KdsWindow *w) {
   for (int i = 0; i < kd_snapfig_count(); i++) {
     const KdSnapFigKind *k = kd_snapfig_at(i);
@@ -416,8 +460,37 @@ static void add_panels(KdsWindow *w) {
     KdsPanel *p = kds_panel_new(k->name);
     kds_panel_set_view(p, &w->view);
     g_signal_connect(p, "hover", G_CALLBACK(on_panel_hover), w);
-    gtk_grid_attach(GTK_GRID(w->panel_grid), GTK_WIDGET(p), k->panel.col, k->panel.row, k->panel.span, 1);
     g_ptr_array_add(w->panels, p);
+  }
+  g_ptr_array_sort(w->panels, by_slot);
+  for (guint i = 0; i < w->panels->len; i++) {
+    KdsPanel *p = g_ptr_array_index(w->panels, i);
+    kds_layout_add(w->layout, GTK_WIDGET(p), kds_panel_kind(p));
+  }
+  w->compare = kds_compare_new();
+  w->compare_panel = kds_panel_new_custom("compare", build_compare, w, "no run compared");
+  kds_panel_set_view(w->compare_panel, &w->view);
+  g_signal_connect(w->compare_panel, "hover", G_CALLBACK(on_panel_hover), w);
+  kds_layout_add(w->layout, GTK_WIDGET(w->compare_panel), "compare");
+  kds_layout_set_available(w->layout, "compare", FALSE);
+  KdsLayoutPrefs prefs;
+  GError *e = NULL;
+  if (!kds_layout_prefs_load(&prefs, &e)) {
+    g_printerr("kdscope: %s (the other layout settings apply)\n", e->message);
+    g_error_free(e);
+  }
+  kds_layout_apply(w->layout, &prefs);
+}
+
+static void act_layout(GSimpleAction *a, GVariant *p, gpointer user) {
+  KdsWindow *w = user;
+  KdsLayoutPrefs prefs = *kds_layout_prefs(w->layout);
+  if (!kds_layout_prefs_parse(&prefs, g_variant_get_string(p, NULL))) return;
+  g_simple_action_set_state(a, p);
+  GError *e = NULL;
+  if (!kds_layout_choose(w->layout, &prefs, &e)) {
+    toast(w, e->message);
+    g_error_free(e);
   }
 }
 
@@ -452,7 +525,105 @@ static void act_compare(GSimpleAction *a, GVariant *p, gpointer user) {
 static void act_compare_clear(GSimpleAction *a, GVariant *p, gpointer user) {
   (void)a, (void)p;
   kds_window_set_reference(user, NULL, NULL);
+  kds_window_set_compare(user, NULL, 0, NULL);
 }
+
+static void act_browse(GSimpleAction *a, GVariant *p, gpointer user) {
+  (void)a, (void)p;
+  KdsWindow *w = user;
+  GError *e = NULL;
+  if (!kds_window_browse(w, NULL, &e)) {
+    toast(w, e->message);
+    g_error_free(e);
+  }
+}
+
+static void update_compare_actions(KdsWindow *w) {
+  GAction *clear = g_action_map_lookup_action(G_ACTION_MAP(w), "compare-clear");
+  if (clear) g_simple_action_set_enabled(G_SIMPLE_ACTION(clear), w->ref_log || kds_compare_count(w->compare));
+  gboolean any = kds_compare_count(w->compare) > 0;
+  gtk_widget_set_sensitive(w->compare_dd, any);
+  kds_layout_set_available(w->layout, "compare", any);
+}
+
+gboolean kds_window_set_compare(KdsWindow *w, const char *const *run_dirs, int n, GError **e) {
+  if (!kds_compare_set_runs(w->compare, run_dirs, n, e)) return FALSE;
+  update_compare_actions(w);
+  if (n) {
+    kds_layout_show(w->layout, "compare");
+    char msg[256];
+    g_snprintf(msg, sizeof msg, "comparing %d run%s on the \"%s\" panel (Compare in the sidebar: the series)", n,
+               n == 1 ? "" : "s", kds_layout_title("compare"));
+    toast(w, msg);
+  }
+  redraw_curves(w);
+  return TRUE;
+}
+
+KdsCompare *kds_window_get_compare(KdsWindow *w) { return w->compare; }
+KdsPanel *kds_window_get_compare_panel(KdsWindow *w) { return w->compare_panel; }
+KdsLayout *kds_window_get_layout(KdsWindow *w) { return w->layout; }
+
+gboolean kds_window_open_run(KdsWindow *w, const char *run_dir, GError **e) {
+  if (w->bridge && !g_strcmp0(kds_bridge_run_dir(w->bridge), run_dir)) return TRUE;
+  KdsBridge *b = kds_bridge_new_follow(run_dir, e);
+  if (!b) return FALSE;
+  kds_window_set_bridge(w, b);
+  g_object_unref(b);
+  return TRUE;
+}
+
+/* The folder a browser opens on: the one asked, else the current run's
+ * parent, else ./runs. */
+KdsRunBrowser *kds_window_browse(KdsWindow *w, const char *folder, GError **e) {
+  char *guess = NULL;
+  if (!folder && w->browser) folder = kds_run_browser_folder(w->browser);
+  if (!folder && w->bridge) folder = guess = g_path_get_dirname(kds_bridge_run_dir(w->bridge));
+  if (!folder) folder = "runs";
+  KdsRunBrowser *b = w->browser ? w->browser : kds_run_browser_new(w);
+  gboolean same = w->browser && !g_strcmp0(kds_run_browser_folder(b), folder);
+  if (!same && !kds_run_browser_set_folder(b, folder, e)) {
+    if (!w->browser) gtk_window_destroy(GTK_WINDOW(b));
+    g_free(guess);
+    return NULL;
+  }
+  if (!w->browser) {
+    w->browser = b;
+    g_object_add_weak_pointer(G_OBJECT(b), (gpointer *)&w->browser);
+  }
+  gtk_window_present(GTK_WINDOW(b));
+  g_free(guess);
+  return b;
+}
+
+KdsRunBrowser *kds_window_get_browser(KdsWindow *w) { return w->browser; }
+
+/* No run on screen: nothing for the run controls to act on. */
+static void controls_idle(KdsWindow *w) {
+  gtk_widget_set_sensitive(w->pause_btn, FALSE);
+  gtk_widget_set_sensitive(w->step_btn, FALSE);
+  gtk_widget_set_sensitive(w->stop_btn, FALSE);
+  gtk_widget_set_visible(w->resume_btn, FALSE);
+}
+
+void kds_window_offer_follow(KdsWindow *w, const char *run_dir, const char *message) {
+  if (!w->bridge) controls_idle(w);
+  g_free(w->offer_dir);
+  w->offer_dir = g_strdup(run_dir);
+  gtk_label_set_text(GTK_LABEL(w->offer_label), message);
+  gtk_stack_set_visible_child_name(GTK_STACK(w->stack), "offer");
+}
+
+static void on_offer_follow(GtkButton *btn, KdsWindow *w) {
+  (void)btn;
+  GError *e = NULL;
+  if (w->offer_dir && !kds_window_open_run(w, w->offer_dir, &e)) {
+    kds_window_show_error(w, e->message);
+    g_error_free(e);
+  }
+}
+
+const char *kds_window_page(KdsWindow *w) { return gtk_stack_get_visible_child_name(GTK_STACK(w->stack)); }
 
 gboolean kds_window_set_reference(KdsWindow *w, const char *run_dir, GError **e) {
   KdRunLog *log = NULL;
@@ -475,8 +646,9 @@ gboolean kds_window_set_reference(KdsWindow *w, const char *run_dir, GError **e)
   w->view.ref_dir = w->ref_dir;
   w->view.ref_label = w->ref_label;
   w->view.generation++;
-  GAction *clear = g_action_map_lookup_action(G_ACTION_MAP(w), "compare-clear");
-  if (clear) g_simple_action_set_enabled(G_SIMPLE_ACTION(clear), log != NULL);
+  /* The reference also joins the runs compared. */
+  if (log) kds_compare_add(w->compare, run_dir, NULL);
+  update_compare_actions(w);
   if (log) {
     char msg[1200];
     g_snprintf(msg, sizeof msg, "comparing with %s (dotted on the curves)", w->ref_label);
@@ -494,6 +666,8 @@ static const GActionEntry actions[] = {
     {"dark", act_dark, NULL, "false", NULL, {0}},     {"open", act_open, NULL, NULL, NULL, {0}},
     {"export", act_export, NULL, NULL, NULL, {0}},   {"compare", act_compare, NULL, NULL, NULL, {0}},
     {"compare-clear", act_compare_clear, NULL, NULL, NULL, {0}},
+    {"browse", act_browse, NULL, NULL, NULL, {0}},   {"resume-run", act_resume_run, NULL, NULL, NULL, {0}},
+    {"layout", act_layout, "s", "'tabs'", NULL, {0}},
 };
 
 static void kds_window_dispose(GObject *o) {
@@ -517,9 +691,16 @@ static void kds_window_dispose(GObject *o) {
                st.rate);
   }
   g_clear_object(&w->bridge);
+  g_clear_pointer(&w->compare, kds_compare_free);
   kd_runlog_free(w->ref_log), w->ref_log = NULL, w->view.ref = NULL;
   g_clear_pointer(&w->ref_dir, g_free);
   g_clear_pointer(&w->ref_label, g_free);
+  g_clear_pointer(&w->offer_dir, g_free);
+  if (w->browser) {
+    g_object_remove_weak_pointer(G_OBJECT(w->browser), (gpointer *)&w->browser);
+    gtk_window_destroy(GTK_WINDOW(w->browser));
+    w->browser = NULL;
+  }
   if (w->view.snap) kd_snapshot_free(w->view.snap), w->view.snap = NULL;
   g_clear_pointer(&w->panels, g_ptr_array_unref);
   G_OBJECT_CLASS(kds_window_parent_class)->dispose(o);
@@ -529,11 +710,13 @@ static void kds_window_class_init(KdsWindowClass *k) {
   GtkWidgetClass *wc = GTK_WIDGET_CLASS(k);
   G_OBJECT_CLASS(k)->dispose = kds_window_dispose;
   g_type_ensure(KDS_TYPE_CONTROL_PANEL);
+  g_type_ensure(KDS_TYPE_LAYOUT);
   kdui_register_resource();
   gtk_widget_class_set_template_from_resource(wc, "/io/github/kdscope/Kdscope/window.ui");
 #define CHILD(name) gtk_widget_class_bind_template_child(wc, KdsWindow, name)
-  CHILD(stack), CHILD(progress_bar), CHILD(progress_label), CHILD(error_label), CHILD(panel_grid);
-  CHILD(pause_btn), CHILD(step_btn), CHILD(stop_btn), CHILD(methods_btn), CHILD(methods_box), CHILD(export_btn);
+  CHILD(stack), CHILD(progress_bar), CHILD(progress_label), CHILD(error_label), CHILD(layout), CHILD(offer_label);
+  CHILD(pause_btn), CHILD(step_btn), CHILD(stop_btn), CHILD(resume_btn), CHILD(methods_btn), CHILD(methods_box);
+  CHILD(export_btn), CHILD(compare_dd);
   CHILD(status_label), CHILD(losses_label), CHILD(hover_label), CHILD(controls);
   CHILD(level_dd), CHILD(image_spin), CHILD(overlay_check), CHILD(indep_check), CHILD(smooth_dd), CHILD(logy_check);
   CHILD(timeline), CHILD(timeline_label), CHILD(live_check);
@@ -545,6 +728,8 @@ static void kds_window_class_init(KdsWindowClass *k) {
   gtk_widget_class_bind_template_callback(wc, on_smooth);
   gtk_widget_class_bind_template_callback(wc, on_view_option);
   gtk_widget_class_bind_template_callback(wc, on_timeline);
+  gtk_widget_class_bind_template_callback(wc, on_compare_metric);
+  gtk_widget_class_bind_template_callback(wc, on_offer_follow);
 }
 
 static void kds_window_init(KdsWindow *w) {
@@ -560,7 +745,10 @@ static void kds_window_init(KdsWindow *w) {
   add_methods(w);
   add_panels(w);
   g_action_map_add_action_entries(G_ACTION_MAP(w), actions, G_N_ELEMENTS(actions), w);
-  g_simple_action_set_enabled(G_SIMPLE_ACTION(g_action_map_lookup_action(G_ACTION_MAP(w), "compare-clear")), FALSE);
+  char mode[16];
+  kds_layout_prefs_format(kds_layout_prefs(w->layout), mode, sizeof mode);
+  g_simple_action_set_state(G_SIMPLE_ACTION(g_action_map_lookup_action(G_ACTION_MAP(w), "layout")), g_variant_new_string(mode));
+  update_compare_actions(w);
   gtk_stack_set_visible_child_name(GTK_STACK(w->stack), "progress");
   w->tick_id = g_timeout_add(POLL_MS, on_poll, w);
 }
@@ -569,12 +757,23 @@ KdsWindow *kds_window_new(GtkApplication *app) { return g_object_new(KDS_TYPE_WI
 
 void kds_window_set_bridge(KdsWindow *w, KdsBridge *b) {
   if (w->bridge) g_signal_handlers_disconnect_by_data(w->bridge, w);
+  kds_compare_set_current(w->compare, NULL, NULL); /* before the old run's log goes */
   g_set_object(&w->bridge, b);
   if (b) g_signal_connect(b, "changed", G_CALLBACK(on_bridge_changed), w);
   w->view.bridge = b;
   w->view.watch_since = g_get_real_time() / 1e6;
   if (w->view.snap) kd_snapshot_free(w->view.snap), w->view.snap = NULL;
   w->snap_index = -1;
+  w->view.generation++;
+  redraw_maps(w);
+  redraw_curves(w);
+  if (!b) {
+    controls_idle(w);
+    gtk_window_set_title(GTK_WINDOW(w), "kdscope");
+    gtk_stack_set_visible_child_name(GTK_STACK(w->stack), "empty");
+    return;
+  }
+  kds_compare_set_current(w->compare, kds_bridge_log(b), kds_bridge_run_dir(b));
   char title[512];
   g_snprintf(title, sizeof title, "kdscope — %s", kds_bridge_run_dir(b));
   gtk_window_set_title(GTK_WINDOW(w), title);
@@ -604,5 +803,6 @@ void kds_window_show_error(KdsWindow *w, const char *message) {
 KdsBridge *kds_window_get_bridge(KdsWindow *w) { return w->bridge; }
 KdsControlPanel *kds_window_get_controls(KdsWindow *w) { return w->controls; }
 GtkWidget *kds_window_get_pause_button(KdsWindow *w) { return w->pause_btn; }
+GtkWidget *kds_window_get_resume_button(KdsWindow *w) { return w->resume_btn; }
 int kds_window_panel_count(KdsWindow *w) { return (int)w->panels->len; }
 KdsPanel *kds_window_get_panel(KdsWindow *w, int i) { return g_ptr_array_index(w->panels, i); }

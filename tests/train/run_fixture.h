@@ -118,6 +118,25 @@ static inline int fixture_is_event(const cJSON *o, const char *type) {
   return e && !strcmp(e, type);
 }
 
+/* The last step RUN/metrics.jsonl logged (0 before the first). */
+static inline int fixture_last_step(const char *run) {
+  int n, s = 0;
+  cJSON **m = fixture_jsonl(run, "metrics.jsonl", &n);
+  for (int i = 0; i < n; i++)
+    if (m[i] && cJSON_GetObjectItemCaseSensitive(m[i], "parts")) s = (int)fixture_num(m[i], "step");
+  fixture_jsonl_free(m, n);
+  return s;
+}
+
+/* How many events of type RUN/events.jsonl holds. */
+static inline int fixture_count_events(const char *run, const char *type) {
+  int n, c = 0;
+  cJSON **ev = fixture_jsonl(run, "events.jsonl", &n);
+  for (int i = 0; i < n; i++) c += fixture_is_event(ev[i], type);
+  fixture_jsonl_free(ev, n);
+  return c;
+}
+
 static inline void fixture_sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   nanosleep(&ts, NULL);

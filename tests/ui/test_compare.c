@@ -96,8 +96,8 @@ int main(void) {
     CHECK(!strcmp(p->series[0].name, "baseline: loss") && p->series[0].n == 3);
     CHECK(p->series[0].color == 0 && p->series[0].dash == 0 && !p->series[0].points);
     CHECK(!strcmp(p->series[1].name, "baseline: eval.AP") && p->series[1].n == 1 && p->series[1].points);
-    CHECK(p->series[1].dash == 1 && p->series[1].y[0] == 0.125);
-    CHECK(!strcmp(p->series[3].name, "DeFeat: eval.AP") && p->series[3].color == 1 && p->series[3].y[0] == 0.5);
+    CHECK(p->series[1].dash == 1 && p->series[1].y[0] == 12.5); /* AP in percent */
+    CHECK(!strcmp(p->series[3].name, "DeFeat: eval.AP") && p->series[3].color == 1 && p->series[3].y[0] == 50.0);
   }
   CHECK(p->hide_raw && !strcmp(p->title, "runs compared"));
 
@@ -123,6 +123,29 @@ int main(void) {
   CHECK_MSG(inked > 2000, "%d inked pixels", inked);
   cairo_destroy(cr);
   cairo_surface_destroy(surf);
+
+  /* Many runs, one series: a colour each, and past the palette's distinct
+   * colours the next dash, so no two runs look alike. */
+  {
+    const KdRunLog *many[KD_COMPARE_MAX_LINES];
+    const char *names[KD_COMPARE_MAX_LINES];
+    char nbuf[KD_COMPARE_MAX_LINES][16];
+    for (int r = 0; r < KD_COMPARE_MAX_LINES; r++) {
+      many[r] = r % 2 ? lb : la;
+      snprintf(nbuf[r], sizeof nbuf[r], "run%d", r);
+      names[r] = nbuf[r];
+    }
+    KdCompare mc = {.logs = many, .labels = names, .nruns = KD_COMPARE_MAX_LINES, .metrics = (const char *[]){"eval.AP"},
+                    .nmetrics = 1};
+    CHECK(kd_compare_build(&mc, st, &panel, &err) == 0);
+    const KdFigPlot *mp = panel.spec;
+    CHECK(mp->nseries == KD_COMPARE_MAX_LINES && !strcmp(mp->ylabel, "AP (%)"));
+    for (int a = 0; a < mp->nseries; a++)
+      for (int b = a + 1; b < mp->nseries; b++)
+        CHECK_MSG(mp->series[a].color != mp->series[b].color || mp->series[a].dash != mp->series[b].dash,
+                  "runs %d and %d share colour %d and dash %d", a, b, mp->series[a].color, mp->series[a].dash);
+    CHECK(mp->series[KD_COMPARE_COLOURS].dash == 1 && mp->series[0].dash == 0);
+  }
 
   /* Refusals name the run. */
   c.metrics = (const char *[]){"eval.AP75"};

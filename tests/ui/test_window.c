@@ -14,28 +14,10 @@
 
 #include "../train/run_fixture.h"
 #include "check.h"
+#include "ui_wait.h"
 #include "model/detector.h"
 #include "model/safetensors.h"
 #include "window.h"
-
-static gboolean tick(gpointer unused) {
-  (void)unused;
-  return G_SOURCE_CONTINUE;
-}
-
-/* Runs the main loop as the application does (blocking on its sources, so
- * a hand-over or a frame is dispatched when it is due), until cond holds
- * (NULL: never) or ms pass; a 5 ms tick wakes it to look at the time. */
-static gboolean wait_for(gboolean (*cond)(gpointer), gpointer user, int ms) {
-  gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
-  guint id = g_timeout_add(5, tick, NULL);
-  gboolean ok = FALSE;
-  while (!(ok = cond && cond(user)) && g_get_monotonic_time() < end) g_main_context_iteration(NULL, TRUE);
-  g_source_remove(id);
-  return ok;
-}
-
-static void pump(int ms) { wait_for(NULL, NULL, ms); }
 
 static gboolean have_snapshot(gpointer w) {
   KdsBridge *b = kds_window_get_bridge(w);
@@ -71,38 +53,6 @@ static double part_at(const char *run, int step, const char *part) {
     }
   fixture_jsonl_free(m, n);
   return v;
-}
-
-static int last_step(const char *run) {
-  int n, s = 0;
-  cJSON **m = fixture_jsonl(run, "metrics.jsonl", &n);
-  for (int i = 0; i < n; i++)
-    if (m[i] && cJSON_GetObjectItemCaseSensitive(m[i], "parts")) s = (int)fixture_num(m[i], "step");
-  fixture_jsonl_free(m, n);
-  return s;
-}
-
-static double variance(cairo_surface_t *s) {
-  cairo_surface_flush(s);
-  const unsigned char *d = cairo_image_surface_get_data(s);
-  int w = cairo_image_surface_get_width(s), h = cairo_image_surface_get_height(s), st = cairo_image_surface_get_stride(s);
-  double sum = 0, sq = 0;
-  for (int y = 0; y < h; y++)
-    for (int x = 0; x < w; x++) {
-      double v = d[y * st + 4 * x + 1];
-      sum += v, sq += v * v;
-    }
-  double n = (double)w * h;
-  return sq / n - (sum / n) * (sum / n);
-}
-
-
-static int count_sets(const char *run) {
-  int n, sets = 0;
-  cJSON **ev = fixture_jsonl(run, "events.jsonl", &n);
-  for (int i = 0; i < n; i++) sets += fixture_is_event(ev[i], "set");
-  fixture_jsonl_free(ev, n);
-  return sets;
 }
 
 static void collect_controls(GtkWidget *w, GPtrArray *out) {
@@ -149,7 +99,7 @@ static void check_wheel(KdsWindow *win, const char *run) {
   CHECK_MSG(cs->len >= 6, "only %u value controls in the sidebar", cs->len);
   gtk_widget_grab_focus(kds_window_get_pause_button(win)); /* nothing in the sidebar has focus */
   pump(100);
-  int sets0 = count_sets(run), scrolled = 0;
+  int sets0 = fixture_count_events(run, "set"), scrolled = 0;
   for (guint i = 0; i < cs->len; i++) {
     GtkWidget *c = g_ptr_array_index(cs, i);
     /* Bring the control into view, then roll down and back up over it. */
@@ -164,11 +114,11 @@ static void check_wheel(KdsWindow *win, const char *run) {
     CHECK_MSG(control_value(c) == v0, "the wheel changed %s from %g to %g", gtk_widget_get_name(c), v0, control_value(c));
   }
   pump(400); /* past the control panel's debounce */
-  CHECK_MSG(count_sets(run) == sets0, "the wheel wrote %d set events", count_sets(run) - sets0);
+  CHECK_MSG(fixture_count_events(run, "set") == sets0, "the wheel wrote %d set events", fixture_count_events(run, "set") - sets0);
   double room = gtk_adjustment_get_upper(adj) - gtk_adjustment_get_page_size(adj);
   CHECK_MSG(room < 1 || scrolled > 0, "the wheel never scrolled the sidebar (%.0f px to scroll)", room);
   printf("wheel: %u controls, sidebar (%.0f px to scroll) scrolled under %d of them, %d set events\n", cs->len, room, scrolled,
-         count_sets(run) - sets0);
+         fixture_count_events(run, "set") - sets0);
   g_ptr_array_free(cs, TRUE);
 }
 
@@ -272,6 +222,11 @@ int main(int argc, char **argv) {
   KdsWindow *w = kds_window_new(NULL);
   /* Short enough that the settings sidebar must scroll (the wheel check). */
   gtk_window_set_default_size(GTK_WINDOW(w), 1400, 560);
+  /* Every panel on screen at once (the checks below paint and hover each). */
+  KdsLayoutPrefs grid;
+  kds_layout_prefs_default(&grid);
+  grid.mode = KDS_LAYOUT_GRID;
+  kds_layout_apply(kds_window_get_layout(w), &grid);
   gtk_window_present(GTK_WINDOW(w));
   KdRunOpts o = {0};
   o.session.out_dir = run;
@@ -372,7 +327,7 @@ int main(int argc, char **argv) {
   CHECK_MSG(wait_for(set_logged, NULL, 30000), "the slider change never reached events.jsonl");
   /* The logged part follows from the next step on (weight 1 -> new_w). */
   gint64 end = g_get_monotonic_time() + 30000000;
-  while (last_step(run) < set_step + 2 && g_get_monotonic_time() < end) pump(50);
+  while (fixture_last_step(run) < set_step + 2 && g_get_monotonic_time() < end) pump(50);
   double before = part_at(run, set_step, "fitnet.feat"), after = part_at(run, set_step + 1, "fitnet.feat");
   CHECK_MSG(after > 3 * before && new_w > 10, "fitnet.feat %.4g at step %d, %.4g after weight -> %.4g", before, set_step, after, new_w);
 
