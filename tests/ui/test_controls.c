@@ -56,6 +56,34 @@ static const char *box_text(KdsControlPanel *p, const char *key) {
   return gtk_editable_get_text(GTK_EDITABLE(kds_control_panel_entry(p, key)));
 }
 
+/* Waits on what the events did, never on time alone: a loaded machine
+ * (the sanitizer build beside two trainings) handles them seconds late. */
+typedef struct Await {
+  const Sent *sent;
+  int n;
+  GtkWidget *box;
+  const char *text;
+} Await;
+
+static gboolean sent_reaches(gpointer u) { return ((Await *)u)->sent->n >= ((Await *)u)->n; }
+static gboolean box_reads(gpointer u) {
+  const Await *a = u;
+  return !strcmp(gtk_editable_get_text(GTK_EDITABLE(a->box)), a->text);
+}
+static gboolean has_focus(gpointer w) { return (gtk_widget_get_state_flags(w) & GTK_STATE_FLAG_FOCUS_WITHIN) != 0; }
+
+/* Focus on box, its text replaced by typing text, then Return. */
+static void type_into(GtkWidget *box, const char *text) {
+  gtk_widget_grab_focus(box);
+  CHECK_MSG(ui_wait_for(has_focus, box, 10000), "the box never took the focus");
+  char cmd[200];
+  snprintf(cmd, sizeof cmd, "key --clearmodifiers ctrl+a type '%s'", text);
+  Await a = {NULL, 0, box, text};
+  CHECK(ui_keys(box, cmd) == 0);
+  CHECK_MSG(ui_wait_for(box_reads, &a, 20000), "typed '%s', the box reads '%s'", text, gtk_editable_get_text(GTK_EDITABLE(box)));
+  CHECK(ui_keys(box, "key Return") == 0);
+}
+
 /* What the window does with a value it was sent: the run applies it (or
  * refuses it) and the panel shows the applied value. */
 static void apply(KdsControlPanel *p, KdConfig *cfg, const Sent *s) {
@@ -81,7 +109,7 @@ static void check_panel(void) {
   GtkWidget *win = gtk_window_new();
   gtk_window_set_default_size(GTK_WINDOW(win), 420, 700);
   KdsControlPanel *p = kds_control_panel_new();
-  kds_control_panel_set_debounce(p, 60);
+  kds_control_panel_set_debounce(p, 250); /* the window's */
   Sent sent = {"", "", 0};
   g_signal_connect(p, "setting-changed", G_CALLBACK(on_sent), &sent);
   gtk_window_set_child(GTK_WINDOW(win), GTK_WIDGET(p));
@@ -101,7 +129,9 @@ static void check_panel(void) {
     double v0 = kd_config_num(cfg, d->key), f = gtk_range_get_value(r) / 1000.0;
     int n0 = sent.n;
     CHECK(ui_drag(GTK_WIDGET(r), 0.04 + 0.92 * f, 0.5, 37, 6) == 0);
-    ui_pump(300);
+    Await a = {&sent, n0 + 1, NULL, NULL};
+    CHECK_MSG(ui_wait_for(sent_reaches, &a, 20000), "%s: a drag sent nothing", d->key);
+    ui_pump(800); /* a second value, if the drag sent two, has come by now */
     double v = g_ascii_strtod(sent.value, NULL);
     CHECK_MSG(sent.n == n0 + 1 && !strcmp(sent.key, d->key), "%s: a drag sent %d values (last %s)", d->key, sent.n - n0, sent.key);
     CHECK_MSG(kd_grid_contains(d, v) && v != v0, "%s: the drag from %g sent '%s', off its grid %s or unchanged", d->key, v0,
@@ -118,10 +148,9 @@ static void check_panel(void) {
   for (size_t i = 0; i < G_N_ELEMENTS(typed); i++) {
     GtkWidget *sb = GTK_WIDGET(kds_control_panel_entry(p, typed[i].key));
     int n0 = sent.n;
-    char keys_cmd[200];
-    snprintf(keys_cmd, sizeof keys_cmd, "key --clearmodifiers ctrl+a type '%s'", typed[i].typed);
-    gtk_widget_grab_focus(sb);
-    CHECK(ui_keys(sb, keys_cmd) == 0 && ui_keys(sb, "key Return") == 0);
+    type_into(sb, typed[i].typed);
+    Await a = {&sent, n0 + 1, NULL, NULL};
+    CHECK_MSG(ui_wait_for(sent_reaches, &a, 20000), "typing into %s sent nothing", typed[i].key);
     double want = g_ascii_strtod(typed[i].typed, NULL);
     char canon[40];
     kd_num_format(want, canon, sizeof canon);
@@ -138,8 +167,11 @@ static void check_panel(void) {
   /* out of range: sent as typed for the receiver to refuse; the box goes back */
   {
     GtkWidget *sb = GTK_WIDGET(kds_control_panel_entry(p, "demo.log"));
-    gtk_widget_grab_focus(sb);
-    CHECK(ui_keys(sb, "key --clearmodifiers ctrl+a type 5000") == 0 && ui_keys(sb, "key Return") == 0);
+    int n0 = sent.n;
+    type_into(sb, "5000");
+    Await a = {&sent, n0 + 1, sb, "0.0123456789"};
+    CHECK_MSG(ui_wait_for(sent_reaches, &a, 20000) && ui_wait_for(box_reads, &a, 20000), "5000 typed: sent %d, the box reads '%s'",
+              sent.n - n0, box_text(p, "demo.log"));
     KdError err;
     CHECK_MSG(!strcmp(sent.value, "5000") && kd_config_set(cfg, "demo.log", sent.value, &err) != 0 && strstr(err.msg, "range"),
               "5000 typed: sent '%s'", sent.value);
@@ -150,8 +182,12 @@ static void check_panel(void) {
   {
     GtkWidget *sb = GTK_WIDGET(kds_control_panel_entry(p, "demo.int"));
     double v0 = kd_config_num(cfg, "demo.int"), want = kd_grid_next(&demo[2], v0, 1);
+    int n0 = sent.n;
     gtk_widget_grab_focus(sb);
+    CHECK(ui_wait_for(has_focus, sb, 10000));
     CHECK(ui_keys(sb, "key Up") == 0);
+    Await a = {&sent, n0 + 1, NULL, NULL};
+    CHECK_MSG(ui_wait_for(sent_reaches, &a, 20000), "Up sent nothing");
     CHECK_MSG(!strcmp(sent.key, "demo.int") && g_ascii_strtod(sent.value, NULL) == want, "Up on demo.int at %g sent %s = %s, not %g",
               v0, sent.key, sent.value, want);
     apply(p, cfg, &sent);
@@ -195,6 +231,24 @@ static gboolean sets_reach(gpointer unused) {
   SetEv s[64];
   return read_sets(s, 64) >= g_want_sets;
 }
+
+/* The set events a window's run log holds (read at its polls). */
+static int log_sets(KdsWindow *w) {
+  const KdRunLog *log = kds_bridge_log(kds_window_get_bridge(w));
+  int n = 0;
+  for (int i = 0; i < kd_runlog_nevents(log); i++) {
+    const char *t = kd_runlog_event(log, i).type;
+    n += !strcmp(t, "set") || !strcmp(t, "set_refused");
+  }
+  return n;
+}
+
+typedef struct LogWait {
+  KdsWindow *w;
+  int n;
+} LogWait;
+
+static gboolean log_reaches(gpointer u) { return log_sets(((LogWait *)u)->w) >= ((LogWait *)u)->n; }
 
 static gboolean have_snapshot(gpointer w) {
   KdsBridge *b = kds_window_get_bridge(w);
@@ -257,10 +311,7 @@ static void typed_logged(KdsWindow *w, const char *key, const char *text) {
   scroll_to(sb);
   SetEv s[64];
   int n0 = read_sets(s, 64);
-  char cmd[200];
-  snprintf(cmd, sizeof cmd, "key --clearmodifiers ctrl+a type '%s'", text);
-  gtk_widget_grab_focus(sb);
-  CHECK(ui_keys(sb, cmd) == 0 && ui_keys(sb, "key Return") == 0);
+  type_into(sb, text);
   g_want_sets = n0 + 1;
   CHECK_MSG(ui_wait_for(sets_reach, NULL, 30000), "typing %s into %s logged nothing", text, key);
   int n = read_sets(s, 64);
@@ -292,6 +343,8 @@ static void check_undo(KdsWindow *w) {
   if (n0 < 3) return;
   GtkWidget *readout = find_label_with_class(GTK_WIDGET(w), "kds-readout");
   CHECK(readout != NULL);
+  LogWait lw = {w, n0};
+  CHECK_MSG(ui_wait_for(log_reaches, &lw, 20000), "the window's log holds %d of %d set events", log_sets(w), n0);
   for (int k = 0; k < 3; k++) {
     CHECK(gtk_widget_activate_action(GTK_WIDGET(w), "win.undo", NULL));
     ui_pump(20);
@@ -319,7 +372,8 @@ static void check_undo(KdsWindow *w) {
   KdsPanel *curves = NULL;
   for (int i = 0; i < kds_window_panel_count(w); i++)
     if (!strcmp(kds_panel_kind(kds_window_get_panel(w, i)), "curves")) curves = kds_window_get_panel(w, i);
-  ui_pump(800); /* the bridge re-reads the log at its next poll */
+  lw.n = n0 + 3;
+  CHECK(ui_wait_for(log_reaches, &lw, 20000)); /* the bridge re-reads the log at its polls */
   KdFigPanel fp;
   int undo_marks = 0;
   if (curves && kds_panel_build(curves, &fp)) {
@@ -335,11 +389,6 @@ static void check_undo(KdsWindow *w) {
   ui_pump(1500);
   CHECK_MSG(read_sets(s, 64) == n0 + 3, "a fourth undo with nothing left logged an event");
   printf("undo 4: %s\n", msg);
-}
-
-static gboolean follow_ready(gpointer fw) {
-  KdsBridge *b = kds_window_get_bridge(fw);
-  return b && kd_runlog_nevents(kds_bridge_log(b)) > 0;
 }
 
 /* A window following the run from its files undoes through control.jsonl:
@@ -359,8 +408,8 @@ static void check_follow_undo(KdsWindow *w) {
   CHECK(kds_bridge_set(kds_window_get_bridge(w), "defeat.beta_obj", "2", NULL));
   g_want_sets = n0 + 1;
   CHECK_MSG(ui_wait_for(sets_reach, NULL, 30000), "defeat.beta_obj = 2 was never logged");
-  CHECK(ui_wait_for(follow_ready, fw, 5000));
-  ui_pump(500); /* the following window reads the log at its next poll */
+  LogWait lw = {fw, n0 + 1};
+  CHECK_MSG(ui_wait_for(log_reaches, &lw, 20000), "the following window never read defeat.beta_obj = 2");
   CHECK(gtk_widget_activate_action(GTK_WIDGET(fw), "win.undo", NULL));
   g_want_sets = n0 + 2;
   CHECK_MSG(ui_wait_for(sets_reach, NULL, 30000), "the following window's undo was never logged");
