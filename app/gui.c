@@ -12,6 +12,7 @@
 #include "run_browser_scan.h"
 #include "train/control.h"
 #include "train/run.h"
+#include "shortcuts.h"
 #include "window.h"
 #include "verbs.h"
 
@@ -104,13 +105,7 @@ static void on_activate(GtkApplication *app, gpointer user) {
   if (qa && atoi(qa) > 0) g_timeout_add_seconds((guint)atoi(qa), quit_app, app);
   g->win = kds_window_new(app);
   gtk_window_present(GTK_WINDOW(g->win));
-  static const struct {
-    const char *action, *accels[3];
-  } keys[] = {{"win.pause", {"space", NULL}},       {"win.export", {"<Control>e", NULL}}, {"win.browse", {"<Control>o", NULL}},
-              {"win.open", {"<Control><Shift>o", NULL}}, {"win.level-next", {"Right", NULL}},
-              {"win.level-prev", {"Left", NULL}},   {"win.image-next", {"Down", NULL}},   {"win.image-prev", {"Up", NULL}},
-              {"app.quit", {"<Control>q", NULL}}};
-  for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) gtk_application_set_accels_for_action(app, keys[i].action, keys[i].accels);
+  kds_shortcuts_set_accels(app);
   GError *ce = NULL;
   if (g->ncompare && (!kds_window_set_reference(g->win, g->compare[0], &ce) ||
                       !kds_window_set_compare(g->win, g->compare, g->ncompare, &ce))) {

@@ -299,18 +299,18 @@ KdSnapshot *kds_bridge_snapshot(KdsBridge *b, int i, GError **error) {
   return kd_snapshot_ref(s);
 }
 
-static gboolean control(KdsBridge *b, KdControlKind kind, const char *key, const char *value, GError **error) {
+static gboolean control(KdsBridge *b, KdControlKind kind, const char *key, const char *value, int undo, GError **error) {
   KdError err;
   int rc;
   if (b->run) {
     switch (kind) {
-    case KD_CTL_SET: rc = kd_run_set(b->run, key, value, "ui", &err); break;
+    case KD_CTL_SET: rc = undo ? kd_run_undo(b->run, key, value, "ui", &err) : kd_run_set(b->run, key, value, "ui", &err); break;
     case KD_CTL_PAUSE: rc = kd_run_pause(b->run, "ui", &err); break;
     case KD_CTL_RESUME: rc = kd_run_resume(b->run, "ui", &err); break;
     default: rc = kd_run_stop(b->run, "ui", &err); break;
     }
   } else {
-    KdControlCmd cmd = {.kind = kind};
+    KdControlCmd cmd = {.kind = kind, .undo = undo};
     if (kind == KD_CTL_SET) {
       KdConfig *scratch = kd_config_new();
       rc = !scratch || kd_settings_register_all(scratch) ? kd_error(&err, "out of memory")
@@ -328,11 +328,14 @@ static gboolean control(KdsBridge *b, KdControlKind kind, const char *key, const
 }
 
 gboolean kds_bridge_set(KdsBridge *b, const char *key, const char *value, GError **error) {
-  return control(b, KD_CTL_SET, key, value, error);
+  return control(b, KD_CTL_SET, key, value, 0, error);
 }
-gboolean kds_bridge_pause(KdsBridge *b, GError **error) { return control(b, KD_CTL_PAUSE, NULL, NULL, error); }
-gboolean kds_bridge_resume(KdsBridge *b, GError **error) { return control(b, KD_CTL_RESUME, NULL, NULL, error); }
-gboolean kds_bridge_stop(KdsBridge *b, GError **error) { return control(b, KD_CTL_STOP, NULL, NULL, error); }
+gboolean kds_bridge_undo(KdsBridge *b, const char *key, const char *value, GError **error) {
+  return control(b, KD_CTL_SET, key, value, 1, error);
+}
+gboolean kds_bridge_pause(KdsBridge *b, GError **error) { return control(b, KD_CTL_PAUSE, NULL, NULL, 0, error); }
+gboolean kds_bridge_resume(KdsBridge *b, GError **error) { return control(b, KD_CTL_RESUME, NULL, NULL, 0, error); }
+gboolean kds_bridge_stop(KdsBridge *b, GError **error) { return control(b, KD_CTL_STOP, NULL, NULL, 0, error); }
 
 gboolean kds_bridge_step(KdsBridge *b, GError **error) {
   KdError err;

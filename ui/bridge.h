@@ -58,6 +58,9 @@ int kds_bridge_snapshot_step(KdsBridge *b, int i);
 KdSnapshot *kds_bridge_snapshot(KdsBridge *b, int i, GError **error);
 
 gboolean kds_bridge_set(KdsBridge *b, const char *key, const char *value, GError **error);
+/* A set that puts back the value an earlier set replaced: logged with
+ * "undo":true (ui/undo.h). */
+gboolean kds_bridge_undo(KdsBridge *b, const char *key, const char *value, GError **error);
 gboolean kds_bridge_pause(KdsBridge *b, GError **error);
 gboolean kds_bridge_resume(KdsBridge *b, GError **error);
 gboolean kds_bridge_step(KdsBridge *b, GError **error);

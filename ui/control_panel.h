@@ -1,9 +1,13 @@
-/* The control panel: one row per hyperparameter of the active methods
- * (plus the live training settings), built from the settings descriptors:
- * label, slider (log scale where declared), numeric entry, reset to
- * default, the help text as tooltip. Moving a slider emits "setting-changed"
- * (key, value text) once the hand stops (debounced), so one drag is one
- * logged change, not a hundred. */
+/* The control panel: a section per method (headed by its name; the
+ * training settings last), one row per hyperparameter, built from the
+ * settings descriptors: the paper's symbol and the key, a slider (log
+ * scale where declared) that lands only on the descriptor's grid, a value
+ * box, reset to default; the prose label and help as tooltip. Moving a
+ * slider emits "setting-changed" (key, value text) once the hand stops
+ * (debounced), so one drag is one logged change, not a hundred. A typed
+ * value is emitted at once and exactly; typed text that is no number in
+ * range is emitted as typed, for the receiver to refuse with its message.
+ * Values print in the one number format (core/numfmt.h). */
 #ifndef KDS_CONTROL_PANEL_H
 #define KDS_CONTROL_PANEL_H
 

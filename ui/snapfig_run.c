@@ -22,7 +22,7 @@ int kd_snapfig_markers(const KdRunLog *log, KdSnapFigStore *p) {
   for (int i = 0; log && i < kd_runlog_nevents(log) && nm < SF_MAXM; i++) {
     KdRunEvent e = kd_runlog_event(log, i);
     if (!strcmp(e.type, "set"))
-      snprintf(p->marker_labels[nm], sizeof p->marker_labels[nm], "%s %s\xe2\x86\x92%s", e.key, e.old, e.value);
+      snprintf(p->marker_labels[nm], sizeof p->marker_labels[nm], "%s%s %s\xe2\x86\x92%s", e.undo ? "undo " : "", e.key, e.old, e.value);
     else if (!strcmp(e.type, "nonfinite"))
       snprintf(p->marker_labels[nm], sizeof p->marker_labels[nm], "non-finite");
     else

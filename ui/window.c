@@ -10,7 +10,10 @@
 #include "kdui-resources.h"
 #include "layout.h"
 #include "run_browser.h"
+#include "level_menu.h"
+#include "shortcuts.h"
 #include "train/session.h"
+#include "undo.h"
 #include "wheel_guard.h"
 #include "window_compare.h"
 
@@ -50,6 +53,7 @@ struct _KdsWindow {
   guint handovers; /* "changed" callbacks of the bridge (in-process hand-overs) */
   double max_hand_ms, sum_hand_ms;
   guint tick_id;
+  KdsUndo undo;
 };
 
 G_DEFINE_FINAL_TYPE(KdsWindow, kds_window, GTK_TYPE_APPLICATION_WINDOW)
@@ -93,7 +97,9 @@ static void show_snapshot(KdsWindow *w, int i) {
   w->view.snap = s;
   w->snap_index = i;
   if (w->view.image >= s->nimages) w->view.image = 0;
-  if (w->view.level >= s->nlev) w->view.level = 0;
+  w->syncing = TRUE; /* the menu lists this snapshot's levels, the one shown selected */
+  w->view.level = kds_level_menu_sync(GTK_DROP_DOWN(w->level_dd), s, w->view.level);
+  w->syncing = FALSE;
   char buf[160];
   g_snprintf(buf, sizeof buf, "snapshot %d of %d — step %d", i + 1, kds_bridge_snapshot_count(w->bridge), s->step);
   gtk_label_set_text(GTK_LABEL(w->timeline_label), buf);
@@ -134,8 +140,17 @@ static void on_setting_changed(KdsControlPanel *p, const char *key, const char *
     g_error_free(e);
     return;
   }
+  kds_undo_note_set(&w->undo);
   char msg[256];
-  g_snprintf(msg, sizeof msg, "%s = %s (applies at the next step)", key, value);
+  g_snprintf(msg, sizeof msg, "%s = %s (applies at the next step; Ctrl+Z undoes it)", key, value);
+  toast(w, msg);
+}
+
+static void act_undo(GSimpleAction *a, GVariant *p, gpointer user) {
+  (void)a, (void)p;
+  KdsWindow *w = user;
+  char msg[1400] = "nothing to undo: no run";
+  if (w->bridge) kds_undo_last(&w->undo, w->bridge, msg, sizeof msg);
   toast(w, msg);
 }
 
@@ -153,6 +168,8 @@ static void on_method_toggled(GtkCheckButton *b, KdsWindow *w) {
   if (!kds_bridge_set(w->bridge, "distill.methods", list->str, &e)) {
     toast(w, e->message);
     g_error_free(e);
+  } else {
+    kds_undo_note_set(&w->undo);
   }
   g_string_free(list, TRUE);
 }
@@ -362,7 +379,9 @@ static void act_image(GSimpleAction *a, GVariant *p, gpointer user) {
 
 static void on_level(GObject *o, GParamSpec *ps, KdsWindow *w) {
   (void)ps;
-  w->view.level = (int)gtk_drop_down_get_selected(GTK_DROP_DOWN(o));
+  int l = kds_level_menu_selected(GTK_DROP_DOWN(o));
+  if (w->syncing || l < 0) return;
+  w->view.level = l;
   redraw_maps(w);
 }
 
@@ -668,6 +687,7 @@ static const GActionEntry actions[] = {
     {"compare-clear", act_compare_clear, NULL, NULL, NULL, {0}},
     {"browse", act_browse, NULL, NULL, NULL, {0}},   {"resume-run", act_resume_run, NULL, NULL, NULL, {0}},
     {"layout", act_layout, "s", "'tabs'", NULL, {0}},
+    {"compare-clear", act_compare_clear, NULL, NULL, NULL, {0}}, {"undo", act_undo, NULL, NULL, NULL, {0}},
 };
 
 static void kds_window_dispose(GObject *o) {
@@ -744,6 +764,7 @@ static void kds_window_init(KdsWindow *w) {
   kds_wheel_guard(w->image_spin);
   add_methods(w);
   add_panels(w);
+  kds_shortcuts_attach(GTK_APPLICATION_WINDOW(w));
   g_action_map_add_action_entries(G_ACTION_MAP(w), actions, G_N_ELEMENTS(actions), w);
   char mode[16];
   kds_layout_prefs_format(kds_layout_prefs(w->layout), mode, sizeof mode);
@@ -777,6 +798,7 @@ void kds_window_set_bridge(KdsWindow *w, KdsBridge *b) {
   char title[512];
   g_snprintf(title, sizeof title, "kdscope — %s", kds_bridge_run_dir(b));
   gtk_window_set_title(GTK_WINDOW(w), title);
+  kds_undo_reset(&w->undo, b);
   rebuild_controls(w);
   update_status(w);
   w->shown_state = -1; /* the next poll shows the state the run is in by then */
@@ -804,5 +826,6 @@ KdsBridge *kds_window_get_bridge(KdsWindow *w) { return w->bridge; }
 KdsControlPanel *kds_window_get_controls(KdsWindow *w) { return w->controls; }
 GtkWidget *kds_window_get_pause_button(KdsWindow *w) { return w->pause_btn; }
 GtkWidget *kds_window_get_resume_button(KdsWindow *w) { return w->resume_btn; }
+GtkWidget *kds_window_get_level_menu(KdsWindow *w) { return w->level_dd; }
 int kds_window_panel_count(KdsWindow *w) { return (int)w->panels->len; }
 KdsPanel *kds_window_get_panel(KdsWindow *w, int i) { return g_ptr_array_index(w->panels, i); }

@@ -70,6 +70,7 @@ KdsPanel *kds_window_get_compare_panel(KdsWindow *w);
 KdsBridge *kds_window_get_bridge(KdsWindow *w);
 KdsControlPanel *kds_window_get_controls(KdsWindow *w);
 GtkWidget *kds_window_get_pause_button(KdsWindow *w);
+GtkWidget *kds_window_get_level_menu(KdsWindow *w); /* the Level drop-down */
 int kds_window_panel_count(KdsWindow *w);
 KdsPanel *kds_window_get_panel(KdsWindow *w, int i);
 /* Main-loop timing since the window opened: polls handled, the slowest

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "core/fileio.h"
+#include "core/numfmt.h"
 
 typedef struct Value {
   const KdParamDesc *d;
@@ -249,7 +250,7 @@ const char *kd_config_format(const KdConfig *c, const char *key, char *buf, int 
   else if (v->str) snprintf(buf, (size_t)len, "%s", v->str);
   else if (v->d->type == KD_CFG_BOOL) snprintf(buf, (size_t)len, "%s", v->num != 0 ? "true" : "false");
   else if (v->d->type == KD_CFG_INT) snprintf(buf, (size_t)len, "%.0f", v->num);
-  else snprintf(buf, (size_t)len, "%.9g", v->num);
+  else kd_num_format(v->num, buf, (size_t)len);
   return buf;
 }
 

@@ -41,6 +41,15 @@ typedef struct KdParamDesc {
   const char *const *choices;    /* enums: NULL-terminated */
   const char *help;
   KdField field;                 /* {0}: read by key only */
+  /* The papers' symbol, UTF-8, "_x" a subscript ("α_bg", "T_obj");
+   * NULL: none (the key stands for it). */
+  const char *symbol;
+  /* Numbers: the values a slider may land on (core/param_grid.h).
+   * "step 0.5": the multiples of 0.5; "1,2,5": on a log slider, these
+   * mantissas in every decade (...0.5, 1, 2, 5, 10...). NULL: by kind,
+   * ints "step 1", linear floats a 1-2-5 step near a hundredth of the
+   * range, log floats "1,2,5". */
+  const char *grid;
 } KdParamDesc;
 
 /* {bound, offsetof(T, f)}, compiled only when T has a member f of C type
@@ -48,14 +57,14 @@ typedef struct KdParamDesc {
 #define KD_FIELD(T, f, ctype) {1, _Generic(((T *)0)->f, ctype: offsetof(T, f))}
 /* A descriptor "<prefix>.<f>" bound to the member f of T: the key is the
  * field's name, so the two cannot drift apart. */
-#define KD_SETTING_FLOAT(T, prefix, f, label, def, lo, hi, log_scale, live, help) \
-  {prefix "." #f, label, KD_CFG_FLOAT, def, lo, hi, log_scale, live, NULL, NULL, help, KD_FIELD(T, f, float)}
-#define KD_SETTING_INT(T, prefix, f, label, def, lo, hi, live, help) \
-  {prefix "." #f, label, KD_CFG_INT, def, lo, hi, 0, live, NULL, NULL, help, KD_FIELD(T, f, int)}
-#define KD_SETTING_BOOL(T, prefix, f, label, def, live, help) \
-  {prefix "." #f, label, KD_CFG_BOOL, def, 0, 1, 0, live, NULL, NULL, help, KD_FIELD(T, f, int)}
-#define KD_SETTING_ENUM(T, prefix, f, label, def, choices, live, help) \
-  {prefix "." #f, label, KD_CFG_ENUM, 0, 0, 0, 0, live, def, choices, help, KD_FIELD(T, f, int)}
+#define KD_SETTING_FLOAT(T, prefix, f, symbol, label, def, lo, hi, log_scale, grid, live, help) \
+  {prefix "." #f, label, KD_CFG_FLOAT, def, lo, hi, log_scale, live, NULL, NULL, help, KD_FIELD(T, f, float), symbol, grid}
+#define KD_SETTING_INT(T, prefix, f, symbol, label, def, lo, hi, grid, live, help) \
+  {prefix "." #f, label, KD_CFG_INT, def, lo, hi, 0, live, NULL, NULL, help, KD_FIELD(T, f, int), symbol, grid}
+#define KD_SETTING_BOOL(T, prefix, f, symbol, label, def, live, help) \
+  {prefix "." #f, label, KD_CFG_BOOL, def, 0, 1, 0, live, NULL, NULL, help, KD_FIELD(T, f, int), symbol, NULL}
+#define KD_SETTING_ENUM(T, prefix, f, symbol, label, def, choices, live, help) \
+  {prefix "." #f, label, KD_CFG_ENUM, 0, 0, 0, 0, live, def, choices, help, KD_FIELD(T, f, int), symbol, NULL}
 
 typedef struct KdConfig KdConfig;
 
@@ -94,7 +103,8 @@ unsigned long kd_config_serial(const KdConfig *c);
  * into the fields of dst they name. Every bound key must be registered. */
 int kd_config_fill(const KdConfig *c, const KdParamDesc *descs, int n, void *dst, KdError *err);
 
-/* Value as text ("0.01", "true", "sgd"), into buf. */
+/* Value as text ("0.01", "5e-6", "true", "sgd"), into buf: numbers in
+ * the shortest form that reads back as the same double (core/numfmt.h). */
 const char *kd_config_format(const KdConfig *c, const char *key, char *buf, int len);
 
 /* The fully resolved config as pretty JSON (caller frees). */

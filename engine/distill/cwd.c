@@ -18,10 +18,10 @@ typedef struct {
 
 #define F(field, ...) KD_METHOD_FLOAT(CwdParams, "cwd", field, __VA_ARGS__)
 static const KdParamDesc params[] = {
-    F(weight, "CWD weight", 10.0, 0.0, 100.0, 0,
+    F(weight, "w", "CWD weight", 10.0, 0.0, 100.0, 0, NULL,
       "Weight of each level's tau^2 * sum KL / (N*C), summed over levels (mmrazor's FPN configs for RetinaNet "
       "and Faster R-CNN use 10 on every level)"),
-    F(tau, "CWD temperature", 1.0, 0.1, 20.0, 1,
+    F(tau, "τ", "CWD temperature", 1.0, 0.1, 20.0, 1, "1,1.5,2,3,5,7",
       "Temperature of the spatial softmax of each channel; the loss is scaled by tau^2 (mmrazor: 1)"),
 };
 #define NPARAMS (int)(sizeof params / sizeof params[0])

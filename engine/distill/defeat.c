@@ -33,23 +33,23 @@ typedef struct {
 
 #define F(field, ...) KD_METHOD_FLOAT(DeFeatParams, "defeat", field, __VA_ARGS__)
 static const KdParamDesc params[] = {
-    F(weight, "DeFeat weight", 1.0, 0.0, 100.0, 0,
+    F(weight, "w", "DeFeat weight", 1.0, 0.0, 100.0, 0, NULL,
       "Overall weight of the DeFeat loss (all four parts)"),
-    F(alpha_obj, "Neck object weight", 4.0, 0.0, 1000.0, 1,
+    F(alpha_obj, "α_obj", "Neck object weight", 4.0, 0.0, 1000.0, 1, "1,1.2,1.6,2,3,4,5,6,8",
       "alpha_obj: weight of the adapted-feature MSE inside GT boxes (author's COCO value 4, issue #18; VOC config 3)"),
-    F(alpha_bg, "Neck background weight", 16.0, 0.0, 1000.0, 1,
+    F(alpha_bg, "α_bg", "Neck background weight", 16.0, 0.0, 1000.0, 1, "1,1.2,1.6,2,3,4,5,6,8",
       "alpha_bg: weight of the adapted-feature MSE outside GT boxes (author's COCO value 16, issue #18; VOC config 12)"),
-    F(beta_obj, "Head object weight", 1.0, 0.0, 100.0, 1,
+    F(beta_obj, "β_obj", "Head object weight", 1.0, 0.0, 100.0, 1, "1,2,5",
       "beta_obj: class-logit KL on positive anchors. The paper's COCO value is unverified and the released config "
       "has head KD off (author: +0.1-0.2 AP); 1 (half the VOC config's 2) keeps it active but below the neck terms"),
-    F(beta_bg, "Head background weight", 1.0, 0.0, 100.0, 1,
+    F(beta_bg, "β_bg", "Head background weight", 1.0, 0.0, 100.0, 1, "1,2,5",
       "beta_bg: class-logit KL on negative anchors (IoU < 0.4); default 1 for the same reason as beta_obj"),
-    F(T_obj, "Head object temperature", 1.0, 0.1, 20.0, 1,
+    F(T_obj, "T_obj", "Head object temperature", 1.0, 0.1, 20.0, 1, "1,1.5,2,3,5,7",
       "Softmax temperature of the positive-anchor KL (loss times T^2); VOC config 1"),
-    F(T_bg, "Head background temperature", 1.0, 0.1, 20.0, 1,
+    F(T_bg, "T_bg", "Head background temperature", 1.0, 0.1, 20.0, 1, "1,1.5,2,3,5,7",
       "Softmax temperature of the negative-anchor KL (times T^2). Used as the paper defines it; the released code "
       "ignores it and uses T_obj"),
-    F(finest_scale, "Finest scale", 56.0, 1.0, 1024.0, 1,
+    F(finest_scale, "s_0", "Finest scale", 56.0, 1.0, 1024.0, 1, "step 1",
       "Canonical box scale of the level rule: sqrt((w+1)(h+1)) < 2x it goes to P3, < 4x to P4, else P5. 56 is tuned "
       "for ~800 px COCO inputs; fashion-det (128 px, scales 10-80) wants 11: P3/P4/P5 get 37/38/25% of the objects, "
       "COCO's small/medium/large shares (41/34/24%)"),

@@ -40,18 +40,18 @@ typedef struct {
 
 #define F(field, ...) KD_METHOD_FLOAT(FgdParams, "fgd", field, __VA_ARGS__)
 static const KdParamDesc params[] = {
-    F(weight, "FGD weight", 1.0, 0.0, 1000.0, 1,
+    F(weight, "w", "FGD weight", 1.0, 0.0, 1000.0, 1, "1,2,5",
       "Overall weight of the FGD loss (all four parts)"),
-    F(temp, "Attention temperature", 0.5, 0.05, 10.0, 1,
+    F(temp, "T", "Attention temperature", 0.5, 0.05, 10.0, 1, "1,1.5,2,3,5,8",
       "Temperature of the spatial and channel attention (RetinaNet configs 0.5)"),
-    F(alpha, "Foreground weight", 1e-3, 0.0, 10.0, 1,
+    F(alpha, "α", "Foreground weight", 1e-3, 0.0, 10.0, 1, "1,1.6,2,2.5,5,8",
       "alpha: attention-weighted feature MSE inside the boxes (RetinaNet configs 1e-3). Not negligible here: at init "
       "on fashion-det this part is ~13 against a detection loss of ~2 (docs/METHODS-DEFEAT-FGD.md)"),
-    F(beta, "Background weight", 5e-4, 0.0, 10.0, 1,
+    F(beta, "β", "Background weight", 5e-4, 0.0, 10.0, 1, "1,1.6,2,2.5,5,8",
       "beta: attention-weighted feature MSE outside the boxes (RetinaNet configs 5e-4)"),
-    F(gamma, "Attention weight", 5e-4, 0.0, 10.0, 1,
+    F(gamma, "γ", "Attention weight", 5e-4, 0.0, 10.0, 1, "1,1.6,2,2.5,5,8",
       "gamma: L1 between student and teacher attention maps (RetinaNet configs 5e-4; class default 1e-3)"),
-    F(lambda, "Global relation weight", 5e-6, 0.0, 1.0, 1,
+    F(lambda, "λ", "Global relation weight", 5e-6, 0.0, 1.0, 1, "1,1.6,2,2.5,5,8",
       "lambda: MSE between GcBlock outputs of student and teacher (RetinaNet configs 5e-6)"),
 };
 #define NPARAMS (int)(sizeof params / sizeof params[0])

@@ -20,7 +20,7 @@ typedef struct {
 
 #define F(field, ...) KD_METHOD_FLOAT(FitNetParams, "fitnet", field, __VA_ARGS__)
 static const KdParamDesc params[] = {
-    F(weight, "FitNet weight", 1.0, 0.0, 100.0, 0,
+    F(weight, "w", "FitNet weight", 1.0, 0.0, 100.0, 0, NULL,
       "Weight of the feature MSE, summed over levels (HEAD's fitnet_retina uses 1.0)"),
 };
 #define NPARAMS (int)(sizeof params / sizeof params[0])

@@ -29,16 +29,16 @@ typedef struct {
 #define B(field, ...) KD_METHOD_BOOL(LogitKdParams, "logitkd", field, __VA_ARGS__)
 #define E(field, ...) KD_METHOD_ENUM(LogitKdParams, "logitkd", field, __VA_ARGS__)
 static const KdParamDesc params[] = {
-    F(weight, "Logit KD weight", 10.0, 0.0, 100.0, 0,
+    F(weight, "w", "Logit KD weight", 10.0, 0.0, 100.0, 0, NULL,
       "Weight of the class-logit KL, summed over levels (LD's RetinaNet R101->R50 config: 10)"),
-    F(T, "Logit KD temperature", 8.0, 0.5, 20.0, 1,
+    F(T, "T", "Logit KD temperature", 8.0, 0.5, 20.0, 1, "1,1.5,2,3,4,5,6,8",
       "Softmax temperature over the K class logits of an anchor; the KL is scaled by T^2 (LD RetinaNet: 8)"),
-    F(bg_weight, "Background anchor weight", 0.0, 0.0, 1.0, 0,
+    F(bg_weight, "w_bg", "Background anchor weight", 0.0, 0.0, 1.0, 0, NULL,
       "Weight of negative anchors (IoU < 0.4) relative to positives; 0 = positives only (LD); ignored anchors "
       "never count"),
-    B(kl_mean, "KL mean over classes", 1,
+    B(kl_mean, "1/K", "KL mean over classes", 1,
       "Divide each anchor's KL by the number of classes K (LD's class_reduction='mean'); off: textbook KL"),
-    E(norm, "Normaliser", "level", norm_choices,
+    E(norm, NULL, "Normaliser", "level", norm_choices,
       "level: each level divided by its own sum of anchor weights (its positive count unless bg_weight > 0; LD); "
       "batch: every level divided by the batch's sum (as the focal loss divides by all positives)"),
 };

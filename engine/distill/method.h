@@ -137,12 +137,13 @@ typedef struct KdMethodInst {
 } KdMethodInst;
 
 /* A method's setting "<method>.<field>", live, bound to the field of its
- * params struct T (float for numbers, int for bools and enums). */
-#define KD_METHOD_FLOAT(T, method, field, label, def, lo, hi, log_scale, help) \
-  KD_SETTING_FLOAT(T, method, field, label, def, lo, hi, log_scale, 1, help)
-#define KD_METHOD_BOOL(T, method, field, label, def, help) KD_SETTING_BOOL(T, method, field, label, def, 1, help)
-#define KD_METHOD_ENUM(T, method, field, label, def, choices, help) \
-  KD_SETTING_ENUM(T, method, field, label, def, choices, 1, help)
+ * params struct T (float for numbers, int for bools and enums), with the
+ * symbol its paper writes (KdParamDesc.symbol) and its slider grid. */
+#define KD_METHOD_FLOAT(T, method, field, symbol, label, def, lo, hi, log_scale, grid, help) \
+  KD_SETTING_FLOAT(T, method, field, symbol, label, def, lo, hi, log_scale, grid, 1, help)
+#define KD_METHOD_BOOL(T, method, field, symbol, label, def, help) KD_SETTING_BOOL(T, method, field, symbol, label, def, 1, help)
+#define KD_METHOD_ENUM(T, method, field, symbol, label, def, choices, help) \
+  KD_SETTING_ENUM(T, method, field, symbol, label, def, choices, 1, help)
 
 struct KdMethod {
   const char *name;  /* "defeat"; also the key prefix */

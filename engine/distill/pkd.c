@@ -28,7 +28,7 @@ typedef struct {
 
 #define F(field, ...) KD_METHOD_FLOAT(PkdParams, "pkd", field, __VA_ARGS__)
 static const KdParamDesc params[] = {
-    F(weight, "PKD weight", 10.0, 0.0, 100.0, 0,
+    F(weight, "w", "PKD weight", 10.0, 0.0, 100.0, 0, NULL,
       "Weight of each level's 1/2 * mean (Z_S - Z_T)^2, summed over levels (mmrazor's RetinaNet X101->R50 "
       "PKD config uses 10; its Faster R-CNN configs 6)"),
 };

@@ -36,7 +36,7 @@ unsigned kd_method_needs(const KdMethod *m, const KdConfig *cfg) { return m->nee
 
 static const KdParamDesc common[] = {
     {"distill.methods", "Methods", KD_CFG_STRING, 0, 0, 0, 0, 1, "defeat", NULL,
-     "Active distillation methods, comma-separated (e.g. defeat or defeat,fgd); empty: none", {0, 0}},
+     "Active distillation methods, comma-separated (e.g. defeat or defeat,fgd); empty: none", {0, 0}, NULL, NULL},
 };
 
 int kd_distill_register(KdConfig *cfg) {

@@ -139,7 +139,7 @@ int kd_control_append(const char *run_dir, KdControlCmd *cmds, int n, KdError *e
       char k[300], v[2100];
       kd_json_escape(cmds[i].key, k, sizeof k);
       kd_json_escape(cmds[i].value, v, sizeof v);
-      o += (size_t)snprintf(out + o, cap - o, ",\"key\":\"%s\",\"value\":\"%s\"", k, v);
+      o += (size_t)snprintf(out + o, cap - o, ",\"key\":\"%s\",\"value\":\"%s\"%s", k, v, cmds[i].undo ? ",\"undo\":true" : "");
     }
     o += (size_t)snprintf(out + o, cap - o, ",\"pid\":%ld}\n", (long)getpid());
   }
@@ -227,6 +227,7 @@ static int parse_line(const char *line, size_t n, KdControlCmd *cmd, KdError *er
       else if (cJSON_IsBool(v)) snprintf(cmd->value, sizeof cmd->value, "%s", cJSON_IsTrue(v) ? "true" : "false");
       else rc = kd_error(err, "set needs a \"value\"");
       if (!rc) snprintf(cmd->key, sizeof cmd->key, "%s", k->valuestring);
+      cmd->undo = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "undo"));
     }
   }
   cJSON_Delete(j);

@@ -1,7 +1,7 @@
 /* Control of a run from other processes, through its run directory.
  *
  * RUN_DIR/control.jsonl is an append-only list of commands, one JSON line
- * each: {"seq":N,"time":"...","cmd":"set","key":K,"value":V} or
+ * each: {"seq":N,"time":"...","cmd":"set","key":K,"value":V[,"undo":true]} or
  * {"seq":N,"time":"...","cmd":"pause"|"resume"|"stop"}. A writer takes an
  * flock on the file, numbers its lines after the largest seq present and
  * appends them with one O_APPEND write(2). The process running the run
@@ -27,6 +27,7 @@ typedef enum { KD_CTL_SET, KD_CTL_PAUSE, KD_CTL_RESUME, KD_CTL_STOP } KdControlK
 typedef struct KdControlCmd {
   long seq; /* assigned by kd_control_append */
   KdControlKind kind;
+  int undo; /* set: puts back an earlier value; its event says "undo":true */
   char key[128];
   char value[1024];
 } KdControlCmd;

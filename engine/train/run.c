@@ -17,6 +17,7 @@ typedef struct Msg {
   struct Msg *next;
   MsgKind kind;
   char source[16];
+  int undo; /* MSG_SET: logged as an undo */
   char key[128];
   char value[1024];
 } Msg;
@@ -115,12 +116,13 @@ static void sync_live(KdRun *r) {
   kd_optim_set_clip_norm(o, (float)kd_config_num(r->cfg, "train.clip_norm"));
 }
 
-static void apply_set(KdRun *r, const char *key, const char *value, const char *source, long seq, int replayed) {
+static void apply_set(KdRun *r, const char *key, const char *value, const char *source, long seq, int replayed, int undo) {
   char old[1024], canon[1024], k[300], v[2100], o[2100], src[40], tail[96] = "";
   kd_config_format(r->cfg, key, old, sizeof old);
   esc(key, k, sizeof k);
   esc(source, src, sizeof src);
   if (replayed) snprintf(tail, sizeof tail, ",\"replayed\":true");
+  if (undo) snprintf(tail + strlen(tail), sizeof tail - strlen(tail), ",\"undo\":true");
   if (seq > 0) snprintf(tail + strlen(tail), sizeof tail - strlen(tail), ",\"seq\":%ld", seq);
   KdError e;
   char extra[6000];
@@ -189,7 +191,7 @@ static void do_stop(KdRun *r, const char *source, long seq) {
 
 static void handle(KdRun *r, const Msg *m) {
   switch (m->kind) {
-  case MSG_SET: apply_set(r, m->key, m->value, m->source, 0, 0); break;
+  case MSG_SET: apply_set(r, m->key, m->value, m->source, 0, 0, m->undo); break;
   case MSG_PAUSE: do_pause(r, m->source, 0); break;
   case MSG_RESUME: do_resume(r, m->source, 0); break;
   case MSG_STEP: r->step_once = r->paused; break;
@@ -231,7 +233,7 @@ static void poll_control(KdRun *r) {
       continue;
     }
     switch (c.kind) {
-    case KD_CTL_SET: apply_set(r, c.key, c.value, "cli", c.seq, before); break;
+    case KD_CTL_SET: apply_set(r, c.key, c.value, "cli", c.seq, before, c.undo); break;
     case KD_CTL_PAUSE: do_pause(r, "cli", c.seq); break;
     case KD_CTL_RESUME: do_resume(r, "cli", c.seq); break;
     case KD_CTL_STOP: do_stop(r, "cli", c.seq); break;
@@ -487,10 +489,11 @@ int kd_run_start(KdRun *r, KdError *err) {
   return 0;
 }
 
-static int enqueue(KdRun *r, MsgKind kind, const char *source, const char *key, const char *value, KdError *err) {
+static int enqueue(KdRun *r, MsgKind kind, const char *source, const char *key, const char *value, int undo, KdError *err) {
   Msg *m = calloc(1, sizeof *m);
   if (!m) return kd_error(err, "out of memory");
   m->kind = kind;
+  m->undo = undo;
   snprintf(m->source, sizeof m->source, "%s", source ? source : "ui");
   pthread_mutex_lock(&r->mu);
   if (r->closed) {
@@ -514,14 +517,19 @@ static int enqueue(KdRun *r, MsgKind kind, const char *source, const char *key, 
   return 0;
 }
 
-int kd_run_pause(KdRun *r, const char *source, KdError *err) { return enqueue(r, MSG_PAUSE, source, NULL, NULL, err); }
-int kd_run_resume(KdRun *r, const char *source, KdError *err) { return enqueue(r, MSG_RESUME, source, NULL, NULL, err); }
-int kd_run_step_once(KdRun *r, KdError *err) { return enqueue(r, MSG_STEP, NULL, NULL, NULL, err); }
-int kd_run_stop(KdRun *r, const char *source, KdError *err) { return enqueue(r, MSG_STOP, source, NULL, NULL, err); }
+int kd_run_pause(KdRun *r, const char *source, KdError *err) { return enqueue(r, MSG_PAUSE, source, NULL, NULL, 0, err); }
+int kd_run_resume(KdRun *r, const char *source, KdError *err) { return enqueue(r, MSG_RESUME, source, NULL, NULL, 0, err); }
+int kd_run_step_once(KdRun *r, KdError *err) { return enqueue(r, MSG_STEP, NULL, NULL, NULL, 0, err); }
+int kd_run_stop(KdRun *r, const char *source, KdError *err) { return enqueue(r, MSG_STOP, source, NULL, NULL, 0, err); }
 
 int kd_run_set(KdRun *r, const char *key, const char *value, const char *source, KdError *err) {
   if (!key || !value) return kd_error(err, "kd_run_set: key and value are required");
-  return enqueue(r, MSG_SET, source, key, value, err);
+  return enqueue(r, MSG_SET, source, key, value, 0, err);
+}
+
+int kd_run_undo(KdRun *r, const char *key, const char *value, const char *source, KdError *err) {
+  if (!key || !value) return kd_error(err, "kd_run_undo: key and value are required");
+  return enqueue(r, MSG_SET, source, key, value, 1, err);
 }
 
 void kd_run_status(KdRun *r, KdRunStatus *out) {

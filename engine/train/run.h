@@ -90,6 +90,9 @@ int kd_run_stop(KdRun *r, const char *source, KdError *err);
  * thread at the next step boundary and logged as
  * {"step":S,"event":"set","key":..,"value":..,"old":..,"source":..}. */
 int kd_run_set(KdRun *r, const char *key, const char *value, const char *source, KdError *err);
+/* The same, for a change that puts back the value an earlier set replaced
+ * (the window's undo): its set event carries "undo":true. */
+int kd_run_undo(KdRun *r, const char *key, const char *value, const char *source, KdError *err);
 
 /* A copy of the status; never waits for a step. */
 void kd_run_status(KdRun *r, KdRunStatus *out);

@@ -13,7 +13,7 @@ typedef struct Series {
 } Series;
 
 typedef struct Event {
-  int step;
+  int step, undo;
   char *type, *key, *value, *old, *source, *json;
 } Event;
 
@@ -165,6 +165,7 @@ static void events_line(KdRunLog *l, const char *line) {
     e->value = dup_str(j, "value");
     e->old = dup_str(j, "old");
     e->source = dup_str(j, "source");
+    e->undo = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "undo"));
     e->json = strdup(line);
   }
   cJSON_Delete(j);
@@ -248,7 +249,7 @@ int kd_runlog_nevents(const KdRunLog *l) { return l->ne; }
 
 KdRunEvent kd_runlog_event(const KdRunLog *l, int i) {
   const Event *e = &l->e[i];
-  return (KdRunEvent){e->step, e->type, e->key, e->value, e->old, e->source, e->json};
+  return (KdRunEvent){e->step, e->type, e->key, e->value, e->old, e->source, e->undo, e->json};
 }
 
 int kd_runlog_last_step(const KdRunLog *l) { return l->last_step; }

@@ -25,6 +25,7 @@ typedef struct KdRunEvent {
   const char *key;   /* set: the setting; else "" */
   const char *value, *old; /* set: new and previous value text; else "" */
   const char *source;
+  int undo;          /* set, set_refused: it puts back the value an earlier set replaced */
   const char *json;  /* the whole line */
 } KdRunEvent;
 

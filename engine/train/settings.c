@@ -12,11 +12,13 @@ static const char *const extra_froms[] = {"p5", "c5", "pool", NULL}; /* KdExtraK
 static const char *const resizes[] = {"letterbox", "stretch", NULL};
 static const char *const nan_sites[] = {"loss", "gradient", NULL};
 
-#define F(k, l, d, lo, hi, lg, lv, h) {k, l, KD_CFG_FLOAT, d, lo, hi, lg, lv, NULL, NULL, h, {0, 0}}
-#define I(k, l, d, lo, hi, h) {k, l, KD_CFG_INT, d, lo, hi, 0, 0, NULL, NULL, h, {0, 0}}
-#define B(k, l, d, h) {k, l, KD_CFG_BOOL, d, 0, 1, 0, 0, NULL, NULL, h, {0, 0}}
-#define E(k, l, d, ch, h) {k, l, KD_CFG_ENUM, 0, 0, 0, 0, 0, d, ch, h, {0, 0}}
-#define S(k, l, d, h) {k, l, KD_CFG_STRING, 0, 0, 0, 0, 0, d, NULL, h, {0, 0}}
+#define F(k, l, d, lo, hi, lg, lv, h) {k, l, KD_CFG_FLOAT, d, lo, hi, lg, lv, NULL, NULL, h, {0, 0}, NULL, NULL}
+/* A live setting the window's sidebar shows: with its symbol and grid. */
+#define FL(k, sym, l, d, lo, hi, lg, grid, h) {k, l, KD_CFG_FLOAT, d, lo, hi, lg, 1, NULL, NULL, h, {0, 0}, sym, grid}
+#define I(k, l, d, lo, hi, h) {k, l, KD_CFG_INT, d, lo, hi, 0, 0, NULL, NULL, h, {0, 0}, NULL, NULL}
+#define B(k, l, d, h) {k, l, KD_CFG_BOOL, d, 0, 1, 0, 0, NULL, NULL, h, {0, 0}, NULL, NULL}
+#define E(k, l, d, ch, h) {k, l, KD_CFG_ENUM, 0, 0, 0, 0, 0, d, ch, h, {0, 0}, NULL, NULL}
+#define S(k, l, d, h) {k, l, KD_CFG_STRING, 0, 0, 0, 0, 0, d, NULL, h, {0, 0}, NULL, NULL}
 
 static const KdParamDesc descs[] = {
     S("name", "Run name", "run", "Name used for the run directory"),
@@ -46,11 +48,11 @@ static const KdParamDesc descs[] = {
     I("train.batch", "Batch", 8, 1, 256, "Images per step"),
     I("train.steps", "Steps", 3000, 1, 10000000, "Training steps"),
     E("train.optimizer", "Optimizer", "sgd", optims, "SGD with momentum or AdamW"),
-    F("train.lr", "Learning rate", 0.01, 1e-6, 1, 1, 1, "Base learning rate"),
+    FL("train.lr", "η", "Learning rate", 0.01, 1e-6, 1, 1, "1,2,5", "Base learning rate"),
     F("train.momentum", "Momentum", 0.9, 0, 0.999, 0, 0, "SGD momentum"),
     F("train.weight_decay", "Weight decay", 1e-4, 0, 0.1, 0, 0, "L2 (SGD) or decoupled (AdamW) weight decay"),
     B("train.decay_norm_bias", "Decay norms", 0, "Apply weight decay to norm and bias parameters too"),
-    F("train.clip_norm", "Grad clip", 10, 0, 1000, 0, 1, "Global gradient-norm clip (0: off)"),
+    FL("train.clip_norm", "‖g‖_max", "Grad clip", 10, 0, 1000, 0, "step 5", "Global gradient-norm clip (0: off)"),
     E("train.schedule", "Schedule", "cosine", scheds, "Learning-rate schedule after warm-up"),
     I("train.warmup_steps", "Warm-up", 200, 0, 100000, "Linear warm-up steps"),
     I("train.seed", "Seed", 1, 0, 2147483647, "Seed for init, data order and augmentation"),
@@ -63,7 +65,7 @@ static const KdParamDesc descs[] = {
     F("loss.focal_gamma", "Focal gamma", 2, 0, 5, 0, 0, "Focal loss gamma"),
     E("loss.box", "Box loss", "smooth_l1", box_losses, "Regression loss on positive anchors"),
     F("loss.smooth_l1_beta", "Smooth-L1 beta", 0.11, 0, 1, 0, 0, "Smooth-L1 transition point (0: L1)"),
-    F("loss.box_weight", "Box weight", 1, 0, 100, 0, 1, "Weight of the regression loss"),
+    FL("loss.box_weight", "w_box", "Box weight", 1, 0, 100, 0, "step 0.5", "Weight of the regression loss"),
     S("train.init_checkpoint", "Start from", "", "Weights to start the trained model from (fine-tuning, warm restarts); the optimizer starts fresh"),
     S("teacher.config", "Teacher config", "", "Config file of the teacher detector (distillation)"),
     S("teacher.checkpoint", "Teacher weights", "", "Safetensors checkpoint of the teacher"),

@@ -17,11 +17,11 @@ typedef struct {
 static const char *const modes[] = {"fast", "exact", NULL};
 
 static const KdParamDesc descs[] = {
-    KD_SETTING_FLOAT(Demo, "demo", rate, "Rate", 0.25, 0.0, 10.0, 1, 1, "A float"),
-    KD_SETTING_INT(Demo, "demo", count, "Count", 3, 1, 100, 0, "An int"),
-    KD_SETTING_BOOL(Demo, "demo", on, "On", 1, 1, "A bool"),
-    KD_SETTING_ENUM(Demo, "demo", mode, "Mode", "exact", modes, 1, "An enum"),
-    {"demo.name", "Name", KD_CFG_STRING, 0, 0, 0, 0, 0, "x", NULL, "Read by key", {0, 0}},
+    KD_SETTING_FLOAT(Demo, "demo", rate, "r", "Rate", 0.25, 0.0, 10.0, 1, NULL, 1, "A float"),
+    KD_SETTING_INT(Demo, "demo", count, "n", "Count", 3, 1, 100, NULL, 0, "An int"),
+    KD_SETTING_BOOL(Demo, "demo", on, NULL, "On", 1, 1, "A bool"),
+    KD_SETTING_ENUM(Demo, "demo", mode, NULL, "Mode", "exact", modes, 1, "An enum"),
+    {"demo.name", "Name", KD_CFG_STRING, 0, 0, 0, 0, 0, "x", NULL, "Read by key", {0, 0}, NULL, NULL},
 };
 #define NDESC (int)(sizeof descs / sizeof descs[0])
 

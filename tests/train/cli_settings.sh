@@ -1,6 +1,6 @@
 #!/bin/sh
 # kdscope settings: every descriptor listed without a run (text and JSON
-# agree, one entry per key), prefixes, and user errors (exit 1 with a
+# agree, one entry per key; symbols and slider grids), prefixes, and user errors (exit 1 with a
 # message). Usage: cli_settings.sh KDSCOPE
 set -u
 kd=$1
@@ -15,6 +15,10 @@ jkeys=$(grep -c '"key":' "$tmp/all.json")
 [ "$keys" -ge 60 ] || no "only $keys settings listed"
 [ "$keys" = "$jkeys" ] || no "text lists $keys keys, JSON $jkeys"
 grep -q '^defeat.alpha_bg  *float  *16  *\[0, 1000\] log  *live' "$tmp/all" || no "defeat.alpha_bg with its default, range and live flag"
+grep -A1 '^defeat.alpha_bg ' "$tmp/all" | grep -q 'α_bg — Neck background weight, slider 1,1.2,1.6,2,3,4,5,6,8 per decade' ||
+  no "defeat.alpha_bg with its symbol and slider grid"
+grep -q '"symbol":[[:space:]]*"λ"' "$tmp/all.json" && grep -q '"grid":[[:space:]]*"step 5"' "$tmp/all.json" || no "JSON symbol and grid"
+grep -q '^train.lr .*\[1e-6, 1\] log' "$tmp/all" || no "train.lr's range in the one number format"
 grep -q '^train.optimizer .*sgd|adamw\|^train.optimizer .*adamw|sgd' "$tmp/all" || no "train.optimizer with its choices"
 grep -q '^model.depth .*int' "$tmp/all" && grep -A0 '^model.depth' "$tmp/all" | grep -q live && no "model.depth shown as live"
 "$kd" settings fgd pkd >"$tmp/two" 2>&1 || no "two prefixes exited $?"

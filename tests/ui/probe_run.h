@@ -38,16 +38,11 @@ static void probe_run_hook(void *user, KdSession *s, const KdStepStats *st) {
     fprintf(stderr, "probe_run: %s\n", err.msg), p->failed = 1;
 }
 
-/* Data (fixture_data), a random teacher of the student's shape, and
- * `steps` steps of fitnet (+ defeat when registered) distillation with a
- * snapshot every `every` steps and an evaluation halfway and at the end,
- * into dir/run (its path into run). 0, or -1 with a message. */
-static inline int probe_run_make(const char *dir, int steps, int every, char *run, size_t len) {
-  char data[2048], tcfg[2100], tck[2100], buf[32];
-  if (fixture_data(dir, data, sizeof data)) return -1;
-  snprintf(run, len, "%s/run", dir);
-  snprintf(tcfg, sizeof tcfg, "%s/teacher.json", dir);
-  snprintf(tck, sizeof tck, "%s/teacher.safetensors", dir);
+/* A random teacher of the student's shape (fixture_config's model) in
+ * dir: its config into tcfg, its weights into tck. 0, or -1 with a message. */
+static inline int probe_run_teacher(const char *dir, char *tcfg, size_t tlen, char *tck, size_t klen) {
+  snprintf(tcfg, tlen, "%s/teacher.json", dir);
+  snprintf(tck, klen, "%s/teacher.safetensors", dir);
   FILE *f = fopen(tcfg, "w");
   if (!f) return -1;
   fprintf(f, "{\"model\": {\"depth\": 10, \"width\": 8, \"fpn_channels\": 16, \"head_convs\": 1}, \"data\": {\"size\": 64}}\n");
@@ -63,6 +58,19 @@ static inline int probe_run_make(const char *dir, int steps, int every, char *ru
     return -1;
   }
   kd_model_free(teacher);
+  return 0;
+}
+
+/* Data (fixture_data), a random teacher of the student's shape, and
+ * `steps` steps of fitnet (+ defeat when registered) distillation with a
+ * snapshot every `every` steps and an evaluation halfway and at the end,
+ * into dir/run (its path into run). 0, or -1 with a message. */
+static inline int probe_run_make(const char *dir, int steps, int every, char *run, size_t len) {
+  char data[2048], tcfg[2100], tck[2100], buf[32];
+  if (fixture_data(dir, data, sizeof data)) return -1;
+  snprintf(run, len, "%s/run", dir);
+  if (probe_run_teacher(dir, tcfg, sizeof tcfg, tck, sizeof tck)) return -1;
+  KdError err;
   ProbeRun p = {.every = every, .set_at = steps / 2 - 1};
   p.cfg = fixture_config(data, steps);
   if (!p.cfg) return -1;
