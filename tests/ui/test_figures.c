@@ -388,7 +388,8 @@ int main(int argc, char **argv) {
     if (!have(tools[t])) {
       printf("test_figures: %s missing (poppler-utils); skipping the PDF/SVG file checks\n",
              tools[t]);
-      cairo_debug_reset_static_data();
+      kd_fig_text_shutdown();
+  cairo_debug_reset_static_data();
       return check_failures ? 1 : 77;
     }
   const char *src = getenv("KD_SOURCE_ROOT");
@@ -399,12 +400,14 @@ int main(int argc, char **argv) {
     snprintf(checker, sizeof checker, "%s/tests/ui/check_export.py", src ? src : ".");
   if (!have("/usr/bin/python3")) {
     printf("test_figures: /usr/bin/python3 missing; skipping the file checks\n");
-    cairo_debug_reset_static_data();
+    kd_fig_text_shutdown();
+  cairo_debug_reset_static_data();
     return check_failures ? 1 : 77;
   }
   snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' '%s'", checker, manifest);
   int rc = system(cmd);
   CHECK_MSG(rc == 0, "check_export.py failed (status %d)", rc);
+  kd_fig_text_shutdown();
   cairo_debug_reset_static_data();
   return check_status("test_figures");
 }

@@ -14,28 +14,10 @@
 
 #include "../train/run_fixture.h"
 #include "check.h"
+#include "ui_loop.h"
 #include "model/detector.h"
 #include "model/safetensors.h"
 #include "window.h"
-
-static gboolean tick(gpointer unused) {
-  (void)unused;
-  return G_SOURCE_CONTINUE;
-}
-
-/* Runs the main loop as the application does (blocking on its sources, so
- * a hand-over or a frame is dispatched when it is due), until cond holds
- * (NULL: never) or ms pass; a 5 ms tick wakes it to look at the time. */
-static gboolean wait_for(gboolean (*cond)(gpointer), gpointer user, int ms) {
-  gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
-  guint id = g_timeout_add(5, tick, NULL);
-  gboolean ok = FALSE;
-  while (!(ok = cond && cond(user)) && g_get_monotonic_time() < end) g_main_context_iteration(NULL, TRUE);
-  g_source_remove(id);
-  return ok;
-}
-
-static void pump(int ms) { wait_for(NULL, NULL, ms); }
 
 static gboolean have_snapshot(gpointer w) {
   KdsBridge *b = kds_window_get_bridge(w);
@@ -233,18 +215,8 @@ static void check_follow(KdsWindow *w, const char *run) {
 
 int main(int argc, char **argv) {
   (void)argc, (void)argv;
-  g_setenv("GTK_A11Y", "none", TRUE);
-  g_setenv("GSK_RENDERER", "cairo", TRUE);
-  /* No GL at all: Mesa, loaded only to probe GLX, leaks into LeakSanitizer's report. */
-  g_setenv("GDK_DEBUG", "gl-disable", TRUE);
-  if (!gtk_init_check()) {
-    printf("skipped: no display\n");
-    return 77;
-  }
-  if (!fixture_have_source()) {
-    printf("skipped: dataset-fashion-mnist is not installed\n");
-    return 77;
-  }
+  int skip = ui_test_start();
+  if (skip) return skip;
   char dir[1024], data[2048], run[2100], tcfg[2100], tck[2100];
   CHECK(fixture_tmpdir(dir, sizeof dir, "ui") == 0);
   CHECK(fixture_data(dir, data, sizeof data) == 0);
@@ -319,9 +291,10 @@ int main(int argc, char **argv) {
     int maps = !strcmp(kind, "gap") || !strcmp(kind, "masks") || !strcmp(kind, "attention") || !strcmp(kind, "gradmaps");
     if (!maps && strcmp(kind, "curves")) continue;
     int pw = gtk_widget_get_width(GTK_WIDGET(p)), ph = gtk_widget_get_height(GTK_WIDGET(p)), found = 0;
-    KdFigPick k = {{0}, {0, 0, 0}};
+    KdFigPick k;
+    kd_fig_pick_clear(&k);
     for (int y = 0; y < ph && !found; y += 3)
-      for (int x = 0; x < pw && !found; x += 7) found = kds_panel_pick(p, x, y, &k);
+      for (int x = 0; x < pw && !found; x += 7) found = kds_panel_pick(p, x, y, &k) && k.key < 0; /* not a legend key */
     CHECK_MSG(found && strstr(k.text, maps ? ") of " : "step ") && k.cell.on == maps, "panel %s: no hover readout (%d x %d px; '%s')",
               kind, pw, ph, k.text);
   }
