@@ -20,14 +20,13 @@ typedef struct CurvesGeom {
   KdFigRect r1, r2;
   KdPlotGeom g1, g2;
   KdPlotOpts o1, o2;
+  KdFigAxis x; /* the shared step axis */
 } CurvesGeom;
 
-/* The x range over both charts, so steps line up. */
-static void shared_x(const KdFigCurves *c, double w, const KdFigStyle *st, KdFigAxis *x) {
-  double a0, a1, b0 = INFINITY, b1 = -INFINITY, y0, y1;
-  kd_plot_data_range(&c->loss, &a0, &a1, &y0, &y1);
-  if (has_ap(c) && !isfinite(c->loss.xmin) && !isfinite(c->loss.xmax)) kd_plot_data_range(&c->ap, &b0, &b1, &y0, &y1);
-  double lo = fmin(a0, b0), hi = fmax(a1, b1);
+/* The x range over both charts (prepared), so steps line up. */
+static void shared_x(const KdFigCurves *c, const CurvesGeom *G, double w, const KdFigStyle *st, KdFigAxis *x) {
+  double lo = G->g1.xlo, hi = G->g1.xhi;
+  if (has_ap(c) && !isfinite(c->loss.xmin) && !isfinite(c->loss.xmax)) lo = fmin(lo, G->g2.xlo), hi = fmax(hi, G->g2.xhi);
   int logx = c->loss.logx || c->ap.logx;
   kd_fig_axis_setup(x, lo, hi, logx, clampi((int)(w / (st->font_pt * 4.5)), 3, 10), 0);
 }
@@ -40,16 +39,12 @@ static void curves_opts(const KdFigCurves *c, CurvesGeom *G, const KdFigAxis *x)
 /* The two charts' heights for width w (the AP chart 0 when left out). */
 static double curves_split(cairo_t *cr, const KdFigStyle *st, const KdFigCurves *c, double w, CurvesGeom *G,
                            double *h_loss, double *h_ap) {
-  KdFigAxis x;
-  shared_x(c, w, st, &x);
-  curves_opts(c, G, &x);
-  kd_plot_keys(&c->loss, &G->g1);
+  kd_plot_prepare(&c->loss, &G->g1);
+  if (has_ap(c)) kd_plot_prepare(&c->ap, &G->g2);
+  shared_x(c, G, w, st, &G->x);
+  curves_opts(c, G, &G->x);
   *h_loss = kd_plot_height(cr, st, &c->loss, w, plot_area_h(w, has_ap(c) ? 0.42 : 0.5), &G->o1, &G->g1);
-  *h_ap = 0;
-  if (has_ap(c)) {
-    kd_plot_keys(&c->ap, &G->g2);
-    *h_ap = kd_plot_height(cr, st, &c->ap, w, plot_area_h(w, 0.25) * 0.75, &G->o2, &G->g2);
-  }
+  *h_ap = has_ap(c) ? kd_plot_height(cr, st, &c->ap, w, plot_area_h(w, 0.25) * 0.75, &G->o2, &G->g2) : 0;
   return *h_loss + *h_ap;
 }
 
@@ -71,9 +66,6 @@ static void curves_geom(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const Kd
   double k = total > 0 ? (r.h - gap) / total : 1; /* fill what we were given */
   G->r1 = (KdFigRect){r.x, r.y, r.w, h_loss * k};
   G->r2 = (KdFigRect){r.x, r.y + h_loss * k + gap, r.w, h_ap * k};
-  KdFigAxis x;
-  shared_x(c, r.w, st, &x);
-  curves_opts(c, G, &x);
   if (!has_ap(c)) {
     kd_plot_layout(cr, st, &c->loss, G->r1, &G->o1, &G->g1);
     return;
@@ -162,7 +154,7 @@ static void grad_plot(const KdFigGradCurves *g, GradPlot *gp) {
 
 /* Its keys: a colour per source, then the fg/bg line styles. */
 static void grad_keys(const KdFigGradCurves *g, const GradPlot *gp, KdPlotGeom *geo) {
-  kd_plot_keys(&gp->p, geo); /* only for the smoothing note, if any */
+  kd_plot_prepare(&gp->p, geo); /* only for the smoothing note, if any */
   KdFigKey note = geo->nkeys > 0 ? geo->keys[geo->nkeys - 1] : (KdFigKey){0};
   int has_note = geo->nkeys > 0 && geo->key_series[geo->nkeys - 1] == KD_FIG_KEY_SMOOTHING;
   int ns = gp->p.nseries / 2, k = 0;

@@ -48,11 +48,15 @@ static void series_look(const KdFigPlot *p, int i, double rgb[3], int *dash, int
 
 static double xval(const KdFigSeries *s, size_t j) { return s->x ? s->x[j] : (double)j; }
 
+static void data_range(const KdFigPlot *p, int logy, double *xlo, double *xhi, double *ylo, double *yhi);
+
 /* ---- keys ---- */
 
-void kd_plot_keys(const KdFigPlot *p, KdPlotGeom *g) {
+void kd_plot_prepare(const KdFigPlot *p, KdPlotGeom *g) {
   int k = 0;
   g->nkeys = 0;
+  g->logy = kd_fig_plot_logy(p);
+  data_range(p, g->logy, &g->xlo, &g->xhi, &g->ylo, &g->yhi);
   if (p->no_legend || p->legend == KD_FIG_LEGEND_NONE) return;
   for (int i = 0; i < p->nseries && k < KD_PLOT_MAX_KEYS - 1; i++) {
     const KdFigSeries *s = &p->series[i];
@@ -87,11 +91,11 @@ void kd_plot_keys(const KdFigPlot *p, KdPlotGeom *g) {
 /* ---- ranges ---- */
 
 
-void kd_plot_data_range(const KdFigPlot *p, double *xlo, double *xhi, double *ylo, double *yhi) {
+/* The ranges for y scale logy. */
+static void data_range(const KdFigPlot *p, int logy, double *xlo, double *xhi, double *ylo, double *yhi) {
   *xlo = *ylo = INFINITY;
   *xhi = *yhi = -INFINITY;
   double x0 = isfinite(p->xmin) ? p->xmin : -INFINITY, x1 = isfinite(p->xmax) ? p->xmax : INFINITY;
-  int logy = kd_fig_plot_logy(p);
   for (int i = 0; i < p->nseries; i++) {
     const KdFigSeries *s = &p->series[i];
     if (hidden(p, i) || !s->y) continue;
@@ -114,6 +118,10 @@ void kd_plot_data_range(const KdFigPlot *p, double *xlo, double *xhi, double *yl
     if (isfinite(p->xmin)) *xhi = *xlo + 1;
     else *xlo = *xhi - 1;
   }
+}
+
+void kd_plot_data_range(const KdFigPlot *p, double *xlo, double *xhi, double *ylo, double *yhi) {
+  data_range(p, kd_fig_plot_logy(p), xlo, xhi, ylo, yhi);
 }
 
 int kd_fig_plot_logy(const KdFigPlot *p) {
@@ -140,10 +148,8 @@ int kd_fig_plot_logy(const KdFigPlot *p) {
 static double label_font(const KdFigStyle *st) { return st->font_pt * 0.75; }
 
 static void setup_y(const KdFigStyle *st, const KdFigPlot *p, double ph, KdPlotGeom *g) {
-  double xlo, xhi, ylo, yhi;
-  kd_plot_data_range(p, &xlo, &xhi, &ylo, &yhi);
   int pad = !(isfinite(p->ymin) && isfinite(p->ymax));
-  kd_fig_axis_setup(&g->y, ylo, yhi, kd_fig_plot_logy(p), clampi((int)(ph / (st->font_pt * 2.6)), 3, 8), pad);
+  kd_fig_axis_setup(&g->y, g->ylo, g->yhi, g->logy, clampi((int)(ph / (st->font_pt * 2.6)), 3, 8), pad);
   /* one fixed limit stays exactly where it was asked */
   if (isfinite(p->ymin) && !isfinite(p->ymax) && !(g->y.log && p->ymin <= 0)) g->y.lo = p->ymin;
   if (isfinite(p->ymax) && !isfinite(p->ymin)) g->y.hi = p->ymax;
@@ -154,9 +160,7 @@ static void setup_x(const KdFigStyle *st, const KdFigPlot *p, double pw, const K
     g->x = *o->xshared;
     return;
   }
-  double xlo, xhi, ylo, yhi;
-  kd_plot_data_range(p, &xlo, &xhi, &ylo, &yhi);
-  kd_fig_axis_setup(&g->x, xlo, xhi, p->logx, clampi((int)(pw / (st->font_pt * 4.5)), 3, 10), 0);
+  kd_fig_axis_setup(&g->x, g->xlo, g->xhi, p->logx, clampi((int)(pw / (st->font_pt * 4.5)), 3, 10), 0);
 }
 
 double kd_plot_left_margin(cairo_t *cr, const KdFigStyle *st, const KdFigPlot *p, const KdPlotGeom *g) {
@@ -644,7 +648,7 @@ double kd_fig_plot_height(double w, const KdFigStyle *st, const KdFigPlot *p) {
   KdFigStyle tmp;
   st = kd_fig_style_or_default(st, &tmp);
   KdPlotGeom g;
-  kd_plot_keys(p, &g);
+  kd_plot_prepare(p, &g);
   KdPlotOpts o = {1, 1, NULL, 0, 0};
   cairo_t *cr = kd_fig_measure_cr(st);
   double h = kd_plot_height(cr, st, p, w, plot_area_h(w), &o, &g);
@@ -656,7 +660,7 @@ void kd_fig_plot_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFi
   KdFigStyle tmp;
   st = kd_fig_style_or_default(st, &tmp);
   KdPlotGeom g;
-  kd_plot_keys(p, &g);
+  kd_plot_prepare(p, &g);
   KdPlotOpts o = {1, 1, NULL, 0, 0};
   kd_plot_layout(cr, st, p, r, &o, &g);
   kd_plot_render(cr, st, p, r, &g, &o);
@@ -671,7 +675,7 @@ static double plot_height_v(double w, const KdFigStyle *st, const void *spec) {
 static int plot_pick_v(KdFigRect r, const KdFigStyle *st, const void *spec, double x, double y, KdFigPick *out) {
   const KdFigPlot *p = spec;
   KdPlotGeom g;
-  kd_plot_keys(p, &g);
+  kd_plot_prepare(p, &g);
   KdPlotOpts o = {1, 1, NULL, 0, 0};
   cairo_t *cr = kd_fig_measure_cr(st);
   kd_plot_layout(cr, st, p, r, &o, &g);

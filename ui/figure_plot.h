@@ -20,6 +20,8 @@ typedef struct KdPlotGeom {
   KdFigRect key_rect[KD_PLOT_MAX_KEYS];
   int nkeys;
   char note[96];
+  double xlo, xhi, ylo, yhi; /* the data's ranges (kd_plot_data_range), once */
+  int logy;                  /* kd_fig_plot_logy, once */
   /* marker labels: horizontal, in rows of a strip over the plot; numbers
    * (explained under the chart) when the labels do not fit */
   double strip_h, foot_h;
@@ -34,10 +36,11 @@ typedef struct KdPlotOpts {
   double left, right;      /* forced margins, 0: the chart's own */
 } KdPlotOpts;
 
-/* The legend keys of p's series (and its smoothing note) into g; with
- * p->no_legend none. */
-void kd_plot_keys(const KdFigPlot *p, KdPlotGeom *g);
-/* Lays p out in r (keys already in g). */
+/* What every layout of p starts from, into g: the legend keys of its
+ * series (and its smoothing note; none with p->no_legend), the data's
+ * ranges and its y scale (each a pass over every sample, so once). */
+void kd_plot_prepare(const KdFigPlot *p, KdPlotGeom *g);
+/* Lays p out in r (g prepared). */
 void kd_plot_layout(cairo_t *cr, const KdFigStyle *st, const KdFigPlot *p, KdFigRect r,
                     const KdPlotOpts *o, KdPlotGeom *g);
 /* The chart's height for width w with a plot area plot_h tall. */

@@ -7,6 +7,9 @@
  *    rebuilds, byte for byte, the PNG the shared builder gives in-process,
  *    for every figure with non-default choices (image, level, overlay,
  *    ranges, columns, parts, smoothing, letters, font, width, dpi);
+ *  - the curves' rules on hand-written logs: log y by default over 3
+ *    decades and not under one, no AP chart without an evaluation, AP in
+ *    percent, smoothing breaks at the run's set events;
  *  - --csv metrics / events parse (quotes included) with the expected
  *    columns and one row per logged value / event;
  *  - the compare figure of two runs (the run and a copy of its log) to
@@ -220,6 +223,69 @@ static void commands_reproduce(void) {
   kd_snapshot_free(snap);
   kd_snapshots_close(snaps);
   kd_runlog_free(log);
+}
+
+/* ---- the curves' rules: AP chart only with an evaluation, auto log,
+ * smoothing restarts at the run's set events, AP in percent ---- */
+
+/* A hand-written run: 40 steps of det.cls from `from` to `to` (geometric),
+ * a set event at step 20, an evaluation at step 40 when eval_ap >= 0. */
+static KdRunLog *hand_log(const char *name, double from, double to, double eval_ap) {
+  char d[2300], path[2400];
+  snprintf(d, sizeof d, "%s/%s", outdir, name);
+  mkdir(d, 0755);
+  snprintf(path, sizeof path, "%s/config.json", d);
+  FILE *f = fopen(path, "w");
+  if (f) fputs("{}\n", f), fclose(f);
+  snprintf(path, sizeof path, "%s/metrics.jsonl", d);
+  f = fopen(path, "w");
+  for (int i = 1; f && i <= 40; i++) {
+    double v = from * pow(to / from, (i - 1) / 39.0);
+    fprintf(f, "{\"step\":%d,\"loss\":%g,\"parts\":{\"det.cls\":%g}}\n", i, 2 * v, v);
+  }
+  if (f && eval_ap >= 0) fprintf(f, "{\"step\":40,\"eval\":{\"AP\":%g,\"AP50\":%g}}\n", eval_ap, 2 * eval_ap);
+  if (f) fclose(f);
+  snprintf(path, sizeof path, "%s/events.jsonl", d);
+  f = fopen(path, "w");
+  if (f) fputs("{\"step\":20,\"event\":\"set\",\"key\":\"fitnet.weight\",\"value\":\"2\",\"old\":\"1\",\"source\":\"test\"}\n", f), fclose(f);
+  KdError err;
+  KdRunLog *log = kd_runlog_open(d, &err);
+  CHECK_MSG(log && kd_runlog_refresh(log, &err) > 0, "%s: %s", d, err.msg);
+  return log;
+}
+
+static void check_curves_rules(void) {
+  KdRunLog *wide = hand_log("rules_wide", 10, 0.01, 0.25), *narrow = hand_log("rules_narrow", 2, 1, -1);
+  KdSnapFigStore *st = kd_snapfig_store_new();
+  KdSnapFigView v;
+  KdFigPanel p;
+  KdError err = {{0}};
+  kd_snapfig_view_default(&v);
+  v.log = wide;
+  v.smooth = (KdSmooth){KD_SMOOTH_EMA, 0.9, 1};
+  CHECK(wide && kd_snapfig_build(kd_snapfig_find("curves"), &v, st, &p, &err) == 0);
+  const KdFigCurves *c = p.spec;
+  /* 3 decades: log by default; AP in percent; smoothing breaks at step 20 */
+  CHECK_MSG(kd_fig_plot_logy(&c->loss), "a loss over 3 decades is drawn on a linear axis");
+  CHECK_MSG(c->ap.nseries == 2 && c->ap.series[0].y[0] == 25 && c->ap.series[1].y[0] == 50 && !strcmp(c->ap.ylabel, "AP (%)"),
+            "AP: %d series, %g", c->ap.nseries, c->ap.nseries ? c->ap.series[0].y[0] : NAN);
+  CHECK_MSG(c->loss.extra && c->loss.extra[0].nbreaks == 1 && c->loss.extra[0].breaks[0] == 20, "no smoothing break at the set event");
+  double with_ap = kd_fig_curves_height(240, NULL, c);
+  v.logy = KD_SNAPFIG_LOGY_LINEAR;
+  CHECK(kd_snapfig_build(kd_snapfig_find("curves"), &v, st, &p, &err) == 0 && !kd_fig_plot_logy(&((const KdFigCurves *)p.spec)->loss));
+  /* under a decade and no evaluation: linear, and no AP chart at all */
+  kd_snapfig_view_default(&v);
+  v.log = narrow;
+  CHECK(narrow && kd_snapfig_build(kd_snapfig_find("curves"), &v, st, &p, &err) == 0);
+  c = p.spec;
+  double without = kd_fig_curves_height(240, NULL, c);
+  CHECK_MSG(!kd_fig_plot_logy(&c->loss) && c->ap.nseries == 0 && without < 0.8 * with_ap,
+            "no evaluation: log %d, %d AP series, %.0f pt tall (with AP %.0f)", kd_fig_plot_logy(&c->loss), c->ap.nseries, without,
+            with_ap);
+  printf("curves: %.0f pt tall with an AP chart, %.0f without an evaluation\n", with_ap, without);
+  kd_snapfig_store_free(st);
+  kd_runlog_free(wide);
+  kd_runlog_free(narrow);
 }
 
 /* ---- CSV ---- */
@@ -559,6 +625,7 @@ int main(int argc, char **argv) {
   check_compare(mf, empty);
   fclose(mf);
   commands_reproduce();
+  check_curves_rules();
   check_csv();
   check_errors(empty);
 

@@ -262,8 +262,42 @@ static void test_segments(void) {
   CHECK_NEAR(out[5], (100 + 50 + 25) / 3.0, 1e-12);
 }
 
+/* The 12 line styles: distinct colours, and distinct (dash, marker)
+ * pairs, so they stay apart in grey print too; the index wraps. */
+static void test_series_styles(void) {
+  double rgb[KD_FIG_SERIES_STYLES][3];
+  int dash[KD_FIG_SERIES_STYLES], mark[KD_FIG_SERIES_STYLES];
+  for (int i = 0; i < KD_FIG_SERIES_STYLES; i++) kd_fig_series_style(i, rgb[i], &dash[i], &mark[i]);
+  for (int i = 0; i < KD_FIG_SERIES_STYLES; i++)
+    for (int j = 0; j < i; j++) {
+      double d = fabs(rgb[i][0] - rgb[j][0]) + fabs(rgb[i][1] - rgb[j][1]) + fabs(rgb[i][2] - rgb[j][2]);
+      CHECK_MSG(d > 0.15, "series %d and %d have near colours", i, j);
+      CHECK_MSG(dash[i] != dash[j] || mark[i] != mark[j], "series %d and %d share dash %d and marker %d", i, j, dash[i], mark[i]);
+      CHECK(dash[i] != KD_FIG_DOTTED); /* dotted marks a compared run */
+    }
+  double w[3];
+  int dw, mw;
+  kd_fig_series_style(KD_FIG_SERIES_STYLES + 3, w, &dw, &mw);
+  CHECK(!memcmp(w, rgb[3], sizeof w) && dw == dash[3] && mw == mark[3]);
+}
+
+/* Math labels: subscripts, superscripts, Greek and escaping. */
+static void test_markup(void) {
+  char m[256];
+  kd_fig_label_markup("L_{cls}", m, sizeof m);
+  CHECK_MSG(!strcmp(m, "L<sub>cls</sub>"), "%s", m);
+  kd_fig_label_markup("$\\alpha_{bg}$ 16\xe2\x86\x92x^{2}", m, sizeof m);
+  CHECK_MSG(!strcmp(m, "\xce\xb1<sub>bg</sub> 16\xe2\x86\x92x<sup>2</sup>"), "%s", m);
+  kd_fig_label_markup("a<b & grad_norm \\taus", m, sizeof m);
+  CHECK_MSG(!strcmp(m, "a&lt;b &amp; grad_norm \\taus"), "%s", m);
+  kd_fig_label_markup("\\lambda_{fit", m, sizeof m); /* unclosed: to the end */
+  CHECK_MSG(!strcmp(m, "\xce\xbb<sub>fit</sub>"), "%s", m);
+}
+
 int main(void) {
   test_ema();
+  test_series_styles();
+  test_markup();
   test_segments();
   test_moving_average();
   test_thinning();
