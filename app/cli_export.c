@@ -17,9 +17,11 @@
 static const char usage[] =
     "usage: kdscope export --run RUN_DIR --figure NAME [--step N|last] [--images LIST]\n"
     "                      [--level P3] [--columns LIST] [--mask NAME] [--parts LIST]\n"
-    "                      [--logy] [--smooth none|ema:W|mean:N] [--overlay A] [--independent]\n"
+    "                      [--logy | --liny] [--smooth none|ema:W|mean:N] [--overlay A] [--independent]\n"
     "                      [--compare RUN_DIR [--compare-label NAME]]\n"
-    "                      [--letters] [--no-title] [--format png|svg|pdf]\n"
+    "                      [--rename OLD=NEW]... [--hide LIST] [--legend POS]\n"
+    "                      [--xlim LO:HI] [--ylim LO:HI] [--aplim LO:HI]\n"
+    "                      [--letters] [--no-title] [--format png|svg|pdf] [--font FAMILY]\n"
     "                      [--width-in W | --width-mm W] [--height-in H | --height-mm H]\n"
     "                      [--font-pt P] [--line-pt P] [--dpi D] --out FILE\n"
     "       kdscope export --figure compare --run RUN_DIR [--run RUN_DIR]... [--labels LIST]\n"
@@ -33,10 +35,13 @@ static const char usage[] =
     "  grid        rows = probe images (--images, default all), columns from\n"
     "              image,teacher,student,gap,mask (--columns, default those with\n"
     "              data); --mask NAME picks the mask column (fg or e.g. defeat.fg)\n"
-    "  curves      loss parts (--parts LIST, default all) over COCO AP vs step,\n"
-    "              markers where settings changed; --logy, --smooth; --compare\n"
-    "              adds another run's same parts and AP, dotted (legend name\n"
-    "              --compare-label, default the directory's name)\n"
+    "  curves      loss parts (--parts LIST, default all) over COCO AP (in %,\n"
+    "              once the run has an evaluation) vs step, markers where\n"
+    "              settings changed; the loss axis is log when the parts span\n"
+    "              more than 1.5 decades (--logy, --liny force it); --smooth\n"
+    "              restarts at every change; --compare adds another run's same\n"
+    "              parts and AP, dotted (legend name --compare-label, default\n"
+    "              the directory's name)\n"
     "  gradients   fg vs bg gradient magnitude by source over every snapshot up to\n"
     "              --step (DeFeat's observation); --level (default all levels),\n"
     "              --images (default all)\n"
@@ -56,9 +61,20 @@ static const char usage[] =
     "--letters labels sub-panels (a), (b)... Options a figure does not read are\n"
     "ignored. Width defaults to 3.3 in (single column; 6.9 in is double); the\n"
     "height follows the figure's layout unless given. Format from --format or\n"
-    "the extension of --out; --dpi for PNG (default 300), --font-pt (default 8).\n"
-    "--csv metrics writes step,name,value for every logged series (eval.* too);\n"
-    "--csv events writes step,time,event,key,value,old,source.\n";
+    "the extension of --out; --dpi is the PNG's resolution and that of the\n"
+    "images a PDF or SVG embeds (default 300), --font-pt the base size (8).\n"
+    "For a paper: --font FAMILY (e.g. 'Latin Modern Roman' from fonts-lmodern,\n"
+    "'TeX Gyre Termes' from fonts-texgyre, 'DejaVu Serif'; a family that is not\n"
+    "installed falls back to DejaVu Sans with a message); --rename OLD=NEW\n"
+    "(repeatable) labels a series or a changed setting, with simple math:\n"
+    "--rename det.cls='L_{cls}' --rename defeat.alpha_bg='\\alpha_{bg}' (_{..}\n"
+    "subscript, ^{..} superscript, \\alpha..\\Omega Greek); --hide LIST leaves\n"
+    "series out; --legend top|right|upper-right|upper-left|lower-left|lower-right\n"
+    "|none places the legend; --xlim, --ylim (loss) and --aplim (AP, in %) fix\n"
+    "the axes (LO:HI, either end may be empty).\n"
+    "--csv metrics writes step,name,value,unit for every logged series (eval.*\n"
+    "too: AP and AR in percent, unit %); --csv events writes\n"
+    "step,time,event,key,value,old,source.\n";
 
 #define MAX_LIST 32
 
@@ -69,10 +85,12 @@ typedef struct Args {
   const char *lines[KD_COMPARE_MAX_LINES];
   int nlines;
   const char *run, *figure, *csv, *step, *images, *level, *columns, *mask, *parts, *smooth;
-  const char *format, *out;
+  const char *format, *out, *font, *hide, *legend, *xlim, *ylim, *aplim;
+  const char *renames[KD_SNAPFIG_MAX_RENAMES];
+  int nrenames;
   double width, height, font_pt, line_pt, dpi, overlay;
   KdUnit unit, height_unit;
-  int logy, independent, letters, no_title;
+  int logy, liny, independent, letters, no_title;
 } Args;
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -118,6 +136,16 @@ static int parse_args(int argc, char **argv, Args *a) {
       return 2;
     }
     if (!strcmp(o, "--logy")) a->logy = 1;
+    else if (!strcmp(o, "--liny")) a->liny = 1;
+    else if (!strcmp(o, "--rename")) {
+      if (a->nrenames == KD_SNAPFIG_MAX_RENAMES) return fail("at most %d --rename (see --help)", KD_SNAPFIG_MAX_RENAMES);
+      str = &a->renames[a->nrenames++];
+    } else if (!strcmp(o, "--font")) str = &a->font;
+    else if (!strcmp(o, "--hide")) str = &a->hide;
+    else if (!strcmp(o, "--legend")) str = &a->legend;
+    else if (!strcmp(o, "--xlim")) str = &a->xlim;
+    else if (!strcmp(o, "--ylim")) str = &a->ylim;
+    else if (!strcmp(o, "--aplim")) str = &a->aplim;
     else if (!strcmp(o, "--independent")) a->independent = 1;
     else if (!strcmp(o, "--letters")) a->letters = 1;
     else if (!strcmp(o, "--no-title")) a->no_title = 1;
@@ -167,6 +195,7 @@ static int parse_args(int argc, char **argv, Args *a) {
   if (!a->out) return fail("%s", "--out FILE is required (see --help)");
   if (!a->figure == !a->csv) return fail("%s", "give either --figure NAME or --csv metrics|events (see --help)");
   if (a->overlay > 1) return fail("%s", "--overlay is an opacity in (0, 1]");
+  if (a->logy && a->liny) return fail("%s", "--logy and --liny: give one");
   return 0;
 }
 
@@ -199,13 +228,17 @@ static int write_csv(const Args *a, const KdRunLog *log) {
   FILE *f = open_memstream(&text, &len);
   if (!f) return fail("%s", "out of memory");
   if (!strcmp(a->csv, "metrics")) {
-    fputs("step,name,value\n", f);
+    /* COCO AP and AR in percent, as every figure shows them; the unit
+     * column says which rows are. */
+    fputs("step,name,value,unit\n", f);
     for (int i = 0; i < kd_runlog_nseries(log); i++) {
       KdRunSeries s = kd_runlog_series(log, i);
+      int pct = !strncmp(s.name, "eval.AP", 7) || !strncmp(s.name, "eval.AR", 7);
       for (size_t j = 0; j < s.n; j++) {
         csv_number(f, s.x[j], 0);
         csv_field(f, s.name, 0);
-        csv_number(f, s.y[j], 1);
+        csv_number(f, pct ? 100.0 * s.y[j] : s.y[j], 0);
+        csv_field(f, pct ? "%" : "", 1);
       }
     }
   } else {
@@ -271,6 +304,11 @@ static int render(const Args *a, const KdFigPanel *panel) {
   kd_fig_style_default(&st);
   st.panel_letters = a->letters;
   if (a->line_pt > 0) st.line_pt = a->line_pt;
+  if (a->font) {
+    char msg[256];
+    st.font_family = kd_fig_font_resolve(a->font, msg, sizeof msg);
+    if (msg[0]) fprintf(stderr, "kdscope export: %s\n", msg);
+  }
   KdExportOpts o;
   kd_export_opts_default(&o);
   o.width = a->width;
@@ -326,11 +364,27 @@ static int export_figure(const Args *a, const KdRunLog *log, const KdRunLog *ref
   v.ref_label = a->reference_label ? a->reference_label : ref ? run_name(a->reference, refname, sizeof refname) : NULL;
   v.overlay = a->overlay;
   v.independent = a->independent;
-  v.logy = a->logy;
+  v.logy = a->logy ? KD_SNAPFIG_LOGY_LOG : a->liny ? KD_SNAPFIG_LOGY_LINEAR : KD_SNAPFIG_LOGY_AUTO;
   v.no_title = a->no_title;
   v.mask = a->mask;
   KdError err;
   if (kd_snapfig_smooth_parse(a->smooth, &v.smooth, &err)) return fail("%s", err.msg);
+  const char *from[KD_SNAPFIG_MAX_RENAMES], *to[KD_SNAPFIG_MAX_RENAMES], *hide[MAX_LIST];
+  char rbuf[KD_SNAPFIG_MAX_RENAMES][512], hbuf[1024];
+  for (int i = 0; i < a->nrenames; i++)
+    if (kd_snapfig_rename_parse(a->renames[i], rbuf[i], sizeof rbuf[i], &from[i], &to[i], &err)) return fail("%s", err.msg);
+  v.rename_from = from, v.rename_to = to, v.nrename = a->nrenames;
+  if (a->hide) {
+    v.nhide = split(a->hide, hbuf, sizeof hbuf, hide, MAX_LIST);
+    if (v.nhide <= 0) return fail("--hide %s: expected a list of series like loss,AP50", a->hide);
+    v.hide = hide;
+  }
+  if (a->legend && (int)(v.legend = (KdFigLegendPos)kd_fig_legend_pos_from_name(a->legend)) < 0)
+    return fail("--legend %s: expected top, right, upper-right, upper-left, lower-left, lower-right or none", a->legend);
+  if ((a->xlim && kd_snapfig_limits_parse("--xlim", a->xlim, &v.xmin, &v.xmax, &err)) ||
+      (a->ylim && kd_snapfig_limits_parse("--ylim", a->ylim, &v.ymin, &v.ymax, &err)) ||
+      (a->aplim && kd_snapfig_limits_parse("--aplim", a->aplim, &v.apmin, &v.apmax, &err)))
+    return fail("%s", err.msg);
 
   int images[MAX_LIST], rc = 1;
   const char *words[MAX_LIST], *parts[MAX_LIST];

@@ -36,15 +36,20 @@ int kd_export_format_from_path(const char *path) {
   return -1;
 }
 
+static double dpi_of(const KdExportOpts *o) { return o->dpi > 0 ? o->dpi : 300; }
+
+/* The style an export draws with: the font size asked, a family that is
+ * installed (callers say so when they fall back), and images embedded at
+ * the export's dpi. */
 static void style_for(const KdFigStyle *st, const KdExportOpts *o, KdFigStyle *out) {
   if (st)
     *out = *st;
   else
     kd_fig_style_default(out);
   if (o->font_pt > 0) out->font_pt = o->font_pt;
+  out->font_family = kd_fig_font_resolve(out->font_family, NULL, 0);
+  out->raster_dpi = dpi_of(o);
 }
-
-static double dpi_of(const KdExportOpts *o) { return o->dpi > 0 ? o->dpi : 300; }
 
 int kd_export_geometry(const KdFigPanel *p, const KdFigStyle *st, const KdExportOpts *o,
                        double *w_pt, double *h_pt, int *w_px, int *h_px, KdError *err) {
@@ -54,9 +59,7 @@ int kd_export_geometry(const KdFigPanel *p, const KdFigStyle *st, const KdExport
   if (!(w >= 18 && w <= 14400))
     return kd_error(err, "export: width %g %s is outside 0.25 in .. 200 in", o->width,
                     o->unit == KD_UNIT_IN ? "in" : o->unit == KD_UNIT_MM ? "mm" : "pt");
-  double h = o->height > 0 ? kd_export_to_pt(o->height, o->unit)
-             : p && p->height_for_width ? p->height_for_width(w, &s, p->spec)
-                                        : w * 0.75;
+  double h = o->height > 0 ? kd_export_to_pt(o->height, o->unit) : kd_fig_panel_height(p, &s, w);
   if (!(h >= 18 && h <= 14400))
     return kd_error(err, "export: height %g pt is outside 18 .. 14400 pt", h);
   double dpi = dpi_of(o);

@@ -21,7 +21,7 @@ typedef enum KdUnit { KD_UNIT_IN, KD_UNIT_MM, KD_UNIT_PT } KdUnit;
 typedef struct KdExportOpts {
   double width, height; /* in `unit`; height <= 0: the panel's layout height */
   KdUnit unit;
-  double dpi;      /* PNG resolution; <= 0: 300 */
+  double dpi;      /* PNG resolution, and that of images in PDF/SVG; <= 0: 300 */
   double font_pt;  /* <= 0: the style's */
   const char *title; /* PDF/SVG metadata title, optional */
 } KdExportOpts;

@@ -9,10 +9,11 @@
 #include "figure_priv.h"
 
 void kd_fig_style_default(KdFigStyle *st) {
-  st->font_family = "DejaVu Sans";
+  st->font_family = KD_FIG_DEFAULT_FONT;
   st->font_pt = 8;
   st->line_pt = 0.6;
   st->panel_letters = 0;
+  st->raster_dpi = 0;
 }
 
 const KdFigStyle *kd_fig_style_or_default(const KdFigStyle *st, KdFigStyle *tmp) {
@@ -23,7 +24,8 @@ const KdFigStyle *kd_fig_style_or_default(const KdFigStyle *st, KdFigStyle *tmp)
 
 /* Okabe & Ito's palette, minus yellow (too light on white) and black
  * (kept for axes), led by the three box-source colours, plus two so ten
- * classes get distinct colours. */
+ * classes get distinct colours; after them three more for lines. */
+#define NCLASS_COLOURS 10
 static const double palette[][3] = {
     {0.000, 0.447, 0.698}, /* blue */
     {0.835, 0.369, 0.000}, /* vermillion */
@@ -35,12 +37,48 @@ static const double palette[][3] = {
     {0.600, 0.400, 0.200}, /* brown */
     {0.000, 0.330, 0.330}, /* dark teal (classes 8, 9 need two more) */
     {0.550, 0.550, 0.000}, /* olive */
+    {0.000, 0.000, 0.000}, /* black: a line is not an axis */
+    {0.200, 0.133, 0.533}, /* Tol's indigo */
+    {0.533, 0.133, 0.333}, /* Tol's wine */
 };
 
 void kd_fig_palette(int index, double rgb[3]) {
-  int n = (int)(sizeof palette / sizeof palette[0]);
-  int i = ((index % n) + n) % n;
+  int i = ((index % NCLASS_COLOURS) + NCLASS_COLOURS) % NCLASS_COLOURS;
   memcpy(rgb, palette[i], sizeof palette[i]);
+}
+
+/* Twelve line colours, the strongest first: Okabe & Ito's, black, Tol's
+ * indigo and wine, olive, grey, brown. Colour alone does not survive grey
+ * print, so the dash cycles every colour and the marker every four. */
+static const int series_colour[KD_FIG_SERIES_STYLES] = {0, 1, 2, 3, 4, 5, 10, 11, 12, 9, 6, 7};
+
+void kd_fig_series_style(int index, double rgb[3], int *dash, int *marker) {
+  int n = KD_FIG_SERIES_STYLES;
+  int i = ((index % n) + n) % n;
+  static const int dashes[4] = {KD_FIG_SOLID, KD_FIG_DASHED, KD_FIG_DASHDOT, KD_FIG_LONGDASH};
+  static const int marks[3] = {KD_FIG_MARK_NONE, KD_FIG_MARK_CIRCLE, KD_FIG_MARK_SQUARE};
+  if (rgb) memcpy(rgb, palette[series_colour[i]], sizeof palette[0]);
+  if (dash) *dash = dashes[i % 4];
+  if (marker) *marker = marks[(i / 4) % 3];
+}
+
+double kd_fig_margin(const KdFigStyle *st) { return st->font_pt * 0.3; }
+
+double kd_fig_panel_height(const KdFigPanel *p, const KdFigStyle *st, double width_pt) {
+  KdFigStyle tmp;
+  st = kd_fig_style_or_default(st, &tmp);
+  double m = kd_fig_margin(st);
+  if (!p || !p->height_for_width) return width_pt * 0.75;
+  return p->height_for_width(width_pt - 2 * m, st, p->spec) + 2 * m;
+}
+
+/* The export's raster resolution rides on the context (cairo_t user data),
+ * read where images are painted. */
+static const cairo_user_data_key_t raster_key;
+
+double kd_fig_raster_dpi(cairo_t *cr) {
+  const double *d = cairo_get_user_data(cr, &raster_key);
+  return d ? *d : 0;
 }
 
 static void set_font_options(cairo_t *cr) {
@@ -65,7 +103,21 @@ void kd_fig_paint(cairo_t *cr, const KdFigPanel *p, const KdFigStyle *st, double
   cairo_fill(cr);
   cairo_rectangle(cr, 0, 0, width_pt, height_pt);
   cairo_clip(cr);
-  if (p && p->draw) p->draw(cr, (KdFigRect){0, 0, width_pt, height_pt}, st, p->spec);
+  /* Vector pages embed images at the style's dpi (a raster surface already
+   * has its own pixels). */
+  cairo_surface_type_t t = cairo_surface_get_type(cairo_get_target(cr));
+  int vector = t == CAIRO_SURFACE_TYPE_PDF || t == CAIRO_SURFACE_TYPE_SVG || t == CAIRO_SURFACE_TYPE_PS;
+  double *dpi = vector && st->raster_dpi > 0 ? malloc(sizeof *dpi) : NULL;
+  if (dpi) {
+    *dpi = st->raster_dpi;
+    if (cairo_set_user_data(cr, &raster_key, dpi, free) != CAIRO_STATUS_SUCCESS) free(dpi);
+  }
+  /* A margin all round, so no stroke, colorbar or label touches the page
+   * edge. */
+  double m = kd_fig_margin(st);
+  KdFigRect r = {m, m, width_pt - 2 * m, height_pt - 2 * m};
+  if (p && p->draw && r.w > 0 && r.h > 0) p->draw(cr, r, st, p->spec);
+  if (dpi) cairo_set_user_data(cr, &raster_key, NULL, NULL);
   cairo_restore(cr);
 }
 
@@ -73,69 +125,19 @@ int kd_fig_pick(const KdFigPanel *p, const KdFigStyle *st, double width_pt, doub
                 double x, double y, KdFigPick *out) {
   KdFigStyle tmp;
   st = kd_fig_style_or_default(st, &tmp);
-  *out = (KdFigPick){{0}, {0, 0, 0}};
+  kd_fig_pick_clear(out);
   if (!p || !p->pick || x < 0 || y < 0 || x > width_pt || y > height_pt) return 0;
-  return p->pick((KdFigRect){0, 0, width_pt, height_pt}, st, p->spec, x, y, out);
+  double m = kd_fig_margin(st);
+  return p->pick((KdFigRect){m, m, width_pt - 2 * m, height_pt - 2 * m}, st, p->spec, x, y, out);
 }
 
-/* ---- text ---- */
-
-void kd_fig_font(cairo_t *cr, const KdFigStyle *st, double size_pt, KdFigWeight weight) {
-  cairo_select_font_face(cr, st->font_family ? st->font_family : "DejaVu Sans",
-                         CAIRO_FONT_SLANT_NORMAL,
-                         weight == KD_FIG_BOLD ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
-  cairo_set_font_size(cr, size_pt);
+void kd_fig_pick_clear(KdFigPick *out) {
+  memset(out, 0, sizeof *out);
+  out->key = -1;
+  out->step = NAN;
 }
 
-double kd_fig_text_width(cairo_t *cr, const char *s) {
-  cairo_text_extents_t te;
-  cairo_text_extents(cr, s, &te);
-  return te.x_advance;
-}
-
-void kd_fig_text(cairo_t *cr, double x, double y, const char *s, double ax, double ay,
-                 double angle) {
-  if (!s || !*s) return;
-  cairo_font_extents_t fe;
-  cairo_font_extents(cr, &fe);
-  double w = kd_fig_text_width(cr, s);
-  /* Anchor on ascent..descent of the face, but trim the ascent to the cap
-   * height region so "middle" looks centred for digits and capitals. */
-  double asc = fe.ascent * 0.8, desc = fe.descent;
-  cairo_save(cr);
-  cairo_translate(cr, x, y);
-  if (angle != 0) cairo_rotate(cr, angle);
-  cairo_move_to(cr, -ax * w, asc - ay * (asc + desc));
-  cairo_show_text(cr, s);
-  cairo_new_path(cr);
-  cairo_restore(cr);
-}
-
-void kd_fig_text_fit(cairo_t *cr, double x, double y, const char *s, double ax, double ay,
-                     double maxw) {
-  if (!s || !*s) return;
-  double w = kd_fig_text_width(cr, s);
-  if (w <= maxw || maxw <= 0) {
-    kd_fig_text(cr, x, y, s, ax, ay, 0);
-    return;
-  }
-  cairo_save(cr);
-  cairo_matrix_t fm;
-  cairo_get_font_matrix(cr, &fm);
-  double k = fmax(0.7, maxw / w);
-  cairo_set_font_size(cr, fm.xx * k);
-  char buf[256];
-  snprintf(buf, sizeof buf, "%s", s);
-  size_t len = strlen(buf);
-  while (kd_fig_text_width(cr, buf) > maxw && len > 1) {
-    /* Drop one UTF-8 character and append an ellipsis. */
-    do len--; while (len > 0 && ((unsigned char)buf[len] & 0xC0) == 0x80);
-    if (len + 4 > sizeof buf) break;
-    memcpy(buf + len, "\xe2\x80\xa6", 4);
-  }
-  kd_fig_text(cr, x, y, buf, ax, ay, 0);
-  cairo_restore(cr);
-}
+/* ---- text (the rest in figure_text.c) ---- */
 
 cairo_t *kd_fig_measure_cr(const KdFigStyle *st) {
   cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_A8, 1, 1);
@@ -151,11 +153,18 @@ void kd_fig_set_rgb(cairo_t *cr, const double rgb[3], double alpha) {
 }
 
 void kd_fig_set_dash(cairo_t *cr, int dash, double lw) {
-  if (dash == 1) {
-    double d[2] = {3.2 * lw / 0.8, 1.8 * lw / 0.8};
+  double k = lw / 0.8;
+  if (dash == KD_FIG_DASHED) {
+    double d[2] = {3.2 * k, 1.8 * k};
     cairo_set_dash(cr, d, 2, 0);
-  } else if (dash == 2) {
-    double d[2] = {0.9 * lw / 0.8, 1.6 * lw / 0.8};
+  } else if (dash == KD_FIG_DOTTED) {
+    double d[2] = {0.9 * k, 1.6 * k};
+    cairo_set_dash(cr, d, 2, 0);
+  } else if (dash == KD_FIG_DASHDOT) {
+    double d[4] = {3.6 * k, 1.4 * k, 0.9 * k, 1.4 * k};
+    cairo_set_dash(cr, d, 4, 0);
+  } else if (dash == KD_FIG_LONGDASH) {
+    double d[2] = {6.5 * k, 2.0 * k};
     cairo_set_dash(cr, d, 2, 0);
   } else {
     cairo_set_dash(cr, NULL, 0, 0);
@@ -165,9 +174,9 @@ void kd_fig_set_dash(cairo_t *cr, int dash, double lw) {
 void kd_fig_panel_letter(cairo_t *cr, const KdFigStyle *st, KdFigRect r, int index) {
   char buf[8];
   if (index < 26) {
-    snprintf(buf, sizeof buf, "%c", 'a' + index);
+    snprintf(buf, sizeof buf, "(%c)", 'a' + index);
   } else {
-    snprintf(buf, sizeof buf, "%c%c", 'a' + (index / 26 - 1) % 26, 'a' + index % 26);
+    snprintf(buf, sizeof buf, "(%c%c)", 'a' + (index / 26 - 1) % 26, 'a' + index % 26);
   }
   cairo_save(cr);
   kd_fig_font(cr, st, st->font_pt, KD_FIG_BOLD);
@@ -252,10 +261,54 @@ cairo_surface_t *kd_fig_image_surface(const KdFigImage *im) {
   return s;
 }
 
+/* surf repeated nearest-neighbour to w x h pixels (32-bit formats); NULL
+ * when it cannot be made. */
+static cairo_surface_t *upsample(cairo_surface_t *surf, int w, int h) {
+  cairo_format_t f = cairo_image_surface_get_format(surf);
+  if (f != CAIRO_FORMAT_RGB24 && f != CAIRO_FORMAT_ARGB32) return NULL;
+  cairo_surface_t *o = cairo_image_surface_create(f, w, h);
+  if (cairo_surface_status(o) != CAIRO_STATUS_SUCCESS) {
+    cairo_surface_destroy(o);
+    return NULL;
+  }
+  cairo_surface_flush(surf);
+  cairo_surface_flush(o);
+  int sw = cairo_image_surface_get_width(surf), sh = cairo_image_surface_get_height(surf);
+  int ss = cairo_image_surface_get_stride(surf), os = cairo_image_surface_get_stride(o);
+  const unsigned char *sd = cairo_image_surface_get_data(surf);
+  unsigned char *od = cairo_image_surface_get_data(o);
+  for (int y = 0; y < h; y++) {
+    const uint32_t *src = (const uint32_t *)(const void *)(sd + (size_t)((long)y * sh / h) * ss);
+    uint32_t *dst = (uint32_t *)(void *)(od + (size_t)y * os);
+    for (int x = 0; x < w; x++) dst[x] = src[(long)x * sw / w];
+  }
+  cairo_surface_mark_dirty(o);
+  return o;
+}
+
 void kd_fig_paint_nearest(cairo_t *cr, cairo_surface_t *surf, KdFigRect dst, double alpha) {
   if (!surf) return;
   int sw = cairo_image_surface_get_width(surf), sh = cairo_image_surface_get_height(surf);
   if (sw <= 0 || sh <= 0 || dst.w <= 0 || dst.h <= 0) return;
+  /* On a vector page at a set dpi, embed the image with that many pixels
+   * per inch of its printed size (device units are points there), so a
+   * viewer or printer never resamples a 16x16 map into mush. */
+  double dpi = kd_fig_raster_dpi(cr);
+  cairo_surface_t *up = NULL;
+  if (dpi > 0) {
+    double dx = dst.w, dy = 0, ex = 0, ey = dst.h;
+    cairo_user_to_device_distance(cr, &dx, &dy);
+    cairo_user_to_device_distance(cr, &ex, &ey);
+    long tw = lround(hypot(dx, dy) / 72.0 * dpi), th = lround(hypot(ex, ey) / 72.0 * dpi);
+    if ((tw > sw || th > sh) && tw * th < 100000000L) {
+      up = upsample(surf, tw > sw ? (int)tw : sw, th > sh ? (int)th : sh);
+      if (up) {
+        surf = up;
+        sw = cairo_image_surface_get_width(up);
+        sh = cairo_image_surface_get_height(up);
+      }
+    }
+  }
   cairo_save(cr);
   cairo_translate(cr, dst.x, dst.y);
   cairo_scale(cr, dst.w / sw, dst.h / sh);
@@ -268,6 +321,7 @@ void kd_fig_paint_nearest(cairo_t *cr, cairo_surface_t *surf, KdFigRect dst, dou
   else
     cairo_paint(cr);
   cairo_restore(cr);
+  if (up) cairo_surface_destroy(up);
 }
 
 KdFigRect kd_fig_fit_aspect(KdFigRect r, double w, double h) {

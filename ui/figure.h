@@ -28,11 +28,16 @@ typedef struct KdFigRect {
   double x, y, w, h; /* points */
 } KdFigRect;
 
+/* The face every figure uses unless the style names another. */
+#define KD_FIG_DEFAULT_FONT "DejaVu Sans"
+
 typedef struct KdFigStyle {
   const char *font_family; /* default "DejaVu Sans" (ships in Debian, embeds in PDF) */
   double font_pt;          /* base font size, default 8 */
   double line_pt;          /* axis and frame line width, default 0.6 */
   int panel_letters;       /* label sub-panels (a), (b)... where a figure has them */
+  double raster_dpi;       /* vector pages: embed images at this many pixels per
+                              inch (0: at their native size) */
 } KdFigStyle;
 
 /* A float grid, row-major, h rows of w; NaN marks "no data". */
@@ -55,15 +60,34 @@ typedef struct KdFigBox {
   float score;
 } KdFigBox;
 
-/* A named (x, y) series. color: palette index, or -1 for the series'
- * position. dash: 0 solid, 1 dashed, 2 dotted. points: draw a dot per
- * sample (for sparse series such as AP per evaluation). */
+/* Line dashes (KdFigSeries.dash, legend keys). Dotted marks another
+ * run's series (a reference) on the curves. */
+enum { KD_FIG_SOLID, KD_FIG_DASHED, KD_FIG_DOTTED, KD_FIG_DASHDOT, KD_FIG_LONGDASH };
+/* Markers along a line (KdFigSeries.marker). */
+enum { KD_FIG_MARK_NONE, KD_FIG_MARK_CIRCLE, KD_FIG_MARK_SQUARE, KD_FIG_MARK_TRIANGLE };
+
+/* A named (x, y) series. color: series-palette index, or -1 for the
+ * series' position; dash: KD_FIG_SOLID.., or -1 for the position's
+ * (kd_fig_series_style). points: draw a dot per sample (for sparse series
+ * such as AP per evaluation). */
 typedef struct KdFigSeries {
   const char *name;
   const double *x, *y;
   size_t n;
   int color, dash, points;
 } KdFigSeries;
+
+/* More about a series, where a chart has it (KdFigPlot.extra). marker:
+ * KD_FIG_MARK_*, -1 for the position's. breaks: steps of the live changes
+ * of this series' run; smoothing restarts after each (kd_series_segments).
+ * hidden: not drawn and not in the y range; its legend key stays, greyed,
+ * where the chart is interactive. */
+typedef struct KdFigSeriesExtra {
+  int marker;
+  const double *breaks;
+  int nbreaks;
+  int hidden;
+} KdFigSeriesExtra;
 
 /* A vertical marker where something changed (e.g. "λ_fgd 2→4"). */
 typedef struct KdFigMarker {
@@ -87,11 +111,19 @@ typedef struct KdFigMark {
   double u, v;
 } KdFigMark;
 
-/* What lies under a point: one line of text, and where on a map it is. */
+/* What lies under a point: one line of text, and where on a map it is;
+ * over a chart with a step axis, the step there and the axis' range; over
+ * a legend key, its series. */
 typedef struct KdFigPick {
   char text[512];
-  KdFigMark cell; /* on when the point is over a map */
+  KdFigMark cell;      /* on when the point is over a map */
+  double step;         /* the step under the point, NaN when not over a step axis */
+  double step_lo, step_hi; /* the step axis' shown range */
+  int key;             /* the legend key's series index (KD_FIG_KEY_SMOOTHING: the
+                          smoothing note), -1 when not over a key */
+  char key_name[96];   /* that series' name */
 } KdFigPick;
+#define KD_FIG_KEY_SMOOTHING 10000
 
 typedef struct KdFigPanel {
   void (*draw)(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const void *spec);
@@ -105,9 +137,40 @@ typedef struct KdFigPanel {
 
 void kd_fig_style_default(KdFigStyle *st);
 
-/* The palette for series, classes and box sources (Okabe-Ito, colour-blind
- * safe). index wraps. */
+/* The palette for classes and box sources (Okabe-Ito, colour-blind safe).
+ * index wraps. */
 void kd_fig_palette(int index, double rgb[3]);
+/* The look of line series i: one of 12 colours that stay apart for
+ * colour-blind readers, a dash that changes with every colour and a
+ * marker with every fourth, so up to 12 series stay distinguishable in
+ * grey print. index wraps; any output may be NULL. */
+#define KD_FIG_SERIES_STYLES 12
+void kd_fig_series_style(int index, double rgb[3], int *dash, int *marker);
+
+/* The blank margin kd_fig_paint leaves round a figure (points), and the
+ * page height a figure needs for a page width, margin included (what
+ * exports and panels size themselves by). */
+double kd_fig_margin(const KdFigStyle *st);
+double kd_fig_panel_height(const KdFigPanel *p, const KdFigStyle *st, double width_pt);
+
+/* ---- text and fonts ---- */
+
+/* A figure label as Pango markup: _{..} subscript, ^{..} superscript,
+ * \alpha .. \Omega and a few symbols (\cdot \times \to \pm \infty
+ * \ell \leq \geq \approx) as Unicode, $ dropped, the rest escaped.
+ * Every figure text goes through it. Returns the length written. */
+int kd_fig_label_markup(const char *label, char *out, size_t len);
+/* Whether fontconfig knows the family (installed). */
+int kd_fig_font_installed(const char *family);
+/* The family if installed; else the default with a message naming the
+ * Debian package that has it ("font 'Latin Modern Roman' is not installed
+ * (Debian package fonts-lmodern); using DejaVu Sans"). msg may be NULL. */
+const char *kd_fig_font_resolve(const char *family, char *msg, size_t len);
+/* The families offered for papers (NULL-terminated). */
+const char *const *kd_fig_paper_fonts(void);
+/* Drops this thread's text state and Pango's font map (before
+ * cairo_debug_reset_static_data in leak checks). */
+void kd_fig_text_shutdown(void);
 
 /* Paints a panel at device scale `scale` (device units per point: dpi/72):
  * white background, fixed font options (no hinting, grey antialiasing, so
@@ -122,6 +185,8 @@ void kd_fig_paint(cairo_t *cr, const KdFigPanel *p, const KdFigStyle *st, double
  * cleared either way). */
 int kd_fig_pick(const KdFigPanel *p, const KdFigStyle *st, double width_pt, double height_pt,
                 double x, double y, KdFigPick *out);
+/* An empty pick: no text, no cell, no step, no key. */
+void kd_fig_pick_clear(KdFigPick *out);
 
 /* ---- image with boxes --------------------------------------------------- */
 
@@ -291,10 +356,36 @@ KdFigPanel kd_fig_scatter_panel(const KdFigScatter *s);
 
 /* ---- curves -------------------------------------------------------------------------- */
 
-/* One chart of series vs step. Smoothing (per chart) runs on the full
- * series, then thinning picks per-pixel min/max; with smoothing on, the raw
- * series is drawn faintly under the smoothed one (unless hide_raw). log
- * axes are true log axes: samples <= 0 on a log axis are not drawn. */
+/* Where a chart's legend goes: above the plot (default), in a column at
+ * its right, inside one of its corners, or nowhere. */
+typedef enum KdFigLegendPos {
+  KD_FIG_LEGEND_TOP,
+  KD_FIG_LEGEND_RIGHT,
+  KD_FIG_LEGEND_UPPER_RIGHT,
+  KD_FIG_LEGEND_UPPER_LEFT,
+  KD_FIG_LEGEND_LOWER_LEFT,
+  KD_FIG_LEGEND_LOWER_RIGHT,
+  KD_FIG_LEGEND_NONE,
+  KD_FIG_LEGEND_NPOS
+} KdFigLegendPos;
+/* "top", "right", "upper-right", ...; -1 for another name. */
+int kd_fig_legend_pos_from_name(const char *name);
+const char *kd_fig_legend_pos_name(KdFigLegendPos p);
+
+/* How a chart picks its y scale: from the data (log when the drawn
+ * positive values span more than KD_FIG_AUTO_LOG_DECADES), or forced. */
+typedef enum KdFigScale { KD_FIG_SCALE_LINEAR, KD_FIG_SCALE_LOG, KD_FIG_SCALE_AUTO } KdFigScale;
+#define KD_FIG_AUTO_LOG_DECADES 1.5
+
+/* One chart of series vs step. Smoothing (per chart) runs on each series
+ * segment between its breaks, then thinning picks per-pixel min/max; with
+ * smoothing on, the raw series is drawn faintly under the smoothed one
+ * (unless hide_raw). log axes are true log axes: samples <= 0 on a log
+ * axis are not drawn. logy is a KdFigScale (0 linear, 1 log, 2 auto). Axis
+ * limits: xmin.. ymax, each NaN for the data's; with x limits, the y range
+ * follows the samples inside them. cursor_on: a playhead at step cursor.
+ * interactive: hidden series keep a greyed key, and the smoothing note is
+ * always there (a click on it shows the raw series). */
 typedef struct KdFigPlot {
   const char *title, *xlabel, *ylabel;
   const KdFigSeries *series;
@@ -304,16 +395,25 @@ typedef struct KdFigPlot {
   int logx, logy;
   KdSmooth smooth;
   int hide_raw;
-  double xmin, xmax, ymin, ymax; /* NaN (or min >= max): from the data */
+  double xmin, xmax, ymin, ymax; /* NaN: from the data */
   int no_legend;
+  KdFigLegendPos legend;
+  int cursor_on;
+  double cursor;
+  int interactive;
+  int smooth_off; /* interactive: smoothing chosen but switched off by a click */
+  const KdFigSeriesExtra *extra; /* nseries entries, or NULL: no markers, breaks or hiding */
 } KdFigPlot;
+
+/* Whether the chart draws a log y axis (its scale, or its data for auto). */
+int kd_fig_plot_logy(const KdFigPlot *p);
 
 void kd_fig_plot_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFigPlot *p);
 double kd_fig_plot_height(double w, const KdFigStyle *st, const KdFigPlot *p);
 KdFigPanel kd_fig_plot_panel(const KdFigPlot *p);
 
 /* The curves figure: loss parts over AP, one x range, the markers on both
- * (labelled on the top chart). */
+ * (labelled on the top chart). An AP chart without series is left out. */
 typedef struct KdFigCurves {
   KdFigPlot loss, ap;
 } KdFigCurves;

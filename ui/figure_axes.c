@@ -415,6 +415,28 @@ void kd_fig_star_path(cairo_t *cr, double x, double y, double r) {
   cairo_close_path(cr);
 }
 
+void kd_fig_marker(cairo_t *cr, int marker, double x, double y, double r) {
+  if (marker <= KD_FIG_MARK_NONE) return;
+  cairo_save(cr);
+  cairo_set_dash(cr, NULL, 0, 0);
+  cairo_new_path(cr);
+  if (marker == KD_FIG_MARK_CIRCLE) {
+    cairo_arc(cr, x, y, r, 0, 2 * M_PI);
+  } else if (marker == KD_FIG_MARK_SQUARE) {
+    cairo_rectangle(cr, x - r * 0.85, y - r * 0.85, r * 1.7, r * 1.7);
+  } else {
+    cairo_move_to(cr, x, y - r * 1.1);
+    cairo_line_to(cr, x + r, y + r * 0.75);
+    cairo_line_to(cr, x - r, y + r * 0.75);
+    cairo_close_path(cr);
+  }
+  cairo_fill_preserve(cr);
+  cairo_set_source_rgb(cr, 1, 1, 1);
+  cairo_set_line_width(cr, r * 0.35);
+  cairo_stroke(cr);
+  cairo_restore(cr);
+}
+
 static void draw_key(cairo_t *cr, const KdFigStyle *st, const KdFigKey *k, double x, double y,
                      double w) {
   double h = st->font_pt * 0.7, lw = st->line_pt * 1.6;
@@ -427,6 +449,7 @@ static void draw_key(cairo_t *cr, const KdFigStyle *st, const KdFigKey *k, doubl
     cairo_move_to(cr, x, y);
     cairo_line_to(cr, x + w, y);
     cairo_stroke(cr);
+    if (k->marker) kd_fig_marker(cr, k->marker, x + w / 2, y, lw * 1.9);
     break;
   case KD_FIG_KEY_BOX:
     cairo_set_line_width(cr, lw * 0.8);
@@ -468,13 +491,14 @@ static void draw_key(cairo_t *cr, const KdFigStyle *st, const KdFigKey *k, doubl
   cairo_restore(cr);
 }
 
-double kd_fig_legend(cairo_t *cr, const KdFigStyle *st, double x, double y, double w,
-                     const KdFigKey *keys, int n, int draw) {
+/* Lays keys out in centred rows of width w from (x, y): each key's box
+ * into rects (when not NULL), drawn when draw is set; returns the height. */
+static double legend_rows(cairo_t *cr, const KdFigStyle *st, double x, double y, double w,
+                          const KdFigKey *keys, int n, int draw, KdFigRect *rects) {
   if (n <= 0) return 0;
   cairo_save(cr);
   double fs = st->font_pt * TICK_FONT;
   kd_fig_font(cr, st, fs, KD_FIG_NORMAL);
-  cairo_set_source_rgb(cr, 0, 0, 0);
   double keyw = st->font_pt * 1.6, gap = st->font_pt * 0.3, sep = st->font_pt * 0.9;
   double line = fs * KD_FIG_LINE;
   /* Centre each row: measure rows first. */
@@ -489,20 +513,70 @@ double kd_fig_legend(cairo_t *cr, const KdFigStyle *st, double x, double y, doub
       rw += (end > start ? sep : 0) + iw;
       end++;
     }
-    if (draw) {
-      double xx = x + fmax(0, (w - rw) / 2);
-      for (int i = start; i < end; i++) {
-        draw_key(cr, st, &keys[i], xx, yy + line / 2, keyw);
-        cairo_set_source_rgb(cr, 0, 0, 0);
-        kd_fig_text(cr, xx + keyw + gap, yy + line / 2, keys[i].label, 0, 0.5, 0);
-        xx += keyw + gap + kd_fig_text_width(cr, keys[i].label) + sep;
-      }
+    double xx = x + fmax(0, (w - rw) / 2);
+    for (int i = start; i < end; i++) {
+      double iw = keyw + gap + kd_fig_text_width(cr, keys[i].label);
+      if (rects) rects[i] = (KdFigRect){xx, yy, iw, line};
+      if (draw) kd_fig_legend_key(cr, st, &keys[i], xx, yy + line / 2, keyw);
+      xx += iw + sep;
     }
     yy += line;
     start = end;
   }
   cairo_restore(cr);
   return yy - y;
+}
+
+void kd_fig_legend_key(cairo_t *cr, const KdFigStyle *st, const KdFigKey *k, double x, double y,
+                       double keyw) {
+  cairo_save(cr);
+  double fs = st->font_pt * TICK_FONT;
+  kd_fig_font(cr, st, fs, KD_FIG_NORMAL);
+  if (k->greyed) cairo_push_group(cr);
+  draw_key(cr, st, k, x, y, keyw);
+  if (k->greyed) {
+    cairo_pop_group_to_source(cr);
+    cairo_paint_with_alpha(cr, 0.3);
+  }
+  double grey = k->greyed ? 0.6 : 0;
+  cairo_set_source_rgb(cr, grey, grey, grey);
+  kd_fig_text(cr, x + keyw + st->font_pt * 0.3, y, k->label, 0, 0.5, 0);
+  if (k->greyed) { /* struck through: plainly off */
+    double tw = kd_fig_text_width(cr, k->label);
+    cairo_set_line_width(cr, st->line_pt * 0.8);
+    cairo_move_to(cr, x, y);
+    cairo_line_to(cr, x + keyw + st->font_pt * 0.3 + tw, y);
+    cairo_stroke(cr);
+  }
+  cairo_restore(cr);
+}
+
+double kd_fig_legend(cairo_t *cr, const KdFigStyle *st, double x, double y, double w,
+                     const KdFigKey *keys, int n, int draw) {
+  return legend_rows(cr, st, x, y, w, keys, n, draw, NULL);
+}
+
+double kd_fig_legend_rects(cairo_t *cr, const KdFigStyle *st, double x, double y, double w,
+                           const KdFigKey *keys, int n, KdFigRect *rects) {
+  return legend_rows(cr, st, x, y, w, keys, n, 0, rects);
+}
+
+void kd_fig_legend_column(cairo_t *cr, const KdFigStyle *st, double x, double y,
+                          const KdFigKey *keys, int n, int draw, KdFigRect *rects, double *w,
+                          double *h) {
+  cairo_save(cr);
+  double fs = st->font_pt * TICK_FONT;
+  kd_fig_font(cr, st, fs, KD_FIG_NORMAL);
+  double keyw = st->font_pt * 1.6, gap = st->font_pt * 0.3, line = fs * KD_FIG_LINE;
+  double mw = 0;
+  for (int i = 0; i < n; i++) mw = fmax(mw, keyw + gap + kd_fig_text_width(cr, keys[i].label));
+  for (int i = 0; i < n; i++) {
+    if (rects) rects[i] = (KdFigRect){x, y + i * line, mw, line};
+    if (draw) kd_fig_legend_key(cr, st, &keys[i], x, y + i * line + line / 2, keyw);
+  }
+  cairo_restore(cr);
+  if (w) *w = n > 0 ? mw : 0;
+  if (h) *h = n * line;
 }
 
 /* ---- colorbar ---- */
@@ -514,17 +588,19 @@ double kd_fig_colorbar_height(const KdFigStyle *st, int has_label) {
   return h;
 }
 
-static cairo_surface_t *cmap_strip(KdCmap cmap) {
-  cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, 256, 1);
+/* The colormap sampled at n pixels (a vector page at a set dpi gets one
+ * per printed pixel: the map is a function, not an image to resample). */
+static cairo_surface_t *cmap_strip(KdCmap cmap, int n) {
+  cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, n, 1);
   if (cairo_surface_status(s) != CAIRO_STATUS_SUCCESS) {
     cairo_surface_destroy(s);
     return NULL;
   }
   cairo_surface_flush(s);
   uint32_t *row = (uint32_t *)(void *)cairo_image_surface_get_data(s);
-  for (int i = 0; i < 256; i++) {
+  for (int i = 0; i < n; i++) {
     uint8_t c[3];
-    kd_cmap_rgb8(cmap, i / 255.0, c);
+    kd_cmap_rgb8(cmap, n > 1 ? i / (n - 1.0) : 0.5, c);
     row[i] = 0xFF000000u | (uint32_t)c[0] << 16 | (uint32_t)c[1] << 8 | c[2];
   }
   cairo_surface_mark_dirty(s);
@@ -536,7 +612,10 @@ void kd_fig_colorbar_h(cairo_t *cr, const KdFigStyle *st, KdFigRect r, KdCmap cm
   double bar = st->font_pt * 0.75, tick = st->font_pt * 0.3;
   if (r.w <= 0) return;
   cairo_save(cr);
-  cairo_surface_t *strip = cmap_strip(cmap);
+  double dpi = kd_fig_raster_dpi(cr), dx = r.w, dy = 0;
+  cairo_user_to_device_distance(cr, &dx, &dy);
+  long px = dpi > 0 ? lround(hypot(dx, dy) / 72.0 * dpi) : 256;
+  cairo_surface_t *strip = cmap_strip(cmap, px >= 2 && px <= 32768 ? (int)px : 256);
   kd_fig_paint_nearest(cr, strip, (KdFigRect){r.x, r.y, r.w, bar}, 1);
   cairo_surface_destroy(strip);
   cairo_set_source_rgb(cr, 0, 0, 0);
@@ -595,6 +674,54 @@ void kd_fig_colorbar_h(cairo_t *cr, const KdFigStyle *st, KdFigRect r, KdCmap cm
     kd_fig_font(cr, st, st->font_pt, KD_FIG_NORMAL);
     kd_fig_text_fit(cr, r.x + r.w / 2, ty + st->font_pt * TICK_FONT * KD_FIG_LINE, label, 0.5,
                     0, r.w);
+  }
+  cairo_restore(cr);
+}
+
+/* ---- two-colour key for binary masks ---- */
+
+int kd_fig_maps_binary(const KdFigMap *const *maps, int n) {
+  int any = 0;
+  for (int k = 0; k < n; k++) {
+    const KdFigMap *m = maps[k];
+    if (!m || !m->v) continue;
+    size_t cnt = (size_t)m->w * (size_t)(m->h > 0 ? m->h : 0);
+    for (size_t i = 0; i < cnt; i++) {
+      float v = m->v[i];
+      if (!isfinite(v)) continue;
+      if (v != 0 && v != 1) return 0;
+      any = 1;
+    }
+  }
+  return any;
+}
+
+void kd_fig_binary_key(cairo_t *cr, const KdFigStyle *st, KdFigRect r, KdCmap cmap, double lo, double hi,
+                       const char *label) {
+  cairo_save(cr);
+  double fs = st->font_pt * TICK_FONT, sw = st->font_pt * 0.75, gap = st->font_pt * 0.3, sep = st->font_pt * 0.9;
+  kd_fig_font(cr, st, fs, KD_FIG_NORMAL);
+  const char *names[2] = {"0", "1"};
+  double tw = sep * 0.5;
+  for (int i = 0; i < 2; i++) tw += sw + gap + kd_fig_text_width(cr, names[i]) + (i ? 0 : sep);
+  /* the swatches where a colorbar's bar is, the label where its label is */
+  double x = r.x + fmax(0, (r.w - tw) / 2), y = r.y + sw / 2;
+  for (int i = 0; i < 2; i++) {
+    uint8_t c[3];
+    kd_cmap_rgb8(cmap, hi > lo ? (i - lo) / (hi - lo) : i, c);
+    cairo_set_source_rgb(cr, c[0] / 255.0, c[1] / 255.0, c[2] / 255.0);
+    cairo_rectangle(cr, x, y - sw / 2, sw, sw);
+    cairo_fill_preserve(cr);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cairo_set_line_width(cr, st->line_pt * 0.6);
+    cairo_stroke(cr);
+    kd_fig_text(cr, x + sw + gap, y, names[i], 0, 0.5, 0);
+    x += sw + gap + kd_fig_text_width(cr, names[i]) + sep;
+  }
+  if (label && *label) {
+    kd_fig_font(cr, st, st->font_pt, KD_FIG_NORMAL);
+    double ty = r.y + sw + st->font_pt * 0.3 + fs * KD_FIG_LINE;
+    kd_fig_text_fit(cr, r.x + r.w / 2, ty, label, 0.5, 0, r.w);
   }
   cairo_restore(cr);
 }

@@ -24,7 +24,7 @@ static int bar_keys(const KdFigBars *b, KdFigKey *keys, int grouped) {
   for (int s = 0; s < nser(b); s++) {
     if (!b->series_names || !b->series_names[s]) continue;
     keys[k] = (KdFigKey){b->series_names[s], {0}, 0,
-                         grouped || s == 0 ? KD_FIG_KEY_FILL : KD_FIG_KEY_LINE};
+                         grouped || s == 0 ? KD_FIG_KEY_FILL : KD_FIG_KEY_LINE, 0, 0};
     kd_fig_palette(s, keys[k].rgb);
     k++;
   }

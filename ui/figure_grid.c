@@ -49,9 +49,9 @@ static double cell_aspect(const KdFigGrid *g) {
 }
 
 static void legend_keys(KdFigKey k[3]) {
-  k[0] = (KdFigKey){"ground truth", {0}, 0, KD_FIG_KEY_BOX};
-  k[1] = (KdFigKey){"teacher", {0}, 1, KD_FIG_KEY_BOX};
-  k[2] = (KdFigKey){"student", {0}, 0, KD_FIG_KEY_BOX};
+  k[0] = (KdFigKey){"ground truth", {0}, 0, KD_FIG_KEY_BOX, 0, 0};
+  k[1] = (KdFigKey){"teacher", {0}, 1, KD_FIG_KEY_BOX, 0, 0};
+  k[2] = (KdFigKey){"student", {0}, 0, KD_FIG_KEY_BOX, 0, 0};
   kd_fig_palette(2, k[0].rgb);
   kd_fig_palette(0, k[1].rgb);
   kd_fig_palette(1, k[2].rgb);
@@ -217,8 +217,15 @@ void kd_fig_grid_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFi
     if (c > 0 && range_of(g, g->cols[c - 1]) >= 0) xa += inset;
     if (c1 + 1 < nc && range_of(g, g->cols[c1 + 1]) >= 0) xb -= inset;
     KdFigRect cb = {xa, cb_y, xb - xa, L.cb_h};
-    kd_fig_colorbar_h(cr, st, cb, cmap_of(g, rg), lo[rg], hi[rg], frange_of(g, rg)->log,
-                      cb_label(g, rg));
+    const KdFigMap *ms[64];
+    int k = 0;
+    for (int i = 0; i < g->nrows; i++)
+      for (int cc = c; cc <= c1 && k < 64; cc++) ms[k++] = cell_map(&g->rows[i], g->cols[cc]);
+    if (!frange_of(g, rg)->log && kd_fig_maps_binary(ms, k))
+      kd_fig_binary_key(cr, st, cb, cmap_of(g, rg), lo[rg], hi[rg], cb_label(g, rg));
+    else
+      kd_fig_colorbar_h(cr, st, cb, cmap_of(g, rg), lo[rg], hi[rg], frange_of(g, rg)->log,
+                        cb_label(g, rg));
     c = c1;
   }
   if (L.has_image) {

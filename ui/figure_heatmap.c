@@ -215,8 +215,15 @@ void kd_fig_maps_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFi
     double x0 = r.x + L.x0 + L.first[g] * (L.cell_w + L.gap);
     double x1 = r.x + L.x0 + L.last[g] * (L.cell_w + L.gap) + L.cell_w;
     KdFigRect cb = {x0, cb_y + L.cb_row[g] * L.cb_h, x1 - x0, L.cb_h};
-    kd_fig_colorbar_h(cr, st, cb, m->groups[g].cmap, lo[g], hi[g], m->groups[g].range.log,
-                      m->groups[g].label);
+    const KdFigMap *ms[KD_FIG_MAX_MAPS];
+    int k = 0;
+    for (int i = 0; i < n; i++)
+      if (item_group(m, i) == g) ms[k++] = &m->items[i].map;
+    if (!m->groups[g].range.log && kd_fig_maps_binary(ms, k))
+      kd_fig_binary_key(cr, st, cb, m->groups[g].cmap, lo[g], hi[g], m->groups[g].label);
+    else
+      kd_fig_colorbar_h(cr, st, cb, m->groups[g].cmap, lo[g], hi[g], m->groups[g].range.log,
+                        m->groups[g].label);
   }
 }
 

@@ -13,6 +13,7 @@ static const char *src_name[3] = {"ground truth", "teacher", "student"};
 
 static void legend_keys(KdFigKey keys[3]) {
   for (int s = 0; s < 3; s++) {
+    keys[s] = (KdFigKey){0};
     keys[s].label = src_name[s];
     kd_fig_palette(src_color[s], keys[s].rgb);
     keys[s].dash = src_dash[s];

@@ -31,6 +31,8 @@ void kd_fig_set_rgb(cairo_t *cr, const double rgb[3], double alpha);
 /* "(a)", "(b)"... "(z)", "(aa)" in bold at the top-left corner of r, on a
  * white chip so it reads over an image. */
 void kd_fig_panel_letter(cairo_t *cr, const KdFigStyle *st, KdFigRect r, int index);
+/* The raster dpi kd_fig_paint set on the context (vector pages), or 0. */
+double kd_fig_raster_dpi(cairo_t *cr);
 /* The style, or the defaults when st is NULL. */
 const KdFigStyle *kd_fig_style_or_default(const KdFigStyle *st, KdFigStyle *tmp);
 
@@ -53,6 +55,12 @@ KdFigRect kd_fig_fit_aspect(KdFigRect r, double w, double h);
 void kd_fig_colorbar_h(cairo_t *cr, const KdFigStyle *st, KdFigRect r, KdCmap cmap, double lo,
                        double hi, int log, const char *label);
 double kd_fig_colorbar_height(const KdFigStyle *st, int has_label);
+/* Whether every finite value of the maps is 0 or 1 (a binary mask): such
+ * maps get a two-colour key (kd_fig_binary_key, in a colorbar's place)
+ * instead of a continuous bar. */
+int kd_fig_maps_binary(const KdFigMap *const *maps, int n);
+void kd_fig_binary_key(cairo_t *cr, const KdFigStyle *st, KdFigRect r, KdCmap cmap, double lo, double hi,
+                       const char *label);
 
 /* ---- axes ---- */
 typedef struct KdFigAxis {
@@ -85,11 +93,27 @@ typedef struct KdFigKey {
   double rgb[3];
   int dash;
   KdFigKeyKind kind;
+  int greyed; /* a hidden series: faint and struck through */
+  int marker; /* KD_FIG_MARK_*: drawn on the key's line */
 } KdFigKey;
 /* Lays keys out in rows within width w starting at (x, y); draws when draw
  * is set; returns the height used. */
 double kd_fig_legend(cairo_t *cr, const KdFigStyle *st, double x, double y, double w,
                      const KdFigKey *keys, int n, int draw);
+/* The same layout, drawing nothing: each key's box (swatch and label). */
+double kd_fig_legend_rects(cairo_t *cr, const KdFigStyle *st, double x, double y, double w,
+                           const KdFigKey *keys, int n, KdFigRect *rects);
+/* Keys stacked in one column from (x, y): its size into *w, *h, each key's
+ * box into rects (when not NULL); drawn when draw is set. */
+void kd_fig_legend_column(cairo_t *cr, const KdFigStyle *st, double x, double y,
+                          const KdFigKey *keys, int n, int draw, KdFigRect *rects, double *w,
+                          double *h);
+/* One key: swatch of width keyw at (x, centre y) and its label. */
+void kd_fig_legend_key(cairo_t *cr, const KdFigStyle *st, const KdFigKey *k, double x, double y,
+                       double keyw);
+/* A marker shape (KD_FIG_MARK_*) of radius r at (x, y), filled in the
+ * source colour with a white rim. */
+void kd_fig_marker(cairo_t *cr, int marker, double x, double y, double r);
 void kd_fig_set_dash(cairo_t *cr, int dash, double lw);
 /* A five-pointed star path of outer radius r centred on (x, y). */
 void kd_fig_star_path(cairo_t *cr, double x, double y, double r);

@@ -10,10 +10,10 @@
 
 static int scatter_keys(const KdFigScatter *s, KdFigKey *keys, char names[][24]) {
   int k = 0;
-  keys[k++] = (KdFigKey){"teacher", {0.15, 0.15, 0.15}, 0, KD_FIG_KEY_DOT};
-  keys[k++] = (KdFigKey){"student", {0.15, 0.15, 0.15}, 0, KD_FIG_KEY_TRIANGLE};
+  keys[k++] = (KdFigKey){"teacher", {0.15, 0.15, 0.15}, 0, KD_FIG_KEY_DOT, 0, 0};
+  keys[k++] = (KdFigKey){"student", {0.15, 0.15, 0.15}, 0, KD_FIG_KEY_TRIANGLE, 0, 0};
   if (s->proto_xy && s->nproto > 0)
-    keys[k++] = (KdFigKey){"prototype", {0.6, 0.6, 0.6}, 0, KD_FIG_KEY_STAR};
+    keys[k++] = (KdFigKey){"prototype", {0.6, 0.6, 0.6}, 0, KD_FIG_KEY_STAR, 0, 0};
   /* One key per class that occurs. */
   int maxc = s->nclasses > 0 ? s->nclasses : 0;
   if (!s->class_names) {
@@ -29,7 +29,7 @@ static int scatter_keys(const KdFigScatter *s, KdFigKey *keys, char names[][24])
       snprintf(names[k], 24, "class %d", c);
       label = names[k];
     }
-    keys[k] = (KdFigKey){label, {0}, 0, KD_FIG_KEY_FILL};
+    keys[k] = (KdFigKey){label, {0}, 0, KD_FIG_KEY_FILL, 0, 0};
     kd_fig_palette(c, keys[k].rgb);
     k++;
   }

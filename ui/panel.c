@@ -1,8 +1,12 @@
 /* The figure-panel widget: one GtkWidget for every figure kind, the kind
  * fixed at construction. It draws what kd_snapfig_build gives and nothing
- * of its own; it never tells kinds apart except through their table row. */
+ * of its own but the pointer's readout; it never tells kinds apart except
+ * through their table row and what a pick reports (a step axis, a key).
+ * The figure is painted once per change and kept as a render node, so the
+ * readout following the pointer costs a box, not a repaint. */
 #include "panel.h"
 
+#include <math.h>
 #include <string.h>
 
 struct _KdsPanel {
@@ -17,9 +21,21 @@ struct _KdsPanel {
   guint paints;
   KdFigPick hover; /* the last readout sent, so unchanged ones are not re-sent */
   double painted_time; /* capture time of the snapshot last painted */
+  GskRenderNode *node; /* the figure as last painted */
+  int node_w, node_h;
+  gboolean stale;
+  double ptr_x, ptr_y;
+  gboolean readout_on;
+  graphene_rect_t readout_box;
+  gboolean press_seeks; /* button 1 went down on a step axis: dragging seeks */
+  double last_seek;
+  double zoom_lo, zoom_hi; /* NaN: the whole run */
+  double full_lo, full_hi; /* the axis when zooming began */
+  GPtrArray *hidden;       /* char*, NULL-terminated */
+  gboolean raw;
 };
 
-enum { SIGNAL_HOVER, N_SIGNALS };
+enum { SIGNAL_HOVER, SIGNAL_SEEK, N_SIGNALS };
 static guint signals[N_SIGNALS];
 enum { PROP_0, PROP_KIND, N_PROPS };
 static GParamSpec *props[N_PROPS];
@@ -59,7 +75,13 @@ const KdFigStyle *kds_panel_style(void) {
 
 void kds_panel_set_view(KdsPanel *p, const KdsView *view) {
   p->view = view;
+  p->stale = TRUE;
   gtk_widget_queue_resize(GTK_WIDGET(p));
+}
+
+void kds_panel_redraw(KdsPanel *p) {
+  p->stale = TRUE;
+  gtk_widget_queue_draw(GTK_WIDGET(p));
 }
 
 const KdsView *kds_panel_get_view(KdsPanel *p) {
@@ -98,15 +120,33 @@ void kds_view_snapfig(const KdsView *v, KdSnapFigView *out) {
   out->ref = v->ref;
   out->ref_dir = v->ref_dir;
   out->ref_label = v->ref_label;
+  /* the time cursor: the step whose snapshot the maps show */
+  out->cursor_on = v->snap != NULL;
+  out->cursor = v->snap ? v->snap->step : NAN;
 }
 
-gboolean kds_panel_build(KdsPanel *p, KdFigPanel *out) {
+void kds_panel_view_snapfig(KdsPanel *p, KdSnapFigView *out) {
+  kds_view_snapfig(p->view, out);
+  out->xmin = p->zoom_lo;
+  out->xmax = p->zoom_hi;
+  out->hide = (const char *const *)p->hidden->pdata;
+  out->nhide = (int)p->hidden->len - 1;
+  out->smooth_off = p->raw;
+}
+
+/* The figure on screen (live: the playhead, keys that toggle), or as an
+ * export of it draws it (no playhead, plain keys). */
+static gboolean build_as(KdsPanel *p, gboolean live, KdFigPanel *out) {
   if (p->custom) return p->custom(p->custom_user, out);
   if (!p->view || !p->kind || !p->store) return FALSE;
   KdSnapFigView sv;
-  kds_view_snapfig(p->view, &sv);
+  kds_panel_view_snapfig(p, &sv);
+  sv.interactive = live;
+  if (!live) sv.cursor_on = 0;
   return kd_snapfig_build(p->kind, &sv, p->store, out, NULL) == 0;
 }
+
+gboolean kds_panel_build(KdsPanel *p, KdFigPanel *out) { return build_as(p, TRUE, out); }
 
 guint kds_panel_paint_count(KdsPanel *p) {
   return p->paints;
@@ -145,17 +185,20 @@ static void note_latency(KdsPanel *p, gboolean drawn) {
   if (ms > lat_ms_max) lat_ms_max = ms;
 }
 
-static void kds_panel_snapshot(GtkWidget *w, GtkSnapshot *snapshot) {
-  KdsPanel *p = KDS_PANEL(w);
-  int width = gtk_widget_get_width(w), height = gtk_widget_get_height(w);
-  if (width <= 0 || height <= 0) return;
+/* Paints the figure into p->node (the render node kept for later frames). */
+static void paint_node(KdsPanel *p, int width, int height) {
   gint64 t0 = g_get_monotonic_time();
-  cairo_t *cr = gtk_snapshot_append_cairo(snapshot, &GRAPHENE_RECT_INIT(0, 0, (float)width, (float)height));
+  GtkSnapshot *sub = gtk_snapshot_new();
+  cairo_t *cr = gtk_snapshot_append_cairo(sub, &GRAPHENE_RECT_INIT(0, 0, (float)width, (float)height));
   KdFigPanel fp;
   gboolean drawn = kds_panel_build(p, &fp);
   if (drawn) kd_fig_paint(cr, &fp, kds_panel_style(), width, height, 1.0);
   else draw_empty(cr, width, height, p);
   cairo_destroy(cr);
+  g_clear_pointer(&p->node, gsk_render_node_unref);
+  p->node = gtk_snapshot_free_to_node(sub);
+  p->node_w = width, p->node_h = height;
+  p->stale = FALSE;
   p->paints++;
   note_latency(p, drawn);
   double ms = (g_get_monotonic_time() - t0) / 1000.0;
@@ -164,13 +207,53 @@ static void kds_panel_snapshot(GtkWidget *w, GtkSnapshot *snapshot) {
   if (ms > paint_ms_max) paint_ms_max = ms;
 }
 
+/* The readout: the pick's text in a box just below and right of the
+ * pointer (left of it / above it near the edges). */
+static void draw_readout(KdsPanel *p, GtkSnapshot *snapshot, int width, int height) {
+  p->readout_on = FALSE;
+  if (!p->hover.text[0]) return;
+  PangoLayout *l = gtk_widget_create_pango_layout(GTK_WIDGET(p), p->hover.text);
+  pango_layout_set_width(l, (int)(fmax(120, width * 0.6) * PANGO_SCALE));
+  pango_layout_set_wrap(l, PANGO_WRAP_WORD_CHAR);
+  int tw, th;
+  pango_layout_get_pixel_size(l, &tw, &th);
+  const float pad = 4, off = 14;
+  float bw = tw + 2 * pad, bh = th + 2 * pad;
+  float x = (float)p->ptr_x + off, y = (float)p->ptr_y + off;
+  if (x + bw > width) x = (float)p->ptr_x - off - bw;
+  if (y + bh > height) y = (float)p->ptr_y - off / 2 - bh;
+  x = fmaxf(0, x), y = fmaxf(0, y);
+  p->readout_box = GRAPHENE_RECT_INIT(x, y, bw, bh);
+  p->readout_on = TRUE;
+  gtk_snapshot_append_color(snapshot, &(GdkRGBA){1, 1, 0.94f, 0.95f}, &p->readout_box);
+  GskRoundedRect rr;
+  gsk_rounded_rect_init_from_rect(&rr, &p->readout_box, 0);
+  const float bwid[4] = {1, 1, 1, 1};
+  const GdkRGBA grey = {0.45f, 0.45f, 0.45f, 1}, cols[4] = {grey, grey, grey, grey};
+  gtk_snapshot_append_border(snapshot, &rr, bwid, cols);
+  gtk_snapshot_save(snapshot);
+  gtk_snapshot_translate(snapshot, &GRAPHENE_POINT_INIT(x + pad, y + pad));
+  gtk_snapshot_append_layout(snapshot, l, &(GdkRGBA){0.1f, 0.1f, 0.1f, 1});
+  gtk_snapshot_restore(snapshot);
+  g_object_unref(l);
+}
+
+static void kds_panel_snapshot(GtkWidget *w, GtkSnapshot *snapshot) {
+  KdsPanel *p = KDS_PANEL(w);
+  int width = gtk_widget_get_width(w), height = gtk_widget_get_height(w);
+  if (width <= 0 || height <= 0) return;
+  if (!p->node || p->stale || width != p->node_w || height != p->node_h) paint_node(p, width, height);
+  if (p->node) gtk_snapshot_append_node(snapshot, p->node);
+  draw_readout(p, snapshot, width, height);
+}
+
 cairo_surface_t *kds_panel_render(KdsPanel *p, double w, double h, double scale) {
   if (w <= 0) w = gtk_widget_get_width(GTK_WIDGET(p));
   if (h <= 0) h = gtk_widget_get_height(GTK_WIDGET(p));
   if (w <= 0) w = 400;
   KdFigPanel fp;
-  gboolean ok = kds_panel_build(p, &fp);
-  if (h <= 0) h = ok ? fp.height_for_width(w, kds_panel_style(), fp.spec) : 200;
+  gboolean ok = build_as(p, FALSE, &fp);
+  if (h <= 0) h = ok ? kd_fig_panel_height(&fp, kds_panel_style(), w) : 200;
   cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, (int)(w * scale + 0.5), (int)(h * scale + 0.5));
   cairo_t *cr = cairo_create(s);
   if (ok) kd_fig_paint(cr, &fp, kds_panel_style(), w, h, scale);
@@ -187,26 +270,122 @@ cairo_surface_t *kds_panel_render(KdsPanel *p, double w, double h, double scale)
 gboolean kds_panel_pick(KdsPanel *p, double x, double y, KdFigPick *out) {
   KdFigPanel fp;
   int w = gtk_widget_get_width(GTK_WIDGET(p)), h = gtk_widget_get_height(GTK_WIDGET(p));
-  *out = (KdFigPick){{0}, {0, 0, 0}};
+  kd_fig_pick_clear(out);
   return kds_panel_build(p, &fp) && kd_fig_pick(&fp, kds_panel_style(), w, h, x, y, out);
 }
 
+gboolean kds_panel_readout(KdsPanel *p, graphene_rect_t *box, const char **text) {
+  if (box) *box = p->readout_box;
+  if (text) *text = p->hover.text;
+  return p->readout_on;
+}
+
 static void send_hover(KdsPanel *p, const KdFigPick *k) {
-  if (!strcmp(p->hover.text, k->text) && p->hover.cell.on == k->cell.on) return;
+  gboolean same = !strcmp(p->hover.text, k->text) && p->hover.cell.on == k->cell.on;
   p->hover = *k;
-  g_signal_emit(p, signals[SIGNAL_HOVER], 0, k->text, k->cell.on, k->cell.u, k->cell.v);
+  if (k->text[0] || p->readout_on) gtk_widget_queue_draw(GTK_WIDGET(p)); /* the readout follows */
+  if (!same) g_signal_emit(p, signals[SIGNAL_HOVER], 0, k->text, k->cell.on, k->cell.u, k->cell.v);
+}
+
+/* ---- time, zoom and legend ---- */
+
+static void seek(KdsPanel *p, double step) {
+  if (!isfinite(step) || fabs(step - p->last_seek) < 0.5) return;
+  p->last_seek = step;
+  g_signal_emit(p, signals[SIGNAL_SEEK], 0, step);
+}
+
+gboolean kds_panel_zoom(KdsPanel *p, double *lo, double *hi) {
+  if (lo) *lo = p->zoom_lo;
+  if (hi) *hi = p->zoom_hi;
+  return isfinite(p->zoom_lo);
+}
+
+void kds_panel_set_zoom(KdsPanel *p, double lo, double hi) {
+  gboolean whole = !(lo < hi);
+  p->zoom_lo = whole ? NAN : lo;
+  p->zoom_hi = whole ? NAN : hi;
+  kds_panel_redraw(p);
+}
+
+const char *const *kds_panel_hidden(KdsPanel *p) { return (const char *const *)p->hidden->pdata; }
+gboolean kds_panel_raw(KdsPanel *p) { return p->raw; }
+
+static void toggle_hidden(KdsPanel *p, const char *name) {
+  for (guint i = 0; i + 1 < p->hidden->len; i++)
+    if (!strcmp(g_ptr_array_index(p->hidden, i), name)) {
+      g_ptr_array_remove_index(p->hidden, i);
+      kds_panel_redraw(p);
+      return;
+    }
+  g_ptr_array_insert(p->hidden, (gint)p->hidden->len - 1, g_strdup(name));
+  kds_panel_redraw(p);
+}
+
+/* A click: on a key, hide/show its series; on the smoothing note, the raw
+ * series; on a step axis, seek there (a double click: the whole run). */
+static void on_pressed(GtkGestureClick *g, int n_press, double x, double y, gpointer user) {
+  (void)g;
+  KdsPanel *p = KDS_PANEL(user);
+  KdFigPick k;
+  p->press_seeks = FALSE;
+  if (!kds_panel_pick(p, x, y, &k)) return;
+  if (k.key == KD_FIG_KEY_SMOOTHING) {
+    p->raw = !p->raw;
+    kds_panel_redraw(p);
+  } else if (k.key >= 0) {
+    toggle_hidden(p, k.key_name);
+  } else if (isfinite(k.step)) {
+    if (n_press == 2) { /* the whole run again */
+      kds_panel_set_zoom(p, 0, 0);
+      return;
+    }
+    p->press_seeks = TRUE;
+    p->last_seek = NAN;
+    seek(p, k.step);
+  }
 }
 
 static void on_motion(GtkEventControllerMotion *m, double x, double y, gpointer user) {
-  (void)m;
+  KdsPanel *p = KDS_PANEL(user);
+  p->ptr_x = x, p->ptr_y = y;
   KdFigPick k;
-  kds_panel_pick(KDS_PANEL(user), x, y, &k);
-  send_hover(KDS_PANEL(user), &k);
+  kds_panel_pick(p, x, y, &k);
+  GdkModifierType st = gtk_event_controller_get_current_event_state(GTK_EVENT_CONTROLLER(m));
+  if (!(st & GDK_BUTTON1_MASK)) p->press_seeks = FALSE;
+  if (p->press_seeks) seek(p, k.step); /* a drag along the axis scrubs */
+  send_hover(p, &k);
 }
 
 static void on_leave(GtkEventControllerMotion *m, gpointer user) {
   (void)m;
-  send_hover(KDS_PANEL(user), &(KdFigPick){{0}, {0, 0, 0}});
+  KdFigPick k;
+  kd_fig_pick_clear(&k);
+  send_hover(KDS_PANEL(user), &k);
+}
+
+/* Ctrl+wheel zooms the step axis about the pointer, Ctrl+Shift+wheel (or
+ * a sideways wheel) pans it; the plain wheel is the page's. */
+static gboolean on_scroll(GtkEventControllerScroll *c, double dx, double dy, gpointer user) {
+  KdsPanel *p = KDS_PANEL(user);
+  GdkModifierType st = gtk_event_controller_get_current_event_state(GTK_EVENT_CONTROLLER(c));
+  if (!(st & GDK_CONTROL_MASK)) return FALSE;
+  KdFigPick k;
+  if (!kds_panel_pick(p, p->ptr_x, p->ptr_y, &k) || !isfinite(k.step) || !(k.step_hi > k.step_lo)) return FALSE;
+  if (!isfinite(p->zoom_lo)) p->full_lo = k.step_lo, p->full_hi = k.step_hi;
+  double lo = k.step_lo, hi = k.step_hi, span = hi - lo;
+  if ((st & GDK_SHIFT_MASK) || dx != 0) {
+    double d = ((st & GDK_SHIFT_MASK) ? dy : dx) * 0.1 * span;
+    lo += d, hi += d;
+  } else {
+    double f = pow(1.25, dy); /* down: out */
+    lo = k.step - (k.step - lo) * f;
+    hi = k.step + (hi - k.step) * f;
+    if (hi - lo < 2) return TRUE;
+  }
+  if (lo <= p->full_lo && hi >= p->full_hi) lo = hi = 0; /* all of it again */
+  kds_panel_set_zoom(p, lo, hi);
+  return TRUE;
 }
 
 static GtkSizeRequestMode kds_panel_request_mode(GtkWidget *w) {
@@ -223,7 +402,8 @@ static void kds_panel_measure(GtkWidget *w, GtkOrientation o, int for_size, int 
   }
   double width = for_size > 0 ? for_size : 420;
   KdFigPanel fp;
-  double h = kds_panel_build(KDS_PANEL(w), &fp) ? fp.height_for_width(width, kds_panel_style(), fp.spec) : 120;
+  KDS_PANEL(w)->stale = TRUE; /* a resize was queued: the content changed */
+  double h = kds_panel_build(KDS_PANEL(w), &fp) ? kd_fig_panel_height(&fp, kds_panel_style(), width) : 120;
   *min = *nat = (int)(h + 0.5);
 }
 
@@ -249,6 +429,8 @@ static void kds_panel_finalize(GObject *o) {
   kd_snapfig_store_free(p->store);
   g_free(p->kind_name);
   g_free(p->empty);
+  g_clear_pointer(&p->node, gsk_render_node_unref);
+  g_ptr_array_unref(p->hidden);
   G_OBJECT_CLASS(kds_panel_parent_class)->finalize(o);
 }
 
@@ -270,13 +452,27 @@ static void kds_panel_class_init(KdsPanelClass *k) {
    * on a map ((u, v) in [0, 1)), for the readout line and the linked cell. */
   signals[SIGNAL_HOVER] = g_signal_new("hover", G_TYPE_FROM_CLASS(k), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE,
                                        4, G_TYPE_STRING, G_TYPE_BOOLEAN, G_TYPE_DOUBLE, G_TYPE_DOUBLE);
+  /* "seek" (double step): a click or drag on a step axis asks the window
+   * to show that step. */
+  signals[SIGNAL_SEEK] = g_signal_new("seek", G_TYPE_FROM_CLASS(k), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 1,
+                                      G_TYPE_DOUBLE);
 }
 
 static void kds_panel_init(KdsPanel *p) {
   p->store = kd_snapfig_store_new();
+  p->zoom_lo = p->zoom_hi = p->last_seek = NAN;
+  p->hidden = g_ptr_array_new_with_free_func(g_free);
+  g_ptr_array_add(p->hidden, NULL);
   gtk_widget_set_hexpand(GTK_WIDGET(p), TRUE);
   GtkEventController *motion = gtk_event_controller_motion_new();
   g_signal_connect(motion, "motion", G_CALLBACK(on_motion), p);
   g_signal_connect(motion, "leave", G_CALLBACK(on_leave), p);
   gtk_widget_add_controller(GTK_WIDGET(p), motion);
+  GtkGesture *click = gtk_gesture_click_new();
+  gtk_gesture_single_set_button(GTK_GESTURE_SINGLE(click), GDK_BUTTON_PRIMARY);
+  g_signal_connect(click, "pressed", G_CALLBACK(on_pressed), p);
+  gtk_widget_add_controller(GTK_WIDGET(p), GTK_EVENT_CONTROLLER(click));
+  GtkEventController *scroll = gtk_event_controller_scroll_new(GTK_EVENT_CONTROLLER_SCROLL_BOTH_AXES);
+  g_signal_connect(scroll, "scroll", G_CALLBACK(on_scroll), p);
+  gtk_widget_add_controller(GTK_WIDGET(p), scroll);
 }

@@ -54,6 +54,41 @@ void kd_series_smooth(const KdSmooth *s, const double *y, size_t n, double *out)
   }
 }
 
+size_t kd_series_segments(const double *x, size_t n, const double *breaks, int nbreaks,
+                          size_t *starts) {
+  size_t m = 0;
+  for (int k = 0; k < nbreaks; k++) {
+    if (!isfinite(breaks[k])) continue;
+    /* first sample with x > b (x ascending) */
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+      size_t mid = (lo + hi) / 2;
+      if (x[mid] > breaks[k]) hi = mid;
+      else lo = mid + 1;
+    }
+    if (lo == 0 || lo >= n) continue; /* no sample before or after it */
+    /* insert in order, once */
+    size_t at = m;
+    while (at > 0 && starts[at - 1] > lo) at--;
+    if (at > 0 && starts[at - 1] == lo) continue;
+    memmove(starts + at + 1, starts + at, (m - at) * sizeof *starts);
+    starts[at] = lo;
+    m++;
+  }
+  return m;
+}
+
+void kd_series_smooth_segments(const KdSmooth *s, const double *y, size_t n, const size_t *starts,
+                               size_t nstarts, double *out) {
+  size_t a = 0;
+  for (size_t k = 0; k <= nstarts; k++) {
+    size_t b = k < nstarts ? starts[k] : n;
+    if (b > n) b = n;
+    if (b > a) kd_series_smooth(s, y + a, b - a, out + a);
+    if (b > a) a = b;
+  }
+}
+
 /* Appends the kept samples of run [a, b) to idx in index order. */
 static size_t flush_run(const double *y, size_t a, size_t b, size_t *idx) {
   size_t lo = a, hi = a;

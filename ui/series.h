@@ -30,6 +30,22 @@ void kd_series_moving_average(const double *y, size_t n, int window, double *out
  * must not alias y. */
 void kd_series_smooth(const KdSmooth *s, const double *y, size_t n, double *out);
 
+/* Where smoothing restarts: the index of the first sample of each segment
+ * after the first, for a series whose steps x are ascending and live
+ * changes at steps breaks[] (any order). A change logged at step b applies
+ * from the next step on, so its segment starts at the first sample with
+ * x > b; breaks that start no sample (before the first, after the last, or
+ * two in one gap) give one boundary. starts needs room for nbreaks
+ * entries; returns how many were written, ascending. */
+size_t kd_series_segments(const double *x, size_t n, const double *breaks, int nbreaks,
+                          size_t *starts);
+/* kd_series_smooth run afresh on each segment (boundaries from
+ * kd_series_segments), so a change is not smeared back over the steps
+ * before it nor its effect delayed by the smoother's memory. out must not
+ * alias y. */
+void kd_series_smooth_segments(const KdSmooth *s, const double *y, size_t n, const size_t *starts,
+                               size_t nstarts, double *out);
+
 /* Picks the samples worth drawing when many fall into one pixel column:
  * px[i] is sample i's position in device units (non-decreasing for a time
  * series), bucket the column width. For each run of consecutive samples in

@@ -3,6 +3,7 @@
  * The grid lives in snapfig_grid.c, the run-level figures (curves,
  * gradients) in snapfig_run.c. No consumer tells kinds apart by name: what
  * differs between kinds is a column of the table. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,8 @@
 void kd_snapfig_view_default(KdSnapFigView *v) {
   memset(v, 0, sizeof *v);
   v->smooth = (KdSmooth){KD_SMOOTH_NONE, 0.9, 50};
+  v->xmin = v->xmax = v->ymin = v->ymax = v->apmin = v->apmax = NAN;
+  v->cursor = NAN;
 }
 
 KdSnapFigStore *kd_snapfig_store_new(void) { return calloc(1, sizeof(KdSnapFigStore)); }
@@ -22,6 +25,7 @@ void kd_snapfig_store_free(KdSnapFigStore *s) {
   if (!s) return;
   free(s->step);
   for (int i = 0; i < SF_MAXSRC; i++) free(s->fgv[i]), free(s->bgv[i]);
+  for (int i = 0; i < 4; i++) free(s->ap_pct[i]);
   free(s);
 }
 

@@ -41,9 +41,19 @@ enum {
   KD_SNAPFIG_OPT_INDEPENDENT = 32, /* view.independent: --independent */
   KD_SNAPFIG_OPT_PARTS = 64,      /* view.parts: --parts */
   KD_SNAPFIG_OPT_COMPARE = 128,   /* view.ref: --compare, --compare-label */
-  KD_SNAPFIG_OPT_LOGY = 256,      /* view.logy: --logy */
+  KD_SNAPFIG_OPT_LOGY = 256,      /* view.logy: --logy / --liny */
   KD_SNAPFIG_OPT_SMOOTH = 512     /* view.smooth: --smooth */
 };
+/* A kind with loss parts (the curves) also reads the view's renames,
+ * hidden series, legend place and axis limits (--rename, --hide, --legend,
+ * --xlim, --ylim, --aplim); one with smoothing (the gradients) the
+ * renames; every kind the style's font family (--font). The command line
+ * carries those whenever they are set. */
+
+/* view.logy */
+enum { KD_SNAPFIG_LOGY_AUTO = 0, KD_SNAPFIG_LOGY_LOG = 1, KD_SNAPFIG_LOGY_LINEAR = 2 };
+
+#define KD_SNAPFIG_MAX_RENAMES 32
 
 typedef struct KdSnapFigView KdSnapFigView;
 typedef struct KdSnapFigStore KdSnapFigStore;
@@ -96,10 +106,22 @@ struct KdSnapFigView {
   const char *ref_label;  /* its legend name (NULL: "reference") */
   const char *ref_dir;    /* its run directory, for the export command */
   KdFigMark mark;         /* a cell outlined on every map (the window's linked cursor) */
+  /* charts */
+  const char *const *rename_from, *const *rename_to; /* series (and marker keys) shown
+                             as another label, e.g. det.cls -> L_{cls} */
+  int nrename;
+  const char *const *hide; /* series left out (by name, before renaming) */
+  int nhide;
+  KdFigLegendPos legend;
+  double xmin, xmax, ymin, ymax, apmin, apmax; /* axis limits; NaN: the data's */
+  int cursor_on;          /* a playhead at step cursor (the step the window shows) */
+  double cursor;
+  int interactive;        /* the window: hidden series keep a greyed key */
+  int smooth_off;         /* the window: the raw series, smoothing clicked off */
 };
 
 /* Image 0, level 0 (gradients: all), no overlay, shared ranges, no
- * smoothing, linear y, all rows/columns/parts. */
+ * smoothing, y scale from the data, all rows/columns/parts, no limits. */
 void kd_snapfig_view_default(KdSnapFigView *v);
 
 KdSnapFigStore *kd_snapfig_store_new(void);
@@ -125,10 +147,21 @@ const char *kd_snapfig_col_name(KdFigCol c);
 int kd_snapfig_smooth_parse(const char *text, KdSmooth *out, KdError *err);
 void kd_snapfig_smooth_format(const KdSmooth *s, char *buf, size_t len);
 
+/* "LO:HI" (either side may be empty: that end from the data) into lo, hi
+ * (NaN for an empty side); -1 with err. */
+int kd_snapfig_limits_parse(const char *opt, const char *text, double *lo, double *hi, KdError *err);
+/* "OLD=NEW" into its two halves (in buf); -1 with err. */
+int kd_snapfig_rename_parse(const char *text, char *buf, size_t len, const char **from, const char **to,
+                            KdError *err);
+/* The label series `name` shows under the view's renames (name itself when
+ * none). */
+const char *kd_snapfig_renamed(const KdSnapFigView *v, const char *name);
+
 /* The `kdscope export` command line that renders the same figure from the
  * run directory: the view's choices as options (only those the kind
- * reads: its needs and options), the style's font and line sizes and letters, the export size,
- * format and dpi. -1 when it does not fit buf. */
+ * reads: its needs and options; chart choices for charts), the style's
+ * font family, font and line sizes and letters, the export size, format
+ * and dpi. -1 when it does not fit buf. */
 int kd_snapfig_command(const KdSnapFigKind *kind, const KdSnapFigView *view, const char *run_dir,
                        const KdFigStyle *st, const KdExportOpts *o, KdExportFormat format,
                        const char *out_path, char *buf, size_t len);

@@ -2,6 +2,7 @@
  * share: smoothing as text, and the command line that rebuilds a figure
  * from the run directory (every choice the kind reads, as its table row
  * says; nothing else). Must not name a kind: the row's flags decide. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,48 @@ void kd_snapfig_smooth_format(const KdSmooth *s, char *buf, size_t len) {
     snprintf(buf, len, "mean:%d", s->window);
   else
     snprintf(buf, len, "none");
+}
+
+int kd_snapfig_limits_parse(const char *opt, const char *text, double *lo, double *hi, KdError *err) {
+  *lo = *hi = NAN;
+  const char *colon = text ? strchr(text, ':') : NULL;
+  if (!colon) return kd_error(err, "%s %s: expected LO:HI (either may be empty, e.g. 0:2 or :2)", opt, text ? text : "");
+  char a[64], b[64];
+  size_t na = (size_t)(colon - text);
+  if (na >= sizeof a || strlen(colon + 1) >= sizeof b) return kd_error(err, "%s %s: too long", opt, text);
+  memcpy(a, text, na);
+  a[na] = 0;
+  snprintf(b, sizeof b, "%s", colon + 1);
+  char *end;
+  if (a[0]) {
+    *lo = strtod(a, &end);
+    if (*end || !isfinite(*lo)) return kd_error(err, "%s %s: '%s' is not a number", opt, text, a);
+  }
+  if (b[0]) {
+    *hi = strtod(b, &end);
+    if (*end || !isfinite(*hi)) return kd_error(err, "%s %s: '%s' is not a number", opt, text, b);
+  }
+  if (isfinite(*lo) && isfinite(*hi) && !(*lo < *hi))
+    return kd_error(err, "%s %s: the low end must be under the high end", opt, text);
+  return 0;
+}
+
+int kd_snapfig_rename_parse(const char *text, char *buf, size_t len, const char **from, const char **to,
+                            KdError *err) {
+  const char *eq = text ? strchr(text, '=') : NULL;
+  if (!eq || eq == text || !eq[1])
+    return kd_error(err, "--rename %s: expected OLD=NEW, e.g. det.cls='L_{cls}'", text ? text : "");
+  if (snprintf(buf, len, "%s", text) >= (int)len) return kd_error(err, "--rename %s: too long", text);
+  buf[eq - text] = 0;
+  *from = buf;
+  *to = buf + (eq - text) + 1;
+  return 0;
+}
+
+const char *kd_snapfig_renamed(const KdSnapFigView *v, const char *name) {
+  for (int i = 0; v && name && i < v->nrename; i++)
+    if (!strcmp(v->rename_from[i], name)) return v->rename_to[i];
+  return name;
 }
 
 typedef struct Cmd {
@@ -82,6 +125,31 @@ static void add_word(Cmd *c, const char *w) {
 static void add_list(Cmd *c, const char *opt, const int *v, int n) {
   add(c, " %s ", opt);
   for (int i = 0; i < n; i++) add(c, "%s%d", i ? "," : "", v[i]);
+}
+
+static void add_limits(Cmd *c, const char *opt, double lo, double hi) {
+  if (!isfinite(lo) && !isfinite(hi)) return;
+  char a[32] = "", b[32] = "";
+  if (isfinite(lo)) snprintf(a, sizeof a, "%.10g", lo);
+  if (isfinite(hi)) snprintf(b, sizeof b, "%.10g", hi);
+  add(c, " %s %s:%s", opt, a, b);
+}
+
+/* A chart's hidden series, legend place and axis limits. */
+static void add_chart(Cmd *c, const KdSnapFigView *v) {
+  if (v->nhide > 0) {
+    char list[1024] = "";
+    for (int i = 0; i < v->nhide; i++) {
+      size_t n = strlen(list);
+      snprintf(list + n, sizeof list - n, "%s%s", i ? "," : "", v->hide[i]);
+    }
+    add(c, " --hide");
+    add_word(c, list);
+  }
+  if (v->legend != KD_FIG_LEGEND_TOP) add(c, " --legend %s", kd_fig_legend_pos_name(v->legend));
+  add_limits(c, "--xlim", v->xmin, v->xmax);
+  add_limits(c, "--ylim", v->ymin, v->ymax);
+  add_limits(c, "--aplim", v->apmin, v->apmax);
 }
 
 int kd_snapfig_command(const KdSnapFigKind *kind, const KdSnapFigView *v, const char *run_dir,
@@ -128,15 +196,28 @@ int kd_snapfig_command(const KdSnapFigKind *kind, const KdSnapFigView *v, const 
       add_word(&c, v->ref_label);
     }
   }
-  if ((opt & KD_SNAPFIG_OPT_LOGY) && v->logy) add(&c, " --logy");
+  if ((opt & KD_SNAPFIG_OPT_LOGY) && v->logy == KD_SNAPFIG_LOGY_LOG) add(&c, " --logy");
+  if ((opt & KD_SNAPFIG_OPT_LOGY) && v->logy == KD_SNAPFIG_LOGY_LINEAR) add(&c, " --liny");
   if ((opt & KD_SNAPFIG_OPT_SMOOTH) && v->smooth.kind != KD_SMOOTH_NONE) {
     char sm[48];
     kd_snapfig_smooth_format(&v->smooth, sm, sizeof sm);
     add(&c, " --smooth %s", sm);
   }
+  if (opt & (KD_SNAPFIG_OPT_PARTS | KD_SNAPFIG_OPT_SMOOTH))
+    for (int i = 0; i < v->nrename; i++) {
+      char kv[512];
+      snprintf(kv, sizeof kv, "%s=%s", v->rename_from[i], v->rename_to[i]);
+      add(&c, " --rename");
+      add_word(&c, kv);
+    }
+  if (opt & KD_SNAPFIG_OPT_PARTS) add_chart(&c, v);
   if (v->no_title) add(&c, " --no-title");
   KdFigStyle def;
   kd_fig_style_default(&def);
+  if (st && st->font_family && strcmp(st->font_family, def.font_family)) {
+    add(&c, " --font");
+    add_word(&c, st->font_family);
+  }
   double font = o->font_pt > 0 ? o->font_pt : st ? st->font_pt : def.font_pt;
   if (st && st->panel_letters) add(&c, " --letters");
   if (font != def.font_pt) add(&c, " --font-pt %.10g", font);
@@ -153,7 +234,7 @@ int kd_snapfig_command(const KdSnapFigKind *kind, const KdSnapFigView *v, const 
     else
       add(&c, " --height-in %.10g", o->unit == KD_UNIT_PT ? o->height / 72.0 : o->height);
   }
-  if (format == KD_EXPORT_PNG) add(&c, " --dpi %.10g", o->dpi > 0 ? o->dpi : 300);
+  add(&c, " --dpi %.10g", o->dpi > 0 ? o->dpi : 300);
   add(&c, " --out");
   add_word(&c, out_path && *out_path ? out_path : "FIGURE");
   return c.over ? -1 : 0;

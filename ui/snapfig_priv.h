@@ -47,9 +47,13 @@ struct KdSnapFigStore {
   KdFigGrid grid;
   /* curves (markers also on gradients) */
   KdFigSeries loss[2 * SF_MAXS], ap[4]; /* the run's, then the reference's */
+  KdFigSeriesExtra loss_extra[2 * SF_MAXS], ap_extra[4];
   char ref_names[SF_MAXS + 2][96];
   KdFigMarker markers[SF_MAXM];
-  char marker_labels[SF_MAXM][96];
+  char marker_labels[SF_MAXM][160];
+  double breaks[SF_MAXM], ref_breaks[SF_MAXM]; /* set events: smoothing restarts */
+  double *ap_pct[4];                           /* AP in percent (heap, grown) */
+  size_t ap_cap[4];
   KdFigCurves curves;
   /* gradients: one value per snapshot and source (heap, grown) */
   size_t cap, n;
@@ -72,7 +76,8 @@ int kd_snapfig_build_curves(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPan
                             KdError *err);
 int kd_snapfig_build_gradients(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out,
                                KdError *err);
-/* The run's "set" and "nonfinite" events as markers in st->markers. */
-int kd_snapfig_markers(const KdRunLog *log, KdSnapFigStore *st);
+/* The run's "set" and "nonfinite" events as markers in st->markers (keys
+ * under the view's renames). */
+int kd_snapfig_markers(const KdSnapFigView *v, const KdRunLog *log, KdSnapFigStore *st);
 
 #endif

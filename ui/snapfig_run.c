@@ -17,12 +17,13 @@ static int is_loss(const char *name) {
   return strncmp(name, "eval.", 5) != 0;
 }
 
-int kd_snapfig_markers(const KdRunLog *log, KdSnapFigStore *p) {
+int kd_snapfig_markers(const KdSnapFigView *v, const KdRunLog *log, KdSnapFigStore *p) {
   int nm = 0;
   for (int i = 0; log && i < kd_runlog_nevents(log) && nm < SF_MAXM; i++) {
     KdRunEvent e = kd_runlog_event(log, i);
     if (!strcmp(e.type, "set"))
-      snprintf(p->marker_labels[nm], sizeof p->marker_labels[nm], "%s%s %s\xe2\x86\x92%s", e.undo ? "undo " : "", e.key, e.old, e.value);
+      snprintf(p->marker_labels[nm], sizeof p->marker_labels[nm], "%s%s %s\xe2\x86\x92%s", e.undo ? "undo " : "",
+               kd_snapfig_renamed(v, e.key), e.old, e.value);
     else if (!strcmp(e.type, "nonfinite"))
       snprintf(p->marker_labels[nm], sizeof p->marker_labels[nm], "non-finite");
     else
@@ -33,79 +34,147 @@ int kd_snapfig_markers(const KdRunLog *log, KdSnapFigStore *p) {
   return nm;
 }
 
+/* The steps of a run's live changes: where its smoothing restarts. */
+static int set_steps(const KdRunLog *log, double *out) {
+  int n = 0;
+  for (int i = 0; log && i < kd_runlog_nevents(log) && n < SF_MAXM; i++) {
+    KdRunEvent e = kd_runlog_event(log, i);
+    if (!strcmp(e.type, "set")) out[n++] = e.step;
+  }
+  return n;
+}
+
+static int hidden(const KdSnapFigView *v, const char *name) {
+  for (int i = 0; i < v->nhide; i++)
+    if (!strcmp(v->hide[i], name)) return 1;
+  return 0;
+}
+
+/* AP series k (a fraction per evaluation) in percent, in the store. */
+static const double *percent(KdSnapFigStore *p, int k, const KdRunSeries *s) {
+  if (s->n > p->ap_cap[k]) {
+    double *d = realloc(p->ap_pct[k], s->n * sizeof *d);
+    if (!d) return NULL;
+    p->ap_pct[k] = d;
+    p->ap_cap[k] = s->n;
+  }
+  for (size_t j = 0; j < s->n; j++) p->ap_pct[k][j] = 100.0 * s->y[j];
+  return p->ap_pct[k];
+}
+
+static KdFigScale scale_of(int logy) {
+  return logy == KD_SNAPFIG_LOGY_LOG ? KD_FIG_SCALE_LOG : logy == KD_SNAPFIG_LOGY_LINEAR ? KD_FIG_SCALE_LINEAR
+                                                                                          : KD_FIG_SCALE_AUTO;
+}
+
+/* The loss parts to draw: the view's list (checked) or every logged one. */
+static int loss_parts(const KdSnapFigView *v, const KdRunLog *log, KdRunSeries *out, KdError *err) {
+  int nl = 0;
+  if (!v->parts) {
+    for (int i = 0; i < kd_runlog_nseries(log) && nl < SF_MAXS; i++) {
+      KdRunSeries s = kd_runlog_series(log, i);
+      if (is_loss(s.name) && s.n) out[nl++] = s;
+    }
+    return nl;
+  }
+  for (int k = 0; k < v->nparts; k++) {
+    KdRunSeries s = kd_runlog_find(log, v->parts[k]);
+    if (!s.n || !is_loss(s.name)) {
+      char all[800];
+      kd_runlog_names(log, is_loss, all, sizeof all);
+      return kd_error(err, "curves: unknown loss part '%s' (parts: %s)", v->parts[k], all);
+    }
+    if (nl == SF_MAXS) return kd_error(err, "curves: at most %d parts", SF_MAXS);
+    out[nl++] = s;
+  }
+  return nl;
+}
+
 int kd_snapfig_build_curves(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel *out,
                             KdError *err) {
   const KdRunLog *log = v->log;
   if (!log || !kd_runlog_nseries(log)) return kd_error(err, "curves: no logged step yet");
+  KdRunSeries parts[SF_MAXS];
+  int nparts = loss_parts(v, log, parts, err);
+  if (nparts < 0) return -1;
+  int nb = set_steps(log, p->breaks), nrb = set_steps(v->ref, p->ref_breaks);
+  /* Each part in its position's colour, dash and marker; the reference's
+   * same parts dotted in the same colour and marker. */
   int nl = 0;
-  if (v->parts) {
-    for (int k = 0; k < v->nparts; k++) {
-      KdRunSeries s = kd_runlog_find(log, v->parts[k]);
-      if (!s.n || !is_loss(s.name)) {
-        char all[800];
-        kd_runlog_names(log, is_loss, all, sizeof all);
-        return kd_error(err, "curves: unknown loss part '%s' (parts: %s)", v->parts[k], all);
-      }
-      if (nl == SF_MAXS) return kd_error(err, "curves: at most %d parts", SF_MAXS);
-      p->loss[nl++] = (KdFigSeries){s.name, s.x, s.y, s.n, -1, !strcmp(s.name, "loss") ? 1 : 0, 0};
-    }
-  } else {
-    for (int i = 0; i < kd_runlog_nseries(log) && nl < SF_MAXS; i++) {
-      KdRunSeries s = kd_runlog_series(log, i);
-      if (!is_loss(s.name) || !s.n) continue;
-      p->loss[nl++] = (KdFigSeries){s.name, s.x, s.y, s.n, -1, !strcmp(s.name, "loss") ? 1 : 0, 0};
-    }
+  for (int i = 0; i < nparts; i++) {
+    p->loss[nl] = (KdFigSeries){kd_snapfig_renamed(v, parts[i].name), parts[i].x, parts[i].y, parts[i].n, i, -1, 0};
+    p->loss_extra[nl++] = (KdFigSeriesExtra){-1, p->breaks, nb, hidden(v, parts[i].name)};
   }
+  const char *label = v->ref_label && *v->ref_label ? v->ref_label : "reference";
+  for (int i = 0; v->ref && i < nparts; i++) {
+    KdRunSeries s = kd_runlog_find(v->ref, parts[i].name);
+    if (!s.n) continue;
+    int marker;
+    kd_fig_series_style(i, NULL, NULL, &marker);
+    snprintf(p->ref_names[i], sizeof p->ref_names[i], "%s: %s", label, kd_snapfig_renamed(v, parts[i].name));
+    p->loss[nl] = (KdFigSeries){p->ref_names[i], s.x, s.y, s.n, i, KD_FIG_DOTTED, 0};
+    p->loss_extra[nl++] = (KdFigSeriesExtra){marker, p->ref_breaks, nrb, hidden(v, p->ref_names[i])};
+  }
+  /* AP per evaluation, in percent: the run's, then the reference's dotted. */
   int na = 0;
   double ap_max = 0;
   static const char *apn[2] = {"eval.AP", "eval.AP50"};
-  for (int i = 0; i < 2; i++) {
-    KdRunSeries s = kd_runlog_find(log, apn[i]);
-    if (s.n) p->ap[na++] = (KdFigSeries){apn[i] + 5, s.x, s.y, s.n, i, i, 1};
-    for (size_t j = 0; j < s.n; j++)
-      if (isfinite(s.y[j])) ap_max = fmax(ap_max, s.y[j]);
-  }
-  if (v->ref) {
-    /* The reference's series of the same names, dotted in the part's colour. */
-    const char *label = v->ref_label && *v->ref_label ? v->ref_label : "reference";
-    int own = nl;
-    for (int i = 0; i < own; i++) {
-      p->loss[i].color = i;
-      KdRunSeries s = kd_runlog_find(v->ref, p->loss[i].name);
-      if (!s.n) continue;
-      snprintf(p->ref_names[i], sizeof p->ref_names[i], "%s: %s", label, p->loss[i].name);
-      p->loss[nl++] = (KdFigSeries){p->ref_names[i], s.x, s.y, s.n, i, 2, 0};
-    }
-    for (int i = 0; i < 2; i++) {
-      KdRunSeries s = kd_runlog_find(v->ref, apn[i]);
-      if (!s.n) continue;
-      snprintf(p->ref_names[SF_MAXS + i], sizeof p->ref_names[0], "%s: %s", label, apn[i] + 5);
-      p->ap[na++] = (KdFigSeries){p->ref_names[SF_MAXS + i], s.x, s.y, s.n, i, 2, 1};
+  for (int r = 0; r < 2; r++) {
+    const KdRunLog *l = r ? v->ref : log;
+    for (int i = 0; l && i < 2; i++) {
+      KdRunSeries s = kd_runlog_find(l, apn[i]);
+      const double *pct = s.n ? percent(p, na, &s) : NULL;
+      if (!pct) continue;
+      const char *name = kd_snapfig_renamed(v, apn[i] + 5);
+      if (r) {
+        snprintf(p->ref_names[SF_MAXS + i], sizeof p->ref_names[0], "%s: %s", label, name);
+        name = p->ref_names[SF_MAXS + i];
+      }
+      p->ap[na] = (KdFigSeries){name, s.x, pct, s.n, i, r ? KD_FIG_DOTTED : i ? KD_FIG_DASHED : KD_FIG_SOLID, 1};
+      p->ap_extra[na++] = (KdFigSeriesExtra){KD_FIG_MARK_NONE, NULL, 0, hidden(v, r ? name : apn[i] + 5)};
       for (size_t j = 0; j < s.n; j++)
-        if (isfinite(s.y[j])) ap_max = fmax(ap_max, s.y[j]);
+        if (isfinite(pct[j])) ap_max = fmax(ap_max, pct[j]);
     }
   }
-  int nm = kd_snapfig_markers(log, p);
-  KdFigPlot base = {.xlabel = "step", .markers = p->markers, .nmarkers = nm, .smooth = v->smooth,
-                    .xmin = NAN, .xmax = NAN, .ymin = NAN, .ymax = NAN};
+  /* A series to leave out must be one the figure has (a typo would
+   * otherwise go unnoticed in a paper's figure). */
+  for (int h = 0; !v->interactive && h < v->nhide; h++) {
+    int found = 0;
+    for (int i = 0; i < nl && !found; i++) found = p->loss_extra[i].hidden && hidden(v, p->loss[i].name);
+    for (int i = 0; i < nparts && !found; i++) found = !strcmp(parts[i].name, v->hide[h]);
+    for (int i = 0; i < nl && !found; i++) found = !strcmp(p->loss[i].name, v->hide[h]);
+    for (int i = 0; i < na && !found; i++) found = !strcmp(p->ap[i].name, v->hide[h]) || !strcmp(v->hide[h], i % 2 ? "AP50" : "AP");
+    if (!found) return kd_error(err, "curves: --hide %s: no such series (loss parts, AP, AP50, or 'LABEL: part' of --compare)", v->hide[h]);
+  }
+  int nm = kd_snapfig_markers(v, log, p);
+  KdFigPlot base = {.xlabel = "step", .markers = p->markers, .nmarkers = nm, .xmin = v->xmin, .xmax = v->xmax,
+                    .ymin = NAN, .ymax = NAN, .legend = v->legend, .cursor_on = v->cursor_on,
+                    .cursor = v->cursor, .interactive = v->interactive};
   KdFigCurves *c = &p->curves;
   c->loss = base;
   c->loss.title = kd_snapfig_title(v, "losses (weighted parts)");
   c->loss.ylabel = "loss";
   c->loss.series = p->loss;
+  c->loss.extra = p->loss_extra;
   c->loss.nseries = nl;
-  c->loss.logy = v->logy;
+  c->loss.logy = scale_of(v->logy);
+  c->loss.smooth = v->smooth;
+  c->loss.smooth_off = v->smooth_off;
+  c->loss.ymin = v->ymin;
+  c->loss.ymax = v->ymax;
+  /* The AP chart only once there is an evaluation. */
   c->ap = base;
-  c->ap.title = kd_snapfig_title(v, na ? "COCO AP (val)" : "COCO AP (val): no evaluation yet");
-  c->ap.ylabel = "AP";
+  c->ap.title = kd_snapfig_title(v, "COCO AP (val)");
+  c->ap.ylabel = "AP (%)";
   c->ap.series = p->ap;
+  c->ap.extra = p->ap_extra;
   c->ap.nseries = na;
-  c->ap.smooth.kind = KD_SMOOTH_NONE;
+  c->ap.logy = KD_FIG_SCALE_LINEAR;
   /* AP is never negative: the axis starts just under 0 so points at 0
    * (an early evaluation) stay visible above the frame. */
-  double top = fmin(1.0, fmax(0.05, ap_max * 1.08));
-  c->ap.ymin = -0.03 * top;
-  c->ap.ymax = top;
+  double top = fmin(100.0, fmax(5.0, ap_max * 1.08));
+  c->ap.ymin = isfinite(v->apmin) ? v->apmin : -0.03 * top;
+  c->ap.ymax = isfinite(v->apmax) ? v->apmax : top;
   *out = kd_fig_curves_panel(c);
   return 0;
 }
@@ -210,11 +279,11 @@ int kd_snapfig_build_gradients(const KdSnapFigView *v, KdSnapFigStore *p, KdFigP
   if (!p->n) return kd_error(err, "gradients: no snapshot at or before step %d", last);
   if (!nsrc) return kd_error(err, "gradients: the snapshots hold no per-source gradients (grad_fgbg.*)");
   for (int k = 0; k < nsrc; k++) {
-    p->src_ptr[k] = p->src_names[k];
+    p->src_ptr[k] = kd_snapfig_renamed(v, p->src_names[k]);
     p->fg_ptr[k] = p->fgv[k];
     p->bg_ptr[k] = p->bgv[k];
   }
-  int nm = kd_snapfig_markers(v->log, p);
+  int nm = kd_snapfig_markers(v, v->log, p);
   snprintf(p->title, sizeof p->title, "fg vs bg |dL/dS| by source, %s", lv[0] ? lv : "all levels");
   p->gc = (KdFigGradCurves){.sources = p->src_ptr, .step = p->step, .fg = p->fg_ptr,
                             .bg = p->bg_ptr, .nsources = nsrc, .n = p->n, .markers = p->markers,

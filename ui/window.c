@@ -36,7 +36,7 @@ struct _KdsWindow {
   GtkWidget *pause_btn, *step_btn, *stop_btn, *resume_btn, *methods_btn, *methods_box, *export_btn;
   GtkWidget *status_label, *losses_label, *hover_label;
   KdsControlPanel *controls;
-  GtkWidget *level_dd, *image_spin, *overlay_check, *indep_check, *smooth_dd, *logy_check;
+  GtkWidget *level_dd, *image_spin, *overlay_check, *indep_check, *smooth_dd, *logy_dd;
   GPtrArray *panels; /* KdsPanel* (not owned) */
   GtkWidget *timeline, *timeline_label, *live_check;
   gboolean syncing;
@@ -105,6 +105,7 @@ static void show_snapshot(KdsWindow *w, int i) {
   gtk_label_set_text(GTK_LABEL(w->timeline_label), buf);
   gtk_spin_button_set_range(GTK_SPIN_BUTTON(w->image_spin), 0, s->nimages - 1);
   redraw_maps(w);
+  redraw_curves(w); /* the playhead follows */
 }
 
 /* ---- controls from descriptors ---- */
@@ -394,7 +395,7 @@ static void on_view_option(GtkWidget *wd, KdsWindow *w) {
   (void)wd;
   w->view.overlay = gtk_check_button_get_active(GTK_CHECK_BUTTON(w->overlay_check)) ? 0.6 : 0.0;
   w->view.independent = gtk_check_button_get_active(GTK_CHECK_BUTTON(w->indep_check));
-  w->view.logy = gtk_check_button_get_active(GTK_CHECK_BUTTON(w->logy_check));
+  w->view.logy = (int)gtk_drop_down_get_selected(GTK_DROP_DOWN(w->logy_dd)); /* auto, log, linear */
   guint sm = gtk_drop_down_get_selected(GTK_DROP_DOWN(w->smooth_dd));
   w->view.smooth = (KdSmooth){sm == 1 ? KD_SMOOTH_EMA : sm == 2 ? KD_SMOOTH_MEAN : KD_SMOOTH_NONE, 0.9, 50};
   kds_compare_set_style(w->compare, &w->view.smooth, w->view.logy);
@@ -422,6 +423,19 @@ static void on_timeline(GtkRange *r, KdsWindow *w) {
   }
 }
 
+/* The time cursor: the snapshot nearest the step (a click on the curves)
+ * on the maps and the timeline, the playhead at its step. */
+void kds_window_seek_step(KdsWindow *w, double step) {
+  int n = w->bridge ? kds_bridge_snapshot_count(w->bridge) : 0, best = -1;
+  for (int i = 0; i < n; i++)
+    if (best < 0 || fabs(kds_bridge_snapshot_step(w->bridge, i) - step) < fabs(kds_bridge_snapshot_step(w->bridge, best) - step))
+      best = i;
+  if (best >= 0) gtk_range_set_value(GTK_RANGE(w->timeline), best); /* on_timeline shows it */
+}
+
+int kds_window_shown_step(KdsWindow *w) { return w->view.snap ? w->view.snap->step : -1; }
+GtkWidget *kds_window_get_timeline(KdsWindow *w) { return w->timeline; }
+
 static void act_about(GSimpleAction *a, GVariant *p, gpointer user) {
   (void)a, (void)p;
   static const char *authors[] = {"The kdscope developers", NULL};
@@ -446,16 +460,15 @@ static void act_dark(GSimpleAction *a, GVariant *p, gpointer user) {
 /* The readout line, and the linked cell: the position under the pointer
  * on one map is outlined on every map panel (same cell on same-size maps). */
 static void on_panel_hover(KdsPanel *p, const char *text, gboolean on_map, double u, double v, gpointer user) {
-  (void)p;
+  (void)p, (void)text; /* the panel draws the text next to the pointer */
   KdsWindow *w = user;
-  gtk_label_set_text(GTK_LABEL(w->hover_label), text);
   KdFigMark m = {on_map, on_map ? u : 0, on_map ? v : 0};
   if (!m.on && !w->view.mark.on) return;
   w->view.mark = m;
   for (guint i = 0; i < w->panels->len; i++) {
     KdsPanel *q = g_ptr_array_index(w->panels, i);
     const KdSnapFigKind *k = kds_panel_figure(q);
-    if (k && k->level_maps) gtk_widget_queue_draw(GTK_WIDGET(q));
+    if (k && k->level_maps) kds_panel_redraw(q);
   }
 }
 
@@ -479,6 +492,7 @@ static void add_panels(KdsWindow *w) {
     KdsPanel *p = kds_panel_new(k->name);
     kds_panel_set_view(p, &w->view);
     g_signal_connect(p, "hover", G_CALLBACK(on_panel_hover), w);
+    g_signal_connect_swapped(p, "seek", G_CALLBACK(kds_window_seek_step), w);
     g_ptr_array_add(w->panels, p);
   }
   g_ptr_array_sort(w->panels, by_slot);
@@ -524,7 +538,6 @@ static void add_methods(KdsWindow *w) {
 }
 
 void kds_window_open_dialog(KdsWindow *w);
-void kds_window_export_dialog(KdsWindow *w);
 
 static void act_open(GSimpleAction *a, GVariant *p, gpointer user) {
   (void)a, (void)p;
@@ -738,7 +751,7 @@ static void kds_window_class_init(KdsWindowClass *k) {
   CHILD(pause_btn), CHILD(step_btn), CHILD(stop_btn), CHILD(resume_btn), CHILD(methods_btn), CHILD(methods_box);
   CHILD(export_btn), CHILD(compare_dd);
   CHILD(status_label), CHILD(losses_label), CHILD(hover_label), CHILD(controls);
-  CHILD(level_dd), CHILD(image_spin), CHILD(overlay_check), CHILD(indep_check), CHILD(smooth_dd), CHILD(logy_check);
+  CHILD(level_dd), CHILD(image_spin), CHILD(overlay_check), CHILD(indep_check), CHILD(smooth_dd), CHILD(logy_dd);
   CHILD(timeline), CHILD(timeline_label), CHILD(live_check);
 #undef CHILD
   gtk_widget_class_bind_template_callback(wc, on_pause_toggled);
@@ -755,7 +768,7 @@ static void kds_window_class_init(KdsWindowClass *k) {
 static void kds_window_init(KdsWindow *w) {
   w->panels = g_ptr_array_new();
   w->view.smooth = (KdSmooth){KD_SMOOTH_EMA, 0.9, 50};
-  w->view.logy = 1;
+  w->view.logy = KD_SNAPFIG_LOGY_AUTO;
   w->snap_index = -1;
   w->shown_state = -1;
   gtk_widget_init_template(GTK_WIDGET(w));

@@ -54,8 +54,23 @@ gboolean kds_window_can_resume(KdsWindow *w, const KdRunStatus *st);
 void kds_window_eta(const KdRunStatus *st, char *buf, size_t len);
 /* A one-line message in the readout line under the panels. */
 void kds_window_toast(KdsWindow *w, const char *message);
+/* The export dialog (Ctrl+E, window_export.c): its inputs carry widget
+ * names ("kind", "format", "width", "dpi", "font", "rename", "legend",
+ * "xlim", "ylim", "aplim"; "preview", "command", "status") for tests;
+ * kds_export_dialog_save writes the file as Save does, without the file
+ * chooser. */
+GtkWidget *kds_window_export_dialog(KdsWindow *w);
+gboolean kds_export_dialog_save(GtkWidget *dialog, const char *path, GError **error);
 /* The "Compare with a run" dialog (window_compare.c). */
 void kds_window_compare_dialog(KdsWindow *w);
+
+/* Shows the snapshot nearest to step on the maps and the timeline (the
+ * curves' playhead follows): what a click on the curves does. */
+void kds_window_seek_step(KdsWindow *w, double step);
+/* The step of the snapshot the maps show; -1 before the first. */
+int kds_window_shown_step(KdsWindow *w);
+/* The snapshot timeline (a GtkScale over snapshot indices). */
+GtkWidget *kds_window_get_timeline(KdsWindow *w);
 
 /* For tests and the exporter. */
 /* The visible page: "progress", "main", "empty", "offer", "error". */

@@ -7,10 +7,17 @@
  *    rebuilds, byte for byte, the PNG the shared builder gives in-process,
  *    for every figure with non-default choices (image, level, overlay,
  *    ranges, columns, parts, smoothing, letters, font, width, dpi);
+ *  - the curves' rules on hand-written logs: log y by default over 3
+ *    decades and not under one, no AP chart without an evaluation, AP in
+ *    percent, smoothing breaks at the run's set events;
  *  - --csv metrics / events parse (quotes included) with the expected
  *    columns and one row per logged value / event;
  *  - the compare figure of two runs (the run and a copy of its log) to
  *    PDF and SVG, and its refusals;
+ *  - figures for a paper: a serif family (embedded, per pdffonts; a family
+ *    not installed falls back with a message), renamed series with math
+ *    labels (pdftotext), images embedded at the export's dpi (pdfimages
+ *    -list), nothing on the page's edge (pdftoppm), "(a)" letters;
  *  - bad requests exit 1 with a message that names the problem and leave
  *    no file.
  * Usage: test_export KDSCOPE OUTDIR [CHECKER]. The figures stay in OUTDIR
@@ -136,6 +143,8 @@ static void commands_reproduce(void) {
   static const KdFigCol cols[3] = {KD_FIG_COL_IMAGE, KD_FIG_COL_GAP, KD_FIG_COL_STUDENT};
   static const int rows[2] = {2, 0}, gimgs[2] = {1, 3};
   static const char *parts[2] = {"det.cls", "fitnet.feat"};
+  static const char *rn_from[2] = {"det.cls", "fitnet.weight"}, *rn_to[2] = {"L_{cls}", "\\lambda_{fit}"};
+  static const char *hide[1] = {"AP50"};
   for (int k = 0; k < kd_snapfig_count(); k++) {
     kd_snapfig_view_default(&v);
     v.snap = snap, v.log = log, v.snaps = snaps;
@@ -151,7 +160,10 @@ static void commands_reproduce(void) {
     else if (!strcmp(name, "grid"))
       v.images = rows, v.nimages = 2, v.cols = cols, v.ncols = 3, v.level = 1, v.mask = "fg", s.panel_letters = 1;
     else if (!strcmp(name, "curves"))
-      v.parts = parts, v.nparts = 2, v.logy = 1, v.smooth = (KdSmooth){KD_SMOOTH_MEAN, 0, 3};
+      v.parts = parts, v.nparts = 2, v.logy = KD_SNAPFIG_LOGY_LINEAR, v.smooth = (KdSmooth){KD_SMOOTH_MEAN, 0, 3},
+      v.rename_from = rn_from, v.rename_to = rn_to, v.nrename = 2, v.hide = hide, v.nhide = 1,
+      v.legend = KD_FIG_LEGEND_LOWER_LEFT, v.xmin = 2, v.ymax = 5, v.apmin = 0, v.apmax = 50,
+      s.font_family = kd_fig_font_installed("DejaVu Serif") ? "DejaVu Serif" : "DejaVu Sans";
     else if (!strcmp(name, "gradients"))
       v.level = 0, v.images = gimgs, v.nimages = 2, v.smooth = (KdSmooth){KD_SMOOTH_EMA, 0.5, 1}, oo.height = 3;
     check_command(kd_snapfig_at(k), &v, &s, &oo);
@@ -185,7 +197,7 @@ static void commands_reproduce(void) {
                   c->loss.series[2].color == c->loss.series[0].color && c->loss.series[2].n == 16,
               "%d loss series", c->loss.nseries);
     CHECK_MSG(c->ap.nseries >= 1 && !strcmp(c->ap.series[c->ap.nseries - 1].name, "base line: AP") &&
-                  c->ap.series[c->ap.nseries - 1].y[0] == 0.25,
+                  c->ap.series[c->ap.nseries - 1].y[0] == 25, /* in percent */
               "%d AP series", c->ap.nseries);
     kd_snapfig_store_free(cs);
   }
@@ -211,6 +223,69 @@ static void commands_reproduce(void) {
   kd_snapshot_free(snap);
   kd_snapshots_close(snaps);
   kd_runlog_free(log);
+}
+
+/* ---- the curves' rules: AP chart only with an evaluation, auto log,
+ * smoothing restarts at the run's set events, AP in percent ---- */
+
+/* A hand-written run: 40 steps of det.cls from `from` to `to` (geometric),
+ * a set event at step 20, an evaluation at step 40 when eval_ap >= 0. */
+static KdRunLog *hand_log(const char *name, double from, double to, double eval_ap) {
+  char d[2300], path[2400];
+  snprintf(d, sizeof d, "%s/%s", outdir, name);
+  mkdir(d, 0755);
+  snprintf(path, sizeof path, "%s/config.json", d);
+  FILE *f = fopen(path, "w");
+  if (f) fputs("{}\n", f), fclose(f);
+  snprintf(path, sizeof path, "%s/metrics.jsonl", d);
+  f = fopen(path, "w");
+  for (int i = 1; f && i <= 40; i++) {
+    double v = from * pow(to / from, (i - 1) / 39.0);
+    fprintf(f, "{\"step\":%d,\"loss\":%g,\"parts\":{\"det.cls\":%g}}\n", i, 2 * v, v);
+  }
+  if (f && eval_ap >= 0) fprintf(f, "{\"step\":40,\"eval\":{\"AP\":%g,\"AP50\":%g}}\n", eval_ap, 2 * eval_ap);
+  if (f) fclose(f);
+  snprintf(path, sizeof path, "%s/events.jsonl", d);
+  f = fopen(path, "w");
+  if (f) fputs("{\"step\":20,\"event\":\"set\",\"key\":\"fitnet.weight\",\"value\":\"2\",\"old\":\"1\",\"source\":\"test\"}\n", f), fclose(f);
+  KdError err;
+  KdRunLog *log = kd_runlog_open(d, &err);
+  CHECK_MSG(log && kd_runlog_refresh(log, &err) > 0, "%s: %s", d, err.msg);
+  return log;
+}
+
+static void check_curves_rules(void) {
+  KdRunLog *wide = hand_log("rules_wide", 10, 0.01, 0.25), *narrow = hand_log("rules_narrow", 2, 1, -1);
+  KdSnapFigStore *st = kd_snapfig_store_new();
+  KdSnapFigView v;
+  KdFigPanel p;
+  KdError err = {{0}};
+  kd_snapfig_view_default(&v);
+  v.log = wide;
+  v.smooth = (KdSmooth){KD_SMOOTH_EMA, 0.9, 1};
+  CHECK(wide && kd_snapfig_build(kd_snapfig_find("curves"), &v, st, &p, &err) == 0);
+  const KdFigCurves *c = p.spec;
+  /* 3 decades: log by default; AP in percent; smoothing breaks at step 20 */
+  CHECK_MSG(kd_fig_plot_logy(&c->loss), "a loss over 3 decades is drawn on a linear axis");
+  CHECK_MSG(c->ap.nseries == 2 && c->ap.series[0].y[0] == 25 && c->ap.series[1].y[0] == 50 && !strcmp(c->ap.ylabel, "AP (%)"),
+            "AP: %d series, %g", c->ap.nseries, c->ap.nseries ? c->ap.series[0].y[0] : NAN);
+  CHECK_MSG(c->loss.extra && c->loss.extra[0].nbreaks == 1 && c->loss.extra[0].breaks[0] == 20, "no smoothing break at the set event");
+  double with_ap = kd_fig_curves_height(240, NULL, c);
+  v.logy = KD_SNAPFIG_LOGY_LINEAR;
+  CHECK(kd_snapfig_build(kd_snapfig_find("curves"), &v, st, &p, &err) == 0 && !kd_fig_plot_logy(&((const KdFigCurves *)p.spec)->loss));
+  /* under a decade and no evaluation: linear, and no AP chart at all */
+  kd_snapfig_view_default(&v);
+  v.log = narrow;
+  CHECK(narrow && kd_snapfig_build(kd_snapfig_find("curves"), &v, st, &p, &err) == 0);
+  c = p.spec;
+  double without = kd_fig_curves_height(240, NULL, c);
+  CHECK_MSG(!kd_fig_plot_logy(&c->loss) && c->ap.nseries == 0 && without < 0.8 * with_ap,
+            "no evaluation: log %d, %d AP series, %.0f pt tall (with AP %.0f)", kd_fig_plot_logy(&c->loss), c->ap.nseries, without,
+            with_ap);
+  printf("curves: %.0f pt tall with an AP chart, %.0f without an evaluation\n", with_ap, without);
+  kd_snapfig_store_free(st);
+  kd_runlog_free(wide);
+  kd_runlog_free(narrow);
 }
 
 /* ---- CSV ---- */
@@ -259,15 +334,20 @@ static void check_csv(void) {
   CHECK(log && kd_runlog_refresh(log, &err) >= 0);
   size_t expect = 0;
   for (int i = 0; log && i < kd_runlog_nseries(log); i++) expect += kd_runlog_series(log, i).n;
-  CHECK(text && csv_record(&p, f, 8) == 3 && !strcmp(f[0], "step") && !strcmp(f[1], "name") && !strcmp(f[2], "value"));
+  CHECK(text && csv_record(&p, f, 8) == 4 && !strcmp(f[0], "step") && !strcmp(f[1], "name") && !strcmp(f[2], "value") &&
+        !strcmp(f[3], "unit"));
   size_t rows = 0;
   int ap = 0, loss = 0, bad = 0;
   int n;
+  /* AP in percent, as the figures show it, and the unit column says so. */
+  KdRunSeries log_ap = log ? kd_runlog_find(log, "eval.AP") : (KdRunSeries){0};
   while (text && (n = csv_record(&p, f, 8)) > 0) {
     char *e1, *e2;
     double step = strtod(f[0], &e1), v = strtod(f[2], &e2);
-    bad += n != 3 || *e1 || *e2 || step < 0 || !f[1][0];
-    ap += !strcmp(f[1], "eval.AP") && v >= 0 && v <= 1;
+    int pct = !strncmp(f[1], "eval.AP", 7) || !strncmp(f[1], "eval.AR", 7);
+    bad += n != 4 || *e1 || *e2 || step < 0 || !f[1][0] || strcmp(f[3], pct ? "%" : "");
+    for (size_t j = 0; !strcmp(f[1], "eval.AP") && j < log_ap.n; j++)
+      ap += log_ap.x[j] == step && fabs(v - 100 * log_ap.y[j]) < 1e-6 * fmax(1, v) && v >= 0 && v <= 100;
     loss += !strcmp(f[1], "loss") && v > 0;
     rows++;
   }
@@ -378,6 +458,13 @@ static void check_errors(const char *empty_run) {
       {"--figure image --smooth ema:2", "EMA weight"},
       {"--csv nonesuch", "expected metrics or events"},
       {"--figure curves --compare /nonesuch", "--compare: /nonesuch: not a run directory"},
+      {"--figure curves --legend middle", "--legend middle: expected top"},
+      {"--figure curves --xlim 5:1", "--xlim 5:1: the low end must be under the high end"},
+      {"--figure curves --ylim 2", "--ylim 2: expected LO:HI"},
+      {"--figure curves --aplim a:", "'a' is not a number"},
+      {"--figure curves --rename det.cls", "--rename det.cls: expected OLD=NEW"},
+      {"--figure curves --hide nonesuch", "--hide nonesuch: no such series"},
+      {"--figure curves --logy --liny", "--logy and --liny"},
       {"", "either --figure"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) expect_refusal(cases[i].args, cases[i].expect, path);
@@ -388,6 +475,119 @@ static void check_errors(const char *empty_run) {
   snprintf(cmd, sizeof cmd, "'%s' export --run '%s/nonesuch' --figure grid --out '%s'", kdscope, outdir, path);
   rc = run_cmd(cmd, out, sizeof out);
   CHECK_MSG(rc == 1 && strstr(out, "not a run directory"), "missing run -> %d: %s", rc, out);
+}
+
+/* ---- figures for a paper ---- */
+
+/* Exports with `args` to path (PDF); 0 when it worked, its output in out. */
+static int export_pdf(const char *args, const char *path, char *out, size_t len) {
+  char cmd[9000];
+  snprintf(cmd, sizeof cmd, "'%s' export --run '%s' %s --out '%s'", kdscope, run, args, path);
+  int rc = run_cmd(cmd, out, len);
+  CHECK_MSG(rc == 0, "`%s` -> %d: %s", args, rc, out);
+  return rc;
+}
+
+/* The output of a poppler tool on path. */
+static void tool(const char *what, const char *path, char *out, size_t len) {
+  char cmd[2600];
+  snprintf(cmd, sizeof cmd, "%s '%s'%s", what, path, strncmp(what, "pdftotext", 9) ? "" : " -");
+  CHECK_MSG(run_cmd(cmd, out, len) == 0, "%s %s: %s", what, path, out);
+}
+
+/* Every image pdfimages lists in path has dpi pixels per inch (±1). */
+static void check_ppi(const char *path, double dpi) {
+  static char out[65536];
+  tool("pdfimages -list", path, out, sizeof out);
+  int n = 0, bad = 0;
+  char *save = NULL;
+  for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    double xppi, yppi;
+    int page, w, h;
+    char rest[256];
+    /* page num type width height color comp bpc enc interp object ID x-ppi y-ppi ... */
+    if (sscanf(line, "%d %*d %*s %d %d %*s %*d %*d %*s %*s %*d %*d %lf %lf %255s", &page, &w, &h, &xppi, &yppi, rest) != 6)
+      continue;
+    n++;
+    /* whole pixels: a 13 px colorbar is 12.5 asked for, 4% off */
+    if (fabs(xppi - dpi) > 1 + 0.5 * dpi / w || fabs(yppi - dpi) > 1 + 0.5 * dpi / h) {
+      bad++;
+      fprintf(stderr, "%s: image at %g x %g ppi: %s\n", path, xppi, yppi, line);
+    }
+  }
+  CHECK_MSG(n > 0 && !bad, "%s: %d images, %d not at %g ppi", path, n, bad, dpi);
+  printf("%s: %d images at %g ppi\n", path, n, dpi);
+}
+
+/* Nothing drawn touches the page's edge: the outer ring of a 150 dpi
+ * render is white (colorbars and frames stay inside the margin). */
+static void check_inside_page(const char *path) {
+  char base[2400], pgm[2500], cmd[5200], out[512];
+  snprintf(base, sizeof base, "%s.edge", path);
+  snprintf(pgm, sizeof pgm, "%s.pgm", base);
+  snprintf(cmd, sizeof cmd, "pdftoppm -gray -r 150 -singlefile '%s' '%s'", path, base);
+  CHECK_MSG(run_cmd(cmd, out, sizeof out) == 0, "%s: %s", cmd, out);
+  size_t len;
+  unsigned char *d = (unsigned char *)slurp(pgm, &len);
+  int w = 0, h = 0, maxv = 0, off = 0;
+  if (!d || sscanf((char *)d, "P5 %d %d %d%n", &w, &h, &maxv, &off) != 3 || (size_t)off + 1 + (size_t)w * h > len) {
+    CHECK_MSG(0, "%s: not a PGM", pgm);
+    free(d);
+    return;
+  }
+  const unsigned char *px = d + off + 1;
+  int dark = 0;
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++)
+      if ((x < 2 || y < 2 || x >= w - 2 || y >= h - 2) && px[(size_t)y * w + x] < 245) dark++;
+  CHECK_MSG(dark == 0, "%s: %d pixels drawn on the page's edge", path, dark);
+  free(d);
+  remove(pgm);
+}
+
+static void check_paper(void) {
+  static char out[65536];
+  char path[2300], args[2000];
+  int lm = kd_fig_font_installed("Latin Modern Roman");
+  /* A serif family, renamed series with math, a legend inside, limits. */
+  snprintf(path, sizeof path, "%s/paper_curves.pdf", outdir);
+  snprintf(args, sizeof args, "--figure curves --font 'Latin Modern Roman' --rename det.cls='L_{cls}' "
+                              "--rename fitnet.weight='\\lambda_{fit}' --legend upper-right --ylim :50 --smooth ema:0.6");
+  if (export_pdf(args, path, out, sizeof out)) return;
+  CHECK_MSG(lm || strstr(out, "font 'Latin Modern Roman' is not installed (Debian package fonts-lmodern); using DejaVu Sans"),
+            "no fallback message: %s", out);
+  tool("pdffonts", path, out, sizeof out);
+  CHECK_MSG(strstr(out, lm ? "LMRoman10-Regular" : "DejaVuSans") && strstr(out, " yes "), "%s fonts:\n%s", path, out);
+  CHECK_MSG(!strstr(out, "Type 3"), "%s: Type 3 fonts:\n%s", path, out);
+  tool("pdftotext", path, out, sizeof out);
+  CHECK_MSG(strstr(out, "cls") && !strstr(out, "det.cls") && strstr(out, "\xce\xbb") && !strstr(out, "fitnet.weight") &&
+                !strstr(out, "_{"), "%s: the renamed labels are not in the text:\n%s", path, out);
+  CHECK_MSG(strstr(out, "AP (%)"), "%s: the AP axis does not say percent:\n%s", path, out);
+  /* A family that is not installed: DejaVu Sans and a message saying so. */
+  snprintf(path, sizeof path, "%s/paper_nofont.pdf", outdir);
+  if (!export_pdf("--figure curves --font 'Nonesuch Serif'", path, out, sizeof out)) {
+    CHECK_MSG(strstr(out, "font 'Nonesuch Serif' is not installed; using DejaVu Sans"), "no fallback message: %s", out);
+    tool("pdffonts", path, out, sizeof out);
+    CHECK_MSG(strstr(out, "DejaVuSans"), "%s fonts:\n%s", path, out);
+  }
+  /* Images at the export's resolution, inside the page. */
+  const double dpis[2] = {300, 150};
+  for (int i = 0; i < 2; i++) {
+    snprintf(path, sizeof path, "%s/paper_gap_%g.pdf", outdir, dpis[i]);
+    snprintf(args, sizeof args, "--figure gap --images 1 --overlay 0.6 --dpi %g", dpis[i]);
+    if (!export_pdf(args, path, out, sizeof out)) check_ppi(path, dpis[i]);
+  }
+  snprintf(path, sizeof path, "%s/paper_gap_300.pdf", outdir);
+  check_inside_page(path);
+  snprintf(path, sizeof path, "%s/paper_grid.pdf", outdir);
+  if (!export_pdf("--figure grid --letters --columns image,teacher,gap,mask --mask fg", path, out, sizeof out)) {
+    check_inside_page(path);
+    check_ppi(path, 300);
+    tool("pdftotext", path, out, sizeof out);
+    CHECK_MSG(strstr(out, "(a)") && strstr(out, "(b)"), "%s: no (a), (b) letters:\n%s", path, out);
+  }
+  snprintf(path, sizeof path, "%s/paper_masks.pdf", outdir);
+  if (!export_pdf("--figure masks --width-in 6.9", path, out, sizeof out)) check_inside_page(path);
 }
 
 int main(int argc, char **argv) {
@@ -425,16 +625,18 @@ int main(int argc, char **argv) {
   check_compare(mf, empty);
   fclose(mf);
   commands_reproduce();
+  check_curves_rules();
   check_csv();
   check_errors(empty);
 
-  const char *tools[4] = {"pdfinfo", "pdftoppm", "pdffonts", "/usr/bin/python3"};
-  for (int t = 0; t < 4; t++)
+  const char *tools[6] = {"pdfinfo", "pdftoppm", "pdffonts", "pdftotext", "pdfimages", "/usr/bin/python3"};
+  for (int t = 0; t < 6; t++)
     if (!have(tools[t])) {
       printf("test_export: %s missing; skipping the PDF/SVG file checks\n", tools[t]);
       fixture_rmrf(dir);
       return check_failures ? 1 : 77;
     }
+  check_paper();
   const char *src = getenv("KD_SOURCE_ROOT");
   char checker[1024], ccmd[4000];
   if (argc > 3)

@@ -1,6 +1,6 @@
 /* A PNG export equals the window's own panel: for every panel kind, the
  * `kdscope export` command the export dialog would print for the panel's
- * view (kds_view_snapfig + kd_snapfig_command, with the screen's style)
+ * view (kds_panel_view_snapfig + kd_snapfig_command, with the screen's style)
  * renders a PNG whose pixels are exactly kds_panel_render's offscreen
  * rendering of the same snapshot at the same size. Also: the map panels
  * stay short at a wide window's width (maps capped, not huge squares).
@@ -14,6 +14,7 @@
 #include "panel.h"
 #include "probe_run.h"
 #include "snapfig.h"
+#include "ui_loop.h"
 
 /* Pixels (RGB) that differ between two images of the same size; -1 when
  * the sizes differ. */
@@ -41,17 +42,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   const char *kdscope = argv[1], *outdir = argv[2];
-  g_setenv("GTK_A11Y", "none", TRUE);
-  /* No GL at all: Mesa, loaded only to probe GLX, leaks into LeakSanitizer's report. */
-  g_setenv("GDK_DEBUG", "gl-disable", TRUE);
-  if (!gtk_init_check()) {
-    printf("skipped: no display\n");
-    return 77;
-  }
-  if (!fixture_have_source()) {
-    printf("skipped: dataset-fashion-mnist is not installed\n");
-    return 77;
-  }
+  int skip = ui_test_start();
+  if (skip) return skip;
   if (mkdir(outdir, 0755) != 0 && errno != EEXIST) return 1;
   char dir[1024], run[2100];
   CHECK(fixture_tmpdir(dir, sizeof dir, "export-panel") == 0);
@@ -86,7 +78,8 @@ int main(int argc, char **argv) {
     if (!kind) continue;
     /* What the export dialog does, at the screen's font and line sizes. */
     KdSnapFigView sv;
-    kds_view_snapfig(&view, &sv);
+    kds_panel_view_snapfig(p, &sv);
+    sv.cursor_on = 0; /* the playhead is the window's, not the figure's */
     KdExportOpts o;
     kd_export_opts_default(&o);
     o.width = 8;
@@ -103,7 +96,7 @@ int main(int argc, char **argv) {
     CHECK_MSG(w == 768, "%s: %d px wide", name, w);
     KdFigPanel fp;
     CHECK(kds_panel_build(p, &fp));
-    double layout_h = fp.height_for_width(w / scale, kds_panel_style(), fp.spec);
+    double layout_h = kd_fig_panel_height(&fp, kds_panel_style(), w / scale);
     CHECK_MSG(fabs(h - layout_h * scale) <= 1, "%s: %d px tall, layout %.1f", name, h, layout_h * scale);
     cairo_surface_t *screen = kds_panel_render(p, w / scale, h / scale, scale);
     long d = diff_pixels(file, screen);

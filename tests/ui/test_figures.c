@@ -317,6 +317,33 @@ static void check_pick(const KdFigStyle *st) {
   CHECK_MSG(got_mid && got_ap, "curves readouts: step 20 %d, AP at 30 %d", got_mid, got_ap);
 }
 
+/* A binary mask gets a two-colour key (0, 1), a soft one a colorbar with
+ * interior ticks: the PDFs' text says which. */
+static void check_binary_key(const char *dir) {
+  static float bin[64], soft[64];
+  for (int i = 0; i < 64; i++) bin[i] = (i % 8 > 2 && i / 8 > 3) ? 1 : 0, soft[i] = (float)(i % 8) / 7;
+  const float *maps[2] = {bin, soft};
+  for (int k = 0; k < 2; k++) {
+    KdFigMapItem item = {{maps[k], 8, 8}, "GT foreground", 0};
+    KdFigMapGroup grp = {KD_CMAP_VIRIDIS, {0, 1, 0}, "mask"};
+    KdFigMaps m = {&item, 1, &grp, 1, NULL, 0, NULL, {0, 0, 0}};
+    KdFigPanel p = kd_fig_maps_panel(&m);
+    char path[512], cmd[1200], out[4096] = "";
+    snprintf(path, sizeof path, "%s/mask_%s.pdf", dir, k ? "soft" : "binary");
+    KdExportOpts o;
+    kd_export_opts_default(&o);
+    KdError err = {{0}};
+    CHECK_MSG(kd_export_panel(path, -1, &p, NULL, &o, &err) == 0, "%s", err.msg);
+    snprintf(cmd, sizeof cmd, "pdftotext '%s' -", path);
+    FILE *f = popen(cmd, "r");
+    size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
+    out[n] = 0;
+    if (f) pclose(f);
+    int ticks = strstr(out, "0.2") || strstr(out, "0.4") || strstr(out, "0.5");
+    CHECK_MSG(strstr(out, "mask") && (k ? ticks : !ticks), "%s mask: %s", k ? "soft" : "binary", out);
+  }
+}
+
 static int have(const char *tool) {
   char cmd[256];
   snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", tool);
@@ -388,7 +415,8 @@ int main(int argc, char **argv) {
     if (!have(tools[t])) {
       printf("test_figures: %s missing (poppler-utils); skipping the PDF/SVG file checks\n",
              tools[t]);
-      cairo_debug_reset_static_data();
+      kd_fig_text_shutdown();
+  cairo_debug_reset_static_data();
       return check_failures ? 1 : 77;
     }
   const char *src = getenv("KD_SOURCE_ROOT");
@@ -399,12 +427,15 @@ int main(int argc, char **argv) {
     snprintf(checker, sizeof checker, "%s/tests/ui/check_export.py", src ? src : ".");
   if (!have("/usr/bin/python3")) {
     printf("test_figures: /usr/bin/python3 missing; skipping the file checks\n");
-    cairo_debug_reset_static_data();
+    kd_fig_text_shutdown();
+  cairo_debug_reset_static_data();
     return check_failures ? 1 : 77;
   }
+  if (have("pdftotext")) check_binary_key(dir);
   snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' '%s'", checker, manifest);
   int rc = system(cmd);
   CHECK_MSG(rc == 0, "check_export.py failed (status %d)", rc);
+  kd_fig_text_shutdown();
   cairo_debug_reset_static_data();
   return check_status("test_figures");
 }

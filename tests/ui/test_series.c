@@ -224,8 +224,81 @@ static void test_range(void) {
   CHECK(lo == 0 && hi == 1);
 }
 
+/* Smoothing restarts at a live change: steps 1..6, a `set` logged at step
+ * 3 (it applies from step 4 on), EMA weight 0.5 computed by hand; after
+ * the change the first smoothed value is the raw one again. */
+static void test_segments(void) {
+  const double x[6] = {1, 2, 3, 4, 5, 6}, y[6] = {8, 4, 2, 100, 50, 25};
+  const double breaks[3] = {3, 3.5, 99}; /* 3.5 starts the same segment; 99 none */
+  size_t starts[3];
+  size_t ns = kd_series_segments(x, 6, breaks, 3, starts);
+  CHECK_MSG(ns == 1 && starts[0] == 3, "%zu segments, first at %zu", ns, ns ? starts[0] : 0);
+  const double before_first[1] = {0.5}, after_last[1] = {6};
+  CHECK(kd_series_segments(x, 6, before_first, 1, starts) == 0);
+  CHECK(kd_series_segments(x, 6, after_last, 1, starts) == 0);
+  ns = kd_series_segments(x, 6, breaks, 3, starts);
+  KdSmooth ema = {KD_SMOOTH_EMA, 0.5, 1};
+  double out[6];
+  kd_series_smooth_segments(&ema, y, 6, starts, ns, out);
+  /* Debiased EMA, w = 0.5: s_i = sum_j w^(i-j)(1-w) y_j / (1 - w^(i+1)). */
+  const double want[6] = {
+      8,                                      /* 0.5*8 / 0.5 */
+      (0.25 * 8 + 0.5 * 4) / 0.75,            /* 16/3 */
+      (0.125 * 8 + 0.25 * 4 + 0.5 * 2) / 0.875, /* 24/7 */
+      100,                                    /* restart: the raw value */
+      (0.25 * 100 + 0.5 * 50) / 0.75,         /* 200/3 */
+      (0.125 * 100 + 0.25 * 50 + 0.5 * 25) / 0.875,
+  };
+  for (int i = 0; i < 6; i++) CHECK_MSG(fabs(out[i] - want[i]) < 1e-12, "EMA[%d] = %.15g, want %.15g", i, out[i], want[i]);
+  /* Without the break, step 4 would still read mostly the old regime. */
+  double whole[6];
+  kd_series_smooth(&ema, y, 6, whole);
+  CHECK(whole[3] < 60 && out[3] == 100);
+  /* The moving average restarts too: at step 4 it is the raw value. */
+  KdSmooth mean = {KD_SMOOTH_MEAN, 0, 3};
+  kd_series_smooth_segments(&mean, y, 6, starts, ns, out);
+  CHECK_NEAR(out[2], (8 + 4 + 2) / 3.0, 1e-12);
+  CHECK_NEAR(out[3], 100, 1e-12);
+  CHECK_NEAR(out[5], (100 + 50 + 25) / 3.0, 1e-12);
+}
+
+/* The 12 line styles: distinct colours, and distinct (dash, marker)
+ * pairs, so they stay apart in grey print too; the index wraps. */
+static void test_series_styles(void) {
+  double rgb[KD_FIG_SERIES_STYLES][3];
+  int dash[KD_FIG_SERIES_STYLES], mark[KD_FIG_SERIES_STYLES];
+  for (int i = 0; i < KD_FIG_SERIES_STYLES; i++) kd_fig_series_style(i, rgb[i], &dash[i], &mark[i]);
+  for (int i = 0; i < KD_FIG_SERIES_STYLES; i++)
+    for (int j = 0; j < i; j++) {
+      double d = fabs(rgb[i][0] - rgb[j][0]) + fabs(rgb[i][1] - rgb[j][1]) + fabs(rgb[i][2] - rgb[j][2]);
+      CHECK_MSG(d > 0.15, "series %d and %d have near colours", i, j);
+      CHECK_MSG(dash[i] != dash[j] || mark[i] != mark[j], "series %d and %d share dash %d and marker %d", i, j, dash[i], mark[i]);
+      CHECK(dash[i] != KD_FIG_DOTTED); /* dotted marks a compared run */
+    }
+  double w[3];
+  int dw, mw;
+  kd_fig_series_style(KD_FIG_SERIES_STYLES + 3, w, &dw, &mw);
+  CHECK(!memcmp(w, rgb[3], sizeof w) && dw == dash[3] && mw == mark[3]);
+}
+
+/* Math labels: subscripts, superscripts, Greek and escaping. */
+static void test_markup(void) {
+  char m[256];
+  kd_fig_label_markup("L_{cls}", m, sizeof m);
+  CHECK_MSG(!strcmp(m, "L<sub>cls</sub>"), "%s", m);
+  kd_fig_label_markup("$\\alpha_{bg}$ 16\xe2\x86\x92x^{2}", m, sizeof m);
+  CHECK_MSG(!strcmp(m, "\xce\xb1<sub>bg</sub> 16\xe2\x86\x92x<sup>2</sup>"), "%s", m);
+  kd_fig_label_markup("a<b & grad_norm \\taus", m, sizeof m);
+  CHECK_MSG(!strcmp(m, "a&lt;b &amp; grad_norm \\taus"), "%s", m);
+  kd_fig_label_markup("\\lambda_{fit", m, sizeof m); /* unclosed: to the end */
+  CHECK_MSG(!strcmp(m, "\xce\xbb<sub>fit</sub>"), "%s", m);
+}
+
 int main(void) {
   test_ema();
+  test_series_styles();
+  test_markup();
+  test_segments();
   test_moving_average();
   test_thinning();
   test_ticks();

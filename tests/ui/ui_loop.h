@@ -1,0 +1,49 @@
+/* Shared by the in-process window tests: the start (GTK under Xvfb, with
+ * the environment the tests pin) and running the main loop for a while or
+ * until a condition holds. Header-only (static functions). */
+#ifndef KD_TEST_UI_LOOP_H
+#define KD_TEST_UI_LOOP_H
+
+#include <gtk/gtk.h>
+#include <stdio.h>
+
+#include "../train/run_fixture.h"
+
+/* 0, or 77 (meson's skip) with a line saying why: no display, or no
+ * dataset-fashion-mnist to build the run's data from. */
+static inline int ui_test_start(void) {
+  g_setenv("GTK_A11Y", "none", TRUE);
+  g_setenv("GSK_RENDERER", "cairo", TRUE);
+  /* No GL at all: Mesa, loaded only to probe GLX, leaks into LeakSanitizer's report. */
+  g_setenv("GDK_DEBUG", "gl-disable", TRUE);
+  if (!gtk_init_check()) {
+    printf("skipped: no display\n");
+    return 77;
+  }
+  if (!fixture_have_source()) {
+    printf("skipped: dataset-fashion-mnist is not installed\n");
+    return 77;
+  }
+  return 0;
+}
+
+static gboolean ui_tick(gpointer unused) {
+  (void)unused;
+  return G_SOURCE_CONTINUE;
+}
+
+/* Runs the main loop as the application does (blocking on its sources, so
+ * a hand-over or a frame is dispatched when it is due), until cond holds
+ * (NULL: never) or ms pass; a 5 ms tick wakes it to look at the time. */
+static inline gboolean wait_for(gboolean (*cond)(gpointer), gpointer user, int ms) {
+  gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
+  guint id = g_timeout_add(5, ui_tick, NULL);
+  gboolean ok = FALSE;
+  while (!(ok = cond && cond(user)) && g_get_monotonic_time() < end) g_main_context_iteration(NULL, TRUE);
+  g_source_remove(id);
+  return ok;
+}
+
+static inline void pump(int ms) { wait_for(NULL, NULL, ms); }
+
+#endif
