@@ -136,8 +136,9 @@ static void check_maps(const KdSnapshot *s, const EvalBatch *eb, KdConfig *c) {
       CHECK(a && a->ndim == 1 && a->shape[0] == C && b && b->shape[0] == C);
       CHECK_NEAR(sum(a), C, 1e-3 * C);
       CHECK_NEAR(sum(b), C, 1e-3 * C);
-      if (has_method(s, "pkd")) need(s, (snprintf(n, sizeof n, "img%d.%s.gap_pkd", i, L), n), 2, H, H);
-      if (has_method(s, "cwd")) need(s, (snprintf(n, sizeof n, "img%d.%s.gap_cwd", i, L), n), 2, H, H);
+      for (int m = 0; m < kd_method_count(); m++)
+        if (kd_method_at(m)->gap_label && has_method(s, kd_method_at(m)->name))
+          need(s, (snprintf(n, sizeof n, "img%d.%s.gap.%s", i, L, kd_method_at(m)->name), n), 2, H, H);
       const KdSnapField *fg = kd_snapshot_findf(s, "img%d.%s.fg", i, L), *cnt = kd_snapshot_find(s, "fgbg_count");
       for (int k = 0; k < nsrc; k++) {
         snprintf(n, sizeof n, "img%d.%s.grad.%s", i, L, srcs[k]);
@@ -164,6 +165,35 @@ static void check_maps(const KdSnapshot *s, const EvalBatch *eb, KdConfig *c) {
   int masks = 0;
   for (int k = 0; k < s->nfields; k++) masks += strstr(s->fields[k].name, ".mask.") != NULL;
   printf("snapshot: %d fields (%d mask fields), methods %s\n", s->nfields, masks, s->methods);
+}
+
+/* Each method's loss maps, over images, levels and cells, sum to the
+ * parts it names (gap_parts) of the same forward (probe_parts). */
+static void check_gap_sums(const KdSnapshot *s) {
+  int checked = 0;
+  for (int m = 0; m < kd_method_count(); m++) {
+    const KdMethod *me = kd_method_at(m);
+    if (!me->gap_label || !has_method(s, me->name)) continue;
+    double maps = 0, parts = 0;
+    for (int i = 0; i < s->nimages; i++)
+      for (int l = 0; l < s->nlev; l++) {
+        char L[8];
+        kd_snapshot_level_name(s, l, L, sizeof L);
+        maps += sum(kd_snapshot_findf(s, "img%d.%s.gap.%s", i, L, me->name));
+      }
+    size_t ml = strlen(me->name);
+    int nparts = 0;
+    for (int k = 0; k < s->nprobe_parts; k++) {
+      const char *pn = s->probe_parts[k].name;
+      if (strncmp(pn, me->name, ml) || pn[ml] != '.' || !kd_method_gap_part(me, pn + ml + 1)) continue;
+      parts += s->probe_parts[k].value, nparts++;
+    }
+    CHECK_MSG(nparts > 0 && parts > 0, "%s: no parts for its map", me->name);
+    CHECK_MSG(fabs(maps - parts) <= 1e-4 * fabs(parts), "%s: maps sum to %.9g, its parts to %.9g", me->name, maps, parts);
+    printf("gap.%s: maps sum %.6g, parts %.6g\n", me->name, maps, parts);
+    checked++;
+  }
+  CHECK_MSG(checked == 5, "%d methods with loss maps checked, want 5", checked);
 }
 
 /* Direct backward passes on a fresh ctx (whole tape, no cut): each
@@ -442,6 +472,7 @@ int main(void) {
     CHECK_MSG(kd_prober_capture(p, 2, &s, &e) == 0, "%s", e.msg);
     if (s) {
       check_maps(s, &eb, c);
+      check_gap_sums(s);
       check_grad_split(ss, s, &eb);
       check_cut(ss, c, s);
     }
