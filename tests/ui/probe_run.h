@@ -42,12 +42,12 @@ static void probe_run_hook(void *user, KdSession *s, const KdStepStats *st) {
  * `steps` steps of fitnet (+ defeat when registered) distillation with a
  * snapshot every `every` steps and an evaluation halfway and at the end,
  * into dir/run (its path into run). 0, or -1 with a message. */
-static inline int probe_run_make(const char *dir, int steps, int every, char *run, size_t len) {
-  char data[2048], tcfg[2100], tck[2100], buf[32];
-  if (fixture_data(dir, data, sizeof data)) return -1;
-  snprintf(run, len, "%s/run", dir);
-  snprintf(tcfg, sizeof tcfg, "%s/teacher.json", dir);
-  snprintf(tck, sizeof tck, "%s/teacher.safetensors", dir);
+/* A teacher of the student's shape with random weights (seed 9):
+ * dir/teacher.json and dir/teacher.safetensors, their paths into tcfg and
+ * tck (len each). 0, or -1 with a message. */
+static inline int probe_run_teacher(const char *dir, char *tcfg, char *tck, size_t len) {
+  snprintf(tcfg, len, "%s/teacher.json", dir);
+  snprintf(tck, len, "%s/teacher.safetensors", dir);
   FILE *f = fopen(tcfg, "w");
   if (!f) return -1;
   fprintf(f, "{\"model\": {\"depth\": 10, \"width\": 8, \"fpn_channels\": 16, \"head_convs\": 1}, \"data\": {\"size\": 64}}\n");
@@ -63,6 +63,15 @@ static inline int probe_run_make(const char *dir, int steps, int every, char *ru
     return -1;
   }
   kd_model_free(teacher);
+  return 0;
+}
+
+static inline int probe_run_make(const char *dir, int steps, int every, char *run, size_t len) {
+  char data[2048], tcfg[2100], tck[2100], buf[32];
+  if (fixture_data(dir, data, sizeof data)) return -1;
+  snprintf(run, len, "%s/run", dir);
+  if (probe_run_teacher(dir, tcfg, tck, sizeof tcfg)) return -1;
+  KdError err;
   ProbeRun p = {.every = every, .set_at = steps / 2 - 1};
   p.cfg = fixture_config(data, steps);
   if (!p.cfg) return -1;

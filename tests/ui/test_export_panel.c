@@ -13,6 +13,7 @@
 #include "check.h"
 #include "panel.h"
 #include "probe_run.h"
+#include "ui_fixture.h"
 #include "snapfig.h"
 
 /* Pixels (RGB) that differ between two images of the same size; -1 when
@@ -41,17 +42,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   const char *kdscope = argv[1], *outdir = argv[2];
-  g_setenv("GTK_A11Y", "none", TRUE);
-  /* No GL at all: Mesa, loaded only to probe GLX, leaks into LeakSanitizer's report. */
-  g_setenv("GDK_DEBUG", "gl-disable", TRUE);
-  if (!gtk_init_check()) {
-    printf("skipped: no display\n");
-    return 77;
-  }
-  if (!fixture_have_source()) {
-    printf("skipped: dataset-fashion-mnist is not installed\n");
-    return 77;
-  }
+  int skip = ui_fixture_init(0);
+  if (skip) return skip;
   if (mkdir(outdir, 0755) != 0 && errno != EEXIST) return 1;
   char dir[1024], run[2100];
   CHECK(fixture_tmpdir(dir, sizeof dir, "export-panel") == 0);

@@ -12,30 +12,16 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../train/run_fixture.h"
 #include "check.h"
+#include "probe_run.h"
+#include "ui_fixture.h"
 #include "model/detector.h"
 #include "model/safetensors.h"
 #include "window.h"
 
-static gboolean tick(gpointer unused) {
-  (void)unused;
-  return G_SOURCE_CONTINUE;
-}
-
-/* Runs the main loop as the application does (blocking on its sources, so
- * a hand-over or a frame is dispatched when it is due), until cond holds
- * (NULL: never) or ms pass; a 5 ms tick wakes it to look at the time. */
-static gboolean wait_for(gboolean (*cond)(gpointer), gpointer user, int ms) {
-  gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
-  guint id = g_timeout_add(5, tick, NULL);
-  gboolean ok = FALSE;
-  while (!(ok = cond && cond(user)) && g_get_monotonic_time() < end) g_main_context_iteration(NULL, TRUE);
-  g_source_remove(id);
-  return ok;
-}
-
-static void pump(int ms) { wait_for(NULL, NULL, ms); }
+/* The names this file uses for ui_fixture.h's loop. */
+#define wait_for ui_wait_for
+#define pump ui_pump
 
 static gboolean have_snapshot(gpointer w) {
   KdsBridge *b = kds_window_get_bridge(w);
@@ -233,55 +219,26 @@ static void check_follow(KdsWindow *w, const char *run) {
 
 int main(int argc, char **argv) {
   (void)argc, (void)argv;
-  g_setenv("GTK_A11Y", "none", TRUE);
-  g_setenv("GSK_RENDERER", "cairo", TRUE);
-  /* No GL at all: Mesa, loaded only to probe GLX, leaks into LeakSanitizer's report. */
-  g_setenv("GDK_DEBUG", "gl-disable", TRUE);
-  if (!gtk_init_check()) {
-    printf("skipped: no display\n");
-    return 77;
-  }
-  if (!fixture_have_source()) {
-    printf("skipped: dataset-fashion-mnist is not installed\n");
-    return 77;
-  }
+  int skip = ui_fixture_init(1);
+  if (skip) return skip;
   char dir[1024], data[2048], run[2100], tcfg[2100], tck[2100];
   CHECK(fixture_tmpdir(dir, sizeof dir, "ui") == 0);
   CHECK(fixture_data(dir, data, sizeof data) == 0);
   snprintf(run, sizeof run, "%s/run", dir);
-  snprintf(tcfg, sizeof tcfg, "%s/teacher.json", dir);
-  snprintf(tck, sizeof tck, "%s/teacher.safetensors", dir);
   g_run = run;
   /* A teacher with random weights is enough to drive the window. */
-  FILE *f = fopen(tcfg, "w");
-  fprintf(f, "{\"model\": {\"depth\": 10, \"width\": 8, \"fpn_channels\": 16, \"head_convs\": 1}, \"data\": {\"size\": 64}}\n");
-  fclose(f);
+  CHECK(probe_run_teacher(dir, tcfg, tck, sizeof tcfg) == 0);
   KdError err;
-  KdModelCfg mc;
-  kd_model_cfg_default(&mc);
-  mc.backbone.depth = 10, mc.backbone.width = 8, mc.neck.channels = 16, mc.head.convs = 1;
-  KdModel *teacher = kd_model_new(&mc, 9, &err);
-  CHECK(teacher && kd_safetensors_save(tck, kd_model_params(teacher), NULL, &err) == 0);
-  kd_model_free(teacher);
   KdConfig *cfg = fixture_config(data, 100000);
   CHECK(cfg != NULL);
   kd_config_set(cfg, "teacher.config", tcfg, &err);
   kd_config_set(cfg, "teacher.checkpoint", tck, &err);
   kd_config_set(cfg, "train.threads", "1", &err);
 
-  KdsWindow *w = kds_window_new(NULL);
   /* Short enough that the settings sidebar must scroll (the wheel check). */
-  gtk_window_set_default_size(GTK_WINDOW(w), 1400, 560);
-  gtk_window_present(GTK_WINDOW(w));
-  KdRunOpts o = {0};
-  o.session.out_dir = run;
-  o.session.distill = 1;
-  GError *e = NULL;
-  KdsBridge *b = kds_bridge_new_run(cfg, &o, &e);
-  CHECK_MSG(b != NULL, "%s", e ? e->message : "?");
-  if (!b) return check_status("test_window");
-  kds_window_set_bridge(w, b);
-  g_object_unref(b);
+  KdsWindow *w = ui_fixture_window(cfg, run, 1400, 560);
+  CHECK(w != NULL);
+  if (!w) return check_status("test_window");
 
   /* The panels come alive: a snapshot arrives and the map panels paint it. */
   CHECK_MSG(wait_for(have_snapshot, w, 60000), "no snapshot within 60 s");
