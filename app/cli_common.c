@@ -177,12 +177,10 @@ static const char *left_out_note(const KdRunStatus *st, char *buf, size_t len) {
 }
 
 KdProber *kd_cli_prober(const KdConfig *cfg, KdError *err) {
+  err->msg[0] = 0;
   if (kd_config_num(cfg, "probe.budget") <= 0) return NULL;
   KdProbeCfg pc;
-  kd_probe_cfg_default(&pc);
-  pc.settings = cfg;
-  pc.budget = kd_config_num(cfg, "probe.budget");
-  pc.nimages = kd_config_int(cfg, "probe.images");
+  if (kd_probe_cfg_from_settings(&pc, cfg, err)) return NULL;
   return kd_prober_new(NULL, &pc, err);
 }
 
@@ -195,9 +193,17 @@ int kd_cli_run_training(KdConfig *cfg, const KdTrainArgs *a, int distill, const 
   /* Headless runs write snapshots too, so the window can follow or replay
    * them and `kdscope export` can draw their figures. */
   KdProber *prober = kd_cli_prober(cfg, &err);
+  if (!prober && err.msg[0]) {
+    kd_progress_free(prog);
+    fprintf(stderr, "kdscope %s: %s\n", verb, err.msg);
+    return 1;
+  }
   if (prober) ro.after_step = kd_prober_run_hook, ro.after_step_user = prober;
   KdRun *run = kd_run_new(cfg, &ro, &err);
-  if (!run || (a->resume && requeue_live_sets(run, cfg, a, &err))) {
+  /* Binding now checks the probe images against the validation split
+   * before the first step. */
+  if (!run || (prober && kd_prober_bind(prober, kd_run_session(run), &err)) ||
+      (a->resume && requeue_live_sets(run, cfg, a, &err))) {
     kd_run_free(run);
     kd_prober_free(prober);
     kd_progress_free(prog);

@@ -16,8 +16,9 @@
 
 static const char usage[] =
     "usage: kdscope export --run RUN_DIR --figure NAME [--step N|last] [--images LIST]\n"
-    "                      [--level P3] [--columns LIST] [--mask NAME] [--parts LIST]\n"
+    "                      [--level P3] [--columns LIST] [--mask NAME] [--gap raw|METHOD] [--parts LIST]\n"
     "                      [--logy | --liny] [--smooth none|ema:W|mean:N] [--overlay A] [--independent]\n"
+    "                      [--all-levels]\n"
     "                      [--compare RUN_DIR [--compare-label NAME]]\n"
     "                      [--rename OLD=NEW]... [--hide LIST] [--legend POS]\n"
     "                      [--xlim LO:HI] [--ylim LO:HI] [--aplim LO:HI]\n"
@@ -34,7 +35,9 @@ static const char usage[] =
     "shows). Figures:\n"
     "  grid        rows = probe images (--images, default all), columns from\n"
     "              image,teacher,student,gap,mask (--columns, default those with\n"
-    "              data); --mask NAME picks the mask column (fg or e.g. defeat.fg)\n"
+    "              data); --mask NAME picks the mask column (fg or e.g. defeat.fg),\n"
+    "              --gap the gap column: raw features or the gap a method's loss\n"
+    "              sees (default: the first active method's, else raw)\n"
     "  curves      loss parts (--parts LIST, default all) over COCO AP (in %,\n"
     "              once the run has an evaluation) vs step, markers where\n"
     "              settings changed; the loss axis is log when the parts span\n"
@@ -58,6 +61,7 @@ static const char usage[] =
     "The snapshot is the last one at or before --step (default: the last).\n"
     "--level names an FPN level (P3 ..), --overlay draws maps over the image\n"
     "with that opacity, --independent scales teacher and student maps apart,\n"
+    "--all-levels draws gap and masks at every level side by side,\n"
     "--letters labels sub-panels (a), (b)... Options a figure does not read are\n"
     "ignored. Width defaults to 3.3 in (single column; 6.9 in is double); the\n"
     "height follows the figure's layout unless given. Format from --format or\n"
@@ -84,13 +88,13 @@ typedef struct Args {
   const char *labels, *series, *reference, *reference_label;
   const char *lines[KD_COMPARE_MAX_LINES];
   int nlines;
-  const char *run, *figure, *csv, *step, *images, *level, *columns, *mask, *parts, *smooth;
+  const char *run, *figure, *csv, *step, *images, *level, *columns, *mask, *gap, *parts, *smooth;
   const char *format, *out, *font, *hide, *legend, *xlim, *ylim, *aplim;
   const char *renames[KD_SNAPFIG_MAX_RENAMES];
   int nrenames;
   double width, height, font_pt, line_pt, dpi, overlay;
   KdUnit unit, height_unit;
-  int logy, liny, independent, letters, no_title;
+  int logy, liny, independent, all_levels, letters, no_title;
 } Args;
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -147,6 +151,7 @@ static int parse_args(int argc, char **argv, Args *a) {
     else if (!strcmp(o, "--ylim")) str = &a->ylim;
     else if (!strcmp(o, "--aplim")) str = &a->aplim;
     else if (!strcmp(o, "--independent")) a->independent = 1;
+    else if (!strcmp(o, "--all-levels")) a->all_levels = 1;
     else if (!strcmp(o, "--letters")) a->letters = 1;
     else if (!strcmp(o, "--no-title")) a->no_title = 1;
     else if (!strcmp(o, "--run")) {
@@ -166,6 +171,7 @@ static int parse_args(int argc, char **argv, Args *a) {
     else if (!strcmp(o, "--level")) str = &a->level;
     else if (!strcmp(o, "--columns")) str = &a->columns;
     else if (!strcmp(o, "--mask")) str = &a->mask;
+    else if (!strcmp(o, "--gap")) str = &a->gap;
     else if (!strcmp(o, "--parts")) str = &a->parts;
     else if (!strcmp(o, "--smooth")) str = &a->smooth;
     else if (!strcmp(o, "--format")) str = &a->format;
@@ -364,9 +370,11 @@ static int export_figure(const Args *a, const KdRunLog *log, const KdRunLog *ref
   v.ref_label = a->reference_label ? a->reference_label : ref ? run_name(a->reference, refname, sizeof refname) : NULL;
   v.overlay = a->overlay;
   v.independent = a->independent;
+  v.all_levels = a->all_levels;
   v.logy = a->logy ? KD_SNAPFIG_LOGY_LOG : a->liny ? KD_SNAPFIG_LOGY_LINEAR : KD_SNAPFIG_LOGY_AUTO;
   v.no_title = a->no_title;
   v.mask = a->mask;
+  v.gap = a->gap;
   KdError err;
   if (kd_snapfig_smooth_parse(a->smooth, &v.smooth, &err)) return fail("%s", err.msg);
   const char *from[KD_SNAPFIG_MAX_RENAMES], *to[KD_SNAPFIG_MAX_RENAMES], *hide[MAX_LIST];

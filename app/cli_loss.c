@@ -68,7 +68,8 @@ static const char usage[] =
     "  gt.boxes (M,5: image, x1,y1,x2,y2 in input pixels), gt.labels (M), image.size (2: H,W)\n"
     "  distill.<method>.* learnable parts (else initialised from the seed as a run would)\n"
     "Prints {\"method\", \"loss\", \"parts\", \"num_pos\", \"params_from_input\"} as JSON and\n"
-    "writes grad.student.* and grad.distill.* to --out. Level l has stride 8*2^(l-3);\n"
+    "writes grad.student.*, grad.distill.* and the method's loss maps gap.<method>.P3..\n"
+    "(N,H,W; what the window's gap panel shows) to --out. Level l has stride 8*2^(l-3);\n"
     "anchors and assignment are training's (anchor.size_mult from the config).\n"
     "--seed N sets train.seed (default 1). See docs/LOSS-CLI.md.\n\nMethods and their settings:\n";
 
@@ -111,7 +112,7 @@ static int report(const char *method, const KdDistillOut *o, const Inputs *in, K
   fflush(stdout);
   if (!isfinite(o->loss->data[0])) return fail("%s: the loss is not finite", in->path);
   if (!out_path) return 0;
-  int cap = NKIND * MAXL + kd_params_count(store), n = 0, rc = 0;
+  int cap = NKIND * MAXL + kd_params_count(store) + o->ngaps, n = 0, rc = 0;
   char **names = calloc((size_t)cap, sizeof *names);
   const float **data = calloc((size_t)cap, sizeof *data);
   float **owned = calloc((size_t)cap, sizeof *owned);
@@ -139,6 +140,19 @@ static int report(const char *method, const KdDistillOut *o, const Inputs *in, K
       }
       n++;
     }
+  /* The method's loss map per level (the probe's gap.<method>): N,H,W. */
+  for (int g = 0; g < o->ngaps; g++) {
+    const KdTensor *m = o->gaps[g].map;
+    if (!(names[n] = malloc(96))) {
+      rc = fail("out of memory");
+      goto done;
+    }
+    snprintf(names[n], 96, "gap.%s.P%d", method, o->gaps[g].level + 3);
+    data[n] = m->data;
+    ndims[n] = 3;
+    shapes[n][0] = m->shape[0], shapes[n][1] = m->shape[2], shapes[n][2] = m->shape[3];
+    n++;
+  }
   char prefix[64];
   snprintf(prefix, sizeof prefix, "distill.%s.", method);
   for (int i = 0; i < kd_params_count(store); i++) {
@@ -381,6 +395,7 @@ int kd_cli_loss(int argc, char **argv) {
   KdTensor *stud[NKIND][MAXL] = {{0}};
   if (fill_sides(&in, c, &lv, &din, stud)) goto out;
   din.s.assign = in.has_gt ? &dense : NULL;
+  din.maps = a.out_path != NULL;
   KdTensor *total;
   KdDistillOut outs[KD_DISTILL_MAX_OUT];
   const KdMethod *ms[KD_DISTILL_MAX_OUT];

@@ -25,7 +25,7 @@ struct _KdsBridge {
   unsigned long seen_events;
   int last_step;
   KdRunState last_state;
-  KdProber *prober;    /* bound to the run's session at its first step */
+  KdProber *prober;    /* bound to the run's session when the run opens */
   KdProbeBox *box;     /* in-process: the prober publishes here */
   KdsHandover *hand;   /* in-process: snapshots and applied settings, in memory */
   KdSnapshot *live;    /* the newest snapshot handed over (its file may still be written) */
@@ -143,21 +143,23 @@ KdsBridge *kds_bridge_new_run(KdConfig *cfg, const KdRunOpts *opts_in, GError **
   b->run_cfg = cfg;
   /* Snapshots and applied settings reach the window in memory (the
    * hand-over); the probes also write the snapshot files that follow and
-   * replay read. Bound to the run's session at its first step. */
+   * replay read. Bound to the run's session once it is open. */
   b->box = kd_probe_box_new();
   b->hand = kds_handover_new(b->box, on_handover, b);
   if (b->box) kd_probe_box_set_notify(b->box, kds_handover_snapshot, b->hand);
   opts.on_set = kds_handover_set, opts.on_set_user = b->hand;
   KdProbeCfg pc;
-  kd_probe_cfg_default(&pc);
-  pc.settings = cfg;
+  if (kd_probe_cfg_from_settings(&pc, cfg, &err)) {
+    g_set_error(error, err_quark(), 1, "%s", err.msg);
+    g_object_unref(b);
+    return NULL;
+  }
   pc.box = b->box;
-  if (kd_config_num(cfg, "probe.budget") > 0) pc.budget = kd_config_num(cfg, "probe.budget");
-  pc.nimages = kd_config_int(cfg, "probe.images");
   b->prober = kd_prober_new(NULL, &pc, &err);
   if (b->prober) opts.after_step = kd_prober_run_hook, opts.after_step_user = b->prober;
   b->run = kd_run_new(cfg, &opts, &err);
-  if (!b->run || copy_view_config(b, cfg, &err)) {
+  /* Bound now, so that probe images outside the validation split fail the start. */
+  if (!b->run || (b->prober && kd_prober_bind(b->prober, kd_run_session(b->run), &err)) || copy_view_config(b, cfg, &err)) {
     g_set_error(error, err_quark(), 1, "%s", err.msg);
     g_object_unref(b);
     return NULL;
@@ -336,6 +338,23 @@ gboolean kds_bridge_undo(KdsBridge *b, const char *key, const char *value, GErro
 gboolean kds_bridge_pause(KdsBridge *b, GError **error) { return control(b, KD_CTL_PAUSE, NULL, NULL, 0, error); }
 gboolean kds_bridge_resume(KdsBridge *b, GError **error) { return control(b, KD_CTL_RESUME, NULL, NULL, 0, error); }
 gboolean kds_bridge_stop(KdsBridge *b, GError **error) { return control(b, KD_CTL_STOP, NULL, NULL, 0, error); }
+
+gboolean kds_bridge_set_probe_images(KdsBridge *b, const int *indices, int n, GError **error) {
+  KdError err;
+  if (!b->prober) {
+    g_set_error(error, err_quark(), 1, "the probe images of a run in another process are set when it starts "
+                                       "(--set probe.images=3,17,42)");
+    return FALSE;
+  }
+  if (kd_prober_set_images(b->prober, indices, n, &err)) {
+    g_set_error(error, err_quark(), 1, "%s", err.msg);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+int kds_bridge_probe_images(KdsBridge *b, int *out) { return b->prober ? kd_prober_images(b->prober, out) : 0; }
+const KdDataset *kds_bridge_val(KdsBridge *b) { return b->prober ? kd_prober_val(b->prober) : NULL; }
 
 gboolean kds_bridge_step(KdsBridge *b, GError **error) {
   KdError err;

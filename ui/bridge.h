@@ -14,6 +14,7 @@
 #include <glib-object.h>
 
 #include "core/config.h"
+#include "data/dataset.h"
 #include "probe/snapshot.h"
 #include "train/run.h"
 #include "train/runlog.h"
@@ -65,6 +66,15 @@ gboolean kds_bridge_pause(KdsBridge *b, GError **error);
 gboolean kds_bridge_resume(KdsBridge *b, GError **error);
 gboolean kds_bridge_step(KdsBridge *b, GError **error);
 gboolean kds_bridge_stop(KdsBridge *b, GError **error);
+
+/* The probe images of a run this window drives (kd_prober_set_images):
+ * taken at the next step's capture; FALSE with a message for indices
+ * outside the validation split, or a run of another process. */
+gboolean kds_bridge_set_probe_images(KdsBridge *b, const int *indices, int n, GError **error);
+/* The validation indices the next capture probes; 0 when not known here. */
+int kds_bridge_probe_images(KdsBridge *b, int *out);
+/* The validation split of a run this window drives (read-only), or NULL. */
+const KdDataset *kds_bridge_val(KdsBridge *b);
 
 G_END_DECLS
 

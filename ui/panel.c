@@ -114,6 +114,7 @@ void kds_view_snapfig(const KdsView *v, KdSnapFigView *out) {
   out->level = v->level;
   out->overlay = v->overlay;
   out->independent = v->independent;
+  out->all_levels = v->all_levels;
   out->smooth = v->smooth;
   out->logy = v->logy;
   out->mark = v->mark;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "distill/method.h"
 #include "snapfig_priv.h"
 #include "snapview.h"
 
@@ -92,28 +93,109 @@ static void maps_spec(const KdSnapFigView *v, KdSnapFigStore *p, int n, int ngro
                         .title = kd_snapfig_title(v, p->title), .mark = v->mark};
 }
 
+int kd_snapfig_method_gaps(const KdSnapshot *s, int image, int level, const KdMethod **out, int max) {
+  int n = 0;
+  for (int m = 0; m < kd_method_count() && n < max; m++) {
+    const KdMethod *me = kd_method_at(m);
+    char what[96];
+    snprintf(what, sizeof what, "gap.%s", me->name);
+    if (me->gap_label && kd_snapview_map(s, image, level, what).v) out[n++] = me;
+  }
+  return n;
+}
+
+void kd_snapfig_gap_title(const KdMethod *m, char *buf, size_t len) { snprintf(buf, len, "%s gap", m->label); }
+
+/* A map kind drawn at every level: the field, its cell title stem, its
+ * colour map and its colorbar label. */
+typedef struct {
+  char what[96], title[64], label[96];
+  KdCmap cmap;
+  KdFigRange range;
+} SfMapKind;
+
+/* Each kind at every level of the snapshot, side by side, one colour
+ * range per kind (a map of the loss shows which level carries it). Whole
+ * kinds while they fit; the title says what was left out. */
+static int levels_spec(const KdSnapFigView *v, KdSnapFigStore *p, const SfMapKind *kinds, int nk, const char *what) {
+  const KdSnapshot *s = v->snap;
+  int n = 0, shown = 0;
+  const char *left_out = NULL;
+  for (int k = 0; k < nk; k++) {
+    int have = 0;
+    for (int l = 0; l < s->nlev; l++) have += kd_snapview_map(s, v->image, l, kinds[k].what).v != NULL;
+    if (!have) continue;
+    if (n + have > KD_FIG_MAX_MAPS) {
+      left_out = kinds[k].title;
+      break;
+    }
+    for (int l = 0; l < s->nlev; l++) {
+      KdFigMap m = kd_snapview_map(s, v->image, l, kinds[k].what);
+      if (!m.v) continue;
+      char lv[16];
+      snprintf(p->item_titles[n], sizeof p->item_titles[n], "%s %s", kinds[k].title, kd_snapshot_level_name(s, l, lv, sizeof lv));
+      p->items[n] = (KdFigMapItem){m, p->item_titles[n], shown};
+      n++;
+    }
+    snprintf(p->group_labels[shown], sizeof p->group_labels[shown], "%s", kinds[k].label);
+    p->groups[shown] = (KdFigMapGroup){kinds[k].cmap, kinds[k].range, p->group_labels[shown]};
+    shown++;
+  }
+  char lv0[16], lv1[16], note[128] = "";
+  if (left_out) snprintf(note, sizeof note, " (%s%s left out: %d maps at most)", left_out, shown + 1 < nk ? " and after" : "",
+                         KD_FIG_MAX_MAPS);
+  snprintf(p->title, sizeof p->title, "%s\xe2\x80\x93%s: %s%s", kd_snapshot_level_name(s, 0, lv0, sizeof lv0),
+           kd_snapshot_level_name(s, s->nlev - 1, lv1, sizeof lv1), what, note);
+  maps_spec(v, p, n, shown);
+  return n;
+}
+
 static int build_gap(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel *out, KdError *err) {
   const KdSnapshot *s = v->snap;
+  const KdMethod *ms[KD_FIG_MAX_MAPS];
+  int nm = kd_snapfig_method_gaps(s, v->image, v->level, ms, KD_FIG_MAX_MAPS - 3);
+  static const char raw_title[] = "raw gap (S \xe2\x88\x92 T)\xc2\xb2", raw_label[] = "mean_c (S \xe2\x88\x92 T)\xc2\xb2, no method";
+  if (v->all_levels) { /* each method's loss map, then the raw gap, at every level */
+    SfMapKind kinds[KD_FIG_MAX_MAPS + 1];
+    int nk = 0;
+    for (int k = 0; k < nm; k++, nk++) {
+      snprintf(kinds[nk].what, sizeof kinds[nk].what, "gap.%s", ms[k]->name);
+      kd_snapfig_gap_title(ms[k], kinds[nk].title, sizeof kinds[nk].title);
+      snprintf(kinds[nk].label, sizeof kinds[nk].label, "%s: %s", kinds[nk].title, ms[k]->gap_label);
+      kinds[nk].cmap = KD_CMAP_MAGMA, kinds[nk].range = (KdFigRange){0, 0, 0};
+    }
+    kinds[nk] = (SfMapKind){"gap", "raw gap", "", KD_CMAP_MAGMA, {0, 0, 0}};
+    snprintf(kinds[nk++].label, sizeof kinds[0].label, "%s", raw_label);
+    if (!levels_spec(v, p, kinds, nk, "the gap each loss sees, every level"))
+      return kd_error(err, "gap: the snapshot at step %d has no gap maps", s->step);
+    *out = kd_fig_maps_panel(&p->maps);
+    return 0;
+  }
   int n = 0;
   KdFigMap te = kd_snapview_map(s, v->image, v->level, "t_energy");
   KdFigMap se = kd_snapview_map(s, v->image, v->level, "s_energy");
   KdFigMap gap = kd_snapview_map(s, v->image, v->level, "gap");
-  const char *gap_title = "gap (S \xe2\x88\x92 T)\xc2\xb2";
-  if (!gap.v) {
-    gap = kd_snapview_map(s, v->image, v->level, "gap_pkd");
-    gap_title = "gap, PKD-normalised";
-  }
   if (te.v) p->items[n++] = (KdFigMapItem){te, "teacher energy", 0};
   if (se.v) p->items[n++] = (KdFigMapItem){se, "student energy", v->independent ? 1 : 0};
-  if (gap.v) p->items[n++] = (KdFigMapItem){gap, gap_title, 2};
+  if (gap.v) p->items[n++] = (KdFigMapItem){gap, raw_title, 2};
   if (!n) return kd_error(err, "gap: the snapshot at step %d has no energy maps", s->step);
   p->groups[0] = (KdFigMapGroup){KD_CMAP_VIRIDIS, {0, 0, 0}, v->independent ? "teacher mean_c X\xc2\xb2" : "mean_c X\xc2\xb2"};
   p->groups[1] = (KdFigMapGroup){KD_CMAP_VIRIDIS, {0, 0, 0}, "student mean_c X\xc2\xb2"};
-  p->groups[2] = (KdFigMapGroup){KD_CMAP_MAGMA, {0, 0, 0}, "gap"};
+  p->groups[2] = (KdFigMapGroup){KD_CMAP_MAGMA, {0, 0, 0}, raw_label};
+  /* The gap each active method's loss sees, on its own range. */
+  for (int k = 0; k < nm && n < KD_FIG_MAX_MAPS; k++) {
+    char what[96];
+    snprintf(what, sizeof what, "gap.%s", ms[k]->name);
+    kd_snapfig_gap_title(ms[k], p->item_titles[n], sizeof p->item_titles[n]);
+    snprintf(p->group_labels[3 + k], sizeof p->group_labels[3 + k], "%s", ms[k]->gap_label);
+    p->items[n] = (KdFigMapItem){kd_snapview_map(s, v->image, v->level, what), p->item_titles[n], 3 + k};
+    p->groups[3 + k] = (KdFigMapGroup){KD_CMAP_MAGMA, {0, 0, 0}, p->group_labels[3 + k]};
+    n++;
+  }
   char lv[16];
-  snprintf(p->title, sizeof p->title, "%s: teacher vs student features",
-           kd_snapshot_level_name(s, v->level, lv, sizeof lv));
-  maps_spec(v, p, n, 3);
+  snprintf(p->title, sizeof p->title, "%s: teacher vs student features; the gap %s", kd_snapshot_level_name(s, v->level, lv, sizeof lv),
+           nm ? "each loss sees" : "of the raw features (no feature method on)");
+  maps_spec(v, p, n, 3 + nm);
   *out = kd_fig_maps_panel(&p->maps);
   return 0;
 }
@@ -121,14 +203,29 @@ static int build_gap(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel *out,
 static int build_masks(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel *out, KdError *err) {
   const KdSnapshot *s = v->snap;
   int n = 0;
+  const char *names[KD_FIG_MAX_MAPS];
   KdFigMap fg = kd_snapview_map(s, v->image, v->level, "fg");
+  int nm = kd_snapview_masks(s, v->image, v->level, names, KD_FIG_MAX_MAPS - (fg.v != NULL));
+  if (v->all_levels) {
+    SfMapKind kinds[KD_FIG_MAX_MAPS];
+    int nk = 0;
+    if (fg.v) kinds[nk++] = (SfMapKind){"fg", "GT fg", "GT foreground", KD_CMAP_VIRIDIS, {0, 1, 0}};
+    for (int i = 0; i < nm; i++, nk++) {
+      snprintf(kinds[nk].what, sizeof kinds[nk].what, "mask.%s", names[i]);
+      snprintf(kinds[nk].title, sizeof kinds[nk].title, "%s", names[i]);
+      snprintf(kinds[nk].label, sizeof kinds[nk].label, "%s", names[i]);
+      kinds[nk].cmap = KD_CMAP_VIRIDIS, kinds[nk].range = (KdFigRange){0, 0, 0};
+    }
+    if (!levels_spec(v, p, kinds, nk, "masks the methods use, every level"))
+      return kd_error(err, "masks: the snapshot at step %d has no masks", s->step);
+    *out = kd_fig_maps_panel(&p->maps);
+    return 0;
+  }
   if (fg.v) {
     p->items[n] = (KdFigMapItem){fg, "GT foreground", n};
     p->groups[n] = (KdFigMapGroup){KD_CMAP_VIRIDIS, {0, 1, 0}, "mask"};
     n++;
   }
-  const char *names[KD_FIG_MAX_MAPS];
-  int nm = kd_snapview_masks(s, v->image, v->level, names, KD_FIG_MAX_MAPS - n);
   for (int i = 0; i < nm && n < KD_FIG_MAX_MAPS; i++) {
     char what[96];
     snprintf(what, sizeof what, "mask.%s", names[i]);
@@ -147,6 +244,8 @@ static int build_masks(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel *ou
   return 0;
 }
 
+static const KdMethod *attn_method(void);
+
 static int build_attention(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel *out,
                            KdError *err) {
   const KdSnapshot *s = v->snap;
@@ -163,8 +262,9 @@ static int build_attention(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel
   a->sort_channels = 1;
   a->independent = v->independent;
   char lv[16];
-  snprintf(p->title, sizeof p->title, "%s: spatial and channel attention (T = %.2g)",
-           kd_snapshot_level_name(s, v->level, lv, sizeof lv), s->attn_temp);
+  const KdMethod *am = attn_method();
+  snprintf(p->title, sizeof p->title, "%s: %s%sspatial and channel attention (T = %.2g)",
+           kd_snapshot_level_name(s, v->level, lv, sizeof lv), am ? am->label : "", am ? "'s " : "", s->attn_temp);
   a->title = kd_snapfig_title(v, p->title);
   a->mark = v->mark;
   *out = kd_fig_attention_panel(a);
@@ -224,6 +324,74 @@ static int build_projection(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPane
   return 0;
 }
 
+/* ---- a figure of a method that is off ---- */
+
+static void dimmed_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const void *spec) {
+  const struct SfDimmed *d = spec;
+  d->inner.draw(cr, r, st, d->inner.spec);
+  cairo_save(cr);
+  cairo_rectangle(cr, r.x, r.y, r.w, r.h);
+  cairo_set_source_rgba(cr, 1, 1, 1, 0.7);
+  cairo_fill(cr);
+  cairo_select_font_face(cr, st && st->font_family ? st->font_family : "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL,
+                         CAIRO_FONT_WEIGHT_BOLD);
+  double size = (st && st->font_pt > 0 ? st->font_pt : 8) * 1.3;
+  cairo_text_extents_t e;
+  cairo_set_font_size(cr, size);
+  cairo_text_extents(cr, d->note, &e);
+  if (e.width > r.w * 0.9 && e.width > 0) {
+    size *= r.w * 0.9 / e.width;
+    cairo_set_font_size(cr, size);
+    cairo_text_extents(cr, d->note, &e);
+  }
+  /* the note on a chip, readable over the greyed drawing */
+  const double pad = size * 0.5, x = r.x + (r.w - e.width) / 2, y = r.y + (r.h - e.height) / 2;
+  cairo_rectangle(cr, x - pad, y - pad, e.width + 2 * pad, e.height + 2 * pad);
+  cairo_set_source_rgb(cr, 1, 1, 1);
+  cairo_fill_preserve(cr);
+  cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
+  cairo_set_line_width(cr, 1);
+  cairo_stroke(cr);
+  cairo_set_source_rgb(cr, 0.3, 0.3, 0.3);
+  cairo_move_to(cr, x - e.x_bearing, y - e.y_bearing);
+  cairo_show_text(cr, d->note);
+  cairo_restore(cr);
+}
+
+static double dimmed_height(double w, const KdFigStyle *st, const void *spec) {
+  const struct SfDimmed *d = spec;
+  return d->inner.height_for_width(w, st, d->inner.spec);
+}
+
+static int dimmed_pick(KdFigRect r, const KdFigStyle *st, const void *spec, double x, double y, KdFigPick *out) {
+  const struct SfDimmed *d = spec;
+  return d->inner.pick ? d->inner.pick(r, st, d->inner.spec, x, y, out) : 0;
+}
+
+/* The method whose attention the probe draws (the first naming its temperature). */
+static const KdMethod *attn_method(void) {
+  for (int m = 0; m < kd_method_count(); m++)
+    if (kd_method_at(m)->attn_temp_key) return kd_method_at(m);
+  return NULL;
+}
+
+static int snapshot_has_method(const KdSnapshot *s, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = s->methods; (p = strstr(p, name)); p += n)
+    if ((p == s->methods || p[-1] == ',') && (p[n] == ',' || !p[n])) return 1;
+  return 0;
+}
+
+/* Greys a kind's figure whose method is off in the snapshot, under a note
+ * saying so (the maps are still what that method would see). */
+static void mark_inactive(const KdSnapFigKind *kind, const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out) {
+  const KdMethod *m = kind->needs & KD_SNAPFIG_ATTN_METHOD ? attn_method() : NULL;
+  if (!m || snapshot_has_method(v->snap, m->name)) return;
+  st->dim.inner = *out;
+  snprintf(st->dim.note, sizeof st->dim.note, "%s off: %s's attention, used by no loss of this run", m->label, m->label);
+  *out = (KdFigPanel){dimmed_draw, dimmed_height, &st->dim, out->pick ? dimmed_pick : NULL};
+}
+
 /* The table of figure kinds, in export order. Window cells: three equal
  * columns; the image takes one, the curves two; map rows span the width
  * so teacher | student | gap sit side by side. */
@@ -232,14 +400,15 @@ static int build_projection(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPane
 #define LVL KD_SNAPFIG_LEVEL
 static const KdSnapFigKind kinds[] = {
     {"image", build_image, SNAP | IMG1, 0, 0, {0, 0, 1}},
-    {"gap", build_gap, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_OVERLAY | KD_SNAPFIG_OPT_INDEPENDENT, 1, {0, 1, 3}},
-    {"masks", build_masks, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_OVERLAY, 1, {0, 3, 3}},
-    {"attention", build_attention, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_INDEPENDENT, 1, {0, 4, 2}},
+    {"gap", build_gap, SNAP | IMG1 | LVL,
+     KD_SNAPFIG_OPT_OVERLAY | KD_SNAPFIG_OPT_INDEPENDENT | KD_SNAPFIG_OPT_ALL_LEVELS, 1, {0, 1, 3}},
+    {"masks", build_masks, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_OVERLAY | KD_SNAPFIG_OPT_ALL_LEVELS, 1, {0, 3, 3}},
+    {"attention", build_attention, SNAP | IMG1 | LVL | KD_SNAPFIG_ATTN_METHOD, KD_SNAPFIG_OPT_INDEPENDENT, 1, {0, 4, 2}},
     {"gradmaps", build_gradmaps, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_INDEPENDENT, 1, {0, 2, 3}},
     {"projection", build_projection, SNAP, 0, 0, {2, 4, 1}},
     {"grid", kd_snapfig_build_grid, SNAP | LVL,
      KD_SNAPFIG_OPT_IMAGES | KD_SNAPFIG_OPT_COLUMNS | KD_SNAPFIG_OPT_MASK | KD_SNAPFIG_OPT_OVERLAY |
-         KD_SNAPFIG_OPT_INDEPENDENT,
+         KD_SNAPFIG_OPT_INDEPENDENT | KD_SNAPFIG_OPT_GAP,
      0, {0, 0, 0}},
     {"curves", kd_snapfig_build_curves, KD_SNAPFIG_NEEDS_LOG,
      KD_SNAPFIG_OPT_PARTS | KD_SNAPFIG_OPT_COMPARE | KD_SNAPFIG_OPT_LOGY | KD_SNAPFIG_OPT_SMOOTH, 0, {1, 0, 2}},
@@ -279,5 +448,7 @@ int kd_snapfig_build(const KdSnapFigKind *kind, const KdSnapFigView *v, KdSnapFi
     return kd_error(err, "%s: no snapshot yet (the prober writes them while the run trains)", kind->name);
   if ((needs & KD_SNAPFIG_ONE_IMAGE) && kd_snapfig_check_image(v->snap, v->image, err)) return -1;
   if ((needs & KD_SNAPFIG_LEVEL) && kd_snapfig_check_level(v->snap, v->level, err)) return -1;
-  return kind->build(v, st, out, err);
+  if (kind->build(v, st, out, err)) return -1;
+  if (v->snap) mark_inactive(kind, v, st, out);
+  return 0;
 }

@@ -27,7 +27,11 @@ enum {
   KD_SNAPFIG_NEEDS_LOG = 2,       /* view.log */
   KD_SNAPFIG_NEEDS_SNAPSHOTS = 4, /* view.snaps (every snapshot of the run) */
   KD_SNAPFIG_ONE_IMAGE = 8,       /* draws view.image alone (--images I) */
-  KD_SNAPFIG_LEVEL = 16           /* draws view.level (--level) */
+  KD_SNAPFIG_LEVEL = 16,          /* draws view.level (--level) */
+  /* Draws the attention as the method naming its temperature computes it
+   * (KdMethod.attn_temp_key: FGD's): greyed with "FGD off" when that
+   * method is not active in the snapshot. */
+  KD_SNAPFIG_ATTN_METHOD = 32
 };
 
 /* The view's further choices a kind reads: each is an option of its
@@ -42,7 +46,9 @@ enum {
   KD_SNAPFIG_OPT_PARTS = 64,      /* view.parts: --parts */
   KD_SNAPFIG_OPT_COMPARE = 128,   /* view.ref: --compare, --compare-label */
   KD_SNAPFIG_OPT_LOGY = 256,      /* view.logy: --logy / --liny */
-  KD_SNAPFIG_OPT_SMOOTH = 512     /* view.smooth: --smooth */
+  KD_SNAPFIG_OPT_SMOOTH = 512,    /* view.smooth: --smooth */
+  KD_SNAPFIG_OPT_ALL_LEVELS = 1024, /* view.all_levels: --all-levels */
+  KD_SNAPFIG_OPT_GAP = 2048        /* view.gap: --gap */
 };
 /* A kind with loss parts (the curves) also reads the view's renames,
  * hidden series, legend place and axis limits (--rename, --hide, --legend,
@@ -92,12 +98,15 @@ struct KdSnapFigView {
   int level;              /* FPN level index (0 = the finest); gradients: < 0 all levels */
   double overlay;         /* > 0: maps over the image with this opacity */
   int independent;        /* teacher and student maps on separate colour ranges */
+  int all_levels;         /* gap, masks: each map at every level side by side */
   KdSmooth smooth;        /* curves, gradients */
   int logy;               /* curves' loss axis */
   const KdFigCol *cols;   /* grid columns; NULL: every column the snapshot has data for */
   int ncols;
   const char *mask;       /* grid's mask column: "fg" or a method's mask ("defeat.fg");
                              NULL: the level's first method mask, else "fg" */
+  const char *gap;        /* grid's gap column: "raw" or a method ("defeat": its loss map);
+                             NULL: the first active method's loss map, else the raw gap */
   const char *const *parts; /* curves: loss parts to draw; NULL: all */
   int nparts;
   int no_title;           /* leave the figure's title out */

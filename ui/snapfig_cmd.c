@@ -184,6 +184,11 @@ int kd_snapfig_command(const KdSnapFigKind *kind, const KdSnapFigView *v, const 
   }
   if ((opt & KD_SNAPFIG_OPT_OVERLAY) && v->overlay > 0) add(&c, " --overlay %.10g", v->overlay);
   if ((opt & KD_SNAPFIG_OPT_INDEPENDENT) && v->independent) add(&c, " --independent");
+  if ((opt & KD_SNAPFIG_OPT_ALL_LEVELS) && v->all_levels) add(&c, " --all-levels");
+  if ((opt & KD_SNAPFIG_OPT_GAP) && v->gap) {
+    add(&c, " --gap");
+    add_word(&c, v->gap);
+  }
   if ((opt & KD_SNAPFIG_OPT_PARTS) && v->parts) {
     add(&c, " --parts ");
     for (int i = 0; i < v->nparts; i++) add(&c, "%s%s", i ? "," : "", v->parts[i]);

@@ -1,6 +1,7 @@
 /* The grid figure of one snapshot: rows = chosen probe images, columns
  * image | teacher energy | student energy | gap | mask of one level, in the
- * order asked. Default columns are those the snapshot has data for; a
+ * order asked; the gap is the one a method's loss sees (view.gap) or the
+ * raw features'. Default columns are those the snapshot has data for; a
  * column asked for by name must have data on every row. */
 #include <math.h>
 #include <stdio.h>
@@ -42,7 +43,7 @@ static int col_has_data(const KdSnapFigStore *p, int nrows, KdFigCol c) {
 static const char *why_missing(KdFigCol c) {
   switch (c) {
   case KD_FIG_COL_TEACHER: return "the run has no teacher";
-  case KD_FIG_COL_GAP: return "teacher and student widths differ and PKD is off";
+  case KD_FIG_COL_GAP: return "no such gap: teacher and student widths differ, or the method is off";
   case KD_FIG_COL_MASK: return "no such mask on this level";
   default: return "not captured";
   }
@@ -72,6 +73,22 @@ int kd_snapfig_build_grid(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel 
   const char *names[1];
   if (!mask) mask = kd_snapview_masks(s, v->images ? v->images[0] : 0, v->level, names, 1) ? names[0] : "fg";
   char mask_field[96], lv[16];
+  /* The gap column: as asked, else the gap the first active method's loss sees, else the raw features'. */
+  char gap_field[96] = "gap";
+  const KdMethod *gm = NULL;
+  if (v->gap && strcmp(v->gap, "raw")) {
+    if (!(gm = kd_method_find(v->gap)) || !gm->gap_label)
+      return kd_error(err, "grid: --gap %s: expected raw or a method with a loss map (fitnet, defeat, fgd, pkd, cwd)", v->gap);
+  } else if (!v->gap) {
+    const KdMethod *ms[1];
+    if (kd_snapfig_method_gaps(s, v->images ? v->images[0] : 0, v->level, ms, 1)) gm = ms[0];
+  }
+  if (gm) snprintf(gap_field, sizeof gap_field, "gap.%s", gm->name), kd_snapfig_gap_title(gm, p->gap_title, sizeof p->gap_title);
+  else snprintf(p->gap_title, sizeof p->gap_title, "raw gap");
+  if (v->gap && !kd_snapview_map(s, v->images ? v->images[0] : 0, v->level, gap_field).v)
+    return kd_error(err, "grid: --gap %s: the snapshot at step %d has no %s on %s (methods: %s)", v->gap, s->step,
+                    gm ? "loss map of that method" : "raw gap (the widths differ)",
+                    kd_snapshot_level_name(s, v->level, lv, sizeof lv), s->methods[0] ? s->methods : "none");
   if (!strcmp(mask, "fg"))
     snprintf(mask_field, sizeof mask_field, "fg");
   else
@@ -94,10 +111,9 @@ int kd_snapfig_build_grid(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel 
     d->labels = 0; /* thumbnails: boxes only, names would hide the image */
     row->teacher = kd_snapview_map(s, im, v->level, "t_energy");
     row->student = kd_snapview_map(s, im, v->level, "s_energy");
-    row->gap = kd_snapview_map(s, im, v->level, "gap");
-    if (!row->gap.v) row->gap = kd_snapview_map(s, im, v->level, "gap_pkd");
+    row->gap = kd_snapview_map(s, im, v->level, gap_field);
     row->mask = kd_snapview_map(s, im, v->level, mask_field);
-    snprintf(p->rowlabels[r], sizeof p->rowlabels[r], "image %d", im);
+    snprintf(p->rowlabels[r], sizeof p->rowlabels[r], "image %d (val %d)", im, s->image_index[im]);
     row->label = p->rowlabels[r];
   }
   int nc = 0;
@@ -128,8 +144,7 @@ int kd_snapfig_build_grid(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel 
                    .mask_cmap = KD_CMAP_VIRIDIS, .mask_range = mask_range(p, nrows),
                    .title = kd_snapfig_title(v, p->title)};
   g->col_titles[KD_FIG_COL_MASK] = p->mask_title;
-  g->col_titles[KD_FIG_COL_GAP] = kd_snapview_map(s, v->images ? v->images[0] : 0, v->level, "gap").v
-                                      ? "gap" : "gap (PKD)";
+  g->col_titles[KD_FIG_COL_GAP] = p->gap_title;
   *out = kd_fig_grid_panel(g);
   return 0;
 }

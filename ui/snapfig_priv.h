@@ -3,6 +3,7 @@
 #ifndef KD_SNAPFIG_PRIV_H
 #define KD_SNAPFIG_PRIV_H
 
+#include "distill/method.h"
 #include "snapfig.h"
 
 #define SF_MAXB 128      /* boxes per kind on the image figure */
@@ -25,6 +26,7 @@ struct KdSnapFigStore {
   KdFigMapItem items[KD_FIG_MAX_MAPS];
   KdFigMapGroup groups[KD_FIG_MAX_MAPS];
   char item_titles[KD_FIG_MAX_MAPS][64];
+  char group_labels[KD_FIG_MAX_MAPS][96];
   KdFigImage under;
   KdFigMaps maps;
   /* attention */
@@ -43,7 +45,7 @@ struct KdSnapFigStore {
   char rowlabels[KD_PROBE_MAX_IMAGES][32];
   KdFigGridRow rows[KD_PROBE_MAX_IMAGES];
   KdFigCol cols[2 * KD_FIG_NCOLS];
-  char mask_title[64];
+  char mask_title[64], gap_title[64];
   KdFigGrid grid;
   /* curves (markers also on gradients) */
   KdFigSeries loss[2 * SF_MAXS], ap[4]; /* the run's, then the reference's */
@@ -62,6 +64,11 @@ struct KdSnapFigStore {
   const char *src_ptr[SF_MAXSRC];
   const double *fg_ptr[SF_MAXSRC], *bg_ptr[SF_MAXSRC];
   KdFigGradCurves gc;
+  /* a figure of a method that is off: drawn greyed under a note */
+  struct SfDimmed {
+    KdFigPanel inner;
+    char note[160];
+  } dim;
 };
 
 /* Checks view->image and view->level against the snapshot. */
@@ -76,6 +83,12 @@ int kd_snapfig_build_curves(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPan
                             KdError *err);
 int kd_snapfig_build_gradients(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out,
                                KdError *err);
+/* The loss maps (gap.<method>) present at a level of image `image`,
+ * registry order: the methods into out (capacity max); returns the count. */
+int kd_snapfig_method_gaps(const KdSnapshot *s, int image, int level, const KdMethod **out, int max);
+/* "DeFeat gap" and "after adapter, fg/bg weighted" of a method's loss map. */
+void kd_snapfig_gap_title(const KdMethod *m, char *buf, size_t len);
+
 /* The run's "set" and "nonfinite" events as markers in st->markers (keys
  * under the view's renames). */
 int kd_snapfig_markers(const KdSnapFigView *v, const KdRunLog *log, KdSnapFigStore *st);

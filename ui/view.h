@@ -14,6 +14,7 @@ typedef struct KdsView {
   int image;          /* probe image index */
   int level;          /* FPN level index (0 = P3) */
   int independent;    /* teacher and student maps on separate colour ranges */
+  int all_levels;     /* gap, masks: every level side by side */
   double overlay;     /* > 0: maps over the image with this opacity */
   KdSmooth smooth;    /* curves */
   int logy;           /* curves */

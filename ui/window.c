@@ -12,6 +12,7 @@
 #include "run_browser.h"
 #include "level_menu.h"
 #include "shortcuts.h"
+#include "probe_chooser.h"
 #include "train/session.h"
 #include "undo.h"
 #include "wheel_guard.h"
@@ -37,6 +38,7 @@ struct _KdsWindow {
   GtkWidget *status_label, *losses_label, *hover_label;
   KdsControlPanel *controls;
   GtkWidget *level_dd, *image_spin, *overlay_check, *indep_check, *smooth_dd, *logy_dd;
+  GtkWidget *levels_check, *probe_chooser;
   GPtrArray *panels; /* KdsPanel* (not owned) */
   GtkWidget *timeline, *timeline_label, *live_check;
   gboolean syncing;
@@ -395,6 +397,7 @@ static void on_view_option(GtkWidget *wd, KdsWindow *w) {
   (void)wd;
   w->view.overlay = gtk_check_button_get_active(GTK_CHECK_BUTTON(w->overlay_check)) ? 0.6 : 0.0;
   w->view.independent = gtk_check_button_get_active(GTK_CHECK_BUTTON(w->indep_check));
+  w->view.all_levels = gtk_check_button_get_active(GTK_CHECK_BUTTON(w->levels_check));
   w->view.logy = (int)gtk_drop_down_get_selected(GTK_DROP_DOWN(w->logy_dd)); /* auto, log, linear */
   guint sm = gtk_drop_down_get_selected(GTK_DROP_DOWN(w->smooth_dd));
   w->view.smooth = (KdSmooth){sm == 1 ? KD_SMOOTH_EMA : sm == 2 ? KD_SMOOTH_MEAN : KD_SMOOTH_NONE, 0.9, 50};
@@ -744,6 +747,7 @@ static void kds_window_class_init(KdsWindowClass *k) {
   G_OBJECT_CLASS(k)->dispose = kds_window_dispose;
   g_type_ensure(KDS_TYPE_CONTROL_PANEL);
   g_type_ensure(KDS_TYPE_LAYOUT);
+  g_type_ensure(KDS_TYPE_PROBE_CHOOSER);
   kdui_register_resource();
   gtk_widget_class_set_template_from_resource(wc, "/io/github/kdscope/Kdscope/window.ui");
 #define CHILD(name) gtk_widget_class_bind_template_child(wc, KdsWindow, name)
@@ -752,6 +756,7 @@ static void kds_window_class_init(KdsWindowClass *k) {
   CHILD(export_btn), CHILD(compare_dd);
   CHILD(status_label), CHILD(losses_label), CHILD(hover_label), CHILD(controls);
   CHILD(level_dd), CHILD(image_spin), CHILD(overlay_check), CHILD(indep_check), CHILD(smooth_dd), CHILD(logy_dd);
+  CHILD(levels_check), CHILD(probe_chooser);
   CHILD(timeline), CHILD(timeline_label), CHILD(live_check);
 #undef CHILD
   gtk_widget_class_bind_template_callback(wc, on_pause_toggled);
@@ -795,6 +800,7 @@ void kds_window_set_bridge(KdsWindow *w, KdsBridge *b) {
   g_set_object(&w->bridge, b);
   if (b) g_signal_connect(b, "changed", G_CALLBACK(on_bridge_changed), w);
   w->view.bridge = b;
+  kds_probe_chooser_set_bridge(KDS_PROBE_CHOOSER(w->probe_chooser), b);
   w->view.watch_since = g_get_real_time() / 1e6;
   if (w->view.snap) kd_snapshot_free(w->view.snap), w->view.snap = NULL;
   w->snap_index = -1;

@@ -274,7 +274,10 @@ static int load_obj(KdConfig *c, const cJSON *obj, const char *prefix, const cha
       if (d->type != KD_CFG_BOOL) return kd_error(err, "%s: %s: expected %s, got a boolean", origin, key, d->type == KD_CFG_STRING || d->type == KD_CFG_ENUM ? "a string" : "a number");
       snprintf(text, sizeof text, "%s", cJSON_IsTrue(it) ? "true" : "false");
     } else if (cJSON_IsNumber(it)) {
-      if (d->type != KD_CFG_FLOAT && d->type != KD_CFG_INT) return kd_error(err, "%s: %s: expected %s, got a number", origin, key, d->type == KD_CFG_BOOL ? "true or false" : "a string");
+      /* A string setting takes a number as its text: settings that were
+       * numbers once (probe.images) still load from old config files. */
+      if (d->type != KD_CFG_FLOAT && d->type != KD_CFG_INT && d->type != KD_CFG_STRING)
+        return kd_error(err, "%s: %s: expected %s, got a number", origin, key, d->type == KD_CFG_BOOL ? "true or false" : "a string");
       snprintf(text, sizeof text, "%.17g", it->valuedouble);
     } else if (cJSON_IsString(it)) {
       if (d->type != KD_CFG_STRING && d->type != KD_CFG_ENUM) return kd_error(err, "%s: %s: expected %s, got a string", origin, key, d->type == KD_CFG_BOOL ? "true or false" : "a number");

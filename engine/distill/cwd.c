@@ -4,7 +4,6 @@
  * positions, P = softmax_hw(X[n,c] / tau), and
  *   L = weight * sum_l tau^2 * sum_{n,c} KL(P_T || P_S) / (N * C).
  * No learnable parts; shapes must match (no resize). */
-#include <math.h>
 #include <stdio.h>
 
 #include "core/ops.h"
@@ -48,21 +47,9 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
     KdTensor *kl = kd_dist_kl_logits(c, kd_reshape(c, t, 3, rows), kd_reshape(c, s, 3, rows), 2, tau);
     float norm = (float)s->shape[0] * (float)s->shape[1];
     kd_distill_part(out, lv, kd_scale(c, kd_sum_all(c, kl), w * tau * tau / norm));
+    if (in->maps) kd_distill_gap(out, in->pairs[k].s, kd_gapmap_kl_spatial(c, t, s, tau, w * tau * tau / norm));
   }
   return kd_distill_finish(c, out);
-}
-
-/* The probe's gap under CWD's normalisation: each pixel's share of the
- * KL between the per-channel spatial softmaxes at cwd.tau. */
-static int probe_level(const KdDistillProbe *in, KdProbeMapFn map, void *sink) {
-  const int C = in->C, HW = in->H * in->W;
-  const double tau = kd_config_num(in->cfg, "cwd.tau");
-  for (int i = 0; i < in->n; i++) {
-    float *o = map(sink, i, "gap");
-    if (!o) return -1;
-    kd_map_gap_cwd(in->s + (size_t)i * C * HW, in->t + (size_t)i * C * HW, C, HW, isfinite(tau) && tau > 0 ? (float)tau : 1.0f, o);
-  }
-  return 0;
 }
 
 const KdMethod kd_method_cwd = {
@@ -74,5 +61,5 @@ const KdMethod kd_method_cwd = {
     .params_size = sizeof(CwdParams),
     .loss = loss,
     .needs = KD_NEED_FEAT | KD_NEED_SAME_WIDTH,
-    .probe_level = probe_level,
+    .gap_label = "channel softmax over space, KL",
 };

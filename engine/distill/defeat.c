@@ -18,6 +18,7 @@
 
 #include "core/ops.h"
 #include "core/parallel.h"
+#include "distill/gapmaps.h"
 #include "distill/masks.h"
 #include "distill/method.h"
 #include "model/layers.h"
@@ -83,9 +84,10 @@ static void init_weights(KdMethodInst *inst, KdRng *r) {
 static void destroy(KdMethodInst *inst) { free(inst->state); }
 
 /* Neck part of one level: sums of D over the mask and outside it
- * ({2}: obj, bg); *n_obj, *n_bg the normalisers. */
-static KdTensor *neck_level(KdCtx *c, const KdDistillInputs *in, const DeFeat *d, int l, int L, float fs, float *n_obj,
-                            float *n_bg, KdTensor **mask) {
+ * ({2}: obj, bg); *n_obj, *n_bg the normalisers. When the probe asks,
+ * also the level's loss map: D weighted as the two neck parts weight it. */
+static KdTensor *neck_level(KdCtx *c, const KdDistillInputs *in, const DeFeat *d, const DeFeatParams *prm, int l, int L,
+                            float *n_obj, float *n_bg, KdTensor **mask, KdDistillOut *out) {
   const KdLevelPair *p = &in->pairs[l];
   KdTensor *s = in->s.feat[p->s], *t = in->t.feat[p->t];
   KdTensor *a = kd_conv_fwd(c, &d->adapt[l], s);
@@ -98,13 +100,17 @@ static KdTensor *neck_level(KdCtx *c, const KdDistillInputs *in, const DeFeat *d
   }
   const int ch = t->shape[1];
   KdMaskGrid g = {t->shape[0], t->shape[2], t->shape[3], p->stride};
-  KdTensor *m[2] = {kd_mask_defeat(c, in->gt, g, l, L, fs), NULL};
+  KdTensor *m[2] = {kd_mask_defeat(c, in->gt, g, l, L, prm->finest_scale), NULL};
   if (!m[0] || !(m[1] = kd_tensor_like(c, m[0]))) return NULL;
   double msum = 0.0;
   for (size_t i = 0; i < m[0]->numel; i++) msum += m[0]->data[i], m[1]->data[i] = 1.0f - m[0]->data[i];
   *n_obj = (float)fmax(1.0, 2.0 * ch * msum);
   *n_bg = (float)fmax(1.0, 2.0 * ch * ((double)m[0]->numel - msum));
   *mask = m[0];
+  if (in->maps) {
+    const float k = prm->weight / (float)L, coef[2] = {k * prm->alpha_obj / *n_obj, k * prm->alpha_bg / *n_bg};
+    kd_distill_gap(out, p->s, kd_gapmap_sqdist(c, a, t, NULL, m, 2, coef));
+  }
   return kd_sqdist_sums(c, a, t, NULL, NULL, m, 2);
 }
 
@@ -302,7 +308,6 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
   const DeFeatParams *p = inst->params;
   KdCtx *c = in->c;
   const float w = p->weight;
-  const float fs = p->finest_scale;
   const int L = in->npairs < d->nlev ? in->npairs : d->nlev;
   if (L < 1) {
     kd_ctx_fail(c, "defeat: no FPN levels");
@@ -312,7 +317,7 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
   for (int l = 0; l < L; l++) {
     KdTensor *m;
     float no, nb;
-    KdTensor *sums = neck_level(c, in, d, l, L, fs, &no, &nb, &m);
+    KdTensor *sums = neck_level(c, in, d, p, l, L, &no, &nb, &m, out);
     if (!sums) return -1;
     KdTensor *lo = kd_scale(c, kd_slice(c, sums, 0, 0, 1), 1.0f / no);
     KdTensor *lb = kd_scale(c, kd_slice(c, sums, 0, 1, 1), 1.0f / nb);
@@ -363,4 +368,6 @@ const KdMethod kd_method_defeat = {
     .loss = loss,
     .needs = KD_NEED_FEAT | KD_NEED_GT,
     .needs_now = needs_now,
+    .gap_label = "after adapter, fg/bg weighted",
+    .gap_parts = "neck_obj,neck_bg",
 };

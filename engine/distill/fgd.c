@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "core/ops.h"
+#include "distill/gapmaps.h"
 #include "distill/masks.h"
 #include "distill/method.h"
 #include "model/layers.h"
@@ -132,8 +133,9 @@ typedef struct {
   KdTensor *fg, *bg, *mask, *rela;
 } FgdSums;
 
-static int level_loss(KdCtx *c, const KdDistillInputs *in, const FgdLevel *v, int l, float temp, FgdSums *s,
+static int level_loss(KdCtx *c, const KdDistillInputs *in, const FgdLevel *v, int l, const FgdParams *prm, FgdSums *s,
                       KdDistillOut *out, KdTensor **att_t) {
+  const float temp = prm->temp;
   const KdLevelPair *p = &in->pairs[l];
   KdTensor *S = in->s.feat[p->s], *T = in->t.feat[p->t];
   if (v->has_align) S = kd_conv_fwd(c, &v->align, S);
@@ -152,6 +154,10 @@ static int level_loss(KdCtx *c, const KdDistillInputs *in, const FgdLevel *v, in
   /* Both spatial weightings in one pass: W = Asp_T * Ach_T times each mask. */
   KdTensor *w[2] = {kd_mul(c, mfg, asp_t), kd_mul(c, mbg, asp_t)};
   KdTensor *sums = kd_sqdist_sums(c, S, T, NULL, ach_t, w, 2);
+  if (in->maps) { /* the fg and bg parts per cell, as loss() weights them */
+    const float k = prm->weight / (float)in->n, coef[2] = {k * prm->alpha, k * prm->beta};
+    kd_distill_gap(out, p->s, kd_gapmap_sqdist(c, S, T, ach_t, w, 2, coef));
+  }
   KdTensor *fg = kd_slice(c, sums, 0, 0, 1), *bg = kd_slice(c, sums, 0, 1, 1);
   KdTensor *mask = kd_add(c, kd_sum_all(c, kd_abs(c, kd_sub(c, ach_s, ach_t))),
                           kd_sum_all(c, kd_abs(c, kd_sub(c, asp_s, asp_t))));
@@ -179,9 +185,8 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
   FgdSums s = {0};
   KdTensor *att[KD_DISTILL_MAX_LEVELS];
   const FgdParams *p = inst->params;
-  const float temp = p->temp;
   for (int l = 0; l < L; l++)
-    if (level_loss(c, in, &f->lv[l], l, temp, &s, out, &att[l])) return -1;
+    if (level_loss(c, in, &f->lv[l], l, p, &s, out, &att[l])) return -1;
   for (int l = 0; l < L; l++) kd_distill_mask(out, "fgd.att_t", in->pairs[l].s, att[l]);
   const float k = p->weight / (float)in->n;
   kd_distill_part(out, "fg", kd_scale(c, s.fg, k * p->alpha));
@@ -205,4 +210,6 @@ const KdMethod kd_method_fgd = {
     .loss = loss,
     .needs = KD_NEED_FEAT | KD_NEED_GT,
     .attn_temp_key = "fgd.temp",
+    .gap_label = "after align, focal masks and teacher attention",
+    .gap_parts = "fg,bg",
 };

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "core/ops.h"
+#include "distill/gapmaps.h"
 #include "distill/method.h"
 #include "model/layers.h"
 
@@ -61,6 +62,10 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
     KdTensor *a = kd_conv_fwd(c, &f->adapt[k], in->s.feat[p->s]);
     KdTensor *d = kd_mean_all(c, kd_square(c, kd_sub(c, a, in->t.feat[p->t])));
     sum = sum ? kd_add(c, sum, d) : d;
+    if (in->maps && a) {
+      const float coef = w / (float)a->numel; /* the mean's 1/(N*C*H*W), then the weight */
+      kd_distill_gap(out, p->s, kd_gapmap_sqdist(c, a, in->t.feat[p->t], NULL, NULL, 0, &coef));
+    }
   }
   kd_distill_part(out, "feat", kd_scale(c, sum, w));
   return kd_distill_finish(c, out);
@@ -78,4 +83,6 @@ const KdMethod kd_method_fitnet = {
     .destroy = destroy,
     .loss = loss,
     .needs = KD_NEED_FEAT,
+    .gap_label = "after adapter",
+    .gap_parts = "feat",
 };

@@ -1,17 +1,24 @@
-/* The per-pixel gap of a student/teacher pair under a method's own
- * normalisation, on one image's C x (H*W) slice of an N,C,H,W tensor.
- * What PKD and CWD show in the probe (their KdMethod.probe_level). */
+/* The methods' loss maps (KdDistillGap): per-cell sums, over channels, of
+ * what a feature loss adds up, made from the very tensors the loss used.
+ * Plain step tensors N,1,H,W without gradient; NULL in -> NULL out, errors
+ * on the ctx (sticky). Methods call them only when the probe asks
+ * (KdDistillInputs.maps), so training steps pay nothing. */
 #ifndef KD_DISTILL_GAPMAPS_H
 #define KD_DISTILL_GAPMAPS_H
 
-/* PKD's normalisation statistics of an N,C,HW tensor: per channel over its
- * N*HW values, mean and 1 / (unbiased std + eps). */
-void kd_map_channel_stats(const float *x, int N, int C, int HW, float eps, float *mean, float *inv_std);
-/* out[p] = mean_c (Zs - Zt)^2, Z = (x - mean_c) * inv_std_c. */
-void kd_map_gap_standardised(const float *s, const float *t, int C, int HW, const float *ms, const float *is,
-                             const float *mt, const float *it, float *out);
-/* CWD's per-pixel KL share: out[p] = tau^2 / C * sum_c Pt (log Pt - log Ps),
- * P[c,.] = softmax over the HW positions of x[c,.] / tau. */
-void kd_map_gap_cwd(const float *s, const float *t, int C, int HW, float tau, float *out);
+#include "core/tensor.h"
+
+/* x, y: N,C,H,W (plain layout); cw: N*C channel weights or NULL (1); pw:
+ * npw (0..2) maps of N*H*W values. The per-cell counterpart of
+ * kd_sqdist_sums (masks.h):
+ *   out[n,p] = (sum_c cw[n,c] (x - y)^2[n,c,p]) * (sum_k coef[k] pw_k[n,p]),
+ * npw 0: coef[0] alone in the second factor. */
+KdTensor *kd_gapmap_sqdist(KdCtx *c, const KdTensor *x, const KdTensor *y, const KdTensor *cw, KdTensor *const *pw,
+                           int npw, const float *coef);
+
+/* t, s: N,C,H,W. CWD's per-cell share of the KL between the spatial
+ * softmaxes of each channel: out[n,p] = coef * sum_c P_T (log P_T - log P_S),
+ * P[n,c,.] = softmax over the H*W cells of x[n,c,.] / tau. */
+KdTensor *kd_gapmap_kl_spatial(KdCtx *c, const KdTensor *t, const KdTensor *s, float tau, float coef);
 
 #endif

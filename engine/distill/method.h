@@ -27,6 +27,7 @@
 #define KD_DISTILL_MAX_LEVELS KD_MAX_LEVELS
 #define KD_DISTILL_MAX_PARTS 8
 #define KD_DISTILL_MAX_MASKS 8
+#define KD_DISTILL_MAX_GAPS KD_DISTILL_MAX_LEVELS
 
 /* What a method reads (KdMethod.needs). A method whose needs a run cannot
  * meet is refused when the run opens and on a live `set` (needs.h), with a
@@ -95,18 +96,9 @@ typedef struct KdDistillInputs {
   int epoch;                /* epochs done (0 when the data set size is unknown) */
   double progress;          /* step / train.steps, in [0, 1) */
   KdRng *rng;               /* draws for this step (seeded by train.seed and the step) */
+  int maps;                 /* the probe (or `kdscope loss --out`) asks for each method's
+                               loss map (kd_distill_gap); training steps leave it 0 */
 } KdDistillInputs;
-
-/* The probe's view of one paired level of the probe batch, for a method's
- * own maps (KdMethod.probe_level): N,C,H,W student and teacher features of
- * one shape, plain floats. */
-typedef struct KdDistillProbe {
-  const KdConfig *cfg;
-  int n, C, H, W;
-  const float *s, *t;
-} KdDistillProbe;
-/* Where a probe map goes: an H*W buffer for image i, field <what>_<method>. */
-typedef float *(*KdProbeMapFn)(void *sink, int image, const char *what);
 
 /* A mask a method used, kept for the probes/UI ("defeat.fg" at level l). */
 typedef struct KdDistillMask {
@@ -114,6 +106,16 @@ typedef struct KdDistillMask {
   int level;     /* the student's level index (KdLevelPair.s) */
   KdTensor *map; /* N,1,H,W (or N,C,1,1 for channel masks) */
 } KdDistillMask;
+
+/* A method's loss map at one level: what its feature loss adds up at each
+ * cell, summed over channels, after its adapter and normalisation and with
+ * its masks and weights (weight and normalisers included), so that the
+ * maps of every level sum to the parts named by KdMethod.gap_parts.
+ * N,1,H,W, no gradient; made from the tensors the loss itself used. */
+typedef struct KdDistillGap {
+  int level;     /* the student's level index (KdLevelPair.s) */
+  KdTensor *map;
+} KdDistillGap;
 
 typedef struct KdDistillOut {
   KdTensor *loss; /* scalar {1}, already multiplied by the method's weight */
@@ -124,6 +126,8 @@ typedef struct KdDistillOut {
   } parts[KD_DISTILL_MAX_PARTS];
   int nmasks;
   KdDistillMask masks[KD_DISTILL_MAX_MASKS];
+  int ngaps; /* only when KdDistillInputs.maps */
+  KdDistillGap gaps[KD_DISTILL_MAX_GAPS];
 } KdDistillOut;
 
 typedef struct KdMethod KdMethod;
@@ -164,10 +168,12 @@ struct KdMethod {
   /* KD_NEED_* read under the current settings, added to needs (e.g. only
    * while a part is weighted above 0); may be NULL. */
   unsigned (*needs_now)(const KdConfig *cfg);
-  /* The probe: maps this method shows beyond the masks its loss records
-   * (its gap under its own normalisation...), one paired level at a time;
-   * map() gives the buffer of each per-image field. May be NULL. */
-  int (*probe_level)(const KdDistillProbe *in, KdProbeMapFn map, void *sink);
+  /* The loss map the loss records with kd_distill_gap when asked
+   * (KdDistillInputs.maps): what the map is after, for its label
+   * ("after adapter, fg/bg weighted"), and the parts it sums to, comma
+   * separated (NULL: every part). NULL gap_label: the method has none. */
+  const char *gap_label;
+  const char *gap_parts;
   /* Key of the setting that is the temperature of the attention maps the
    * probe shows (attention as this method computes it), or NULL. */
   const char *attn_temp_key;
@@ -195,6 +201,10 @@ void kd_method_inst_release(KdMethodInst *inst);
 int kd_distill_finish(KdCtx *c, KdDistillOut *out);
 void kd_distill_part(KdDistillOut *out, const char *name, KdTensor *value);
 void kd_distill_mask(KdDistillOut *out, const char *name, int level, KdTensor *map);
+/* Records the loss map of one level (KdDistillGap); NULL map: nothing. */
+void kd_distill_gap(KdDistillOut *out, int level, KdTensor *map);
+/* 1 when part `name` is one of m->gap_parts (always when that is NULL). */
+int kd_method_gap_part(const KdMethod *m, const char *name);
 /* The per-level tensors of a side's head output `name`, or NULL. */
 KdTensor *const *kd_side_out(const KdDistillSide *s, const char *name);
 /* Runs the teacher's head on features given per teacher level (e.g. the

@@ -14,8 +14,6 @@
 #include <stdio.h>
 
 #include "core/ops.h"
-#include <stdlib.h>
-
 #include "distill/gapmaps.h"
 #include "distill/method.h"
 #include "distill/norms.h"
@@ -51,29 +49,15 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
                   lv, kd_tensor_shape_str(s, ss, sizeof ss), kd_tensor_shape_str(t, st, sizeof st));
       return -1;
     }
-    KdTensor *d = kd_mean_all(c, kd_square(c, kd_sub(c, kd_norm_pearson(c, s, PKD_EPS), kd_norm_pearson(c, t, PKD_EPS))));
+    KdTensor *zs = kd_norm_pearson(c, s, PKD_EPS), *zt = kd_norm_pearson(c, t, PKD_EPS);
+    KdTensor *d = kd_mean_all(c, kd_square(c, kd_sub(c, zs, zt)));
     kd_distill_part(out, lv, kd_scale(c, d, 0.5f * w));
+    if (in->maps && zs) {
+      const float coef = 0.5f * w / (float)zs->numel;
+      kd_distill_gap(out, in->pairs[k].s, kd_gapmap_sqdist(c, zs, zt, NULL, NULL, 0, &coef));
+    }
   }
   return kd_distill_finish(c, out);
-}
-
-/* The probe's gap under PKD's normalisation: both maps standardised per
- * channel over the whole (probe) batch, as the loss does. */
-static int probe_level(const KdDistillProbe *in, KdProbeMapFn map, void *sink) {
-  const int C = in->C, HW = in->H * in->W;
-  float *stats = malloc(sizeof(float) * 4 * (size_t)C);
-  if (!stats) return -1;
-  kd_map_channel_stats(in->s, in->n, C, HW, PKD_EPS, stats, stats + C);
-  kd_map_channel_stats(in->t, in->n, C, HW, PKD_EPS, stats + 2 * C, stats + 3 * C);
-  int rc = 0;
-  for (int i = 0; i < in->n && !rc; i++) {
-    float *o = map(sink, i, "gap");
-    if (!o) rc = -1;
-    else kd_map_gap_standardised(in->s + (size_t)i * C * HW, in->t + (size_t)i * C * HW, C, HW, stats, stats + C, stats + 2 * C,
-                                 stats + 3 * C, o);
-  }
-  free(stats);
-  return rc;
 }
 
 const KdMethod kd_method_pkd = {
@@ -85,5 +69,5 @@ const KdMethod kd_method_pkd = {
     .params_size = sizeof(PkdParams),
     .loss = loss,
     .needs = KD_NEED_FEAT | KD_NEED_SAME_WIDTH,
-    .probe_level = probe_level,
+    .gap_label = "per-channel standardised",
 };

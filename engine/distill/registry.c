@@ -58,6 +58,23 @@ void kd_distill_mask(KdDistillOut *out, const char *name, int level, KdTensor *m
   out->masks[out->nmasks++] = (KdDistillMask){name, level, map};
 }
 
+void kd_distill_gap(KdDistillOut *out, int level, KdTensor *map) {
+  if (out->ngaps >= KD_DISTILL_MAX_GAPS || !map) return;
+  out->gaps[out->ngaps++] = (KdDistillGap){level, map};
+}
+
+int kd_method_gap_part(const KdMethod *m, const char *name) {
+  if (!m->gap_parts) return 1;
+  size_t n = strlen(name);
+  for (const char *p = m->gap_parts; *p;) {
+    const char *e = strchr(p, ',');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (len == n && !strncmp(p, name, n)) return 1;
+    p += len + (e != NULL);
+  }
+  return 0;
+}
+
 int kd_distill_finish(KdCtx *c, KdDistillOut *out) {
   KdTensor *sum = NULL;
   for (int i = 0; i < out->nparts; i++) {

@@ -1,7 +1,7 @@
 /* One capture: forward on the probe images, then every map of
  * snapshot.h from the tensors, then the per-source backward passes. It
- * knows no method by name: each active method adds its own maps
- * (KdMethod.probe_level) and masks (its loss's KdDistillOut). */
+ * knows no method by name: each active method adds its own loss maps and
+ * masks (its loss's KdDistillOut, made with KdDistillInputs.maps on). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,33 +72,33 @@ static int image_maps(KdSnapshot *s, int i, int l, const KdTensor *S, const KdTe
   return 0;
 }
 
-/* A method's probe map: field img<i>.<L>.<what>_<method>. */
-typedef struct {
-  KdSnapshot *s;
-  int l;
-  const char *method;
-  const KdTensor *S;
-} MethodSink;
-
-static float *method_map(void *sink, int i, const char *what) {
-  MethodSink *k = sink;
-  char name[KD_SNAP_NAME];
-  if (snprintf(name, sizeof name, "%s_%s", what, k->method) >= (int)sizeof name) return NULL;
-  return hw_field(k->s, i, k->l, name, k->S);
-}
-
 static int feature_maps(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *err) {
   for (int l = 0; l < f->nlev; l++) {
     KdTensor *S = f->sout.feat[l], *T = teacher_feat(p, f, l);
     for (int i = 0; i < f->n; i++)
       if (image_maps(s, i, l, S, T)) return OOM();
-    if (!T || !kd_tensor_same_shape(S, T)) continue;
-    KdDistillProbe in = {p->cfg.settings, f->n, S->shape[1], S->shape[2], S->shape[3], S->data, T->data};
-    for (int m = 0; m < f->nmethods; m++) {
-      MethodSink k = {s, l, f->methods[m]->name, S};
-      if (f->methods[m]->probe_level && f->methods[m]->probe_level(&in, method_map, &k)) return OOM();
-    }
   }
+  return 0;
+}
+
+/* Each active method's loss map (KdDistillGap), sliced per image:
+ * img<i>.<L>.gap.<method>. */
+static int gap_maps(const KdForward *f, KdSnapshot *s, KdError *err) {
+  for (int m = 0; m < f->nmethods; m++)
+    for (int k = 0; k < f->outs[m].ngaps; k++) {
+      const KdDistillGap *g = &f->outs[m].gaps[k];
+      const KdTensor *t = g->map;
+      if (!t || t->ndim != 4 || t->shape[0] != f->n || t->shape[1] != 1 || g->level < 0 || g->level >= f->nlev) continue;
+      char what[KD_SNAP_NAME];
+      snprintf(what, sizeof what, "gap.%s", f->methods[m]->name);
+      int shape[2] = {t->shape[2], t->shape[3]};
+      size_t per = (size_t)shape[0] * shape[1];
+      for (int i = 0; i < f->n; i++) {
+        float *o = map_field(s, i, g->level, what, 2, shape);
+        if (!o) return OOM();
+        memcpy(o, t->data + (size_t)i * per, per * sizeof(float));
+      }
+    }
   return 0;
 }
 
@@ -373,7 +373,7 @@ static int grad_passes(KdProber *p, const KdForward *f, KdSnapshot *s, float *co
 
 int kd_probe_fill(KdProber *p, KdSnapshot *s, KdError *err) {
   KdForward f;
-  KdTrainBatch b = {.n = p->n, .h = p->size, .w = p->size, .images = p->images, .gt = p->gt};
+  KdTrainBatch b = {.n = p->n, .h = p->size, .w = p->size, .images = p->images, .gt = p->gt, .maps = 1};
   if (kd_trainer_forward(p->trainer, p->ctx, &b, 0, &f, err)) return kd_error_prefix(err, "probe: ");
   s->nimages = p->n, s->img_h = p->size, s->img_w = p->size;
   memcpy(s->image_index, p->image_index, sizeof s->image_index);
@@ -405,6 +405,6 @@ int kd_probe_fill(KdProber *p, KdSnapshot *s, KdError *err) {
   size_t img = (size_t)p->n * p->size * p->size * 3;
   if (!(s->rgb = malloc(img))) return OOM();
   memcpy(s->rgb, p->rgb, img);
-  if (feature_maps(p, &f, s, err) || masks(&f, s) || detections(p, &f, s, err) || instances(p, &f, s, err)) return -1;
+  if (feature_maps(p, &f, s, err) || gap_maps(&f, s, err) || masks(&f, s) || detections(p, &f, s, err) || instances(p, &f, s, err)) return -1;
   return gradients(p, &f, s, err);
 }

@@ -7,8 +7,6 @@
 
 #include <stddef.h>
 
-#include "distill/gapmaps.h" /* the methods' gap maps (PKD, CWD) */
-
 /* out[p] = mean_c x[c,p]^2 */
 void kd_map_energy(const float *x, int C, int HW, float *out);
 /* out[p] = mean_c (s[c,p] - t[c,p])^2 */

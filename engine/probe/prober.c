@@ -28,6 +28,46 @@ void kd_probe_cfg_default(KdProbeCfg *c) {
   c->cut_backward = 1;
 }
 
+int kd_probe_parse_images(KdProbeCfg *c, const char *text, KdError *err) {
+  const char *want = "expected a count 1-16 (the first N validation images) or a list of validation indices "
+                     "such as 3,17,42 (one index as 17,)";
+  int n = 0, list = strchr(text, ',') != NULL, idx[KD_PROBE_MAX_IMAGES];
+  for (const char *p = text; *p;) {
+    while (*p == ' ') p++;
+    if (!*p) break;
+    char *end;
+    long v = strtol(p, &end, 10);
+    while (*end == ' ') end++;
+    if (end == p || (*end && *end != ',') || v < 0 || v > 2000000000L) {
+      int len = (int)strcspn(p, ",");
+      return kd_error(err, "probe.images: '%.*s' is not %s; %s", len, p, list ? "a validation index" : "a count", want);
+    }
+    if (n == KD_PROBE_MAX_IMAGES) return kd_error(err, "probe.images: more than %d images listed", KD_PROBE_MAX_IMAGES);
+    for (int k = 0; k < n; k++)
+      if (idx[k] == (int)v) return kd_error(err, "probe.images: index %ld is listed twice", v);
+    idx[n++] = (int)v;
+    p = *end ? end + 1 : end;
+  }
+  if (n == 0) return kd_error(err, "probe.images: '%s' lists no image; %s", text, want);
+  if (!list) {
+    if (idx[0] < 1 || idx[0] > KD_PROBE_MAX_IMAGES)
+      return kd_error(err, "probe.images: a count must be 1-%d, got %d (a single index is written %d,)", KD_PROBE_MAX_IMAGES,
+                      idx[0], idx[0]);
+    c->nimages = idx[0], c->nindices = 0;
+    return 0;
+  }
+  c->nindices = n;
+  memcpy(c->indices, idx, sizeof(int) * (size_t)n);
+  return 0;
+}
+
+int kd_probe_cfg_from_settings(KdProbeCfg *c, const KdConfig *cfg, KdError *err) {
+  kd_probe_cfg_default(c);
+  c->settings = cfg;
+  if (kd_config_num(cfg, "probe.budget") > 0) c->budget = kd_config_num(cfg, "probe.budget");
+  return kd_probe_parse_images(c, kd_config_str(cfg, "probe.images"), err);
+}
+
 /* Decodes and prepares the probe images as the evaluation loader does:
  * same decode hint, no augmentation, boxes moved to input pixels. */
 static int load_images(KdProber *p, const KdImageCfg *ic, KdError *err) {
@@ -111,6 +151,16 @@ KdProber *kd_prober_new(KdSession *s, const KdProbeCfg *cfg, KdError *err) {
   return p;
 }
 
+/* Indices inside the validation split, or an error naming the first that is not. */
+static int check_indices(const KdDataset *val, const int *idx, int n, KdError *err) {
+  int nval = kd_dataset_num_images(val);
+  for (int i = 0; i < n; i++)
+    if (idx[i] < 0 || idx[i] >= nval)
+      return kd_error(err, "probe.images: index %d is outside the validation split (%d images: 0..%d)", idx[i], nval,
+                      nval - 1);
+  return 0;
+}
+
 int kd_prober_bind(KdProber *p, KdSession *s, KdError *err) {
   if (p->session) return p->session == s ? 0 : kd_error(err, "probe: already bound to another session");
   const KdProbeCfg *cfg = &p->cfg;
@@ -120,27 +170,91 @@ int kd_prober_bind(KdProber *p, KdSession *s, KdError *err) {
   p->distiller = kd_session_distiller(s);
   p->val = kd_session_val(s);
   int nval = kd_dataset_num_images(p->val);
-  if (cfg->nindices > 0) {
-    for (int i = 0; i < cfg->nindices; i++) {
-      if (cfg->indices[i] < 0 || cfg->indices[i] >= nval)
-        return kd_error(err, "probe: image index %d: the validation set has images 0..%d", cfg->indices[i], nval - 1);
-      p->image_index[i] = cfg->indices[i];
-    }
-    p->n = cfg->nindices;
+  pthread_mutex_lock(&p->mu);
+  int pn = p->pend_n, pend[KD_PROBE_MAX_IMAGES];
+  memcpy(pend, p->pend, sizeof pend);
+  p->pend_n = 0;
+  pthread_mutex_unlock(&p->mu);
+  if (pn > 0 || cfg->nindices > 0) {
+    const int *idx = pn > 0 ? pend : cfg->indices, n = pn > 0 ? pn : cfg->nindices;
+    if (check_indices(p->val, idx, n, err)) return -1;
+    memcpy(p->image_index, idx, sizeof(int) * (size_t)n);
+    p->n = n;
   } else {
     p->n = cfg->nimages < nval ? cfg->nimages : nval;
     if (p->n < 1) return kd_error(err, "probe: the validation set is empty");
     for (int i = 0; i < p->n; i++) p->image_index[i] = i;
   }
-  KdImageCfg ic;
-  if (kd_settings_image(cfg->settings, &ic, err) || load_images(p, &ic, err)) return -1;
+  if (kd_settings_image(cfg->settings, &p->ic, err) || load_images(p, &p->ic, err)) return -1;
   if (kd_settings_post(cfg->settings, &p->post, err)) return -1;
   if (p->post.max_det > 100) p->post.max_det = 100;
   if (!p->ctx && !(p->ctx = kd_ctx_new(16u << 20))) return kd_error(err, "out of memory");
   snprintf(p->run_dir, sizeof p->run_dir, "%s", kd_rundir_path(kd_session_rundir(s)));
   if (cfg->write_files && kd_snapshots_truncate(p->run_dir, kd_session_steps_done(s), err)) return -1;
   p->session = s;
+  pthread_mutex_lock(&p->mu);
+  p->bound = 1;
+  pthread_mutex_unlock(&p->mu);
   return 0;
+}
+
+int kd_prober_set_images(KdProber *p, const int *indices, int n, KdError *err) {
+  if (n < 1 || n > KD_PROBE_MAX_IMAGES) return kd_error(err, "probe.images: 1 to %d images, got %d", KD_PROBE_MAX_IMAGES, n);
+  for (int i = 0; i < n; i++)
+    for (int k = 0; k < i; k++)
+      if (indices[k] == indices[i]) return kd_error(err, "probe.images: index %d is listed twice", indices[i]);
+  pthread_mutex_lock(&p->mu);
+  int rc = p->bound ? check_indices(p->val, indices, n, err) : 0;
+  if (!rc) {
+    memcpy(p->pend, indices, sizeof(int) * (size_t)n);
+    p->pend_n = n;
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (!rc) kd_prober_request(p);
+  return rc;
+}
+
+int kd_prober_images(KdProber *p, int *out) {
+  pthread_mutex_lock(&p->mu);
+  int n = p->pend_n > 0 ? p->pend_n : p->bound ? p->n : 0;
+  memcpy(out, p->pend_n > 0 ? p->pend : p->image_index, sizeof(int) * (size_t)n);
+  pthread_mutex_unlock(&p->mu);
+  return n;
+}
+
+const KdDataset *kd_prober_val(KdProber *p) {
+  pthread_mutex_lock(&p->mu);
+  const KdDataset *v = p->bound ? p->val : NULL;
+  pthread_mutex_unlock(&p->mu);
+  return v;
+}
+
+/* Takes the images kd_prober_set_images asked for (run thread), logging
+ * them; on a failure to load them the old ones stay. */
+static int take_images(KdProber *p, KdError *err) {
+  pthread_mutex_lock(&p->mu);
+  int n = p->pend_n, idx[KD_PROBE_MAX_IMAGES], old[KD_PROBE_MAX_IMAGES], nold = p->n;
+  memcpy(idx, p->pend, sizeof idx);
+  memcpy(old, p->image_index, sizeof old);
+  if (n > 0) memcpy(p->image_index, idx, sizeof(int) * (size_t)n), p->n = n;
+  p->pend_n = 0;
+  pthread_mutex_unlock(&p->mu);
+  if (n <= 0) return 0;
+  if (load_images(p, &p->ic, err)) {
+    KdError e2;
+    pthread_mutex_lock(&p->mu);
+    memcpy(p->image_index, old, sizeof old), p->n = nold;
+    pthread_mutex_unlock(&p->mu);
+    load_images(p, &p->ic, &e2);
+    return -1;
+  }
+  char extra[256] = "\"images\":[";
+  for (int i = 0; i < n; i++) {
+    size_t o = strlen(extra);
+    snprintf(extra + o, sizeof extra - o, "%s%d", i ? "," : "", idx[i]);
+  }
+  strcat(extra, "]");
+  return kd_session_event(p->session, "probe_images", extra, err);
 }
 
 void kd_prober_free(KdProber *p) {
@@ -201,7 +315,7 @@ int kd_prober_capture(KdProber *p, int step, KdSnapshot **out, KdError *err) {
   }
   kd_ctx_reset(p->ctx);
   kd_ctx_clear_error(p->ctx);
-  int rc = kd_probe_fill(p, s, err);
+  int rc = take_images(p, err) ? -1 : kd_probe_fill(p, s, err);
   /* Whatever happened, leave no gradient behind for the optimizer. */
   kd_params_zero_grad(kd_model_params(p->student));
   if (p->distiller) kd_params_zero_grad(kd_distiller_params(p->distiller));

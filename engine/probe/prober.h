@@ -45,6 +45,16 @@ typedef struct KdProbeCfg {
 } KdProbeCfg;
 
 void kd_probe_cfg_default(KdProbeCfg *c);
+/* Defaults, then what a run's settings say: settings = cfg, budget from
+ * probe.budget (when > 0), images from probe.images. -1 with err naming
+ * the key on a bad value. */
+int kd_probe_cfg_from_settings(KdProbeCfg *c, const KdConfig *cfg, KdError *err);
+/* probe.images: a count N ("4": the first N validation images, 1..16)
+ * or a list of distinct validation indices ("3,17,42"; one index as
+ * "17,"), at most 16. Fills nimages or nindices + indices. Whether the
+ * indices lie inside the validation split is checked when the prober
+ * binds (kd_prober_bind). -1 with err naming the key. */
+int kd_probe_parse_images(KdProbeCfg *c, const char *text, KdError *err);
 
 typedef struct KdProber KdProber;
 
@@ -78,6 +88,18 @@ int kd_prober_after_step(KdProber *p, KdSession *s, const KdStepStats *st, KdErr
  * "probe_error" event in events.jsonl and kept for kd_prober_error; a
  * prober that cannot bind stays quiet from then on. */
 void kd_prober_run_hook(void *prober, KdSession *s, const KdStepStats *st);
+/* Thread-safe: probe these validation indices from the next capture on
+ * (which comes at the next step: it is requested too). Checked against
+ * the validation split when bound (else at the bind); the run logs a
+ * "probe_images" event when it takes them. Snapshots name their images,
+ * so a replay shows which were probed when. */
+int kd_prober_set_images(KdProber *p, const int *indices, int n, KdError *err);
+/* Thread-safe: the validation indices of the next capture into out
+ * (capacity KD_PROBE_MAX_IMAGES); returns their count (0 before binding). */
+int kd_prober_images(KdProber *p, int *out);
+/* The validation split the images come from (NULL before binding). It is
+ * read-only once the session is open, so any thread may read it. */
+const KdDataset *kd_prober_val(KdProber *p);
 /* Thread-safe: the last error of kd_prober_run_hook into buf ("" if none). */
 const char *kd_prober_error(KdProber *p, char *buf, size_t len);
 

@@ -19,6 +19,7 @@ struct KdProber {
   KdCtx *ctx;
   char run_dir[4096];
   /* probe batch */
+  KdImageCfg ic;       /* how the images are prepared (the evaluation loader's) */
   int n, size;
   float *images;       /* n,3,size,size normalised */
   uint8_t *rgb;        /* n,size,size,3 */
@@ -42,6 +43,9 @@ struct KdProber {
   int dead;          /* the run hook could not bind: it stays quiet */
   /* read by other threads: under mu */
   pthread_mutex_t mu;
+  int bound;           /* bound: val is set */
+  int pend_n;          /* > 0: images asked for by kd_prober_set_images, taken at the next capture */
+  int pend[KD_PROBE_MAX_IMAGES];
   KdProbeStats stats;
   size_t arena_peak;
   char error[1024]; /* last error of the run hook */

@@ -16,19 +16,15 @@
  *                                       box centre), else 0
  *   img<i>.<L>.t_energy      (H, W)     mean_c T^2 (teacher FPN feature)
  *   img<i>.<L>.s_energy      (H, W)     mean_c S^2 (student FPN feature)
- *   img<i>.<L>.gap           (H, W)     mean_c (S - T)^2, raw features
- *                                       (only when the widths agree)
- *   img<i>.<L>.<what>_<m>    (H, W)     method m's own map (KdMethod.probe_level)
- *                                       when m is active, e.g.:
- *   img<i>.<L>.gap_pkd       (H, W)     PKD: mean_c (Z_S - Z_T)^2 with
- *                                       Z per channel standardised over the
- *                                       probe batch (N*H*W values, unbiased
- *                                       std + 1e-6), as PKD's normalisation
- *   img<i>.<L>.gap_cwd       (H, W)     CWD: the pixel's share of the
- *                                       CWD KL, tau^2/C * sum_c P_T (log P_T -
- *                                       log P_S), P = softmax over H*W of X/tau
- *                                       per channel; sums over H*W to the
- *                                       image's CWD loss / weight
+ *   img<i>.<L>.gap           (H, W)     mean_c (S - T)^2, raw features, no
+ *                                       method's view (only when the widths agree)
+ *   img<i>.<L>.gap.<m>       (H, W)     method m's loss map (distill/method.h,
+ *                                       KdDistillGap) when m is active: what its
+ *                                       feature loss adds up at each cell, after
+ *                                       its adapter and normalisation, with its
+ *                                       masks, weights and normalisers; summed
+ *                                       over images, levels and cells it is the
+ *                                       probe batch's KdMethod.gap_parts
  *   img<i>.<L>.t_sattn / s_sattn (H, W) spatial attention H*W*softmax_hw(
  *                                       mean_c|X| / temp) (FGD's definition)
  *   img<i>.<L>.t_cattn / s_cattn (C)    channel attention C*softmax_c(

@@ -549,6 +549,8 @@ int kd_run_recent(KdRun *r, int after_step, KdStepStats *out, int max) {
   return n;
 }
 
+KdSession *kd_run_session(KdRun *r) { return r->s; }
+
 const char *kd_run_dir(const KdRun *r) { return r->dir; }
 
 int kd_run_wait(KdRun *r) {

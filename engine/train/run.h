@@ -100,6 +100,10 @@ void kd_run_status(KdRun *r, KdRunStatus *out);
  * max; returns how many. */
 int kd_run_recent(KdRun *r, int after_step, KdStepStats *out, int max);
 const char *kd_run_dir(const KdRun *r);
+/* The run's session, for the calling thread between kd_run_new and
+ * kd_run_start only (then it belongs to the run thread): e.g. to bind a
+ * prober up front, so that bad probe images fail the start. */
+KdSession *kd_run_session(KdRun *r);
 
 /* Joins the run thread. 0 when it finished or stopped, -1 when it failed. */
 int kd_run_wait(KdRun *r);

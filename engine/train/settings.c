@@ -71,7 +71,9 @@ static const KdParamDesc descs[] = {
     S("teacher.checkpoint", "Teacher weights", "", "Safetensors checkpoint of the teacher"),
     B("student.init_from_teacher", "Inherit neck+head", 0, "Initialise the student's FPN and head from the teacher (FGD/PGD inheriting)"),
     F("probe.budget", "Probe budget", 0.10, 0, 1, 0, 0, "Share of training time the probes (the window's maps) may take; 0: no snapshots"),
-    I("probe.images", "Probe images", 4, 1, 16, "Validation images the probes look at"),
+    S("probe.images", "Probe images", "4",
+      "Validation images the probes look at: a count N (the first N, 1-16) or a list of validation indices "
+      "(3,17,42; one index as 17,)"),
     F("eval.score_thresh", "Score threshold", 0.05, 0, 1, 0, 0, "Detections below are dropped"),
     F("eval.nms_iou", "NMS IoU", 0.5, 0, 1, 0, 0, "Class-wise NMS threshold"),
     I("eval.topk", "Top-k per level", 1000, 1, 100000, "Candidates per level before NMS"),

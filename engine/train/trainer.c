@@ -81,7 +81,7 @@ static void add_part(KdStepStats *st, const char *name, const KdTensor *v) {
 /* What the methods see of this step: both sides, their pairing, when it is. */
 static int distill_inputs(KdTrainer *t, KdCtx *c, const KdTrainBatch *b, KdForward *f) {
   KdDistillInputs *in = &f->din;
-  *in = (KdDistillInputs){.c = c, .cfg = t->cfg, .n = b->n, .img_h = b->h, .img_w = b->w, .gt = b->gt};
+  *in = (KdDistillInputs){.c = c, .cfg = t->cfg, .n = b->n, .img_h = b->h, .img_w = b->w, .gt = b->gt, .maps = b->maps};
   kd_distill_side_from(&in->t, t->teacher, &f->tout, NULL);
   kd_distill_side_from(&in->s, t->student, &f->sout, f->det.has_assign ? &f->det.assign : NULL);
   kd_distill_pair(in);

@@ -38,6 +38,7 @@ typedef struct KdTrainBatch {
   int n, h, w;
   const float *images; /* n,3,h,w */
   const KdGtImage *gt; /* [n] */
+  int maps;            /* ask the methods for their loss maps (the probe; KdDistillInputs.maps) */
 } KdTrainBatch;
 
 typedef struct KdTrainer KdTrainer;

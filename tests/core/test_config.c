@@ -59,6 +59,11 @@ int main(void) {
   CHECK(d.rate == (float)0.1 && d.count == 7 && d.on == 0 && d.mode == 0);
   CHECK(d.rate == (float)kd_config_num(c, "demo.rate")); /* what a lookup by key gave */
 
+  /* a string setting takes a number as its text (settings that were numbers once); an enum does not */
+  CHECK(kd_config_load_string(c, "{\"demo\": {\"name\": 4}}", "t.json", &err) == 0 && !strcmp(kd_config_str(c, "demo.name"), "4"));
+  expect_error(kd_config_load_string(c, "{\"demo\": {\"mode\": 1}}", "t.json", &err), &err,
+               "t.json: demo.mode: expected a string, got a number");
+
   /* refused values change neither the value nor the serial; messages as before */
   unsigned long s1 = kd_config_serial(c);
   expect_error(kd_config_set(c, "demo.rate", "11", &err), &err, "demo.rate: 11 is outside its range [0, 10]");

@@ -156,7 +156,8 @@ def rel_err(a, b):
     return float(np.abs(a - b).max() / scale) if b.size else 0.0
 
 
-def run_case(kd, tmp, name, method, arrays, sets, oracle):
+def run_loss(kd, tmp, name, method, arrays, sets):
+    """`kdscope loss` on arrays: (its JSON, the --out tensors), or None after printing why."""
     fin, fout = os.path.join(tmp, name + ".in.safetensors"), os.path.join(tmp, name + ".out.safetensors")
     st_write(fin, arrays)
     cmd = [kd, "loss", "--method", method, "--in", fin, "--out", fout]
@@ -165,9 +166,15 @@ def run_case(kd, tmp, name, method, arrays, sets, oracle):
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         print("FAIL %s: exit %d\n%s%s" % (name, r.returncode, r.stdout, r.stderr))
+        return None
+    return json.loads(r.stdout), st_read(fout)
+
+
+def run_case(kd, tmp, name, method, arrays, sets, oracle):
+    ran = run_loss(kd, tmp, name, method, arrays, sets)
+    if ran is None:
         return 1
-    res = json.loads(r.stdout)
-    grads = st_read(fout)
+    res, grads = ran
     ref_parts, ref_grads = oracle()
     ref_loss = sum(ref_parts.values())
     worst, fails = rel_err(res["loss"], float(ref_loss)), 0

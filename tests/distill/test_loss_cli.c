@@ -168,7 +168,21 @@ static void test_pkd_matches_engine(void) {
   KdSafetensors *st = kd_safetensors_open(grads, &err);
   CHECK(st != NULL);
   if (st) {
-    CHECK(kd_safetensors_count(st) == 2 && kd_safetensors_find(st, "grad.teacher.P3") < 0);
+    /* two gradients and the two levels' loss maps (N,H,W), which sum to the loss */
+    CHECK(kd_safetensors_count(st) == 4 && kd_safetensors_find(st, "grad.teacher.P3") < 0);
+    double maps = 0;
+    for (int l = 0; l < 2; l++) {
+      int i = kd_safetensors_find(st, l ? "gap.pkd.P4" : "gap.pkd.P3"), shape[8], nd = 0;
+      CHECK(i >= 0 && kd_safetensors_shape(st, i, shape, &nd) == 0 && nd == 3);
+      const KdTensor *x = din.s.feat[l];
+      size_t n = (size_t)x->shape[0] * x->shape[2] * x->shape[3];
+      CHECK(i < 0 || (shape[0] == x->shape[0] && shape[1] == x->shape[2] && shape[2] == x->shape[3]));
+      float *g = malloc(n * sizeof(float));
+      CHECK(g && i >= 0 && kd_safetensors_read_f32(st, l ? "gap.pkd.P4" : "gap.pkd.P3", g, n, &err) == 0);
+      for (size_t k = 0; g && i >= 0 && k < n; k++) maps += g[k];
+      free(g);
+    }
+    CHECK_NEAR(maps, loss, 1e-5 * fabs(loss));
     CHECK(!strcmp(kd_safetensors_meta(st, "method"), "pkd"));
     const char *names[2] = {"grad.student.P3", "grad.student.P4"};
     for (int l = 0; l < 2; l++) {
@@ -231,7 +245,7 @@ static void test_fitnet_params(void) {
   cJSON_Delete(j);
   KdError err;
   KdSafetensors *st = kd_safetensors_open(grads, &err);
-  CHECK(st && kd_safetensors_count(st) == 6);
+  CHECK(st && kd_safetensors_count(st) == 8); /* 2 features, 4 adapter tensors, 2 loss maps */
   CHECK(st && kd_safetensors_find(st, "grad.distill.fitnet.adapt.1.bias") >= 0);
   CHECK(st && kd_safetensors_find(st, "grad.distill.defeat.adapt.0.weight") < 0); /* only the method's own */
   kd_safetensors_close(st);

@@ -136,8 +136,9 @@ static void check_maps(const KdSnapshot *s, const EvalBatch *eb, KdConfig *c) {
       CHECK(a && a->ndim == 1 && a->shape[0] == C && b && b->shape[0] == C);
       CHECK_NEAR(sum(a), C, 1e-3 * C);
       CHECK_NEAR(sum(b), C, 1e-3 * C);
-      if (has_method(s, "pkd")) need(s, (snprintf(n, sizeof n, "img%d.%s.gap_pkd", i, L), n), 2, H, H);
-      if (has_method(s, "cwd")) need(s, (snprintf(n, sizeof n, "img%d.%s.gap_cwd", i, L), n), 2, H, H);
+      for (int m = 0; m < kd_method_count(); m++)
+        if (kd_method_at(m)->gap_label && has_method(s, kd_method_at(m)->name))
+          need(s, (snprintf(n, sizeof n, "img%d.%s.gap.%s", i, L, kd_method_at(m)->name), n), 2, H, H);
       const KdSnapField *fg = kd_snapshot_findf(s, "img%d.%s.fg", i, L), *cnt = kd_snapshot_find(s, "fgbg_count");
       for (int k = 0; k < nsrc; k++) {
         snprintf(n, sizeof n, "img%d.%s.grad.%s", i, L, srcs[k]);
@@ -164,6 +165,37 @@ static void check_maps(const KdSnapshot *s, const EvalBatch *eb, KdConfig *c) {
   int masks = 0;
   for (int k = 0; k < s->nfields; k++) masks += strstr(s->fields[k].name, ".mask.") != NULL;
   printf("snapshot: %d fields (%d mask fields), methods %s\n", s->nfields, masks, s->methods);
+}
+
+/* Each method's loss maps, over images, levels and cells, sum to the
+ * parts it names (gap_parts) of the same forward (probe_parts). */
+static void check_gap_sums(const KdSnapshot *s) {
+  int checked = 0;
+  for (int m = 0; m < kd_method_count(); m++) {
+    const KdMethod *me = kd_method_at(m);
+    if (!me->gap_label || !has_method(s, me->name)) continue;
+    double maps = 0, parts = 0;
+    for (int i = 0; i < s->nimages; i++)
+      for (int l = 0; l < s->nlev; l++) {
+        char L[8];
+        kd_snapshot_level_name(s, l, L, sizeof L);
+        maps += sum(kd_snapshot_findf(s, "img%d.%s.gap.%s", i, L, me->name));
+      }
+    size_t ml = strlen(me->name);
+    int nparts = 0;
+    for (int k = 0; k < s->nprobe_parts; k++) {
+      const char *pn = s->probe_parts[k].name;
+      if (strncmp(pn, me->name, ml) || pn[ml] != '.' || !kd_method_gap_part(me, pn + ml + 1)) continue;
+      parts += s->probe_parts[k].value, nparts++;
+    }
+    CHECK_MSG(nparts > 0 && parts > 0, "%s: no parts for its map", me->name);
+    CHECK_MSG(fabs(maps - parts) <= 1e-4 * fabs(parts), "%s: maps sum to %.9g, its parts to %.9g", me->name, maps, parts);
+    printf("gap.%s: maps sum %.6g, parts %.6g\n", me->name, maps, parts);
+    checked++;
+  }
+  int labelled = 0;
+  for (int m = 0; m < kd_method_count(); m++) labelled += kd_method_at(m)->gap_label != NULL;
+  CHECK_MSG(checked == labelled && checked >= 5, "%d methods with loss maps checked, %d have one", checked, labelled);
 }
 
 /* Direct backward passes on a fresh ctx (whole tape, no cut): each
@@ -280,6 +312,62 @@ static void check_budget(KdSession *ss, KdConfig *c) {
   CHECK(p && kd_prober_capture(p, 0, &s, &e) == 0 && s->nimages == 1 && s->image_index[0] == 5);
   if (p) kd_snapshot_free(s);
   kd_prober_free(p);
+}
+
+/* probe.images: counts and lists parsed, bad text refused naming the key;
+ * indices outside the validation split refused at bind; images changed
+ * between captures (kd_prober_set_images) are those of the next capture,
+ * which is requested, and the change is logged as an event. */
+static void check_images(KdSession *ss, KdConfig *c) {
+  KdProbeCfg pc;
+  KdError e;
+  kd_probe_cfg_default(&pc);
+  CHECK(kd_probe_parse_images(&pc, "4", &e) == 0 && pc.nimages == 4 && pc.nindices == 0);
+  CHECK(kd_probe_parse_images(&pc, " 3, 17 ,42", &e) == 0 && pc.nindices == 3 && pc.indices[1] == 17 && pc.indices[2] == 42);
+  CHECK(kd_probe_parse_images(&pc, "17,", &e) == 0 && pc.nindices == 1 && pc.indices[0] == 17);
+  static const char *const bad[][2] = {
+      {"0", "a count must be 1-16, got 0"},      {"17", "a count must be 1-16, got 17 (a single index is written 17,)"},
+      {"x", "'x' is not a count"},               {"3,x", "'x' is not a validation index"},
+      {"3,-1", "'-1' is not a validation index"}, {"1,2,1", "index 1 is listed twice"},
+      {"", "lists no image"},                    {"1.5,2", "'1.5' is not a validation index"},
+      {"0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16", "more than 16 images"}};
+  for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+    int rc = kd_probe_parse_images(&pc, bad[k][0], &e);
+    CHECK_MSG(rc == -1 && strstr(e.msg, "probe.images: ") == e.msg && strstr(e.msg, bad[k][1]), "'%s': %s", bad[k][0],
+              rc ? e.msg : "accepted");
+  }
+  CHECK(kd_config_set(c, "probe.images", "6,1", &e) == 0 && kd_probe_cfg_from_settings(&pc, c, &e) == 0 && pc.nindices == 2);
+  pc.min_interval = 1, pc.write_files = 0;
+  pc.indices[0] = 8; /* the fixture's split has 8 images */
+  CHECK(kd_prober_new(ss, &pc, &e) == NULL && !strcmp(e.msg, "probe.images: index 8 is outside the validation split (8 images: 0..7)"));
+  pc.indices[0] = 6;
+  KdProber *p = kd_prober_new(ss, &pc, &e);
+  CHECK_MSG(p != NULL, "%s", e.msg);
+  if (!p) return;
+  int got[KD_PROBE_MAX_IMAGES];
+  KdSnapshot *s = NULL;
+  CHECK(kd_prober_images(p, got) == 2 && got[0] == 6 && got[1] == 1);
+  CHECK(kd_prober_capture(p, 1, &s, &e) == 0 && s->nimages == 2 && s->image_index[0] == 6 && s->image_index[1] == 1);
+  kd_snapshot_free(s);
+  CHECK(kd_prober_set_images(p, (int[]){7, 8}, 2, &e) == -1 && strstr(e.msg, "index 8 is outside"));
+  CHECK(kd_prober_set_images(p, (int[]){7, 7}, 2, &e) == -1 && strstr(e.msg, "listed twice"));
+  CHECK(!kd_prober_due(p, 1, 0)); /* the capture at 1 was the last */
+  CHECK(kd_prober_set_images(p, (int[]){7, 0, 3}, 3, &e) == 0);
+  CHECK(kd_prober_due(p, 1, 0)); /* requested */
+  CHECK(kd_prober_images(p, got) == 3 && got[0] == 7 && got[2] == 3);
+  s = NULL;
+  CHECK_MSG(kd_prober_capture(p, 2, &s, &e) == 0, "%s", e.msg);
+  CHECK(s && s->nimages == 3 && s->image_index[0] == 7 && s->image_index[1] == 0 && s->image_index[2] == 3);
+  CHECK(s && kd_snapshot_find(s, "img2.P3.gap.defeat") && !kd_snapshot_find(s, "img3.P3.gap.defeat"));
+  kd_snapshot_free(s);
+  kd_prober_free(p);
+  char events[1100];
+  snprintf(events, sizeof events, "%s/events.jsonl", kd_rundir_path(kd_session_rundir(ss)));
+  size_t len;
+  char *txt = kd_read_text(events, &len, 1 << 20, &e);
+  CHECK_MSG(txt && strstr(txt, "\"probe_images\"") && strstr(txt, "\"images\":[7,0,3]"), "no probe_images event");
+  free(txt);
+  CHECK(kd_config_set(c, "probe.images", "4", &e) == 0);
 }
 
 /* The run hook: a snapshot directory that cannot be made is an error
@@ -442,6 +530,7 @@ int main(void) {
     CHECK_MSG(kd_prober_capture(p, 2, &s, &e) == 0, "%s", e.msg);
     if (s) {
       check_maps(s, &eb, c);
+      check_gap_sums(s);
       check_grad_split(ss, s, &eb);
       check_cut(ss, c, s);
     }
@@ -450,6 +539,7 @@ int main(void) {
   kd_prober_free(p);
   kd_loader_free(eb.ld);
   check_budget(ss, c);
+  check_images(ss, c);
   check_hook_error(ss, c);
   kd_session_free(ss);
   kd_config_free(c);

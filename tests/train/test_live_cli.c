@@ -5,7 +5,8 @@
  * names, the other DeFeat parts are not),
  * `pause` (no step while paused) and `resume`, typos refused with exit 1
  * and nothing sent; then SIGKILL, a `set` while no process runs, and
- * `--resume` to the end. The logs must be complete and consistent: every
+ * `--resume` to the end; probe images outside the validation split refused
+ * at the start. The logs must be complete and consistent: every
  * step once, in order, last = train.steps; the live change survives the
  * resume; the pending set is applied once at the checkpoint's step.
  * Usage: test_live_cli KDSCOPE */
@@ -138,6 +139,15 @@ int main(int argc, char **argv) {
            "           \"checkpoint_every\": 20, \"eval_images\": 4, \"threads\": 1}}\n",
            model, data, tcfg, tdir, STEPS);
   CHECK(write_text(cfgpath, text) == 0);
+  /* Probe images outside the validation split, or not indices, stop the start. */
+  char bad[4400];
+  snprintf(bad, sizeof bad, "%s/bad_probe", tmp);
+  expect("probe image out of range", KD("distill", "--config", cfgpath, "--out", bad, "--quiet", "--set", "probe.images=2,5000"),
+         1, "probe.images: index 5000 is outside the validation split (");
+  expect("probe image not an index", KD("distill", "--config", cfgpath, "--out", bad, "--quiet", "--set", "probe.images=3,x"), 1,
+         "probe.images: 'x' is not a validation index");
+  expect("probe count too large", KD("distill", "--config", cfgpath, "--out", bad, "--quiet", "--set", "probe.images=17"), 1,
+         "probe.images: a count must be 1-16, got 17");
   snprintf(runs, sizeof runs, "%s/run", tmp);
   char log[4400];
   snprintf(log, sizeof log, "%s/distill.log", tmp);

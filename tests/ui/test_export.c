@@ -6,7 +6,8 @@
  *  - the command the window's export dialog prints (kd_snapfig_command)
  *    rebuilds, byte for byte, the PNG the shared builder gives in-process,
  *    for every figure with non-default choices (image, level, overlay,
- *    ranges, columns, parts, smoothing, letters, font, width, dpi);
+ *    ranges, columns, parts, smoothing, every level, the grid's gap,
+ *    letters, font, width, dpi);
  *  - the curves' rules on hand-written logs: log y by default over 3
  *    decades and not under one, no AP chart without an evaluation, AP in
  *    percent, smoothing breaks at the run's set events;
@@ -168,6 +169,14 @@ static void commands_reproduce(void) {
       v.level = 0, v.images = gimgs, v.nimages = 2, v.smooth = (KdSmooth){KD_SMOOTH_EMA, 0.5, 1}, oo.height = 3;
     check_command(kd_snapfig_at(k), &v, &s, &oo);
   }
+  /* every level side by side, and the grid's gap column asked for: --all-levels, --gap */
+  kd_snapfig_view_default(&v);
+  v.snap = snap, v.image = 1, v.all_levels = 1;
+  check_command(kd_snapfig_find("gap"), &v, &st, &o);
+  check_command(kd_snapfig_find("masks"), &v, &st, &o);
+  kd_snapfig_view_default(&v);
+  v.snap = snap, v.level = 2, v.gap = "fitnet";
+  check_command(kd_snapfig_find("grid"), &v, &st, &o);
   /* curves compared with another run (hand-written log): its parts of the
    * names drawn (det.cls, not fitnet.feat) and its AP join, dotted, and
    * the command carries --compare and the label. */
