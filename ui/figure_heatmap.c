@@ -187,8 +187,9 @@ void kd_fig_maps_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFi
     if (it->title && *it->title) {
       kd_fig_font(cr, st, st->font_pt, KD_FIG_NORMAL);
       cairo_set_source_rgb(cr, 0, 0, 0);
-      kd_fig_text_fit(cr, x + L.cell_w / 2, y + st->font_pt * 0.1, it->title, 0.5, 0,
-                      L.cell_w + L.gap * 0.4);
+      /* Over the outer cells only inwards: the page margin stays clear. */
+      double extra = (i > 0 && i < n - 1) ? L.gap * 0.4 : 0;
+      kd_fig_text_fit(cr, x + L.cell_w / 2, y + st->font_pt * 0.1, it->title, 0.5, 0, L.cell_w + extra);
     }
     KdFigRect cell = {x, y + L.cell_title_h, L.cell_w, L.cell_h};
     int g = item_group(m, i);
