@@ -467,14 +467,8 @@ int main(int argc, char **argv) {
   char xdg[1200];
   snprintf(xdg, sizeof xdg, "%s/config", tmp);
   g_setenv("XDG_CONFIG_HOME", xdg, TRUE);
-  if (!gtk_init_check()) {
-    printf("skipped: no display\n");
-    return 77;
-  }
-  if (!fixture_have_source()) {
-    printf("skipped: dataset-fashion-mnist is not installed\n");
-    return 77;
-  }
+  int skip = ui_test_start();
+  if (skip) return skip;
   pid_t live = -1;
   if (setup_runs(&live)) {
     CHECK_MSG(0, "could not set the runs up in %s", tmp);

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "ui_loop.h"
+
 /* GTK for a test under Xvfb: no accessibility bus, the cairo renderer
  * (repeatable pixels), no GL (Mesa leaks into LeakSanitizer's report).
  * FALSE when no display opens (the test then exits 77). */
@@ -20,23 +22,11 @@ static inline gboolean ui_init(void) {
   return gtk_init_check();
 }
 
-static gboolean ui_tick(gpointer unused) {
-  (void)unused;
-  return G_SOURCE_CONTINUE;
-}
-
-/* Runs the main loop (blocking on its sources, as the application does)
- * until cond holds (NULL: never) or ms pass. */
-static inline gboolean ui_wait_for(gboolean (*cond)(gpointer), gpointer user, int ms) {
-  gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
-  guint id = g_timeout_add(5, ui_tick, NULL);
-  gboolean ok = FALSE;
-  while (!(ok = cond && cond(user)) && g_get_monotonic_time() < end) g_main_context_iteration(NULL, TRUE);
-  g_source_remove(id);
-  return ok;
-}
-
-static inline void ui_pump(int ms) { ui_wait_for(NULL, NULL, ms); }
+/* The main loop of ui_loop.h, under the names the drive tests use. */
+#ifndef ui_wait_for
+#define ui_wait_for wait_for
+#define ui_pump pump
+#endif
 
 /* (fx, fy) as fractions of w's size, in the X window of w's toplevel:
  * its xid and pixel position. FALSE when w is not shown. */
