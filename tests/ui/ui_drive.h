@@ -12,16 +12,6 @@
 
 #include "ui_loop.h"
 
-/* GTK for a test under Xvfb: no accessibility bus, the cairo renderer
- * (repeatable pixels), no GL (Mesa leaks into LeakSanitizer's report).
- * FALSE when no display opens (the test then exits 77). */
-static inline gboolean ui_init(void) {
-  g_setenv("GTK_A11Y", "none", TRUE);
-  g_setenv("GSK_RENDERER", "cairo", TRUE);
-  g_setenv("GDK_DEBUG", "gl-disable", TRUE);
-  return gtk_init_check();
-}
-
 /* The main loop of ui_loop.h, under the names the drive tests use. */
 #ifndef ui_wait_for
 #define ui_wait_for wait_for

@@ -9,14 +9,20 @@
 
 #include "../train/run_fixture.h"
 
+/* GTK for a test under Xvfb: no accessibility bus, the cairo renderer
+ * (repeatable pixels), no GL at all (Mesa, loaded only to probe GLX, leaks
+ * into LeakSanitizer's report). FALSE when no display opens. */
+static inline gboolean ui_init(void) {
+  g_setenv("GTK_A11Y", "none", TRUE);
+  g_setenv("GSK_RENDERER", "cairo", TRUE);
+  g_setenv("GDK_DEBUG", "gl-disable", TRUE);
+  return gtk_init_check();
+}
+
 /* 0, or 77 (meson's skip) with a line saying why: no display, or no
  * dataset-fashion-mnist to build the run's data from. */
 static inline int ui_test_start(void) {
-  g_setenv("GTK_A11Y", "none", TRUE);
-  g_setenv("GSK_RENDERER", "cairo", TRUE);
-  /* No GL at all: Mesa, loaded only to probe GLX, leaks into LeakSanitizer's report. */
-  g_setenv("GDK_DEBUG", "gl-disable", TRUE);
-  if (!gtk_init_check()) {
+  if (!ui_init()) {
     printf("skipped: no display\n");
     return 77;
   }
