@@ -111,6 +111,12 @@ KdTensor *kd_global_avgpool(KdCtx *c, KdTensor *x); /* -> N,C,1,1 */
  * Backward is deterministic: the same bits for any number of threads. */
 KdTensor *kd_roi_align(KdCtx *c, KdTensor *feat, const float *rois, int nrois, int out_h, int out_w, float spatial_scale,
                        int sampling_ratio, int aligned);
+/* Several maps at once (an FPN): RoI r pools from feats[level[r]] at
+ * scales[level[r]], as roi_align on that level alone; the levels share N
+ * and C and the output stays in RoI order. */
+#define KD_ROI_MAX_LEVELS 8
+KdTensor *kd_roi_align_levels(KdCtx *c, KdTensor *const *feats, const float *scales, int nlev, const float *rois,
+                              const int *level, int nrois, int out_h, int out_w, int sampling_ratio, int aligned);
 
 /* ---------- linear algebra (matmul.c) ---------- */
 /* a: M,K (or B,M,K)  b: K,N (or B,K,N; a 2-D b is shared by every batch).

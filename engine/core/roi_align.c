@@ -8,8 +8,8 @@
  * the backward, which never reads the caller's RoI array.
  *
  * Forward runs over (RoI, channel) output planes. Backward runs over
- * (image, channel) input planes, each adding the bins of its image's RoIs
- * in RoI order: no two threads write one gradient element, no atomics, and
+ * (level, image, channel) input planes, each adding the bins of the RoIs
+ * that pool from it in RoI order: no two threads write one gradient element, no atomics, and
  * the sums do not depend on the number of threads. */
 #include <math.h>
 #include <string.h>
@@ -29,17 +29,18 @@ typedef struct {
 } Tap;
 
 typedef struct {
-  int img, gh, gw;
-  float count;    /* samples averaged per bin (>= 1) */
-  size_t ty, tx;  /* first tap of this RoI's row / column tables */
+  int lev, img, gh, gw;
+  float count;   /* samples averaged per bin (>= 1) */
+  size_t ty, tx; /* first tap of this RoI's row / column tables */
 } RoiGeom;
 
 typedef struct {
-  int N, C, H, W, R, oh, ow;
+  int L, N, C, R, oh, ow;
+  int H[KD_ROI_MAX_LEVELS], W[KD_ROI_MAX_LEVELS];
   const RoiGeom *g;
   const Tap *taps;
-  const int *order; /* RoI indices grouped by image, in RoI order */
-  const int *first; /* [N + 1]: image n's RoIs are order[first[n] .. first[n+1]) */
+  const int *order; /* RoI indices grouped by (level, image), in RoI order */
+  const int *first; /* [L*N + 1]: group q's RoIs are order[first[q] .. first[q+1]) */
 } RoiSaved;
 
 /* torchvision's bilinear_interpolate rules for one axis of size S. */
@@ -103,17 +104,17 @@ static int roi_geometry(KdCtx *c, const float *roi, int r, int N, float scale, i
 
 static void roi_align_backward(KdCtx *c, KdNode *node) {
   const RoiSaved *s = node->saved;
-  KdTensor *x = node->in[0];
-  if (!x->requires_grad) return;
-  float *gx = kd_grad(c, x);
+  float *gx[KD_ROI_MAX_LEVELS];
+  for (int l = 0; l < s->L; l++) gx[l] = node->in[l]->requires_grad ? kd_grad(c, node->in[l]) : NULL;
   const float *gy = node->out->grad;
-  const int planes = s->N * s->C;
-  const size_t ip = (size_t)s->H * s->W, op = (size_t)s->oh * s->ow;
+  const int planes = s->L * s->N * s->C;
+  const size_t op = (size_t)s->oh * s->ow;
   KD_PRAGMA(omp parallel for schedule(static))
   for (int p = 0; p < planes; p++) {
-    const int n = p / s->C, ch = p % s->C;
-    float *g = gx + (size_t)p * ip;
-    for (int k = s->first[n]; k < s->first[n + 1]; k++) {
+    const int q = p / s->C, ch = p % s->C, l = q / s->N, W = s->W[l];
+    if (!gx[l]) continue;
+    float *g = gx[l] + ((size_t)(q % s->N) * s->C + ch) * s->H[l] * W;
+    for (int k = s->first[q]; k < s->first[q + 1]; k++) {
       const int r = s->order[k];
       const RoiGeom *rg = &s->g[r];
       const Tap *ty = s->taps + rg->ty, *tx = s->taps + rg->tx;
@@ -124,10 +125,10 @@ static void roi_align_backward(KdCtx *c, KdNode *node) {
           for (int iy = 0; iy < rg->gh; iy++) {
             const Tap a = ty[ph * rg->gh + iy];
             if (a.lo < 0) continue;
+            float *rlo = g + (size_t)a.lo * W, *rhi = g + (size_t)a.hi * W;
             for (int ix = 0; ix < rg->gw; ix++) {
               const Tap b = tx[pw * rg->gw + ix];
               if (b.lo < 0) continue;
-              float *rlo = g + (size_t)a.lo * s->W, *rhi = g + (size_t)a.hi * s->W;
               rlo[b.lo] += go * (a.h * b.h) / rg->count;
               rlo[b.hi] += go * (a.h * b.l) / rg->count;
               rhi[b.lo] += go * (a.l * b.h) / rg->count;
@@ -140,17 +141,18 @@ static void roi_align_backward(KdCtx *c, KdNode *node) {
 }
 
 /* Output plane (RoI r, channel ch). */
-static void roi_plane(const RoiSaved *s, const float *x, int r, int ch, float *y) {
+static void roi_plane(const RoiSaved *s, KdTensor *const *feats, int r, int ch, float *y) {
   const RoiGeom *rg = &s->g[r];
   const Tap *ty = s->taps + rg->ty, *tx = s->taps + rg->tx;
-  const float *xp = x + ((size_t)rg->img * s->C + ch) * s->H * s->W;
+  const int W = s->W[rg->lev];
+  const float *xp = feats[rg->lev]->data + ((size_t)rg->img * s->C + ch) * s->H[rg->lev] * W;
   for (int ph = 0; ph < s->oh; ph++)
     for (int pw = 0; pw < s->ow; pw++) {
       float acc = 0.0f;
       for (int iy = 0; iy < rg->gh; iy++) {
         const Tap a = ty[ph * rg->gh + iy];
         if (a.lo < 0) continue;
-        const float *rlo = xp + (size_t)a.lo * s->W, *rhi = xp + (size_t)a.hi * s->W;
+        const float *rlo = xp + (size_t)a.lo * W, *rhi = xp + (size_t)a.hi * W;
         for (int ix = 0; ix < rg->gw; ix++) {
           const Tap b = tx[pw * rg->gw + ix];
           if (b.lo < 0) continue;
@@ -161,15 +163,24 @@ static void roi_plane(const RoiSaved *s, const float *x, int r, int ch, float *y
     }
 }
 
-/* RoI geometry, tap tables and the by-image order, in the arena. */
-static int roi_tables(KdCtx *c, RoiSaved *s, const float *rois, float scale, int sampling, int aligned) {
+/* RoI geometry, tap tables and the (level, image) order, in the arena. */
+static int roi_tables(KdCtx *c, RoiSaved *s, const float *rois, const int *level, const float *scales, int sampling,
+                      int aligned) {
+  const int groups = s->L * s->N;
   RoiGeom *g = kd_ctx_alloc(c, (size_t)s->R * sizeof *g);
   float(*ext)[4] = kd_ctx_alloc(c, (size_t)s->R * sizeof *ext);
-  int *order = kd_ctx_alloc(c, ((size_t)s->R + s->N + 1) * sizeof *order);
+  int *order = kd_ctx_alloc(c, ((size_t)s->R + 2 * groups + 1) * sizeof *order);
   if (!g || !ext || !order) return -1;
   size_t ntaps = 0;
   for (int r = 0; r < s->R; r++) {
-    if (roi_geometry(c, rois + 5 * (size_t)r, r, s->N, scale, s->oh, s->ow, sampling, aligned, ext[r], &g[r])) return -1;
+    const int l = level ? level[r] : 0;
+    if (l < 0 || l >= s->L) {
+      kd_ctx_fail(c, "roi_align: RoI %d has level %d, expected 0..%d", r, l, s->L - 1);
+      return -1;
+    }
+    if (roi_geometry(c, rois + 5 * (size_t)r, r, s->N, scales[l], s->oh, s->ow, sampling, aligned, ext[r], &g[r]))
+      return -1;
+    g[r].lev = l;
     g[r].ty = ntaps;
     ntaps += (size_t)s->oh * g[r].gh;
     g[r].tx = ntaps;
@@ -178,45 +189,61 @@ static int roi_tables(KdCtx *c, RoiSaved *s, const float *rois, float scale, int
   Tap *taps = kd_ctx_alloc(c, (ntaps ? ntaps : 1) * sizeof *taps);
   if (!taps) return -1;
   for (int r = 0; r < s->R; r++) {
-    axis_taps(taps + g[r].ty, ext[r][1], ext[r][3], s->oh, g[r].gh, s->H);
-    axis_taps(taps + g[r].tx, ext[r][0], ext[r][2], s->ow, g[r].gw, s->W);
+    axis_taps(taps + g[r].ty, ext[r][1], ext[r][3], s->oh, g[r].gh, s->H[g[r].lev]);
+    axis_taps(taps + g[r].tx, ext[r][0], ext[r][2], s->ow, g[r].gw, s->W[g[r].lev]);
   }
-  int *first = order + s->R;
-  memset(first, 0, ((size_t)s->N + 1) * sizeof *first);
-  for (int r = 0; r < s->R; r++) first[g[r].img + 1]++;
-  for (int n = 0; n < s->N; n++) first[n + 1] += first[n];
-  for (int n = 0, k = 0; n < s->N; n++)
-    for (int r = 0; r < s->R; r++)
-      if (g[r].img == n) order[k++] = r;
+  /* counting sort by group, stable: first[] are the group starts, next[] the cursors */
+  int *first = order + s->R, *next = first + groups + 1;
+  memset(first, 0, ((size_t)groups + 1) * sizeof *first);
+  for (int r = 0; r < s->R; r++) first[g[r].lev * s->N + g[r].img + 1]++;
+  for (int q = 0; q < groups; q++) first[q + 1] += first[q];
+  memcpy(next, first, (size_t)groups * sizeof *next);
+  for (int r = 0; r < s->R; r++) order[next[g[r].lev * s->N + g[r].img]++] = r;
   s->g = g, s->taps = taps, s->order = order, s->first = first;
   return 0;
 }
 
-KdTensor *kd_roi_align(KdCtx *c, KdTensor *feat, const float *rois, int nrois, int out_h, int out_w, float spatial_scale,
-                       int sampling_ratio, int aligned) {
-  feat = kd_to_plain(c, feat);
-  if (!feat) return NULL;
-  char sx[64];
-  if (feat->ndim != 4) {
-    kd_ctx_fail(c, "roi_align: need a 4-D N,C,H,W input, got %s", kd_tensor_shape_str(feat, sx, 64));
+KdTensor *kd_roi_align_levels(KdCtx *c, KdTensor *const *feats, const float *scales, int nlev, const float *rois,
+                              const int *level, int nrois, int out_h, int out_w, int sampling_ratio, int aligned) {
+  if (nlev < 1 || nlev > KD_ROI_MAX_LEVELS || !feats || !scales) {
+    kd_ctx_fail(c, "roi_align: %d levels (1..%d allowed)", nlev, KD_ROI_MAX_LEVELS);
     return NULL;
   }
-  if (nrois < 1 || !rois || out_h < 1 || out_w < 1 || !(spatial_scale > 0.0f && isfinite(spatial_scale))) {
-    kd_ctx_fail(c, "roi_align: %d RoIs to %dx%d at scale %g on %s (need >= 1 RoI, an output >= 1x1, scale > 0)", nrois,
-                out_h, out_w, spatial_scale, kd_tensor_shape_str(feat, sx, 64));
+  KdTensor *x[KD_ROI_MAX_LEVELS];
+  char sx[64], s0[64];
+  for (int l = 0; l < nlev; l++) {
+    if (!(x[l] = kd_to_plain(c, feats[l]))) return NULL;
+    if (x[l]->ndim != 4 || x[l]->shape[0] != x[0]->shape[0] || x[l]->shape[1] != x[0]->shape[1]) {
+      kd_ctx_fail(c, "roi_align: level %d is %s, expected 4-D N,C,H,W with the N and C of level 0 (%s)", l,
+                  kd_tensor_shape_str(x[l], sx, 64), kd_tensor_shape_str(x[0], s0, 64));
+      return NULL;
+    }
+    if (!(scales[l] > 0.0f && isfinite(scales[l]))) {
+      kd_ctx_fail(c, "roi_align: level %d has spatial scale %g, expected > 0", l, scales[l]);
+      return NULL;
+    }
+  }
+  if (nrois < 1 || !rois || out_h < 1 || out_w < 1) {
+    kd_ctx_fail(c, "roi_align: %d RoIs to %dx%d on %s (need >= 1 RoI and an output >= 1x1)", nrois, out_h, out_w,
+                kd_tensor_shape_str(x[0], sx, 64));
     return NULL;
   }
-  RoiSaved s = {.N = feat->shape[0], .C = feat->shape[1], .H = feat->shape[2], .W = feat->shape[3], .R = nrois,
-                .oh = out_h, .ow = out_w};
-  if (roi_tables(c, &s, rois, spatial_scale, sampling_ratio, aligned)) return NULL;
+  RoiSaved s = {.L = nlev, .N = x[0]->shape[0], .C = x[0]->shape[1], .R = nrois, .oh = out_h, .ow = out_w};
+  for (int l = 0; l < nlev; l++) s.H[l] = x[l]->shape[2], s.W[l] = x[l]->shape[3];
+  if (roi_tables(c, &s, rois, level, scales, sampling_ratio, aligned)) return NULL;
   KdTensor *y = kd_tensor4(c, nrois, s.C, out_h, out_w);
   if (!y) return NULL;
   const int planes = nrois * s.C;
   const size_t op = (size_t)out_h * out_w;
   KD_PRAGMA(omp parallel for schedule(static))
-  for (int p = 0; p < planes; p++) roi_plane(&s, feat->data, p / s.C, p % s.C, y->data + (size_t)p * op);
-  KdTensor *in[1] = {feat};
-  RoiSaved *sv = kd_record(c, "roi_align", y, in, 1, roi_align_backward, sizeof *sv);
+  for (int p = 0; p < planes; p++) roi_plane(&s, x, p / s.C, p % s.C, y->data + (size_t)p * op);
+  RoiSaved *sv = kd_record(c, "roi_align", y, x, nlev, roi_align_backward, sizeof *sv);
   if (sv) *sv = s;
   return y;
+}
+
+KdTensor *kd_roi_align(KdCtx *c, KdTensor *feat, const float *rois, int nrois, int out_h, int out_w, float spatial_scale,
+                       int sampling_ratio, int aligned) {
+  if (!feat) return NULL;
+  return kd_roi_align_levels(c, &feat, &spatial_scale, 1, rois, NULL, nrois, out_h, out_w, sampling_ratio, aligned);
 }

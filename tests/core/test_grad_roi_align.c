@@ -36,6 +36,15 @@ static const float k_rois[] = {
     1, 0, 0, 22, 18,        /* the whole image */
 };
 
+/* The same RoIs spread over three levels (stride 2, 4, 8); level 2 holds
+ * a single RoI, of image 0 only. */
+static KdTensor *levels_fwd(KdCtx *c, KdTensor **in, void *user) {
+  (void)user;
+  static const int level[8] = {0, 1, 2, 0, 1, 1, 0, 0};
+  static const float scales[3] = {0.5f, 0.25f, 0.125f};
+  return kd_roi_align_levels(c, in, scales, 3, k_rois, level, 8, 3, 3, 0, 0);
+}
+
 static int grad_cases(void) {
   int f = 0;
   static RoiCase k;
@@ -48,6 +57,13 @@ static int grad_cases(void) {
       gc_input(g, GC_CHECK, 4, (int[]){2, 3, 9, 11});
       f += gc_run(g);
     }
+  {
+    Gc *g = gc_new("roi_align_levels/3_levels", levels_fwd, NULL);
+    gc_input(g, GC_CHECK, 4, (int[]){2, 3, 12, 14});
+    gc_input(g, GC_CHECK, 4, (int[]){2, 3, 6, 7});
+    gc_input(g, GC_CHECK, 4, (int[]){2, 3, 3, 4});
+    f += gc_run(g);
+  }
   k = (RoiCase){k_rois, 8, 7, 7, 2, 0, 1, 0.5f};
   Gc *g = gc_new("roi_align/blocked_7x7", roi_fwd, &k);
   gc_input(g, GC_CHECK, 4, (int[]){2, 16, 9, 11});
