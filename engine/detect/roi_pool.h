@@ -9,7 +9,14 @@
  *
  * The defaults (224, 4) suit 800 px inputs: they send every box whose
  * sqrt(area) is under 112 px to P2, which at 128 px inputs is every box,
- * so the canonical scale and level are settings.
+ * so the canonical scale and level are settings. For 128 px (fashion-det:
+ * sqrt(w*h) 4.9..80 px, median 27.9) we would take 56 at level 4: FPN's
+ * rule (twice the size, one level up) with every box from 14 px up
+ * pooling 3.5..7 cells a side (0.5..1 cell a bin of 7x7) from the coarsest
+ * level that still gives that; the default's 14..28 cells a side only
+ * boxes over 56 px (9.6%) reach at 128 px, and only on P2. The train
+ * boxes then go P2 50.3%, P3 40.2%, P4 9.6% (112: 90.4/9.6/0; 32:
+ * 25.2/31.9/39.3, P5 3.5): tools/roi_levels.py, docs/DETECT.md.
  * A degenerate box (zero or negative area) goes to the first level;
  * torchvision takes sqrt of the negative area there (NaN) and pools
  * nothing for it. */
