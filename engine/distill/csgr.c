@@ -79,7 +79,7 @@ static const KdParamDesc params[] = {
                    "kl: parameter-free, KL between the criss-cross relation distributions of the standardised "
                    "teacher and student (a fixed teacher target); cca: learnable CCNet modules on each side, "
                    "MSE of their outputs as FGD's GcBlock loss [both INFERRED]"),
-    KD_SETTING_INT(CsgrParams, "csgr", recurrence, "R", "CCA recurrences", 2, 1, 4, NULL, 1,
+    KD_SETTING_INT(CsgrParams, "csgr", recurrence, "R", "CCA recurrences", 2, 1, 8, NULL, 1,
                    "Recurrences of the learnable CCA module, shared weights (CCNet uses 2: every pixel reaches "
                    "every other); relation = cca only"),
 };
