@@ -13,11 +13,13 @@ import sys
 out, steps = sys.argv[1], sys.argv[2]
 rows = {}
 cpus = {}
+ratios = {}  # method -> per run: distillation parts / detection parts, over the run
 for d in sorted(glob.glob(os.path.join(out, "*-seed*"))):
     if not os.path.isdir(d):
         continue
     method, seed = os.path.basename(d).rsplit("-seed", 1)
     ev = None
+    kd_sum = det_sum = 0.0
     try:
         with open(os.path.join(d, "metrics.jsonl")) as f:
             for line in f:
@@ -27,6 +29,12 @@ for d in sorted(glob.glob(os.path.join(out, "*-seed*"))):
                     continue
                 if "eval" in j:
                     ev = j["eval"]
+                # the logged parts are weighted: they sum to the step's loss
+                for k, v in j.get("parts", {}).items():
+                    if k.startswith("det."):
+                        det_sum += v
+                    else:
+                        kd_sum += v
     except OSError:  # a run that has not logged yet
         continue
     t = None
@@ -59,6 +67,8 @@ for d in sorted(glob.glob(os.path.join(out, "*-seed*"))):
     if ev:
         rows.setdefault(method, []).append((int(seed), ev, t))
         cpus.setdefault(method, []).append(cpu)
+        if det_sum > 0:
+            ratios.setdefault(method, []).append(kd_sum / det_sum)
 
 if "--matched-steps" in sys.argv:
     base_cpu = [c for c in cpus.get("baseline", []) if c]
@@ -99,8 +109,9 @@ def gap_closed(ap, b):
     return f"{100 * (ap - b) / (t - b):.0f}%" if t > b else "–"
 
 
-print("| method | seeds | " + " | ".join(keys) + " | gap closed (default baseline) | gap closed (matched-compute baseline) | wall min/run | CPU min/run |")
-print("|---|---|" + "---|" * (len(keys) + 4))
+print("| method | seeds | " + " | ".join(keys) + " | gap closed (default baseline) | gap closed (matched-compute baseline) "
+      "| KD / detection loss | wall min/run | CPU min/run |")
+print("|---|---|" + "---|" * (len(keys) + 5))
 for m in order:
     if m not in rows:
         continue
@@ -128,7 +139,12 @@ for m in order:
              "baseline-matched": f"baseline at matched compute ({matched_steps} steps)"}.get(m, m)
     if m.endswith("-tuned"):
         label = f"{m[:-6]}, tuned: weight x{tuned_factor(m[:-6])} (chosen on data.holdout, not val)"
-    print(f"| {label} | {seeds} | " + " | ".join(cells) + f" | {gap} | {gapm} | {wall} | {cpu} |")
+    # The distillation loss against the detection loss, summed over the
+    # run's logged steps; an order of magnitude or more is marked.
+    rr = ratios.get(m, [])
+    rq = statistics.mean(rr) if rr else 0
+    ratio = "–" if m.startswith("baseline") or not rr else f"{rq:.1f}x" + (" (dominates)" if rq >= 10 else "")
+    print(f"| {label} | {seeds} | " + " | ".join(cells) + f" | {gap} | {gapm} | {ratio} | {wall} | {cpu} |")
 if teacher:
     cells = [f"{100 * teacher[k]:.1f}" for k in keys]
-    print("| teacher (shipped) | – | " + " | ".join(cells) + " | – | – | – | – |")
+    print("| teacher (shipped) | – | " + " | ".join(cells) + " | – | – | – | – | – |")
