@@ -24,6 +24,7 @@ void kd_model_cfg_default(KdModelCfg *cfg) {
   h->num_classes = 10, h->convs = 4, h->gn = 0, h->prior_prob = 0.01f;
   kd_anchor_cfg_default(&h->anchors);
   kd_assign_cfg_default(&h->assign);
+  kd_rpn_cfg_default(&h->rpn);
 }
 
 static const KdHeadKind *find_kind(const KdHeadCfg *h, KdError *err) {
@@ -98,7 +99,7 @@ int kd_model_forward(KdModel *m, KdCtx *c, KdTensor *images, int training, KdDet
   out->levels = kd_model_levels(m);
   out->nlev = out->levels->n;
   if (kd_ctx_failed(c)) return -1;
-  m->kind->forward(m->head, c, out->feat, &out->head);
+  m->kind->forward(m->head, c, out->feat, training, &out->head);
   return kd_ctx_failed(c) ? -1 : 0;
 }
 
@@ -113,7 +114,7 @@ int kd_model_head_forward(KdModel *m, KdCtx *c, KdTensor *const *feat, KdDetOut 
     }
     out->feat[l] = feat[l];
   }
-  m->kind->forward(m->head, c, out->feat, &out->head);
+  m->kind->forward(m->head, c, out->feat, 0, &out->head);
   return kd_ctx_failed(c) ? -1 : 0;
 }
 

@@ -9,22 +9,26 @@
 #ifndef KD_HEAD_H
 #define KD_HEAD_H
 
+#include <stdint.h>
+
 #include "detect/assigner.h"
 #include "detect/postprocess.h"
 #include "model/layers.h"
 #include "model/levels.h"
+#include "model/rpn.h"
 
 #define KD_HEAD_MAX_OUT 4
 #define KD_HEAD_MAX_PARTS 4
 
 typedef struct KdHeadCfg {
-  char kind[16];       /* a registered kind: "retinanet" */
+  char kind[16];       /* a registered kind: "retinanet", "faster_rcnn" */
   int num_classes;
   int convs;           /* convs per tower */
   int gn;              /* GroupNorm(32) after each tower conv */
   float prior_prob;    /* initial foreground probability of the class logits */
   KdAnchorCfg anchors; /* anchor-based kinds: shapes (the strides come from the levels) */
   KdAssignCfg assign;
+  KdRpnCfg rpn;        /* two-stage kinds: the RPN (its own anchors and matcher) */
 } KdHeadCfg;
 
 /* The losses' settings; read from the run's config at every step (the
@@ -34,7 +38,22 @@ typedef struct KdDetLossCfg {
   int giou;           /* box loss: 1 GIoU on decoded boxes, 0 smooth-L1 on deltas */
   float smooth_l1_beta;
   float box_weight;
+  /* Two-stage kinds sample anchors and RoIs from a stream of this seed
+   * and step (the run's train.seed and the step about to be taken), so a
+   * resumed run samples as the uninterrupted one did. */
+  uint64_t seed;
+  int step;
 } KdDetLossCfg;
+
+/* A two-stage forward's proposals and, where it ran, its RoI head's
+ * outputs (c's arena; the proposals carry no gradient). */
+typedef struct KdHeadRois {
+  KdRpnProposals props;         /* per image, by score desc; n = 0: none */
+  int nrois;                    /* RoIs the RoI head ran on, */
+  const float *rois;            /* [nrois, 5]: image, x1, y1, x2, y2 */
+  KdTensor *cls, *box;          /* nrois, K+1 and nrois, 4(K+1); NULL when it did not run */
+  KdTensor *feat[KD_MAX_LEVELS]; /* the features the head ran on (the RoI stage reads them) */
+} KdHeadRois;
 
 /* One forward's head outputs per level, in the order of the kind's
  * output names; tensors N,C,H,W on the neck's level sizes. */
@@ -42,6 +61,7 @@ typedef struct KdHeadOut {
   int nout;
   const char *const *names;
   KdTensor *lv[KD_HEAD_MAX_OUT][KD_MAX_LEVELS];
+  KdHeadRois rois;              /* KD_HEAD_HAS_ROIS kinds */
 } KdHeadOut;
 
 /* The per-level tensors of output `name`, or NULL when the head has none. */
@@ -86,8 +106,11 @@ typedef struct KdHeadKind {
   void (*init)(void *h, KdRng *r);
   void (*destroy)(void *h);
   void (*info)(const void *h, KdHeadInfo *out);
-  /* feat[levels] -> out; errors go to the ctx. */
-  void (*forward)(void *h, KdCtx *c, KdTensor *const *feat, KdHeadOut *out);
+  /* feat[levels] -> out; errors go to the ctx. training: the forward of
+   * a training step (a two-stage kind then makes its training proposals
+   * and leaves the RoI head to the loss; else it runs the RoI head on its
+   * test proposals, for decode). */
+  void (*forward)(void *h, KdCtx *c, KdTensor *const *feat, int training, KdHeadOut *out);
   /* The detection loss of n images on the tape (targets from c's arena). */
   int (*loss)(void *h, KdCtx *c, const KdHeadOut *o, const KdGtImage *gt, int n, const KdDetLossCfg *lc, KdDetLoss *out,
               KdError *err);

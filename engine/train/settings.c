@@ -22,7 +22,8 @@ static const char *const nan_sites[] = {"loss", "gradient", NULL};
 
 static const KdParamDesc descs[] = {
     S("name", "Run name", "run", "Name used for the run directory"),
-    S("model.head", "Head", "retinanet", "Head kind (engine/model/head.h): retinanet"),
+    S("model.head", "Head", "retinanet",
+      "Head kind (engine/model/head.h): retinanet, or faster_rcnn (RPN + RoI head; rpn.* and roi.* settings)"),
     I("model.depth", "ResNet depth", 18, 10, 101, "Backbone depth: 10, 18, 34, 50 or 101"),
     I("model.width", "Base width", 32, 1, 512, "Channels of the first stage (torchvision: 64)"),
     E("model.bn", "Backbone BN", "train", bn_modes, "BatchNorm mode: batch statistics, running statistics, or frozen"),
@@ -36,7 +37,10 @@ static const KdParamDesc descs[] = {
     E("model.head_norm", "Head norm", "none", norms, "Normalisation in the head towers"),
     I("model.num_classes", "Classes", 10, 1, 1000, "Must match the data set"),
     F("model.prior_prob", "Prior prob", 0.01, 1e-4, 0.5, 1, 0, "Initial foreground probability of the class logits"),
-    F("anchor.size_mult", "Anchor size", 4, 0.5, 16, 0, 0, "Anchor base size = size_mult x stride"),
+    F("anchor.size_mult", "Anchor size", 4, 0.5, 16, 0, 0, "Anchor base size = size_mult x stride (RetinaNet; Faster R-CNN: rpn.anchor_sizes)"),
+    S("rpn.anchor_sizes", "RPN anchor sizes", "32,64,128,256,512",
+      "Faster R-CNN: one anchor size in px per neck level, comma-separated (torchvision's AnchorGenerator sizes)"),
+    S("rpn.aspect_ratios", "RPN aspect ratios", "0.5,1,2", "Faster R-CNN: anchor aspect ratios h/w at every location, comma-separated"),
     S("data.dir", "Data dir", "", "COCO-layout data directory; empty: the default fashion-det set"),
     I("data.size", "Input size", 128, 32, 2048, "Network input side in pixels"),
     I("data.holdout", "Held-out images", 0, 0, 1000000,
@@ -84,7 +88,28 @@ static const KdParamDesc descs[] = {
     E("debug.inject_nan_in", "Inject NaN into", "loss", nan_sites, "Test hook: where debug.inject_nan_step puts the NaN"),
 };
 
-int kd_settings_register(KdConfig *c) { return kd_config_register(c, descs, (int)(sizeof descs / sizeof descs[0])); }
+/* Faster R-CNN's RPN: torchvision's FasterRCNN arguments rpn_<name>. */
+#define RI(f, l, d, lo, hi, h) KD_SETTING_INT(KdRpnCfg, "rpn", f, NULL, l, d, lo, hi, NULL, 0, h)
+#define RF(f, l, d, lo, hi, h) KD_SETTING_FLOAT(KdRpnCfg, "rpn", f, NULL, l, d, lo, hi, 0, NULL, 0, h)
+static const KdParamDesc rpn_descs[] = {
+    RI(conv_depth, "RPN convs", 1, 1, KD_RPN_MAX_CONVS, "Faster R-CNN: 3x3 conv+ReLU layers of the RPN head (torchvision: 1)"),
+    RI(pre_nms_top_n_train, "RPN pre-NMS (train)", 2000, 1, 1000000, "Proposals per level and image kept before NMS, training"),
+    RI(pre_nms_top_n_test, "RPN pre-NMS (test)", 1000, 1, 1000000, "Proposals per level and image kept before NMS, evaluation"),
+    RI(post_nms_top_n_train, "RPN post-NMS (train)", 2000, 1, 1000000, "Proposals per image after NMS, training"),
+    RI(post_nms_top_n_test, "RPN post-NMS (test)", 1000, 1, 1000000, "Proposals per image after NMS, evaluation"),
+    RF(nms_thresh, "RPN NMS IoU", 0.7, 0, 1, "IoU above which NMS drops a proposal (within its level)"),
+    RF(min_size, "RPN min size", 1e-3, 0, 1000, "Proposals with a side below this (px) are dropped"),
+    RF(score_thresh, "RPN score threshold", 0, 0, 0.99, "Proposals with objectness probability below are dropped"),
+    RF(fg_iou_thresh, "RPN fg IoU", 0.7, 0, 1, "Anchors at this IoU with a GT box or above are positive (and each GT's best)"),
+    RF(bg_iou_thresh, "RPN bg IoU", 0.3, 0, 1, "Anchors below this IoU with every GT box are negative"),
+    RI(batch_size_per_image, "RPN anchors per image", 256, 1, 100000, "Anchors sampled per image for the RPN loss"),
+    RF(positive_fraction, "RPN positive fraction", 0.5, 0, 1, "Largest share of positives among the sampled anchors"),
+};
+
+int kd_settings_register(KdConfig *c) {
+  if (kd_config_register(c, descs, (int)(sizeof descs / sizeof descs[0]))) return -1;
+  return kd_config_register(c, rpn_descs, (int)(sizeof rpn_descs / sizeof rpn_descs[0]));
+}
 
 static int enum_index(const char *v, const char *const *choices) {
   for (int i = 0; choices[i]; i++)
@@ -110,6 +135,11 @@ int kd_settings_model(const KdConfig *c, KdModelCfg *m, KdError *err) {
   h->num_classes = kd_config_int(c, "model.num_classes");
   h->prior_prob = (float)kd_config_num(c, "model.prior_prob");
   h->anchors.size_mult = (float)kd_config_num(c, "anchor.size_mult");
+  KdRpnCfg *r = &h->rpn;
+  if (kd_config_fill(c, rpn_descs, (int)(sizeof rpn_descs / sizeof rpn_descs[0]), r, err)) return -1;
+  r->nsizes = kd_anchor_parse_list("rpn.anchor_sizes", kd_config_str(c, "rpn.anchor_sizes"), r->sizes, KD_ANCHOR_MAX_LEVELS, err);
+  r->nratios = kd_anchor_parse_list("rpn.aspect_ratios", kd_config_str(c, "rpn.aspect_ratios"), r->ratios, KD_ANCHOR_MAX_RATIOS, err);
+  if (r->nsizes < 0 || r->nratios < 0) return -1;
   return kd_model_cfg_check(m, err);
 }
 
