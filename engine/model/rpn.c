@@ -131,10 +131,11 @@ void kd_rpn_forward(KdRpn *r, KdCtx *c, KdTensor *const *feat, KdTensor **obj, K
   }
 }
 
-/* Level sizes of the outputs; -1 when one is missing. */
-static int level_sizes(const KdRpn *r, KdTensor *const *obj, int *hw) {
+/* Level sizes of the outputs; -1 when one is missing or not of n images
+ * (n < 0: any). */
+static int level_sizes(const KdRpn *r, KdTensor *const *obj, int n, int *hw) {
   for (int l = 0; l < r->levels.n; l++) {
-    if (!obj[l] || obj[l]->ndim != 4) return -1;
+    if (!obj[l] || obj[l]->ndim != 4 || (n >= 0 && obj[l]->shape[0] != n)) return -1;
     hw[2 * l] = obj[l]->shape[2], hw[2 * l + 1] = obj[l]->shape[3];
   }
   return 0;
@@ -143,7 +144,7 @@ static int level_sizes(const KdRpn *r, KdTensor *const *obj, int *hw) {
 int kd_rpn_proposals(KdRpn *r, KdCtx *c, KdTensor *const *obj, KdTensor *const *deltas, int training,
                      const float *image_wh, KdRpnProposals *out, KdError *err) {
   int hw[2 * KD_MAX_LEVELS], total;
-  if (level_sizes(r, obj, hw)) return kd_error(err, "proposals: the RPN outputs are incomplete");
+  if (level_sizes(r, obj, -1, hw)) return kd_error(err, "proposals: the RPN outputs are incomplete");
   const float *anchors = kd_assigner_anchors(r->assigner, hw, &total, err);
   if (!anchors) return -1;
   KdProposalCfg pc = kd_rpn_proposal_cfg(&r->cfg, training);
@@ -161,7 +162,7 @@ int kd_rpn_proposals(KdRpn *r, KdCtx *c, KdTensor *const *obj, KdTensor *const *
 int kd_rpn_targets(KdRpn *r, KdCtx *c, KdTensor *const *obj, const KdGtImage *gt, int n, KdDenseAssign *out,
                    KdError *err) {
   int hw[2 * KD_MAX_LEVELS];
-  if (level_sizes(r, obj, hw)) return kd_error(err, "loss: the RPN outputs are incomplete");
+  if (level_sizes(r, obj, n, hw)) return kd_error(err, "RPN loss: the outputs are incomplete or not of %d images", n);
   /* Class-agnostic: any label is an object. */
   return kd_assigner_targets(r->assigner, c, hw, gt, n, 1 << 30, out, err);
 }
@@ -180,6 +181,9 @@ int kd_rpn_sample(const KdRpn *r, const KdDenseAssign *t, int n, KdRng *rng, sig
 
 int kd_rpn_loss(KdRpn *r, KdCtx *c, KdTensor *const *obj, KdTensor *const *deltas, const KdDenseAssign *t,
                 const signed char *sel, int n, KdTensor **cls, KdTensor **box, KdError *err) {
+  int hw[2 * KD_MAX_LEVELS];
+  if (level_sizes(r, obj, n, hw) || level_sizes(r, deltas, n, hw) || kd_anchors_total(kd_rpn_anchor_cfg(r), hw) != t->A_total)
+    return kd_error(err, "RPN loss: the outputs do not match the targets (%d images of %d anchors)", n, t->A_total);
   size_t na = (size_t)n * t->A_total;
   int *target = kd_ctx_alloc(c, na * sizeof *target), sampled = 0;
   if (!target) return kd_error(err, "RPN loss: out of memory");
