@@ -29,7 +29,7 @@ try:
     from torchvision.models.detection.roi_heads import fastrcnn_loss
     from torchvision.ops import MultiScaleRoIAlign
     from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
-    from torchvision_parity import read_st, write_st
+    from torchvision_parity import load_exact, read_st, write_st
 except Exception as e:  # pragma: no cover
     print("torch/torchvision unavailable:", e)
     sys.exit(77)
@@ -70,17 +70,7 @@ def build(w, cfg):
                        box_score_thresh=o["score_thresh"], box_nms_thresh=o["nms_thresh"],
                        box_detections_per_img=o["detections_per_img"], box_fg_iou_thresh=o["fg_iou_thresh"],
                        box_bg_iou_thresh=o["bg_iou_thresh"])
-    sd = model.state_dict()
-    missing = [k for k in sd if k not in w and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in w if k not in sd]
-    if missing or unexpected:
-        print("name mismatch: missing", missing[:8], "unexpected", unexpected[:8])
-        sys.exit(1)
-    for k in w:
-        if tuple(sd[k].shape) != tuple(w[k].shape):
-            print("shape mismatch", k, tuple(sd[k].shape), tuple(w[k].shape))
-            sys.exit(1)
-    model.load_state_dict({k: w.get(k, sd[k]) for k in sd})
+    load_exact(model, w)
     return model.eval()
 
 
