@@ -26,7 +26,8 @@ static const char usage[] =
     "                      [--width-in W | --width-mm W] [--height-in H | --height-mm H]\n"
     "                      [--font-pt P] [--line-pt P] [--dpi D] --out FILE\n"
     "       kdscope export --figure compare --run RUN_DIR [--run RUN_DIR]... [--labels LIST]\n"
-    "                      [--series LIST] [--logy] [--smooth ...] [size, font] --out FILE\n"
+    "                      [--series LIST] [--logy] [--smooth ...] [--rename OLD=NEW]...\n"
+    "                      [--legend POS] [--xlim LO:HI] [--ylim LO:HI] [size, font] --out FILE\n"
     "       kdscope export --figure results --run RUN_DIR... [--labels LIST] [--series NAME]\n"
     "                      [--line NAME=VALUE]... [size, font] --out FILE\n"
     "       kdscope export --run RUN_DIR --csv metrics|events --out FILE\n\n"
@@ -513,6 +514,25 @@ static int export_compare(const Args *a) {
     fail("%s", err.msg);
     goto out;
   }
+  const char *from[KD_SNAPFIG_MAX_RENAMES], *to[KD_SNAPFIG_MAX_RENAMES];
+  char rbuf[KD_SNAPFIG_MAX_RENAMES][512];
+  for (int i = 0; i < a->nrenames; i++)
+    if (kd_snapfig_rename_parse(a->renames[i], rbuf[i], sizeof rbuf[i], &from[i], &to[i], &err)) {
+      fail("%s", err.msg);
+      goto out;
+    }
+  c.rename_from = from, c.rename_to = to, c.nrename = a->nrenames;
+  if (a->legend && (int)(c.legend = (KdFigLegendPos)kd_fig_legend_pos_from_name(a->legend)) < 0) {
+    fail("--legend %s: expected top, right, upper-right, upper-left, lower-left, lower-right or none", a->legend);
+    goto out;
+  }
+  double lim[4] = {NAN, NAN, NAN, NAN};
+  if ((a->xlim && kd_snapfig_limits_parse("--xlim", a->xlim, &lim[0], &lim[1], &err)) ||
+      (a->ylim && kd_snapfig_limits_parse("--ylim", a->ylim, &lim[2], &lim[3], &err))) {
+    fail("%s", err.msg);
+    goto out;
+  }
+  c.limits = lim;
   KdCompareStore *store = kd_compare_store_new();
   KdFigPanel panel;
   if (!store) fail("%s", "out of memory");

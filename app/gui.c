@@ -36,6 +36,23 @@ static KdSessionOpts session_opts(const Gui *g) {
                          .distill = *kd_config_str(g->cfg, "teacher.checkpoint") != 0};
 }
 
+static void run_opened(GObject *src, GAsyncResult *res, gpointer user) {
+  (void)src;
+  Gui *g = user;
+  GError *e = NULL;
+  KdsBridge *b = kds_bridge_new_run_finish(res, &e);
+  if (!b) {
+    kds_window_show_error(g->win, e->message);
+    g_error_free(e);
+    return;
+  }
+  kds_window_set_bridge(g->win, b);
+  if (g->paused) kds_bridge_pause(b, NULL);
+  g_object_unref(b);
+}
+
+/* The session (models, teacher checkpoint, data) opens on a worker thread
+ * so the window stays responsive while it does. */
 static gboolean start_run(gpointer user) {
   Gui *g = user;
   if (g->error[0]) {
@@ -44,18 +61,10 @@ static gboolean start_run(gpointer user) {
   }
   if (g->data_dir[0]) kd_config_set(g->cfg, "data.dir", g->data_dir, NULL);
   KdRunOpts o = {.session = session_opts(g)};
-  GError *e = NULL;
   KdConfig *cfg = g->cfg;
   g->cfg = NULL; /* the bridge owns it now */
-  KdsBridge *b = kds_bridge_new_run(cfg, &o, &e);
-  if (!b) {
-    kds_window_show_error(g->win, e->message);
-    g_error_free(e);
-    return G_SOURCE_REMOVE;
-  }
-  kds_window_set_bridge(g->win, b);
-  if (g->paused) kds_bridge_pause(b, NULL);
-  g_object_unref(b);
+  kds_window_show_progress(g->win, g->args.resume ? "Resuming the run..." : "Opening the run...", -1);
+  kds_bridge_new_run_async(cfg, &o, run_opened, g);
   return G_SOURCE_REMOVE;
 }
 

@@ -136,10 +136,13 @@ static void on_handover(gpointer user, KdSnapshot *snap, char **sets) {
   if (changed) g_signal_emit(b, signals[SIGNAL_CHANGED], 0, changed);
 }
 
-KdsBridge *kds_bridge_new_run(KdConfig *cfg, const KdRunOpts *opts_in, GError **error) {
+/* The parts of starting a run: prepare and finish on the main loop, open
+ * (the session: models, teacher checkpoint, data; ~0.3 s on the default
+ * run) on any thread. Each frees b and sets error on failure. */
+static KdsBridge *prepare_run(KdConfig *cfg, const KdRunOpts *opts_in, KdRunOpts *opts, GError **error) {
   KdsBridge *b = g_object_new(KDS_TYPE_BRIDGE, NULL);
   KdError err;
-  KdRunOpts opts = *opts_in;
+  *opts = *opts_in;
   b->run_cfg = cfg;
   /* Snapshots and applied settings reach the window in memory (the
    * hand-over); the probes also write the snapshot files that follow and
@@ -147,7 +150,7 @@ KdsBridge *kds_bridge_new_run(KdConfig *cfg, const KdRunOpts *opts_in, GError **
   b->box = kd_probe_box_new();
   b->hand = kds_handover_new(b->box, on_handover, b);
   if (b->box) kd_probe_box_set_notify(b->box, kds_handover_snapshot, b->hand);
-  opts.on_set = kds_handover_set, opts.on_set_user = b->hand;
+  opts->on_set = kds_handover_set, opts->on_set_user = b->hand;
   KdProbeCfg pc;
   if (kd_probe_cfg_from_settings(&pc, cfg, &err)) {
     g_set_error(error, err_quark(), 1, "%s", err.msg);
@@ -156,10 +159,24 @@ KdsBridge *kds_bridge_new_run(KdConfig *cfg, const KdRunOpts *opts_in, GError **
   }
   pc.box = b->box;
   b->prober = kd_prober_new(NULL, &pc, &err);
-  if (b->prober) opts.after_step = kd_prober_run_hook, opts.after_step_user = b->prober;
-  b->run = kd_run_new(cfg, &opts, &err);
+  if (b->prober) opts->after_step = kd_prober_run_hook, opts->after_step_user = b->prober;
+  return b;
+}
+
+static gboolean open_run(KdsBridge *b, const KdRunOpts *opts, GError **error) {
+  KdError err;
+  b->run = kd_run_new(b->run_cfg, opts, &err);
   /* Bound now, so that probe images outside the validation split fail the start. */
-  if (!b->run || (b->prober && kd_prober_bind(b->prober, kd_run_session(b->run), &err)) || copy_view_config(b, cfg, &err)) {
+  if (!b->run || (b->prober && kd_prober_bind(b->prober, kd_run_session(b->run), &err))) {
+    g_set_error(error, err_quark(), 1, "%s", err.msg);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static KdsBridge *finish_run(KdsBridge *b, GError **error) {
+  KdError err;
+  if (copy_view_config(b, b->run_cfg, &err)) {
     g_set_error(error, err_quark(), 1, "%s", err.msg);
     g_object_unref(b);
     return NULL;
@@ -171,6 +188,52 @@ KdsBridge *kds_bridge_new_run(KdConfig *cfg, const KdRunOpts *opts_in, GError **
     return NULL;
   }
   return b;
+}
+
+KdsBridge *kds_bridge_new_run(KdConfig *cfg, const KdRunOpts *opts_in, GError **error) {
+  KdRunOpts opts;
+  KdsBridge *b = prepare_run(cfg, opts_in, &opts, error);
+  if (b && !open_run(b, &opts, error)) g_clear_object(&b);
+  return b ? finish_run(b, error) : NULL;
+}
+
+typedef struct {
+  KdsBridge *b;
+  KdRunOpts opts;
+} OpenJob;
+
+static void open_job_free(gpointer p) {
+  OpenJob *j = p;
+  g_clear_object(&j->b);
+  g_free(j);
+}
+
+static void open_in_thread(GTask *t, gpointer src, gpointer data, GCancellable *cancel) {
+  (void)src, (void)cancel;
+  OpenJob *j = data;
+  GError *e = NULL;
+  if (open_run(j->b, &j->opts, &e)) g_task_return_boolean(t, TRUE);
+  else g_task_return_error(t, e);
+}
+
+void kds_bridge_new_run_async(KdConfig *cfg, const KdRunOpts *opts, GAsyncReadyCallback done, gpointer user) {
+  GTask *t = g_task_new(NULL, NULL, done, user);
+  GError *e = NULL;
+  OpenJob *j = g_new0(OpenJob, 1);
+  j->b = prepare_run(cfg, opts, &j->opts, &e);
+  g_task_set_task_data(t, j, open_job_free);
+  if (!j->b) g_task_return_error(t, e);
+  else g_task_run_in_thread(t, open_in_thread);
+  g_object_unref(t);
+}
+
+KdsBridge *kds_bridge_new_run_finish(GAsyncResult *res, GError **error) {
+  GTask *t = G_TASK(res);
+  if (!g_task_propagate_boolean(t, error)) return NULL;
+  OpenJob *j = g_task_get_task_data(t);
+  KdsBridge *b = j->b;
+  j->b = NULL;
+  return finish_run(b, error);
 }
 
 KdsBridge *kds_bridge_new_follow(const char *run_dir, GError **error) {

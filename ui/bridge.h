@@ -18,6 +18,7 @@
 #include "probe/snapshot.h"
 #include "train/run.h"
 #include "train/runlog.h"
+#include <gio/gio.h>
 
 G_BEGIN_DECLS
 
@@ -33,6 +34,11 @@ typedef enum {
 
 /* Drives a new run in this process (cfg is taken: the bridge frees it). */
 KdsBridge *kds_bridge_new_run(KdConfig *cfg, const KdRunOpts *opts, GError **error);
+/* The same without blocking the main loop: the session opens on a worker
+ * thread, then done runs on the main loop and calls _finish for the
+ * started bridge (or NULL and the error). */
+void kds_bridge_new_run_async(KdConfig *cfg, const KdRunOpts *opts, GAsyncReadyCallback done, gpointer user);
+KdsBridge *kds_bridge_new_run_finish(GAsyncResult *res, GError **error);
 /* Follows (or replays) a run directory. */
 KdsBridge *kds_bridge_new_follow(const char *run_dir, GError **error);
 

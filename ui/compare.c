@@ -92,6 +92,12 @@ int kd_compare_series(const KdRunLog *log, const char *metric, double **xo, doub
   return 0;
 }
 
+static const char *renamed(const KdCompare *c, const char *name) {
+  for (int i = 0; i < c->nrename; i++)
+    if (!strcmp(c->rename_from[i], name)) return c->rename_to[i];
+  return name;
+}
+
 int kd_compare_build(const KdCompare *c, KdCompareStore *s, KdFigPanel *out, KdError *err) {
   if (c->nruns < 1 || c->nruns > KD_COMPARE_MAX_LINES)
     return kd_error(err, "compare: %d runs given, expected 1 to %d on one chart", c->nruns, KD_COMPARE_MAX_LINES);
@@ -105,7 +111,7 @@ int kd_compare_build(const KdCompare *c, KdCompareStore *s, KdFigPanel *out, KdE
       KdError e;
       if (kd_compare_series(c->logs[r], c->metrics[m], &s->x[ns], &s->y[ns], &n, &e))
         return kd_error(err, "run '%s': %s", c->labels[r], e.msg);
-      if (c->nmetrics > 1) snprintf(s->names[ns], sizeof s->names[ns], "%s: %s", c->labels[r], c->metrics[m]);
+      if (c->nmetrics > 1) snprintf(s->names[ns], sizeof s->names[ns], "%s: %s", c->labels[r], renamed(c, c->metrics[m]));
       else snprintf(s->names[ns], sizeof s->names[ns], "%s", c->labels[r]);
       int sparse = !strncmp(c->metrics[m], "eval.", 5);
       if (sparse)
@@ -113,9 +119,9 @@ int kd_compare_build(const KdCompare *c, KdCompareStore *s, KdFigPanel *out, KdE
       int dash = c->nmetrics > 1 ? m : (r / KD_COMPARE_COLOURS) % KD_COMPARE_MAX_METRICS;
       s->series[ns] = (KdFigSeries){s->names[ns], s->x[ns], s->y[ns], n, r, dash, sparse};
     }
-  const char *title = c->title ? c->title : c->nmetrics == 1 ? c->metrics[0] : "runs compared";
-  const char *ylabel = c->nmetrics > 1 ? "value" : c->metrics[0];
-  if (c->nmetrics == 1 && !strncmp(ylabel, "eval.", 5)) {
+  const char *title = c->title ? c->title : c->nmetrics == 1 ? renamed(c, c->metrics[0]) : "runs compared";
+  const char *ylabel = c->nmetrics > 1 ? "value" : renamed(c, c->metrics[0]);
+  if (c->nmetrics == 1 && ylabel == c->metrics[0] && !strncmp(ylabel, "eval.", 5)) {
     snprintf(s->xlabel, sizeof s->xlabel, "%s (%%)", ylabel + 5);
     ylabel = s->xlabel;
   }
@@ -123,7 +129,9 @@ int kd_compare_build(const KdCompare *c, KdCompareStore *s, KdFigPanel *out, KdE
                         .ylabel = ylabel, .series = s->series,
                         .nseries = ns, .logy = c->logy, .smooth = c->smooth,
                         /* With several runs, raw lines under each smoothed one blur the comparison. */
-                        .hide_raw = ns > 1, .xmin = NAN, .xmax = NAN, .ymin = NAN, .ymax = NAN};
+                        .hide_raw = ns > 1, .xmin = c->limits ? c->limits[0] : NAN, .xmax = c->limits ? c->limits[1] : NAN,
+                        .ymin = c->limits ? c->limits[2] : NAN, .ymax = c->limits ? c->limits[3] : NAN,
+                        .legend = c->legend};
   *out = kd_fig_plot_panel(&s->plot);
   return 0;
 }

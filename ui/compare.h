@@ -26,6 +26,14 @@ typedef struct KdCompare {
   KdSmooth smooth;
   int logy;
   const char *title; /* NULL: the metric's name (one metric) or "runs compared" */
+  /* compare chart: legend place (0: top), axis limits xmin, xmax, ymin,
+   * ymax (NULL, or NaN entries: the data's), renamed series names (a
+   * metric's name in the legend and on the y axis; math markup as
+   * figure_text.h) */
+  KdFigLegendPos legend;
+  const double *limits;
+  const char *const *rename_from, *const *rename_to;
+  int nrename;
   /* results figure: labelled reference lines, in the units shown */
   const char *const *line_labels;
   const double *line_x;

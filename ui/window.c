@@ -44,7 +44,7 @@ struct _KdsWindow {
   gboolean syncing;
   char methods[256];
   int snap_index;
-  gint64 last_poll_us, last_tick_us, last_curves_us;
+  gint64 last_poll_us, last_tick_us, last_curves_us, started_us;
   gboolean curves_dirty;
   gint64 frames_drawn; /* the frame clock's counter at the last poll */
   gint64 last_status_us;
@@ -269,6 +269,8 @@ static gboolean on_poll(gpointer user) {
   if (w->last_tick_us) {
     double gap = (now - w->last_tick_us) / 1000.0 - POLL_MS;
     if (gap > w->max_gap_ms) w->max_gap_ms = gap;
+    if (gap > 50 && !g_strcmp0(g_getenv("KDSCOPE_FRAME_STATS"), "verbose"))
+      g_printerr("main-loop stall %.1f ms ending at %.3f s\n", gap, (now - w->started_us) / 1e6);
   }
   w->last_tick_us = now;
   GdkFrameClock *fc = gtk_widget_get_frame_clock(GTK_WIDGET(w));
@@ -776,6 +778,7 @@ static void kds_window_init(KdsWindow *w) {
   w->view.logy = KD_SNAPFIG_LOGY_AUTO;
   w->snap_index = -1;
   w->shown_state = -1;
+  w->started_us = g_get_monotonic_time();
   gtk_widget_init_template(GTK_WIDGET(w));
   /* The wheel over the sidebar's image box scrolls the sidebar (the
    * control panel guards its own sliders and boxes). */

@@ -263,6 +263,21 @@ int kd_control_next(KdControlReader *r, KdControlCmd *cmd, int *before_start, Kd
 
 /* ---- events replay ---- */
 
+/* Probe images picked while the run went on (a "probe_images" event):
+ * a resumed or followed run shows the same images. */
+static void replay_probe_images(KdConfig *cfg, const cJSON *images) {
+  char list[256] = "";
+  size_t o = 0;
+  const cJSON *i;
+  cJSON_ArrayForEach(i, images) {
+    if (!cJSON_IsNumber(i) || o + 16 >= sizeof list) return;
+    o += (size_t)snprintf(list + o, sizeof list - o, "%s%d", o ? "," : "", (int)i->valuedouble);
+  }
+  /* one index alone reads as a count: "17," is the list of one */
+  if (o && !strchr(list, ',')) snprintf(list + o, sizeof list - o, ",");
+  if (o && kd_config_find(cfg, "probe.images")) kd_config_set(cfg, "probe.images", list, NULL);
+}
+
 int kd_control_replay_events(const char *run_dir, KdConfig *cfg, long *applied_seq, int *nsets, KdError *err) {
   char path[4096];
   path_in(path, sizeof path, run_dir, "events.jsonl");
@@ -284,7 +299,8 @@ int kd_control_replay_events(const char *run_dir, KdConfig *cfg, long *applied_s
       const cJSON *k = cJSON_GetObjectItemCaseSensitive(j, "key"), *v = cJSON_GetObjectItemCaseSensitive(j, "value");
       const KdParamDesc *d = cJSON_IsString(k) ? kd_config_find(cfg, k->valuestring) : NULL;
       if (d && d->live && cJSON_IsString(v) && !kd_config_set(cfg, k->valuestring, v->valuestring, NULL)) (*nsets)++;
-    }
+    } else if (cJSON_IsString(ev) && !strcmp(ev->valuestring, "probe_images"))
+      replay_probe_images(cfg, cJSON_GetObjectItemCaseSensitive(j, "images"));
     cJSON_Delete(j);
   }
   free(text);

@@ -16,6 +16,7 @@
 #include "probe/prober.h"
 #include "probe/snapfile.h"
 #include "core/fileio.h"
+#include "train/control.h"
 #include "train/settings.h"
 
 static FxModels M;
@@ -367,6 +368,16 @@ static void check_images(KdSession *ss, KdConfig *c) {
   char *txt = kd_read_text(events, &len, 1 << 20, &e);
   CHECK_MSG(txt && strstr(txt, "\"probe_images\"") && strstr(txt, "\"images\":[7,0,3]"), "no probe_images event");
   free(txt);
+  /* a resume (or a follower) reads the picked images back from the log */
+  {
+    KdConfig *rc = kd_config_new();
+    long seq;
+    int nsets;
+    CHECK(rc && kd_settings_register_all(rc) == 0);
+    CHECK(kd_control_replay_events(kd_rundir_path(kd_session_rundir(ss)), rc, &seq, &nsets, &e) == 0);
+    CHECK_MSG(!strcmp(kd_config_str(rc, "probe.images"), "7,0,3"), "replayed probe.images '%s'", kd_config_str(rc, "probe.images"));
+    kd_config_free(rc);
+  }
   CHECK(kd_config_set(c, "probe.images", "4", &e) == 0);
 }
 

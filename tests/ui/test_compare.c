@@ -100,6 +100,24 @@ int main(void) {
     CHECK(!strcmp(p->series[3].name, "DeFeat: eval.AP") && p->series[3].color == 1 && p->series[3].y[0] == 50.0);
   }
   CHECK(p->hide_raw && !strcmp(p->title, "runs compared"));
+  CHECK(isnan(p->xmin) && isnan(p->ymax) && p->legend == KD_FIG_LEGEND_TOP);
+
+  /* A paper's choices: renamed series, the legend's place, axis limits. */
+  {
+    const double lim[4] = {0, 100, NAN, 5};
+    KdCompare r = c;
+    r.rename_from = (const char *[]){"loss"}, r.rename_to = (const char *[]){"L_{total}"}, r.nrename = 1;
+    r.legend = KD_FIG_LEGEND_LOWER_LEFT, r.limits = lim;
+    CHECK(kd_compare_build(&r, st, &panel, &err) == 0);
+    p = panel.spec;
+    CHECK(p->nseries == 4 && !strcmp(p->series[0].name, "baseline: L_{total}") &&
+          !strcmp(p->series[1].name, "baseline: eval.AP"));
+    CHECK(p->legend == KD_FIG_LEGEND_LOWER_LEFT && p->xmin == 0 && p->xmax == 100 && isnan(p->ymin) && p->ymax == 5);
+    r.nmetrics = 1; /* one metric: the y axis takes the new name */
+    CHECK(kd_compare_build(&r, st, &panel, &err) == 0);
+    p = panel.spec;
+    CHECK(!strcmp(p->ylabel, "L_{total}") && !strcmp(p->title, "L_{total}") && !strcmp(p->series[0].name, "baseline"));
+  }
 
   /* One metric: the legend names runs alone, the title is the metric. */
   c.nmetrics = 1;
