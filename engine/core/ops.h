@@ -100,6 +100,24 @@ KdTensor *kd_maxpool2d(KdCtx *c, KdTensor *x, int k, int stride, int pad);
 KdTensor *kd_avgpool2d(KdCtx *c, KdTensor *x, int k, int stride, int pad);
 KdTensor *kd_global_avgpool(KdCtx *c, KdTensor *x); /* -> N,C,1,1 */
 
+/* ---------- RoI Align (roi_align.c) ---------- */
+/* torchvision.ops.roi_align. feat: N,C,H,W (either layout); rois: [nrois,5]
+ * rows (image index, x1, y1, x2, y2) in input pixels, mapped to the map by
+ * spatial_scale (1/stride); aligned=1 shifts by half a pixel (Detectron2),
+ * Faster R-CNN uses 0 (RoIs then count as at least 1x1 cells).
+ * sampling_ratio > 0: that many samples a bin side; <= 0: ceil(RoI size /
+ * output size) per RoI. Samples off the map by more than a cell are 0.
+ * -> nrois,C,out_h,out_w. nrois >= 1; rois is read during the call only.
+ * Backward is deterministic: the same bits for any number of threads. */
+KdTensor *kd_roi_align(KdCtx *c, KdTensor *feat, const float *rois, int nrois, int out_h, int out_w, float spatial_scale,
+                       int sampling_ratio, int aligned);
+/* Several maps at once (an FPN): RoI r pools from feats[level[r]] at
+ * scales[level[r]], as roi_align on that level alone; the levels share N
+ * and C and the output stays in RoI order. */
+#define KD_ROI_MAX_LEVELS 8
+KdTensor *kd_roi_align_levels(KdCtx *c, KdTensor *const *feats, const float *scales, int nlev, const float *rois,
+                              const int *level, int nrois, int out_h, int out_w, int sampling_ratio, int aligned);
+
 /* ---------- linear algebra (matmul.c) ---------- */
 /* a: M,K (or B,M,K)  b: K,N (or B,K,N; a 2-D b is shared by every batch).
  * trans_a / trans_b transpose the last two dims first. */

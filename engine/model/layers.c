@@ -35,6 +35,12 @@ int kd_gn_add(KdGn *gn, KdParams *p, const char *name, int ch, int groups) {
   return gn->gamma && gn->beta ? 0 : -1;
 }
 
+int kd_linear_add(KdLinear *fc, KdParams *p, const char *name, int in, int out) {
+  fc->w = add(p, name, "weight", 2, (int[]){out, in}, KD_PARAM_TRAIN);
+  fc->b = add(p, name, "bias", 1, &out, KD_PARAM_TRAIN);
+  return fc->w && fc->b ? 0 : -1;
+}
+
 static int fan_in(const KdTensor *w) { return w->shape[1] * w->shape[2] * w->shape[3]; }
 static int fan_out(const KdTensor *w) { return w->shape[0] * w->shape[2] * w->shape[3]; }
 
@@ -69,10 +75,22 @@ void kd_bn_init(KdBn *bn) {
   kd_init_const(bn->var, 1.0f);
 }
 
+void kd_linear_init(KdLinear *fc, KdRng *r) {
+  /* kaiming_uniform(a=sqrt(5)) has the bias's bound 1/sqrt(fan_in) */
+  kd_init_bias_default(fc->w, fc->w, r);
+  kd_init_bias_default(fc->b, fc->w, r);
+}
+
 KdTensor *kd_conv_fwd(KdCtx *c, const KdConv *cv, KdTensor *x) { return kd_conv2d(c, x, cv->w, cv->b, cv->cfg); }
 
 KdTensor *kd_bn_fwd(KdCtx *c, const KdBn *bn, KdTensor *x, KdBnMode mode) {
   return kd_batchnorm(c, x, bn->gamma, bn->beta, bn->mean, bn->var, mode == KD_BN_TRAIN, 0.1f, 1e-5f);
+}
+
+KdTensor *kd_linear_fwd(KdCtx *c, const KdLinear *fc, KdTensor *x) {
+  if (!x) return NULL;
+  x = kd_reshape(c, x, 2, (int[]){x->shape[0], -1});
+  return kd_add(c, kd_matmul(c, x, fc->w, 0, 1), fc->b);
 }
 
 double kd_conv_flops(const KdConv *cv, int n, int *h, int *w) {

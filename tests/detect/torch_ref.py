@@ -183,6 +183,38 @@ def mode_post(torch, tv, arrs):
     return out
 
 
+def mode_roialign(torch, tv, arrs):
+    from torchvision.ops import roi_align
+    n, c, h, w, oh, ow, sr, aligned = [int(v) for v in arrs["meta"][:8]]
+    x = torch.tensor(arrs["feat"], dtype=torch.float32).view(n, c, h, w).requires_grad_(True)
+    rois = torch.tensor(arrs["rois"], dtype=torch.float32).view(-1, 5)
+    y = roi_align(x, rois, (oh, ow), spatial_scale=arrs["meta"][8], sampling_ratio=sr, aligned=bool(aligned))
+    y.backward(torch.tensor(arrs["gout"], dtype=torch.float32).view_as(y))
+    return {"out": y.flatten().tolist(), "grad": x.grad.flatten().tolist()}
+
+
+def mode_msroi(torch, tv, arrs):
+    """MultiScaleRoIAlign on levels '0'.. of the given sizes; the RoIs come
+    grouped by image, as torchvision concatenates them."""
+    from collections import OrderedDict
+    from torchvision.ops import MultiScaleRoIAlign
+    n, c, nlev, img_h, img_w, size, sr, k0 = [int(v) for v in arrs["meta"][:8]]
+    hw = [int(v) for v in arrs["hw"]]
+    feats = OrderedDict()
+    for l in range(nlev):
+        x = torch.tensor(arrs["feat%d" % l], dtype=torch.float32).view(n, c, hw[2 * l], hw[2 * l + 1])
+        feats[str(l)] = x.requires_grad_(True)
+    rois = torch.tensor(arrs["rois"], dtype=torch.float32).view(-1, 5)
+    boxes = [rois[rois[:, 0] == i, 1:] for i in range(n)]
+    pool = MultiScaleRoIAlign(list(feats), size, sr, canonical_scale=arrs["meta"][8], canonical_level=k0)
+    y = pool(feats, boxes, [(img_h, img_w)] * n)
+    y.backward(torch.tensor(arrs["gout"], dtype=torch.float32).view_as(y))
+    out = {"out": y.flatten().tolist(), "level": pool.map_levels(boxes).tolist()}
+    for l in range(nlev):
+        out["grad%d" % l] = feats[str(l)].grad.flatten().tolist()
+    return out
+
+
 def main():
     jobs = sys.argv[1:]
     if not jobs or len(jobs) % 3:
@@ -195,7 +227,8 @@ def main():
         print("torch_ref: skipped, %s" % e)
         return 77
     modes = {"anchors": mode_anchors, "matcher": mode_matcher, "focal": mode_focal,
-             "smoothl1": mode_smoothl1, "giou": mode_giou, "nms": mode_nms, "post": mode_post}
+             "smoothl1": mode_smoothl1, "giou": mode_giou, "nms": mode_nms, "post": mode_post,
+             "roialign": mode_roialign, "msroi": mode_msroi}
     torch.set_num_threads(1)
     for i in range(0, len(jobs), 3):
         mode, path_in, path_out = jobs[i:i + 3]
