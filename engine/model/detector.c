@@ -25,6 +25,7 @@ void kd_model_cfg_default(KdModelCfg *cfg) {
   kd_anchor_cfg_default(&h->anchors);
   kd_assign_cfg_default(&h->assign);
   kd_rpn_cfg_default(&h->rpn);
+  kd_roi_head_cfg_default(&h->roi);
 }
 
 static const KdHeadKind *find_kind(const KdHeadCfg *h, KdError *err) {

@@ -15,6 +15,7 @@
 #include "detect/postprocess.h"
 #include "model/layers.h"
 #include "model/levels.h"
+#include "model/roi_head.h"
 #include "model/rpn.h"
 
 #define KD_HEAD_MAX_OUT 4
@@ -29,6 +30,7 @@ typedef struct KdHeadCfg {
   KdAnchorCfg anchors; /* anchor-based kinds: shapes (the strides come from the levels) */
   KdAssignCfg assign;
   KdRpnCfg rpn;        /* two-stage kinds: the RPN (its own anchors and matcher) */
+  KdRoiHeadCfg roi;    /* two-stage kinds: the RoI head (num_classes comes from above) */
 } KdHeadCfg;
 
 /* The losses' settings; read from the run's config at every step (the
@@ -51,7 +53,8 @@ typedef struct KdHeadRois {
   KdRpnProposals props;         /* per image, by score desc; n = 0: none */
   int nrois;                    /* RoIs the RoI head ran on, */
   const float *rois;            /* [nrois, 5]: image, x1, y1, x2, y2 */
-  KdTensor *cls, *box;          /* nrois, K+1 and nrois, 4(K+1); NULL when it did not run */
+  int ran;                      /* the RoI head ran on them (an evaluation forward, or roi_forward) */
+  KdTensor *cls, *box;          /* nrois, K+1 and nrois, 4(K+1); NULL when it did not run or nrois = 0 */
   KdTensor *feat[KD_MAX_LEVELS]; /* the features the head ran on (the RoI stage reads them) */
 } KdHeadRois;
 
@@ -77,6 +80,9 @@ typedef struct KdDetLoss {
   int num_pos;
   int has_assign;
   KdDenseAssign assign; /* the batch's dense assignment (KD_HEAD_HAS_ASSIGN) */
+  /* Two-stage kinds: what the loss sampled (c's arena). */
+  const signed char *rpn_sel; /* [n*A_total] anchors: 1 positive, 0 negative, -1 not sampled */
+  KdRoiSample rois;           /* the RoIs the RoI head trained on */
 } KdDetLoss;
 
 /* What a head kind exposes to distillation (KdHeadInfo.provides). */
@@ -90,6 +96,8 @@ enum {
 typedef struct KdHeadInfo {
   unsigned provides;
   int A, K; /* anchors per location and classes of the dense outputs */
+  const KdAnchorCfg *anchors; /* the head's anchors (the RPN's for two-stage kinds), or NULL */
+  float pos_iou;              /* the IoU that makes an anchor positive */
 } KdHeadInfo;
 
 typedef struct KdHeadKind {

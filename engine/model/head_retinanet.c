@@ -108,7 +108,8 @@ static void init(void *h, KdRng *rng) {
 static void info(const void *h, KdHeadInfo *out) {
   const Retina *r = h;
   *out = (KdHeadInfo){.provides = KD_HEAD_HAS_LOGITS | KD_HEAD_HAS_BOXES | KD_HEAD_HAS_ASSIGN, .A = r->A,
-                      .K = r->cfg.num_classes};
+                      .K = r->cfg.num_classes, .anchors = kd_assigner_anchor_cfg(r->assigner),
+                      .pos_iou = r->cfg.assign.pos_iou};
 }
 
 static KdTensor *tower_fwd(KdCtx *c, const Retina *r, const Tower *t, KdTensor *x, KdTensor **last) {

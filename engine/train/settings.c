@@ -106,9 +106,39 @@ static const KdParamDesc rpn_descs[] = {
     RF(positive_fraction, "RPN positive fraction", 0.5, 0, 1, "Largest share of positives among the sampled anchors"),
 };
 
+/* Faster R-CNN's RoI head (torchvision's box_* arguments and
+ * MultiScaleRoIAlign's). Its score threshold, NMS IoU and detections per
+ * image are eval.score_thresh, eval.nms_iou and eval.max_dets. */
+static const char *const box_heads[] = {"twomlp", "4conv1fc", NULL};
+/* key "roi.<k>" bound to the member f (a path: pool.out_size) */
+#define OI(k, f, l, d, lo, hi, h) {"roi." k, l, KD_CFG_INT, d, lo, hi, 0, 0, NULL, NULL, h, KD_FIELD(KdRoiHeadCfg, f, int), NULL, NULL}
+#define OF(k, f, l, d, lo, hi, h) {"roi." k, l, KD_CFG_FLOAT, d, lo, hi, 0, 0, NULL, NULL, h, KD_FIELD(KdRoiHeadCfg, f, float), NULL, NULL}
+static const KdParamDesc roi_descs[] = {
+    E("roi.box_head", "Box head", "twomlp", box_heads,
+      "Faster R-CNN: twomlp (torchvision's TwoMLPHead: fc6, fc7) or 4conv1fc (FastRCNNConvFCHead: 4 3x3 convs + 1 fc)"),
+    OI("representation", representation, "Box head width", 1024, 1, 65536, "Width of the box head's fully connected layers"),
+    OI("conv_channels", conv_channels, "Box head convs", 256, 1, 4096, "4conv1fc: channels of the 4 convs"),
+    {"roi.conv_gn", "Box head GN", KD_CFG_BOOL, 0, 0, 1, 0, 0, NULL, NULL, "4conv1fc: GroupNorm(32) after each conv (no conv bias)",
+     KD_FIELD(KdRoiHeadCfg, conv_gn, int), NULL, NULL},
+    OI("out_size", pool.out_size, "RoI size", 7, 1, 64, "RoI Align output side (torchvision: 7)"),
+    OI("sampling_ratio", pool.sampling_ratio, "RoI sampling", 2, 0, 16,
+       "RoI Align samples per bin side (0: adaptive, ceil(RoI size / out_size))"),
+    OF("canonical_scale", pool.canonical_scale, "RoI canonical scale", 224, 1, 4096,
+       "Level mapper: a box of side canonical_scale px pools from level canonical_level (torchvision: 224)"),
+    OI("canonical_level", pool.canonical_level, "RoI canonical level", 4, 0, 10,
+       "Level mapper: P<floor(k0 + log2(side / canonical_scale))>, clamped to the RoI levels P2..P5 (torchvision: 4)"),
+    OF("fg_iou", fg_iou, "RoI fg IoU", 0.5, 0, 1, "Proposals at this IoU with a GT box or above are foreground"),
+    OF("bg_iou", bg_iou, "RoI bg IoU", 0.5, 0, 1, "Proposals below this IoU with every GT box are background"),
+    OI("batch_per_image", batch_per_image, "RoIs per image", 512, 1, 100000,
+       "RoIs sampled per image (among proposals and GT boxes) for the RoI loss"),
+    OF("pos_fraction", pos_fraction, "RoI positive fraction", 0.25, 0.01, 1, "Largest share of foreground among the sampled RoIs"),
+};
+
 int kd_settings_register(KdConfig *c) {
-  if (kd_config_register(c, descs, (int)(sizeof descs / sizeof descs[0]))) return -1;
-  return kd_config_register(c, rpn_descs, (int)(sizeof rpn_descs / sizeof rpn_descs[0]));
+  if (kd_config_register(c, descs, (int)(sizeof descs / sizeof descs[0])) ||
+      kd_config_register(c, rpn_descs, (int)(sizeof rpn_descs / sizeof rpn_descs[0])))
+    return -1;
+  return kd_config_register(c, roi_descs, (int)(sizeof roi_descs / sizeof roi_descs[0]));
 }
 
 static int enum_index(const char *v, const char *const *choices) {
@@ -140,6 +170,13 @@ int kd_settings_model(const KdConfig *c, KdModelCfg *m, KdError *err) {
   r->nsizes = kd_anchor_parse_list("rpn.anchor_sizes", kd_config_str(c, "rpn.anchor_sizes"), r->sizes, KD_ANCHOR_MAX_LEVELS, err);
   r->nratios = kd_anchor_parse_list("rpn.aspect_ratios", kd_config_str(c, "rpn.aspect_ratios"), r->ratios, KD_ANCHOR_MAX_RATIOS, err);
   if (r->nsizes < 0 || r->nratios < 0) return -1;
+  KdRoiHeadCfg *o = &h->roi;
+  if (kd_config_fill(c, roi_descs, (int)(sizeof roi_descs / sizeof roi_descs[0]), o, err)) return -1;
+  snprintf(o->box_head, sizeof o->box_head, "%s", kd_config_str(c, "roi.box_head"));
+  o->num_classes = h->num_classes;
+  o->score_thresh = (float)kd_config_num(c, "eval.score_thresh");
+  o->nms_thresh = (float)kd_config_num(c, "eval.nms_iou");
+  o->detections_per_img = kd_config_int(c, "eval.max_dets");
   return kd_model_cfg_check(m, err);
 }
 
