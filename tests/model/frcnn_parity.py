@@ -45,7 +45,9 @@ def box_head(w, fpn):
         convs.append(w["roi_heads.box_head.%d.0.weight" % len(convs)].shape[0])
     fc = [k for k in w if k.startswith("roi_heads.box_head.") and k.endswith(".weight") and w[k].ndim == 2]
     rep = w[fc[0]].shape[0]
-    return FastRCNNConvFCHead((fpn, 7, 7), convs, [rep], norm_layer=torch.nn.BatchNorm2d), rep
+    gn = "roi_heads.box_head.0.1.weight" in w
+    norm = (lambda ch: torch.nn.GroupNorm(32, ch)) if gn else None
+    return FastRCNNConvFCHead((fpn, 7, 7), convs, [rep], norm_layer=norm), rep
 
 
 def build(w, cfg):
