@@ -140,7 +140,8 @@ int kd_model_roi_forward(KdModel *m, KdCtx *c, KdTensor *const *feat, const floa
 
 int kd_model_inherit(KdModel *dst, const KdModel *src) {
   int n = kd_neck_inherit(dst->neck, src->neck);
-  if (dst->kind == src->kind) n += kd_params_copy_matching(dst->params, src->params, "head.");
+  for (int i = 0; dst->kind == src->kind && dst->kind->param_prefixes[i]; i++)
+    n += kd_params_copy_matching(dst->params, src->params, dst->kind->param_prefixes[i]);
   return n;
 }
 

@@ -105,6 +105,7 @@ typedef struct KdHeadKind {
   const char *label; /* "RetinaNet" */
   const char *const *outputs; /* names of KdHeadOut's entries */
   int noutputs;
+  const char *const *param_prefixes; /* its parameters' name prefixes ("head."), NULL-terminated */
   /* Checks the config against the neck (lv NULL: before the neck is
    * built, level-dependent checks wait for build); names the field. */
   int (*check)(const KdHeadCfg *cfg, int channels, const KdLevels *lv, KdError *err);

@@ -235,11 +235,14 @@ static double flops(const void *h, int n, const int *lhw) {
   return kd_rpn_flops(f->rpn, n, lhw) + f->roi_flops * n * f->cfg.rpn.post_nms_top_n_test;
 }
 
+static const char *const prefixes[] = {"rpn.", "roi_heads.", NULL};
+
 const KdHeadKind kd_head_faster_rcnn = {
     .name = "faster_rcnn",
     .label = "Faster R-CNN",
     .outputs = outputs,
     .noutputs = 2,
+    .param_prefixes = prefixes,
     .check = check,
     .build = build,
     .init = init,

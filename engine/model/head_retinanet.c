@@ -204,11 +204,14 @@ static double flops(const void *h, int n, const int *lhw) {
   return f;
 }
 
+static const char *const prefixes[] = {"head.", NULL};
+
 const KdHeadKind kd_head_retinanet = {
     .name = "retinanet",
     .label = "RetinaNet",
     .outputs = outputs,
     .noutputs = 3,
+    .param_prefixes = prefixes,
     .check = check,
     .build = build,
     .init = init,

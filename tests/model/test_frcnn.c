@@ -209,8 +209,28 @@ static void test_wrong_kind(void) {
   kd_model_free(m);
 }
 
+/* init_from_teacher between two Faster R-CNN models copies the RPN and
+ * the RoI head too. */
+static void test_inherit(void) {
+  KdError err;
+  KdModelCfg mc = tiny("faster_rcnn");
+  KdModel *t = kd_model_new(&mc, 1, &err), *s = kd_model_new(&mc, 2, &err);
+  CHECK(t && s);
+  if (t && s) {
+    int n = kd_model_inherit(s, t);
+    CHECK_MSG(n == 4 * 4 + 6 + 8, "%d tensors copied", n); /* 4 FPN levels x (inner, layer) x (w, b), rpn 6, roi 8 */
+    static const char *const names[] = {"rpn.head.conv.0.0.weight", "roi_heads.box_head.fc6.weight", "roi_heads.box_predictor.cls_score.bias"};
+    for (int i = 0; i < 3; i++) {
+      KdTensor *a = kd_params_find(kd_model_params(s), names[i]), *b = kd_params_find(kd_model_params(t), names[i]);
+      CHECK_MSG(a && b && !memcmp(a->data, b->data, a->numel * sizeof(float)), "%s", names[i]);
+    }
+  }
+  kd_model_free(t), kd_model_free(s);
+}
+
 int main(void) {
   test_forward_loss();
+  test_inherit();
   test_bad_gt();
   test_wrong_kind();
   return check_status("test_frcnn");
