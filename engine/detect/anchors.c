@@ -116,7 +116,7 @@ int kd_anchor_parse_list(const char *key, const char *text, float *out, int max,
     char *end;
     double v = strtod(p, &end);
     if (end == p || !(v > 0.0 && v < 1e6))
-      return kd_error(err, "%s: '%s' is not a comma-separated list of positive numbers (e.g. 32,64,128)", key, text);
+      return kd_error(err, "%s: '%s' is not a comma-separated list of positive numbers", key, text);
     if (n == max) return kd_error(err, "%s: more than %d values in '%s'", key, max, text);
     out[n++] = (float)v;
     while (*end == ' ') end++;
