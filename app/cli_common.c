@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "assets.h"
 #include "core/gemm.h"
 #include "probe/prober.h"
 #include "progress.h"
@@ -16,9 +17,7 @@
 #include "train/settings.h"
 
 const char *kd_cli_asset(const char *rel, char *buf, size_t len) {
-  const char *env = getenv("KDSCOPE_ASSETS");
-  if (env && *env) snprintf(buf, len, "%s/%s", env, rel);
-  else snprintf(buf, len, "%s/assets/%s", KD_SOURCE_ROOT, rel);
+  snprintf(buf, len, "%s/%s", kd_assets_dir(NULL), rel);
   return buf;
 }
 

@@ -99,6 +99,8 @@ static void load_css(void) {
   gtk_style_context_add_provider_for_display(gdk_display_get_default(), GTK_STYLE_PROVIDER(css), GTK_STYLE_PROVIDER_PRIORITY_APPLICATION);
   g_object_unref(css);
   gtk_icon_theme_add_search_path(gtk_icon_theme_get_for_display(gdk_display_get_default()), kd_cli_asset("icons", path, sizeof path));
+  /* the window's icon: the task switcher and the header bar's */
+  gtk_window_set_default_icon_name("io.github.kdscope.Kdscope");
 }
 
 static gboolean quit_app(gpointer app) {

@@ -5,7 +5,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "assets.h"
 #include "core/gemm.h"
+#include "train/rundir.h"
 #include "verbs.h"
 
 static const KdVerb verbs[] = {
@@ -49,13 +51,18 @@ static void maybe_reexec_for_blas(char **argv) {
 
 int main(int argc, char **argv) {
   maybe_reexec_for_blas(argv);
+  char runs[4096];
+  kd_rundir_set_default_root(kd_assets_runs_root(runs, sizeof runs));
   if (argc < 2) return kd_cli_window(argc, argv);
   if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
     usage(stdout);
     return 0;
   }
   if (!strcmp(argv[1], "--version")) {
-    printf("kdscope %s (%s)\n", KD_VERSION, kd_blas_info());
+    KdAssetsFrom from;
+    const char *assets = kd_assets_dir(&from);
+    printf("kdscope %s (%s)\nassets: %s (%s)\nruns without --out: %s\n", KD_VERSION, kd_blas_info(), assets,
+           kd_assets_from_name(from), runs);
     return 0;
   }
   for (int i = 0; i < n_verbs; i++)

@@ -444,10 +444,26 @@ GtkWidget *kds_window_get_timeline(KdsWindow *w) { return w->timeline; }
 static void act_about(GSimpleAction *a, GVariant *p, gpointer user) {
   (void)a, (void)p;
   static const char *authors[] = {"The kdscope developers", NULL};
-  gtk_show_about_dialog(GTK_WINDOW(user), "program-name", "kdscope", "version", KD_VERSION, "logo-icon-name", "io.github.kdscope.Kdscope",
-                        "comments", "A workbench for knowledge distillation of object detectors: see where the student's features differ "
-                                    "from the teacher's, tune the distillation live, export figures.",
-                        "license-type", GTK_LICENSE_MIT_X11, "authors", authors, NULL);
+  /* The methods' papers, as a paper using kdscope would cite them. */
+  static const char *papers[] = {
+      "FitNet: Romero et al., FitNets: Hints for Thin Deep Nets, ICLR 2015",
+      "DeFeat: Guo et al., Distilling Object Detectors via Decoupled Features, CVPR 2021",
+      "FGD: Yang et al., Focal and Global Knowledge Distillation for Detectors, CVPR 2022",
+      "PKD: Cao et al., PKD: General Distillation Framework for Object Detectors via Pearson Correlation "
+      "Coefficient, NeurIPS 2022",
+      "CWD: Shu et al., Channel-wise Knowledge Distillation for Dense Prediction, ICCV 2021",
+      "Logit KD: Hinton et al., Distilling the Knowledge in a Neural Network, 2015",
+      "RetinaNet: Lin et al., Focal Loss for Dense Object Detection, ICCV 2017",
+      NULL};
+  GtkWidget *d = gtk_about_dialog_new();
+  gtk_window_set_transient_for(GTK_WINDOW(d), GTK_WINDOW(user));
+  gtk_window_set_modal(GTK_WINDOW(d), TRUE);
+  g_object_set(d, "program-name", "kdscope", "version", KD_VERSION, "logo-icon-name", "io.github.kdscope.Kdscope",
+               "comments", "A workbench for knowledge distillation of object detectors: see where the student's features "
+                           "differ from the teacher's, tune the distillation live, export figures.",
+               "license-type", GTK_LICENSE_MIT_X11, "authors", authors, NULL);
+  gtk_about_dialog_add_credit_section(GTK_ABOUT_DIALOG(d), "Methods implemented", papers);
+  gtk_window_present(GTK_WINDOW(d));
 }
 
 static void act_dark(GSimpleAction *a, GVariant *p, gpointer user) {

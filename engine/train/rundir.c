@@ -32,6 +32,12 @@ static void iso_time(char *buf, size_t len) {
   snprintf(buf + n, len - n, ".%03dZ", (int)(tv.tv_usec / 1000));
 }
 
+static char default_root[2048] = "runs";
+
+void kd_rundir_set_default_root(const char *root) {
+  snprintf(default_root, sizeof default_root, "%s", root && *root ? root : "runs");
+}
+
 KdRunDir *kd_rundir_create(const char *dir, const KdConfig *cfg, KdError *err) {
   KdRunDir *r = calloc(1, sizeof *r);
   if (!r) return kd_error(err, "out of memory"), NULL;
@@ -43,7 +49,7 @@ KdRunDir *kd_rundir_create(const char *dir, const KdConfig *cfg, KdError *err) {
     localtime_r(&now, &tm);
     char stamp[32];
     strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
-    snprintf(r->path, sizeof r->path, "runs/%s-%s", stamp, kd_config_str(cfg, "name"));
+    snprintf(r->path, sizeof r->path, "%s/%s-%s", default_root, stamp, kd_config_str(cfg, "name"));
   }
   set_paths(r);
   char cfgpath[3200];

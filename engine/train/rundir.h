@@ -17,6 +17,10 @@ typedef struct KdRunDir KdRunDir;
 /* Creates dir (or runs/<YYYYmmdd-HHMMSS>-<name> when dir is NULL) and
  * writes config.json. Refuses a directory that already holds a run. */
 KdRunDir *kd_rundir_create(const char *dir, const KdConfig *cfg, KdError *err);
+/* Where kd_rundir_create puts a run without a directory given
+ * (<root>/<stamp>-<name>); "runs" (in the current directory) unless set.
+ * Process-wide: set it once, before any run opens. */
+void kd_rundir_set_default_root(const char *root);
 /* Opens an existing run for resuming: finds the latest complete checkpoint
  * (step 0 if none) and cuts the logs back to that step. */
 KdRunDir *kd_rundir_resume(const char *dir, int *step, KdError *err);

@@ -20,7 +20,7 @@
 typedef struct KdSession KdSession;
 
 typedef struct KdSessionOpts {
-  const char *out_dir;    /* NULL: runs/<stamp>-<name> */
+  const char *out_dir;    /* NULL: <runs root>/<stamp>-<name> (kd_rundir_set_default_root) */
   const char *resume_dir; /* continue this run instead */
   int distill;            /* load the teacher (teacher.config, teacher.checkpoint) */
   KdProgressFn progress;  /* data-set building, evaluation */
