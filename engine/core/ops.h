@@ -118,6 +118,25 @@ KdTensor *kd_roi_align(KdCtx *c, KdTensor *feat, const float *rois, int nrois, i
 KdTensor *kd_roi_align_levels(KdCtx *c, KdTensor *const *feats, const float *scales, int nlev, const float *rois,
                               const int *level, int nrois, int out_h, int out_w, int sampling_ratio, int aligned);
 
+/* ---------- criss-cross attention (criss_cross.c) ---------- */
+/* CCNet (Huang et al., ICCV 2019): pixel u = (h, w) attends to the
+ * L = H + W - 1 pixels of its column and row, itself once, in mmcv's
+ * order (its column branch masks the pixel itself, its row branch keeps
+ * it): k < H-1 is the column pixel (k < h ? k : k + 1, w), k >= H-1 the
+ * row pixel (h, k - (H-1)); kd_cc_pixel maps k to that pixel. Memory
+ * O(N L H W), no HW x HW matrix; forward and backward give the same bits
+ * for any number of threads. */
+#define KD_CC_LEN(h, w) ((h) + (w) - 1)
+/* q, k: N,Cq,H,W -> N,L,H,W:  e[n,k,u] = sum_c q[n,c,u] k[n,c,p_k(u)] */
+KdTensor *kd_cc_energy(KdCtx *c, KdTensor *q, KdTensor *k);
+/* attn: N,L,H,W  v: N,C,H,W -> N,C,H,W:  out[n,c,u] = sum_k attn[n,k,u] v[n,c,p_k(u)] */
+KdTensor *kd_cc_aggregate(KdCtx *c, KdTensor *attn, KdTensor *v);
+/* aggregate(softmax_k(scale * energy(q, k)), v); *attn (when not NULL)
+ * gets the attention weights N,L,H,W, on the tape. */
+KdTensor *kd_criss_cross(KdCtx *c, KdTensor *q, KdTensor *k, KdTensor *v, float scale, KdTensor **attn);
+/* The pixel (ph, pw) of entry k of pixel (h, w)'s cross. */
+void kd_cc_pixel(int H, int W, int h, int w, int k, int *ph, int *pw);
+
 /* ---------- linear algebra (matmul.c) ---------- */
 /* a: M,K (or B,M,K)  b: K,N (or B,K,N; a 2-D b is shared by every batch).
  * trans_a / trans_b transpose the last two dims first. */

@@ -13,6 +13,7 @@
 
 #include "data/fashion.h"
 #include "core/fileio.h"
+#include "model/safetensors.h"
 #include "train/session.h"
 
 static inline int fixture_have_source(void) {
@@ -73,6 +74,26 @@ static inline KdConfig *fixture_config(const char *data, int steps) {
       return NULL;
     }
   return c;
+}
+
+/* A teacher for distillation runs: dir/teacher.json (the fixture's tiny
+ * detector) and dir/teacher.safetensors, a checkpoint of a fresh model of
+ * that config; their paths into json and ckpt. -1 on failure (printed). */
+static inline int fixture_teacher(const char *dir, char *json, size_t jlen, char *ckpt, size_t clen) {
+  snprintf(json, jlen, "%s/teacher.json", dir);
+  snprintf(ckpt, clen, "%s/teacher.safetensors", dir);
+  FILE *f = fopen(json, "w");
+  if (!f) return fprintf(stderr, "fixture: cannot write %s\n", json), -1;
+  fputs("{\"model\": {\"depth\": 10, \"width\": 8, \"fpn_channels\": 16, \"head_convs\": 1}}\n", f);
+  fclose(f);
+  KdConfig *tcfg = NULL;
+  KdError err;
+  KdModel *tm = kd_model_from_files(json, NULL, &tcfg, &err);
+  int rc = tm && kd_safetensors_save(ckpt, kd_model_params(tm), NULL, &err) == 0 ? 0 : -1;
+  if (rc) fprintf(stderr, "fixture: teacher: %s\n", err.msg);
+  kd_model_free(tm);
+  kd_config_free(tcfg);
+  return rc;
 }
 
 /* The complete lines of RUN/name parsed as JSON, in order; *n lines.

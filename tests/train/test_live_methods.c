@@ -96,23 +96,9 @@ int main(void) {
   CHECK(fixture_tmpdir(tmp, sizeof tmp, "livem") == 0);
   if (fixture_data(tmp, data, sizeof data)) return 1;
   char teacher[4300];
-  snprintf(teacher, sizeof teacher, "%s/teacher.json", tmp);
-  FILE *f = fopen(teacher, "w");
-  CHECK(f != NULL);
-  if (!f) return 1;
-  fputs("{\"model\": {\"depth\": 10, \"width\": 8, \"fpn_channels\": 16, \"head_convs\": 1}}\n", f);
-  fclose(f);
+  if (fixture_teacher(tmp, teacher, sizeof teacher, path, sizeof path)) return 1;
   snprintf(out, sizeof out, "%s/a", tmp);
-
-  /* the teacher: a checkpoint of a fresh model of that config */
-  KdConfig *tcfg = NULL;
   KdError err;
-  KdModel *tm = kd_model_from_files(teacher, NULL, &tcfg, &err);
-  CHECK_MSG(tm != NULL, "%s", err.msg);
-  snprintf(path, sizeof path, "%s/teacher.safetensors", tmp);
-  CHECK(tm && kd_safetensors_save(path, kd_model_params(tm), NULL, &err) == 0);
-  kd_model_free(tm);
-  kd_config_free(tcfg);
 
   KdConfig *cfg = fixture_config(data, STEPS);
   CHECK(cfg && kd_config_set(cfg, "teacher.config", teacher, &err) == 0 &&
