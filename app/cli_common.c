@@ -162,9 +162,13 @@ static void show_steps(KdRun *run, KdProgress *prog, int *seen, double *ema, int
   if (!n) return;
   const KdStepStats *st = &recent[n - 1];
   *seen = st->step;
-  char msg[160];
-  snprintf(msg, sizeof msg, "loss %.4f (cls %.3f box %.3f) lr %.2g", *ema, st->parts[0].value, st->nparts > 1 ? st->parts[1].value : 0.0,
-           st->lr);
+  /* "loss 0.61 (cls 0.32 box 0.29) lr 0.001": the detection loss's parts by name */
+  char msg[200];
+  int len = snprintf(msg, sizeof msg, "loss %.4f (", *ema);
+  for (int i = 0, k = 0; i < st->nparts && len < (int)sizeof msg - 40; i++)
+    if (!strncmp(st->parts[i].name, "det.", 4))
+      len += snprintf(msg + len, sizeof msg - len, "%s%s %.3f", k++ ? " " : "", st->parts[i].name + 4, st->parts[i].value);
+  snprintf(msg + len, sizeof msg - len, ") lr %.2g", st->lr);
   kd_progress_update(prog, "step", st->step, total, msg);
 }
 

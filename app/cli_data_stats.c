@@ -80,15 +80,18 @@ int kd_cli_print_box_stats(const char *dir, const char *split, const KdConfig *c
   if (kd_settings_model(cfg, &mc, &err) || kd_settings_image(cfg, &img, &err)) goto fail;
   if (!(m = kd_model_new(&mc, 0, &err))) goto fail;
   if (kd_dataset_open_dir(dir, split, &ds, &err)) goto fail;
+  /* The head's own anchors (the RPN's for Faster R-CNN); the sweep sets
+   * size_mult x stride on every level. */
   KdAnchorCfg a[NSWEEP + 1];
-  const KdLevels *lv = kd_model_levels(m);
+  KdHeadInfo hi;
+  kd_model_head_info(m, &hi);
+  const float pos_iou = hi.pos_iou;
   for (int k = 0; k <= NSWEEP; k++) {
-    a[k] = mc.head.anchors;
-    a[k].nlevels = lv->n;
-    for (int l = 0; l < lv->n; l++) a[k].strides[l] = lv->stride[l];
-    if (k > 0) a[k].size_mult = sweep[k - 1];
-    if (kd_box_stats(ds, &img, &a[k], mc.head.assign.pos_iou, &st[k], &err)) goto fail;
+    a[k] = *hi.anchors;
+    if (k > 0) a[k].size_mult = sweep[k - 1], memset(a[k].level_size, 0, sizeof a[k].level_size);
+    if (kd_box_stats(ds, &img, &a[k], pos_iou, &st[k], &err)) goto fail;
   }
+  const int per_level = a[0].level_size[0] > 0;
   const KdBoxStats *s = &st[0];
   long total = s->area[0].boxes;
   if (json) {
@@ -101,8 +104,10 @@ int kd_cli_print_box_stats(const char *dir, const char *split, const KdConfig *c
     cJSON *q = cJSON_AddObjectToObject(o, "side_px");
     static const char *const qn[5] = {"min", "p10", "p50", "p90", "max"};
     for (int i = 0; i < 5; i++) cJSON_AddNumberToObject(q, qn[i], s->side_q[i]);
-    cJSON_AddNumberToObject(o, "anchor_size_mult", a[0].size_mult);
-    cJSON_AddNumberToObject(o, "pos_iou", mc.head.assign.pos_iou);
+    if (!per_level) cJSON_AddNumberToObject(o, "anchor_size_mult", a[0].size_mult);
+    cJSON *sz = cJSON_AddArrayToObject(o, "anchor_sizes");
+    for (int l = 0; l < a[0].nlevels; l++) cJSON_AddItemToArray(sz, cJSON_CreateNumber(kd_anchor_base_size(&a[0], l)));
+    cJSON_AddNumberToObject(o, "pos_iou", pos_iou);
     cJSON *ar = cJSON_AddObjectToObject(o, "by_area");
     for (int r = 0; r < 4; r++) cJSON_AddItemToObject(ar, area_names[r], group_json(&s->area[r], &a[0]));
     cJSON *bins = cJSON_AddArrayToObject(o, "by_side");
@@ -128,10 +133,11 @@ int kd_cli_print_box_stats(const char *dir, const char *split, const KdConfig *c
            s->crowd, s->in_w, s->in_h);
     printf("box side sqrt(w*h) in input px: min %.1f, p10 %.1f, median %.1f, p90 %.1f, max %.1f\n", s->side_q[0], s->side_q[1],
            s->side_q[2], s->side_q[3], s->side_q[4]);
-    printf("anchors: %.3g x stride on", a[0].size_mult);
-    for (int l = 0; l < a[0].nlevels; l++) printf(" P%d %.0f px", __builtin_ctz((unsigned)a[0].strides[l]), a[0].size_mult * (float)a[0].strides[l]);
+    if (per_level) printf("anchors: %s sizes on", kd_model_head_kind(m)->label);
+    else printf("anchors: %.3g x stride on", a[0].size_mult);
+    for (int l = 0; l < a[0].nlevels; l++) printf(" P%d %.0f px", __builtin_ctz((unsigned)a[0].strides[l]), kd_anchor_base_size(&a[0], l));
     printf(" (x %d scales, %d ratios); 'on Pk': boxes whose best anchor is there; '>=pos': best IoU >= %.2g\n",
-           a[0].nscales, a[0].nratios, mc.head.assign.pos_iou);
+           a[0].nscales, a[0].nratios, pos_iou);
     printf("\nby COCO area range (the json's area):\n");
     print_header("range", &a[0]);
     static const char *const labels[4] = {"all", "small <32^2", "medium 32-96^2", "large >=96^2"};
@@ -149,7 +155,7 @@ int kd_cli_print_box_stats(const char *dir, const char *split, const KdConfig *c
     printf("  best IoU  >=pos  pos/box\n");
     for (int k = 1; k <= NSWEEP; k++) {
       char nm[32];
-      snprintf(nm, sizeof nm, "%g%s", sweep[k - 1], sweep[k - 1] == a[0].size_mult ? " (config)" : "");
+      snprintf(nm, sizeof nm, "%g%s", sweep[k - 1], !per_level && sweep[k - 1] == a[0].size_mult ? " (config)" : "");
       print_group(nm, &st[k].area[0], total, &a[k]);
     }
   }

@@ -12,7 +12,12 @@
  * With torchvision_round (the default) the geometry is exactly that of
  * torchvision's RetinaNet: sizes int(size_mult*s*scale), half-extents
  * rounded to integers, offset 0; so a checkpoint decodes to the same boxes
- * under torchvision. */
+ * under torchvision.
+ *
+ * A level may instead have its own base size (level_size[l] > 0, in
+ * pixels), as torchvision's AnchorGenerator takes sizes per level
+ * (Faster R-CNN: 32, 64, 128, 256, 512): the size is level_size * scale,
+ * used as given (no truncation), half-extents rounded as above. */
 #ifndef KD_DET_ANCHORS_H
 #define KD_DET_ANCHORS_H
 
@@ -26,6 +31,7 @@ typedef struct KdAnchorCfg {
   int nlevels;                          /* 3 (P3..P5) .. 6 (P2..P7) */
   int strides[KD_ANCHOR_MAX_LEVELS];    /* 8, 16, 32, 64, 128 */
   float size_mult;                      /* base size = size_mult * stride; 4 */
+  float level_size[KD_ANCHOR_MAX_LEVELS]; /* > 0: this level's base size in px instead */
   int nscales;
   float scales[KD_ANCHOR_MAX_SCALES];   /* 1, 2^(1/3), 2^(2/3) */
   int nratios;
@@ -47,5 +53,10 @@ int kd_anchors_total(const KdAnchorCfg *cfg, const int *hw);
  * level_offset is non-NULL, the first anchor index of each level
  * ([nlevels + 1], last = A_total). */
 int kd_anchors_generate(const KdAnchorCfg *cfg, const int *hw, float *out, int *level_offset, KdError *err);
+/* The base size of level l (level_size[l], else size_mult * stride). */
+float kd_anchor_base_size(const KdAnchorCfg *cfg, int l);
+/* A comma-separated list of positive numbers ("32,64,128") into out[max]
+ * for the setting `key`; returns the count, or -1 with err naming key. */
+int kd_anchor_parse_list(const char *key, const char *text, float *out, int max, KdError *err);
 
 #endif

@@ -25,12 +25,6 @@ int kd_post_cfg_check(const KdPostCfg *cfg, KdError *err) {
   return 0;
 }
 
-static inline float sigmoidf(float v) {
-  if (v >= 0.0f) return 1.0f / (1.0f + expf(-v));
-  float e = expf(v);
-  return e / (1.0f + e);
-}
-
 /* A score above the threshold and where it came from. */
 typedef struct {
   float score;
@@ -68,7 +62,7 @@ static int post_image(KdTensor *const *cls, KdTensor *const *box, int nlev, int 
       for (int k = 0; k < K; k++) {
         const float *xp = x + ((size_t)a * K + k) * HW;
         for (size_t i = 0; i < HW; i++) {
-          float s = sigmoidf(xp[i]);
+          float s = kd_sigmoidf(xp[i]);
           if (s > cfg->score_thr) lv[m++] = (Cand){s, level_base + (long)((i * A + a) * K + k)};
         }
       }

@@ -10,6 +10,8 @@
 #ifndef KD_DET_POSTPROCESS_H
 #define KD_DET_POSTPROCESS_H
 
+#include <math.h>
+
 #include "core/error.h"
 #include "core/tensor.h"
 #include "detect/boxcoder.h"
@@ -38,5 +40,13 @@ int kd_post_cfg_check(const KdPostCfg *cfg, KdError *err);
 int kd_postprocess(KdTensor *const *cls, KdTensor *const *box, int nlev, int A, const float *anchors,
                    const KdBoxCoder *bc, const KdPostCfg *cfg, const float *image_wh, KdDetection *out, int *count,
                    KdError *err);
+
+/* sigmoid without overflow, in float as torch.sigmoid (scores of the
+ * post-processing and of proposals). */
+static inline float kd_sigmoidf(float v) {
+  if (v >= 0.0f) return 1.0f / (1.0f + expf(-v));
+  float e = expf(v);
+  return e / (1.0f + e);
+}
 
 #endif

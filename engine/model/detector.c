@@ -24,6 +24,8 @@ void kd_model_cfg_default(KdModelCfg *cfg) {
   h->num_classes = 10, h->convs = 4, h->gn = 0, h->prior_prob = 0.01f;
   kd_anchor_cfg_default(&h->anchors);
   kd_assign_cfg_default(&h->assign);
+  kd_rpn_cfg_default(&h->rpn);
+  kd_roi_head_cfg_default(&h->roi);
 }
 
 static const KdHeadKind *find_kind(const KdHeadCfg *h, KdError *err) {
@@ -98,7 +100,7 @@ int kd_model_forward(KdModel *m, KdCtx *c, KdTensor *images, int training, KdDet
   out->levels = kd_model_levels(m);
   out->nlev = out->levels->n;
   if (kd_ctx_failed(c)) return -1;
-  m->kind->forward(m->head, c, out->feat, &out->head);
+  m->kind->forward(m->head, c, out->feat, training, &out->head);
   return kd_ctx_failed(c) ? -1 : 0;
 }
 
@@ -113,7 +115,7 @@ int kd_model_head_forward(KdModel *m, KdCtx *c, KdTensor *const *feat, KdDetOut 
     }
     out->feat[l] = feat[l];
   }
-  m->kind->forward(m->head, c, out->feat, &out->head);
+  m->kind->forward(m->head, c, out->feat, 0, &out->head);
   return kd_ctx_failed(c) ? -1 : 0;
 }
 
@@ -138,7 +140,8 @@ int kd_model_roi_forward(KdModel *m, KdCtx *c, KdTensor *const *feat, const floa
 
 int kd_model_inherit(KdModel *dst, const KdModel *src) {
   int n = kd_neck_inherit(dst->neck, src->neck);
-  if (dst->kind == src->kind) n += kd_params_copy_matching(dst->params, src->params, "head.");
+  for (int i = 0; dst->kind == src->kind && dst->kind->param_prefixes[i]; i++)
+    n += kd_params_copy_matching(dst->params, src->params, dst->kind->param_prefixes[i]);
   return n;
 }
 

@@ -9,22 +9,28 @@
 #ifndef KD_HEAD_H
 #define KD_HEAD_H
 
+#include <stdint.h>
+
 #include "detect/assigner.h"
 #include "detect/postprocess.h"
 #include "model/layers.h"
 #include "model/levels.h"
+#include "model/roi_head.h"
+#include "model/rpn.h"
 
 #define KD_HEAD_MAX_OUT 4
 #define KD_HEAD_MAX_PARTS 4
 
 typedef struct KdHeadCfg {
-  char kind[16];       /* a registered kind: "retinanet" */
+  char kind[16];       /* a registered kind: "retinanet", "faster_rcnn" */
   int num_classes;
   int convs;           /* convs per tower */
   int gn;              /* GroupNorm(32) after each tower conv */
   float prior_prob;    /* initial foreground probability of the class logits */
   KdAnchorCfg anchors; /* anchor-based kinds: shapes (the strides come from the levels) */
   KdAssignCfg assign;
+  KdRpnCfg rpn;        /* two-stage kinds: the RPN (its own anchors and matcher) */
+  KdRoiHeadCfg roi;    /* two-stage kinds: the RoI head (num_classes comes from above) */
 } KdHeadCfg;
 
 /* The losses' settings; read from the run's config at every step (the
@@ -34,7 +40,23 @@ typedef struct KdDetLossCfg {
   int giou;           /* box loss: 1 GIoU on decoded boxes, 0 smooth-L1 on deltas */
   float smooth_l1_beta;
   float box_weight;
+  /* Two-stage kinds sample anchors and RoIs from a stream of this seed
+   * and step (the run's train.seed and the step about to be taken), so a
+   * resumed run samples as the uninterrupted one did. */
+  uint64_t seed;
+  int step;
 } KdDetLossCfg;
+
+/* A two-stage forward's proposals and, where it ran, its RoI head's
+ * outputs (c's arena; the proposals carry no gradient). */
+typedef struct KdHeadRois {
+  KdRpnProposals props;         /* per image, by score desc; n = 0: none */
+  int nrois;                    /* RoIs the RoI head ran on, */
+  const float *rois;            /* [nrois, 5]: image, x1, y1, x2, y2 */
+  int ran;                      /* the RoI head ran on them (an evaluation forward, or roi_forward) */
+  KdTensor *cls, *box;          /* nrois, K+1 and nrois, 4(K+1); NULL when it did not run or nrois = 0 */
+  KdTensor *feat[KD_MAX_LEVELS]; /* the features the head ran on (the RoI stage reads them) */
+} KdHeadRois;
 
 /* One forward's head outputs per level, in the order of the kind's
  * output names; tensors N,C,H,W on the neck's level sizes. */
@@ -42,6 +64,7 @@ typedef struct KdHeadOut {
   int nout;
   const char *const *names;
   KdTensor *lv[KD_HEAD_MAX_OUT][KD_MAX_LEVELS];
+  KdHeadRois rois;              /* KD_HEAD_HAS_ROIS kinds */
 } KdHeadOut;
 
 /* The per-level tensors of output `name`, or NULL when the head has none. */
@@ -57,6 +80,9 @@ typedef struct KdDetLoss {
   int num_pos;
   int has_assign;
   KdDenseAssign assign; /* the batch's dense assignment (KD_HEAD_HAS_ASSIGN) */
+  /* Two-stage kinds: what the loss sampled (c's arena). */
+  const signed char *rpn_sel; /* [n*A_total] anchors: 1 positive, 0 negative, -1 not sampled */
+  KdRoiSample rois;           /* the RoIs the RoI head trained on */
 } KdDetLoss;
 
 /* What a head kind exposes to distillation (KdHeadInfo.provides). */
@@ -70,6 +96,8 @@ enum {
 typedef struct KdHeadInfo {
   unsigned provides;
   int A, K; /* anchors per location and classes of the dense outputs */
+  const KdAnchorCfg *anchors; /* the head's anchors (the RPN's for two-stage kinds), or NULL */
+  float pos_iou;              /* the IoU that makes an anchor positive */
 } KdHeadInfo;
 
 typedef struct KdHeadKind {
@@ -77,6 +105,7 @@ typedef struct KdHeadKind {
   const char *label; /* "RetinaNet" */
   const char *const *outputs; /* names of KdHeadOut's entries */
   int noutputs;
+  const char *const *param_prefixes; /* its parameters' name prefixes ("head."), NULL-terminated */
   /* Checks the config against the neck (lv NULL: before the neck is
    * built, level-dependent checks wait for build); names the field. */
   int (*check)(const KdHeadCfg *cfg, int channels, const KdLevels *lv, KdError *err);
@@ -86,8 +115,11 @@ typedef struct KdHeadKind {
   void (*init)(void *h, KdRng *r);
   void (*destroy)(void *h);
   void (*info)(const void *h, KdHeadInfo *out);
-  /* feat[levels] -> out; errors go to the ctx. */
-  void (*forward)(void *h, KdCtx *c, KdTensor *const *feat, KdHeadOut *out);
+  /* feat[levels] -> out; errors go to the ctx. training: the forward of
+   * a training step (a two-stage kind then makes its training proposals
+   * and leaves the RoI head to the loss; else it runs the RoI head on its
+   * test proposals, for decode). */
+  void (*forward)(void *h, KdCtx *c, KdTensor *const *feat, int training, KdHeadOut *out);
   /* The detection loss of n images on the tape (targets from c's arena). */
   int (*loss)(void *h, KdCtx *c, const KdHeadOut *o, const KdGtImage *gt, int n, const KdDetLossCfg *lc, KdDetLoss *out,
               KdError *err);

@@ -108,7 +108,8 @@ static void init(void *h, KdRng *rng) {
 static void info(const void *h, KdHeadInfo *out) {
   const Retina *r = h;
   *out = (KdHeadInfo){.provides = KD_HEAD_HAS_LOGITS | KD_HEAD_HAS_BOXES | KD_HEAD_HAS_ASSIGN, .A = r->A,
-                      .K = r->cfg.num_classes};
+                      .K = r->cfg.num_classes, .anchors = kd_assigner_anchor_cfg(r->assigner),
+                      .pos_iou = r->cfg.assign.pos_iou};
 }
 
 static KdTensor *tower_fwd(KdCtx *c, const Retina *r, const Tower *t, KdTensor *x, KdTensor **last) {
@@ -121,8 +122,9 @@ static KdTensor *tower_fwd(KdCtx *c, const Retina *r, const Tower *t, KdTensor *
   return kd_conv_fwd(c, &t->out, x);
 }
 
-static void forward(void *h, KdCtx *c, KdTensor *const *feat, KdHeadOut *out) {
+static void forward(void *h, KdCtx *c, KdTensor *const *feat, int training, KdHeadOut *out) {
   Retina *r = h;
+  (void)training;
   out->nout = 3, out->names = outputs;
   for (int l = 0; l < r->levels.n; l++) {
     out->lv[OUT_CLS][l] = tower_fwd(c, r, &r->cls, feat[l], &out->lv[OUT_CLS_TOWER][l]);
@@ -183,7 +185,7 @@ static int box_level(const void *h, const float *b) {
   double mid = a->nscales > 0 ? sqrt(a->scales[0] * a->scales[a->nscales - 1]) : 1;
   int lv = 0;
   for (int l = 0; l < a->nlevels; l++) {
-    double d = fabs(log2(side / (a->size_mult * a->strides[l] * mid)));
+    double d = fabs(log2(side / (kd_anchor_base_size(a, l) * mid)));
     if (d < best) best = d, lv = l;
   }
   return lv;
@@ -202,11 +204,14 @@ static double flops(const void *h, int n, const int *lhw) {
   return f;
 }
 
+static const char *const prefixes[] = {"head.", NULL};
+
 const KdHeadKind kd_head_retinanet = {
     .name = "retinanet",
     .label = "RetinaNet",
     .outputs = outputs,
     .noutputs = 3,
+    .param_prefixes = prefixes,
     .check = check,
     .build = build,
     .init = init,

@@ -22,7 +22,8 @@ static const char *const nan_sites[] = {"loss", "gradient", NULL};
 
 static const KdParamDesc descs[] = {
     S("name", "Run name", "run", "Name used for the run directory"),
-    S("model.head", "Head", "retinanet", "Head kind (engine/model/head.h): retinanet"),
+    S("model.head", "Head", "retinanet",
+      "Head kind (engine/model/head.h): retinanet, or faster_rcnn (RPN + RoI head; rpn.* and roi.* settings)"),
     I("model.depth", "ResNet depth", 18, 10, 101, "Backbone depth: 10, 18, 34, 50 or 101"),
     I("model.width", "Base width", 32, 1, 512, "Channels of the first stage (torchvision: 64)"),
     E("model.bn", "Backbone BN", "train", bn_modes, "BatchNorm mode: batch statistics, running statistics, or frozen"),
@@ -36,7 +37,10 @@ static const KdParamDesc descs[] = {
     E("model.head_norm", "Head norm", "none", norms, "Normalisation in the head towers"),
     I("model.num_classes", "Classes", 10, 1, 1000, "Must match the data set"),
     F("model.prior_prob", "Prior prob", 0.01, 1e-4, 0.5, 1, 0, "Initial foreground probability of the class logits"),
-    F("anchor.size_mult", "Anchor size", 4, 0.5, 16, 0, 0, "Anchor base size = size_mult x stride"),
+    F("anchor.size_mult", "Anchor size", 4, 0.5, 16, 0, 0, "Anchor base size = size_mult x stride (RetinaNet; Faster R-CNN: rpn.anchor_sizes)"),
+    S("rpn.anchor_sizes", "RPN anchor sizes", "32,64,128,256,512",
+      "Faster R-CNN: one anchor size in px per neck level, comma-separated (torchvision's AnchorGenerator sizes)"),
+    S("rpn.aspect_ratios", "RPN aspect ratios", "0.5,1,2", "Faster R-CNN: anchor aspect ratios h/w at every location, comma-separated"),
     S("data.dir", "Data dir", "", "COCO-layout data directory; empty: the default fashion-det set"),
     I("data.size", "Input size", 128, 32, 2048, "Network input side in pixels"),
     I("data.holdout", "Held-out images", 0, 0, 1000000,
@@ -84,7 +88,58 @@ static const KdParamDesc descs[] = {
     E("debug.inject_nan_in", "Inject NaN into", "loss", nan_sites, "Test hook: where debug.inject_nan_step puts the NaN"),
 };
 
-int kd_settings_register(KdConfig *c) { return kd_config_register(c, descs, (int)(sizeof descs / sizeof descs[0])); }
+/* Faster R-CNN's RPN: torchvision's FasterRCNN arguments rpn_<name>. */
+#define RI(f, l, d, lo, hi, h) KD_SETTING_INT(KdRpnCfg, "rpn", f, NULL, l, d, lo, hi, NULL, 0, h)
+#define RF(f, l, d, lo, hi, h) KD_SETTING_FLOAT(KdRpnCfg, "rpn", f, NULL, l, d, lo, hi, 0, NULL, 0, h)
+static const KdParamDesc rpn_descs[] = {
+    RI(conv_depth, "RPN convs", 1, 1, KD_RPN_MAX_CONVS, "Faster R-CNN: 3x3 conv+ReLU layers of the RPN head (torchvision: 1)"),
+    RI(pre_nms_top_n_train, "RPN pre-NMS (train)", 2000, 1, 1000000, "Proposals per level and image kept before NMS, training"),
+    RI(pre_nms_top_n_test, "RPN pre-NMS (test)", 1000, 1, 1000000, "Proposals per level and image kept before NMS, evaluation"),
+    RI(post_nms_top_n_train, "RPN post-NMS (train)", 2000, 1, 1000000, "Proposals per image after NMS, training"),
+    RI(post_nms_top_n_test, "RPN post-NMS (test)", 1000, 1, 1000000, "Proposals per image after NMS, evaluation"),
+    RF(nms_thresh, "RPN NMS IoU", 0.7, 0, 1, "IoU above which NMS drops a proposal (within its level)"),
+    RF(min_size, "RPN min size", 1e-3, 0, 1000, "Proposals with a side below this (px) are dropped"),
+    RF(score_thresh, "RPN score threshold", 0, 0, 0.99, "Proposals with objectness probability below are dropped"),
+    RF(fg_iou_thresh, "RPN fg IoU", 0.7, 0, 1, "Anchors at this IoU with a GT box or above are positive (and each GT's best)"),
+    RF(bg_iou_thresh, "RPN bg IoU", 0.3, 0, 1, "Anchors below this IoU with every GT box are negative"),
+    RI(batch_size_per_image, "RPN anchors per image", 256, 1, 100000, "Anchors sampled per image for the RPN loss"),
+    RF(positive_fraction, "RPN positive fraction", 0.5, 0, 1, "Largest share of positives among the sampled anchors"),
+};
+
+/* Faster R-CNN's RoI head (torchvision's box_* arguments and
+ * MultiScaleRoIAlign's). Its score threshold, NMS IoU and detections per
+ * image are eval.score_thresh, eval.nms_iou and eval.max_dets. */
+static const char *const box_heads[] = {"twomlp", "4conv1fc", NULL};
+/* key "roi.<k>" bound to the member f (a path: pool.out_size) */
+#define OI(k, f, l, d, lo, hi, h) {"roi." k, l, KD_CFG_INT, d, lo, hi, 0, 0, NULL, NULL, h, KD_FIELD(KdRoiHeadCfg, f, int), NULL, NULL}
+#define OF(k, f, l, d, lo, hi, h) {"roi." k, l, KD_CFG_FLOAT, d, lo, hi, 0, 0, NULL, NULL, h, KD_FIELD(KdRoiHeadCfg, f, float), NULL, NULL}
+static const KdParamDesc roi_descs[] = {
+    E("roi.box_head", "Box head", "twomlp", box_heads,
+      "Faster R-CNN: twomlp (torchvision's TwoMLPHead: fc6, fc7) or 4conv1fc (FastRCNNConvFCHead: 4 3x3 convs + 1 fc)"),
+    OI("representation", representation, "Box head width", 1024, 1, 65536, "Width of the box head's fully connected layers"),
+    OI("conv_channels", conv_channels, "Box head convs", 256, 1, 4096, "4conv1fc: channels of the 4 convs"),
+    {"roi.conv_gn", "Box head GN", KD_CFG_BOOL, 0, 0, 1, 0, 0, NULL, NULL, "4conv1fc: GroupNorm(32) after each conv (no conv bias)",
+     KD_FIELD(KdRoiHeadCfg, conv_gn, int), NULL, NULL},
+    OI("out_size", pool.out_size, "RoI size", 7, 1, 64, "RoI Align output side (torchvision: 7)"),
+    OI("sampling_ratio", pool.sampling_ratio, "RoI sampling", 2, 0, 16,
+       "RoI Align samples per bin side (0: adaptive, ceil(RoI size / out_size))"),
+    OF("canonical_scale", pool.canonical_scale, "RoI canonical scale", 224, 1, 4096,
+       "Level mapper: a box of side canonical_scale px pools from level canonical_level (torchvision: 224)"),
+    OI("canonical_level", pool.canonical_level, "RoI canonical level", 4, 0, 10,
+       "Level mapper: P<floor(k0 + log2(side / canonical_scale))>, clamped to the RoI levels P2..P5 (torchvision: 4)"),
+    OF("fg_iou", fg_iou, "RoI fg IoU", 0.5, 0, 1, "Proposals at this IoU with a GT box or above are foreground"),
+    OF("bg_iou", bg_iou, "RoI bg IoU", 0.5, 0, 1, "Proposals below this IoU with every GT box are background"),
+    OI("batch_per_image", batch_per_image, "RoIs per image", 512, 1, 100000,
+       "RoIs sampled per image (among proposals and GT boxes) for the RoI loss"),
+    OF("pos_fraction", pos_fraction, "RoI positive fraction", 0.25, 0.01, 1, "Largest share of foreground among the sampled RoIs"),
+};
+
+int kd_settings_register(KdConfig *c) {
+  if (kd_config_register(c, descs, (int)(sizeof descs / sizeof descs[0])) ||
+      kd_config_register(c, rpn_descs, (int)(sizeof rpn_descs / sizeof rpn_descs[0])))
+    return -1;
+  return kd_config_register(c, roi_descs, (int)(sizeof roi_descs / sizeof roi_descs[0]));
+}
 
 static int enum_index(const char *v, const char *const *choices) {
   for (int i = 0; choices[i]; i++)
@@ -110,6 +165,18 @@ int kd_settings_model(const KdConfig *c, KdModelCfg *m, KdError *err) {
   h->num_classes = kd_config_int(c, "model.num_classes");
   h->prior_prob = (float)kd_config_num(c, "model.prior_prob");
   h->anchors.size_mult = (float)kd_config_num(c, "anchor.size_mult");
+  KdRpnCfg *r = &h->rpn;
+  if (kd_config_fill(c, rpn_descs, (int)(sizeof rpn_descs / sizeof rpn_descs[0]), r, err)) return -1;
+  r->nsizes = kd_anchor_parse_list("rpn.anchor_sizes", kd_config_str(c, "rpn.anchor_sizes"), r->sizes, KD_ANCHOR_MAX_LEVELS, err);
+  r->nratios = kd_anchor_parse_list("rpn.aspect_ratios", kd_config_str(c, "rpn.aspect_ratios"), r->ratios, KD_ANCHOR_MAX_RATIOS, err);
+  if (r->nsizes < 0 || r->nratios < 0) return -1;
+  KdRoiHeadCfg *o = &h->roi;
+  if (kd_config_fill(c, roi_descs, (int)(sizeof roi_descs / sizeof roi_descs[0]), o, err)) return -1;
+  snprintf(o->box_head, sizeof o->box_head, "%s", kd_config_str(c, "roi.box_head"));
+  o->num_classes = h->num_classes;
+  o->score_thresh = (float)kd_config_num(c, "eval.score_thresh");
+  o->nms_thresh = (float)kd_config_num(c, "eval.nms_iou");
+  o->detections_per_img = kd_config_int(c, "eval.max_dets");
   return kd_model_cfg_check(m, err);
 }
 

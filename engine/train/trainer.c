@@ -113,6 +113,8 @@ int kd_trainer_forward(KdTrainer *t, KdCtx *c, const KdTrainBatch *b, int traini
   f->nlev = sout->nlev;
   KdDetLossCfg lc;
   kd_settings_det_loss(t->cfg, &lc);
+  lc.seed = (uint64_t)kd_config_int(t->cfg, "train.seed");
+  lc.step = kd_optim_steps_done(t->optim);
   if (kd_model_loss(t->student, c, sout, b->gt, b->n, &lc, &f->det, err)) return -1;
   f->total = f->det.total;
   if (distilling) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "parity.h"
 #include "core/rng.h"
 #include "model/detector.h"
 #include "model/safetensors.h"
@@ -22,29 +23,6 @@ typedef struct {
   KdExtraKind extra;
   KdBnMode bn;
 } Case;
-
-static void compare(KdSafetensors *st, const char *name, const KdTensor *t) {
-  float *want = malloc(t->numel * sizeof(float));
-  KdError err;
-  CHECK_MSG(kd_safetensors_read_f32(st, name, want, t->numel, &err) == 0, "%s: %s", name, err.msg);
-  double peak = 0, worst = 0;
-  for (size_t i = 0; i < t->numel; i++) peak = fmax(peak, fabs(want[i]));
-  for (size_t i = 0; i < t->numel; i++) worst = fmax(worst, fabs(want[i] - t->data[i]) / (peak + 1e-12));
-  CHECK_MSG(worst <= 1e-4, "%s: worst difference %.3g of the peak %.3g", name, worst, peak);
-  printf("  %-8s max |ours - torchvision| / peak = %.2g\n", name, worst);
-  free(want);
-}
-
-/* Non-trivial BN statistics and GN affine so eval-mode BN matters. */
-static void perturb_norms(KdParams *p, KdRng *r) {
-  for (int i = 0; i < kd_params_count(p); i++) {
-    KdTensor *t = kd_params_at(p, i);
-    if (strstr(t->name, "running_var") || ((strstr(t->name, "bn") || strstr(t->name, "downsample.1") || strstr(t->name, ".1.weight")) && t->ndim == 1 && strstr(t->name, "weight")))
-      for (size_t j = 0; j < t->numel; j++) t->data[j] = kd_rng_range(r, 0.5f, 1.5f);
-    else if (strstr(t->name, "running_mean") || (t->ndim == 1 && strstr(t->name, "bias")))
-      for (size_t j = 0; j < t->numel; j++) t->data[j] = kd_rng_range(r, -0.2f, 0.2f);
-  }
-}
 
 /* Frozen BN trains nothing of the backbone's norms, everything else. */
 static void check_frozen(KdParams *p) {
@@ -75,7 +53,7 @@ static int run_case(const char *root, const Case *k) {
   kd_rng_seed(&r, 9, 9);
   KdParams *p = kd_model_params(m);
   if (k->bn == KD_BN_FROZEN) check_frozen(p);
-  perturb_norms(p, &r);
+  parity_perturb_norms(p, &r);
   char wpath[] = "/tmp/kd_tvp_wXXXXXX", ipath[] = "/tmp/kd_tvp_iXXXXXX", opath[] = "/tmp/kd_tvp_oXXXXXX";
   close(mkstemp(wpath)), close(mkstemp(ipath)), close(mkstemp(opath));
   CHECK(kd_safetensors_save(wpath, p, NULL, &err) == 0);
@@ -109,11 +87,11 @@ static int run_case(const char *root, const Case *k) {
     char nm[32];
     CHECK(out.levels->stride[l] == 1 << (k->first + l));
     snprintf(nm, sizeof nm, "feat.%s", lv);
-    compare(st, nm, out.feat[l]);
+    parity_tensor(st, nm, out.feat[l], 1e-4);
     snprintf(nm, sizeof nm, "cls.%s", lv);
-    compare(st, nm, cls[l]);
+    parity_tensor(st, nm, cls[l], 1e-4);
     snprintf(nm, sizeof nm, "box.%s", lv);
-    compare(st, nm, box[l]);
+    parity_tensor(st, nm, box[l], 1e-4);
   }
   kd_safetensors_close(st);
 out:

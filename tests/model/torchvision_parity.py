@@ -54,6 +54,22 @@ def write_st(path, tensors):
             f.write(b)
 
 
+def load_exact(model, w):
+    """Loads w into model; exits 1 naming any tensor missing on either side
+    or of another shape."""
+    sd = model.state_dict()
+    missing = [k for k in sd if k not in w and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in w if k not in sd]
+    if missing or unexpected:
+        print("name mismatch: missing", missing[:8], "unexpected", unexpected[:8])
+        sys.exit(1)
+    for k in sd:
+        if k in w and tuple(sd[k].shape) != tuple(w[k].shape):
+            print("shape mismatch", k, tuple(sd[k].shape), tuple(w[k].shape))
+            sys.exit(1)
+    model.load_state_dict({k: w.get(k, sd[k]) for k in sd})
+
+
 def main():
     weights, inp, outp = sys.argv[1:4]
     depth, first, extra, nextra, gn = (sys.argv[4:9] + ["18", "3", "p5", "2", "1"][len(sys.argv[4:9]):])
@@ -83,17 +99,7 @@ def main():
     norm = partial(torch.nn.GroupNorm, 32) if gn else None
     head = RetinaNetHead(fpn, A, K, norm_layer=norm)
     model = RetinaNet(backbone, num_classes=K, head=head)
-    sd = model.state_dict()
-    missing = [k for k in sd if k not in w and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in w if k not in sd]
-    if missing or unexpected:
-        print("name mismatch: missing", missing[:8], "unexpected", unexpected[:8])
-        sys.exit(1)
-    for k in sd:
-        if k in w and tuple(sd[k].shape) != tuple(w[k].shape):
-            print("shape mismatch", k, tuple(sd[k].shape), tuple(w[k].shape))
-            sys.exit(1)
-    model.load_state_dict({k: w.get(k, sd[k]) for k in sd})
+    load_exact(model, w)
     model.eval()
     with torch.no_grad():
         feats = list(model.backbone(x).values())

@@ -5,7 +5,8 @@
  * methods need every level paired), on a live set (the value is refused
  * and the config keeps the old one, also for a setting the needs depend
  * on, defeat.beta_obj), and for real: kd_run_new with such a method fails,
- * kd_run_set of one is refused, while the run goes on with the rest. */
+ * kd_run_set of one is refused, while the run goes on with the rest.
+ * A Faster R-CNN side gives features and RoIs, no dense logits. */
 #include <string.h>
 
 #include "check.h"
@@ -27,6 +28,20 @@ static KdModel *tiny_anchors(int fpn, int extra, float size_mult) {
 }
 
 static KdModel *tiny(int fpn, int extra) { return tiny_anchors(fpn, extra, 4); }
+
+/* A two-stage model: P2..P5 + the max-pool P6. */
+static KdModel *tiny_frcnn(int fpn) {
+  KdModelCfg mc;
+  kd_model_cfg_default(&mc);
+  mc.backbone.depth = 10, mc.backbone.width = 8;
+  mc.neck = (KdNeckCfg){.channels = fpn, .first_level = 2, .extra_levels = 1, .extra = KD_EXTRA_MAXPOOL};
+  snprintf(mc.head.kind, sizeof mc.head.kind, "faster_rcnn");
+  mc.head.roi.representation = 16;
+  KdError err;
+  KdModel *m = kd_model_new(&mc, 9, &err);
+  CHECK_MSG(m != NULL, "%s", err.msg);
+  return m;
+}
 
 /* Refused with a message holding both strings (or accepted when a == NULL). */
 static void expect(const KdConfig *cfg, const KdDistillAvail *av, const char *methods, const char *a, const char *b) {
@@ -72,6 +87,16 @@ static void test_pairs(KdConfig *cfg) {
   expect(cfg, &av, "logitkd", "method logitkd needs dense class logits", "teacher's anchors are 3 x stride, the student's 4 x stride");
   expect(cfg, &av, "fitnet,pkd,cwd,fgd", NULL, NULL);
   kd_model_free(a3);
+  /* A Faster R-CNN teacher has features on P3..P5 but no dense logits. */
+  KdModel *fr = tiny_frcnn(16);
+  kd_distill_avail_models(&av, s, fr);
+  expect(cfg, &av, "logitkd", "method logitkd needs dense class logits", "the teacher's Faster R-CNN head has none");
+  expect(cfg, &av, "fitnet,pkd,cwd,fgd", NULL, NULL);
+  CHECK(av.have & KD_NEED_ROIS);
+  kd_distill_avail_models(&av, fr, s);
+  expect(cfg, &av, "logitkd", "method logitkd needs dense class logits", "the student's Faster R-CNN head has none");
+  CHECK(!(av.have & KD_NEED_ROIS) && !(av.have & KD_NEED_ASSIGN));
+  kd_model_free(fr);
   kd_model_free(s), kd_model_free(wide), kd_model_free(p6), kd_model_free(same);
 }
 
