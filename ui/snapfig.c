@@ -25,6 +25,7 @@ KdSnapFigStore *kd_snapfig_store_new(void) { return calloc(1, sizeof(KdSnapFigSt
 void kd_snapfig_store_free(KdSnapFigStore *s) {
   if (!s) return;
   free(s->step);
+  free(s->cross.buf);
   for (int i = 0; i < SF_MAXSRC; i++) free(s->fgv[i]), free(s->bgv[i]);
   for (int i = 0; i < 4; i++) free(s->ap_pct[i]);
   free(s);
@@ -405,6 +406,7 @@ static const KdSnapFigKind kinds[] = {
     {"masks", build_masks, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_OVERLAY | KD_SNAPFIG_OPT_ALL_LEVELS, 1, {0, 3, 3}},
     {"attention", build_attention, SNAP | IMG1 | LVL | KD_SNAPFIG_ATTN_METHOD, KD_SNAPFIG_OPT_INDEPENDENT, 1, {0, 4, 2}},
     {"gradmaps", build_gradmaps, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_INDEPENDENT, 1, {0, 2, 3}},
+    {"cross", kd_snapfig_build_cross, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_PIXEL, 1, {0, 5, 3}},
     {"projection", build_projection, SNAP, 0, 0, {2, 4, 1}},
     {"grid", kd_snapfig_build_grid, SNAP | LVL,
      KD_SNAPFIG_OPT_IMAGES | KD_SNAPFIG_OPT_COLUMNS | KD_SNAPFIG_OPT_MASK | KD_SNAPFIG_OPT_OVERLAY |

@@ -64,6 +64,9 @@
 
 #define KD_PROBE_MAX_IMAGES 16
 #define KD_SNAP_NAME 64
+/* At most this many bytes of per-image (C, H, W) mask fields (feature
+ * copies such as mask.csgr.feat_t) in one snapshot. */
+#define KD_PROBE_FEAT_BYTES ((size_t)2 << 20)
 
 typedef struct KdSnapField {
   char name[KD_SNAP_NAME];
