@@ -369,6 +369,12 @@ static int dimmed_pick(KdFigRect r, const KdFigStyle *st, const void *spec, doub
   return d->inner.pick ? d->inner.pick(r, st, d->inner.spec, x, y, out) : 0;
 }
 
+void kd_snapfig_dim(KdSnapFigStore *st, const char *note, KdFigPanel *out) {
+  st->dim.inner = *out;
+  snprintf(st->dim.note, sizeof st->dim.note, "%s", note);
+  *out = (KdFigPanel){dimmed_draw, dimmed_height, &st->dim, out->pick ? dimmed_pick : NULL};
+}
+
 /* The method whose attention the probe draws (the first naming its temperature). */
 static const KdMethod *attn_method(void) {
   for (int m = 0; m < kd_method_count(); m++)
@@ -388,9 +394,9 @@ static int snapshot_has_method(const KdSnapshot *s, const char *name) {
 static void mark_inactive(const KdSnapFigKind *kind, const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out) {
   const KdMethod *m = kind->needs & KD_SNAPFIG_ATTN_METHOD ? attn_method() : NULL;
   if (!m || snapshot_has_method(v->snap, m->name)) return;
-  st->dim.inner = *out;
-  snprintf(st->dim.note, sizeof st->dim.note, "%s off: %s's attention, used by no loss of this run", m->label, m->label);
-  *out = (KdFigPanel){dimmed_draw, dimmed_height, &st->dim, out->pick ? dimmed_pick : NULL};
+  char note[160];
+  snprintf(note, sizeof note, "%s off: %s's attention, used by no loss of this run", m->label, m->label);
+  kd_snapfig_dim(st, note, out);
 }
 
 /* The table of figure kinds, in export order. Window cells: three equal

@@ -159,9 +159,21 @@ int kd_snapfig_build_cross(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel
   int C[2] = {0, 0}, H = 0, W = 0, h, w;
   const float *feat[2] = {side_feat(s, v->image, lv, 't', &C[0], &H, &W), side_feat(s, v->image, lv, 's', &C[1], &H, &W)};
   const KdSnapField *temps = kd_snapshot_findf(s, "img%d.%s.mask.csgr.temps", v->image, lv);
-  if (!feat[0] && !feat[1])
-    return kd_error(err, "cross: the snapshot at step %d keeps no CSGR features at %s (CSGR is off, or the level is "
-                         "past the snapshot's feature budget)", s->step, lv);
+  if (!feat[0] && !feat[1]) { /* the level's energy maps, greyed under why */
+    KdFigMap te = kd_snapview_map(s, v->image, v->level, "t_energy"), se = kd_snapview_map(s, v->image, v->level, "s_energy");
+    if (!se.v) return kd_error(err, "cross: the snapshot at step %d has no maps at %s", s->step, lv);
+    int n = 0;
+    if (te.v) x->items[0][n++] = (KdFigMapItem){te, "teacher energy", 0};
+    x->items[0][n++] = (KdFigMapItem){se, "student energy", 0};
+    x->groups[0][0] = (KdFigMapGroup){KD_CMAP_VIRIDIS, {0, 0, 0}, "mean_c X\xc2\xb2"};
+    x->maps[0] = (KdFigMaps){.items = x->items[0], .n = n, .groups = x->groups[0], .ngroups = 1,
+                             .title = kd_snapfig_title(v, "criss-cross relation of a picked pixel")};
+    *out = kd_fig_maps_panel(&x->maps[0]);
+    kd_snapfig_dim(p, strstr(s->methods, "csgr") ? "no CSGR features at this level (past the snapshot's feature budget)"
+                                                  : "CSGR off: the relation is drawn from CSGR's standardised features",
+                   out);
+    return 0;
+  }
   if (!temps || temps->numel != 2)
     return kd_error(err, "cross: the snapshot at step %d has no img%d.%s.mask.csgr.temps", s->step, v->image, lv);
   const float tau_r = temps->data[0], tau_c = temps->data[1];

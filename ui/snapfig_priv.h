@@ -90,6 +90,8 @@ const char *kd_snapfig_title(const KdSnapFigView *v, const char *t);
 
 int kd_snapfig_build_grid(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out,
                           KdError *err);
+/* *out drawn greyed under `note` (a figure whose data is absent or unused). */
+void kd_snapfig_dim(KdSnapFigStore *st, const char *note, KdFigPanel *out);
 int kd_snapfig_build_cross(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out, KdError *err);
 int kd_snapfig_build_curves(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out,
                             KdError *err);
