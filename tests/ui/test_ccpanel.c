@@ -6,7 +6,8 @@
  * the cells sharing the pixel's row or column, not the panel's code);
  * cells off the cross are NaN (drawn grey); an arrow key moves the pixel
  * one cell right; the pick-to-paint time is printed. argv[1]: a PNG path
- * for a screenshot of the window. Skips (77) without a display. */
+ * for a screenshot of the window, argv[2] the kdscope binary (the
+ * export check: the dialog's command with --pixel). Skips (77) without a display. */
 #include <gdk/x11/gdkx.h>
 #include <gtk/gtk.h>
 #include <math.h>
@@ -115,6 +116,40 @@ static void check_values(KdsPanel *cross, int want_h, int want_w) {
          "render variance %.0f\n", h, w, lv, H, W, et, es, x->maps[1].n, var);
 }
 
+/* The command the export dialog prints for the cross panel (with its
+ * --pixel) writes, byte for byte, the PNG the panel's own view exports;
+ * a --pixel off the grid is refused naming it. */
+static void check_export(KdsPanel *cross, const char *kdscope, const char *run, const char *dir) {
+  KdSnapFigView sv;
+  kds_panel_view_snapfig(cross, &sv);
+  sv.cursor_on = 0;
+  const KdSnapFigKind *kind = kd_snapfig_find("cross");
+  KdExportOpts o;
+  kd_export_opts_default(&o);
+  char a[2300], b[2300], cmd[4096], full[8192];
+  snprintf(a, sizeof a, "%s/inproc_cross.png", dir);
+  snprintf(b, sizeof b, "%s/cmd_cross.png", dir);
+  KdSnapFigStore *store = kd_snapfig_store_new();
+  KdFigPanel fp;
+  KdError err = {{0}};
+  CHECK_MSG(kd_snapfig_build(kind, &sv, store, &fp, &err) == 0 && kd_export_panel(a, KD_EXPORT_PNG, &fp, kds_panel_style(), &o, &err) == 0,
+            "%s", err.msg);
+  CHECK(kd_snapfig_command(kind, &sv, run, kds_panel_style(), &o, KD_EXPORT_PNG, b, cmd, sizeof cmd) == 0);
+  CHECK_MSG(strstr(cmd, " --pixel ") && strstr(cmd, " --figure cross"), "%s", cmd);
+  snprintf(full, sizeof full, "'%s'%s", kdscope, cmd + 7);
+  CHECK_MSG(system(full) == 0, "%s", full);
+  gchar *da = NULL, *db = NULL;
+  gsize la = 0, lb = 0;
+  CHECK_MSG(g_file_get_contents(a, &da, &la, NULL) && g_file_get_contents(b, &db, &lb, NULL) && la == lb && !memcmp(da, db, la),
+            "`%s` gives another PNG than the panel's view (%zu vs %zu bytes)", cmd, (size_t)la, (size_t)lb);
+  printf("export: %s (%zu bytes, equal to the in-process export)\n", cmd, (size_t)lb);
+  g_free(da), g_free(db);
+  snprintf(full, sizeof full, "'%s' export --run '%s' --figure cross --pixel 8,0 --out '%s' 2>&1 | grep -q 'outside the level'", kdscope,
+           run, b);
+  CHECK_MSG(system(full) == 0, "--pixel 8,0 on an 8x8 level was not refused as outside it");
+  kd_snapfig_store_free(store);
+}
+
 int main(int argc, char **argv) {
   int skip = ui_test_start();
   if (skip) return skip;
@@ -208,6 +243,7 @@ int main(int argc, char **argv) {
   kds_panel_pick_stats(&kmax, &kmean, &kn);
   printf("pick to paint (click handler to the cross panel's next paint): mean %.2f ms, max %.2f ms over %u picks\n", kmean, kmax, kn);
   CHECK_MSG(kn >= 3, "%u picks painted, expected 3", kn);
+  if (argc > 2) check_export(cross, argv[2], run, dir);
   if (argc > 1) {
     gtk_widget_grab_focus(GTK_WIDGET(cross)); /* scrolls nothing: the grid shows every panel */
     pump(300);
