@@ -18,7 +18,7 @@ static const char usage[] =
     "usage: kdscope export --run RUN_DIR --figure NAME [--step N|last] [--images LIST]\n"
     "                      [--level P3] [--columns LIST] [--mask NAME] [--gap raw|METHOD] [--parts LIST]\n"
     "                      [--logy | --liny] [--smooth none|ema:W|mean:N] [--overlay A] [--independent]\n"
-    "                      [--all-levels]\n"
+    "                      [--all-levels] [--pixel Y,X]\n"
     "                      [--compare RUN_DIR [--compare-label NAME]]\n"
     "                      [--rename OLD=NEW]... [--hide LIST] [--legend POS]\n"
     "                      [--xlim LO:HI] [--ylim LO:HI] [--aplim LO:HI]\n"
@@ -49,6 +49,10 @@ static const char usage[] =
     "  gradients   fg vs bg gradient magnitude by source over every snapshot up to\n"
     "              --step (DeFeat's observation); --level (default all levels),\n"
     "              --images (default all)\n"
+    "  cross       the criss-cross relation (CSGR's, parameter-free) of the\n"
+    "              pixel --pixel Y,X (row, column of --level; default the\n"
+    "              centre) for teacher and student, their difference, and the\n"
+    "              category attention map of each class of the image\n"
     "  image, gap, masks, attention, gradmaps, projection: one panel of the\n"
     "              window for one probe image (--images I) and level\n"
     "  compare     several runs on one chart (up to 24 --run, in order; --labels\n"
@@ -89,7 +93,7 @@ typedef struct Args {
   const char *labels, *series, *reference, *reference_label;
   const char *lines[KD_COMPARE_MAX_LINES];
   int nlines;
-  const char *run, *figure, *csv, *step, *images, *level, *columns, *mask, *gap, *parts, *smooth;
+  const char *run, *figure, *csv, *step, *images, *level, *pixel, *columns, *mask, *gap, *parts, *smooth;
   const char *format, *out, *font, *hide, *legend, *xlim, *ylim, *aplim;
   const char *renames[KD_SNAPFIG_MAX_RENAMES];
   int nrenames;
@@ -114,6 +118,19 @@ static int number(const char *opt, const char *text, double *out) {
   double v = strtod(text, &end);
   if (end == text || *end || !(v > 0 && v < 1e9)) return fail("%s %s: expected a positive number", opt, text);
   *out = v;
+  return 0;
+}
+
+/* --pixel Y,X: a cell of the view's level, checked against its size. */
+static int pixel_mark(const char *text, const KdSnapshot *snap, KdSnapFigView *v) {
+  KdError err = {0};
+  int H, W, y, x, used = 0;
+  if (sscanf(text, "%d,%d%n", &y, &x, &used) != 2 || text[used])
+    return fail("--pixel %s: expected Y,X (row and column of a cell, e.g. 4,7)", text);
+  if (kd_snapfig_level_size(snap, v->image, v->level, &H, &W, &err)) return fail("--pixel: %s", err.msg);
+  if (y < 0 || y >= H || x < 0 || x >= W)
+    return fail("--pixel %s: outside the level's %d x %d grid (rows 0..%d, columns 0..%d)", text, H, W, H - 1, W - 1);
+  v->pick = kd_snapfig_cell_mark(y, x, H, W);
   return 0;
 }
 
@@ -170,6 +187,7 @@ static int parse_args(int argc, char **argv, Args *a) {
     else if (!strcmp(o, "--step")) str = &a->step;
     else if (!strcmp(o, "--images")) str = &a->images;
     else if (!strcmp(o, "--level")) str = &a->level;
+    else if (!strcmp(o, "--pixel")) str = &a->pixel;
     else if (!strcmp(o, "--columns")) str = &a->columns;
     else if (!strcmp(o, "--mask")) str = &a->mask;
     else if (!strcmp(o, "--gap")) str = &a->gap;
@@ -454,6 +472,8 @@ static int export_figure(const Args *a, const KdRunLog *log, const KdRunLog *ref
       goto out;
     }
   }
+
+  if (a->pixel && snap && (kind->options & KD_SNAPFIG_OPT_PIXEL) && pixel_mark(a->pixel, snap, &v)) goto out;
 
   KdFigPanel panel;
   if (kd_snapfig_build(kind, &v, store, &panel, &err)) {

@@ -35,7 +35,7 @@ struct _KdsPanel {
   gboolean raw;
 };
 
-enum { SIGNAL_HOVER, SIGNAL_SEEK, N_SIGNALS };
+enum { SIGNAL_HOVER, SIGNAL_SEEK, SIGNAL_PICK, SIGNAL_PICK_MOVE, N_SIGNALS };
 static guint signals[N_SIGNALS];
 enum { PROP_0, PROP_KIND, N_PROPS };
 static GParamSpec *props[N_PROPS];
@@ -44,6 +44,17 @@ static double paint_ms_max, paint_ms_sum;
 static guint paint_n;
 static double lat_ms_max, lat_ms_sum;
 static guint lat_n;
+static gint64 pick_t0; /* when the last pick was handled, until a pixel panel paints it */
+static double pick_ms_max, pick_ms_sum;
+static guint pick_n;
+
+void kds_panel_note_pick(void) { pick_t0 = g_get_monotonic_time(); }
+
+void kds_panel_pick_stats(double *max_ms, double *mean_ms, guint *n) {
+  *max_ms = pick_ms_max;
+  *mean_ms = pick_n ? pick_ms_sum / pick_n : 0;
+  *n = pick_n;
+}
 
 void kds_panel_latency_stats(double *max_ms, double *mean_ms, guint *n) {
   *max_ms = lat_ms_max;
@@ -118,6 +129,7 @@ void kds_view_snapfig(const KdsView *v, KdSnapFigView *out) {
   out->smooth = v->smooth;
   out->logy = v->logy;
   out->mark = v->mark;
+  out->pick = v->pick;
   out->ref = v->ref;
   out->ref_dir = v->ref_dir;
   out->ref_label = v->ref_label;
@@ -202,7 +214,14 @@ static void paint_node(KdsPanel *p, int width, int height) {
   p->stale = FALSE;
   p->paints++;
   note_latency(p, drawn);
-  double ms = (g_get_monotonic_time() - t0) / 1000.0;
+  gint64 t1 = g_get_monotonic_time();
+  if (pick_t0 && drawn && p->kind && (p->kind->options & KD_SNAPFIG_OPT_PIXEL)) { /* a pick answered */
+    double pm = (t1 - pick_t0) / 1000.0;
+    pick_ms_sum += pm, pick_n++;
+    if (pm > pick_ms_max) pick_ms_max = pm;
+    pick_t0 = 0;
+  }
+  double ms = (t1 - t0) / 1000.0;
   paint_ms_sum += ms;
   paint_n++;
   if (ms > paint_ms_max) paint_ms_max = ms;
@@ -331,7 +350,10 @@ static void on_pressed(GtkGestureClick *g, int n_press, double x, double y, gpoi
   KdFigPick k;
   p->press_seeks = FALSE;
   if (!kds_panel_pick(p, x, y, &k)) return;
-  if (k.key == KD_FIG_KEY_SMOOTHING) {
+  if (k.cell.on && p->kind && p->kind->level_maps) { /* a map cell: the picked pixel */
+    gtk_widget_grab_focus(GTK_WIDGET(p));
+    g_signal_emit(p, signals[SIGNAL_PICK], 0, k.cell.u, k.cell.v);
+  } else if (k.key == KD_FIG_KEY_SMOOTHING) {
     p->raw = !p->raw;
     kds_panel_redraw(p);
   } else if (k.key >= 0) {
@@ -386,6 +408,16 @@ static gboolean on_scroll(GtkEventControllerScroll *c, double dx, double dy, gpo
   }
   if (lo <= p->full_lo && hi >= p->full_hi) lo = hi = 0; /* all of it again */
   kds_panel_set_zoom(p, lo, hi);
+  return TRUE;
+}
+
+/* The arrow keys move the picked pixel (on a panel of level maps). */
+static gboolean on_key(GtkEventControllerKey *c, guint key, guint code, GdkModifierType st, gpointer user) {
+  (void)c, (void)code;
+  KdsPanel *p = KDS_PANEL(user);
+  int dx = key == GDK_KEY_Left ? -1 : key == GDK_KEY_Right ? 1 : 0, dy = key == GDK_KEY_Up ? -1 : key == GDK_KEY_Down ? 1 : 0;
+  if (!(dx || dy) || (st & (GDK_CONTROL_MASK | GDK_ALT_MASK)) || !p->kind || !p->kind->level_maps) return FALSE;
+  g_signal_emit(p, signals[SIGNAL_PICK_MOVE], 0, dx, dy);
   return TRUE;
 }
 
@@ -457,6 +489,12 @@ static void kds_panel_class_init(KdsPanelClass *k) {
    * to show that step. */
   signals[SIGNAL_SEEK] = g_signal_new("seek", G_TYPE_FROM_CLASS(k), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 1,
                                       G_TYPE_DOUBLE);
+  /* "pick" (double u, double v): a click on a map cell picks that pixel. */
+  signals[SIGNAL_PICK] = g_signal_new("pick", G_TYPE_FROM_CLASS(k), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 2,
+                                      G_TYPE_DOUBLE, G_TYPE_DOUBLE);
+  /* "pick-move" (int dx, int dy): an arrow key moves the picked pixel by a cell. */
+  signals[SIGNAL_PICK_MOVE] = g_signal_new("pick-move", G_TYPE_FROM_CLASS(k), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                                           G_TYPE_NONE, 2, G_TYPE_INT, G_TYPE_INT);
 }
 
 static void kds_panel_init(KdsPanel *p) {
@@ -476,4 +514,8 @@ static void kds_panel_init(KdsPanel *p) {
   GtkEventController *scroll = gtk_event_controller_scroll_new(GTK_EVENT_CONTROLLER_SCROLL_BOTH_AXES);
   g_signal_connect(scroll, "scroll", G_CALLBACK(on_scroll), p);
   gtk_widget_add_controller(GTK_WIDGET(p), scroll);
+  GtkEventController *keys = gtk_event_controller_key_new();
+  g_signal_connect(keys, "key-pressed", G_CALLBACK(on_key), p);
+  gtk_widget_add_controller(GTK_WIDGET(p), keys);
+  gtk_widget_set_focusable(GTK_WIDGET(p), TRUE);
 }

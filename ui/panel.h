@@ -83,6 +83,11 @@ void kds_panel_paint_stats(double *max_ms, double *mean_ms, guint *n);
 void kds_panel_latency_stats(double *max_ms, double *mean_ms, guint *n);
 /* Starts the latency statistics afresh (a measurement over a quiet spell). */
 void kds_panel_latency_reset(void);
+/* Pick-to-paint latency: from a pick's handler (kds_panel_note_pick, the
+ * window calls it on a click or an arrow key) to the end of the next paint
+ * of a panel that draws the picked pixel (KD_SNAPFIG_OPT_PIXEL). */
+void kds_panel_note_pick(void);
+void kds_panel_pick_stats(double *max_ms, double *mean_ms, guint *n);
 
 G_END_DECLS
 

@@ -25,6 +25,7 @@ KdSnapFigStore *kd_snapfig_store_new(void) { return calloc(1, sizeof(KdSnapFigSt
 void kd_snapfig_store_free(KdSnapFigStore *s) {
   if (!s) return;
   free(s->step);
+  free(s->cross.buf);
   for (int i = 0; i < SF_MAXSRC; i++) free(s->fgv[i]), free(s->bgv[i]);
   for (int i = 0; i < 4; i++) free(s->ap_pct[i]);
   free(s);
@@ -368,6 +369,12 @@ static int dimmed_pick(KdFigRect r, const KdFigStyle *st, const void *spec, doub
   return d->inner.pick ? d->inner.pick(r, st, d->inner.spec, x, y, out) : 0;
 }
 
+void kd_snapfig_dim(KdSnapFigStore *st, const char *note, KdFigPanel *out) {
+  st->dim.inner = *out;
+  snprintf(st->dim.note, sizeof st->dim.note, "%s", note);
+  *out = (KdFigPanel){dimmed_draw, dimmed_height, &st->dim, out->pick ? dimmed_pick : NULL};
+}
+
 /* The method whose attention the probe draws (the first naming its temperature). */
 static const KdMethod *attn_method(void) {
   for (int m = 0; m < kd_method_count(); m++)
@@ -387,9 +394,9 @@ static int snapshot_has_method(const KdSnapshot *s, const char *name) {
 static void mark_inactive(const KdSnapFigKind *kind, const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out) {
   const KdMethod *m = kind->needs & KD_SNAPFIG_ATTN_METHOD ? attn_method() : NULL;
   if (!m || snapshot_has_method(v->snap, m->name)) return;
-  st->dim.inner = *out;
-  snprintf(st->dim.note, sizeof st->dim.note, "%s off: %s's attention, used by no loss of this run", m->label, m->label);
-  *out = (KdFigPanel){dimmed_draw, dimmed_height, &st->dim, out->pick ? dimmed_pick : NULL};
+  char note[160];
+  snprintf(note, sizeof note, "%s off: %s's attention, used by no loss of this run", m->label, m->label);
+  kd_snapfig_dim(st, note, out);
 }
 
 /* The table of figure kinds, in export order. Window cells: three equal
@@ -405,6 +412,7 @@ static const KdSnapFigKind kinds[] = {
     {"masks", build_masks, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_OVERLAY | KD_SNAPFIG_OPT_ALL_LEVELS, 1, {0, 3, 3}},
     {"attention", build_attention, SNAP | IMG1 | LVL | KD_SNAPFIG_ATTN_METHOD, KD_SNAPFIG_OPT_INDEPENDENT, 1, {0, 4, 2}},
     {"gradmaps", build_gradmaps, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_INDEPENDENT, 1, {0, 2, 3}},
+    {"cross", kd_snapfig_build_cross, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_PIXEL, 1, {0, 5, 3}},
     {"projection", build_projection, SNAP, 0, 0, {2, 4, 1}},
     {"grid", kd_snapfig_build_grid, SNAP | LVL,
      KD_SNAPFIG_OPT_IMAGES | KD_SNAPFIG_OPT_COLUMNS | KD_SNAPFIG_OPT_MASK | KD_SNAPFIG_OPT_OVERLAY |

@@ -48,7 +48,8 @@ enum {
   KD_SNAPFIG_OPT_LOGY = 256,      /* view.logy: --logy / --liny */
   KD_SNAPFIG_OPT_SMOOTH = 512,    /* view.smooth: --smooth */
   KD_SNAPFIG_OPT_ALL_LEVELS = 1024, /* view.all_levels: --all-levels */
-  KD_SNAPFIG_OPT_GAP = 2048        /* view.gap: --gap */
+  KD_SNAPFIG_OPT_GAP = 2048,       /* view.gap: --gap */
+  KD_SNAPFIG_OPT_PIXEL = 4096      /* view.pick: --pixel Y,X (a cell of view.level) */
 };
 /* A kind with loss parts (the curves) also reads the view's renames,
  * hidden series, legend place and axis limits (--rename, --hide, --legend,
@@ -115,6 +116,7 @@ struct KdSnapFigView {
   const char *ref_label;  /* its legend name (NULL: "reference") */
   const char *ref_dir;    /* its run directory, for the export command */
   KdFigMark mark;         /* a cell outlined on every map (the window's linked cursor) */
+  KdFigMark pick;         /* the picked pixel (a click on a map; --pixel); off: the level's centre */
   /* charts */
   const char *const *rename_from, *const *rename_to; /* series (and marker keys) shown
                              as another label, e.g. det.cls -> L_{cls} */
@@ -145,6 +147,14 @@ int kd_snapfig_build(const KdSnapFigKind *kind, const KdSnapFigView *view, KdSna
                      KdFigPanel *out, KdError *err);
 
 /* ---- names shared by the CLI and the command the window prints ---- */
+/* H x W of level `level` of probe image `image` (its s_energy map); -1
+ * with err when the snapshot has no such map. */
+int kd_snapfig_level_size(const KdSnapshot *s, int image, int level, int *H, int *W, KdError *err);
+/* The picked cell (row y, column x) of an H x W grid: the mark's cell, or
+ * the centre when it is off. */
+void kd_snapfig_pick_cell(KdFigMark pick, int H, int W, int *y, int *x);
+/* The mark at the centre of cell (y, x) of an H x W grid. */
+KdFigMark kd_snapfig_cell_mark(int y, int x, int H, int W);
 
 /* Level index of "P3" (any case) in the snapshot; -1 with err listing the
  * levels it has. */

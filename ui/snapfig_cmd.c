@@ -174,6 +174,11 @@ int kd_snapfig_command(const KdSnapFigKind *kind, const KdSnapFigView *v, const 
       snprintf(lv, sizeof lv, "P%d", v->level + 3);
     add(&c, " --level %s", lv);
   }
+  int H, W, py, px;
+  if ((opt & KD_SNAPFIG_OPT_PIXEL) && v->pick.on && v->snap && !kd_snapfig_level_size(v->snap, v->image, v->level, &H, &W, NULL)) {
+    kd_snapfig_pick_cell(v->pick, H, W, &py, &px);
+    add(&c, " --pixel %d,%d", py, px);
+  }
   if ((opt & KD_SNAPFIG_OPT_COLUMNS) && v->cols) {
     add(&c, " --columns ");
     for (int i = 0; i < v->ncols; i++) add(&c, "%s%s", i ? "," : "", kd_snapfig_col_name(v->cols[i]));

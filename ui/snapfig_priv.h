@@ -64,6 +64,17 @@ struct KdSnapFigStore {
   const char *src_ptr[SF_MAXSRC];
   const double *fg_ptr[SF_MAXSRC], *bg_ptr[SF_MAXSRC];
   KdFigGradCurves gc;
+  /* cross: the picked pixel's criss-cross relation, then the category maps */
+  struct SfCross {
+    float *buf; /* the maps drawn (heap, grown) */
+    size_t cap;
+    KdFigMapItem items[2][KD_FIG_MAX_MAPS];
+    KdFigMapGroup groups[2][3];
+    char titles[2][KD_FIG_MAX_MAPS][64], labels[2][3][96], sub_title[160];
+    KdFigMaps maps[2];
+    KdFigPanel part[2];
+    int nparts;
+  } cross;
   /* a figure of a method that is off: drawn greyed under a note */
   struct SfDimmed {
     KdFigPanel inner;
@@ -79,6 +90,9 @@ const char *kd_snapfig_title(const KdSnapFigView *v, const char *t);
 
 int kd_snapfig_build_grid(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out,
                           KdError *err);
+/* *out drawn greyed under `note` (a figure whose data is absent or unused). */
+void kd_snapfig_dim(KdSnapFigStore *st, const char *note, KdFigPanel *out);
+int kd_snapfig_build_cross(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out, KdError *err);
 int kd_snapfig_build_curves(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out,
                             KdError *err);
 int kd_snapfig_build_gradients(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out,

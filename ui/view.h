@@ -19,6 +19,7 @@ typedef struct KdsView {
   KdSmooth smooth;    /* curves */
   int logy;           /* curves */
   KdFigMark mark;     /* the map cell under the pointer, outlined on every map */
+  KdFigMark pick;     /* the picked pixel (a click on a map, moved by the arrow keys) */
   const KdRunLog *ref;   /* curves: a run to compare with (drawn dotted), or NULL */
   const char *ref_dir, *ref_label;
   unsigned long generation; /* bumped on every change */

@@ -493,6 +493,37 @@ static void on_panel_hover(KdsPanel *p, const char *text, gboolean on_map, doubl
   }
 }
 
+static void redraw_level_maps(KdsWindow *w) {
+  for (guint i = 0; i < w->panels->len; i++) {
+    KdsPanel *q = g_ptr_array_index(w->panels, i);
+    const KdSnapFigKind *k = kds_panel_figure(q);
+    if (k && k->level_maps) kds_panel_redraw(q);
+  }
+}
+
+/* A click on a map cell: the picked pixel the attention panel draws. */
+static void on_panel_pick(KdsPanel *p, double u, double v, gpointer user) {
+  (void)p;
+  KdsWindow *w = user;
+  kds_panel_note_pick();
+  w->view.pick = (KdFigMark){1, u, v};
+  redraw_level_maps(w);
+}
+
+/* An arrow key: the picked pixel one cell over on the shown level. */
+static void on_panel_pick_move(KdsPanel *p, int dx, int dy, gpointer user) {
+  (void)p;
+  KdsWindow *w = user;
+  int H, W, y, x;
+  if (!w->view.snap || kd_snapfig_level_size(w->view.snap, w->view.image, w->view.level, &H, &W, NULL)) return;
+  kd_snapfig_pick_cell(w->view.pick, H, W, &y, &x);
+  y = y + dy < 0 ? 0 : y + dy >= H ? H - 1 : y + dy;
+  x = x + dx < 0 ? 0 : x + dx >= W ? W - 1 : x + dx;
+  kds_panel_note_pick();
+  w->view.pick = kd_snapfig_cell_mark(y, x, H, W);
+  redraw_level_maps(w);
+}
+
 static int by_slot(gconstpointer a, gconstpointer b) {
   const KdSnapFigSlot *x = &kds_panel_figure(*(KdsPanel *const *)a)->panel, *y = &kds_panel_figure(*(KdsPanel *const *)b)->panel;
   return x->row != y->row ? x->row - y->row : x->col - y->col;
@@ -513,6 +544,8 @@ static void add_panels(KdsWindow *w) {
     KdsPanel *p = kds_panel_new(k->name);
     kds_panel_set_view(p, &w->view);
     g_signal_connect(p, "hover", G_CALLBACK(on_panel_hover), w);
+    g_signal_connect(p, "pick", G_CALLBACK(on_panel_pick), w);
+    g_signal_connect(p, "pick-move", G_CALLBACK(on_panel_pick_move), w);
     g_signal_connect_swapped(p, "seek", G_CALLBACK(kds_window_seek_step), w);
     g_ptr_array_add(w->panels, p);
   }
@@ -735,6 +768,10 @@ static void kds_window_dispose(GObject *o) {
     double lmax, lmean;
     guint ln;
     kds_panel_latency_stats(&lmax, &lmean, &ln);
+    double kmax, kmean;
+    guint kn;
+    kds_panel_pick_stats(&kmax, &kmean, &kn);
+    g_printerr("pick stats: pick to paint mean %.2f ms max %.2f ms (%u picks)\n", kmean, kmax, kn);
     KdRunStatus st = {0};
     if (w->bridge) kds_bridge_status(w->bridge, &st);
     g_printerr("frame stats: %u polls, poll work mean %.2f ms max %.2f ms; %" G_GINT64_FORMAT " frames drawn; %u panel paints, "

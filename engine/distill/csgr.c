@@ -26,11 +26,6 @@
 #include "model/layers.h"
 
 #define CSGR_EPS 1e-6f
-/* A class whose cells cover the whole map has the map's mean as its
- * embedding, which per-image standardisation makes 0: its cosine is
- * rounding noise. Below this RMS per channel the class's attention is
- * taken as uniform (1 on every cell). */
-#define CSGR_FLAT 1e-4
 
 /* CCNet's module: query/key 1x1 convs C -> C/8, value C -> C, gamma. */
 typedef struct {
@@ -147,76 +142,26 @@ static KdTensor *standardise(KdCtx *c, KdTensor *x, int image) {
   return kd_reshape(c, kd_norm_pearson(c, kd_reshape(c, x, 4, flat), CSGR_EPS), 4, x->shape);
 }
 
-/* Cells of class k's boxes on one image's h x w grid of `stride`: cells whose
- * centre lies in a box ([x1, x2) x [y1, y2)), or a box's centre cell when no
- * centre lies in it. Returns the count marked in in[]. */
-static int class_cells(const KdGtImage *im, int k, int h, int w, int stride, unsigned char *in) {
-  memset(in, 0, (size_t)h * w);
-  for (int j = 0; j < im->n; j++) {
-    if (im->labels[j] != k || (im->crowd && im->crowd[j])) continue;
-    const float *b = im->boxes + 4 * j, s = (float)stride;
-    int any = 0;
-    for (int y = 0; y < h; y++)
-      for (int x = 0; x < w; x++) {
-        const float cx = ((float)x + 0.5f) * s, cy = ((float)y + 0.5f) * s;
-        if (cx >= b[0] && cx < b[2] && cy >= b[1] && cy < b[3]) in[y * w + x] = 1, any = 1;
-      }
-    if (!any) {
-      int x = (int)floorf((b[0] + b[2]) * 0.5f / s), y = (int)floorf((b[1] + b[3]) * 0.5f / s);
-      x = x < 0 ? 0 : x >= w ? w - 1 : x;
-      y = y < 0 ? 0 : y >= h ? h - 1 : y;
-      in[y * w + x] = 1;
-    }
-  }
-  int n = 0;
-  for (int i = 0; i < h * w; i++) n += in[i];
-  return n;
-}
-
 /* The category attention map of the standardised teacher t (N,C,H,W): a
- * constant N,1,H,W (no gradient), in double. */
+ * constant N,1,H,W (no gradient), the max over the image's classes of
+ * H*W * a_k (kd_category_attn, in double). */
 static KdTensor *category_map(KdCtx *c, const KdTensor *t, const KdGtImage *gt, int stride, float tau) {
   const int N = t->shape[0], C = t->shape[1], H = t->shape[2], W = t->shape[3], HW = H * W;
   KdTensor *A = kd_tensor_zeros(c, 4, (int[]){N, 1, H, W});
-  double *e = kd_ctx_alloc(c, ((size_t)C + 2 * (size_t)HW) * sizeof *e);
-  unsigned char *in = kd_ctx_alloc(c, (size_t)HW);
-  if (!A || !e || !in) return NULL;
-  double *logit = e + C, *norm = logit + HW;
+  double *ak = kd_ctx_alloc(c, (size_t)HW * sizeof *ak);
+  if (!A || !ak) return NULL;
   for (int n = 0; gt && n < N; n++) {
     const KdGtImage *im = &gt[n];
     const float *x = t->data + (size_t)n * C * HW;
-    for (int p = 0; p < HW; p++) {
-      double s = 0.0;
-      for (int ch = 0; ch < C; ch++) s += (double)x[(size_t)ch * HW + p] * x[(size_t)ch * HW + p];
-      norm[p] = sqrt(s);
-    }
+    float *a = A->data + (size_t)n * HW;
     for (int j = 0; j < im->n; j++) {
       const int k = im->labels[j];
       int first = 1; /* each class once: at its first non-crowd box */
       for (int i = 0; i < j; i++) first &= im->labels[i] != k || (im->crowd && im->crowd[i]);
       if (!first || (im->crowd && im->crowd[j])) continue;
-      const int cnt = class_cells(im, k, H, W, stride, in);
-      double en = 0.0, mx = -INFINITY, sum = 0.0;
-      for (int ch = 0; ch < C; ch++) {
-        double s = 0.0;
-        for (int p = 0; p < HW; p++) s += in[p] ? x[(size_t)ch * HW + p] : 0.0;
-        e[ch] = s / cnt;
-        en += e[ch] * e[ch];
-      }
-      en = sqrt(en);
-      float *a = A->data + (size_t)n * HW;
-      if (en <= CSGR_FLAT * sqrt((double)C)) { /* see CSGR_FLAT */
-        for (int p = 0; p < HW; p++) a[p] = fmaxf(a[p], 1.0f);
-        continue;
-      }
-      for (int p = 0; p < HW; p++) {
-        double d = 0.0;
-        for (int ch = 0; ch < C; ch++) d += e[ch] * x[(size_t)ch * HW + p];
-        logit[p] = d / fmax(norm[p] * en, 1e-12) / tau;
-        mx = fmax(mx, logit[p]);
-      }
-      for (int p = 0; p < HW; p++) sum += logit[p] = exp(logit[p] - mx);
-      for (int p = 0; p < HW; p++) a[p] = fmaxf(a[p], (float)(logit[p] / sum * HW));
+      const int rc = kd_category_attn(x, C, H, W, im, k, stride, tau, ak);
+      if (rc < 0) return kd_ctx_fail(c, "csgr: out of memory"), NULL;
+      for (int p = 0; p < HW; p++) a[p] = fmaxf(a[p], rc == 1 ? 1.0f : (float)(ak[p] * HW));
     }
   }
   return A;
@@ -280,6 +225,13 @@ static int level_loss(const KdDistillInputs *in, const CsgrLevel *v, int l, cons
   s->cat = acc(c, s->cat, kd_scale(c, cat, kcat));
   s->rel = acc(c, s->rel, kd_scale(c, rel, krel));
   kd_distill_mask(out, "csgr.cat_t", pr->s, A);
+  if (in->maps) { /* the probe keeps them: the window's attention panel recomputes R per picked pixel */
+    kd_distill_mask(out, "csgr.feat_t", pr->s, kd_detach(c, kd_to_plain(c, zt)));
+    kd_distill_mask(out, "csgr.feat_s", pr->s, kd_detach(c, kd_to_plain(c, zs)));
+    KdTensor *temps = kd_tensor_zeros(c, 4, (int[]){1, 2, 1, 1});
+    if (temps) temps->data[0] = p->temp_rel, temps->data[1] = p->temp_cat;
+    kd_distill_mask(out, "csgr.temps", pr->s, temps);
+  }
   return 0;
 }
 

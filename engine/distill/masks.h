@@ -63,4 +63,22 @@ KdTensor *kd_attention_channel(KdCtx *c, KdTensor *x, float temp);
  * chain and its temporaries. */
 KdTensor *kd_sqdist_sums(KdCtx *c, KdTensor *x, KdTensor *y, KdTensor *b, KdTensor *cw, KdTensor *const *pw, int npw);
 
+/* ---- CSGR's category semantic attention (catattn.c) [INFERRED] ---- */
+/* A class whose cells cover the whole map has the map's mean as its
+ * embedding, which per-image standardisation makes 0: its cosine is
+ * rounding noise. Below this RMS per channel its attention is uniform. */
+#define KD_CATATTN_FLAT 1e-4
+/* Cells of class k's non-crowd boxes on one image's h x w grid of
+ * `stride`: cells whose centre lies in a box ([x1, x2) x [y1, y2)), or a
+ * box's centre cell (clipped) when no centre lies in it. Marks in[h*w]
+ * (0/1) and returns the count. */
+int kd_class_cells(const KdGtImage *im, int k, int h, int w, int stride, unsigned char *in);
+/* One image's standardised feature x (C x H*W): e_k = mean of x over the
+ * class's cells, a[p] = softmax_p(cos(x_p, e_k) / tau) (sums to 1; cosine
+ * over max(|x_p| |e_k|, 1e-12)), in double. Returns 0; 1 when |e_k| <=
+ * KD_CATATTN_FLAT * sqrt(C) (a uniform, 1 / HW); -1 when the class has no
+ * cells or out of memory (a untouched). */
+int kd_category_attn(const float *x, int C, int H, int W, const KdGtImage *im, int k, int stride, float tau,
+                     double *a);
+
 #endif

@@ -26,7 +26,7 @@
 
 #define KD_DISTILL_MAX_LEVELS KD_MAX_LEVELS
 #define KD_DISTILL_MAX_PARTS 8
-#define KD_DISTILL_MAX_MASKS 8
+#define KD_DISTILL_MAX_MASKS 16
 #define KD_DISTILL_MAX_GAPS KD_DISTILL_MAX_LEVELS
 
 /* What a method reads (KdMethod.needs). A method whose needs a run cannot

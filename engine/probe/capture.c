@@ -115,8 +115,11 @@ static float attn_temp(const KdProber *p, const KdForward *f) {
   return 0.5f;
 }
 
-/* Every mask the active methods exposed, sliced per image. */
+/* Every mask the active methods exposed, sliced per image. Per-image
+ * (C, H, W) masks (CSGR's standardised features) are kept only while
+ * their bytes stay within KD_PROBE_FEAT_BYTES, a whole level-mask at a time. */
 static int masks(const KdForward *f, KdSnapshot *s) {
+  size_t feat_bytes = 0;
   for (int m = 0; m < f->nmethods; m++)
     for (int k = 0; k < f->outs[m].nmasks; k++) {
       const KdDistillMask *mk = &f->outs[m].masks[k];
@@ -129,6 +132,10 @@ static int masks(const KdForward *f, KdSnapshot *s) {
       else if (d2 == 1 && d3 == 1) shape[0] = d1, nd = 1;
       else shape[0] = d1, shape[1] = d2, shape[2] = d3, nd = 3;
       size_t per = (size_t)d1 * d2 * d3;
+      if (nd == 3) {
+        if (feat_bytes + per * f->n * sizeof(float) > KD_PROBE_FEAT_BYTES) continue;
+        feat_bytes += per * f->n * sizeof(float);
+      }
       /* "mask.<method>.<name>"; names that already start with the method's keep theirs */
       const char *mn = f->methods[m]->name, *nm = mk->name ? mk->name : "mask";
       size_t ml = strlen(mn);

@@ -1,6 +1,8 @@
 /* Probe map formulas (see maps.h). */
 #include "probe/maps.h"
 
+#include "core/ops.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,4 +212,25 @@ void kd_pca2_project(const float *v, int C, const float *mean, const float *axes
     for (int c = 0; c < C; c++) s += ((double)v[c] - mean[c]) * axes[(size_t)k * C + c];
     xy[k] = (float)s;
   }
+}
+
+static double cross_energy(const float *x, int C, int HW, int u, int v) {
+  double d = 0.0;
+  for (int c = 0; c < C; c++) d += (double)x[(size_t)c * HW + u] * x[(size_t)c * HW + v];
+  return d;
+}
+
+void kd_map_cross_relation(const float *x, int C, int H, int W, int h, int w, float tau, float *out) {
+  const int L = H + W - 1, HW = H * W, u = h * W + w;
+  const double k = 1.0 / (sqrt((double)C) * tau);
+  double mx = -INFINITY, sum = 0.0;
+  for (int pass = 0; pass < 3; pass++)
+    for (int j = 0; j < L; j++) {
+      int ph, pw;
+      kd_cc_pixel(H, W, h, w, j, &ph, &pw);
+      const double e = cross_energy(x, C, HW, u, ph * W + pw) * k;
+      if (pass == 0) mx = fmax(mx, e);
+      else if (pass == 1) sum += exp(e - mx);
+      else out[j] = (float)(exp(e - mx) / sum);
+    }
 }

@@ -20,6 +20,12 @@ void kd_map_norm(const float *g, int C, int HW, float *out);
 void kd_map_spatial_attn(const float *x, int C, int HW, float temp, float *out);
 void kd_map_channel_attn(const float *x, int C, int HW, float temp, float *out);
 
+/* The parameter-free criss-cross relation of pixel (h, w) on one image's
+ * feature x (C x H*W): out[k] = softmax_k(x_u . x_{p_k} / (sqrt(C) tau))
+ * over the L = H + W - 1 pixels of its column and row, in kd_cc_pixel's
+ * order (core/ops.h), in double. */
+void kd_map_cross_relation(const float *x, int C, int H, int W, int h, int w, float tau, float *out);
+
 /* Cells of an H x W level (stride st) belonging to box b (x1,y1,x2,y2 in
  * input pixels): those whose centre ((x+0.5)st, (y+0.5)st) lies inside,
  * or, when none does, the cell holding the box centre. Sets x0..x1 / y0..y1

@@ -38,7 +38,11 @@
  *                                       that level: (H, W), (C) for channel
  *                                       masks, else its per-image shape; a
  *                                       name already starting with
- *                                       "<method>." is kept ("mask.defeat.fg")
+ *                                       "<method>." is kept ("mask.defeat.fg");
+ *                                       CSGR's mask.csgr.feat_t / feat_s (C, H, W)
+ *                                       are its standardised features (at most
+ *                                       KD_PROBE_FEAT_BYTES of such fields) and
+ *                                       mask.csgr.temps (2) its tau_r, tau_c
  *   grad_fgbg.<src>          (n, nlev, 2)  mean of grad.<src> over fg / bg
  *                                       cells (0 where a set is empty)
  *   fgbg_count               (n, nlev, 2)  number of fg / bg cells
@@ -64,6 +68,9 @@
 
 #define KD_PROBE_MAX_IMAGES 16
 #define KD_SNAP_NAME 64
+/* At most this many bytes of per-image (C, H, W) mask fields (feature
+ * copies such as mask.csgr.feat_t) in one snapshot. */
+#define KD_PROBE_FEAT_BYTES ((size_t)2 << 20)
 
 typedef struct KdSnapField {
   char name[KD_SNAP_NAME];
