@@ -21,6 +21,9 @@ typedef struct KdBenchStepsResult {
   double teacher_fwd_flops, student_flops, teacher_train_flops;
   size_t student_arena_bytes, teacher_arena_bytes, distill_arena_bytes, peak_rss_bytes;
   char distill_method[16];
+  /* the two-stage teacher (assets/configs/teacher-frcnn.json) */
+  double frcnn_fwd_s, frcnn_train_step_s, frcnn_fwd_flops, frcnn_train_flops;
+  size_t frcnn_fwd_arena_bytes, frcnn_arena_bytes;
 } KdBenchStepsResult;
 
 int kd_bench_steps(const KdBenchOpts *o, KdBenchStepsResult *res);

@@ -20,7 +20,8 @@ static void usage(FILE *f) {
              "  ops    every conv shape of the teacher and student presets, forward and\n"
              "         backward GFLOP/s next to cblas_sgemm on the same GEMMs\n"
              "  steps  teacher forward, student forward+backward, teacher training step,\n"
-             "         distillation step (median seconds, GFLOP/s, peak memory)\n"
+             "         distillation step, the two-stage teacher preset's forward and\n"
+             "         training step (median seconds, GFLOP/s, peak memory)\n"
              "  all    both (default)\n");
 }
 
@@ -76,6 +77,9 @@ int kd_cli_bench(int argc, char **argv) {
       json_figure("student_step", "_s", steps.student_step_s, steps.student_flops, o.fma_peak);
       json_figure("teacher_train_step", "_s", steps.teacher_train_step_s, steps.teacher_train_flops, o.fma_peak);
       json_figure("distill_step", "_s", steps.distill_step_s, steps.teacher_fwd_flops + steps.student_flops, o.fma_peak);
+      json_figure("frcnn_fwd", "_s", steps.frcnn_fwd_s, steps.frcnn_fwd_flops, o.fma_peak);
+      json_figure("frcnn_train_step", "_s", steps.frcnn_train_step_s, steps.frcnn_train_flops, o.fma_peak);
+      printf(", \"frcnn_fwd_arena_bytes\": %zu, \"frcnn_arena_bytes\": %zu", steps.frcnn_fwd_arena_bytes, steps.frcnn_arena_bytes);
       printf(", \"distill_method\": \"%s\", \"peak_rss_bytes\": %zu, \"student_arena_bytes\": %zu, \"teacher_arena_bytes\": %zu, "
              "\"distill_arena_bytes\": %zu",
              steps.distill_method, steps.peak_rss_bytes, steps.student_arena_bytes, steps.teacher_arena_bytes, steps.distill_arena_bytes);

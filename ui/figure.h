@@ -191,11 +191,16 @@ void kd_fig_pick_clear(KdFigPick *out);
 /* ---- image with boxes --------------------------------------------------- */
 
 /* GT solid green, teacher dashed blue, student solid vermillion; labels
- * "name score". Detections below score_thresh are not drawn. */
+ * "name score". Detections below score_thresh are not drawn. Proposals
+ * (a two-stage model's RPN boxes) thin orange under the rest, unlabelled
+ * and unthresholded, with a key of their own when there are any. */
 typedef struct KdFigDetView {
   KdFigImage image;
   const KdFigBox *gt, *teacher, *student;
   int ngt, nteacher, nstudent;
+  const KdFigBox *proposals;
+  int nproposals;
+  const char *proposals_label; /* their key; NULL: "RPN proposals" */
   const char *const *class_names;
   int nclasses;
   float score_thresh;

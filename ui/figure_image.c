@@ -1,31 +1,37 @@
 /* The probe image with ground-truth, teacher and student boxes, class
- * names and scores. The image is embedded at native resolution
+ * names and scores, and a two-stage model's RPN proposals. The image is embedded at native resolution
  * (nearest-neighbour); boxes and labels are vector. */
 #include <math.h>
 #include <stdio.h>
 
 #include "figure_priv.h"
 
-enum { SRC_GT, SRC_TEACHER, SRC_STUDENT };
-static const int src_color[3] = {2, 0, 1}; /* palette: green, blue, vermillion */
-static const int src_dash[3] = {0, 1, 0};
-static const char *src_name[3] = {"ground truth", "teacher", "student"};
+enum { SRC_PROPS, SRC_GT, SRC_TEACHER, SRC_STUDENT, NSRC };
+static const int src_color[NSRC] = {3, 2, 0, 1}; /* palette: orange, green, blue, vermillion */
+static const int src_dash[NSRC] = {0, 0, 1, 0};
+static const double src_width[NSRC] = {0.6, 1.4, 1.4, 1.4}; /* x line_pt: proposals thin, under the rest */
+static const char *src_name[NSRC] = {"RPN proposals", "ground truth", "teacher", "student"};
 
-static void legend_keys(KdFigKey keys[3]) {
-  for (int s = 0; s < 3; s++) {
-    keys[s] = (KdFigKey){0};
-    keys[s].label = src_name[s];
-    kd_fig_palette(src_color[s], keys[s].rgb);
-    keys[s].dash = src_dash[s];
-    keys[s].kind = KD_FIG_KEY_BOX;
+/* The keys: ground truth, teacher, student, then proposals when drawn. */
+static int legend_keys(const KdFigDetView *d, KdFigKey keys[NSRC]) {
+  int n = 0;
+  for (int s = SRC_GT; s <= NSRC; s++) {
+    int src = s % NSRC;
+    if (src == SRC_PROPS && d->nproposals <= 0) continue;
+    keys[n] = (KdFigKey){0};
+    keys[n].label = src == SRC_PROPS && d->proposals_label ? d->proposals_label : src_name[src];
+    kd_fig_palette(src_color[src], keys[n].rgb);
+    keys[n].dash = src_dash[src];
+    keys[n++].kind = KD_FIG_KEY_BOX;
   }
+  return n;
 }
 
-static double legend_height(const KdFigStyle *st, double w) {
+static double legend_height(const KdFigStyle *st, double w, const KdFigDetView *d) {
   cairo_t *cr = kd_fig_measure_cr(st);
-  KdFigKey keys[3];
-  legend_keys(keys);
-  double h = kd_fig_legend(cr, st, 0, 0, w, keys, 3, 0);
+  KdFigKey keys[NSRC];
+  int n = legend_keys(d, keys);
+  double h = kd_fig_legend(cr, st, 0, 0, w, keys, n, 0);
   cairo_destroy(cr);
   return h + st->font_pt * 0.2;
 }
@@ -42,7 +48,7 @@ double kd_fig_detview_height(double w, const KdFigStyle *st, const KdFigDetView 
   KdFigStyle tmp;
   st = kd_fig_style_or_default(st, &tmp);
   double h = kd_fig_title_height(st, d->title) + fmin(w * image_aspect(d), MAX_IMAGE_H_PT);
-  if (d->legend) h += legend_height(st, w);
+  if (d->legend) h += legend_height(st, w, d);
   return h;
 }
 
@@ -70,18 +76,20 @@ static int chip_free(const Chips *c, KdFigRect a, KdFigRect ir) {
  * the image rectangle `ir`; all boxes go first so no line crosses a label. */
 static void draw_boxes(cairo_t *cr, const KdFigStyle *st, const KdFigDetView *d, KdFigRect ir,
                        int src, double font, int labels, Chips *chips) {
-  const KdFigBox *b = src == SRC_GT ? d->gt : src == SRC_TEACHER ? d->teacher : d->student;
-  int n = src == SRC_GT ? d->ngt : src == SRC_TEACHER ? d->nteacher : d->nstudent;
-  if (!b || n <= 0 || d->image.w <= 0 || d->image.h <= 0) return;
+  const KdFigBox *const bs[NSRC] = {d->proposals, d->gt, d->teacher, d->student};
+  const int ns[NSRC] = {d->nproposals, d->ngt, d->nteacher, d->nstudent};
+  const KdFigBox *b = bs[src];
+  int n = ns[src];
+  if (!b || n <= 0 || d->image.w <= 0 || d->image.h <= 0 || (labels && src == SRC_PROPS)) return;
   double sx = ir.w / d->image.w, sy = ir.h / d->image.h;
-  double rgb[3], lw = st->line_pt * 1.4;
+  double rgb[3], lw = st->line_pt * src_width[src];
   kd_fig_palette(src_color[src], rgb);
   cairo_save(cr);
   cairo_rectangle(cr, ir.x, ir.y, ir.w, ir.h);
   cairo_clip(cr);
   kd_fig_font(cr, st, font, KD_FIG_NORMAL);
   for (int i = 0; i < n; i++) {
-    if (src != SRC_GT && b[i].score < d->score_thresh) continue;
+    if (src != SRC_GT && src != SRC_PROPS && b[i].score < d->score_thresh) continue;
     double x1 = ir.x + b[i].x1 * sx, y1 = ir.y + b[i].y1 * sy;
     double x2 = ir.x + b[i].x2 * sx, y2 = ir.y + b[i].y2 * sy;
     if (!(x2 > x1 && y2 > y1)) continue;
@@ -117,7 +125,7 @@ static void draw_boxes(cairo_t *cr, const KdFigStyle *st, const KdFigDetView *d,
     KdFigRect chip = {0, 0, 0, 0};
     int found = 0;
     for (int k = 0; k < 8 && !found; k++) {
-      chip = (KdFigRect){xs[k / 4], ys[src][k % 4], tw, th};
+      chip = (KdFigRect){xs[k / 4], ys[src - SRC_GT][k % 4], tw, th};
       found = chip_free(chips, chip, ir);
     }
     if (!found) continue;
@@ -135,7 +143,7 @@ void kd_fig_detview_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const K
   KdFigStyle tmp;
   st = kd_fig_style_or_default(st, &tmp);
   double th = kd_fig_title_height(st, d->title);
-  double lh = d->legend ? legend_height(st, r.w) : 0;
+  double lh = d->legend ? legend_height(st, r.w, d) : 0;
   kd_fig_title(cr, st, r, d->title);
   KdFigRect area = {r.x, r.y + th, r.w, r.h - th - lh};
   KdFigRect ir = kd_fig_fit_aspect(area, d->image.w > 0 ? d->image.w : 1,
@@ -158,15 +166,15 @@ void kd_fig_detview_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const K
   d = &dd;
   Chips chips = {.n = 0};
   for (int pass = 0; pass < (d->labels ? 2 : 1); pass++)
-    for (int src = SRC_GT; src <= SRC_STUDENT; src++) draw_boxes(cr, st, d, ir, src, font, pass, &chips);
+    for (int src = 0; src < NSRC; src++) draw_boxes(cr, st, d, ir, src, font, pass, &chips);
   cairo_set_source_rgb(cr, 0, 0, 0);
   cairo_set_line_width(cr, st->line_pt * 0.8);
   cairo_rectangle(cr, ir.x, ir.y, ir.w, ir.h);
   cairo_stroke(cr);
   if (d->legend) {
-    KdFigKey keys[3];
-    legend_keys(keys);
-    kd_fig_legend(cr, st, r.x, ir.y + ir.h + st->font_pt * 0.2, r.w, keys, 3, 1);
+    KdFigKey keys[NSRC];
+    int nk = legend_keys(d, keys);
+    kd_fig_legend(cr, st, r.x, ir.y + ir.h + st->font_pt * 0.2, r.w, keys, nk, 1);
   }
   cairo_restore(cr);
 }

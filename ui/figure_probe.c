@@ -31,14 +31,16 @@ static void attn_parts(const KdFigAttention *a, AttnParts *p) {
   for (int g = 0; g < 2; g++)
     p->groups[g] = (KdFigMapGroup){KD_CMAP_VIRIDIS, {0, 0, 0}, "spatial attention"};
   p->maps = (KdFigMaps){p->items, 2, p->groups, a->independent ? 2 : 1, NULL, 0, NULL, a->mark};
-  p->values[0] = a->teacher_channel;
+  /* a run without a teacher has the student's bars alone */
+  const int t = a->teacher_channel != NULL;
+  p->values[0] = t ? a->teacher_channel : a->student_channel;
   p->values[1] = a->student_channel;
   p->bars = (KdFigBars){.title = NULL,
-                        .xlabel = a->sort_channels ? "channel (by teacher attention)" : "channel",
+                        .xlabel = !a->sort_channels ? "channel" : t ? "channel (by teacher attention)" : "channel (by attention)",
                         .ylabel = "channel attention",
-                        .series_names = attn_series,
+                        .series_names = attn_series + !t,
                         .values = p->values,
-                        .nseries = a->student_channel ? 2 : 1,
+                        .nseries = t && a->student_channel ? 2 : p->values[0] ? 1 : 0,
                         .n = a->nchannels,
                         .categories = NULL,
                         .sort_by = a->sort_channels ? 0 : -1,

@@ -75,6 +75,13 @@ static int build_image(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel *ou
   d->ngt = kd_snapview_boxes(s, v->image, "gt", p->gt, SF_MAXB);
   d->nteacher = kd_snapview_boxes(s, v->image, "det.t", p->t, SF_MAXB);
   d->nstudent = kd_snapview_boxes(s, v->image, "det.s", p->s, SF_MAXB);
+  /* a two-stage side's best RPN proposals: the student's, else the teacher's */
+  int ts = 0;
+  d->proposals = p->props;
+  if (!(d->nproposals = kd_snapview_boxes(s, v->image, "props.s", p->props, SF_MAXB)))
+    d->nproposals = kd_snapview_boxes(s, v->image, "props.t", p->props, SF_MAXB), ts = 1;
+  snprintf(p->props_label, sizeof p->props_label, "%s RPN, top %d", ts ? "teacher" : "student", d->nproposals);
+  d->proposals_label = p->props_label;
   d->class_names = (const char *const *)s->class_names;
   d->nclasses = s->nclasses;
   d->score_thresh = 0.3f;
@@ -106,14 +113,6 @@ int kd_snapfig_method_gaps(const KdSnapshot *s, int image, int level, const KdMe
 }
 
 void kd_snapfig_gap_title(const KdMethod *m, char *buf, size_t len) { snprintf(buf, len, "%s gap", m->label); }
-
-/* A map kind drawn at every level: the field, its cell title stem, its
- * colour map and its colorbar label. */
-typedef struct {
-  char what[96], title[64], label[96];
-  KdCmap cmap;
-  KdFigRange range;
-} SfMapKind;
 
 /* Each kind at every level of the snapshot, side by side, one colour
  * range per kind (a map of the loss shows which level carries it). Whole
@@ -298,28 +297,41 @@ static int build_gradmaps(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel 
   return 0;
 }
 
+static int xy_rows(const KdSnapField *f) { return f && f->ndim == 2 && f->shape[1] == 2 ? f->shape[0] : 0; }
+
+/* The instance features (inst.*, FPN features pooled on the GT boxes, on
+ * the teacher's axes) or, when the snapshot has a two-stage side, the RoI
+ * head's features of the same boxes (roi.*, on the axes of the teacher's
+ * when it is two-stage, else the student's): whichever shows more sides. */
 static int build_projection(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel *out,
                             KdError *err) {
   const KdSnapshot *s = v->snap;
   const KdSnapField *t = kd_snapshot_find(s, "inst.t_xy"), *st = kd_snapshot_find(s, "inst.s_xy");
+  const KdSnapField *rt = kd_snapshot_find(s, "roi.t_xy"), *rs = kd_snapshot_find(s, "roi.s_xy");
   const KdSnapField *lab = kd_snapshot_find(s, "inst.label"), *var = kd_snapshot_find(s, "pca.var");
-  if (!t || t->ndim != 2 || t->shape[0] == 0)
+  int roi = (xy_rows(rt) || xy_rows(rs)) && (xy_rows(rt) > 0) + (xy_rows(rs) > 0) >= (xy_rows(t) > 0) + (xy_rows(st) > 0);
+  const char *basis = "teacher";
+  if (roi) t = rt, st = rs, var = kd_snapshot_find(s, "roi.pca.var"), basis = xy_rows(rt) ? "teacher" : "student";
+  if (!xy_rows(t) && !(roi && xy_rows(st)))
     return kd_error(err, "projection: the snapshot at step %d has no instance features "
                          "(no teacher, or no GT box on the probe images)", s->step);
-  int n = t->shape[0] < SF_MAXI ? t->shape[0] : SF_MAXI;
+  int rows = xy_rows(t) ? xy_rows(t) : xy_rows(st);
+  int n = rows < SF_MAXI ? rows : SF_MAXI;
   for (int i = 0; i < n; i++) p->cls[i] = lab && (int)lab->numel > i ? (int)lab->data[i] : -1;
   if (var && var->numel >= 3 && var->data[2] > 0) {
-    snprintf(p->xl, sizeof p->xl, "PC1 (%.0f%% of teacher variance)", 100.0 * var->data[0] / var->data[2]);
+    snprintf(p->xl, sizeof p->xl, "PC1 (%.0f%% of %s variance)", 100.0 * var->data[0] / var->data[2], basis);
     snprintf(p->yl, sizeof p->yl, "PC2 (%.0f%%)", 100.0 * var->data[1] / var->data[2]);
   } else {
     snprintf(p->xl, sizeof p->xl, "PC1");
     snprintf(p->yl, sizeof p->yl, "PC2");
   }
-  p->scat = (KdFigScatter){.teacher_xy = t->data,
-                           .student_xy = st && st->ndim == 2 && st->shape[0] == t->shape[0] ? st->data : NULL,
+  if (roi) snprintf(p->title, sizeof p->title, "RoI head features of the GT boxes on the %s's PCA axes", basis);
+  else snprintf(p->title, sizeof p->title, "instance features on the teacher's PCA axes");
+  p->scat = (KdFigScatter){.teacher_xy = xy_rows(t) == rows ? t->data : NULL,
+                           .student_xy = xy_rows(st) == rows ? st->data : NULL,
                            .cls = p->cls, .n = n, .class_names = (const char *const *)s->class_names,
                            .nclasses = s->nclasses, .join_pairs = 1,
-                           .title = kd_snapfig_title(v, "instance features on the teacher's PCA axes"),
+                           .title = kd_snapfig_title(v, p->title),
                            .xlabel = p->xl, .ylabel = p->yl};
   *out = kd_fig_scatter_panel(&p->scat);
   return 0;
@@ -414,6 +426,8 @@ static const KdSnapFigKind kinds[] = {
     {"gradmaps", build_gradmaps, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_INDEPENDENT, 1, {0, 2, 3}},
     {"cross", kd_snapfig_build_cross, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_PIXEL, 1, {0, 5, 3}},
     {"projection", build_projection, SNAP, 0, 0, {2, 4, 1}},
+    {"objectness", kd_snapfig_build_objectness, SNAP | IMG1 | LVL | KD_SNAPFIG_TWO_STAGE,
+     KD_SNAPFIG_OPT_OVERLAY | KD_SNAPFIG_OPT_ALL_LEVELS, 1, {0, 6, 3}},
     {"grid", kd_snapfig_build_grid, SNAP | LVL,
      KD_SNAPFIG_OPT_IMAGES | KD_SNAPFIG_OPT_COLUMNS | KD_SNAPFIG_OPT_MASK | KD_SNAPFIG_OPT_OVERLAY |
          KD_SNAPFIG_OPT_INDEPENDENT | KD_SNAPFIG_OPT_GAP,
@@ -446,6 +460,16 @@ const char *kd_snapfig_names(void) {
     }
   return names;
 }
+
+int kd_snapfig_shown(const KdSnapFigKind *kind, const KdSnapshot *s) {
+  return !(kind->needs & KD_SNAPFIG_TWO_STAGE) || (s && kd_snapfig_has_objectness(s));
+}
+
+int kd_snapfig_levels_spec(const KdSnapFigView *v, KdSnapFigStore *st, const SfMapKind *kinds, int nk, const char *what) {
+  return levels_spec(v, st, kinds, nk, what);
+}
+
+void kd_snapfig_maps_spec(const KdSnapFigView *v, KdSnapFigStore *st, int n, int ngroups) { maps_spec(v, st, n, ngroups); }
 
 int kd_snapfig_build(const KdSnapFigKind *kind, const KdSnapFigView *v, KdSnapFigStore *st,
                      KdFigPanel *out, KdError *err) {

@@ -31,7 +31,10 @@ enum {
   /* Draws the attention as the method naming its temperature computes it
    * (KdMethod.attn_temp_key: FGD's): greyed with "FGD off" when that
    * method is not active in the snapshot. */
-  KD_SNAPFIG_ATTN_METHOD = 32
+  KD_SNAPFIG_ATTN_METHOD = 32,
+  /* Draws a two-stage model's fields (RPN objectness): the window shows
+   * its panel only while the snapshot shown has them (kd_snapfig_shown). */
+  KD_SNAPFIG_TWO_STAGE = 64
 };
 
 /* The view's further choices a kind reads: each is an option of its
@@ -88,6 +91,9 @@ const KdSnapFigKind *kd_snapfig_at(int i);
 const KdSnapFigKind *kd_snapfig_find(const char *name);
 /* "image, gap, masks, ..." for messages. */
 const char *kd_snapfig_names(void);
+/* Whether the window shows kind's panel for snapshot s (NULL: none yet):
+ * always, but for KD_SNAPFIG_TWO_STAGE kinds only when s has their fields. */
+int kd_snapfig_shown(const KdSnapFigKind *kind, const KdSnapshot *s);
 
 struct KdSnapFigView {
   const KdSnapshot *snap; /* the snapshot shown; gradients: its step is the last one used */

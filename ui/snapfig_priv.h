@@ -20,7 +20,8 @@ typedef struct SfRowBoxes {
 struct KdSnapFigStore {
   char title[160];
   /* image */
-  KdFigBox gt[SF_MAXB], t[SF_MAXB], s[SF_MAXB];
+  KdFigBox gt[SF_MAXB], t[SF_MAXB], s[SF_MAXB], props[SF_MAXB];
+  char props_label[48];
   KdFigDetView det;
   /* gap, masks */
   KdFigMapItem items[KD_FIG_MAX_MAPS];
@@ -102,6 +103,23 @@ int kd_snapfig_build_gradients(const KdSnapFigView *v, KdSnapFigStore *st, KdFig
 int kd_snapfig_method_gaps(const KdSnapshot *s, int image, int level, const KdMethod **out, int max);
 /* "DeFeat gap" and "after adapter, fg/bg weighted" of a method's loss map. */
 void kd_snapfig_gap_title(const KdMethod *m, char *buf, size_t len);
+
+/* A map kind drawn at every level: the field, its cell title stem, its
+ * colour map and its colorbar label. */
+typedef struct {
+  char what[96], title[64], label[96];
+  KdCmap cmap;
+  KdFigRange range;
+} SfMapKind;
+/* Each kind at every level side by side, one colour range per kind, into
+ * st->maps (what: the title's tail); returns the maps placed. */
+int kd_snapfig_levels_spec(const KdSnapFigView *v, KdSnapFigStore *st, const SfMapKind *kinds, int nk, const char *what);
+/* st->maps from st->items[0..n) and st->groups[0..ngroups), the title in st->title. */
+void kd_snapfig_maps_spec(const KdSnapFigView *v, KdSnapFigStore *st, int n, int ngroups);
+/* snapfig_rpn.c: a two-stage model's RPN objectness per level. */
+int kd_snapfig_build_objectness(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out, KdError *err);
+/* Whether s has an RPN's objectness maps (a two-stage side). */
+int kd_snapfig_has_objectness(const KdSnapshot *s);
 
 /* The run's "set" and "nonfinite" events as markers in st->markers (keys
  * under the view's renames). */

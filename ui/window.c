@@ -102,6 +102,9 @@ static void show_snapshot(KdsWindow *w, int i) {
   w->syncing = TRUE; /* the menu lists this snapshot's levels, the one shown selected */
   w->view.level = kds_level_menu_sync(GTK_DROP_DOWN(w->level_dd), s, w->view.level);
   w->syncing = FALSE;
+  for (int k = 0; k < kd_snapfig_count(); k++) /* panels of fields only some models have */
+    if (kd_snapfig_at(k)->needs & KD_SNAPFIG_TWO_STAGE)
+      kds_layout_set_available(w->layout, kd_snapfig_at(k)->name, kd_snapfig_shown(kd_snapfig_at(k), s));
   char buf[160];
   g_snprintf(buf, sizeof buf, "snapshot %d of %d — step %d", i + 1, kds_bridge_snapshot_count(w->bridge), s->step);
   gtk_label_set_text(GTK_LABEL(w->timeline_label), buf);
@@ -560,6 +563,9 @@ static void add_panels(KdsWindow *w) {
   g_signal_connect(w->compare_panel, "hover", G_CALLBACK(on_panel_hover), w);
   kds_layout_add(w->layout, GTK_WIDGET(w->compare_panel), "compare");
   kds_layout_set_available(w->layout, "compare", FALSE);
+  for (int i = 0; i < kd_snapfig_count(); i++)
+    if (kd_snapfig_at(i)->panel.span > 0 && !kd_snapfig_shown(kd_snapfig_at(i), NULL))
+      kds_layout_set_available(w->layout, kd_snapfig_at(i)->name, FALSE);
   KdsLayoutPrefs prefs;
   GError *e = NULL;
   if (!kds_layout_prefs_load(&prefs, &e)) {

@@ -55,6 +55,7 @@ typedef struct KdHeadRois {
   const float *rois;            /* [nrois, 5]: image, x1, y1, x2, y2 */
   int ran;                      /* the RoI head ran on them (an evaluation forward, or roi_forward) */
   KdTensor *cls, *box;          /* nrois, K+1 and nrois, 4(K+1); NULL when it did not run or nrois = 0 */
+  KdTensor *rep;                /* nrois, representation: the box head's output (the RoI features), as cls */
   KdTensor *feat[KD_MAX_LEVELS]; /* the features the head ran on (the RoI stage reads them) */
 } KdHeadRois;
 

@@ -16,8 +16,7 @@
 
 static void lvname(const KdSnapshot *s, int l, char *buf) { kd_snapshot_level_name(s, l, buf, 8); }
 
-/* A per-image, per-level field "img<i>.<L>.<what>" of the given shape. */
-static float *map_field(KdSnapshot *s, int i, int l, const char *what, int ndim, const int *shape) {
+float *kd_probe_map_field(KdSnapshot *s, int i, int l, const char *what, int ndim, const int *shape) {
   char name[KD_SNAP_NAME], lv[8];
   lvname(s, l, lv);
   if (snprintf(name, sizeof name, "img%d.%s.%s", i, lv, what) >= (int)sizeof name) return NULL;
@@ -27,7 +26,7 @@ static float *map_field(KdSnapshot *s, int i, int l, const char *what, int ndim,
 
 static float *hw_field(KdSnapshot *s, int i, int l, const char *what, const KdTensor *x) {
   int shape[2] = {x->shape[2], x->shape[3]};
-  return map_field(s, i, l, what, 2, shape);
+  return kd_probe_map_field(s, i, l, what, 2, shape);
 }
 
 static float cfg_num(const KdConfig *c, const char *key, float def) {
@@ -36,12 +35,11 @@ static float cfg_num(const KdConfig *c, const char *key, float def) {
   return isfinite(v) && v > 0 ? (float)v : def;
 }
 
-/* The teacher when this forward ran it (not in a run with no active method). */
-static KdModel *teacher_of(const KdProber *p, const KdForward *f) { return f->tout.levels ? p->teacher : NULL; }
+KdModel *kd_probe_teacher(const KdProber *p, const KdForward *f) { return f->tout.levels ? p->teacher : NULL; }
 
 /* The teacher's features at the stride of the student's level l, or NULL. */
 static KdTensor *teacher_feat(const KdProber *p, const KdForward *f, int l) {
-  if (!teacher_of(p, f)) return NULL;
+  if (!kd_probe_teacher(p, f)) return NULL;
   int k = kd_levels_find(f->tout.levels, f->sout.levels->stride[l]);
   return k < 0 ? NULL : f->tout.feat[k];
 }
@@ -55,7 +53,7 @@ static int image_maps(KdSnapshot *s, int i, int l, const KdTensor *S, const KdTe
   kd_map_energy(xs, Cs, HW, o);
   if (!(o = hw_field(s, i, l, "s_sattn", S))) return -1;
   kd_map_spatial_attn(xs, Cs, HW, temp, o);
-  if (!(o = map_field(s, i, l, "s_cattn", 1, &Cs))) return -1;
+  if (!(o = kd_probe_map_field(s, i, l, "s_cattn", 1, &Cs))) return -1;
   kd_map_channel_attn(xs, Cs, HW, temp, o);
   if (!T) return 0;
   int Ct = T->shape[1], HWt = T->shape[2] * T->shape[3];
@@ -64,7 +62,7 @@ static int image_maps(KdSnapshot *s, int i, int l, const KdTensor *S, const KdTe
   kd_map_energy(xt, Ct, HWt, o);
   if (!(o = hw_field(s, i, l, "t_sattn", T))) return -1;
   kd_map_spatial_attn(xt, Ct, HWt, temp, o);
-  if (!(o = map_field(s, i, l, "t_cattn", 1, &Ct))) return -1;
+  if (!(o = kd_probe_map_field(s, i, l, "t_cattn", 1, &Ct))) return -1;
   kd_map_channel_attn(xt, Ct, HWt, temp, o);
   if (!kd_tensor_same_shape(S, T)) return 0; /* no gap between different widths */
   if (!(o = hw_field(s, i, l, "gap", S))) return -1;
@@ -94,7 +92,7 @@ static int gap_maps(const KdForward *f, KdSnapshot *s, KdError *err) {
       int shape[2] = {t->shape[2], t->shape[3]};
       size_t per = (size_t)shape[0] * shape[1];
       for (int i = 0; i < f->n; i++) {
-        float *o = map_field(s, i, g->level, what, 2, shape);
+        float *o = kd_probe_map_field(s, i, g->level, what, 2, shape);
         if (!o) return OOM();
         memcpy(o, t->data + (size_t)i * per, per * sizeof(float));
       }
@@ -143,7 +141,7 @@ static int masks(const KdForward *f, KdSnapshot *s) {
       if (!strncmp(nm, mn, ml) && nm[ml] == '.') snprintf(what, sizeof what, "mask.%s", nm);
       else snprintf(what, sizeof what, "mask.%s.%s", mn, nm);
       for (int i = 0; i < f->n; i++) {
-        float *o = map_field(s, i, mk->level, what, nd, shape);
+        float *o = kd_probe_map_field(s, i, mk->level, what, nd, shape);
         if (o) memcpy(o, t->data + (d0 == 1 ? 0 : (size_t)i * per), per * sizeof(float));
       }
     }
@@ -156,7 +154,7 @@ static int detections(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *e
   KdDetection *det = malloc(sizeof *det * (size_t)n * md);
   if (!det) return OOM();
   for (int i = 0; i < n; i++) wh[2 * i] = (float)f->w, wh[2 * i + 1] = (float)f->h;
-  for (int who = 0; who < (teacher_of(p, f) ? 2 : 1); who++) {
+  for (int who = 0; who < (kd_probe_teacher(p, f) ? 2 : 1); who++) {
     if (kd_model_decode(who ? p->teacher : p->student, who ? &f->tout : &f->sout, &p->post, n, wh, det, count, err)) {
       free(det);
       return -1;
@@ -197,8 +195,8 @@ static int instances(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *er
   for (int i = 0; i < f->n; i++)
     for (int k = 0; k < p->gt[i].n; k++) M += !p->gt[i].crowd[k];
   if (M == 0) return 0;
-  int Cs = f->sout.feat[0]->shape[1], Ct = teacher_of(p, f) ? f->tout.feat[0]->shape[1] : 0;
-  int C = teacher_of(p, f) ? Ct : Cs, paired = !teacher_of(p, f) || Ct == Cs;
+  int Cs = f->sout.feat[0]->shape[1], Ct = kd_probe_teacher(p, f) ? f->tout.feat[0]->shape[1] : 0;
+  int C = kd_probe_teacher(p, f) ? Ct : Cs, paired = !kd_probe_teacher(p, f) || Ct == Cs;
   float *tf = malloc(sizeof(float) * (size_t)M * (Ct + 1)), *sf = malloc(sizeof(float) * (size_t)M * Cs);
   float *meta = malloc(sizeof(float) * 4 * (size_t)M);
   float *mean = malloc(sizeof(float) * 3 * (size_t)C), *axes = mean ? mean + C : NULL, var[3];
@@ -216,7 +214,7 @@ static int instances(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *er
       const KdTensor *S = f->sout.feat[l];
       int H = S->shape[2], W = S->shape[3];
       kd_map_roi_avg(S->data + (size_t)i * Cs * H * W, Cs, H, W, st, b, sf + (size_t)m * Cs);
-      if (teacher_of(p, f)) {
+      if (kd_probe_teacher(p, f)) {
         /* the teacher's level of the same stride, else the one its own head would pick */
         int lt = kd_levels_find(f->tout.levels, st), stt = st;
         if (lt < 0) lt = kd_model_box_level(p->teacher, b), stt = f->tout.levels->stride[lt];
@@ -228,7 +226,7 @@ static int instances(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *er
       memcpy(meta + 4 * m, row, sizeof row);
       m++;
     }
-  if (kd_pca2(teacher_of(p, f) ? tf : sf, M, C, mean, axes, var)) {
+  if (kd_pca2(kd_probe_teacher(p, f) ? tf : sf, M, C, mean, axes, var)) {
     OOM();
     goto out;
   }
@@ -239,19 +237,13 @@ static int instances(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *er
     for (int j = 0; j < M; j++) fd->data[j] = meta[4 * j + c];
   }
   for (int who = 0; who < 2; who++) {
-    if (who == 0 && !teacher_of(p, f)) continue;
+    if (who == 0 && !kd_probe_teacher(p, f)) continue;
     if (who == 1 && !paired) continue;
     KdSnapField *fd = kd_snapshot_add2(s, who ? "inst.s_xy" : "inst.t_xy", M, 2);
     if (!fd) goto oom;
     for (int j = 0; j < M; j++) kd_pca2_project(who ? sf + (size_t)j * Cs : tf + (size_t)j * Ct, C, mean, axes, fd->data + 2 * j);
   }
-  KdSnapField *fd = kd_snapshot_add1(s, "pca.mean", C);
-  if (!fd) goto oom;
-  memcpy(fd->data, mean, sizeof(float) * (size_t)C);
-  if (!(fd = kd_snapshot_add2(s, "pca.axes", 2, C))) goto oom;
-  memcpy(fd->data, axes, sizeof(float) * 2 * (size_t)C);
-  if (!(fd = kd_snapshot_add1(s, "pca.var", 3))) goto oom;
-  memcpy(fd->data, var, sizeof var);
+  if (kd_probe_pca_fields(s, "pca", mean, axes, var, C)) goto oom;
   rc = 0;
   goto out;
 oom:
@@ -262,6 +254,21 @@ out:
 }
 
 /* The GT foreground of every image and level (fg/bg split of gradients). */
+int kd_probe_pca_fields(KdSnapshot *s, const char *prefix, const float *mean, const float *axes, const float *var, int C) {
+  char name[KD_SNAP_NAME];
+  snprintf(name, sizeof name, "%s.mean", prefix);
+  KdSnapField *fd = kd_snapshot_add1(s, name, C);
+  if (!fd) return -1;
+  memcpy(fd->data, mean, sizeof(float) * (size_t)C);
+  snprintf(name, sizeof name, "%s.axes", prefix);
+  if (!(fd = kd_snapshot_add2(s, name, 2, C))) return -1;
+  memcpy(fd->data, axes, sizeof(float) * 2 * (size_t)C);
+  snprintf(name, sizeof name, "%s.var", prefix);
+  if (!(fd = kd_snapshot_add1(s, name, 3))) return -1;
+  memcpy(fd->data, var, 3 * sizeof(float));
+  return 0;
+}
+
 static int fg_maps(KdProber *p, const KdForward *f, KdSnapshot *s, float **fg, KdError *err) {
   for (int l = 0; l < f->nlev; l++)
     for (int i = 0; i < f->n; i++) {
@@ -388,7 +395,7 @@ int kd_probe_fill(KdProber *p, KdSnapshot *s, KdError *err) {
   s->nlev = f.nlev;
   for (int l = 0; l < f.nlev; l++) s->strides[l] = kd_model_stride(p->student, l);
   s->s_channels = f.sout.feat[0]->shape[1];
-  s->t_channels = teacher_of(p, &f) ? f.tout.feat[0]->shape[1] : 0;
+  s->t_channels = kd_probe_teacher(p, &f) ? f.tout.feat[0]->shape[1] : 0;
   s->attn_temp = attn_temp(p, &f);
   for (int m = 0; m < f.nmethods; m++) {
     size_t o = strlen(s->methods);
@@ -412,6 +419,8 @@ int kd_probe_fill(KdProber *p, KdSnapshot *s, KdError *err) {
   size_t img = (size_t)p->n * p->size * p->size * 3;
   if (!(s->rgb = malloc(img))) return OOM();
   memcpy(s->rgb, p->rgb, img);
-  if (feature_maps(p, &f, s, err) || gap_maps(&f, s, err) || masks(&f, s) || detections(p, &f, s, err) || instances(p, &f, s, err)) return -1;
+  if (feature_maps(p, &f, s, err) || gap_maps(&f, s, err) || masks(&f, s) || detections(p, &f, s, err) || instances(p, &f, s, err) ||
+      kd_probe_two_stage(p, &f, s, err))
+    return -1;
   return gradients(p, &f, s, err);
 }

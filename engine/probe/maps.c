@@ -34,6 +34,14 @@ void kd_map_norm(const float *g, int C, int HW, float *out) {
   }
 }
 
+void kd_map_objectness(const float *z, int A, int HW, float *out) {
+  for (int p = 0; p < HW; p++) {
+    float m = -INFINITY;
+    for (int a = 0; a < A; a++) m = fmaxf(m, z[(size_t)a * HW + p]);
+    out[p] = (float)(1.0 / (1.0 + exp(-(double)m))); /* sigmoid is monotone: max first */
+  }
+}
+
 /* out[i] = n * softmax(v / temp)[i], in place. */
 static void scaled_softmax(double *v, int n, float temp, float *out) {
   double mx = -INFINITY, z = 0;

@@ -13,6 +13,8 @@ void kd_map_energy(const float *x, int C, int HW, float *out);
 void kd_map_gap(const float *s, const float *t, int C, int HW, float *out);
 /* out[p] = sqrt(sum_c g[c,p]^2) */
 void kd_map_norm(const float *g, int C, int HW, float *out);
+/* out[p] = max_a sigmoid(z[a,p]): an RPN's objectness over its A anchors */
+void kd_map_objectness(const float *z, int A, int HW, float *out);
 
 /* FGD's attention of |x| with temperature temp:
  * spatial out[p] = HW * softmax_p(mean_c |x[c,p]| / temp), sums to HW;

@@ -54,5 +54,18 @@ struct KdProber {
 /* capture.c: fills s from a forward on the probe batch (incl. the
  * backward passes); parameter grads are left for the caller to zero. */
 int kd_probe_fill(KdProber *p, KdSnapshot *s, KdError *err);
+/* capture.c: the field "img<i>.<L>.<what>" (L from the snapshot's level
+ * l) of the given shape, or NULL (out of memory). */
+float *kd_probe_map_field(KdSnapshot *s, int i, int l, const char *what, int ndim, const int *shape);
+/* The teacher when this forward ran it (not in a run with no active method). */
+KdModel *kd_probe_teacher(const KdProber *p, const KdForward *f);
+/* <prefix>.mean (C), .axes (2, C), .var (3) of a PCA basis; -1 out of memory. */
+int kd_probe_pca_fields(KdSnapshot *s, const char *prefix, const float *mean, const float *axes, const float *var, int C);
+/* capture_rpn.c: the fields of two-stage sides (proposals, objectness,
+ * RoI features of the GT boxes); nothing for one-stage ones. */
+int kd_probe_two_stage(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *err);
+
+/* The top proposals a snapshot keeps per image and two-stage side. */
+#define KD_PROBE_PROPOSALS 20
 
 #endif

@@ -60,13 +60,8 @@ static inline int fx_set(KdConfig *c, const char *key, const char *fmt, ...) {
   return 0;
 }
 
-/* DIR/teacher.json + DIR/teacher.safetensors (random weights, seed 7). */
-static inline int fx_write_teacher(const FxModels *m) {
-  char json[512];
-  snprintf(json, sizeof json,
-           "{\"model\": {\"depth\": %d, \"width\": %d, \"fpn_channels\": %d, \"head_convs\": %d, \"num_classes\": 10},"
-           " \"data\": {\"size\": %d}, \"train\": {\"seed\": 7}}",
-           m->t_depth, m->t_width, m->fpn, m->head_convs, m->size);
+/* DIR/teacher.json = json + DIR/teacher.safetensors (random weights). */
+static inline int fx_write_teacher_json(const char *json) {
   KdError e;
   if (kd_write_file(fx_path("teacher.json"), json, strlen(json), &e)) return fprintf(stderr, "%s\n", e.msg), -1;
   KdModel *t = kd_model_from_files(fx_path("teacher.json"), NULL, NULL, &e);
@@ -77,6 +72,16 @@ static inline int fx_write_teacher(const FxModels *m) {
   }
   kd_model_free(t);
   return 0;
+}
+
+/* The fixture's RetinaNet teacher (random weights, seed 7). */
+static inline int fx_write_teacher(const FxModels *m) {
+  char json[512];
+  snprintf(json, sizeof json,
+           "{\"model\": {\"depth\": %d, \"width\": %d, \"fpn_channels\": %d, \"head_convs\": %d, \"num_classes\": 10},"
+           " \"data\": {\"size\": %d}, \"train\": {\"seed\": 7}}",
+           m->t_depth, m->t_width, m->fpn, m->head_convs, m->size);
+  return fx_write_teacher_json(json);
 }
 
 /* Every registered method, comma-separated. */

@@ -80,6 +80,7 @@ static void export_all(FILE *manifest) {
   for (int k = 0; k < kd_snapfig_count(); k++)
     for (int w = 0; w < 2; w++)
       for (int f = 0; f < 2; f++) {
+        if (kd_snapfig_at(k)->needs & KD_SNAPFIG_TWO_STAGE) continue; /* a RetinaNet run: test_frcnn_panels */
         const char *name = kd_snapfig_at(k)->name, *ext = f ? "svg" : "pdf", *extra = "";
         for (size_t e = 0; e < sizeof extras / sizeof extras[0]; e++)
           if (!strcmp(extras[e].name, name)) extra = extras[e].extra[w];
@@ -147,6 +148,7 @@ static void commands_reproduce(void) {
   static const char *rn_from[2] = {"det.cls", "fitnet.weight"}, *rn_to[2] = {"L_{cls}", "\\lambda_{fit}"};
   static const char *hide[1] = {"AP50"};
   for (int k = 0; k < kd_snapfig_count(); k++) {
+    if (!kd_snapfig_shown(kd_snapfig_at(k), snap)) continue; /* RetinaNet: no two-stage figure */
     kd_snapfig_view_default(&v);
     v.snap = snap, v.log = log, v.snaps = snaps;
     KdFigStyle s = st;

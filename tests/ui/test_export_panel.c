@@ -69,6 +69,7 @@ int main(int argc, char **argv) {
   int npanels = 0;
   for (int i = 0; i < kd_snapfig_count(); i++) {
     if (kd_snapfig_at(i)->panel.span <= 0) continue; /* not a panel of the window */
+    if (!kd_snapfig_shown(kd_snapfig_at(i), view.snap)) continue; /* a two-stage panel; this run is RetinaNet */
     npanels++;
     KdsPanel *p = g_object_ref_sink(kds_panel_new(kd_snapfig_at(i)->name));
     kds_panel_set_view(p, &view);

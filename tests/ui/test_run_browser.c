@@ -226,6 +226,9 @@ static void check_reachable(KdsWindow *w) {
   for (int i = 0; i <= kds_window_panel_count(w); i++) {
     KdsPanel *p = i < kds_window_panel_count(w) ? kds_window_get_panel(w, i) : kds_window_get_compare_panel(w);
     const char *name = kds_panel_kind(p);
+    KdFigPanel fp;
+    if (kds_panel_figure(p) && !kd_snapfig_shown(kds_panel_figure(p), NULL) && !kds_panel_build(p, &fp))
+      continue; /* a two-stage panel: hidden for these RetinaNet runs */
     kds_layout_show(l, name);
     wait_for(allocated, p, 10000); /* the tab's page lays out in a frame or two (longer under load) */
     pump(50);

@@ -7,6 +7,20 @@
 #include <gtk/gtk.h>
 
 #include "ui_loop.h"
+#include "window.h"
+
+/* A window of this default size with every panel on screen at once (the
+ * grid layout), presented. */
+static inline KdsWindow *ui_grid_window(int width, int height) {
+  KdsWindow *w = kds_window_new(NULL);
+  gtk_window_set_default_size(GTK_WINDOW(w), width, height);
+  KdsLayoutPrefs grid;
+  kds_layout_prefs_default(&grid);
+  grid.mode = KDS_LAYOUT_GRID;
+  kds_layout_apply(kds_window_get_layout(w), &grid);
+  gtk_window_present(GTK_WINDOW(w));
+  return w;
+}
 
 /* The variance of the green channel of an ARGB32 image surface. */
 static inline double variance(cairo_surface_t *s) {
