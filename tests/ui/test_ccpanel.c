@@ -30,21 +30,6 @@ static gboolean have_snapshot(gpointer w) {
   return b && kds_bridge_snapshot_count(b) > 0;
 }
 
-typedef struct {
-  gboolean done;
-  KdsBridge *bridge;
-  GError *error;
-} Opened;
-
-static void on_opened(GObject *src, GAsyncResult *res, gpointer user) {
-  (void)src;
-  Opened *op = user;
-  op->bridge = kds_bridge_new_run_finish(res, &op->error);
-  op->done = TRUE;
-}
-
-static gboolean opened_done(gpointer user) { return ((Opened *)user)->done; }
-
 static KdsPanel *panel_of(const char *kind) {
   for (int i = 0; i < kds_window_panel_count(win); i++)
     if (!strcmp(kds_panel_kind(kds_window_get_panel(win, i)), kind)) return kds_window_get_panel(win, i);
@@ -184,14 +169,13 @@ int main(int argc, char **argv) {
   KdRunOpts o = {0};
   o.session.out_dir = run;
   o.session.distill = 1;
-  Opened op = {0};
-  kds_bridge_new_run_async(cfg, &o, on_opened, &op);
-  CHECK_MSG(wait_for(opened_done, &op, 60000), "the run did not open within 60 s");
-  CHECK_MSG(op.bridge != NULL, "%s", op.error ? op.error->message : "?");
-  g_clear_error(&op.error);
-  if (!op.bridge) return check_status("test_ccpanel");
-  kds_window_set_bridge(win, op.bridge);
-  g_object_unref(op.bridge);
+  GError *e = NULL;
+  KdsBridge *b = ui_open_run(cfg, &o, &e);
+  CHECK_MSG(b != NULL, "%s", e ? e->message : "?");
+  g_clear_error(&e);
+  if (!b) return check_status("test_ccpanel");
+  kds_window_set_bridge(win, b);
+  g_object_unref(b);
   CHECK_MSG(wait_for(have_snapshot, win, 60000), "no snapshot within 60 s");
   pump(800);
 

@@ -181,21 +181,6 @@ static void check_follow(KdsWindow *w, const char *run) {
   pump(100);
 }
 
-typedef struct {
-  gboolean done;
-  KdsBridge *bridge;
-  GError *error;
-} Opened;
-
-static void on_opened(GObject *src, GAsyncResult *res, gpointer user) {
-  (void)src;
-  Opened *op = user;
-  op->bridge = kds_bridge_new_run_finish(res, &op->error);
-  op->done = TRUE;
-}
-
-static gboolean opened_done(gpointer user) { return ((Opened *)user)->done; }
-
 int main(int argc, char **argv) {
   (void)argc, (void)argv;
   int skip = ui_test_start();
@@ -243,19 +228,15 @@ int main(int argc, char **argv) {
     KdRunOpts bo = {0};
     bo.session.out_dir = bad_run;
     bo.session.distill = 1;
-    Opened op = {0};
-    kds_bridge_new_run_async(bad, &bo, on_opened, &op);
-    CHECK_MSG(wait_for(opened_done, &op, 60000), "the failing open never came back");
-    CHECK_MSG(!op.bridge && op.error && strstr(op.error->message, "no-such-teacher"), "error: %s",
-              op.error ? op.error->message : "(none)");
-    g_clear_error(&op.error);
+    GError *be = NULL;
+    KdsBridge *bb = ui_open_run(bad, &bo, &be);
+    CHECK_MSG(!bb && be && strstr(be->message, "no-such-teacher"), "error: %s", be ? be->message : "(none)");
+    g_clear_error(&be);
   }
-  Opened op = {0};
-  kds_bridge_new_run_async(cfg, &o, on_opened, &op);
-  CHECK_MSG(wait_for(opened_done, &op, 60000), "the run did not open within 60 s");
-  KdsBridge *b = op.bridge;
-  CHECK_MSG(b != NULL, "%s", op.error ? op.error->message : "?");
-  g_clear_error(&op.error);
+  GError *e = NULL;
+  KdsBridge *b = ui_open_run(cfg, &o, &e);
+  CHECK_MSG(b != NULL, "%s", e ? e->message : "?");
+  g_clear_error(&e);
   if (!b) return check_status("test_window");
   kds_window_set_bridge(w, b);
   g_object_unref(b);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "../train/run_fixture.h"
+#include "bridge.h"
 
 /* GTK for a test under Xvfb: no accessibility bus, the cairo renderer
  * (repeatable pixels), no GL at all (Mesa, loaded only to probe GLX, leaks
@@ -51,5 +52,34 @@ static inline gboolean wait_for(gboolean (*cond)(gpointer), gpointer user, int m
 }
 
 static inline void pump(int ms) { wait_for(NULL, NULL, ms); }
+
+typedef struct {
+  gboolean done;
+  KdsBridge *bridge;
+  GError *error;
+} UiOpened;
+
+static void ui_on_opened(GObject *src, GAsyncResult *res, gpointer user) {
+  (void)src;
+  UiOpened *op = user;
+  op->bridge = kds_bridge_new_run_finish(res, &op->error);
+  op->done = TRUE;
+}
+
+static gboolean ui_opened(gpointer user) { return ((UiOpened *)user)->done; }
+
+/* Opens a run as the app does (the session on a worker thread) and runs
+ * the main loop until it is open: the started bridge, or NULL with *error
+ * (also after 60 s without an answer). cfg is taken. */
+static inline KdsBridge *ui_open_run(KdConfig *cfg, const KdRunOpts *o, GError **error) {
+  UiOpened op = {0};
+  kds_bridge_new_run_async(cfg, o, ui_on_opened, &op);
+  if (!wait_for(ui_opened, &op, 60000)) {
+    g_set_error(error, g_quark_from_static_string("ui-test"), 1, "the run did not open within 60 s");
+    return NULL; /* the task still holds its bridge; the test ends here */
+  }
+  if (op.error) g_propagate_error(error, op.error);
+  return op.bridge;
+}
 
 #endif
