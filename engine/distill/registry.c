@@ -58,6 +58,13 @@ void kd_distill_mask(KdDistillOut *out, const char *name, int level, KdTensor *m
   out->masks[out->nmasks++] = (KdDistillMask){name, level, map};
 }
 
+void kd_distill_stat(KdDistillOut *out, const char *name, double value) {
+  if (out->nstats >= KD_DISTILL_MAX_STATS) return;
+  out->stats[out->nstats].name = name;
+  out->stats[out->nstats].value = value;
+  out->nstats++;
+}
+
 void kd_distill_gap(KdDistillOut *out, int level, KdTensor *map) {
   if (out->ngaps >= KD_DISTILL_MAX_GAPS || !map) return;
   out->gaps[out->ngaps++] = (KdDistillGap){level, map};
