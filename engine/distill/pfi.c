@@ -21,7 +21,7 @@ typedef struct {
 #define F(field, ...) KD_METHOD_FLOAT(PfiParams, "pfi", field, __VA_ARGS__)
 #define B(field, ...) KD_METHOD_BOOL(PfiParams, "pfi", field, __VA_ARGS__)
 static const KdParamDesc params[] = {
-    F(weight, "w", "PFI weight", 1.5, 0.0, 20.0, 0, "0,0.5,1,1.5,2,3,5",
+    F(weight, "w", "PFI weight", 1.5, 0.0, 20.0, 0, "step 0.1",
       "Weight of mean over levels of mean_{n,h,w} [mean_c (z_s - z_t)^2 * mean_c (S - T)^2] (mmrazor's RetinaNet "
       "R101->R50 config: 1.5, tuned on 5 levels; the paper's value [UNVERIFIED])"),
     B(detach_pred, NULL, "Detach prediction factor", 0,

@@ -27,7 +27,7 @@ typedef struct {
 
 #define F(field, ...) KD_METHOD_FLOAT(RmParams, "rm", field, __VA_ARGS__)
 static const KdParamDesc params[] = {
-    F(weight, "w", "RM weight", 4.0, 0.0, 40.0, 0, "0,0.5,1,2,4,8,16",
+    F(weight, "w", "RM weight", 4.0, 0.0, 40.0, 0, "step 0.5",
       "Weight of the rank-mimicking KL: per GT, KL(teacher || student) of the softmax over its positive anchors of "
       "the GT-class logits, mean over GTs and images (mmrazor's RetinaNet R101->R50 config: 4; the paper's value "
       "[UNVERIFIED])"),
