@@ -103,7 +103,13 @@ static int report(const char *method, const KdDistillOut *o, const Inputs *in, K
     printf("%s\"%s.%s\": ", i ? ", " : "", method, o->parts[i].name);
     print_num(o->parts[i].value->data[0]);
   }
-  printf("}, \"num_pos\": ");
+  printf("}");
+  if (o->nstats) printf(", \"stats\": {");
+  for (int i = 0; i < o->nstats; i++) {
+    printf("%s\"%s.%s\": ", i ? ", " : "", method, o->stats[i].name);
+    print_num(o->stats[i].value);
+  }
+  printf("%s, \"num_pos\": ", o->nstats ? "}" : "");
   if (num_pos >= 0) printf("%d", num_pos);
   else printf("null");
   printf(", \"params_from_input\": [");

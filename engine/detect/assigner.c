@@ -57,14 +57,14 @@ int kd_assigner_targets(KdAssigner *a, KdCtx *c, const int *hw, const KdGtImage 
   const float *anchors = kd_assigner_anchors(a, hw, &out->A_total, err);
   if (!anchors) return -1;
   size_t na = (size_t)n * (size_t)out->A_total;
-  int *cls = kd_ctx_alloc(c, na * sizeof *cls);
+  int *cls = kd_ctx_alloc(c, na * sizeof *cls), *match = kd_ctx_alloc(c, na * sizeof *match);
   float *deltas = kd_ctx_alloc(c, na * 4 * sizeof *deltas), *boxes = kd_ctx_alloc(c, na * 4 * sizeof *boxes);
-  if (!cls || !deltas || !boxes) return kd_error(err, "out of memory for the training targets");
-  if (kd_build_targets(&a->assign, &a->coder, anchors, out->A_total, gt, n, K, cls, deltas, boxes, NULL, &out->num_pos, err))
+  if (!cls || !match || !deltas || !boxes) return kd_error(err, "out of memory for the training targets");
+  if (kd_build_targets(&a->assign, &a->coder, anchors, out->A_total, gt, n, K, cls, deltas, boxes, match, &out->num_pos, err))
     return -1;
   out->A = kd_anchors_per_loc(&a->acfg);
   out->K = K;
   out->anchors = anchors;
-  out->target_cls = cls, out->target_deltas = deltas, out->target_boxes = boxes;
+  out->target_cls = cls, out->target_deltas = deltas, out->target_boxes = boxes, out->match_gt = match;
   return 0;
 }

@@ -19,6 +19,8 @@ typedef struct KdDenseAssign {
   const int *target_cls;      /* [N*A_total]: class (positive), KD_MATCH_NEG, KD_MATCH_IGNORE */
   const float *target_deltas; /* [N*A_total*4] encoded matched GT (0 where not positive) */
   const float *target_boxes;  /* [N*A_total*4] matched GT box (0 where not positive) */
+  const int *match_gt;        /* [N*A_total]: index of the matched GT in its image (positive),
+                                 KD_MATCH_NEG, KD_MATCH_IGNORE; NULL when not made */
   int num_pos;
 } KdDenseAssign;
 

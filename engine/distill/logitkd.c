@@ -96,49 +96,12 @@ static KdTensor *level_kl(KdCtx *c, const KdDistillInputs *in, int k, int off, f
   return kd_sum_all(c, kd_mul(c, kd_dist_kl_logits(c, tg, sg, 1, T), wt));
 }
 
-static int check_inputs(const KdDistillInputs *in, int *off) {
-  KdCtx *c = in->c;
-  const KdDenseAssign *as = in->s.assign;
-  if (!as || !as->target_cls) {
-    kd_ctx_fail(c, "logitkd: no anchor assignment (target_cls) given");
-    return -1;
-  }
-  KdTensor *const *sc = kd_side_out(&in->s, "cls"), *const *tc = kd_side_out(&in->t, "cls");
-  const int A = as->A, K = as->K;
-  off[0] = 0;
-  if (in->npairs != in->s.levels->n) {
-    kd_ctx_fail(c, "logitkd: %d of the student's %d levels have a teacher level of their stride", in->npairs, in->s.levels->n);
-    return -1;
-  }
-  for (int l = 0; l < in->npairs; l++) {
-    const char *lv = in->pairs[l].name;
-    KdTensor *s = sc ? sc[in->pairs[l].s] : NULL, *t = tc ? tc[in->pairs[l].t] : NULL;
-    char ss[64], st[64];
-    if (!s || !t) {
-      kd_ctx_fail(c, "logitkd: level %s: no %s class logits", lv, s ? "teacher" : "student");
-      return -1;
-    }
-    if (!kd_tensor_same_shape(s, t) || s->ndim != 4 || s->shape[1] != A * K || s->shape[0] != in->n) {
-      kd_ctx_fail(c, "logitkd: level %s: student %s and teacher %s must both be %d,%d,H,W (A=%d anchors x K=%d classes)",
-                  lv, kd_tensor_shape_str(s, ss, sizeof ss), kd_tensor_shape_str(t, st, sizeof st), in->n,
-                  A * K, A, K);
-      return -1;
-    }
-    off[l + 1] = off[l] + s->shape[2] * s->shape[3] * A;
-  }
-  if (off[in->npairs] != as->A_total) {
-    kd_ctx_fail(c, "logitkd: the levels hold %d anchors per image but the assignment has %d", off[in->npairs], as->A_total);
-    return -1;
-  }
-  return 0;
-}
-
 static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out) {
   const LogitKdParams *p = inst->params;
   KdCtx *c = in->c;
   int off[KD_DISTILL_MAX_LEVELS + 1];
   double wsum[KD_DISTILL_MAX_LEVELS], total;
-  if (check_inputs(in, off)) return -1;
+  if (kd_distill_dense_levels(in, "logitkd", off)) return -1;
   const float w = p->weight, T = p->T;
   const float bg = p->bg_weight;
   weight_sums(in, off, bg, wsum, &total);

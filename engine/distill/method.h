@@ -28,6 +28,7 @@
 #define KD_DISTILL_MAX_PARTS 8
 #define KD_DISTILL_MAX_MASKS 16
 #define KD_DISTILL_MAX_GAPS KD_DISTILL_MAX_LEVELS
+#define KD_DISTILL_MAX_STATS 4
 
 /* What a method reads (KdMethod.needs). A method whose needs a run cannot
  * meet is refused when the run opens and on a live `set` (needs.h), with a
@@ -128,6 +129,13 @@ typedef struct KdDistillOut {
   KdDistillMask masks[KD_DISTILL_MAX_MASKS];
   int ngaps; /* only when KdDistillInputs.maps */
   KdDistillGap gaps[KD_DISTILL_MAX_GAPS];
+  /* Diagnostics ("mean_pos" -> logged as "<method>.mean_pos"), outside the
+   * loss: they are not parts and do not sum to it. */
+  int nstats;
+  struct {
+    const char *name;
+    double value;
+  } stats[KD_DISTILL_MAX_STATS];
 } KdDistillOut;
 
 typedef struct KdMethod KdMethod;
@@ -201,6 +209,13 @@ void kd_method_inst_release(KdMethodInst *inst);
 int kd_distill_finish(KdCtx *c, KdDistillOut *out);
 void kd_distill_part(KdDistillOut *out, const char *name, KdTensor *value);
 void kd_distill_mask(KdDistillOut *out, const char *name, int level, KdTensor *map);
+/* A diagnostic of the step (KdDistillOut.stats), not part of the loss. */
+void kd_distill_stat(KdDistillOut *out, const char *name, double value);
+/* Dense methods: checks that both sides have class logits "cls" of one
+ * layout (N, A*K, H, W) on every student level, paired, and the student's
+ * assignment over the same anchors; off[l] gets the first flat anchor of
+ * pair l (off[npairs] = A_total). -1 with the ctx error naming method. */
+int kd_distill_dense_levels(const KdDistillInputs *in, const char *method, int *off);
 /* Records the loss map of one level (KdDistillGap); NULL map: nothing. */
 void kd_distill_gap(KdDistillOut *out, int level, KdTensor *map);
 /* 1 when part `name` is one of m->gap_parts (always when that is NULL). */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/ops.h"
+#include "distill/distiller.h"
 #include "distill/method.h"
 #include "method_list.h" /* generated (build/engine/distill/): #define KD_METHOD_LIST X(fitnet) X(defeat) ... */
 
@@ -19,6 +20,9 @@ static const KdMethod *const methods[] = {
     KD_METHOD_LIST
 #undef X
 };
+
+_Static_assert(sizeof methods / sizeof methods[0] <= KD_DISTILL_MAX_OUT,
+               "KD_DISTILL_MAX_OUT (distiller.h) must hold every registered method");
 
 int kd_method_count(void) { return (int)(sizeof methods / sizeof methods[0]); }
 const KdMethod *kd_method_at(int i) { return methods[i]; }
@@ -56,6 +60,13 @@ void kd_distill_part(KdDistillOut *out, const char *name, KdTensor *value) {
 void kd_distill_mask(KdDistillOut *out, const char *name, int level, KdTensor *map) {
   if (out->nmasks >= KD_DISTILL_MAX_MASKS || !map) return;
   out->masks[out->nmasks++] = (KdDistillMask){name, level, map};
+}
+
+void kd_distill_stat(KdDistillOut *out, const char *name, double value) {
+  if (out->nstats >= KD_DISTILL_MAX_STATS) return;
+  out->stats[out->nstats].name = name;
+  out->stats[out->nstats].value = value;
+  out->nstats++;
 }
 
 void kd_distill_gap(KdDistillOut *out, int level, KdTensor *map) {

@@ -1,5 +1,6 @@
 /* The two sides as methods see them: a side from a forward, the stride
  * pairing, the teacher-run hooks. No method's loss, no needs checks. */
+#include <stdio.h>
 #include <string.h>
 
 #include "core/tensor.h"
@@ -63,4 +64,44 @@ int kd_distill_teacher_rois(const KdDistillInputs *in, KdTensor *const *feat, co
                             KdError *err) {
   if (!in->t.model) return kd_error(err, "no teacher model to run (the teacher came as tensors)");
   return kd_model_roi_forward(in->t.model, in->c, feat, rois, nrois, out, err);
+}
+
+/* Dense logits of one layout on both sides, every student level paired,
+ * and the assignment over the same anchors (the needs KD_NEED_LOGITS |
+ * KD_NEED_ASSIGN). */
+int kd_distill_dense_levels(const KdDistillInputs *in, const char *method, int *off) {
+  KdCtx *c = in->c;
+  const KdDenseAssign *as = in->s.assign;
+  if (!as || !as->target_cls) {
+    kd_ctx_fail(c, "%s: no anchor assignment (target_cls) given", method);
+    return -1;
+  }
+  KdTensor *const *sc = kd_side_out(&in->s, "cls"), *const *tc = kd_side_out(&in->t, "cls");
+  const int A = as->A, K = as->K;
+  off[0] = 0;
+  if (in->npairs != in->s.levels->n) {
+    kd_ctx_fail(c, "%s: %d of the student's %d levels have a teacher level of their stride", method, in->npairs, in->s.levels->n);
+    return -1;
+  }
+  for (int l = 0; l < in->npairs; l++) {
+    const char *lv = in->pairs[l].name;
+    KdTensor *s = sc ? sc[in->pairs[l].s] : NULL, *t = tc ? tc[in->pairs[l].t] : NULL;
+    char ss[64], st[64];
+    if (!s || !t) {
+      kd_ctx_fail(c, "%s: level %s: no %s class logits", method, lv, s ? "teacher" : "student");
+      return -1;
+    }
+    if (!kd_tensor_same_shape(s, t) || s->ndim != 4 || s->shape[1] != A * K || s->shape[0] != in->n) {
+      kd_ctx_fail(c, "%s: level %s: student %s and teacher %s must both be %d,%d,H,W (A=%d anchors x K=%d classes)", method,
+                  lv, kd_tensor_shape_str(s, ss, sizeof ss), kd_tensor_shape_str(t, st, sizeof st), in->n,
+                  A * K, A, K);
+      return -1;
+    }
+    off[l + 1] = off[l] + s->shape[2] * s->shape[3] * A;
+  }
+  if (off[in->npairs] != as->A_total) {
+    kd_ctx_fail(c, "%s: the levels hold %d anchors per image but the assignment has %d", method, off[in->npairs], as->A_total);
+    return -1;
+  }
+  return 0;
 }

@@ -186,6 +186,9 @@ int kd_rundir_log_step(KdRunDir *r, const KdStepStats *st, double data_wait_s, K
                    st->step, t, st->loss, st->lr, st->grad_norm, st->num_pos, st->seconds, data_wait_s);
   for (int i = 0; i < st->nparts && n < (int)sizeof line - 128; i++)
     n += snprintf(line + n, sizeof line - (size_t)n, "%s\"%s\":%.7g", i ? "," : "", st->parts[i].name, st->parts[i].value);
+  if (st->nstats) n += snprintf(line + n, sizeof line - (size_t)n, "},\"stats\":{");
+  for (int i = 0; i < st->nstats && n < (int)sizeof line - 128; i++)
+    n += snprintf(line + n, sizeof line - (size_t)n, "%s\"%s\":%.7g", i ? "," : "", st->stats[i].name, st->stats[i].value);
   snprintf(line + n, sizeof line - (size_t)n, "}}");
   if (kd_append_line(r->metrics, line, err) || csv_header(r, err)) return -1;
   /* Tidy CSV: one row per value. */
@@ -193,6 +196,8 @@ int kd_rundir_log_step(KdRunDir *r, const KdStepStats *st, double data_wait_s, K
   n = snprintf(rows, sizeof rows, "%d,loss,%.7g\n%d,lr,%.7g\n%d,grad_norm,%.7g", st->step, st->loss, st->step, st->lr, st->step, st->grad_norm);
   for (int i = 0; i < st->nparts && n < (int)sizeof rows - 128; i++)
     n += snprintf(rows + n, sizeof rows - (size_t)n, "\n%d,%s,%.7g", st->step, st->parts[i].name, st->parts[i].value);
+  for (int i = 0; i < st->nstats && n < (int)sizeof rows - 128; i++)
+    n += snprintf(rows + n, sizeof rows - (size_t)n, "\n%d,%s,%.7g", st->step, st->stats[i].name, st->stats[i].value);
   return kd_append_line(r->csv, rows, err);
 }
 

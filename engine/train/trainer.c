@@ -146,6 +146,12 @@ int kd_trainer_step(KdTrainer *t, const KdTrainBatch *b, KdStepStats *st, KdErro
       snprintf(lp->name, sizeof lp->name, "%s.%s", f->methods[i]->name, f->outs[i].parts[p].name);
       lp->value = f->outs[i].parts[p].value->data[0];
     }
+  for (int i = 0; i < f->nmethods; i++)
+    for (int p = 0; p < f->outs[i].nstats && st->nstats < KD_MAX_STATS; p++) {
+      KdLossPart *sp = &st->stats[st->nstats++];
+      snprintf(sp->name, sizeof sp->name, "%s.%s", f->methods[i]->name, f->outs[i].stats[p].name);
+      sp->value = f->outs[i].stats[p].value;
+    }
   KdTensor *total = f->total;
   st->loss = total->data[0];
   st->num_pos = f->det.num_pos;

@@ -14,6 +14,7 @@
 #include "train/optim.h"
 
 #define KD_MAX_PARTS 48
+#define KD_MAX_STATS 8
 
 typedef struct KdLossPart {
   char name[48];
@@ -25,6 +26,8 @@ typedef struct KdStepStats {
   double loss;        /* total */
   int nparts;
   KdLossPart parts[KD_MAX_PARTS]; /* "det.cls", "det.box", "defeat.neck_obj", ... */
+  int nstats;
+  KdLossPart stats[KD_MAX_STATS]; /* the methods' diagnostics ("rm.mean_pos"): not parts of the loss */
   float grad_norm, lr;
   int num_pos;
   double seconds;

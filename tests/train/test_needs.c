@@ -61,6 +61,8 @@ static void test_pairs(KdConfig *cfg) {
   expect(cfg, &av, "pkd", "method pkd needs neck features of one width", "teacher's neck is 32 wide, the student's 16");
   expect(cfg, &av, "fitnet,cwd", "method cwd needs", "32 wide");
   expect(cfg, &av, "fitnet,defeat,fgd,logitkd", NULL, NULL);
+  expect(cfg, &av, "rm", NULL, NULL);
+  expect(cfg, &av, "pfi", "method pfi needs neck features of one width", "teacher's neck is 32 wide, the student's 16");
   kd_distill_avail_models(&av, p6, same);
   expect(cfg, &av, "logitkd", "method logitkd needs dense class logits", "only 3 of the student's 4 levels");
   expect(cfg, &av, "defeat", "method defeat needs dense class logits", NULL); /* its head terms are on */
@@ -91,10 +93,13 @@ static void test_pairs(KdConfig *cfg) {
   KdModel *fr = tiny_frcnn(16);
   kd_distill_avail_models(&av, s, fr);
   expect(cfg, &av, "logitkd", "method logitkd needs dense class logits", "the teacher's Faster R-CNN head has none");
+  expect(cfg, &av, "rm", "method rm needs dense class logits", "the teacher's Faster R-CNN head has none");
+  expect(cfg, &av, "pfi", "method pfi needs dense class logits", "the teacher's Faster R-CNN head has none");
   expect(cfg, &av, "fitnet,pkd,cwd,fgd", NULL, NULL);
   CHECK(av.have & KD_NEED_ROIS);
   kd_distill_avail_models(&av, fr, s);
   expect(cfg, &av, "logitkd", "method logitkd needs dense class logits", "the student's Faster R-CNN head has none");
+  expect(cfg, &av, "rm", "method rm needs dense class logits", "the student's Faster R-CNN head has none");
   CHECK(!(av.have & KD_NEED_ROIS) && !(av.have & KD_NEED_ASSIGN));
   kd_model_free(fr);
   kd_model_free(s), kd_model_free(wide), kd_model_free(p6), kd_model_free(same);

@@ -1,0 +1,93 @@
+/* RM and PFI in a real distillation: the fixture's fashion-det set and
+ * detector, a teacher checkpoint, 6 steps of the trainer with rm,pfi on.
+ * Every step logs rm.kl and pfi.<level>, finite, PFI > 0; RM is > 0 on
+ * some step (a GT with two or more positive anchors) and its diagnostic
+ * rm.mean_pos is >= 1, outside the parts (the parts still sum to the
+ * loss); metrics.jsonl has it under "stats". A live rm.weight = 0 after
+ * step 3 makes rm.kl 0 from the next step. */
+#include <math.h>
+
+#include "check.h"
+#include "run_fixture.h"
+#include "train/run.h"
+
+#define STEPS 6
+#define SWITCH_AT 3
+
+typedef struct {
+  KdRun *run;
+  double rm[STEPS + 1], pfi[STEPS + 1], mean_pos[STEPS + 1], gap[STEPS + 1];
+} Trace;
+
+static void trace(void *user, KdSession *s, const KdStepStats *st) {
+  (void)s;
+  Trace *t = user;
+  const int k = st->step;
+  if (k < 1 || k > STEPS) return;
+  t->rm[k] = t->mean_pos[k] = NAN;
+  double sum = 0;
+  for (int i = 0; i < st->nparts; i++) {
+    if (!strcmp(st->parts[i].name, "rm.kl")) t->rm[k] = st->parts[i].value;
+    if (!strncmp(st->parts[i].name, "pfi.", 4)) t->pfi[k] += st->parts[i].value;
+    sum += st->parts[i].value;
+  }
+  t->gap[k] = fabs(sum - st->loss) / fmax(1e-12, fabs(st->loss));
+  for (int i = 0; i < st->nstats; i++)
+    if (!strcmp(st->stats[i].name, "rm.mean_pos")) t->mean_pos[k] = st->stats[i].value;
+  if (k == SWITCH_AT) CHECK(kd_run_set(t->run, "rm.weight", "0", "ui", NULL) == 0);
+}
+
+int main(void) {
+  if (!fixture_have_source()) {
+    printf("test_rmpfi_run: skipped (dataset-fashion-mnist is not installed)\n");
+    return 77;
+  }
+  char tmp[4096], data[4200], out[4300], path[4400], teacher[4300];
+  CHECK(fixture_tmpdir(tmp, sizeof tmp, "rmpfi") == 0);
+  if (fixture_data(tmp, data, sizeof data)) return 1;
+  if (fixture_teacher(tmp, teacher, sizeof teacher, path, sizeof path)) return 1;
+  KdError err;
+  KdConfig *cfg = fixture_config(data, STEPS);
+  CHECK(cfg && kd_config_set(cfg, "teacher.config", teacher, &err) == 0 &&
+        kd_config_set(cfg, "teacher.checkpoint", path, &err) == 0 &&
+        kd_config_set(cfg, "distill.methods", "rm,pfi", &err) == 0);
+  snprintf(out, sizeof out, "%s/run", tmp);
+  Trace t = {0};
+  KdRunOpts ro = {.session = {.out_dir = out, .distill = 1}, .after_step = trace, .after_step_user = &t};
+  KdRun *r = kd_run_new(cfg, &ro, &err);
+  CHECK_MSG(r != NULL, "%s", err.msg);
+  if (r) {
+    t.run = r;
+    CHECK(kd_run_start(r, &err) == 0 && kd_run_wait(r) == 0);
+    KdRunStatus st;
+    kd_run_status(r, &st);
+    CHECK_MSG(st.state == KD_RUN_FINISHED && st.step == STEPS, "state %s: %s", kd_run_state_name(st.state), st.message);
+    kd_run_free(r);
+  }
+  int rm_pos = 0;
+  for (int k = 1; k <= STEPS; k++) {
+    printf("step %d: rm.kl %.6g pfi %.6g rm.mean_pos %.3g parts-vs-loss %.2g\n", k, t.rm[k], t.pfi[k], t.mean_pos[k],
+           t.gap[k]);
+    CHECK_MSG(isfinite(t.rm[k]) && t.rm[k] >= 0 && isfinite(t.pfi[k]) && t.pfi[k] > 0, "step %d: rm %g pfi %g", k, t.rm[k],
+              t.pfi[k]);
+    CHECK_MSG(t.mean_pos[k] >= 1.0, "step %d: mean |P_g| %g", k, t.mean_pos[k]);
+    CHECK_MSG(t.gap[k] < 1e-5, "step %d: the parts miss the loss by %g", k, t.gap[k]);
+    if (k <= SWITCH_AT) rm_pos += t.rm[k] > 0;
+    else CHECK_MSG(t.rm[k] == 0.0, "step %d: rm.kl %g after rm.weight = 0", k, t.rm[k]);
+  }
+  CHECK(rm_pos > 0);
+  int n = 0, with_stats = 0;
+  snprintf(path, sizeof path, "%s", out);
+  cJSON **lines = fixture_jsonl(path, "metrics.jsonl", &n);
+  for (int i = 0; i < n; i++) {
+    cJSON *sv = cJSON_GetObjectItem(cJSON_GetObjectItem(lines[i], "stats"), "rm.mean_pos");
+    with_stats += cJSON_IsNumber(sv) && sv->valuedouble >= 1.0;
+    cJSON_Delete(lines[i]);
+  }
+  free(lines);
+  CHECK_MSG(with_stats == STEPS, "%d of %d metrics lines have stats.rm.mean_pos", with_stats, STEPS);
+  kd_config_free(cfg);
+  if (!check_status("test_rmpfi_run")) fixture_rmrf(tmp);
+  else fprintf(stderr, "test_rmpfi_run: kept %s for inspection\n", tmp);
+  return check_status("test_rmpfi_run");
+}
