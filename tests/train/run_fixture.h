@@ -14,6 +14,7 @@
 #include "data/fashion.h"
 #include "core/fileio.h"
 #include "model/safetensors.h"
+#include "train/run.h"
 #include "train/session.h"
 
 static inline int fixture_have_source(void) {
@@ -93,6 +94,39 @@ static inline int fixture_teacher(const char *dir, char *json, size_t jlen, char
   if (rc) fprintf(stderr, "fixture: teacher: %s\n", err.msg);
   kd_model_free(tm);
   kd_config_free(tcfg);
+  return rc;
+}
+
+/* A real distillation of `methods` for `steps` steps in a run directory
+ * dir/run (into out): the fixture's data and teacher, through a KdRun
+ * whose after_step hook is given; *run holds the run while it goes (so
+ * the hook can set live values). 0 when it finished every step, else -1
+ * (printed). */
+static inline int fixture_method_run(const char *dir, const char *methods, int steps, KdRunAfterStep hook, void *user,
+                                     KdRun **run, char *out, size_t olen) {
+  char data[4200], teacher[4300], ckpt[4400];
+  if (fixture_data(dir, data, sizeof data) || fixture_teacher(dir, teacher, sizeof teacher, ckpt, sizeof ckpt)) return -1;
+  KdError err = {0};
+  KdConfig *cfg = fixture_config(data, steps);
+  int rc = cfg && kd_config_set(cfg, "teacher.config", teacher, &err) == 0 &&
+                   kd_config_set(cfg, "teacher.checkpoint", ckpt, &err) == 0 &&
+                   kd_config_set(cfg, "distill.methods", methods, &err) == 0
+               ? 0
+               : -1;
+  snprintf(out, olen, "%s/run", dir);
+  KdRunOpts ro = {.session = {.out_dir = out, .distill = 1}, .after_step = hook, .after_step_user = user};
+  KdRun *r = rc ? NULL : kd_run_new(cfg, &ro, &err);
+  *run = r;
+  KdRunStatus st = {0};
+  if (r && kd_run_start(r, &err) == 0 && kd_run_wait(r) == 0) kd_run_status(r, &st);
+  if (st.state != KD_RUN_FINISHED || st.step != steps) {
+    fprintf(stderr, "fixture: the %s run: %s (state %s, step %d)\n", methods, err.msg[0] ? err.msg : st.message,
+            kd_run_state_name(st.state), st.step);
+    rc = -1;
+  }
+  *run = NULL;
+  kd_run_free(r);
+  kd_config_free(cfg);
   return rc;
 }
 

@@ -37,28 +37,10 @@ int main(void) {
     printf("test_csgr_run: skipped (dataset-fashion-mnist is not installed)\n");
     return 77;
   }
-  char tmp[4096], data[4200], out[4300], path[4400], teacher[4300];
+  char tmp[4096], out[4300];
   CHECK(fixture_tmpdir(tmp, sizeof tmp, "csgr") == 0);
-  if (fixture_data(tmp, data, sizeof data)) return 1;
-  if (fixture_teacher(tmp, teacher, sizeof teacher, path, sizeof path)) return 1;
-  KdError err;
-  KdConfig *cfg = fixture_config(data, STEPS);
-  CHECK(cfg && kd_config_set(cfg, "teacher.config", teacher, &err) == 0 &&
-        kd_config_set(cfg, "teacher.checkpoint", path, &err) == 0 &&
-        kd_config_set(cfg, "distill.methods", "csgr", &err) == 0);
-  snprintf(out, sizeof out, "%s/run", tmp);
   Trace t = {0};
-  KdRunOpts ro = {.session = {.out_dir = out, .distill = 1}, .after_step = trace, .after_step_user = &t};
-  KdRun *r = kd_run_new(cfg, &ro, &err);
-  CHECK_MSG(r != NULL, "%s", err.msg);
-  if (r) {
-    t.run = r;
-    CHECK(kd_run_start(r, &err) == 0 && kd_run_wait(r) == 0);
-    KdRunStatus st;
-    kd_run_status(r, &st);
-    CHECK_MSG(st.state == KD_RUN_FINISHED && st.step == STEPS, "state %s: %s", kd_run_state_name(st.state), st.message);
-    kd_run_free(r);
-  }
+  CHECK(fixture_method_run(tmp, "csgr", STEPS, trace, &t, &t.run, out, sizeof out) == 0);
   for (int k = 1; k <= STEPS; k++) {
     printf("step %d: csgr.cat %.6g csgr.rel %.6g gamma %.3g\n", k, t.cat[k], t.rel[k], t.gamma[k]);
     CHECK_MSG(isfinite(t.cat[k]) && t.cat[k] > 0 && isfinite(t.rel[k]) && t.rel[k] > 0, "step %d: cat %g rel %g", k,
@@ -66,7 +48,6 @@ int main(void) {
     /* gamma starts at 0; the step after the switch already updates it */
     CHECK_MSG(k <= SWITCH_AT ? t.gamma[k] == 0.0f : t.gamma[k] != 0.0f, "step %d: gamma %g", k, t.gamma[k]);
   }
-  kd_config_free(cfg);
   if (!check_status("test_csgr_run")) fixture_rmrf(tmp);
   else fprintf(stderr, "test_csgr_run: kept %s for inspection\n", tmp);
   return check_status("test_csgr_run");

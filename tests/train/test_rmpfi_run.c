@@ -42,28 +42,10 @@ int main(void) {
     printf("test_rmpfi_run: skipped (dataset-fashion-mnist is not installed)\n");
     return 77;
   }
-  char tmp[4096], data[4200], out[4300], path[4400], teacher[4300];
+  char tmp[4096], out[4300];
   CHECK(fixture_tmpdir(tmp, sizeof tmp, "rmpfi") == 0);
-  if (fixture_data(tmp, data, sizeof data)) return 1;
-  if (fixture_teacher(tmp, teacher, sizeof teacher, path, sizeof path)) return 1;
-  KdError err;
-  KdConfig *cfg = fixture_config(data, STEPS);
-  CHECK(cfg && kd_config_set(cfg, "teacher.config", teacher, &err) == 0 &&
-        kd_config_set(cfg, "teacher.checkpoint", path, &err) == 0 &&
-        kd_config_set(cfg, "distill.methods", "rm,pfi", &err) == 0);
-  snprintf(out, sizeof out, "%s/run", tmp);
   Trace t = {0};
-  KdRunOpts ro = {.session = {.out_dir = out, .distill = 1}, .after_step = trace, .after_step_user = &t};
-  KdRun *r = kd_run_new(cfg, &ro, &err);
-  CHECK_MSG(r != NULL, "%s", err.msg);
-  if (r) {
-    t.run = r;
-    CHECK(kd_run_start(r, &err) == 0 && kd_run_wait(r) == 0);
-    KdRunStatus st;
-    kd_run_status(r, &st);
-    CHECK_MSG(st.state == KD_RUN_FINISHED && st.step == STEPS, "state %s: %s", kd_run_state_name(st.state), st.message);
-    kd_run_free(r);
-  }
+  CHECK(fixture_method_run(tmp, "rm,pfi", STEPS, trace, &t, &t.run, out, sizeof out) == 0);
   int rm_pos = 0;
   for (int k = 1; k <= STEPS; k++) {
     printf("step %d: rm.kl %.6g pfi %.6g rm.mean_pos %.3g parts-vs-loss %.2g\n", k, t.rm[k], t.pfi[k], t.mean_pos[k],
@@ -77,8 +59,7 @@ int main(void) {
   }
   CHECK(rm_pos > 0);
   int n = 0, with_stats = 0;
-  snprintf(path, sizeof path, "%s", out);
-  cJSON **lines = fixture_jsonl(path, "metrics.jsonl", &n);
+  cJSON **lines = fixture_jsonl(out, "metrics.jsonl", &n);
   for (int i = 0; i < n; i++) {
     cJSON *sv = cJSON_GetObjectItem(cJSON_GetObjectItem(lines[i], "stats"), "rm.mean_pos");
     with_stats += cJSON_IsNumber(sv) && sv->valuedouble >= 1.0;
@@ -86,7 +67,6 @@ int main(void) {
   }
   free(lines);
   CHECK_MSG(with_stats == STEPS, "%d of %d metrics lines have stats.rm.mean_pos", with_stats, STEPS);
-  kd_config_free(cfg);
   if (!check_status("test_rmpfi_run")) fixture_rmrf(tmp);
   else fprintf(stderr, "test_rmpfi_run: kept %s for inspection\n", tmp);
   return check_status("test_rmpfi_run");
