@@ -142,18 +142,8 @@ int main(int argc, char **argv) {
   CHECK(fixture_tmpdir(dir, sizeof dir, "ccpanel") == 0);
   CHECK(fixture_data(dir, data, sizeof data) == 0);
   snprintf(run, sizeof run, "%s/run", dir);
-  snprintf(tcfg, sizeof tcfg, "%s/teacher.json", dir);
-  snprintf(tck, sizeof tck, "%s/teacher.safetensors", dir);
-  FILE *f = fopen(tcfg, "w");
-  fprintf(f, "{\"model\": {\"depth\": 10, \"width\": 8, \"fpn_channels\": 16, \"head_convs\": 1}, \"data\": {\"size\": 64}}\n");
-  fclose(f);
+  CHECK(fixture_teacher(dir, tcfg, sizeof tcfg, tck, sizeof tck) == 0);
   KdError err;
-  KdModelCfg mc;
-  kd_model_cfg_default(&mc);
-  mc.backbone.depth = 10, mc.backbone.width = 8, mc.neck.channels = 16, mc.head.convs = 1;
-  KdModel *teacher = kd_model_new(&mc, 9, &err);
-  CHECK(teacher && kd_safetensors_save(tck, kd_model_params(teacher), NULL, &err) == 0);
-  kd_model_free(teacher);
   KdConfig *cfg = fixture_config(data, 100000);
   CHECK(cfg && kd_config_set(cfg, "teacher.config", tcfg, &err) == 0 && kd_config_set(cfg, "teacher.checkpoint", tck, &err) == 0 &&
         kd_config_set(cfg, "train.threads", "1", &err) == 0 && kd_config_set(cfg, "distill.methods", "csgr", &err) == 0 &&
