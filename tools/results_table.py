@@ -3,23 +3,26 @@ mean and spread (sample std) over seeds of the final COCO evaluation.
   results_table.py OUT STEPS                  the table
   results_table.py OUT STEPS --matched-steps  the matched-compute baseline's steps:
       STEPS x mean CPU of the distillation runs / mean CPU of the baseline runs
+  results_table.py OUT STEPS --save DIR       also write one small record per
+      finished run (and the teacher, matched steps, tuned factors) to DIR
+  results_table.py --from DIR STEPS           the table from saved records alone
+A record keeps what the table needs, so a table survives its run directories
+(runs are large and not kept; the records are committed under docs/results/).
 """
+import datetime
 import glob
 import json
 import os
 import statistics
 import sys
 
-out, steps = sys.argv[1], sys.argv[2]
-rows = {}
-cpus = {}
-ratios = {}  # method -> per run: distillation parts / detection parts, over the run
-for d in sorted(glob.glob(os.path.join(out, "*-seed*"))):
-    if not os.path.isdir(d):
-        continue
+
+def scan_run(d):
+    """One run directory -> its record, or None if it has no final evaluation."""
     method, seed = os.path.basename(d).rsplit("-seed", 1)
     ev = None
     kd_sum = det_sum = 0.0
+    last_step = 0
     try:
         with open(os.path.join(d, "metrics.jsonl")) as f:
             for line in f:
@@ -29,6 +32,7 @@ for d in sorted(glob.glob(os.path.join(out, "*-seed*"))):
                     continue
                 if "eval" in j:
                     ev = j["eval"]
+                last_step = max(last_step, j.get("step", 0))
                 # the logged parts are weighted: they sum to the step's loss
                 for k, v in j.get("parts", {}).items():
                     if k.startswith("det."):
@@ -36,24 +40,19 @@ for d in sorted(glob.glob(os.path.join(out, "*-seed*"))):
                     else:
                         kd_sum += v
     except OSError:  # a run that has not logged yet
-        continue
-    t = None
+        return None
+    if not ev:
+        return None
+    wall = None
     # wall time: from the run's first to its last event
     try:
         with open(os.path.join(d, "events.jsonl")) as f:
             ev_lines = [json.loads(x) for x in f if x.strip()]
-        import datetime
         ts = [datetime.datetime.fromisoformat(e["time"].replace("Z", "+00:00")) for e in ev_lines if "time" in e]
         if len(ts) > 1:
-            t = (max(ts) - min(ts)).total_seconds()
+            wall = (max(ts) - min(ts)).total_seconds()
     except (OSError, ValueError, KeyError):
         pass
-    if t is None and os.path.exists(d + ".time"):
-        with open(d + ".time") as f:
-            try:
-                t = float(f.read().split()[-1])
-            except (ValueError, IndexError):
-                pass
     cpu = None
     # CPU seconds of the run's process (one thread: its compute time, not
     # stretched by whatever else the machine ran), where results.sh timed it.
@@ -62,17 +61,92 @@ for d in sorted(glob.glob(os.path.join(out, "*-seed*"))):
             fields = f.read().split()
         if len(fields) >= 2:
             cpu = float(fields[-1])
+            wall = wall if wall is not None else float(fields[0])
     except (OSError, ValueError):
         pass
-    if ev:
-        rows.setdefault(method, []).append((int(seed), ev, t))
-        cpus.setdefault(method, []).append(cpu)
-        if det_sum > 0:
-            ratios.setdefault(method, []).append(kd_sum / det_sum)
+    rec = {"method": method, "seed": int(seed), "steps": last_step, "eval": ev, "wall_s": wall, "cpu_s": cpu,
+           "kd_det_ratio": kd_sum / det_sum if det_sum > 0 and kd_sum > 0 else None}
+    try:
+        with open(os.path.join(d, "config.json")) as f:
+            cfg = json.load(f)
+        rec["methods"] = cfg.get("distill", {}).get("methods")
+        rec["config"] = cfg
+    except (OSError, ValueError):
+        pass
+    return rec
 
-if "--matched-steps" in sys.argv:
+
+def read_text(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+args = sys.argv[1:]
+from_dir = None
+if args and args[0] == "--from":
+    from_dir = args[1]
+    args = [from_dir] + args[2:]
+out, steps = args[0], args[1]
+save = args[args.index("--save") + 1] if "--save" in args else None
+
+records, tuned, extra = [], {}, {}
+if from_dir:
+    for p in sorted(glob.glob(os.path.join(from_dir, "runs", "*.json"))):
+        r = read_json(p)
+        if r:
+            records.append(r)
+    teacher = read_json(os.path.join(from_dir, "teacher.json"))
+    extra = read_json(os.path.join(from_dir, "table.json")) or {}
+    matched_steps = extra.get("matched_steps")
+    tuned = extra.get("tuned", {})
+else:
+    for d in sorted(glob.glob(os.path.join(out, "*-seed*"))):
+        if os.path.isdir(d):
+            r = scan_run(d)
+            if r:
+                records.append(r)
+    teacher = read_json(os.path.join(out, "teacher.json"))
+    matched_steps = read_text(os.path.join(out, "matched_steps"))
+    for p in glob.glob(os.path.join(out, "tune", "*.best")):
+        tuned[os.path.basename(p)[:-5]] = read_text(p)
+
+if save:
+    os.makedirs(os.path.join(save, "runs"), exist_ok=True)
+    for r in records:
+        with open(os.path.join(save, "runs", f"{r['method']}-seed{r['seed']}.json"), "w") as f:
+            json.dump(r, f, indent=1, sort_keys=True)
+            f.write("\n")
+    if teacher:
+        with open(os.path.join(save, "teacher.json"), "w") as f:
+            json.dump(teacher, f, indent=1, sort_keys=True)
+            f.write("\n")
+    with open(os.path.join(save, "table.json"), "w") as f:
+        json.dump({"steps": int(steps), "matched_steps": matched_steps, "tuned": tuned}, f, indent=1, sort_keys=True)
+        f.write("\n")
+
+rows, cpus, ratios = {}, {}, {}
+for r in records:
+    m = r["method"]
+    rows.setdefault(m, []).append((r["seed"], r["eval"], r.get("wall_s")))
+    cpus.setdefault(m, []).append(r.get("cpu_s"))
+    if r.get("kd_det_ratio"):
+        ratios.setdefault(m, []).append(r["kd_det_ratio"])
+
+if "--matched-steps" in args:
     base_cpu = [c for c in cpus.get("baseline", []) if c]
-    kd_cpu = [c for m, cc in cpus.items() if not m.startswith("baseline") for c in cc if c]
+    kd_cpu = [c for m, cc in cpus.items() if not m.startswith("baseline") and not m.endswith("-tuned")
+              for c in cc if c]
     if not base_cpu or not kd_cpu:
         sys.exit("results_table.py: no timed baseline and distillation runs in " + out)
     print(int(round(int(steps) * statistics.mean(kd_cpu) / statistics.mean(base_cpu) / 100.0)) * 100)
@@ -81,27 +155,11 @@ if "--matched-steps" in sys.argv:
 order = ["baseline", "baseline-matched", "baseline-12k"]
 for m in ["fitnet", "defeat", "fgd", "pkd", "cwd", "logitkd"]:
     order += [m, m + "-tuned"]
-
-
-def tuned_factor(m):
-    try:
-        return open(os.path.join(out, "tune", m + ".best")).read().strip()
-    except OSError:
-        return "?"
+order += sorted(m for m in rows if m not in order)
 
 keys = ["AP", "AP50", "AP75", "APs", "APm"]
-teacher = None
-try:
-    with open(os.path.join(out, "teacher.json")) as f:
-        teacher = json.load(f)
-except (OSError, ValueError):
-    pass
 base = [100 * e["AP"] for _, e, _ in rows.get("baseline", [])]
 matched = [100 * e["AP"] for _, e, _ in rows.get("baseline-matched", [])]
-try:
-    matched_steps = open(os.path.join(out, "matched_steps")).read().strip()
-except OSError:
-    matched_steps = "?"
 
 
 def gap_closed(ap, b):
@@ -136,9 +194,9 @@ for m in order:
     cpu = f"{statistics.mean(cc) / 60:.1f}" if cc else "–"
     seeds = ",".join(str(s) for s, _, _ in r)
     label = {"baseline-12k": "baseline, 2x schedule (12000 steps)",
-             "baseline-matched": f"baseline at matched compute ({matched_steps} steps)"}.get(m, m)
+             "baseline-matched": f"baseline at matched compute ({matched_steps or '?'} steps)"}.get(m, m)
     if m.endswith("-tuned"):
-        label = f"{m[:-6]}, tuned: weight x{tuned_factor(m[:-6])} (chosen on data.holdout, not val)"
+        label = f"{m[:-6]}, tuned: weight x{tuned.get(m[:-6], '?')} (chosen on data.holdout, not val)"
     # The distillation loss against the detection loss, summed over the
     # run's logged steps; an order of magnitude or more is marked.
     rr = ratios.get(m, [])
