@@ -30,6 +30,16 @@ static const KdVerb verbs[] = {
 };
 static const int n_verbs = (int)(sizeof verbs / sizeof verbs[0]);
 
+#ifndef KD_HAVE_UI
+/* A build without GTK 4 (-Dui=disabled) keeps every headless verb. */
+int kd_cli_window(int argc, char **argv) {
+  (void)argc, (void)argv;
+  fprintf(stderr, "kdscope: this build has no window (configured with -Dui=disabled or without GTK 4);\n"
+                  "kdscope: the headless verbs work: kdscope --help lists them\n");
+  return 2;
+}
+#endif
+
 static void usage(FILE *f) {
   fprintf(f, "usage: kdscope [VERB] [OPTIONS]\n\n"
              "Knowledge-distillation workbench for object detectors.\n\nVerbs:\n");
