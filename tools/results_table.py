@@ -6,6 +6,8 @@ mean and spread (sample std) over seeds of the final COCO evaluation.
   results_table.py OUT STEPS --save DIR       also write one small record per
       finished run (and the teacher, matched steps, tuned factors) to DIR
   results_table.py --from DIR STEPS           the table from saved records alone
+  results_table.py OUT STEPS --dominating     the methods whose loss is >= 10x the
+      detection loss at their defaults (the ones tools/tune_weights.sh tunes)
 A record keeps what the table needs, so a table survives its run directories
 (runs are large and not kept; the records are committed under docs/results/).
 """
@@ -135,6 +137,7 @@ if save:
         json.dump({"steps": int(steps), "matched_steps": matched_steps, "tuned": tuned}, f, indent=1, sort_keys=True)
         f.write("\n")
 
+DOMINATES = 10.0  # KD / detection loss from which a method's default weight is called dominating
 rows, cpus, ratios = {}, {}, {}
 for r in records:
     m = r["method"]
@@ -150,6 +153,11 @@ if "--matched-steps" in args:
     if not base_cpu or not kd_cpu:
         sys.exit("results_table.py: no timed baseline and distillation runs in " + out)
     print(int(round(int(steps) * statistics.mean(kd_cpu) / statistics.mean(base_cpu) / 100.0)) * 100)
+    sys.exit(0)
+
+if "--dominating" in args:
+    print(" ".join(m for m, rr in sorted(ratios.items())
+                   if not m.endswith("-tuned") and statistics.mean(rr) >= DOMINATES))
     sys.exit(0)
 
 order = ["baseline", "baseline-matched", "baseline-12k"]
@@ -201,7 +209,7 @@ for m in order:
     # run's logged steps; an order of magnitude or more is marked.
     rr = ratios.get(m, [])
     rq = statistics.mean(rr) if rr else 0
-    ratio = "–" if m.startswith("baseline") or not rr else f"{rq:.1f}x" + (" (dominates)" if rq >= 10 else "")
+    ratio = "–" if m.startswith("baseline") or not rr else f"{rq:.1f}x" + (" (dominates)" if rq >= DOMINATES else "")
     print(f"| {label} | {seeds} | " + " | ".join(cells) + f" | {gap} | {gapm} | {ratio} | {wall} | {cpu} |")
 if teacher:
     cells = [f"{100 * teacher[k]:.1f}" for k in keys]

@@ -6,6 +6,10 @@
 # Phase 1: OUT_DIR/tune/METHOD-xF (seed 1, data.holdout=500) for each factor
 # F of the default weight; phase 2: OUT_DIR/METHOD-tuned-seedS with the
 # factor whose held-out AP was best (written to OUT_DIR/tune/METHOD.best).
+# Methods: by default those whose loss dominates the detection loss (>= 10x)
+# at their defaults in OUT_DIR's finished runs (results_table.py
+# --dominating); KDSCOPE_METHODS overrides. KDSCOPE_TUNE_STEPS shortens the
+# phase-1 runs (default STEPS: the same schedule as the table's rows).
 # Finished runs are skipped, so it can be re-run after a stop.
 set -eu
 finished() { grep -q '"event":"finish"' "$1/events.jsonl" 2>/dev/null; }
@@ -22,7 +26,7 @@ default_weight() { "$bin" settings "$1.weight" --json | /usr/bin/python3 -c 'imp
 if [ "${1:-}" = __tune ]; then
   m=$2 f=$3 w=$(default_weight "$2")
   wf=$(/usr/bin/python3 -c "print(f'{$w * $f:.6g}')")
-  run "$out/tune/$m-x$f" "$steps" "$threads" --set train.seed=1 --set data.holdout=500 --set distill.methods="$m" --set "$m.weight=$wf"
+  run "$out/tune/$m-x$f" "$tune_steps" "$threads" --set train.seed=1 --set data.holdout=500 --set distill.methods="$m" --set "$m.weight=$wf"
   exit 0
 fi
 if [ "${1:-}" = __final ]; then
@@ -38,9 +42,11 @@ jobs=${4:-1}
 threads=$((2 / jobs)); [ "$threads" -ge 1 ] || threads=1
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin="${KDSCOPE_BIN:-$here/build/app/kdscope}"
-methods=${KDSCOPE_METHODS:-"fitnet defeat fgd pkd cwd logitkd"}
+tune_steps=${KDSCOPE_TUNE_STEPS:-$steps}
+methods=${KDSCOPE_METHODS:-$(/usr/bin/python3 "$here/tools/results_table.py" "$out" "$steps" --dominating)}
+[ -n "$methods" ] || { echo "tune_weights.sh: no method dominates its detection loss in $out (or no finished runs)" >&2; exit 0; }
 factors=${KDSCOPE_FACTORS:-"1 0.3 0.1 0.03"}
-export out steps bin threads
+export out steps bin threads tune_steps
 mkdir -p "$out/tune"
 for m in $methods; do for f in $factors; do finished "$out/tune/$m-x$f" || echo "$m $f"; done; done |
   xargs -n 2 -P "$jobs" sh "$0" __tune
