@@ -67,7 +67,7 @@ def scan_run(d):
     except (OSError, ValueError):
         pass
     rec = {"method": method, "seed": int(seed), "steps": last_step, "eval": ev, "wall_s": wall, "cpu_s": cpu,
-           "kd_det_ratio": kd_sum / det_sum if det_sum > 0 and kd_sum > 0 else None}
+           "kd_det_ratio": kd_sum / det_sum if det_sum > 0 and kd_sum > 0 else None, "cpu": this_cpu()}
     try:
         with open(os.path.join(d, "config.json")) as f:
             cfg = json.load(f)
@@ -76,6 +76,18 @@ def scan_run(d):
     except (OSError, ValueError):
         pass
     return rec
+
+
+def this_cpu():
+    """The CPU the runs were timed on: CPU times from different machines do not mix."""
+    try:
+        info = open("/proc/cpuinfo").read()
+    except OSError:
+        return None
+    model = next((l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith("model name")), "?")
+    flags = next((l.split(":", 1)[1].split() for l in info.splitlines() if l.startswith("flags")), [])
+    isa = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "sse"
+    return f"{model}, {isa}, {os.cpu_count()} cores"
 
 
 def read_text(path):
