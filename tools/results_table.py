@@ -25,6 +25,7 @@ def scan_run(d):
     ev = None
     kd_sum = det_sum = 0.0
     last_step = 0
+    norms = []  # the total gradient norm of each step, before clipping
     try:
         with open(os.path.join(d, "metrics.jsonl")) as f:
             for line in f:
@@ -35,6 +36,8 @@ def scan_run(d):
                 if "eval" in j:
                     ev = j["eval"]
                 last_step = max(last_step, j.get("step", 0))
+                if "grad_norm" in j:
+                    norms.append(j["grad_norm"])
                 # the logged parts are weighted: they sum to the step's loss
                 for k, v in j.get("parts", {}).items():
                     if k.startswith("det."):
@@ -73,6 +76,12 @@ def scan_run(d):
             cfg = json.load(f)
         rec["methods"] = cfg.get("distill", {}).get("methods")
         rec["config"] = cfg
+        clip = cfg.get("train", {}).get("clip_norm", 0)
+        if clip and norms:
+            # a step whose norm passes the clip has every gradient scaled down,
+            # the detection loss's with the distillation loss's
+            rec["clipped"] = sum(n > clip for n in norms) / len(norms)
+            rec["median_grad_norm"] = statistics.median(norms)
     except (OSError, ValueError):
         pass
     return rec
@@ -150,11 +159,13 @@ if save:
         f.write("\n")
 
 DOMINATES = 10.0  # KD / detection loss from which a method's default weight is called dominating
-rows, cpus, ratios = {}, {}, {}
+rows, cpus, ratios, clipped = {}, {}, {}, {}
 for r in records:
     m = r["method"]
     rows.setdefault(m, []).append((r["seed"], r["eval"], r.get("wall_s")))
     cpus.setdefault(m, []).append(r.get("cpu_s"))
+    if r.get("clipped") is not None:
+        clipped.setdefault(m, []).append(r["clipped"])
     if r.get("kd_det_ratio"):
         ratios.setdefault(m, []).append(r["kd_det_ratio"])
 
@@ -188,8 +199,8 @@ def gap_closed(ap, b):
 
 
 print("| method | seeds | " + " | ".join(keys) + " | gap closed (default baseline) | gap closed (matched-compute baseline) "
-      "| KD / detection loss | wall min/run | CPU min/run |")
-print("|---|---|" + "---|" * (len(keys) + 5))
+      "| KD / detection loss | steps clipped | wall min/run | CPU min/run |")
+print("|---|---|" + "---|" * (len(keys) + 6))
 for m in order:
     if m not in rows:
         continue
@@ -222,7 +233,9 @@ for m in order:
     rr = ratios.get(m, [])
     rq = statistics.mean(rr) if rr else 0
     ratio = "–" if m.startswith("baseline") or not rr else f"{rq:.1f}x" + (" (dominates)" if rq >= DOMINATES else "")
-    print(f"| {label} | {seeds} | " + " | ".join(cells) + f" | {gap} | {gapm} | {ratio} | {wall} | {cpu} |")
+    cl = clipped.get(m, [])
+    clip = f"{100 * statistics.mean(cl):.0f}%" if cl else "?"
+    print(f"| {label} | {seeds} | " + " | ".join(cells) + f" | {gap} | {gapm} | {ratio} | {clip} | {wall} | {cpu} |")
 if teacher:
     cells = [f"{100 * teacher[k]:.1f}" for k in keys]
-    print("| teacher (shipped) | – | " + " | ".join(cells) + " | – | – | – | – | – |")
+    print("| teacher (shipped) | – | " + " | ".join(cells) + " | – | – | – | – | – | – |")
