@@ -53,6 +53,11 @@ typedef struct KdDistillShapes {
   int strides[KD_DISTILL_MAX_LEVELS];
   int t_channels, s_channels;          /* neck widths of teacher and student */
   int num_classes, num_anchors;
+  /* The models when the sides are models (kd_distill_shapes), else NULL
+   * (`kdscope loss`, tests): a part built after one of them (HEAD's
+   * assistant, a copy of the teacher's RoI head) reads them at init.
+   * Only their configs, levels and parameter values, never a forward. */
+  const KdModel *student, *teacher;
 } KdDistillShapes;
 
 /* One head output of a side, per level of that side ("cls", "box", ...). */

@@ -44,6 +44,7 @@ void kd_distill_shapes(KdDistillShapes *sh, const KdModel *student, const KdMode
     if (kd_levels_find(t, s->stride[l]) >= 0) sh->strides[sh->nlev++] = s->stride[l];
   sh->t_channels = kd_model_channels(teacher), sh->s_channels = kd_model_channels(student);
   sh->num_classes = hi.K, sh->num_anchors = hi.A;
+  sh->student = student, sh->teacher = teacher;
 }
 
 KdTensor *const *kd_side_out(const KdDistillSide *s, const char *name) {
