@@ -58,6 +58,7 @@ typedef struct KdDistillShapes {
    * assistant, a copy of the teacher's RoI head) reads them at init.
    * Only their configs, levels and parameter values, never a forward. */
   const KdModel *student, *teacher;
+  int roi_channels; /* RoI feature width of RoI-level tensors given as such (`kdscope loss`), else 0 */
 } KdDistillShapes;
 
 /* One head output of a side, per level of that side ("cls", "box", ...). */
@@ -89,6 +90,18 @@ typedef struct KdLevelPair {
   const char *name; /* the student's level name ("P3") */
 } KdLevelPair;
 
+/* RoI-level tensors given as they are (`kdscope loss`, docs/LOSS-CLI.md),
+ * standing in for what HEAD makes in a training step (the student's
+ * sampled RoIs, the assistant's and the teacher's RoI head on them, the
+ * student's tower at their anchors). */
+typedef struct KdDistillRoiIn {
+  int nrois;
+  KdTensor *assist_fc[2];  /* R,D: the assistant's fc1, fc2 before ReLU, on the tape */
+  KdTensor *teacher_fc[2]; /* R,D: the teacher's */
+  KdTensor *tower;         /* R,C: the student's cls-tower pixel at each RoI's anchor, on the tape */
+  const int *gt;           /* [R]: 1 for a GT box added as a proposal (it has no pixel) */
+} KdDistillRoiIn;
+
 /* What a step gives the methods. */
 typedef struct KdDistillInputs {
   KdCtx *c;
@@ -104,6 +117,7 @@ typedef struct KdDistillInputs {
   KdRng *rng;               /* draws for this step (seeded by train.seed and the step) */
   int maps;                 /* the probe (or `kdscope loss --out`) asks for each method's
                                loss map (kd_distill_gap); training steps leave it 0 */
+  const KdDistillRoiIn *roi_in; /* NULL in training */
 } KdDistillInputs;
 
 /* A mask a method used, kept for the probes/UI ("defeat.fg" at level l). */

@@ -114,6 +114,9 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
   Tf *t = inst->state;
   KdCtx *c = in->c;
   KdError err = {0};
+  if (in->roi_in)
+    return kd_ctx_fail(c, "tfhead has no RoI-level form: its assistants run inside the step (HEAD's roi.* inputs give "
+                          "the CKD formula it shares)"), -1;
   if (!t->built) return kd_ctx_fail(c, "tfhead: %s", t->why), -1;
   KdAssistStep st;
   if (kd_assist_step(in, "tfhead", p->warmup_steps, p->pre_nms_top_n, p->post_nms_top_n, p->nms_thresh, t->a[0], &st))
