@@ -287,6 +287,7 @@ static void file_avail(const Inputs *in, KdDistillAvail *av) {
   if (in->has[FEAT] && in->lev[FEAT][0][0].shape[1] != in->lev[FEAT][1][0].shape[1])
     kd_distill_avail_lack(av, KD_NEED_SAME_WIDTH, "%s: teacher features have %d channels, student %d", in->path,
                           in->lev[FEAT][0][0].shape[1], in->lev[FEAT][1][0].shape[1]);
+  kd_distill_avail_lack(av, KD_NEED_STUDENT_ROIS, "`kdscope loss` runs no student model");
   if (in->has_roi) return; /* the roi.* tensors are what those give a training step */
   kd_distill_avail_lack(av, KD_NEED_TEACHER_RUN, "`kdscope loss` has the teacher's tensors, not its model (RoI-level "
                         "methods take roi.* tensors)");

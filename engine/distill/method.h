@@ -42,8 +42,9 @@ enum {
   KD_NEED_ASSIGN = 1 << 5,      /* the student's dense anchor assignment */
   KD_NEED_TEACHER_RUN = 1 << 6, /* running a part of the teacher (kd_distill_teacher_head) */
   KD_NEED_ROIS = 1 << 7,        /* proposals / RoIs of a two-stage teacher */
+  KD_NEED_STUDENT_ROIS = 1 << 8, /* an RoI head on the student (a two-stage student) */
 };
-#define KD_NEED_COUNT 8
+#define KD_NEED_COUNT 9
 
 /* Shapes known before the first step, for creating learnable parts. The
  * levels are the paired ones (student and teacher level of one stride),
@@ -80,6 +81,7 @@ typedef struct KdDistillSide {
   const float *rois;               /* proposals [nrois, 5] (image, x1, y1, x2, y2) of a
                                       two-stage head, or NULL (none yet) */
   int nrois;
+  const KdRpnProposals *props;     /* a two-stage head's proposals of this forward, per image, or NULL */
   KdModel *model;                  /* NULL when the side comes as tensors (kdscope loss) */
 } KdDistillSide;
 

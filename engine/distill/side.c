@@ -18,6 +18,7 @@ void kd_distill_side_from(KdDistillSide *side, KdModel *model, const KdDetOut *o
     memcpy(side->out[i].lv, o->head.lv[i], sizeof side->out[i].lv);
   }
   side->assign = assign;
+  side->props = o->head.rois.props.n > 0 && o->head.rois.props.boxes ? &o->head.rois.props : NULL;
 }
 
 void kd_distill_pair(KdDistillInputs *in) {

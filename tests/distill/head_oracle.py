@@ -5,6 +5,7 @@ todd composes them, not from kdscope's code:
     warm   = min(step / warmup_steps, 1)              (todd WarmupScheduler)
     akd.fcX = weight * akd_weight * warm * F.mse_loss(F.linear(assist.fcX, W, b), teacher.fcX)
     ckd    = weight * ckd_weight * warm * F.mse_loss(F.linear(pix, Wc, bc), teacher.fc2[keep])
+    dr.obj = T_obj^2 mean_{labels>0} KL(softmax(t/T_obj) || softmax(s/T_obj)), dr.bg likewise (DeFeat, §1.5)
 
 pix: the student tower at each RoI's (level, image, y, x) as the HEAD code
 indexes it (`feat[level][image, :, y, x]`), RoIs with level -1 (GT boxes
@@ -43,6 +44,13 @@ def main(path):
     pix = torch.stack([leaf[f"tower.{int(pos[r, 0])}"][pos[r, 1], :, pos[r, 2], pos[r, 3]] for r in keep])
     y = F.linear(pix, leaf["ckd.weight"], leaf["ckd.bias"])
     parts["ckd"] = w * float(d["ckd_weight"]) * warm * F.mse_loss(y, d["teacher.fc2"][keep])
+    # DeFeat's decoupled RoI KL (KD-METHODS §1.5 as the paper defines it: the RoIs' own labels,
+    # background = 0, each set with its own temperature), F.kl_div summed over classes, mean over the set
+    leaf["dr.s"] = d["dr.s"].clone().requires_grad_(True)
+    lab = d["dr.labels"].long()
+    for name, mask, T in (("dr.obj", lab > 0, float(d["dr.T_obj"])), ("dr.bg", lab == 0, float(d["dr.T_bg"]))):
+        kl = F.kl_div(F.log_softmax(leaf["dr.s"][mask] / T, 1), F.softmax(d["dr.t"][mask] / T, 1), reduction="none")
+        parts[name] = T * T * kl.sum(1).mean()
     sum(parts.values()).backward()
     bad = 0
     for k, v in parts.items():

@@ -20,6 +20,7 @@
 #include "core/rng.h"
 #include "distill/assist.h"
 #include "distill/distiller.h"
+#include "distill/norms.h"
 #include "distill/side.h"
 #include "dump_defeat_fgd.h"
 #include "gradcheck.h"
@@ -242,6 +243,28 @@ static void test_assistant_init(void) {
   kd_model_free(s);
 }
 
+/* DeFeat's decoupled RoI KL by hand: row 0 background (t/T_bg = (0, ln 3)
+ * at T_bg 2: q = (1/4, 3/4) against p = (1/2, 1/2)), rows 1 and 2 objects
+ * (q = (1/2, 1/2) against p = (3/4, 1/4); t = s). */
+static void test_decoupled_kl(void) {
+  KdCtx *c = kd_ctx_new(1 << 20);
+  const float l3 = logf(3.0f);
+  KdTensor *t = mat(c, 3, 2, (float[]){0, 2 * l3, 0, 0, 0.5f, -1}), *s = mat(c, 3, 2, (float[]){0, 0, l3, 0, 0.5f, -1});
+  const int labels[3] = {0, 2, 1};
+  KdTensor *obj, *bg;
+  CHECK(kd_dist_kl_decoupled(c, t, s, labels, 1.0f, 2.0f, &obj, &bg) == 0);
+  const double kl_obj = 0.5 * log(4.0 / 3.0), kl_bg = 0.25 * log(0.5) + 0.75 * log(1.5);
+  CHECK(obj && fabs(obj->data[0] - kl_obj / 2) < 1e-6);
+  CHECK(bg && fabs(bg->data[0] - 4 * kl_bg) < 1e-6);
+  /* T_bg is its own: at T_bg = T_obj = 1 the background row gives q = (1/10, 9/10) */
+  CHECK(kd_dist_kl_decoupled(c, t, s, labels, 1.0f, 1.0f, &obj, &bg) == 0);
+  CHECK(fabs(bg->data[0] - (0.1 * log(0.2) + 0.9 * log(1.8))) < 1e-6);
+  /* no background RoI: the background part is 0 (the reference's labels.max() would take the top class) */
+  const int all_obj[3] = {1, 2, 1};
+  CHECK(kd_dist_kl_decoupled(c, t, s, all_obj, 1.0f, 2.0f, &obj, &bg) == 0 && bg->data[0] == 0.0f && obj->data[0] > 0);
+  kd_ctx_free(c);
+}
+
 /* ---- gradient checks ---- */
 static KdTensor *gc_akd(KdCtx *c, KdTensor **in, void *user) {
   (void)user;
@@ -262,8 +285,20 @@ static KdTensor *gc_ckd(KdCtx *c, KdTensor **in, void *user) {
   return kd_assist_mse(c, &ad, pix, kd_assist_rows(c, in[4], rows, r.npix));
 }
 
+static KdTensor *gc_dkl(KdCtx *c, KdTensor **in, void *user) {
+  (void)user;
+  static const int labels[5] = {0, 3, 1, 0, 2};
+  KdTensor *obj, *bg;
+  if (kd_dist_kl_decoupled(c, in[0], in[1], labels, 1.5f, 0.7f, &obj, &bg)) return NULL;
+  return kd_add(c, obj, kd_scale(c, bg, 0.6f));
+}
+
 static int gradchecks(void) {
   int f = 0;
+  Gc *d = gc_new("defeat_roi/decoupled kl", gc_dkl, NULL);
+  gc_input(d, GC_CONST, 2, (int[]){5, 4});
+  gc_input(d, GC_CHECK, 2, (int[]){5, 4});
+  f += gc_run(d);
   Gc *g = gc_new("head/akd mse(Lin(x), t)", gc_akd, NULL);
   gc_input(g, GC_CHECK, 2, (int[]){5, 4});
   gc_input(g, GC_CHECK | GC_PARAM, 2, (int[]){3, 4});
@@ -324,7 +359,12 @@ static int run_oracle(void) {
   KdTensor *pix = kd_assist_pixels(c, tw, 2, &r, rows);
   KdTensor *ckd = kd_scale(c, kd_assist_mse(c, &(KdLinear){W[2], B[2]}, pix, kd_assist_rows(c, ft[1], rows, r.npix)),
                            w * wckd * warm);
-  KdTensor *total = kd_add(c, kd_add(c, akd[0], akd[1]), ckd);
+  /* DeFeat's RoI KL on 6 RoIs of K+1 = 4 classes, T_obj 1.5, T_bg 0.5 */
+  const int dlab[6] = {0, 2, 0, 3, 1, 0};
+  KdTensor *dt = kd_tensor_new(c, 2, (int[]){6, 4}), *ds = param(c, 2, (int[]){6, 4}, &rg, 1.5f), *dobj, *dbg;
+  randn(dt, &rg, 1.5f);
+  if (kd_dist_kl_decoupled(c, dt, ds, dlab, 1.5f, 0.5f, &dobj, &dbg)) return 1;
+  KdTensor *total = kd_add(c, kd_add(c, kd_add(c, akd[0], akd[1]), ckd), kd_add(c, dobj, dbg));
   if (!total || kd_backward(c, total)) {
     fprintf(stderr, "head oracle: %s\n", kd_ctx_error(c));
     return 1;
@@ -353,6 +393,13 @@ static int run_oracle(void) {
   dump_scalar(&d, "part.akd.fc1", akd[0]->data[0]);
   dump_scalar(&d, "part.akd.fc2", akd[1]->data[0]);
   dump_scalar(&d, "part.ckd", ckd->data[0]);
+  float dl[6];
+  for (int i = 0; i < 6; i++) dl[i] = (float)dlab[i];
+  dump_add(&d, "dr.labels", dl, 1, (int[]){6});
+  dump_tensor(&d, "dr.t", dt), dump_tensor(&d, "dr.s", ds);
+  dump_add(&d, "grad.dr.s", ds->grad, 2, ds->shape);
+  dump_scalar(&d, "dr.T_obj", 1.5f), dump_scalar(&d, "dr.T_bg", 0.5f);
+  dump_scalar(&d, "part.dr.obj", dobj->data[0]), dump_scalar(&d, "part.dr.bg", dbg->data[0]);
   char path[256];
   int rc = 1;
   if (!dump_tmp_path(path, sizeof path, "kd_head") && !dump_write(&d, path)) {
@@ -371,6 +418,7 @@ int main(int argc, char **argv) {
   test_warmup_levels();
   test_proposals();
   test_assistant_init();
+  test_decoupled_kl();
   CHECK(gradchecks() == 0);
   return check_status("test_distill_head");
 }

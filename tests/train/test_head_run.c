@@ -6,7 +6,9 @@
  * 0 on the first step (warm-up weight 0) and > 0 after; the assistant
  * trains (its fc7, a copy of the teacher's at init: test_distill_head,
  * leaves the teacher's). TF-HEAD with 2 assistants logs
- * tfhead.assist.cls/box and tfhead.ckd the same way. */
+ * tfhead.assist.cls/box and tfhead.ckd the same way. DeFeat for a
+ * two-stage student (defeat's feature part + defeat_roi) logs its four
+ * parts, all > 0. */
 #include <math.h>
 
 #include "check.h"
@@ -74,11 +76,20 @@ static void check_head(const Trace *t) {
   }
 }
 
-static int run_method(const char *method, Trace *t, const char *tag) {
+/* The teacher's two-stage settings, for a two-stage student. */
+static const char *const frcnn_kv[][2] = {{"model.head", "faster_rcnn"}, {"model.fpn_first_level", "2"},
+                                          {"model.extra_levels", "1"}, {"model.extra_from", "pool"},
+                                          {"rpn.anchor_sizes", "8,16,32,64,128"}, {"rpn.pre_nms_top_n_train", "200"},
+                                          {"rpn.post_nms_top_n_train", "100"}, {"rpn.pre_nms_top_n_test", "100"},
+                                          {"rpn.post_nms_top_n_test", "50"}, {"roi.representation", "16"},
+                                          {"roi.batch_per_image", "32"}, {"roi.canonical_scale", "56"},
+                                          {"defeat.beta_obj", "0"}, {"defeat.beta_bg", "0"}};
+
+static int run_method(const char *method, const char *const (*kv)[2], int nkv, Trace *t, const char *tag) {
   char tmp[4096], out[4300];
   CHECK(fixture_tmpdir(tmp, sizeof tmp, tag) == 0);
   KdRun *run = NULL;
-  int rc = fixture_method_run_of(tmp, teacher_json, method, STEPS, trace, t, &run, out, sizeof out);
+  int rc = fixture_method_run_of(tmp, teacher_json, method, kv, nkv, STEPS, trace, t, &run, out, sizeof out);
   CHECK(rc == 0);
   if (!check_status("test_head_run")) fixture_rmrf(tmp);
   else fprintf(stderr, "test_head_run: kept %s for inspection\n", tmp);
@@ -94,9 +105,9 @@ int main(void) {
    * first step and k/200 on step k + 1. */
   Trace h = {.method = "head", .names = {"head.assist.cls", "head.assist.box", "head.akd.fc1", "head.akd.fc2", "head.ckd"},
              .nnames = 5};
-  if (run_method("head", &h, "head") == 0) check_head(&h);
+  if (run_method("head", NULL, 0, &h, "head") == 0) check_head(&h);
   Trace f = {.method = "tfhead", .names = {"tfhead.assist.cls", "tfhead.assist.box", "tfhead.ckd"}, .nnames = 3};
-  if (run_method("tfhead", &f, "tfhead") == 0)
+  if (run_method("tfhead", NULL, 0, &f, "tfhead") == 0)
     for (int k = 1; k <= STEPS; k++) {
       printf("tfhead step %d: assist.cls %.5g assist.box %.5g ckd %.5g rois %g parts-vs-loss %.2g\n", k, f.v[k][0], f.v[k][1],
              f.v[k][2], f.rois[k], f.gap[k]);
@@ -104,6 +115,19 @@ int main(void) {
       CHECK_MSG(f.v[k][0] > 0 && f.rois[k] > 0, "step %d: tfhead CE %g, %g RoIs", k, f.v[k][0], f.rois[k]);
       CHECK_MSG(k == 1 ? f.v[k][2] == 0 : f.v[k][2] > 0, "step %d: tfhead.ckd %g", k, f.v[k][2]);
       CHECK_MSG(f.gap[k] < 1e-5, "step %d: the parts miss the loss by %g", k, f.gap[k]);
+    }
+  /* DeFeat for a two-stage pair: its feature part (defeat, dense head
+   * terms off) and the decoupled RoI KL, the student's RoI head on the
+   * teacher's sampled RoIs. */
+  Trace d = {.method = "defeat_roi",
+             .names = {"defeat_roi.roi_obj", "defeat_roi.roi_bg", "defeat.neck_obj", "defeat.neck_bg"},
+             .nnames = 4};
+  if (run_method("defeat,defeat_roi", frcnn_kv, (int)(sizeof frcnn_kv / sizeof frcnn_kv[0]), &d, "defeatroi") == 0)
+    for (int k = 1; k <= STEPS; k++) {
+      printf("defeat_roi step %d: roi_obj %.5g roi_bg %.5g neck_obj %.5g neck_bg %.5g rois %g parts-vs-loss %.2g\n", k,
+             d.v[k][0], d.v[k][1], d.v[k][2], d.v[k][3], d.rois[k], d.gap[k]);
+      for (int j = 0; j < 4; j++) CHECK_MSG(isfinite(d.v[k][j]) && d.v[k][j] > 0, "step %d: %s %g", k, d.names[j], d.v[k][j]);
+      CHECK_MSG(d.rois[k] > 0 && d.gap[k] < 1e-5, "step %d: %g RoIs, parts miss the loss by %g", k, d.rois[k], d.gap[k]);
     }
   return check_status("test_head_run");
 }
