@@ -66,9 +66,11 @@ static const char usage[] =
     "  teacher.cls.P3, student.cls.P3, ...   class logits (N,A*K,H,W)\n"
     "  teacher.box.P3, student.box.P3, ...   box outputs (N,A*4,H,W), optional\n"
     "  gt.boxes (M,5: image, x1,y1,x2,y2 in input pixels), gt.labels (M), image.size (2: H,W)\n"
+    "  roi.assist.fc1, roi.assist.fc2, roi.teacher.fc1, roi.teacher.fc2 (R,D), roi.tower (R,C),\n"
+    "  roi.gt (R), step (1)                   HEAD's RoI-level inputs (no levels needed)\n"
     "  distill.<method>.* learnable parts (else initialised from the seed as a run would)\n"
     "Prints {\"method\", \"loss\", \"parts\", \"num_pos\", \"params_from_input\"} as JSON and\n"
-    "writes grad.student.*, grad.distill.* and the method's loss maps gap.<method>.P3..\n"
+    "writes grad.student.*, grad.roi.*, grad.distill.* and the method's loss maps gap.<method>.P3..\n"
     "(N,H,W; what the window's gap panel shows) to --out. Level l has stride 8*2^(l-3);\n"
     "anchors and assignment are training's (anchor.size_mult from the config).\n"
     "--seed N sets train.seed (default 1). See docs/LOSS-CLI.md.\n\nMethods and their settings:\n";
@@ -94,8 +96,9 @@ static void print_num(double v) {
 }
 
 /* Output: JSON on stdout and gradients in --out. */
-static int report(const char *method, const KdDistillOut *o, const Inputs *in, KdTensor *st[NKIND][MAXL], KdParams *store,
-                  const char **loaded, int nloaded, int num_pos, const char *out_path) {
+static int report(const char *method, const KdDistillOut *o, const Inputs *in, KdTensor *st[NKIND][MAXL],
+                  const KdDistillRoiIn *ri, KdParams *store, const char **loaded, int nloaded, int num_pos,
+                  const char *out_path) {
   printf("{\"method\": \"%s\", \"loss\": ", method);
   print_num(o->loss->data[0]);
   printf(", \"parts\": {");
@@ -118,7 +121,7 @@ static int report(const char *method, const KdDistillOut *o, const Inputs *in, K
   fflush(stdout);
   if (!isfinite(o->loss->data[0])) return fail("%s: the loss is not finite", in->path);
   if (!out_path) return 0;
-  int cap = NKIND * MAXL + kd_params_count(store) + o->ngaps, n = 0, rc = 0;
+  int cap = NKIND * MAXL + kd_params_count(store) + o->ngaps + 3, n = 0, rc = 0;
   char **names = calloc((size_t)cap, sizeof *names);
   const float **data = calloc((size_t)cap, sizeof *data);
   float **owned = calloc((size_t)cap, sizeof *owned);
@@ -146,6 +149,20 @@ static int report(const char *method, const KdDistillOut *o, const Inputs *in, K
       }
       n++;
     }
+  /* The student-side RoI-level tensors: the assistant's fc1, fc2, the tower rows. */
+  KdTensor *const rt[3] = {ri ? ri->assist_fc[0] : NULL, ri ? ri->assist_fc[1] : NULL, ri ? ri->tower : NULL};
+  static const char *const rn[3] = {"grad.roi.assist.fc1", "grad.roi.assist.fc2", "grad.roi.tower"};
+  for (int k = 0; k < 3; k++) {
+    if (!rt[k]) continue;
+    if (!(names[n] = strdup(rn[k])) || (!rt[k]->grad && !(owned[n] = calloc(rt[k]->numel, sizeof(float))))) {
+      rc = fail("out of memory");
+      goto done;
+    }
+    data[n] = rt[k]->grad ? rt[k]->grad : owned[n];
+    ndims[n] = 2;
+    memcpy(shapes[n], rt[k]->shape, sizeof shapes[n]);
+    n++;
+  }
   /* The method's loss map per level (the probe's gap.<method>): N,H,W. */
   for (int g = 0; g < o->ngaps; g++) {
     const KdTensor *m = o->gaps[g].map;
@@ -270,8 +287,32 @@ static void file_avail(const Inputs *in, KdDistillAvail *av) {
   if (in->has[FEAT] && in->lev[FEAT][0][0].shape[1] != in->lev[FEAT][1][0].shape[1])
     kd_distill_avail_lack(av, KD_NEED_SAME_WIDTH, "%s: teacher features have %d channels, student %d", in->path,
                           in->lev[FEAT][0][0].shape[1], in->lev[FEAT][1][0].shape[1]);
-  kd_distill_avail_lack(av, KD_NEED_TEACHER_RUN, "`kdscope loss` has the teacher's tensors, not its model");
-  kd_distill_avail_lack(av, KD_NEED_ROIS, "`kdscope loss` reads no proposals");
+  kd_distill_avail_lack(av, KD_NEED_STUDENT_ROIS, "`kdscope loss` runs no student model");
+  if (in->has_roi) return; /* the roi.* tensors are what those give a training step */
+  kd_distill_avail_lack(av, KD_NEED_TEACHER_RUN, "`kdscope loss` has the teacher's tensors, not its model (RoI-level "
+                        "methods take roi.* tensors)");
+  kd_distill_avail_lack(av, KD_NEED_ROIS, "`kdscope loss` reads no proposals (RoI-level methods take roi.* tensors)");
+}
+
+/* The roi.* tensors as the methods see them (student side on the tape). */
+static int fill_rois(const Inputs *in, KdCtx *c, KdDistillRoiIn *ri) {
+  memset(ri, 0, sizeof *ri);
+  ri->nrois = in->R;
+  KdTensor *t[KD_LOSS_NROI];
+  for (int k = 0; k < KD_LOSS_NROI; k++) {
+    const int w = k == KD_LOSS_ROI_TOWER ? in->C : in->D;
+    if (!(t[k] = kd_tensor_wrap(c, in->roi[k], 2, (int[]){in->R, w}))) return fail("out of memory");
+  }
+  t[KD_LOSS_ROI_ASSIST_FC1]->requires_grad = t[KD_LOSS_ROI_ASSIST_FC2]->requires_grad = 1;
+  t[KD_LOSS_ROI_TOWER]->requires_grad = 1;
+  ri->assist_fc[0] = t[KD_LOSS_ROI_ASSIST_FC1], ri->assist_fc[1] = t[KD_LOSS_ROI_ASSIST_FC2];
+  ri->teacher_fc[0] = t[KD_LOSS_ROI_TEACHER_FC1], ri->teacher_fc[1] = t[KD_LOSS_ROI_TEACHER_FC2];
+  ri->tower = t[KD_LOSS_ROI_TOWER];
+  int *gt = kd_ctx_alloc(c, (size_t)in->R * sizeof *gt);
+  if (!gt) return fail("out of memory");
+  for (int r = 0; r < in->R; r++) gt[r] = in->roi_gt[r] != 0.0f;
+  ri->gt = gt;
+  return 0;
 }
 
 /* Both sides from the file's tensors (student tensors on the tape). */
@@ -351,12 +392,13 @@ int kd_cli_loss(int argc, char **argv) {
     hw[2 * l] = in.lev[ref][0][l].shape[2], hw[2 * l + 1] = in.lev[ref][0][l].shape[3];
   }
   acfg.nlevels = in.nlev;
-  if (!(asg = kd_assigner_new(&acfg, &mc.head.assign, &err)) || !(c = kd_ctx_new(64u << 20))) {
-    fail("%s", asg ? "out of memory" : err.msg);
+  /* A file of RoI-level tensors alone has no levels, so no anchors. */
+  if ((in.nlev && !(asg = kd_assigner_new(&acfg, &mc.head.assign, &err))) || !(c = kd_ctx_new(64u << 20))) {
+    fail("%s", !in.nlev || asg ? "out of memory" : err.msg);
     goto out;
   }
   KdDenseAssign dense = {0};
-  if (in.has_gt) {
+  if (in.has_gt && asg) {
     if (!(gt = group_gt(&in, &gt_boxes, &gt_labels))) {
       fail("out of memory");
       goto out;
@@ -375,7 +417,9 @@ int kd_cli_loss(int argc, char **argv) {
                         .t_channels = in.has[FEAT] ? in.lev[FEAT][0][0].shape[1] : 8,
                         .s_channels = in.has[FEAT] ? in.lev[FEAT][1][0].shape[1] : 8,
                         .num_classes = in.K ? in.K : 1,
-                        .num_anchors = in.A};
+                        .num_anchors = in.A,
+                        .roi_channels = in.has_roi ? in.D : 0};
+  if (in.has_roi && !in.has[FEAT]) sh.s_channels = in.C; /* HEAD's CKD adapter reads the tower rows */
   memcpy(sh.strides, lv.stride, sizeof sh.strides);
   if (!(dist = kd_distiller_new(&sh, (uint64_t)kd_config_int(cfg, "train.seed"), &err)) ||
       kd_distiller_configure(dist, cfg, &err)) {
@@ -400,8 +444,14 @@ int kd_cli_loss(int argc, char **argv) {
   KdDistillInputs din = {.c = c, .cfg = cfg, .n = in.n, .img_h = in.img_h, .img_w = in.img_w, .gt = gt};
   KdTensor *stud[NKIND][MAXL] = {{0}};
   if (fill_sides(&in, c, &lv, &din, stud)) goto out;
-  din.s.assign = in.has_gt ? &dense : NULL;
+  din.s.assign = in.has_gt && asg ? &dense : NULL;
   din.maps = a.out_path != NULL;
+  KdDistillRoiIn roi_in;
+  if (in.has_roi) {
+    if (fill_rois(&in, c, &roi_in)) goto out;
+    din.roi_in = &roi_in;
+    din.step = in.has_step ? in.step : 1 << 30; /* no step: past any warm-up */
+  }
   KdTensor *total;
   KdDistillOut outs[KD_DISTILL_MAX_OUT];
   const KdMethod *ms[KD_DISTILL_MAX_OUT];
@@ -414,7 +464,7 @@ int kd_cli_loss(int argc, char **argv) {
     fail("%s: backward: %s", a.in_path, kd_ctx_failed(c) ? kd_ctx_error(c) : "no loss");
     goto out;
   }
-  rc = report(a.method, &outs[0], &in, stud, store, loaded, nloaded, num_pos, a.out_path);
+  rc = report(a.method, &outs[0], &in, stud, in.has_roi ? &roi_in : NULL, store, loaded, nloaded, num_pos, a.out_path);
 out:
   free(gt), free(gt_boxes), free(gt_labels);
   free(loaded);

@@ -38,6 +38,58 @@ static int parse_lev_name(const char *name, int *kind, int *who, int *l) {
 
 static int integral(float v) { return isfinite(v) && v == floorf(v); }
 
+const char *const kd_loss_roi_names[KD_LOSS_NROI] = {"roi.assist.fc1", "roi.assist.fc2", "roi.teacher.fc1", "roi.teacher.fc2",
+                                                      "roi.tower"};
+
+/* roi.* and step; 1 when name is none of them. */
+static int read_roi(KdLossInputs *in, int i, const char *name, const int *shape, int nd, const char *ss, KdError *err) {
+  for (int k = 0; k < KD_LOSS_NROI; k++) {
+    if (strcmp(name, kd_loss_roi_names[k])) continue;
+    if (nd != 2 || shape[0] < 1 || shape[1] < 1)
+      return kd_error(err, "%s: tensor '%s' has shape %s; expected (R,%s) with R >= 1", in->path, name, ss,
+                      k == KD_LOSS_ROI_TOWER ? "C" : "D");
+    if (in->R && shape[0] != in->R)
+      return kd_error(err, "%s: tensor '%s' has %d rows; the other roi.* tensors have R = %d", in->path, name, shape[0], in->R);
+    int *w = k == KD_LOSS_ROI_TOWER ? &in->C : &in->D;
+    if (*w && shape[1] != *w)
+      return kd_error(err, "%s: tensor '%s' has shape %s; the fc tensors are (R,D) with one D (%d)", in->path, name, ss, *w);
+    in->R = shape[0], *w = shape[1], in->has_roi = 1;
+    return (in->roi[k] = kd_loss_inputs_tensor(in, i, NULL, err)) ? 0 : -1;
+  }
+  if (!strcmp(name, "roi.gt")) {
+    size_t n;
+    if (nd != 1 || (in->R && shape[0] != in->R))
+      return kd_error(err, "%s: tensor 'roi.gt' has shape %s; expected (R), one flag per RoI", in->path, ss);
+    if (!(in->roi_gt = kd_loss_inputs_tensor(in, i, &n, err))) return -1;
+    for (size_t r = 0; r < n; r++)
+      if (in->roi_gt[r] != 0.0f && in->roi_gt[r] != 1.0f)
+        return kd_error(err, "%s: roi.gt[%zu] = %g; expected 0 (a proposal) or 1 (a GT box)", in->path, r, (double)in->roi_gt[r]);
+    in->R = shape[0], in->has_roi = 1;
+    return 0;
+  }
+  if (!strcmp(name, "step")) {
+    size_t n;
+    float *v = kd_loss_inputs_tensor(in, i, &n, err);
+    if (!v) return -1;
+    int ok = nd == 1 && n == 1 && integral(v[0]) && v[0] >= 0 && v[0] < 1e9f;
+    in->step = ok ? (int)v[0] : 0, in->has_step = 1;
+    free(v);
+    return ok ? 0 : kd_error(err, "%s: tensor 'step' must be (1): the steps done, a whole number >= 0", in->path);
+  }
+  return 1;
+}
+
+/* Every roi.* tensor when one is given. */
+static int check_roi(const KdLossInputs *in, KdError *err) {
+  if (!in->has_roi) return 0;
+  for (int k = 0; k < KD_LOSS_NROI; k++)
+    if (!in->roi[k])
+      return kd_error(err, "%s: missing tensor '%s' (R,%s): the RoI-level inputs come together (roi.assist.fc1/fc2, "
+                      "roi.teacher.fc1/fc2, roi.tower, roi.gt)", in->path, kd_loss_roi_names[k], k == KD_LOSS_ROI_TOWER ? "C" : "D");
+  if (!in->roi_gt) return kd_error(err, "%s: missing tensor 'roi.gt' (R): which RoIs are GT boxes", in->path);
+  return 0;
+}
+
 float *kd_loss_inputs_tensor(const KdLossInputs *in, int i, size_t *numel, KdError *err) {
   const char *name = kd_safetensors_name(in->st, i);
   size_t n = kd_safetensors_numel(in->st, i);
@@ -101,10 +153,14 @@ static int read_all(KdLossInputs *in, KdError *err) {
       if (!ok)
         return kd_error(err, "%s: tensor 'image.size' must be (2): H, W as whole numbers in [1, %d]", in->path, MAX_SIDE);
     } else if (strncmp(name, "distill.", 8)) {
-      return kd_error(err,
-                      "%s: unknown tensor '%s' (expected teacher.P<l>, student.P<l>, {teacher,student}.cls.P<l>, "
-                      "{teacher,student}.box.P<l> for l = 3..7, gt.boxes, gt.labels, image.size, or distill.* parameters)",
-                      in->path, name);
+      int r = read_roi(in, i, name, shape, nd, ss, err);
+      if (r < 0) return -1;
+      if (r > 0)
+        return kd_error(err,
+                        "%s: unknown tensor '%s' (expected teacher.P<l>, student.P<l>, {teacher,student}.cls.P<l>, "
+                        "{teacher,student}.box.P<l> for l = 3..7, gt.boxes, gt.labels, image.size, roi.*, step, or "
+                        "distill.* parameters)",
+                        in->path, name);
     }
   }
   return 0;
@@ -125,7 +181,8 @@ static int check_levels(KdLossInputs *in, unsigned needs, const char *method, Kd
                       "level",
                       in->path, a, method, what[k], kind_infix[k], kind_infix[k]);
     }
-  if (!in->nlev) return kd_error(err, "%s: no level tensors (teacher.P3, student.P3, ...) in the file", in->path);
+  if (!in->nlev && !in->has_roi)
+    return kd_error(err, "%s: no level tensors (teacher.P3, student.P3, ...) in the file", in->path);
   const KdLossArr *ref = NULL;
   char refname[64] = "";
   for (int k = 0; k < NKIND; k++) {
@@ -219,7 +276,10 @@ int kd_loss_inputs_read(KdLossInputs *in, const char *path, int A, const char *m
   in->path = path;
   in->A = A;
   if (!(in->st = kd_safetensors_open(path, err))) return -1;
-  if (read_all(in, err) || check_levels(in, needs, method, err) || check_gt(in, needs, method, err)) return -1;
+  if (read_all(in, err) || check_roi(in, err)) return -1;
+  if (in->has_roi) needs &= ~(unsigned)KD_LOSS_ROI_NEEDS;
+  if (check_levels(in, needs, method, err) || check_gt(in, needs, method, err)) return -1;
+  if (!in->nlev) return 0;
   /* Default input size: 8 x the P3 map of the first kind present. */
   const KdLossArr *p3 = &in->lev[in->has[FEAT] ? FEAT : in->has[CLS] ? CLS : BOX][0][0];
   if (!in->img_h) in->img_h = 8 * p3->shape[2];
@@ -232,6 +292,8 @@ void kd_loss_inputs_free(KdLossInputs *in) {
     for (int w = 0; w < 2; w++)
       for (int l = 0; l < MAXL; l++) free(in->lev[k][w][l].data);
   free(in->boxes), free(in->labels);
+  for (int k = 0; k < KD_LOSS_NROI; k++) free(in->roi[k]);
+  free(in->roi_gt);
   kd_safetensors_close(in->st);
   memset(in, 0, sizeof *in);
 }

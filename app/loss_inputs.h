@@ -19,6 +19,15 @@ typedef struct {
   int shape[4];
 } KdLossArr;
 
+enum { KD_LOSS_ROI_ASSIST_FC1, KD_LOSS_ROI_ASSIST_FC2, KD_LOSS_ROI_TEACHER_FC1, KD_LOSS_ROI_TEACHER_FC2, KD_LOSS_ROI_TOWER,
+       KD_LOSS_NROI };
+/* What the RoI-level tensors are in a training step: the student's sampled
+ * RoIs (from its assignment, against the GT), the teacher's RoI head run on
+ * them. A file with them meets these needs. */
+#define KD_LOSS_ROI_NEEDS (KD_NEED_GT | KD_NEED_ASSIGN | KD_NEED_TEACHER_RUN | KD_NEED_ROIS)
+/* "roi.assist.fc1", ... for KD_LOSS_ROI_* */
+extern const char *const kd_loss_roi_names[KD_LOSS_NROI];
+
 typedef struct {
   const char *path;
   KdSafetensors *st;
@@ -26,6 +35,12 @@ typedef struct {
   KdLossArr lev[KD_LOSS_NKIND][2][KD_LOSS_MAXL]; /* [kind][teacher, student][level] */
   float *boxes, *labels;                         /* gt.boxes [m,5], gt.labels [m] */
   int m, has_gt, img_h, img_w, K, A;
+  /* HEAD's RoI-level tensors (roi.*, docs/LOSS-CLI.md): R RoIs, fc width
+   * D, tower width C; they stand in for the needs KD_LOSS_ROI_NEEDS. */
+  int has_roi, R, D, C;
+  float *roi[KD_LOSS_NROI]; /* roi.assist.fc1, roi.assist.fc2, roi.teacher.fc1, roi.teacher.fc2, roi.tower */
+  float *roi_gt;            /* roi.gt [R]: 1 for a GT box added as a proposal, else 0 */
+  int has_step, step;       /* step (1): steps done, for the warm-up */
 } KdLossInputs;
 
 /* Opens path and validates every tensor for method, whose KD_NEED_* bits

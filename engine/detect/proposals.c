@@ -43,12 +43,14 @@ typedef struct {
   int *order;          /* [max level anchors] */
   float *box, *score;  /* [nlev * pre] candidates */
   int *level, *keep;   /* [nlev * pre] */
+  int *from;           /* [nlev * pre] the candidate's anchor, flat in the image's A_total */
 } Scratch;
 
 /* Level l's top-k candidates of image n, decoded, clipped and filtered,
  * appended at *nc. */
 static void level_candidates(const KdProposalCfg *cfg, const KdTensor *o, const KdTensor *d, int n, int l, int A,
-                             const float *anchors, const KdBoxCoder *bc, const float *wh, Scratch *s, int *nc) {
+                             const float *anchors, size_t first, const KdBoxCoder *bc, const float *wh, Scratch *s,
+                             int *nc) {
   const int HW = o->shape[2] * o->shape[3], cnt = HW * A;
   const float *ob = o->data + (size_t)n * A * HW, *db = d->data + (size_t)n * 4 * A * HW;
   for (int hw = 0; hw < HW; hw++)
@@ -59,12 +61,13 @@ static void level_candidates(const KdProposalCfg *cfg, const KdTensor *o, const 
     int i = s->order[r], hw = i / A, a = i % A;
     float delta[4], *b = s->box + 4 * (size_t)*nc;
     for (int j = 0; j < 4; j++) delta[j] = db[(size_t)(4 * a + j) * HW + hw];
-    kd_box_decode(bc, anchors + 4 * (size_t)i, delta, b);
+    kd_box_decode(bc, anchors + 4 * (first + (size_t)i), delta, b);
     kd_box_clip(b, wh[0], wh[1]);
     float p = kd_sigmoidf(s->logit[i]);
     if (!(b[2] - b[0] >= cfg->min_size && b[3] - b[1] >= cfg->min_size) || !(p >= cfg->score_thresh)) continue;
     s->score[*nc] = p;
     s->level[*nc] = l;
+    s->from[*nc] = (int)(first + (size_t)i);
     (*nc)++;
   }
 }
@@ -72,6 +75,12 @@ static void level_candidates(const KdProposalCfg *cfg, const KdTensor *o, const 
 int kd_proposals(KdCtx *c, const KdProposalCfg *cfg, KdTensor *const *obj, KdTensor *const *deltas, int nlev, int A,
                  const float *anchors, const KdBoxCoder *bc, const float *image_wh, float *boxes, float *scores,
                  int *count, KdError *err) {
+  return kd_proposals_origin(c, cfg, obj, deltas, nlev, A, anchors, bc, image_wh, boxes, scores, count, NULL, err);
+}
+
+int kd_proposals_origin(KdCtx *c, const KdProposalCfg *cfg, KdTensor *const *obj, KdTensor *const *deltas, int nlev, int A,
+                        const float *anchors, const KdBoxCoder *bc, const float *image_wh, float *boxes, float *scores,
+                        int *count, int *origin, KdError *err) {
   if (kd_proposal_cfg_check(cfg, "rpn", err) || check_levels(c, obj, deltas, nlev, A, err)) return -1;
   const int N = obj[0]->shape[0], post = cfg->post_nms_top_n;
   size_t most = 0, cap = 0;
@@ -82,14 +91,15 @@ int kd_proposals(KdCtx *c, const KdProposalCfg *cfg, KdTensor *const *obj, KdTen
   }
   Scratch s = {kd_ctx_alloc(c, most * sizeof(float)), kd_ctx_alloc(c, most * sizeof(int)),
                kd_ctx_alloc(c, cap * 4 * sizeof(float)), kd_ctx_alloc(c, cap * sizeof(float)),
-               kd_ctx_alloc(c, cap * sizeof(int)), kd_ctx_alloc(c, cap * sizeof(int))};
-  if (!s.logit || !s.order || !s.box || !s.score || !s.level || !s.keep)
+               kd_ctx_alloc(c, cap * sizeof(int)), kd_ctx_alloc(c, cap * sizeof(int)),
+               kd_ctx_alloc(c, cap * sizeof(int))};
+  if (!s.logit || !s.order || !s.box || !s.score || !s.level || !s.keep || !s.from)
     return kd_error(err, "proposals: out of memory for %zu candidates", cap);
   for (int n = 0; n < N; n++) {
     int nc = 0;
     size_t first = 0; /* the level's first anchor */
     for (int l = 0; l < nlev; l++) {
-      level_candidates(cfg, obj[l], deltas[l], n, l, A, anchors + 4 * first, bc, image_wh + 2 * n, &s, &nc);
+      level_candidates(cfg, obj[l], deltas[l], n, l, A, anchors, first, bc, image_wh + 2 * n, &s, &nc);
       first += (size_t)obj[l]->shape[2] * obj[l]->shape[3] * A;
     }
     int nk = kd_nms(s.box, s.score, s.level, nc, cfg->nms_thresh, post, s.keep, err);
@@ -97,6 +107,7 @@ int kd_proposals(KdCtx *c, const KdProposalCfg *cfg, KdTensor *const *obj, KdTen
     for (int k = 0; k < nk; k++) {
       memcpy(boxes + 4 * ((size_t)n * post + k), s.box + 4 * (size_t)s.keep[k], 4 * sizeof(float));
       scores[(size_t)n * post + k] = s.score[s.keep[k]];
+      if (origin) origin[(size_t)n * post + k] = s.from[s.keep[k]];
     }
     count[n] = nk;
   }

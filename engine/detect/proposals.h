@@ -37,5 +37,11 @@ int kd_proposal_cfg_check(const KdProposalCfg *cfg, const char *what, KdError *e
 int kd_proposals(KdCtx *c, const KdProposalCfg *cfg, KdTensor *const *obj, KdTensor *const *deltas, int nlev, int A,
                  const float *anchors, const KdBoxCoder *bc, const float *image_wh, float *boxes, float *scores,
                  int *count, KdError *err);
+/* The same, and origin [N*post_nms_top_n] gets each proposal's anchor,
+ * flat in the image's anchors (level offset + (y*W + x)*A + a), as its
+ * box (NULL: not wanted). HEAD's student proposals remember it. */
+int kd_proposals_origin(KdCtx *c, const KdProposalCfg *cfg, KdTensor *const *obj, KdTensor *const *deltas, int nlev, int A,
+                        const float *anchors, const KdBoxCoder *bc, const float *image_wh, float *boxes, float *scores,
+                        int *count, int *origin, KdError *err);
 
 #endif

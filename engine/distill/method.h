@@ -42,8 +42,9 @@ enum {
   KD_NEED_ASSIGN = 1 << 5,      /* the student's dense anchor assignment */
   KD_NEED_TEACHER_RUN = 1 << 6, /* running a part of the teacher (kd_distill_teacher_head) */
   KD_NEED_ROIS = 1 << 7,        /* proposals / RoIs of a two-stage teacher */
+  KD_NEED_STUDENT_ROIS = 1 << 8, /* an RoI head on the student (a two-stage student) */
 };
-#define KD_NEED_COUNT 8
+#define KD_NEED_COUNT 9
 
 /* Shapes known before the first step, for creating learnable parts. The
  * levels are the paired ones (student and teacher level of one stride),
@@ -53,6 +54,12 @@ typedef struct KdDistillShapes {
   int strides[KD_DISTILL_MAX_LEVELS];
   int t_channels, s_channels;          /* neck widths of teacher and student */
   int num_classes, num_anchors;
+  /* The models when the sides are models (kd_distill_shapes), else NULL
+   * (`kdscope loss`, tests): a part built after one of them (HEAD's
+   * assistant, a copy of the teacher's RoI head) reads them at init.
+   * Only their configs, levels and parameter values, never a forward. */
+  const KdModel *student, *teacher;
+  int roi_channels; /* RoI feature width of RoI-level tensors given as such (`kdscope loss`), else 0 */
 } KdDistillShapes;
 
 /* One head output of a side, per level of that side ("cls", "box", ...). */
@@ -74,6 +81,7 @@ typedef struct KdDistillSide {
   const float *rois;               /* proposals [nrois, 5] (image, x1, y1, x2, y2) of a
                                       two-stage head, or NULL (none yet) */
   int nrois;
+  const KdRpnProposals *props;     /* a two-stage head's proposals of this forward, per image, or NULL */
   KdModel *model;                  /* NULL when the side comes as tensors (kdscope loss) */
 } KdDistillSide;
 
@@ -83,6 +91,18 @@ typedef struct KdLevelPair {
   int s, t;         /* level indices on each side */
   const char *name; /* the student's level name ("P3") */
 } KdLevelPair;
+
+/* RoI-level tensors given as they are (`kdscope loss`, docs/LOSS-CLI.md),
+ * standing in for what HEAD makes in a training step (the student's
+ * sampled RoIs, the assistant's and the teacher's RoI head on them, the
+ * student's tower at their anchors). */
+typedef struct KdDistillRoiIn {
+  int nrois;
+  KdTensor *assist_fc[2];  /* R,D: the assistant's fc1, fc2 before ReLU, on the tape */
+  KdTensor *teacher_fc[2]; /* R,D: the teacher's */
+  KdTensor *tower;         /* R,C: the student's cls-tower pixel at each RoI's anchor, on the tape */
+  const int *gt;           /* [R]: 1 for a GT box added as a proposal (it has no pixel) */
+} KdDistillRoiIn;
 
 /* What a step gives the methods. */
 typedef struct KdDistillInputs {
@@ -99,6 +119,7 @@ typedef struct KdDistillInputs {
   KdRng *rng;               /* draws for this step (seeded by train.seed and the step) */
   int maps;                 /* the probe (or `kdscope loss --out`) asks for each method's
                                loss map (kd_distill_gap); training steps leave it 0 */
+  const KdDistillRoiIn *roi_in; /* NULL in training */
 } KdDistillInputs;
 
 /* A mask a method used, kept for the probes/UI ("defeat.fg" at level l). */

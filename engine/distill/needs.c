@@ -17,6 +17,7 @@ static const char *const need_names[KD_NEED_COUNT] = {
     "the student's dense anchor assignment",
     "a teacher model to run (its head on given features)",
     "the teacher's proposals (RoIs)",
+    "an RoI head on the student (a two-stage student)",
 };
 
 const char *kd_distill_need_name(unsigned bit) {
@@ -76,6 +77,7 @@ void kd_distill_avail_models(KdDistillAvail *a, const KdModel *student, const Kd
   }
   if (!(si.provides & KD_HEAD_HAS_ASSIGN)) kd_distill_avail_lack(a, KD_NEED_ASSIGN, "the student's %s head has none", sk);
   if (!(ti.provides & KD_HEAD_HAS_ROIS)) kd_distill_avail_lack(a, KD_NEED_ROIS, "the teacher's %s head makes none", tk);
+  if (!(si.provides & KD_HEAD_HAS_ROIS)) kd_distill_avail_lack(a, KD_NEED_STUDENT_ROIS, "the student's %s head has none", sk);
 }
 
 int kd_distill_check(const KdConfig *cfg, const char *methods, const KdDistillAvail *a, KdError *err) {

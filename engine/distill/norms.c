@@ -239,3 +239,23 @@ KdTensor *kd_dist_kl_logits(KdCtx *c, KdTensor *t, KdTensor *s, int axis, float 
   if (sv) *sv = ks;
   return y;
 }
+
+/* The mean over the rows of kl (R,1) where want(labels[r]), times scale. */
+static KdTensor *row_mean(KdCtx *c, KdTensor *kl, const int *labels, int obj, float scale) {
+  const int R = kl->shape[0];
+  int *idx = kd_ctx_alloc(c, (size_t)(R + 1) * sizeof *idx), m = 0;
+  if (!idx) return NULL;
+  for (int r = 0; r < R; r++)
+    if ((labels[r] > 0) == obj) idx[m++] = r;
+  if (!m) return kd_tensor_zeros(c, 1, (int[]){1});
+  return kd_scale(c, kd_sum_all(c, kd_gather(c, kl, idx, m)), scale / (float)m);
+}
+
+int kd_dist_kl_decoupled(KdCtx *c, KdTensor *t, KdTensor *s, const int *labels, float T_obj, float T_bg, KdTensor **obj,
+                         KdTensor **bg) {
+  *obj = *bg = NULL;
+  if (!t || !s || t->ndim != 2) return kd_ctx_fail(c, "decoupled KL: RoI logits R,K+1 expected"), -1;
+  *obj = row_mean(c, kd_dist_kl_logits(c, t, s, 1, T_obj), labels, 1, T_obj * T_obj);
+  *bg = row_mean(c, kd_dist_kl_logits(c, t, s, 1, T_bg), labels, 0, T_bg * T_bg);
+  return *obj && *bg ? 0 : -1;
+}

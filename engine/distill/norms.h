@@ -39,4 +39,12 @@ KdTensor *kd_dist_kl(KdCtx *c, KdTensor *log_q, KdTensor *log_p, unsigned axes);
  * No tau^2 factor: methods apply their own scaling. */
 KdTensor *kd_dist_kl_logits(KdCtx *c, KdTensor *t, KdTensor *s, int axis, float tau);
 
+/* DeFeat's decoupled RoI KL (KD-METHODS §1.5) on class logits t, s (R,K+1),
+ * split by labels [R] (0: background, the constant index; > 0 object):
+ *   obj = T_obj^2 * mean_{labels > 0}  KL(softmax(t/T_obj) || softmax(s/T_obj))
+ *   bg  = T_bg^2  * mean_{labels == 0} KL(softmax(t/T_bg)  || softmax(s/T_bg))
+ * each a {1} tensor, 0 for an empty set. -1 with the ctx error. */
+int kd_dist_kl_decoupled(KdCtx *c, KdTensor *t, KdTensor *s, const int *labels, float T_obj, float T_bg, KdTensor **obj,
+                         KdTensor **bg);
+
 #endif

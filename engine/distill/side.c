@@ -18,6 +18,7 @@ void kd_distill_side_from(KdDistillSide *side, KdModel *model, const KdDetOut *o
     memcpy(side->out[i].lv, o->head.lv[i], sizeof side->out[i].lv);
   }
   side->assign = assign;
+  side->props = o->head.rois.props.n > 0 && o->head.rois.props.boxes ? &o->head.rois.props : NULL;
 }
 
 void kd_distill_pair(KdDistillInputs *in) {
@@ -44,6 +45,7 @@ void kd_distill_shapes(KdDistillShapes *sh, const KdModel *student, const KdMode
     if (kd_levels_find(t, s->stride[l]) >= 0) sh->strides[sh->nlev++] = s->stride[l];
   sh->t_channels = kd_model_channels(teacher), sh->s_channels = kd_model_channels(student);
   sh->num_classes = hi.K, sh->num_anchors = hi.A;
+  sh->student = student, sh->teacher = teacher;
 }
 
 KdTensor *const *kd_side_out(const KdDistillSide *s, const char *name) {

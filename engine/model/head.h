@@ -56,6 +56,8 @@ typedef struct KdHeadRois {
   int ran;                      /* the RoI head ran on them (an evaluation forward, or roi_forward) */
   KdTensor *cls, *box;          /* nrois, K+1 and nrois, 4(K+1); NULL when it did not run or nrois = 0 */
   KdTensor *rep;                /* nrois, representation: the box head's output (the RoI features), as cls */
+  KdTensor *fc[2];              /* the box head's first and last Linear outputs before their ReLU
+                                   (kd_roi_head_forward_fc), as cls */
   KdTensor *feat[KD_MAX_LEVELS]; /* the features the head ran on (the RoI stage reads them) */
 } KdHeadRois;
 

@@ -127,9 +127,9 @@ static float *props_as_rois(KdCtx *c, const KdRpnProposals *p, int *nrois) {
 /* The RoI head on rois into ro (nothing to run on: no outputs, ran). */
 static int run_roi(Frcnn *f, KdCtx *c, KdTensor *const *feat, const float *rois, int nrois, KdHeadRois *ro, KdError *err) {
   ro->rois = rois, ro->nrois = nrois, ro->ran = 1;
-  ro->cls = ro->box = ro->rep = NULL;
+  ro->cls = ro->box = ro->rep = ro->fc[0] = ro->fc[1] = NULL;
   if (nrois == 0) return 0;
-  return kd_roi_head_forward(f->roi, c, feat, rois, nrois, &ro->cls, &ro->box, &ro->rep, err);
+  return kd_roi_head_forward_fc(f->roi, c, feat, rois, nrois, &ro->cls, &ro->box, &ro->rep, ro->fc, err);
 }
 
 static void forward(void *h, KdCtx *c, KdTensor *const *feat, int training, KdHeadOut *out) {

@@ -58,23 +58,30 @@ int kd_roi_head_cfg_check(const KdRoiHeadCfg *cfg, KdError *err) {
 
 /* torchvision's FastRCNNConvFCHead: Conv2dNormActivation blocks 0..3,
  * Flatten (4), Linear (5), ReLU (6). */
-static int build_conv_head(KdRoiHead *h, KdParams *p) {
-  char name[64];
+static int build_conv_head(KdRoiHead *h, KdParams *p, const char *pre) {
+  char name[160];
   int rc = 0, cin = h->channels, cout = h->cfg.conv_channels;
   for (int i = 0; i < KD_ROI_CONVS; i++, cin = cout) {
-    snprintf(name, sizeof name, "roi_heads.box_head.%d.0", i);
+    snprintf(name, sizeof name, "%s.box_head.%d.0", pre, i);
     rc |= kd_conv_add(&h->conv[i], p, name, cin, cout, 3, 1, 1, !h->cfg.conv_gn);
     if (h->cfg.conv_gn) {
-      snprintf(name, sizeof name, "roi_heads.box_head.%d.1", i);
+      snprintf(name, sizeof name, "%s.box_head.%d.1", pre, i);
       rc |= kd_gn_add(&h->gn[i], p, name, cout, 32);
     }
   }
   int side = h->cfg.pool.out_size;
-  return rc | kd_linear_add(&h->fc6, p, "roi_heads.box_head.5", cout * side * side, h->cfg.representation);
+  snprintf(name, sizeof name, "%s.box_head.5", pre);
+  return rc | kd_linear_add(&h->fc6, p, name, cout * side * side, h->cfg.representation);
 }
 
 KdRoiHead *kd_roi_head_new(const KdRoiHeadCfg *cfg, int channels, const KdLevels *lv, KdParams *p, KdError *err) {
+  return kd_roi_head_new_at(cfg, channels, lv, p, "roi_heads", err);
+}
+
+KdRoiHead *kd_roi_head_new_at(const KdRoiHeadCfg *cfg, int channels, const KdLevels *lv, KdParams *p, const char *prefix,
+                              KdError *err) {
   if (kd_roi_head_cfg_check(cfg, err)) return NULL;
+  if (!prefix || !*prefix || strlen(prefix) > 100) return kd_error(err, "roi head: a bad parameter prefix"), NULL;
   if (channels < 1) return kd_error(err, "roi head: %d input channels", channels), NULL;
   if (!lv || kd_roi_pool_check_strides(lv->stride, lv->n, err)) return NULL;
   KdRoiHead *h = calloc(1, sizeof *h);
@@ -84,14 +91,18 @@ KdRoiHead *kd_roi_head_new(const KdRoiHeadCfg *cfg, int channels, const KdLevels
   h->bc = (KdBoxCoder){cfg->box_weights[0], cfg->box_weights[1], cfg->box_weights[2], cfg->box_weights[3],
                        kd_box_coder_default().clip};
   const int side = cfg->pool.out_size, rep = cfg->representation, K1 = cfg->num_classes + 1;
-  int rc = h->conv4 ? build_conv_head(h, p)
-                    : kd_linear_add(&h->fc6, p, "roi_heads.box_head.fc6", channels * side * side, rep) |
-                          kd_linear_add(&h->fc7, p, "roi_heads.box_head.fc7", rep, rep);
-  rc |= kd_linear_add(&h->cls, p, "roi_heads.box_predictor.cls_score", rep, K1);
-  rc |= kd_linear_add(&h->bbox, p, "roi_heads.box_predictor.bbox_pred", rep, 4 * K1);
+  char n6[160], n7[160], nc[160], nb[160];
+  snprintf(n6, sizeof n6, "%s.box_head.fc6", prefix);
+  snprintf(n7, sizeof n7, "%s.box_head.fc7", prefix);
+  snprintf(nc, sizeof nc, "%s.box_predictor.cls_score", prefix);
+  snprintf(nb, sizeof nb, "%s.box_predictor.bbox_pred", prefix);
+  int rc = h->conv4 ? build_conv_head(h, p, prefix)
+                    : kd_linear_add(&h->fc6, p, n6, channels * side * side, rep) | kd_linear_add(&h->fc7, p, n7, rep, rep);
+  rc |= kd_linear_add(&h->cls, p, nc, rep, K1);
+  rc |= kd_linear_add(&h->bbox, p, nb, rep, 4 * K1);
   if (rc) {
     free(h);
-    return kd_error(err, "could not build the RoI head (a roi_heads.* name taken, or out of memory)"), NULL;
+    return kd_error(err, "could not build the RoI head (a %s.* name taken, or out of memory)", prefix), NULL;
   }
   return h;
 }
@@ -114,8 +125,14 @@ const KdRoiHeadCfg *kd_roi_head_cfg(const KdRoiHead *h) { return &h->cfg; }
 
 int kd_roi_head_forward(KdRoiHead *h, KdCtx *c, KdTensor *const *feat, const float *rois, int nrois, KdTensor **cls,
                         KdTensor **box, KdTensor **features, KdError *err) {
+  return kd_roi_head_forward_fc(h, c, feat, rois, nrois, cls, box, features, NULL, err);
+}
+
+int kd_roi_head_forward_fc(KdRoiHead *h, KdCtx *c, KdTensor *const *feat, const float *rois, int nrois, KdTensor **cls,
+                           KdTensor **box, KdTensor **features, KdTensor **fc, KdError *err) {
   *cls = *box = NULL;
   if (features) *features = NULL;
+  if (fc) fc[0] = fc[1] = NULL;
   for (int l = 0; l < h->levels.n; l++)
     if (!feat || !feat[l]) return kd_error(err, "roi head: feature level %s is missing", h->levels.name[l]);
   KdTensor *x = kd_roi_pool(c, &h->cfg.pool, feat, h->levels.stride, h->levels.n, rois, nrois, NULL);
@@ -124,11 +141,13 @@ int kd_roi_head_forward(KdRoiHead *h, KdCtx *c, KdTensor *const *feat, const flo
     if (h->cfg.conv_gn) x = kd_groupnorm(c, x, h->gn[i].groups, h->gn[i].gamma, h->gn[i].beta, 1e-5f);
     x = kd_relu(c, x);
   }
-  x = kd_relu(c, kd_linear_fwd(c, &h->fc6, x));
-  if (!h->conv4) x = kd_relu(c, kd_linear_fwd(c, &h->fc7, x));
+  KdTensor *f6 = kd_linear_fwd(c, &h->fc6, x), *f7 = f6;
+  x = kd_relu(c, f6);
+  if (!h->conv4) x = kd_relu(c, f7 = kd_linear_fwd(c, &h->fc7, x));
   KdTensor *s = kd_linear_fwd(c, &h->cls, x), *b = kd_linear_fwd(c, &h->bbox, x);
   if (!s || !b) return kd_error(err, "roi head: %s", kd_ctx_error(c));
   *cls = s, *box = b;
   if (features) *features = x;
+  if (fc) fc[0] = f6, fc[1] = f7;
   return 0;
 }

@@ -47,6 +47,10 @@ typedef struct KdRoiHead KdRoiHead;
  * without the max-pool P6); strides consecutive powers of two. channels:
  * their width. Registers "roi_heads.*" in p. */
 KdRoiHead *kd_roi_head_new(const KdRoiHeadCfg *cfg, int channels, const KdLevels *lv, KdParams *p, KdError *err);
+/* The same with its tensors named "<prefix>.box_head.fc6.weight", ...
+ * instead of "roi_heads." (HEAD's assistants in the distillation store). */
+KdRoiHead *kd_roi_head_new_at(const KdRoiHeadCfg *cfg, int channels, const KdLevels *lv, KdParams *p, const char *prefix,
+                              KdError *err);
 /* After the store is finalized: torchvision's init (nn.Linear defaults;
  * 4conv1fc convs kaiming_normal fan_out, zero bias; GN 1, 0). */
 void kd_roi_head_init(KdRoiHead *h, KdRng *r);
@@ -60,6 +64,12 @@ const KdRoiHeadCfg *kd_roi_head_cfg(const KdRoiHead *h);
  * Returns -1 with err (and the ctx error). */
 int kd_roi_head_forward(KdRoiHead *h, KdCtx *c, KdTensor *const *feat, const float *rois, int nrois, KdTensor **cls,
                         KdTensor **box, KdTensor **features, KdError *err);
+/* The same, and fc (may be NULL) [2] gets the outputs of the box head's
+ * first and last Linear layers before their ReLU (twomlp: fc6, fc7;
+ * 4conv1fc: its one fc twice): what HEAD's forward hooks on shared_fcs[0]
+ * and shared_fcs[-1] record. */
+int kd_roi_head_forward_fc(KdRoiHead *h, KdCtx *c, KdTensor *const *feat, const float *rois, int nrois, KdTensor **cls,
+                           KdTensor **box, KdTensor **features, KdTensor **fc, KdError *err);
 
 /* A training sample of RoIs for n images, in c's arena. Image i's RoIs
  * follow image i-1's; within an image they keep candidate order
@@ -70,6 +80,8 @@ typedef struct KdRoiSample {
   int *labels;    /* [nrois] GT label + 1 for positives, 0 background */
   float *targets; /* [nrois*4] the matched GT encoded on the RoI (box_weights); 0 for background */
   int *matched;   /* [nrois] matched GT index in its image, -1 for background */
+  int *cand;      /* [nrois] the RoI's candidate in its image: proposal index, or
+                     nprops[image] + j for the image's j-th non-crowd GT box */
   int *count;     /* [n] RoIs of each image */
 } KdRoiSample;
 

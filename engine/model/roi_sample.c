@@ -70,7 +70,8 @@ int kd_roi_head_sample(KdRoiHead *h, KdCtx *c, const float *proposals, const int
   out->labels = kd_ctx_alloc(c, ((size_t)total + 1) * sizeof(int));
   out->matched = kd_ctx_alloc(c, ((size_t)total + 1) * sizeof(int));
   out->targets = kd_ctx_alloc(c, ((size_t)total * 4 + 1) * sizeof(float));
-  if (!out->rois || !out->labels || !out->matched || !out->targets) return kd_error(err, "roi sample: %s", kd_ctx_error(c));
+  out->cand = kd_ctx_alloc(c, ((size_t)total + 1) * sizeof(int));
+  if (!out->rois || !out->labels || !out->matched || !out->targets || !out->cand) return kd_error(err, "roi sample: %s", kd_ctx_error(c));
   int k = 0;
   for (int i = 0; i < n; i++)
     for (int a = 0; a < is[i].A; a++) {
@@ -81,6 +82,7 @@ int kd_roi_head_sample(KdRoiHead *h, KdCtx *c, const float *proposals, const int
       q[0] = (float)i;
       memcpy(q + 1, b, 4 * sizeof(float));
       out->matched[k] = m >= 0 ? m : -1;
+      out->cand[k] = a;
       out->labels[k] = m >= 0 ? gt[i].labels[m] + 1 : 0;
       if (m >= 0) kd_box_encode(&h->bc, b, gt[i].boxes + 4 * (size_t)m, t);
       else memset(t, 0, 4 * sizeof(float));

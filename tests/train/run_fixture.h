@@ -78,14 +78,18 @@ static inline KdConfig *fixture_config(const char *data, int steps) {
 }
 
 /* A teacher for distillation runs: dir/teacher.json (the fixture's tiny
- * detector) and dir/teacher.safetensors, a checkpoint of a fresh model of
- * that config; their paths into json and ckpt. -1 on failure (printed). */
-static inline int fixture_teacher(const char *dir, char *json, size_t jlen, char *ckpt, size_t clen) {
+ * detector, FIXTURE_TEACHER_JSON, or any config text) and
+ * dir/teacher.safetensors, a checkpoint of a fresh model of that config;
+ * their paths into json and ckpt. -1 on failure (printed). */
+#define FIXTURE_TEACHER_JSON "{\"model\": {\"depth\": 10, \"width\": 8, \"fpn_channels\": 16, \"head_convs\": 1}}\n"
+
+/* The same for a teacher of config text (a JSON document). */
+static inline int fixture_teacher_of(const char *dir, const char *text, char *json, size_t jlen, char *ckpt, size_t clen) {
   snprintf(json, jlen, "%s/teacher.json", dir);
   snprintf(ckpt, clen, "%s/teacher.safetensors", dir);
   FILE *f = fopen(json, "w");
   if (!f) return fprintf(stderr, "fixture: cannot write %s\n", json), -1;
-  fputs("{\"model\": {\"depth\": 10, \"width\": 8, \"fpn_channels\": 16, \"head_convs\": 1}}\n", f);
+  fputs(text, f);
   fclose(f);
   KdConfig *tcfg = NULL;
   KdError err;
@@ -97,15 +101,23 @@ static inline int fixture_teacher(const char *dir, char *json, size_t jlen, char
   return rc;
 }
 
+static inline int fixture_teacher(const char *dir, char *json, size_t jlen, char *ckpt, size_t clen) {
+  return fixture_teacher_of(dir, FIXTURE_TEACHER_JSON, json, jlen, ckpt, clen);
+}
+
 /* A real distillation of `methods` for `steps` steps in a run directory
- * dir/run (into out): the fixture's data and teacher, through a KdRun
+ * dir/run (into out): the fixture's data, a teacher of config text
+ * teacher_json, nkv more settings kv of the student's run, through a KdRun
  * whose after_step hook is given; *run holds the run while it goes (so
  * the hook can set live values). 0 when it finished every step, else -1
  * (printed). */
-static inline int fixture_method_run(const char *dir, const char *methods, int steps, KdRunAfterStep hook, void *user,
-                                     KdRun **run, char *out, size_t olen) {
+static inline int fixture_method_run_of(const char *dir, const char *teacher_json, const char *methods,
+                                        const char *const (*kv)[2], int nkv, int steps, KdRunAfterStep hook, void *user,
+                                        KdRun **run, char *out, size_t olen) {
   char data[4200], teacher[4300], ckpt[4400];
-  if (fixture_data(dir, data, sizeof data) || fixture_teacher(dir, teacher, sizeof teacher, ckpt, sizeof ckpt)) return -1;
+  if (fixture_data(dir, data, sizeof data) ||
+      fixture_teacher_of(dir, teacher_json, teacher, sizeof teacher, ckpt, sizeof ckpt))
+    return -1;
   KdError err = {0};
   KdConfig *cfg = fixture_config(data, steps);
   int rc = cfg && kd_config_set(cfg, "teacher.config", teacher, &err) == 0 &&
@@ -113,6 +125,8 @@ static inline int fixture_method_run(const char *dir, const char *methods, int s
                    kd_config_set(cfg, "distill.methods", methods, &err) == 0
                ? 0
                : -1;
+  for (int i = 0; rc == 0 && i < nkv; i++) rc = kd_config_set(cfg, kv[i][0], kv[i][1], &err);
+  if (rc) fprintf(stderr, "fixture: %s\n", err.msg);
   snprintf(out, olen, "%s/run", dir);
   KdRunOpts ro = {.session = {.out_dir = out, .distill = 1}, .after_step = hook, .after_step_user = user};
   KdRun *r = rc ? NULL : kd_run_new(cfg, &ro, &err);
@@ -128,6 +142,12 @@ static inline int fixture_method_run(const char *dir, const char *methods, int s
   kd_run_free(r);
   kd_config_free(cfg);
   return rc;
+}
+
+/* fixture_method_run_of with the fixture's RetinaNet teacher, no extra settings. */
+static inline int fixture_method_run(const char *dir, const char *methods, int steps, KdRunAfterStep hook, void *user,
+                                     KdRun **run, char *out, size_t olen) {
+  return fixture_method_run_of(dir, FIXTURE_TEACHER_JSON, methods, NULL, 0, steps, hook, user, run, out, olen);
 }
 
 /* The complete lines of RUN/name parsed as JSON, in order; *n lines.

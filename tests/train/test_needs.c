@@ -96,11 +96,25 @@ static void test_pairs(KdConfig *cfg) {
   expect(cfg, &av, "rm", "method rm needs dense class logits", "the teacher's Faster R-CNN head has none");
   expect(cfg, &av, "pfi", "method pfi needs dense class logits", "the teacher's Faster R-CNN head has none");
   expect(cfg, &av, "fitnet,pkd,cwd,fgd", NULL, NULL);
+  expect(cfg, &av, "head,tfhead", NULL, NULL); /* HEAD's pair: a two-stage teacher, a RetinaNet student */
   CHECK(av.have & KD_NEED_ROIS);
+  kd_distill_avail_models(&av, s, same);
+  expect(cfg, &av, "head", "method head needs the teacher's proposals (RoIs)", "the teacher's RetinaNet head makes none");
+  expect(cfg, &av, "tfhead", NULL, NULL);
   kd_distill_avail_models(&av, fr, s);
+  expect(cfg, &av, "head", "method head needs the student's dense anchor assignment", "Faster R-CNN head has none");
+  expect(cfg, &av, "tfhead", "method tfhead needs the student's dense anchor assignment", NULL);
   expect(cfg, &av, "logitkd", "method logitkd needs dense class logits", "the student's Faster R-CNN head has none");
   expect(cfg, &av, "rm", "method rm needs dense class logits", "the student's Faster R-CNN head has none");
   CHECK(!(av.have & KD_NEED_ROIS) && !(av.have & KD_NEED_ASSIGN));
+  kd_distill_avail_models(&av, s, fr);
+  expect(cfg, &av, "defeat_roi", "method defeat_roi needs an RoI head on the student", "the student's RetinaNet head has none");
+  kd_distill_avail_models(&av, fr, s);
+  expect(cfg, &av, "defeat_roi", "method defeat_roi needs the teacher's proposals", "the teacher's RetinaNet head makes none");
+  KdModel *fr2 = tiny_frcnn(16);
+  kd_distill_avail_models(&av, fr2, fr);
+  expect(cfg, &av, "defeat_roi", NULL, NULL);
+  kd_model_free(fr2);
   kd_model_free(fr);
   kd_model_free(s), kd_model_free(wide), kd_model_free(p6), kd_model_free(same);
 }
