@@ -127,6 +127,15 @@ int kd_dist_agree(int rc, KdError *err) {
   return -1;
 }
 
+int kd_dist_same(uint64_t h) {
+  if (g_size < 2) return 1;
+  uint64_t m[2] = {h, ~h};
+#ifdef KD_HAVE_MPI
+  MPI_Allreduce(MPI_IN_PLACE, m, 2, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+#endif
+  return m[0] == ~m[1]; /* the largest h is the smallest */
+}
+
 int kd_dist_share_config(KdConfig *cfg, KdError *err) {
   if (g_size < 2) return cfg ? 0 : -1;
   char *json = g_rank == 0 && cfg ? kd_config_to_json(cfg) : NULL;

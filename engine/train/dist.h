@@ -11,6 +11,7 @@
 #define KD_DIST_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/config.h"
 #include "core/error.h"
@@ -38,6 +39,8 @@ void kd_dist_bcast(void *buf, size_t bytes);
  * message on that rank). So a failure on one rank never leaves the others
  * waiting in a later collective. */
 int kd_dist_agree(int rc, KdError *err);
+/* 1 when h is the same on every rank (0 otherwise, on every rank). */
+int kd_dist_same(uint64_t h);
 /* Rank 0's config to every rank (the whole JSON, loaded over what each
  * rank has); -1 (err) when rank 0 has none (cfg NULL there: every rank
  * fails) or it does not load. */

@@ -336,7 +336,28 @@ static int evaluate(KdRun *r) {
   return 0;
 }
 
+/* FNV-1a of the weights and buffers of the student and the distiller. */
+static uint64_t state_hash(KdRun *r) {
+  KdDistiller *d = kd_session_distiller(r->s);
+  KdParams *p[2] = {kd_model_params(kd_session_student(r->s)), d ? kd_distiller_params(d) : NULL};
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (int i = 0; i < 2; i++)
+    for (int b = 0; p[i] && b < 2; b++) {
+      size_t n;
+      const unsigned char *v = (const unsigned char *)(b ? kd_params_buffers(p[i], &n) : kd_params_values(p[i], &n));
+      for (size_t k = 0; k < n * sizeof(float); k++) h = (h ^ v[k]) * 0x100000001b3ULL;
+    }
+  return h;
+}
+
 static int checkpoint(KdRun *r) {
+  /* Data-parallel ranks hold the same weights at every step; a rank that
+   * went its own way (a change it missed) ends the run here rather than
+   * writing a checkpoint of one rank's weights. */
+  if (kd_dist_size() > 1 && !kd_dist_same(state_hash(r))) {
+    kd_error(&r->err, "the ranks' weights differ at step %d", kd_session_steps_done(r->s));
+    return fail(r, "checkpoint");
+  }
   if (kd_dist_rank() == 0) {
     set_state(r, live_state(r), "checkpoint");
     if (kd_session_checkpoint(r->s, &r->err)) return fail(r, "checkpoint");
