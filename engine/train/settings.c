@@ -86,6 +86,8 @@ static const KdParamDesc descs[] = {
     I("debug.inject_nan_step", "Inject NaN at step", 0, 0, 10000000,
       "Test hook: make step N's loss or gradient NaN, as a diverging run would (0: off)"),
     E("debug.inject_nan_in", "Inject NaN into", "loss", nan_sites, "Test hook: where debug.inject_nan_step puts the NaN"),
+    I("debug.inject_nan_rank", "Inject NaN on rank", -1, -1, 100000,
+      "Test hook: the data-parallel rank debug.inject_nan_step fires on (-1: every rank)"),
 };
 
 /* Faster R-CNN's RPN: torchvision's FasterRCNN arguments rpn_<name>. */

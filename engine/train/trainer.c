@@ -234,7 +234,9 @@ int kd_trainer_step(KdTrainer *t, const KdTrainBatch *b, KdStepStats *st, KdErro
   st->num_pos = f->det.num_pos;
   st->lr = kd_optim_lr(t->optim);
   /* Test hook debug.inject_nan_step: this step turns non-finite. */
-  int inject = !t->nan_injected && kd_config_int(t->cfg, "debug.inject_nan_step") == kd_optim_steps_done(t->optim) + 1;
+  int on_rank = kd_config_int(t->cfg, "debug.inject_nan_rank");
+  int inject = !t->nan_injected && kd_config_int(t->cfg, "debug.inject_nan_step") == kd_optim_steps_done(t->optim) + 1 &&
+               (on_rank < 0 || on_rank == kd_dist_rank());
   t->nan_injected |= inject;
   int inject_grad = inject && !strcmp(kd_config_str(t->cfg, "debug.inject_nan_in"), "gradient");
   if (inject && !inject_grad && st->nparts) st->parts[0].value = st->loss = NAN;

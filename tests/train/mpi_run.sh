@@ -9,6 +9,7 @@
 #     both ranks at the same step (a checkpoint compares the ranks' weights:
 #     a rank that missed the change would end the run), then --resume with
 #     a different N (1 process) continues;
+#  3b. a non-finite loss on one rank pauses every rank at the same step;
 #  4. faults: rank 1 SIGKILLed ends the job (no hang) and leaves a readable
 #     run that --resume with 2 ranks finishes.
 # Skipped (77) only where the build has no MPI or mpirun is missing.
@@ -57,6 +58,19 @@ wait_for() {
   done
 }
 
+# Waits up to $2 s for background job $1 (mpirun of run directory $3) to
+# end; a job still there then is killed, process by process (those whose
+# command line names that run directory), and reported as hanging.
+end_job() {
+  n=0
+  while kill -0 "$1" 2>/dev/null && [ $n -lt $(($2 * 5)) ]; do n=$((n + 1)); sleep 0.2; done
+  kill -0 "$1" 2>/dev/null || return 0
+  no "the job of $3 still runs after $2 s"
+  for p in /proc/[0-9]*; do
+    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "--out $3 " && kill -KILL "${p#/proc/}"
+  done
+}
+
 # ---- 1, 2: equivalence and the single run directory ----
 "$kd" distill --quiet --out "$tmp/one" $S --set train.steps=30 --set train.checkpoint_every=10 >"$tmp/one.log" 2>&1 ||
   no "1 process exited $?: $(tail -3 "$tmp/one.log")"
@@ -101,12 +115,7 @@ set_step=${set_step:-0}
 wait_for "[ \$(grep -c '\"loss\"' '$tmp/live/metrics.jsonl') -ge $((set_step + 3)) ]" 120 ||
   no "the live run stopped stepping after the set"
 "$kd" stop "$tmp/live" >/dev/null 2>&1 || no "kdscope stop failed"
-n=0
-while kill -0 $mp 2>/dev/null && [ $n -lt 600 ]; do n=$((n + 1)); sleep 0.2; done
-if kill -0 $mp 2>/dev/null; then
-  no "the live run did not stop"
-  kill -TERM $mp
-fi
+end_job $mp 120 "$tmp/live"
 wait $mp || no "the live run exited $? (a rank that missed the set ends it at the stop checkpoint): $(tail -5 "$tmp/live.log")"
 stop_step=$(last_step "$tmp/live")
 grep -q '"event":"stop"' "$tmp/live/events.jsonl" || no "no stop event"
@@ -115,6 +124,18 @@ echo "mpi_run: set train.lr at step $set_step, stopped at step $stop_step"
 "$kd" distill --quiet --resume "$tmp/live" --steps $((stop_step + 4)) >"$tmp/resume1.log" 2>&1 ||
   no "resume with 1 process exited $?: $(tail -3 "$tmp/resume1.log")"
 [ "$(last_step "$tmp/live")" = $((stop_step + 4)) ] || no "resume with 1 process ended at step $(last_step "$tmp/live")"
+
+# ---- 3b: a non-finite loss on rank 1 alone: every rank skips and pauses ----
+mpi2 "$kd" distill --quiet --out "$tmp/nan" $S --set train.steps=400 --set train.checkpoint_every=1000 \
+  --set debug.inject_nan_step=3 --set debug.inject_nan_rank=1 >"$tmp/nan.log" 2>&1 &
+mp=$!
+wait_for "grep -q '\"event\":\"pause\".*nonfinite' '$tmp/nan/events.jsonl'" 120 || no "no non-finite pause"
+grep -q '"event":"nonfinite".*loss on another rank' "$tmp/nan/events.jsonl" || no "rank 0 did not log rank 1's non-finite loss"
+sleep 1
+[ "$(last_step "$tmp/nan")" = 2 ] || no "a rank went on after rank 1's non-finite step 3 (last step $(last_step "$tmp/nan"))"
+"$kd" stop "$tmp/nan" >/dev/null 2>&1 || no "kdscope stop failed"
+end_job $mp 120 "$tmp/nan"
+wait $mp || no "the paused run exited $? at its stop (the weights of the ranks differ?): $(tail -5 "$tmp/nan.log")"
 
 # ---- 4: rank 1 killed; resume with N = 2 ----
 mpi2 "$kd" distill --quiet --out "$tmp/kill" $S --set train.steps=400 --set train.checkpoint_every=4 >"$tmp/kill.log" 2>&1 &
@@ -129,17 +150,11 @@ for p in /proc/[0-9]*; do
 done
 if [ -n "$victim" ]; then
   kill -KILL "$victim"
-  n=0
-  while kill -0 $mp 2>/dev/null && [ $n -lt 300 ]; do n=$((n + 1)); sleep 0.2; done
-  kill -0 $mp 2>/dev/null && no "the job hangs 60 s after rank 1 was killed"
+  end_job $mp 60 "$tmp/kill"
   echo "mpi_run: rank 1 killed at step $(last_step "$tmp/kill"); the job ended $((n / 5)) s later"
 else
   no "rank 1's process not found"
-fi
-if kill -0 $mp 2>/dev/null; then
-  for p in /proc/[0-9]*; do
-    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "--out $tmp/kill " && kill -KILL "${p#/proc/}"
-  done
+  end_job $mp 0 "$tmp/kill"
 fi
 wait $mp && no "the job exited 0 after a rank was killed"
 /usr/bin/python3 - "$tmp/kill" <<'EOF' || fail=1
