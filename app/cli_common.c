@@ -208,7 +208,7 @@ KdProber *kd_cli_prober(const KdConfig *cfg, KdError *err) {
 
 int kd_cli_run_training(KdConfig *cfg, const KdTrainArgs *a, int distill, const char *verb) {
   KdError err;
-  int threads = kd_config_int(cfg, "train.threads");
+  int threads = kd_dist_threads(kd_config_int(cfg, "train.threads"));
   if (threads > 0) kd_set_threads(threads);
   int rank0 = kd_dist_rank() == 0; /* the others of a data-parallel run print only their errors */
   KdProgress *prog = kd_progress_new(stderr, a->quiet || !rank0);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef KD_HAVE_MPI
 #include <mpi.h>
@@ -20,6 +21,14 @@ int kd_dist_built(void) {
 }
 
 int kd_dist_rank(void) { return g_rank; }
+
+int kd_dist_threads(int configured) {
+  if (configured > 0 || g_size < 2) return configured;
+  const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+  long cores = sysconf(_SC_NPROCESSORS_ONLN), here = local ? atol(local) : g_size;
+  long t = here > 0 ? cores / here : 1;
+  return t > 0 ? (int)t : 1;
+}
 int kd_dist_size(void) { return g_size; }
 
 /* mpirun (Open MPI's PRRTE, or another launcher through PMIx/PMI) sets

@@ -26,6 +26,10 @@ void kd_dist_finalize(void);
 void kd_dist_abort(int code);
 int kd_dist_rank(void);
 int kd_dist_size(void);
+/* The threads a rank takes for train.threads = 0 ("all cores"): 0 (all)
+ * in a one-rank run, else the online cores shared among the ranks on this
+ * machine (at least 1), so N ranks do not each start a thread per core. */
+int kd_dist_threads(int configured);
 /* 1 when the build has MPI (whether or not this process joined a job). */
 int kd_dist_built(void);
 

@@ -501,7 +501,7 @@ static void *run_main(void *arg) {
   KdRun *r = arg;
   int total = kd_session_total_steps(r->s);
   /* OpenMP's thread count is per calling thread: set it on this one. */
-  int threads = kd_config_int(r->cfg, "train.threads");
+  int threads = kd_dist_threads(kd_config_int(r->cfg, "train.threads"));
   if (threads > 0) kd_set_threads(threads);
   set_state(r, KD_RUN_RUNNING, "idle");
   for (;;) {
