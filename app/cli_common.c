@@ -13,6 +13,7 @@
 #include "core/gemm.h"
 #include "probe/prober.h"
 #include "progress.h"
+#include "train/dist.h"
 #include "train/run.h"
 #include "train/settings.h"
 
@@ -79,6 +80,9 @@ KdConfig *kd_cli_load_config(const KdTrainArgs *a, const char *default_config, i
     kd_config_free(c);
     return NULL;
   }
+  /* A data-parallel rank other than 0 takes rank 0's whole config
+   * (kd_cli_shared_config): it may not see rank 0's files. */
+  if (kd_dist_rank() > 0) return c;
   char path[4096];
   const char *file = a->config;
   if (a->resume) {
@@ -128,6 +132,21 @@ fail:
   fprintf(stderr, "kdscope %s: %s\n", verb, err.msg);
   kd_config_free(c);
   return NULL;
+}
+
+KdConfig *kd_cli_shared_config(const KdTrainArgs *a, const char *default_config, int distill, const char *verb) {
+  KdError err;
+  if (kd_dist_init(&err)) {
+    fprintf(stderr, "kdscope %s: %s\n", verb, err.msg);
+    return NULL;
+  }
+  KdConfig *c = kd_cli_load_config(a, default_config, distill, verb);
+  if (kd_dist_size() > 1 && kd_dist_share_config(c, &err)) {
+    if (c && kd_dist_rank() > 0) fprintf(stderr, "kdscope %s: rank %d: %s\n", verb, kd_dist_rank(), err.msg);
+    kd_config_free(c);
+    return NULL;
+  }
+  return c;
 }
 
 /* Ctrl+C (or SIGTERM) asks the run to stop cleanly; a second one quits at
@@ -189,14 +208,16 @@ KdProber *kd_cli_prober(const KdConfig *cfg, KdError *err) {
 
 int kd_cli_run_training(KdConfig *cfg, const KdTrainArgs *a, int distill, const char *verb) {
   KdError err;
-  int threads = kd_config_int(cfg, "train.threads");
+  int threads = kd_dist_threads(kd_config_int(cfg, "train.threads"));
   if (threads > 0) kd_set_threads(threads);
-  KdProgress *prog = kd_progress_new(stderr, a->quiet);
+  int rank0 = kd_dist_rank() == 0; /* the others of a data-parallel run print only their errors */
+  KdProgress *prog = kd_progress_new(stderr, a->quiet || !rank0);
   KdRunOpts ro = {.session = {.out_dir = a->out, .resume_dir = a->resume, .distill = distill, .progress = kd_progress_fn, .user = prog}};
   /* Headless runs write snapshots too, so the window can follow or replay
    * them and `kdscope export` can draw their figures. */
-  KdProber *prober = kd_cli_prober(cfg, &err);
-  if (!prober && err.msg[0]) {
+  err.msg[0] = 0;
+  KdProber *prober = rank0 ? kd_cli_prober(cfg, &err) : NULL;
+  if (kd_dist_agree(!prober && err.msg[0], &err)) {
     kd_progress_free(prog);
     fprintf(stderr, "kdscope %s: %s\n", verb, err.msg);
     return 1;
@@ -205,8 +226,8 @@ int kd_cli_run_training(KdConfig *cfg, const KdTrainArgs *a, int distill, const 
   KdRun *run = kd_run_new(cfg, &ro, &err);
   /* Binding now checks the probe images against the validation split
    * before the first step. */
-  if (!run || (prober && kd_prober_bind(prober, kd_run_session(run), &err)) ||
-      (a->resume && requeue_live_sets(run, cfg, a, &err))) {
+  if (!run || kd_dist_agree((prober && kd_prober_bind(prober, kd_run_session(run), &err)) ||
+                                (rank0 && a->resume && requeue_live_sets(run, cfg, a, &err)), &err)) {
     kd_run_free(run);
     kd_prober_free(prober);
     kd_progress_free(prog);
@@ -216,8 +237,9 @@ int kd_cli_run_training(KdConfig *cfg, const KdTrainArgs *a, int distill, const 
   KdRunStatus st;
   kd_run_status(run, &st);
   const char *dir = kd_run_dir(run);
-  fprintf(stderr, "kdscope %s: run directory %s (step %d of %d); control it with kdscope set|pause|resume|stop %s\n", verb, dir, st.step,
-          st.total, dir);
+  if (rank0)
+    fprintf(stderr, "kdscope %s: run directory %s (step %d of %d%s); control it with kdscope set|pause|resume|stop %s\n", verb, dir,
+            st.step, st.total, kd_dist_size() > 1 ? ", data-parallel" : "", dir);
   signals_seen = 0;
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
@@ -265,6 +287,8 @@ int kd_cli_run_training(KdConfig *cfg, const KdTrainArgs *a, int distill, const 
   if (st.state == KD_RUN_FAILED) {
     fprintf(stderr, "kdscope %s: %s\n", verb, st.message);
     rc = 1;
+  } else if (!rank0) {
+    /* rank 0 reports the run */
   } else if (st.state == KD_RUN_STOPPED) {
     fprintf(stderr, "kdscope %s: stopped at step %d; continue with --resume %s\n", verb, st.step, dir);
   } else {

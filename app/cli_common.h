@@ -21,6 +21,11 @@ int kd_cli_train_args(int argc, char **argv, KdTrainArgs *a, const char *verb, c
  * paths in a config file (teacher.*, data.dir) are taken relative to that
  * file. */
 KdConfig *kd_cli_load_config(const KdTrainArgs *a, const char *default_config, int distill, const char *verb);
+/* kd_cli_load_config for train and distill: joins the data-parallel job
+ * when mpirun started the process (train/dist.h), and every rank takes
+ * rank 0's config. Every rank gets NULL when rank 0 fails. Call
+ * kd_dist_finalize when the verb is done. */
+KdConfig *kd_cli_shared_config(const KdTrainArgs *a, const char *default_config, int distill, const char *verb);
 /* Runs to train.steps through a KdRun (train/run.h): the run thread
  * trains, this thread draws the progress from its status; Ctrl+C stops
  * cleanly; other processes control it through the run directory

@@ -1,6 +1,7 @@
 /* kdscope distill: teacher (checkpoint, no tape) -> student with the active
  * distillation methods. */
 #include "cli_common.h"
+#include "train/dist.h"
 #include "verbs.h"
 
 static const char usage[] =
@@ -16,9 +17,13 @@ int kd_cli_distill(int argc, char **argv) {
   KdTrainArgs a;
   int rc = kd_cli_train_args(argc, argv, &a, "distill", usage);
   if (rc) return rc == 2 ? 0 : 1;
-  KdConfig *cfg = kd_cli_load_config(&a, "configs/distill.json", 1, "distill");
-  if (!cfg) return 1;
+  KdConfig *cfg = kd_cli_shared_config(&a, "configs/distill.json", 1, "distill");
+  if (!cfg) {
+    kd_dist_finalize();
+    return 1;
+  }
   rc = kd_cli_run_training(cfg, &a, 1, "distill");
   kd_config_free(cfg);
+  kd_dist_finalize();
   return rc;
 }

@@ -1,5 +1,6 @@
 /* kdscope train: a detector alone (teacher pretraining, student baseline). */
 #include "cli_common.h"
+#include "train/dist.h"
 #include "verbs.h"
 
 static const char usage[] =
@@ -14,9 +15,13 @@ int kd_cli_train(int argc, char **argv) {
   KdTrainArgs a;
   int rc = kd_cli_train_args(argc, argv, &a, "train", usage);
   if (rc) return rc == 2 ? 0 : 1;
-  KdConfig *cfg = kd_cli_load_config(&a, NULL, 0, "train");
-  if (!cfg) return 1;
+  KdConfig *cfg = kd_cli_shared_config(&a, NULL, 0, "train");
+  if (!cfg) {
+    kd_dist_finalize();
+    return 1;
+  }
   rc = kd_cli_run_training(cfg, &a, 0, "train");
   kd_config_free(cfg);
+  kd_dist_finalize();
   return rc;
 }

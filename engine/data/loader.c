@@ -64,7 +64,7 @@ static double now_s(void) {
 }
 
 void kd_loader_cfg_default(KdLoaderCfg *c) {
-  *c = (KdLoaderCfg){.batch_size = 8, .shuffle = 1, .augment = 1, .drop_last = 1, .loop = 1, .queue_depth = 3};
+  *c = (KdLoaderCfg){.batch_size = 8, .shuffle = 1, .augment = 1, .drop_last = 1, .loop = 1, .queue_depth = 3, .shards = 1};
   kd_image_cfg_default(&c->image);
 }
 
@@ -186,6 +186,11 @@ static int make_batch(KdLoader *l, Slot *s, long step, KdError *err) {
     l->order_epoch = epoch;
   }
   long last = first + l->cfg.batch_size;
+  if (l->cfg.shards > 1) { /* this rank's slice of the global batch */
+    long part = l->cfg.batch_size / l->cfg.shards;
+    first += part * l->cfg.shard;
+    last = first + part;
+  }
   if (last > l->n_images) last = l->n_images;
   s->warn_len = 0;
   s->warn[0] = 0;
@@ -249,6 +254,9 @@ KdLoader *kd_loader_new(const KdDataset *ds, const KdLoaderCfg *cfg, KdError *er
   if (cfg->queue_depth < 1 || cfg->queue_depth > 64)
     return kd_error(err, "loader.queue_depth: expected 1..64, got %d", cfg->queue_depth), NULL;
   if (cfg->start_step < 0) return kd_error(err, "loader.start_step: expected >= 0, got %ld", cfg->start_step), NULL;
+  if (cfg->shards > 1 && (B % cfg->shards || cfg->shard < 0 || cfg->shard >= cfg->shards || !cfg->drop_last))
+    return kd_error(err, "loader: shard %d of %d of batches of %d (the batch must split evenly, whole batches only)", cfg->shard,
+                    cfg->shards, B), NULL;
   long per_epoch = cfg->drop_last ? n / B : (n + B - 1) / B;
   if (per_epoch == 0)
     return kd_error(err, "%s: %d images make no batch of %d%s", kd_dataset_json_path(ds), n, B,

@@ -5,7 +5,8 @@
  * jitter from its own stream (seed, e, i). So two loaders with the same
  * config give the same batches in the same order whatever the thread
  * timing, and a loader started at step k (resume) gives exactly the batches
- * a fresh loader gives from step k on.
+ * a fresh loader gives from step k on. A sharded loader (one per rank of
+ * a data-parallel run) gives its slice of those same global batches.
  *
  * Bad images: a file that fails to read or decode does not end a training
  * run. In training (loop = 1) it is replaced in its batch by the next image
@@ -36,6 +37,9 @@ typedef struct KdLoaderCfg {
   int queue_depth;   /* batches prepared ahead; default 3 */
   uint64_t seed;     /* default 0 */
   long start_step;   /* first batch to produce (resume); default 0 */
+  int shards, shard; /* data-parallel runs: of each global batch of batch_size
+                      * images, take the shard-th of shards equal slices
+                      * (batch_size % shards == 0); default 1, 0: all */
   KdImageCfg image;
 } KdLoaderCfg;
 

@@ -9,6 +9,7 @@
 
 #include "core/gemm.h"
 #include "train/control.h"
+#include "train/dist.h"
 #include "core/fileio.h"
 
 typedef enum { MSG_SET, MSG_PAUSE, MSG_RESUME, MSG_STEP, MSG_STOP } MsgKind;
@@ -57,6 +58,8 @@ struct KdRun {
   KdError err;
   float *bn_saved; /* BN running statistics before the step (see one_step) */
   size_t bn_n[2], bn_cap;
+  char *shared;    /* data-parallel runs, rank 0: the sets applied since the last step boundary ("key\0value\0"...) */
+  size_t shared_len, shared_cap;
 };
 
 const char *kd_run_state_name(KdRunState s) {
@@ -116,6 +119,68 @@ static void sync_live(KdRun *r) {
   kd_optim_set_clip_norm(o, (float)kd_config_num(r->cfg, "train.clip_norm"));
 }
 
+/* ---- data-parallel runs: rank 0 decides, every rank follows ---- */
+
+/* Rank 0 keeps each set it applied for the next boundary's broadcast. */
+static void share_set(KdRun *r, const char *key, const char *value) {
+  if (kd_dist_size() < 2) return;
+  size_t k = strlen(key) + 1, v = strlen(value) + 1;
+  if (r->shared_len + k + v > r->shared_cap) {
+    size_t cap = 2 * (r->shared_len + k + v) + 256;
+    char *grown = realloc(r->shared, cap);
+    if (!grown) {
+      /* A set the other ranks never see would split the run. */
+      fprintf(stderr, "kdscope: out of memory sharing a set with the other ranks\n");
+      kd_dist_abort(1);
+      return;
+    }
+    r->shared = grown, r->shared_cap = cap;
+  }
+  memcpy(r->shared + r->shared_len, key, k);
+  memcpy(r->shared + r->shared_len + k, value, v);
+  r->shared_len += k + v;
+}
+
+/* At every step boundary (and every poll while paused) rank 0 sends what
+ * it applied: the sets, in order, and the run's pause/stop/step state.
+ * The other ranks apply the same, so every rank changes at the same step;
+ * their own queues (a signal mpirun forwarded to them) are not theirs to
+ * act on. */
+static void share_boundary(KdRun *r) {
+  if (kd_dist_size() < 2) return;
+  long head[4] = {(long)r->shared_len, r->paused, r->stop, r->step_once};
+  kd_dist_bcast(head, sizeof head);
+  if (kd_dist_rank() != 0) {
+    if ((size_t)head[0] > r->shared_cap) {
+      char *grown = realloc(r->shared, (size_t)head[0]);
+      if (!grown) {
+        fprintf(stderr, "kdscope: out of memory for rank 0's sets\n");
+        kd_dist_abort(1);
+        return;
+      }
+      r->shared = grown, r->shared_cap = (size_t)head[0];
+    }
+    r->shared_len = (size_t)head[0];
+  }
+  if (head[0] > 0) kd_dist_bcast(r->shared, (size_t)head[0]);
+  if (kd_dist_rank() != 0) {
+    for (size_t at = 0; at < r->shared_len;) {
+      const char *key = r->shared + at, *value = key + strlen(key) + 1;
+      at = (size_t)(value - r->shared) + strlen(value) + 1;
+      KdError e;
+      /* Rank 0 checked and applied it; the same config takes it here. */
+      if (kd_config_set(r->cfg, key, value, &e)) {
+        fprintf(stderr, "kdscope: rank %d cannot apply rank 0's set %s=%s: %s\n", kd_dist_rank(), key, value, e.msg);
+        kd_dist_abort(1);
+      }
+    }
+    if (r->shared_len) sync_live(r);
+    r->paused = (int)head[1], r->stop = (int)head[2], r->step_once = (int)head[3];
+    set_state(r, live_state(r), NULL);
+  }
+  r->shared_len = 0;
+}
+
 static void apply_set(KdRun *r, const char *key, const char *value, const char *source, long seq, int replayed, int undo) {
   char old[1024], canon[1024], k[300], v[2100], o[2100], src[40], tail[96] = "";
   kd_config_format(r->cfg, key, old, sizeof old);
@@ -136,6 +201,7 @@ static void apply_set(KdRun *r, const char *key, const char *value, const char *
     return;
   }
   sync_live(r);
+  share_set(r, key, canon);
   esc(canon, v, sizeof v);
   esc(old, o, sizeof o);
   snprintf(extra, sizeof extra, "\"key\":\"%s\",\"value\":\"%s\",\"old\":\"%s\",\"source\":\"%s\"%s", k, v, o, src, tail);
@@ -207,7 +273,7 @@ static void drain(KdRun *r) {
   pthread_mutex_unlock(&r->mu);
   while (m) {
     Msg *next = m->next;
-    handle(r, m);
+    if (kd_dist_rank() == 0) handle(r, m);
     free(m);
     m = next;
   }
@@ -250,7 +316,11 @@ static int fail(KdRun *r, const char *what) {
   return -1;
 }
 
+/* Rank 0 alone evaluates (the BN statistics are the same on every rank:
+ * each step averages them) and writes checkpoints; the others go on to
+ * the next boundary and wait there. */
 static int evaluate(KdRun *r) {
+  if (kd_dist_rank() != 0) return 0;
   set_state(r, live_state(r), "eval");
   KdEvalResult er;
   int bad = kd_session_evaluate(r->s, &er, &r->err);
@@ -266,9 +336,32 @@ static int evaluate(KdRun *r) {
   return 0;
 }
 
+/* FNV-1a of the weights and buffers of the student and the distiller. */
+static uint64_t state_hash(KdRun *r) {
+  KdDistiller *d = kd_session_distiller(r->s);
+  KdParams *p[2] = {kd_model_params(kd_session_student(r->s)), d ? kd_distiller_params(d) : NULL};
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (int i = 0; i < 2; i++)
+    for (int b = 0; p[i] && b < 2; b++) {
+      size_t n;
+      const unsigned char *v = (const unsigned char *)(b ? kd_params_buffers(p[i], &n) : kd_params_values(p[i], &n));
+      for (size_t k = 0; k < n * sizeof(float); k++) h = (h ^ v[k]) * 0x100000001b3ULL;
+    }
+  return h;
+}
+
 static int checkpoint(KdRun *r) {
-  set_state(r, live_state(r), "checkpoint");
-  if (kd_session_checkpoint(r->s, &r->err)) return fail(r, "checkpoint");
+  /* Data-parallel ranks hold the same weights at every step; a rank that
+   * went its own way (a change it missed) ends the run here rather than
+   * writing a checkpoint of one rank's weights. */
+  if (kd_dist_size() > 1 && !kd_dist_same(state_hash(r))) {
+    kd_error(&r->err, "the ranks' weights differ at step %d", kd_session_steps_done(r->s));
+    return fail(r, "checkpoint");
+  }
+  if (kd_dist_rank() == 0) {
+    set_state(r, live_state(r), "checkpoint");
+    if (kd_session_checkpoint(r->s, &r->err)) return fail(r, "checkpoint");
+  }
   r->last_ck = kd_session_steps_done(r->s);
   set_state(r, live_state(r), "idle");
   return 0;
@@ -378,6 +471,12 @@ static void finish(KdRun *r) {
     snprintf(extra, sizeof extra, "\"message\":\"%s\"", m);
     event(r, "error", extra);
     set_state(r, KD_RUN_FAILED, "idle");
+    if (kd_dist_size() > 1) {
+      /* The other ranks wait in a collective this one will not reach:
+       * end them all (the run directory stays resumable). */
+      fprintf(stderr, "kdscope: rank %d of %d failed: %s\n", kd_dist_rank(), kd_dist_size(), r->err.msg);
+      kd_dist_abort(1);
+    }
     return;
   }
   int done = kd_session_steps_done(s), finished = done >= kd_session_total_steps(s);
@@ -402,12 +501,13 @@ static void *run_main(void *arg) {
   KdRun *r = arg;
   int total = kd_session_total_steps(r->s);
   /* OpenMP's thread count is per calling thread: set it on this one. */
-  int threads = kd_config_int(r->cfg, "train.threads");
+  int threads = kd_dist_threads(kd_config_int(r->cfg, "train.threads"));
   if (threads > 0) kd_set_threads(threads);
   set_state(r, KD_RUN_RUNNING, "idle");
   for (;;) {
     drain(r);
     poll_control(r);
+    share_boundary(r);
     if (r->stop || kd_session_steps_done(r->s) >= total) break;
     if (r->paused && !r->step_once) {
       set_state(r, KD_RUN_PAUSED, NULL);
@@ -444,7 +544,10 @@ KdRun *kd_run_new(KdConfig *cfg, const KdRunOpts *o, KdError *err) {
   if (!r->validator) goto oom;
   for (int i = 0; i < kd_config_count(cfg); i++)
     if (kd_config_register(r->validator, kd_config_desc(cfg, i), 1)) goto oom;
-  if (o->session.resume_dir && (r->lock_fd = kd_control_lock(o->session.resume_dir, err)) < 0) goto fail;
+  /* Rank 0 alone owns the run directory (lock, control file, logs). */
+  int rank0 = kd_dist_rank() == 0;
+  int locked = rank0 && o->session.resume_dir ? (r->lock_fd = kd_control_lock(o->session.resume_dir, err)) : 0;
+  if (kd_dist_agree(locked < 0, err)) goto fail;
   KdSessionOpts so = o->session;
   so.progress = run_progress;
   so.user = r;
@@ -453,21 +556,23 @@ KdRun *kd_run_new(KdConfig *cfg, const KdRunOpts *o, KdError *err) {
   r->opening = 0;
   if (!r->s) goto fail;
   snprintf(r->dir, sizeof r->dir, "%s", kd_rundir_path(kd_session_rundir(r->s)));
-  if (r->lock_fd < 0 && (r->lock_fd = kd_control_lock(r->dir, err)) < 0) goto fail;
+  int rc = rank0 && r->lock_fd < 0 && (r->lock_fd = kd_control_lock(r->dir, err)) < 0;
   long applied = 0;
-  if (o->session.resume_dir) {
+  if (!rc && rank0 && o->session.resume_dir) {
     /* The set events that survived the cut are exactly the changes in
      * effect for the steps after the checkpoint. */
-    int nsets;
-    if (kd_control_replay_events(r->dir, cfg, &applied, &nsets, err)) goto fail;
-    sync_live(r);
-    if (nsets) {
+    int nsets = 0;
+    rc = kd_control_replay_events(r->dir, cfg, &applied, &nsets, err);
+    if (!rc && nsets) {
       char extra[64];
       snprintf(extra, sizeof extra, "\"sets\":%d", nsets);
-      if (kd_session_event(r->s, "live_restored", extra, err)) goto fail;
+      rc = kd_session_event(r->s, "live_restored", extra, err);
     }
   }
-  if (!o->no_control_file && !(r->ctl = kd_control_reader_new(r->dir, applied, err))) goto fail;
+  if (!rc && rank0 && !o->no_control_file && !(r->ctl = kd_control_reader_new(r->dir, applied, err))) rc = -1;
+  /* The live values rank 0 restored hold on every rank. */
+  if (kd_dist_agree(rc, err) || (kd_dist_size() > 1 && kd_dist_share_config(cfg, err))) goto fail;
+  if (o->session.resume_dir) sync_live(r);
   r->last_ck = kd_session_steps_done(r->s);
   r->st.state = KD_RUN_READY;
   r->st.step = kd_session_steps_done(r->s);
@@ -577,6 +682,7 @@ void kd_run_free(KdRun *r) {
   kd_control_unlock(r->lock_fd);
   kd_config_free(r->validator);
   free(r->bn_saved);
+  free(r->shared);
   pthread_cond_destroy(&r->cv);
   pthread_mutex_destroy(&r->mu);
   free(r);

@@ -164,9 +164,10 @@ KdRunDir *kd_rundir_resume(const char *dir, int *step, KdError *err) {
 }
 
 void kd_rundir_free(KdRunDir *r) { free(r); }
-const char *kd_rundir_path(const KdRunDir *r) { return r->path; }
+const char *kd_rundir_path(const KdRunDir *r) { return r ? r->path : ""; }
 
 int kd_rundir_event(KdRunDir *r, int step, const char *type, const char *extra_json, KdError *err) {
+  if (!r) return 0; /* a data-parallel rank other than 0 writes nothing */
   char t[40], line[4096];
   iso_time(t, sizeof t);
   snprintf(line, sizeof line, "{\"step\":%d,\"time\":\"%s\",\"event\":\"%s\"%s%s}", step, t, type, extra_json && *extra_json ? "," : "",
@@ -180,6 +181,7 @@ static int csv_header(KdRunDir *r, KdError *err) {
 }
 
 int kd_rundir_log_step(KdRunDir *r, const KdStepStats *st, double data_wait_s, KdError *err) {
+  if (!r) return 0; /* a data-parallel rank other than 0 writes nothing */
   char line[8192], t[40];
   iso_time(t, sizeof t);
   int n = snprintf(line, sizeof line, "{\"step\":%d,\"time\":\"%s\",\"loss\":%.7g,\"lr\":%.7g,\"grad_norm\":%.7g,\"num_pos\":%d,\"step_s\":%.5f,\"data_wait_s\":%.5f,\"parts\":{",
@@ -202,6 +204,7 @@ int kd_rundir_log_step(KdRunDir *r, const KdStepStats *st, double data_wait_s, K
 }
 
 int kd_rundir_log_eval(KdRunDir *r, int step, const char *split, const KdEvalResult *res, KdError *err) {
+  if (!r) return 0; /* a data-parallel rank other than 0 writes nothing */
   char line[2048], t[40];
   iso_time(t, sizeof t);
   int n = snprintf(line, sizeof line,
@@ -227,6 +230,7 @@ void kd_rundir_checkpoint_paths(const KdRunDir *r, int step, char *weights, char
 
 int kd_rundir_save_checkpoint(KdRunDir *r, int step, KdParams *const *weights, int nweights, const KdParams *optim_state,
                               const char *const *meta_kv, KdError *err) {
+  if (!r) return 0;
   char w[3400], o[3400];
   kd_rundir_checkpoint_paths(r, step, w, o, sizeof w);
   /* Optimizer state first: a checkpoint counts as complete only when both

@@ -2,7 +2,9 @@
  * metrics.csv (tidy: step,name,value), checkpoints/. Files are written
  * whole (temp + rename) or appended line by line, so a kill at any moment
  * leaves a readable run. On resume, lines past the checkpoint's step are
- * dropped (and a torn last line is ignored) so the logs continue one curve. */
+ * dropped (and a torn last line is ignored) so the logs continue one curve.
+ * The writers take a NULL run and write nothing: the ranks other than 0
+ * of a data-parallel run have none (train/dist.h). */
 #ifndef KD_RUNDIR_H
 #define KD_RUNDIR_H
 

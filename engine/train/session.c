@@ -13,6 +13,7 @@
 #include "model/safetensors.h"
 #include "train/checkpoint.h"
 #include "core/fileio.h"
+#include "train/dist.h"
 #include "train/settings.h"
 
 struct KdSession {
@@ -214,35 +215,115 @@ int kd_session_check(KdConfig *cfg, const KdSessionOpts *o, KdError *err) {
   return rc;
 }
 
+/* Data-parallel runs: rank 0's learnable distillation parts (those its
+ * checkpoint held, in their order) are made on every rank, so the stores
+ * and the optimizer's slots have the same layout everywhere. */
+static int share_methods(KdSession *s, KdError *err) {
+  char list[2048] = "";
+  KdParams *p = s->distiller ? kd_distiller_params(s->distiller) : NULL;
+  size_t len = 0;
+  for (int i = 0; kd_dist_rank() == 0 && p && i < kd_params_count(p); i++) {
+    const char *name = kd_params_at(p, i)->name, *dot;
+    if (!name || strncmp(name, "distill.", 8) || !(dot = strchr(name + 8, '.'))) continue;
+    size_t n = (size_t)(dot - name - 8);
+    char m[64];
+    if (!n || n >= sizeof m) continue;
+    memcpy(m, name + 8, n);
+    m[n] = 0;
+    char token[80];
+    snprintf(token, sizeof token, ",%s,", m);
+    if (strstr(list, token) || len + n + 2 >= sizeof list) continue;
+    len += (size_t)snprintf(list + len, sizeof list - len, "%s%s,", len ? "" : ",", m);
+  }
+  kd_dist_bcast(list, sizeof list);
+  int rc = 0;
+  for (char *m = list + (*list == ','), *end; !rc && *m && (end = strchr(m, ',')); m = end + 1) {
+    *end = 0;
+    if (s->distiller && kd_method_find(m)) rc = kd_distiller_ensure(s->distiller, m, err);
+  }
+  if (!rc && s->distiller) rc = kd_trainer_sync(s->trainer, err);
+  return kd_dist_agree(rc, err);
+}
+
+/* Rank 0's values of one store to every rank (its size checked first). */
+static int share_store(KdParams *p, KdError *err) {
+  size_t nv = 0, nb = 0, sizes[2];
+  float *v = p ? kd_params_values(p, &nv) : NULL, *b = p ? kd_params_buffers(p, &nb) : NULL;
+  sizes[0] = nv, sizes[1] = nb;
+  kd_dist_bcast(sizes, sizeof sizes);
+  int rc = sizes[0] != nv || sizes[1] != nb
+               ? kd_error(err, "rank %d has %zu+%zu values where rank 0 has %zu+%zu", kd_dist_rank(), nv, nb, sizes[0], sizes[1])
+               : 0;
+  if (kd_dist_agree(rc, err)) return -1;
+  if (nv) kd_dist_bcast(v, nv * sizeof *v);
+  if (nb) kd_dist_bcast(b, nb * sizeof *b);
+  return 0;
+}
+
+/* Every rank starts from rank 0's state: the step, the learnable parts,
+ * weights, buffers and optimizer state (fresh or resumed: only rank 0
+ * reads the run directory). */
+static int share_state(KdSession *s, int *start, KdError *err) {
+  kd_dist_bcast(start, sizeof *start);
+  if (share_methods(s, err)) return -1;
+  KdOptim *o = kd_trainer_optim(s->trainer);
+  if (share_store(kd_model_params(s->student), err) ||
+      share_store(s->distiller ? kd_distiller_params(s->distiller) : NULL, err) || share_store(kd_optim_state(o), err))
+    return -1;
+  kd_optim_set_steps_done(o, *start);
+  return 0;
+}
+
+/* This rank's own part of opening: models, data and (rank 0 only) the
+ * run directory with the resumed state. */
+static int open_own(KdSession *s, KdConfig *cfg, const KdSessionOpts *o, int *start, KdError *err) {
+  if (open_models(s, cfg, o, err) || open_data(s, err)) return -1;
+  kd_trainer_set_epoch_images(s->trainer, kd_dataset_num_images(s->train));
+  int B = kd_config_int(cfg, "train.batch"), ranks = kd_dist_size();
+  if (B % ranks)
+    return kd_error(err, "train.batch %d does not split over %d ranks: the global batch must be a multiple of the ranks", B, ranks);
+  if (kd_dist_rank() != 0) return 0; /* rank 0 alone owns the run directory */
+  if (o->resume_dir) {
+    s->run = kd_rundir_resume(o->resume_dir, start, err);
+    if (!s->run || resume_state(s, *start, err) || persist_resume_config(s, o->resume_dir, *start, err)) return -1;
+    s->left_logged = logged_left_out(o->resume_dir);
+    return 0;
+  }
+  s->run = kd_rundir_create(o->out_dir, cfg, err);
+  if (!s->run) return -1;
+  char extra[512];
+  snprintf(extra, sizeof extra, "\"mode\":\"%s\",\"params\":%zu", o->distill ? "distill" : "train",
+           kd_params_numel(kd_model_params(s->student)));
+  if (ranks > 1) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ",\"ranks\":%d", ranks);
+  return kd_rundir_event(s->run, 0, "start", extra, err);
+}
+
 KdSession *kd_session_open(KdConfig *cfg, const KdSessionOpts *o, KdError *err) {
   KdSession *s = calloc(1, sizeof *s);
-  if (!s) return kd_error(err, "out of memory"), NULL;
+  if (!s) {
+    kd_dist_abort(1); /* the other ranks would wait for this one */
+    return kd_error(err, "out of memory"), NULL;
+  }
+  int rank = kd_dist_rank(), ranks = kd_dist_size();
+  /* Every rank reaches every kd_dist_agree below, failed or not. */
   s->cfg = cfg;
   s->progress = o->progress;
   s->user = o->user;
   int start = 0;
-  if (open_models(s, cfg, o, err) || open_data(s, err)) goto fail;
-  kd_trainer_set_epoch_images(s->trainer, kd_dataset_num_images(s->train));
-  if (o->resume_dir) {
-    s->run = kd_rundir_resume(o->resume_dir, &start, err);
-    if (!s->run || resume_state(s, start, err) || persist_resume_config(s, o->resume_dir, start, err)) goto fail;
-    s->left_logged = logged_left_out(o->resume_dir);
-  } else {
-    s->run = kd_rundir_create(o->out_dir, cfg, err);
-    if (!s->run) goto fail;
-    char extra[512];
-    snprintf(extra, sizeof extra, "\"mode\":\"%s\",\"params\":%zu", o->distill ? "distill" : "train",
-             kd_params_numel(kd_model_params(s->student)));
-    if (kd_rundir_event(s->run, 0, "start", extra, err)) goto fail;
-  }
+  /* Rank 0 first (it may build the default data set that the others on
+   * its machine then find), then the others. */
+  int rc = rank == 0 ? open_own(s, cfg, o, &start, err) : 0;
+  if (kd_dist_agree(rc, err)) goto fail;
+  rc = rank != 0 ? open_own(s, cfg, o, &start, err) : 0;
+  if (kd_dist_agree(rc, err) || (ranks > 1 && share_state(s, &start, err))) goto fail;
   KdLoaderCfg lc;
   kd_loader_cfg_default(&lc);
   lc.batch_size = kd_config_int(cfg, "train.batch");
   lc.seed = (uint64_t)kd_config_int(cfg, "train.seed");
   lc.start_step = start;
-  if (kd_settings_image(cfg, &lc.image, err)) goto fail;
-  s->loader = kd_loader_new(s->train, &lc, err);
-  if (!s->loader) goto fail;
+  lc.shards = ranks, lc.shard = rank;
+  rc = kd_settings_image(cfg, &lc.image, err) || !(s->loader = kd_loader_new(s->train, &lc, err)) ? -1 : 0;
+  if (kd_dist_agree(rc, err)) goto fail;
   return s;
 fail:
   kd_session_free(s);

@@ -60,7 +60,7 @@ static const KdParamDesc descs[] = {
     E("train.schedule", "Schedule", "cosine", scheds, "Learning-rate schedule after warm-up"),
     I("train.warmup_steps", "Warm-up", 200, 0, 100000, "Linear warm-up steps"),
     I("train.seed", "Seed", 1, 0, 2147483647, "Seed for init, data order and augmentation"),
-    I("train.threads", "Threads", 0, 0, 256, "Worker threads (0: all cores)"),
+    I("train.threads", "Threads", 0, 0, 256, "Worker threads (0: all cores; under mpirun, the cores shared among the ranks on the machine)"),
     I("train.log_every", "Log every", 1, 1, 100000, "Steps between metrics lines (the window plots every line)"),
     I("train.eval_every", "Eval every", 1000, 0, 10000000, "Steps between COCO evaluations (0: only at the end)"),
     I("train.checkpoint_every", "Checkpoint every", 500, 1, 10000000, "Steps between checkpoints"),
@@ -86,6 +86,8 @@ static const KdParamDesc descs[] = {
     I("debug.inject_nan_step", "Inject NaN at step", 0, 0, 10000000,
       "Test hook: make step N's loss or gradient NaN, as a diverging run would (0: off)"),
     E("debug.inject_nan_in", "Inject NaN into", "loss", nan_sites, "Test hook: where debug.inject_nan_step puts the NaN"),
+    I("debug.inject_nan_rank", "Inject NaN on rank", -1, -1, 100000,
+      "Test hook: the data-parallel rank debug.inject_nan_step fires on (-1: every rank)"),
 };
 
 /* Faster R-CNN's RPN: torchvision's FasterRCNN arguments rpn_<name>. */

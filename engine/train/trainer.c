@@ -8,6 +8,7 @@
 
 #include "core/ops.h"
 #include "distill/side.h"
+#include "train/dist.h"
 #include "train/settings.h"
 
 struct KdTrainer {
@@ -20,6 +21,8 @@ struct KdTrainer {
   int epoch_images;
   unsigned long cfg_serial; /* the config as the distiller last read it */
   int nan_injected; /* the test hook fires once (a skipped step is tried again) */
+  float *flat;      /* data-parallel runs: the step's gradients and buffers, packed for one allreduce */
+  size_t flat_cap;
 };
 
 static double now_s(void) {
@@ -53,6 +56,7 @@ void kd_trainer_free(KdTrainer *t) {
   if (!t) return;
   kd_optim_free(t->optim);
   kd_ctx_free(t->ctx);
+  free(t->flat);
   free(t);
 }
 
@@ -127,6 +131,79 @@ int kd_trainer_forward(KdTrainer *t, KdCtx *c, const KdTrainBatch *b, int traini
   return 0;
 }
 
+/* ---- data-parallel steps (train/dist.h; no-ops on one rank) ----
+ *
+ * Each rank holds an equal slice of the global batch. The global loss of a
+ * dense head is sum(per-anchor loss) / max(P, 1) over the whole batch (P:
+ * its positives); a rank's head divides by its own max(P_r, 1). Weighting
+ * a rank's detection loss by w_r = N max(P_r, 1) / max(P, 1) makes the
+ * mean over the ranks of their losses (and gradients) the global ones.
+ * Distillation losses are means over images or locations: their mean over
+ * equal slices is the global value as it is. */
+static float dense_weight(const KdForward *f, double global_pos, int ranks) {
+  if (ranks < 2 || !f->det.has_assign) return 1.0f;
+  double own = f->det.num_pos > 0 ? f->det.num_pos : 1, all = global_pos > 0 ? global_pos : 1;
+  return (float)(ranks * own / all);
+}
+
+/* The stores whose gradients and buffers a step averages. */
+static int step_stores(KdTrainer *t, KdParams **p) {
+  p[0] = kd_model_params(t->student);
+  p[1] = t->distiller ? kd_distiller_params(t->distiller) : NULL;
+  return p[1] ? 2 : 1;
+}
+
+/* One allreduce of every gradient and buffer (BN running statistics) of
+ * the student and the learnable distillation parts, then their mean: the
+ * clipping after it sees the global gradient norm, and every rank keeps
+ * the same weights and statistics. */
+static int average_grads(KdTrainer *t, KdError *err) {
+  KdParams *p[2];
+  int np = step_stores(t, p);
+  size_t total = 0, n;
+  for (int i = 0; i < np; i++) {
+    kd_params_grads(p[i], &n), total += n;
+    kd_params_buffers(p[i], &n), total += n;
+  }
+  if (total > t->flat_cap) {
+    float *grown = realloc(t->flat, total * sizeof *grown);
+    if (!grown) return kd_error(err, "out of memory for %zu gradient values", total); /* the run aborts the job */
+    t->flat = grown, t->flat_cap = total;
+  }
+  size_t at = 0;
+  for (int i = 0; i < np; i++)
+    for (int b = 0; b < 2; b++) {
+      float *v = b ? kd_params_buffers(p[i], &n) : kd_params_grads(p[i], &n);
+      if (n) memcpy(t->flat + at, v, n * sizeof *v);
+      at += n;
+    }
+  kd_dist_sum_f32(t->flat, total);
+  float inv = 1.0f / (float)kd_dist_size();
+  at = 0;
+  for (int i = 0; i < np; i++)
+    for (int b = 0; b < 2; b++) {
+      float *v = b ? kd_params_buffers(p[i], &n) : kd_params_grads(p[i], &n);
+      for (size_t k = 0; k < n; k++) v[k] = t->flat[at + k] * inv;
+      at += n;
+    }
+  return 0;
+}
+
+/* The logged loss, parts and diagnostics: their means over the ranks. */
+static void average_stats(KdStepStats *st) {
+  double v[1 + KD_MAX_PARTS + KD_MAX_STATS];
+  int n = 0;
+  v[n++] = st->loss;
+  for (int i = 0; i < st->nparts; i++) v[n++] = st->parts[i].value;
+  for (int i = 0; i < st->nstats; i++) v[n++] = st->stats[i].value;
+  kd_dist_sum_f64(v, (size_t)n);
+  double inv = 1.0 / kd_dist_size();
+  n = 0;
+  st->loss = v[n++] * inv;
+  for (int i = 0; i < st->nparts; i++) st->parts[i].value = v[n++] * inv;
+  for (int i = 0; i < st->nstats; i++) st->stats[i].value = v[n++] * inv;
+}
+
 int kd_trainer_step(KdTrainer *t, const KdTrainBatch *b, KdStepStats *st, KdError *err) {
   double t0 = now_s();
   memset(st, 0, sizeof *st);
@@ -157,7 +234,9 @@ int kd_trainer_step(KdTrainer *t, const KdTrainBatch *b, KdStepStats *st, KdErro
   st->num_pos = f->det.num_pos;
   st->lr = kd_optim_lr(t->optim);
   /* Test hook debug.inject_nan_step: this step turns non-finite. */
-  int inject = !t->nan_injected && kd_config_int(t->cfg, "debug.inject_nan_step") == kd_optim_steps_done(t->optim) + 1;
+  int on_rank = kd_config_int(t->cfg, "debug.inject_nan_rank");
+  int inject = !t->nan_injected && kd_config_int(t->cfg, "debug.inject_nan_step") == kd_optim_steps_done(t->optim) + 1 &&
+               (on_rank < 0 || on_rank == kd_dist_rank());
   t->nan_injected |= inject;
   int inject_grad = inject && !strcmp(kd_config_str(t->cfg, "debug.inject_nan_in"), "gradient");
   if (inject && !inject_grad && st->nparts) st->parts[0].value = st->loss = NAN;
@@ -168,9 +247,31 @@ int kd_trainer_step(KdTrainer *t, const KdTrainBatch *b, KdStepStats *st, KdErro
       break;
     }
   }
+  int ranks = kd_dist_size();
+  if (ranks > 1) {
+    /* The skip is decided together: a rank that skipped alone would leave
+     * the others waiting in the allreduce. */
+    double all[2] = {st->skipped, f->det.num_pos};
+    kd_dist_sum_f64(all, 2);
+    if (all[0] > 0 && !st->skipped) {
+      st->skipped = 1;
+      snprintf(st->bad_part, sizeof st->bad_part, "loss on another rank");
+    }
+    st->num_pos = (int)all[1];
+    float w = st->skipped ? 1.0f : dense_weight(f, all[1], ranks);
+    if (w != 1.0f) {
+      total = kd_add(c, total, kd_scale(c, f->det.total, w - 1.0f));
+      if (!total) return kd_error(err, "loss: %s", kd_ctx_error(c));
+      for (int i = 0; i < st->nparts; i++)
+        if (!strncmp(st->parts[i].name, "det.", 4)) st->parts[i].value *= w;
+      st->loss = total->data[0];
+    }
+    if (!st->skipped) average_stats(st);
+  }
   if (!st->skipped) {
     if (kd_backward(c, total)) return kd_error(err, "backward: %s", kd_ctx_error(c));
     if (inject_grad) kd_params_grads(kd_model_params(t->student), NULL)[0] = NAN;
+    if (ranks > 1 && average_grads(t, err)) return -1;
     if (kd_optim_step(t->optim, &st->grad_norm)) {
       st->skipped = 1;
       snprintf(st->bad_part, sizeof st->bad_part, "gradient");

@@ -1,7 +1,10 @@
 /* One training step of a detector, optionally distilled from a teacher:
  * teacher forward (no tape) -> student forward -> detection loss
  * (+ distillation losses) -> backward -> optimizer step -> arena reset.
- * Owned by one thread; not thread-safe (the run object serialises). */
+ * Owned by one thread; not thread-safe (the run object serialises).
+ * In a data-parallel run (train/dist.h) kd_trainer_step is collective:
+ * every rank calls it on its shard of the same global batch, and it
+ * averages gradients and BN buffers over the ranks before the update. */
 #ifndef KD_TRAINER_H
 #define KD_TRAINER_H
 

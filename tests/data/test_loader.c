@@ -124,6 +124,31 @@ int main(void) {
   }
   kd_loader_free(r), kd_loader_free(f), kd_loader_free(a);
 
+  /* Shards (data-parallel ranks): slice k of 2 of each global batch is
+   * images 2k, 2k+1 of the unsharded batch, augmentation included. */
+  {
+    KdLoaderCfg s0 = c, s1 = c;
+    s0.shards = s1.shards = 2, s1.shard = 1;
+    KdLoader *full = open_loader(ds, &c), *h0 = open_loader(ds, &s0), *h1 = open_loader(ds, &s1);
+    const KdBatch *b0, *b1;
+    for (int s = 0; full && h0 && h1 && s < 8; s++) {
+      CHECK(kd_loader_next(full, &ba, &e) == 0 && kd_loader_next(h0, &b0, &e) == 0 && kd_loader_next(h1, &b1, &e) == 0);
+      if (!ba || !b0 || !b1) break;
+      CHECK(b0->n == 2 && b1->n == 2 && b0->step == s && b1->step == s);
+      size_t img = (size_t)3 * ba->h * ba->w;
+      CHECK_MSG(!memcmp(b0->index, ba->index, 2 * sizeof(int)) && !memcmp(b1->index, ba->index + 2, 2 * sizeof(int)),
+                "step %d: the shards are not the halves of the batch", s);
+      CHECK(!memcmp(b0->images, ba->images, 2 * img * sizeof(float)) &&
+            !memcmp(b1->images, ba->images + 2 * img, 2 * img * sizeof(float)));
+      CHECK(b1->box_off[2] == ba->box_off[4] - ba->box_off[2] &&
+            !memcmp(b1->boxes, ba->boxes + 4 * ba->box_off[2], (size_t)b1->box_off[2] * 4 * sizeof(float)));
+    }
+    kd_loader_free(full), kd_loader_free(h0), kd_loader_free(h1);
+    KdLoaderCfg odd = c;
+    odd.shards = 3;
+    CHECK(kd_loader_new(ds, &odd, &e) == NULL && contains(e.msg, "shard 0 of 3"));
+  }
+
   /* Every image once per epoch (keep the last batch: 6 batches of 4,4,4,4,4,1). */
   KdLoaderCfg ec = c;
   ec.drop_last = 0;
