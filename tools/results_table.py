@@ -13,6 +13,7 @@ A record keeps what the table needs, so a table survives its run directories
 """
 import datetime
 import glob
+import hashlib
 import json
 import os
 import statistics
@@ -76,6 +77,11 @@ def scan_run(d):
             cfg = json.load(f)
         rec["methods"] = cfg.get("distill", {}).get("methods")
         rec["config"] = cfg
+        ckpt = cfg.get("teacher", {}).get("checkpoint")
+        if ckpt and os.path.exists(ckpt):
+            # which teacher: the path alone does not say (the file is replaced when retrained)
+            with open(ckpt, "rb") as f:
+                rec["teacher_sha256"] = hashlib.sha256(f.read()).hexdigest()
         clip = cfg.get("train", {}).get("clip_norm", 0)
         if clip and norms:
             # a step whose norm passes the clip has every gradient scaled down,
