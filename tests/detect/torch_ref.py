@@ -215,6 +215,14 @@ def mode_msroi(torch, tv, arrs):
     return out
 
 
+def serve(jobs, doc, modes, *lib):
+    """Runs each (MODE, IN, OUT) job: OUT = modes[MODE](*lib, arrays of IN)."""
+    for i in range(0, len(jobs), 3):
+        mode, path_in, path_out = jobs[i:i + 3]
+        write_arrays(path_out, modes[mode](*lib, read_arrays(path_in)))
+    return 0
+
+
 def main():
     jobs = sys.argv[1:]
     if not jobs or len(jobs) % 3:
@@ -230,10 +238,7 @@ def main():
              "smoothl1": mode_smoothl1, "giou": mode_giou, "nms": mode_nms, "post": mode_post,
              "roialign": mode_roialign, "msroi": mode_msroi}
     torch.set_num_threads(1)
-    for i in range(0, len(jobs), 3):
-        mode, path_in, path_out = jobs[i:i + 3]
-        write_arrays(path_out, modes[mode](torch, torchvision, read_arrays(path_in)))
-    return 0
+    return serve(jobs, __doc__, modes, torch, torchvision)
 
 
 if __name__ == "__main__":
