@@ -272,6 +272,7 @@ static void file_avail(const Inputs *in, KdDistillAvail *av) {
                           in->lev[FEAT][0][0].shape[1], in->lev[FEAT][1][0].shape[1]);
   kd_distill_avail_lack(av, KD_NEED_TEACHER_RUN, "`kdscope loss` has the teacher's tensors, not its model");
   kd_distill_avail_lack(av, KD_NEED_ROIS, "`kdscope loss` reads no proposals");
+  kd_distill_avail_lack(av, KD_NEED_DIST, "`kdscope loss` reads no box-side distributions");
 }
 
 /* Both sides from the file's tensors (student tensors on the tape). */

@@ -42,8 +42,9 @@ enum {
   KD_NEED_ASSIGN = 1 << 5,      /* the student's dense anchor assignment */
   KD_NEED_TEACHER_RUN = 1 << 6, /* running a part of the teacher (kd_distill_teacher_head) */
   KD_NEED_ROIS = 1 << 7,        /* proposals / RoIs of a two-stage teacher */
+  KD_NEED_DIST = 1 << 8,        /* side distributions "dist" of one layout on both sides (GFL heads) */
 };
-#define KD_NEED_COUNT 8
+#define KD_NEED_COUNT 9
 
 /* Shapes known before the first step, for creating learnable parts. The
  * levels are the paired ones (student and teacher level of one stride),

@@ -15,7 +15,7 @@ torch_ref.py's. Exits 77 without torch.
 """
 import sys
 
-from torch_ref import serve
+from torch_ref import torch_main
 
 
 def qfl(torch, F, pred, label, score, beta):
@@ -169,18 +169,7 @@ def mode_chain(torch, F, arrs):
 
 
 def main():
-    if not sys.argv[1:] or len(sys.argv[1:]) % 3:
-        print(__doc__)
-        return 2
-    try:
-        import torch
-        import torch.nn.functional as F
-    except ImportError as e:
-        print("gfl_ref: skipped, %s" % e)
-        return 77
-    torch.set_num_threads(1)
-    modes = {"atss": mode_atss, "qfl": mode_qfl, "dfl": mode_dfl, "chain": mode_chain}
-    return serve(sys.argv[1:], __doc__, modes, torch, F)
+    return torch_main(sys.argv[1:], __doc__, "gfl_ref", {"atss": mode_atss, "qfl": mode_qfl, "dfl": mode_dfl, "chain": mode_chain})
 
 
 if __name__ == "__main__":

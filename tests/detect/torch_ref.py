@@ -223,6 +223,21 @@ def serve(jobs, doc, modes, *lib):
     return 0
 
 
+def torch_main(argv, doc, name, modes):
+    """The main of an oracle that needs torch only: modes[MODE](torch, F, arrays)."""
+    if not argv or len(argv) % 3:
+        print(doc)
+        return 2
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError as e:
+        print("%s: skipped, %s" % (name, e))
+        return 77
+    torch.set_num_threads(1)
+    return serve(argv, doc, modes, torch, F)
+
+
 def main():
     jobs = sys.argv[1:]
     if not jobs or len(jobs) % 3:
