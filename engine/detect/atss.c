@@ -77,6 +77,27 @@ int kd_atss_assign(const float *anchors, const int *level_off, int nlev, const f
   return npos;
 }
 
+int kd_atss_targets(const float *anchors, const int *level_off, int nlev, const KdGtImage *gt, int n, int K, int topk,
+                    int *match, int *target_cls, float *target_boxes, int *samples, KdError *err) {
+  const int A = level_off[nlev];
+  int npos = 0;
+  *samples = 0;
+  for (int i = 0; i < n; i++) {
+    int *m = match + (size_t)i * A;
+    int p = kd_atss_assign(anchors, level_off, nlev, gt[i].boxes, gt[i].crowd, gt[i].n, topk, m, NULL, NULL, err);
+    if (p < 0) return kd_error_prefix(err, "image %d: ", i);
+    npos += p, *samples += p > 0 ? p : 1;
+    for (int a = 0; a < A; a++) {
+      size_t f = (size_t)i * A + a;
+      int g = m[a], lab = g >= 0 ? gt[i].labels[g] : KD_MATCH_NEG;
+      if (g >= 0 && (lab < 0 || lab >= K)) return kd_error(err, "image %d, box %d: label %d outside 0..%d", i, g, lab, K - 1);
+      target_cls[f] = lab;
+      for (int j = 0; j < 4; j++) target_boxes[4 * f + j] = g >= 0 ? gt[i].boxes[4 * g + j] : 0.0f;
+    }
+  }
+  return npos;
+}
+
 double kd_ld_overlap(const float *a, const float *g) {
   double aa = ((double)a[2] - a[0]) * ((double)a[3] - a[1]);
   double iw = fmin(a[2], g[2]) - fmax(a[0], g[0]), ih = fmin(a[3], g[3]) - fmax(a[1], g[1]);

@@ -15,6 +15,7 @@
 #define KD_DET_ATSS_H
 
 #include "core/error.h"
+#include "detect/targets.h"
 
 #define KD_ATSS_MAX_TOPK 64
 
@@ -24,6 +25,15 @@
  * -1 with err. M may be 0. */
 int kd_atss_assign(const float *anchors, const int *level_off, int nlev, const float *gt, const int *crowd, int M,
                    int topk, int *match, float *iou, float *thr, KdError *err);
+
+/* A batch of n images (gt[n]) with K classes: match [n*A] (GT index in
+ * its image or KD_MATCH_NEG), target_cls [n*A] (the GT's label or
+ * KD_MATCH_NEG), target_boxes [n*A*4] (the GT box, 0 elsewhere), A =
+ * level_off[nlev]. *samples gets GFL's QFL normaliser, the sum over images
+ * of max(positives, 1). Returns the positives, or -1 with err naming the
+ * image (a label outside 0..K-1). */
+int kd_atss_targets(const float *anchors, const int *level_off, int nlev, const KdGtImage *gt, int n, int K, int topk,
+                    int *match, int *target_cls, float *target_boxes, int *samples, KdError *err);
 
 /* The overlap LD's released code calls "DIoU" (10b of KD-METHODS.md): the
  * intersection over the *anchor's* area minus DIoU's centre-distance term

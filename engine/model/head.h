@@ -148,6 +148,11 @@ typedef struct KdHeadKind {
   double (*flops)(const void *h, int n, const int *lhw);
 } KdHeadKind;
 
+/* The GFL kind's anchors (head_gfl.c): one square of anchors.size_mult x
+ * stride per location, centred on the point (x, y) * stride as mmdet's
+ * AnchorGenerator (center_offset 0, no rounding); lv NULL: shapes only. */
+void kd_head_gfl_anchors(const KdHeadCfg *cfg, const KdLevels *lv, KdAnchorCfg *a);
+
 /* ---- registry (heads.c) ---- */
 int kd_head_kind_count(void);
 const KdHeadKind *kd_head_kind_at(int i);

@@ -33,10 +33,7 @@ typedef struct Gfl {
 static const char *const outputs[] = {"cls", "dist", "cls_tower", "reg_tower"};
 enum { OUT_CLS, OUT_DIST, OUT_CLS_TOWER, OUT_REG_TOWER };
 
-/* One square anchor of size_mult x stride per location, centred on the
- * point (x, y) * stride as mmdet's AnchorGenerator (center_offset 0, no
- * rounding). */
-static void gfl_anchors(const KdHeadCfg *cfg, const KdLevels *lv, KdAnchorCfg *a) {
+void kd_head_gfl_anchors(const KdHeadCfg *cfg, const KdLevels *lv, KdAnchorCfg *a) {
   *a = cfg->anchors;
   a->nscales = 1, a->scales[0] = 1.0f;
   a->nratios = 1, a->ratios[0] = 1.0f;
@@ -54,7 +51,7 @@ static int check(const KdHeadCfg *cfg, int channels, const KdLevels *lv, KdError
     return kd_error(err, "atss.topk: %d outside 1..%d", cfg->gfl.topk, KD_ATSS_MAX_TOPK);
   if (lv && lv->n > KD_ANCHOR_MAX_LEVELS) return kd_error(err, "model: the GFL head takes at most %d levels", KD_ANCHOR_MAX_LEVELS);
   KdAnchorCfg a;
-  gfl_anchors(cfg, lv, &a);
+  kd_head_gfl_anchors(cfg, lv, &a);
   return kd_anchor_cfg_check(&a, err);
 }
 
@@ -71,7 +68,7 @@ static void *build(const KdHeadCfg *cfg, int channels, const KdLevels *lv, KdPar
   if (!g) return kd_error(err, "out of memory"), NULL;
   g->cfg = *cfg, g->levels = *lv, g->channels = channels;
   g->K = cfg->num_classes, g->B = cfg->gfl.reg_max + 1;
-  gfl_anchors(cfg, lv, &g->acfg);
+  kd_head_gfl_anchors(cfg, lv, &g->acfg);
   int rc = kd_tower_add(&g->cls, p, "head.cls_convs.%d.conv", "head.cls_convs.%d.gn", channels, cfg->convs, cfg->gn);
   rc |= kd_tower_add(&g->reg, p, "head.reg_convs.%d.conv", "head.reg_convs.%d.gn", channels, cfg->convs, cfg->gn);
   rc |= kd_conv_add(&g->out_cls, p, "head.gfl_cls", channels, g->K, 3, 1, 1, 1);
@@ -169,20 +166,9 @@ static int loss(void *h, KdCtx *c, const KdHeadOut *o, const KdGtImage *gt, int 
   int *tcls = kd_ctx_alloc(c, NA * sizeof *tcls), *match = kd_ctx_alloc(c, NA * sizeof *match);
   float *tbox = kd_ctx_alloc(c, NA * 4 * sizeof *tbox), *tscore = kd_ctx_alloc(c, NA * sizeof *tscore);
   if (!tcls || !match || !tbox || !tscore) return kd_error(err, "gfl: out of memory for the targets");
-  int npos = 0, samples = 0;
-  for (int i = 0; i < n; i++) {
-    int *m = match + (size_t)i * At;
-    int p = kd_atss_assign(anchors, g->off, L, gt[i].boxes, gt[i].crowd, gt[i].n, g->cfg.gfl.topk, m, NULL, NULL, err);
-    if (p < 0) return kd_error_prefix(err, "image %d: ", i);
-    npos += p, samples += p > 0 ? p : 1;
-    for (int a = 0; a < At; a++) {
-      size_t f = (size_t)i * At + a;
-      int gi = m[a], lab = gi >= 0 ? gt[i].labels[gi] : KD_MATCH_NEG;
-      if (gi >= 0 && (lab < 0 || lab >= K)) return kd_error(err, "image %d, box %d: label %d outside 0..%d", i, gi, lab, K - 1);
-      tcls[f] = lab, tscore[f] = 0.0f;
-      for (int j = 0; j < 4; j++) tbox[4 * f + j] = gi >= 0 ? gt[i].boxes[4 * gi + j] : 0.0f;
-    }
-  }
+  int samples, npos = kd_atss_targets(anchors, g->off, L, gt, n, K, g->cfg.gfl.topk, match, tcls, tbox, &samples, err);
+  if (npos < 0) return -1;
+  memset(tscore, 0, NA * sizeof *tscore);
   Pos *pos = npos ? kd_ctx_alloc(c, (size_t)npos * sizeof *pos) : NULL;
   if (npos && !pos) return kd_error(err, "gfl: out of memory");
   /* Level-major, so that each level's positives are one run (one gather). */

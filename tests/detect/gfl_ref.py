@@ -105,11 +105,8 @@ def atss_threshold(torch, anchors, gt, nlevel, topk):
     return ov, cand, cov, cov.mean(0) + cov.std(0), acx, acy
 
 
-def mode_atss(torch, F, arrs):
-    anchors = torch.tensor(arrs["anchors"], dtype=torch.float64).view(-1, 4)
-    gt = torch.tensor(arrs["gt"], dtype=torch.float64).view(-1, 4)
-    nlevel = [int(v) for v in arrs["nlevel"]]
-    topk = int(arrs["topk"][0])
+def atss_match_vlr(torch, anchors, gt, nlevel, topk, vlr_lo=0.25):
+    """ATSS's matched GT per anchor (-1: negative), t_g per GT, and LD's VLR weight per anchor."""
     A, M = anchors.shape[0], gt.shape[0]
     ov, cand, cov, thr, acx, acy = atss_threshold(torch, anchors, gt, nlevel, topk)
     is_pos = cov >= thr[None]
@@ -123,10 +120,16 @@ def mode_atss(torch, F, arrs):
     match = torch.where(mx != -1e8, arg, torch.full_like(arg, -1))
     # LD's VLR: every anchor, 0.25 t <= overlap < t, weight = highest IoU.
     lo = ld_overlap(torch, anchors, gt)
-    q = (lo < thr[None]) & (lo >= 0.25 * thr[None])
+    q = (lo < thr[None]) & (lo >= vlr_lo * thr[None])
     inf = torch.where(q, ov, torch.full_like(ov, -1e8))
     vmax, _ = inf.max(1)
-    vlr = torch.where(vmax != -1e8, vmax, torch.zeros_like(vmax))
+    return match, thr, torch.where(vmax != -1e8, vmax, torch.zeros_like(vmax))
+
+
+def mode_atss(torch, F, arrs):
+    anchors = torch.tensor(arrs["anchors"], dtype=torch.float64).view(-1, 4)
+    gt = torch.tensor(arrs["gt"], dtype=torch.float64).view(-1, 4)
+    match, thr, vlr = atss_match_vlr(torch, anchors, gt, [int(v) for v in arrs["nlevel"]], int(arrs["topk"][0]))
     return {"match": match.tolist(), "thr": thr.tolist(), "vlr": vlr.tolist()}
 
 

@@ -84,13 +84,14 @@ static inline int fx_write_teacher(const FxModels *m) {
   return fx_write_teacher_json(json);
 }
 
-/* Every registered method, comma-separated. */
+/* Every registered method a RetinaNet pair can run, comma-separated. */
 static inline const char *fx_all_methods(void) {
   static char buf[512];
   buf[0] = 0;
   for (int i = 0; i < kd_method_count(); i++) {
+    if (kd_method_at(i)->needs & KD_NEED_DIST) continue; /* GFL heads only (LD); the fixture is RetinaNet */
     size_t o = strlen(buf);
-    snprintf(buf + o, sizeof buf - o, "%s%s", i ? "," : "", kd_method_at(i)->name);
+    snprintf(buf + o, sizeof buf - o, "%s%s", buf[0] ? "," : "", kd_method_at(i)->name);
   }
   return buf;
 }
