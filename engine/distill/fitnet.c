@@ -31,22 +31,13 @@ static int init(KdMethodInst *inst, const KdDistillShapes *sh, KdParams *store, 
   if (!f) return kd_error(err, "out of memory");
   inst->state = f;
   f->nlev = sh->nlev;
-  for (int l = 0; l < sh->nlev; l++) {
-    char name[64];
-    snprintf(name, sizeof name, "distill.fitnet.adapt.%d", l);
-    if (kd_conv_add(&f->adapt[l], store, name, sh->s_channels, sh->t_channels, 1, 1, 0, 1))
-      return kd_error(err, "fitnet: cannot register %s", name);
-  }
-  return 0;
+  return kd_distill_adapters_add(f->adapt, sh->nlev, store, "distill.fitnet.adapt", sh->s_channels, sh->t_channels, 1,
+                                 err);
 }
 
 static void init_weights(KdMethodInst *inst, KdRng *r) {
   FitNet *f = inst->state;
-  for (int l = 0; l < f->nlev; l++) {
-    /* PyTorch's default Conv2d init: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)). */
-    kd_init_bias_default(f->adapt[l].w, f->adapt[l].w, r);
-    kd_init_bias_default(f->adapt[l].b, f->adapt[l].w, r);
-  }
+  kd_distill_adapters_init(f->adapt, f->nlev, r); /* PyTorch's default Conv2d init */
 }
 
 static void destroy(KdMethodInst *inst) { free(inst->state); }

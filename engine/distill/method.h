@@ -23,6 +23,7 @@
 #include "core/tensor.h"
 #include "detect/targets.h"
 #include "model/detector.h"
+#include "model/layers.h"
 
 #define KD_DISTILL_MAX_LEVELS KD_MAX_LEVELS
 #define KD_DISTILL_MAX_PARTS 8
@@ -217,6 +218,13 @@ void kd_distill_stat(KdDistillOut *out, const char *name, double value);
  * assignment over the same anchors; off[l] gets the first flat anchor of
  * pair l (off[npairs] = A_total). -1 with the ctx error naming method. */
 int kd_distill_dense_levels(const KdDistillInputs *in, const char *method, int *off);
+/* Per-level adapters a[0..nlev) "<prefix>.<l>": k x k convs (padding
+ * k/2, bias) from the student's width cin to the teacher's cout. */
+int kd_distill_adapters_add(KdConv *a, int nlev, KdParams *store, const char *prefix, int cin, int cout, int k,
+                            KdError *err);
+/* PyTorch's default Conv2d init of each (weight, then bias, per level):
+ * kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)). */
+void kd_distill_adapters_init(KdConv *a, int nlev, KdRng *r);
 /* Records the loss map of one level (KdDistillGap); NULL map: nothing. */
 void kd_distill_gap(KdDistillOut *out, int level, KdTensor *map);
 /* 1 when part `name` is one of m->gap_parts (always when that is NULL). */
