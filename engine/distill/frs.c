@@ -20,6 +20,7 @@
 
 #include "core/ops.h"
 #include "detect/postprocess.h"
+#include "distill/masks.h"
 #include "distill/method.h"
 #include "model/layers.h"
 
@@ -104,23 +105,6 @@ static KdTensor *masked_prob_bce(KdCtx *c, KdTensor *s, KdTensor *t, const KdTen
   return y;
 }
 
-/* The level's richness mask N, 1, H, W and its sum. */
-static KdTensor *richness(KdCtx *c, const KdTensor *t, double *sum) {
-  const int N = t->shape[0], C = t->shape[1];
-  const size_t HW = (size_t)t->shape[2] * t->shape[3];
-  KdTensor *m = kd_tensor4(c, N, 1, t->shape[2], t->shape[3]);
-  if (!m) return NULL;
-  *sum = 0.0;
-  for (int n = 0; n < N; n++)
-    for (size_t i = 0; i < HW; i++) {
-      float v = 0.0f;
-      for (int k = 0; k < C; k++) v = fmaxf(v, kd_sigmoidf(t->data[((size_t)n * C + k) * HW + i]));
-      m->data[(size_t)n * HW + i] = v;
-      *sum += v;
-    }
-  return m;
-}
-
 static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out) {
   Frs *f = inst->state;
   const FrsParams *p = inst->params;
@@ -142,7 +126,7 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
       return -1;
     }
     double msum;
-    KdTensor *m = richness(c, t, &msum);
+    KdTensor *m = kd_mask_richness(c, t, &msum);
     if (!m) return -1;
     kd_distill_mask(out, "frs.richness", lp->s, m);
     const float inv = msum > 0.0 ? (float)(1.0 / msum) : 0.0f;

@@ -3,7 +3,8 @@
  * the linear warm-up, the probability BCE's saturation (log clamp at -100,
  * no gradient), the richness mask recorded per level, refusal without
  * class logits, finite-difference checks w.r.t. the student's features,
- * logits and the adapters, and, with --oracle, parity with frs_oracle.py
+ * logits and the adapters; FitNet with FRS's mask (fitnet.mask=frs) by
+ * hand, with its loss maps; and, with --oracle, parity with frs_oracle.py
  * (PyTorch restatement of Distilling_FRS_Single's loss; 77 without torch). */
 #include <math.h>
 #include <string.h>
@@ -93,6 +94,48 @@ static void test_hand(void) {
   CHECK(kd_backward(c, loss) == 0 && sc->grad[1] == 0.0f);
   /* No class logits on the student: refused. */
   CHECK(!run(&f, c, 1, 0, &tf, &sf, &tc, NULL, &out) && strstr(kd_ctx_error(c), "frs:"));
+  kd_ctx_free(c);
+  fix_free(&f);
+}
+
+/* FitNet with FRS's mask (fitnet.mask=frs): sum m (A(S) - T)^2 / (C sum m),
+ * its mask recorded, its loss maps summing to the part, the need it adds. */
+static void test_fitnet_mask(void) {
+  const KdMethod *fit = kd_method_find("fitnet");
+  Fix f;
+  KdDistillShapes sh = {.nlev = 1, .strides = {8}, .t_channels = 2, .s_channels = 2, .num_classes = 1, .num_anchors = 1};
+  CHECK(fit && fix_init(&f, fit, &sh, 1) == 0);
+  KdTensor *w = kd_params_find(f.store, "distill.fitnet.adapt.0.weight"), *b = kd_params_find(f.store, "distill.fitnet.adapt.0.bias");
+  kd_tensor_fill(w, 0.0f), kd_tensor_fill(b, 0.0f);
+  w->data[0] = w->data[3] = 1.0f; /* identity 1x1 */
+  CHECK(kd_config_set(f.cfg, "fitnet.mask", "frs", NULL) == 0 && kd_method_read_params(&f.inst, f.cfg, NULL) == 0);
+  CHECK(fit->needs_now && fit->needs_now(f.cfg) == KD_NEED_LOGITS);
+  KdCtx *c = kd_ctx_new(1 << 20);
+  KdTensor *tf = kd_tensor4(c, 1, 2, 1, 2), *sf = kd_tensor4(c, 1, 2, 1, 2), *tc = kd_tensor4(c, 1, 1, 1, 2);
+  const float tv[4] = {1, 2, 3, -1}; /* channel-major: c0 (1, 2), c1 (3, -1) */
+  memcpy(tf->data, tv, sizeof tv);
+  kd_tensor_fill(sf, 0.0f);
+  tc->data[0] = 0, tc->data[1] = logf(3.0f); /* m = (1/2, 3/4) */
+  KdDistillInputs in = {.c = c, .cfg = f.cfg, .n = 1, .maps = 1};
+  in.s.nout = in.t.nout = 1;
+  in.s.out[0].name = in.t.out[0].name = "cls";
+  in.t.feat[0] = tf, in.s.feat[0] = sf, in.t.out[0].lv[0] = tc, in.s.out[0].lv[0] = tc;
+  int stride = 8;
+  kd_levels_from_strides(&levels, 1, &stride);
+  kd_distill_same_levels(&in, &levels);
+  KdDistillOut out;
+  memset(&out, 0, sizeof out);
+  CHECK(fit->loss(&f.inst, &in, &out) == 0);
+  double want = (0.5 * (1 + 9) + 0.75 * (4 + 1)) / (2 * 1.25);
+  CHECK_NEAR(out.loss->data[0], want, 1e-5);
+  CHECK(out.nmasks == 1 && !strcmp(out.masks[0].name, "fitnet.frs") && out.ngaps == 1);
+  double gsum = out.gaps[0].map->data[0] + out.gaps[0].map->data[1];
+  CHECK_NEAR(gsum, want, 1e-5);
+  /* A constant mask gives the plain mean. */
+  tc->data[1] = 0;
+  memset(&out, 0, sizeof out);
+  CHECK(fit->loss(&f.inst, &in, &out) == 0);
+  CHECK_NEAR(out.loss->data[0], (1 + 4 + 9 + 1) / 4.0, 1e-5);
   kd_ctx_free(c);
   fix_free(&f);
 }
@@ -245,6 +288,7 @@ int main(int argc, char **argv) {
   if (!frs) return check_status("test_frs");
   if (argc > 1 && !strcmp(argv[1], "--oracle")) return run_oracle();
   test_hand();
+  test_fitnet_mask();
   int f = grad_check();
   CHECK_MSG(f == 0, "%d gradient elements out of tolerance", f);
   printf("worst err/tol %.3f\n", gc_worst_ratio());

@@ -108,7 +108,12 @@ static void test_pairs(KdConfig *cfg) {
   expect(cfg, &av, "logitkd", "method logitkd needs dense class logits", "the teacher's Faster R-CNN head has none");
   expect(cfg, &av, "rm", "method rm needs dense class logits", "the teacher's Faster R-CNN head has none");
   expect(cfg, &av, "pfi", "method pfi needs dense class logits", "the teacher's Faster R-CNN head has none");
+  expect(cfg, &av, "frs", "method frs needs dense class logits", "the teacher's Faster R-CNN head has none");
   expect(cfg, &av, "fitnet,pkd,cwd,fgd", NULL, NULL);
+  /* FRS's mask on FitNet needs the teacher's class logits too. */
+  CHECK(kd_config_set(cfg, "fitnet.mask", "frs", &err) == 0);
+  expect(cfg, &av, "fitnet", "method fitnet needs dense class logits", "the teacher's Faster R-CNN head has none");
+  CHECK(kd_config_set(cfg, "fitnet.mask", "none", &err) == 0);
   CHECK(av.have & KD_NEED_ROIS);
   kd_distill_avail_models(&av, fr, s);
   expect(cfg, &av, "logitkd", "method logitkd needs dense class logits", "the student's Faster R-CNN head has none");
