@@ -15,6 +15,7 @@
 
 #include "core/ops.h"
 #include "detect/assigner.h"
+#include "detect/atss.h"
 #include "distill/distiller.h"
 #include "distill/side.h"
 #include "loss_inputs.h"
@@ -24,7 +25,7 @@
 #include "verbs.h"
 
 #define MAXL KD_LOSS_MAXL
-enum { FEAT = KD_LOSS_FEAT, CLS = KD_LOSS_CLS, BOX = KD_LOSS_BOX, NKIND = KD_LOSS_NKIND };
+enum { FEAT = KD_LOSS_FEAT, CLS = KD_LOSS_CLS, BOX = KD_LOSS_BOX, DIST = KD_LOSS_DIST, NKIND = KD_LOSS_NKIND };
 typedef KdLossInputs Inputs;
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -65,6 +66,7 @@ static const char usage[] =
     "  teacher.P3, student.P3, ...           FPN maps (N,C,H,W), levels P3.. without gaps\n"
     "  teacher.cls.P3, student.cls.P3, ...   class logits (N,A*K,H,W)\n"
     "  teacher.box.P3, student.box.P3, ...   box outputs (N,A*4,H,W), optional\n"
+    "  teacher.dist.P3, student.dist.P3, ... side distributions (N,4*(R+1),H,W), model.head=gfl\n"
     "  gt.boxes (M,5: image, x1,y1,x2,y2 in input pixels), gt.labels (M), image.size (2: H,W)\n"
     "  roi.assist.fc1, roi.assist.fc2, roi.teacher.fc1, roi.teacher.fc2 (R,D), roi.tower (R,C),\n"
     "  roi.gt (R), step (1)                   HEAD's RoI-level inputs (no levels needed)\n"
@@ -72,7 +74,8 @@ static const char usage[] =
     "Prints {\"method\", \"loss\", \"parts\", \"num_pos\", \"params_from_input\"} as JSON and\n"
     "writes grad.student.*, grad.roi.*, grad.distill.* and the method's loss maps gap.<method>.P3..\n"
     "(N,H,W; what the window's gap panel shows) to --out. Level l has stride 8*2^(l-3);\n"
-    "anchors and assignment are training's (anchor.size_mult from the config).\n"
+    "anchors and assignment are training's (anchor.size_mult from the config; with\n"
+    "model.head=gfl one anchor per location and ATSS, atss.topk).\n"
     "--seed N sets train.seed (default 1). See docs/LOSS-CLI.md.\n\nMethods and their settings:\n";
 
 static void print_usage(void) {
@@ -279,6 +282,25 @@ bad:
   return NULL;
 }
 
+/* GFL heads: their single anchors (the assigner's cache) and ATSS, as
+ * head_gfl.c trains with. */
+static int gfl_targets(KdAssigner *asg, KdCtx *c, const int *hw, const KdGtImage *gt, const Inputs *in, int topk,
+                       KdDenseAssign *out, KdError *err) {
+  int At, off[MAXL + 1] = {0};
+  const float *anchors = kd_assigner_anchors(asg, hw, &At, err);
+  if (!anchors) return -1;
+  for (int l = 0; l < in->nlev; l++) off[l + 1] = off[l] + hw[2 * l] * hw[2 * l + 1]; /* one anchor per location */
+  size_t na = (size_t)in->n * At;
+  int *match = kd_ctx_alloc(c, na * sizeof *match), *cls = kd_ctx_alloc(c, na * sizeof *cls), samples;
+  float *boxes = kd_ctx_alloc(c, na * 4 * sizeof *boxes);
+  if (!match || !cls || !boxes) return kd_error(err, "out of memory for the targets");
+  int npos = kd_atss_targets(anchors, off, in->nlev, gt, in->n, in->K, topk, match, cls, boxes, &samples, err);
+  if (npos < 0) return -1;
+  *out = (KdDenseAssign){.A = 1, .K = in->K, .A_total = At, .anchors = anchors, .target_cls = cls,
+                         .target_boxes = boxes, .match_gt = match, .num_pos = npos};
+  return 0;
+}
+
 /* What the file gives the methods (the needs the file-level checks above
  * do not cover: no teacher model to run, no RoIs). */
 static void file_avail(const Inputs *in, KdDistillAvail *av) {
@@ -288,6 +310,7 @@ static void file_avail(const Inputs *in, KdDistillAvail *av) {
     kd_distill_avail_lack(av, KD_NEED_SAME_WIDTH, "%s: teacher features have %d channels, student %d", in->path,
                           in->lev[FEAT][0][0].shape[1], in->lev[FEAT][1][0].shape[1]);
   kd_distill_avail_lack(av, KD_NEED_STUDENT_ROIS, "`kdscope loss` runs no student model");
+  if (!in->has[DIST]) kd_distill_avail_lack(av, KD_NEED_DIST, "%s: no teacher.dist.P3 / student.dist.P3", in->path);
   if (in->has_roi) return; /* the roi.* tensors are what those give a training step */
   kd_distill_avail_lack(av, KD_NEED_TEACHER_RUN, "`kdscope loss` has the teacher's tensors, not its model (RoI-level "
                         "methods take roi.* tensors)");
@@ -317,9 +340,9 @@ static int fill_rois(const Inputs *in, KdCtx *c, KdDistillRoiIn *ri) {
 
 /* Both sides from the file's tensors (student tensors on the tape). */
 static int fill_sides(const Inputs *in, KdCtx *c, const KdLevels *lv, KdDistillInputs *din, KdTensor *stud[NKIND][MAXL]) {
-  static const char *const out_name[NKIND] = {NULL, "cls", "box"};
+  static const char *const out_name[NKIND] = {NULL, "cls", "box", "dist"};
   KdDistillSide *side[2] = {&din->t, &din->s};
-  int slot[NKIND] = {-1, -1, -1};
+  int slot[NKIND] = {-1, -1, -1, -1};
   for (int w = 0; w < 2; w++) {
     side[w]->channels = in->has[FEAT] ? in->lev[FEAT][w][0].shape[1] : 0;
     side[w]->nout = 0;
@@ -371,7 +394,9 @@ int kd_cli_loss(int argc, char **argv) {
     fail("%s", err.msg);
     goto out;
   }
+  const int gfl = !strcmp(mc.head.kind, "gfl");
   KdAnchorCfg acfg = mc.head.anchors;
+  if (gfl) kd_head_gfl_anchors(&mc.head, NULL, &acfg);
   if (kd_loss_inputs_read(&in, a.in_path, kd_anchors_per_loc(&acfg), a.method, needs, &err)) {
     fail("%s", err.msg);
     goto out;
@@ -383,7 +408,7 @@ int kd_cli_loss(int argc, char **argv) {
     goto out;
   }
   KdLevels lv = {0};
-  int hw[2 * MAXL], ref = in.has[FEAT] ? FEAT : in.has[CLS] ? CLS : BOX;
+  int hw[2 * MAXL], ref = in.has[FEAT] ? FEAT : in.has[CLS] ? CLS : in.has[BOX] ? BOX : DIST;
   for (int l = 0; l < in.nlev; l++) {
     char name[8];
     snprintf(name, sizeof name, "P%d", l + 3); /* the file's level names */
@@ -403,7 +428,8 @@ int kd_cli_loss(int argc, char **argv) {
       fail("out of memory");
       goto out;
     }
-    if (kd_assigner_targets(asg, c, hw, gt, in.n, in.K, &dense, &err)) {
+    if (gfl ? gfl_targets(asg, c, hw, gt, &in, mc.head.gfl.topk, &dense, &err)
+            : kd_assigner_targets(asg, c, hw, gt, in.n, in.K, &dense, &err)) {
       fail("%s: %s", a.in_path, err.msg);
       goto out;
     }

@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { FEAT = KD_LOSS_FEAT, CLS = KD_LOSS_CLS, BOX = KD_LOSS_BOX, NKIND = KD_LOSS_NKIND };
+enum { FEAT = KD_LOSS_FEAT, CLS = KD_LOSS_CLS, BOX = KD_LOSS_BOX, DIST = KD_LOSS_DIST, NKIND = KD_LOSS_NKIND };
 #define MAXL KD_LOSS_MAXL
 #define MAX_SIDE (1 << 20) /* image.size: far beyond any input, and 8x it still fits an int */
 
-static const char *const kind_infix[NKIND] = {"", "cls.", "box."};
+static const char *const kind_infix[NKIND] = {"", "cls.", "box.", "dist."};
 static const char *const who_name[2] = {"teacher", "student"};
 
 void kd_loss_level_name(char *buf, size_t len, int kind, int who, int l) {
@@ -170,8 +170,9 @@ static int read_all(KdLossInputs *in, KdError *err) {
  * with one batch size and one H,W per level across kinds; needs are the
  * method's KD_NEED_* bits. */
 static int check_levels(KdLossInputs *in, unsigned needs, const char *method, KdError *err) {
-  static const char *const what[NKIND] = {"the FPN features", "the class logits", "the box outputs"};
-  static const unsigned need_bit[NKIND] = {KD_NEED_FEAT | KD_NEED_SAME_WIDTH, KD_NEED_LOGITS, KD_NEED_BOXES};
+  static const char *const what[NKIND] = {"the FPN features", "the class logits", "the box outputs",
+                                          "the box-side distributions"};
+  static const unsigned need_bit[NKIND] = {KD_NEED_FEAT | KD_NEED_SAME_WIDTH, KD_NEED_LOGITS, KD_NEED_BOXES, KD_NEED_DIST};
   char a[64], b[64], sa[64], sb[64];
   for (int k = 0; k < NKIND; k++)
     if (need_bit[k] & needs && !in->has[k]) {
@@ -233,6 +234,9 @@ static int check_levels(KdLossInputs *in, unsigned needs, const char *method, Kd
                       in->path, C, in->A);
     in->K = C / in->A;
   }
+  if (in->has[DIST] && (in->A != 1 || in->lev[DIST][1][0].shape[1] % 4 || in->lev[DIST][1][0].shape[1] < 8))
+    return kd_error(err, "%s: tensor 'student.dist.P3' has %d channels with %d anchors per location; expected 4*(R+1), "
+                    "R >= 1, one anchor per location (model.head=gfl)", in->path, in->lev[DIST][1][0].shape[1], in->A);
   if (in->has[BOX] && in->lev[BOX][1][0].shape[1] != 4 * in->A)
     return kd_error(err, "%s: tensor 'student.box.P3' has %d channels; expected A*4 = %d", in->path,
                     in->lev[BOX][1][0].shape[1], 4 * in->A);

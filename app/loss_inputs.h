@@ -12,7 +12,7 @@
 #include "model/safetensors.h"
 
 #define KD_LOSS_MAXL KD_DISTILL_MAX_LEVELS
-enum { KD_LOSS_FEAT, KD_LOSS_CLS, KD_LOSS_BOX, KD_LOSS_NKIND };
+enum { KD_LOSS_FEAT, KD_LOSS_CLS, KD_LOSS_BOX, KD_LOSS_DIST, KD_LOSS_NKIND };
 
 typedef struct {
   float *data;

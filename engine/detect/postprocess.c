@@ -77,7 +77,10 @@ static int post_image(KdTensor *const *cls, KdTensor *const *box, int nlev, int 
       float delta[4];
       for (int j = 0; j < 4; j++) delta[j] = d[((size_t)a * 4 + j) * HW + hw];
       float *b = boxes + 4 * (size_t)nall;
-      kd_box_decode(bc, anchors + 4 * (anchor_base + cell), delta, b);
+      if (bc)
+        kd_box_decode(bc, anchors + 4 * (anchor_base + cell), delta, b);
+      else
+        for (int j = 0; j < 4; j++) b[j] = delta[j];
       if (wh) kd_box_clip(b, wh[0], wh[1]);
       scores[nall] = lv[c].score;
       labels[nall] = k;

@@ -36,7 +36,9 @@ int kd_post_cfg_check(const KdPostCfg *cfg, KdError *err);
  * shapes are read, no tape). anchors: [A_total,4] for these level sizes.
  * image_wh: [N*2] clip width, height per image, or NULL (no clipping).
  * out: [N*max_det]; image n's detections start at out + n*max_det, count[n]
- * of them, sorted by score desc. Images run in parallel. */
+ * of them, sorted by score desc. Images run in parallel. With bc NULL the
+ * box levels hold decoded boxes (x1, y1, x2, y2 in input pixels) instead
+ * of deltas and anchors is not read (heads that decode on their own: GFL). */
 int kd_postprocess(KdTensor *const *cls, KdTensor *const *box, int nlev, int A, const float *anchors,
                    const KdBoxCoder *bc, const KdPostCfg *cfg, const float *image_wh, KdDetection *out, int *count,
                    KdError *err);

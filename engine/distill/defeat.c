@@ -62,13 +62,8 @@ static int init(KdMethodInst *inst, const KdDistillShapes *sh, KdParams *store, 
   if (!d) return kd_error(err, "out of memory");
   inst->state = d;
   d->nlev = sh->nlev;
-  for (int l = 0; l < sh->nlev; l++) {
-    char name[64];
-    snprintf(name, sizeof name, "distill.defeat.neck_adapt.%d", l);
-    if (kd_conv_add(&d->adapt[l], store, name, sh->s_channels, sh->t_channels, 3, 1, 1, 1))
-      return kd_error(err, "defeat: cannot register %s", name);
-  }
-  return 0;
+  return kd_distill_adapters_add(d->adapt, sh->nlev, store, "distill.defeat.neck_adapt", sh->s_channels, sh->t_channels, 3,
+                                 err);
 }
 
 static void init_weights(KdMethodInst *inst, KdRng *r) {

@@ -1,12 +1,20 @@
 /* FitNet-style feature imitation (Romero et al., ICLR 2015) as the HEAD
  * repository's RetinaNet baseline applies it to detectors: per FPN level a
  * trainable 1x1 conv adapter (bias, PyTorch default init) on the student,
- *   L = weight * sum_l mean_{n,c,h,w} (Adapt(S_l) - T_l)^2. */
+ *   L = weight * sum_l mean_{n,c,h,w} (Adapt(S_l) - T_l)^2.
+ * With fitnet.mask=frs the mean is weighted by FRS's richness mask m (the
+ * teacher's max class probability per cell; masks.h):
+ *   L = weight * sum_l sum m (Adapt(S_l) - T_l)^2 / (C sum_{n,h,w} m),
+ * which is the plain mean when m is constant ("where" from FRS, "how far"
+ * from FitNet). */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "core/ops.h"
+#include <string.h>
+
 #include "distill/gapmaps.h"
+#include "distill/masks.h"
 #include "distill/method.h"
 #include "model/layers.h"
 
@@ -17,12 +25,19 @@ typedef struct {
 
 typedef struct {
   float weight;
+  int mask;
 } FitNetParams;
+
+static const char *const mask_choices[] = {"none", "frs", NULL};
+enum { MASK_NONE, MASK_FRS }; /* the order of mask_choices */
 
 #define F(field, ...) KD_METHOD_FLOAT(FitNetParams, "fitnet", field, __VA_ARGS__)
 static const KdParamDesc params[] = {
     F(weight, "w", "FitNet weight", 1.0, 0.0, 100.0, 0, NULL,
       "Weight of the feature MSE, summed over levels (HEAD's fitnet_retina uses 1.0)"),
+    KD_METHOD_ENUM(FitNetParams, "fitnet", mask, NULL, "FitNet mask", "none", mask_choices,
+                   "Where to imitate: none (every cell alike) or frs (each cell weighted by the teacher's max class "
+                   "probability, FRS's feature-richness mask; needs the class logits of both sides)"),
 };
 #define NPARAMS (int)(sizeof params / sizeof params[0])
 
@@ -31,22 +46,13 @@ static int init(KdMethodInst *inst, const KdDistillShapes *sh, KdParams *store, 
   if (!f) return kd_error(err, "out of memory");
   inst->state = f;
   f->nlev = sh->nlev;
-  for (int l = 0; l < sh->nlev; l++) {
-    char name[64];
-    snprintf(name, sizeof name, "distill.fitnet.adapt.%d", l);
-    if (kd_conv_add(&f->adapt[l], store, name, sh->s_channels, sh->t_channels, 1, 1, 0, 1))
-      return kd_error(err, "fitnet: cannot register %s", name);
-  }
-  return 0;
+  return kd_distill_adapters_add(f->adapt, sh->nlev, store, "distill.fitnet.adapt", sh->s_channels, sh->t_channels, 1,
+                                 err);
 }
 
 static void init_weights(KdMethodInst *inst, KdRng *r) {
   FitNet *f = inst->state;
-  for (int l = 0; l < f->nlev; l++) {
-    /* PyTorch's default Conv2d init: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)). */
-    kd_init_bias_default(f->adapt[l].w, f->adapt[l].w, r);
-    kd_init_bias_default(f->adapt[l].b, f->adapt[l].w, r);
-  }
+  kd_distill_adapters_init(f->adapt, f->nlev, r); /* PyTorch's default Conv2d init */
 }
 
 static void destroy(KdMethodInst *inst) { free(inst->state); }
@@ -56,19 +62,37 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
   const FitNetParams *p = inst->params;
   KdCtx *c = in->c;
   const float w = p->weight;
+  KdTensor *const *tc = p->mask == MASK_FRS ? kd_side_out(&in->t, "cls") : NULL;
+  if (p->mask == MASK_FRS && !tc) {
+    kd_ctx_fail(c, "fitnet: fitnet.mask=frs needs the teacher's class logits \"cls\"");
+    return -1;
+  }
   KdTensor *sum = NULL;
   for (int k = 0; k < in->npairs && k < f->nlev; k++) {
     const KdLevelPair *p = &in->pairs[k];
-    KdTensor *a = kd_conv_fwd(c, &f->adapt[k], in->s.feat[p->s]);
-    KdTensor *d = kd_mean_all(c, kd_square(c, kd_sub(c, a, in->t.feat[p->t])));
-    sum = sum ? kd_add(c, sum, d) : d;
-    if (in->maps && a) {
-      const float coef = w / (float)a->numel; /* the mean's 1/(N*C*H*W), then the weight */
-      kd_distill_gap(out, p->s, kd_gapmap_sqdist(c, a, in->t.feat[p->t], NULL, NULL, 0, &coef));
+    KdTensor *a = kd_conv_fwd(c, &f->adapt[k], in->s.feat[p->s]), *m = NULL, *d;
+    float coef = a ? w / (float)a->numel : 0.0f; /* the mean's 1/(N*C*H*W), then the weight */
+    if (tc) {
+      double msum = 0.0;
+      m = kd_mask_richness(c, tc[p->t], &msum);
+      if (!m) return -1;
+      kd_distill_mask(out, "fitnet.frs", p->s, m);
+      float inv = msum > 0.0 && a ? (float)(1.0 / ((double)a->shape[1] * msum)) : 0.0f;
+      coef = w * inv;
+      d = kd_scale(c, kd_sum_all(c, kd_mul(c, kd_square(c, kd_sub(c, a, in->t.feat[p->t])), m)), inv);
+    } else {
+      d = kd_mean_all(c, kd_square(c, kd_sub(c, a, in->t.feat[p->t])));
     }
+    sum = sum ? kd_add(c, sum, d) : d;
+    if (in->maps && a)
+      kd_distill_gap(out, p->s, kd_gapmap_sqdist(c, a, in->t.feat[p->t], NULL, m ? &m : NULL, m ? 1 : 0, &coef));
   }
   kd_distill_part(out, "feat", kd_scale(c, sum, w));
   return kd_distill_finish(c, out);
+}
+
+static unsigned needs_now(const KdConfig *cfg) {
+  return strcmp(kd_config_str(cfg, "fitnet.mask"), "frs") ? 0u : KD_NEED_LOGITS;
 }
 
 const KdMethod kd_method_fitnet = {
@@ -83,6 +107,7 @@ const KdMethod kd_method_fitnet = {
     .destroy = destroy,
     .loss = loss,
     .needs = KD_NEED_FEAT,
+    .needs_now = needs_now,
     .gap_label = "after adapter",
     .gap_parts = "feat",
 };

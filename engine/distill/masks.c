@@ -7,6 +7,7 @@
 
 #include "core/ops.h"
 #include "core/parallel.h"
+#include "detect/postprocess.h"
 
 static int is_crowd(const KdGtImage *im, int j) { return im->crowd && im->crowd[j]; }
 
@@ -309,4 +310,25 @@ KdTensor *kd_sqdist_sums(KdCtx *c, KdTensor *x, KdTensor *y, KdTensor *b, KdTens
   SqSaved *sv = kd_record(c, "sqdist_sums", out, in, 3, sq_backward, sizeof *sv);
   if (sv) *sv = (SqSaved){cw, {npw > 0 ? pw[0] : NULL, npw > 1 ? pw[1] : NULL}, npw};
   return out;
+}
+
+KdTensor *kd_mask_richness(KdCtx *c, const KdTensor *t, double *sum) {
+  if (kd_ctx_failed(c)) return NULL;
+  if (!t || t->ndim != 4 || t->blocked) {
+    kd_ctx_fail(c, "richness mask: teacher logits must be plain N,C,H,W");
+    return NULL;
+  }
+  const int N = t->shape[0], C = t->shape[1];
+  const size_t HW = (size_t)t->shape[2] * t->shape[3];
+  KdTensor *m = kd_tensor4(c, N, 1, t->shape[2], t->shape[3]);
+  if (!m) return NULL;
+  *sum = 0.0;
+  for (int n = 0; n < N; n++)
+    for (size_t i = 0; i < HW; i++) {
+      float v = 0.0f;
+      for (int k = 0; k < C; k++) v = fmaxf(v, kd_sigmoidf(t->data[((size_t)n * C + k) * HW + i]));
+      m->data[(size_t)n * HW + i] = v;
+      *sum += v;
+    }
+  return m;
 }

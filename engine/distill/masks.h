@@ -51,6 +51,10 @@ int kd_mask_fgd(KdCtx *c, const KdGtImage *gt, KdMaskGrid g, const int *img_hw, 
 /* ---- attention (KD-METHODS 2.3), differentiable (fused ops) ---- */
 /* x: N,C,H,W -> N,1,H,W:  H*W * softmax_{hw}(mean_c |x| / temp) */
 KdTensor *kd_attention_spatial(KdCtx *c, KdTensor *x, float temp);
+/* FRS's feature-richness mask of one level (docs/METHODS-FRS.md): from
+ * the teacher's dense class logits t (N, A*K, H, W, read as data),
+ * m[n,h,w] = max over the channels of sigmoid(t); N,1,H,W, *sum its sum. */
+KdTensor *kd_mask_richness(KdCtx *c, const KdTensor *t, double *sum);
 /* x: N,C,H,W -> N,C,1,1:  C * softmax_c(mean_{hw} |x| / temp) */
 KdTensor *kd_attention_channel(KdCtx *c, KdTensor *x, float temp);
 

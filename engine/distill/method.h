@@ -23,6 +23,7 @@
 #include "core/tensor.h"
 #include "detect/targets.h"
 #include "model/detector.h"
+#include "model/layers.h"
 
 #define KD_DISTILL_MAX_LEVELS KD_MAX_LEVELS
 #define KD_DISTILL_MAX_PARTS 8
@@ -43,8 +44,9 @@ enum {
   KD_NEED_TEACHER_RUN = 1 << 6, /* running a part of the teacher (kd_distill_teacher_head) */
   KD_NEED_ROIS = 1 << 7,        /* proposals / RoIs of a two-stage teacher */
   KD_NEED_STUDENT_ROIS = 1 << 8, /* an RoI head on the student (a two-stage student) */
+  KD_NEED_DIST = 1 << 9,        /* side distributions "dist" of one layout on both sides (GFL heads) */
 };
-#define KD_NEED_COUNT 9
+#define KD_NEED_COUNT 10
 
 /* Shapes known before the first step, for creating learnable parts. The
  * levels are the paired ones (student and teacher level of one stride),
@@ -237,6 +239,13 @@ void kd_distill_stat(KdDistillOut *out, const char *name, double value);
  * assignment over the same anchors; off[l] gets the first flat anchor of
  * pair l (off[npairs] = A_total). -1 with the ctx error naming method. */
 int kd_distill_dense_levels(const KdDistillInputs *in, const char *method, int *off);
+/* Per-level adapters a[0..nlev) "<prefix>.<l>": k x k convs (padding
+ * k/2, bias) from the student's width cin to the teacher's cout. */
+int kd_distill_adapters_add(KdConv *a, int nlev, KdParams *store, const char *prefix, int cin, int cout, int k,
+                            KdError *err);
+/* PyTorch's default Conv2d init of each (weight, then bias, per level):
+ * kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)). */
+void kd_distill_adapters_init(KdConv *a, int nlev, KdRng *r);
 /* Records the loss map of one level (KdDistillGap); NULL map: nothing. */
 void kd_distill_gap(KdDistillOut *out, int level, KdTensor *map);
 /* 1 when part `name` is one of m->gap_parts (always when that is NULL). */

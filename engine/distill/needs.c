@@ -18,6 +18,7 @@ static const char *const need_names[KD_NEED_COUNT] = {
     "a teacher model to run (its head on given features)",
     "the teacher's proposals (RoIs)",
     "an RoI head on the student (a two-stage student)",
+    "box-side distributions of one layout on both sides (GFL heads)",
 };
 
 const char *kd_distill_need_name(unsigned bit) {
@@ -78,6 +79,11 @@ void kd_distill_avail_models(KdDistillAvail *a, const KdModel *student, const Kd
   if (!(si.provides & KD_HEAD_HAS_ASSIGN)) kd_distill_avail_lack(a, KD_NEED_ASSIGN, "the student's %s head has none", sk);
   if (!(ti.provides & KD_HEAD_HAS_ROIS)) kd_distill_avail_lack(a, KD_NEED_ROIS, "the teacher's %s head makes none", tk);
   if (!(si.provides & KD_HEAD_HAS_ROIS)) kd_distill_avail_lack(a, KD_NEED_STUDENT_ROIS, "the student's %s head has none", sk);
+  if (!(ti.provides & KD_HEAD_HAS_DIST)) kd_distill_avail_lack(a, KD_NEED_DIST, "the teacher's %s head has none", tk);
+  else if (!(si.provides & KD_HEAD_HAS_DIST)) kd_distill_avail_lack(a, KD_NEED_DIST, "the student's %s head has none", sk);
+  else if (ti.reg_max != si.reg_max)
+    kd_distill_avail_lack(a, KD_NEED_DIST, "the teacher's sides have %d bins, the student's %d (set gfl.reg_max alike)", ti.reg_max + 1,
+                          si.reg_max + 1);
 }
 
 int kd_distill_check(const KdConfig *cfg, const char *methods, const KdDistillAvail *a, KdError *err) {

@@ -62,6 +62,23 @@ void kd_distill_mask(KdDistillOut *out, const char *name, int level, KdTensor *m
   out->masks[out->nmasks++] = (KdDistillMask){name, level, map};
 }
 
+int kd_distill_adapters_add(KdConv *a, int nlev, KdParams *store, const char *prefix, int cin, int cout, int k,
+                            KdError *err) {
+  for (int l = 0; l < nlev; l++) {
+    char name[96];
+    snprintf(name, sizeof name, "%s.%d", prefix, l);
+    if (kd_conv_add(&a[l], store, name, cin, cout, k, 1, k / 2, 1)) return kd_error(err, "cannot register %s", name);
+  }
+  return 0;
+}
+
+void kd_distill_adapters_init(KdConv *a, int nlev, KdRng *r) {
+  for (int l = 0; l < nlev; l++) {
+    kd_init_bias_default(a[l].w, a[l].w, r);
+    kd_init_bias_default(a[l].b, a[l].w, r);
+  }
+}
+
 void kd_distill_stat(KdDistillOut *out, const char *name, double value) {
   if (out->nstats >= KD_DISTILL_MAX_STATS) return;
   out->stats[out->nstats].name = name;

@@ -26,6 +26,7 @@ void kd_model_cfg_default(KdModelCfg *cfg) {
   kd_assign_cfg_default(&h->assign);
   kd_rpn_cfg_default(&h->rpn);
   kd_roi_head_cfg_default(&h->roi);
+  h->gfl = (KdGflCfg){.reg_max = 16, .topk = 9};
 }
 
 static const KdHeadKind *find_kind(const KdHeadCfg *h, KdError *err) {

@@ -21,8 +21,14 @@
 #define KD_HEAD_MAX_OUT 4
 #define KD_HEAD_MAX_PARTS 4
 
+/* GFL kinds: the side distributions and the ATSS assignment. */
+typedef struct KdGflCfg {
+  int reg_max; /* bins 0..reg_max per side (mmdet: 16) */
+  int topk;    /* ATSS candidates per level (9) */
+} KdGflCfg;
+
 typedef struct KdHeadCfg {
-  char kind[16];       /* a registered kind: "retinanet", "faster_rcnn" */
+  char kind[16];       /* a registered kind: "retinanet", "faster_rcnn", "gfl" */
   int num_classes;
   int convs;           /* convs per tower */
   int gn;              /* GroupNorm(32) after each tower conv */
@@ -31,6 +37,7 @@ typedef struct KdHeadCfg {
   KdAssignCfg assign;
   KdRpnCfg rpn;        /* two-stage kinds: the RPN (its own anchors and matcher) */
   KdRoiHeadCfg roi;    /* two-stage kinds: the RoI head (num_classes comes from above) */
+  KdGflCfg gfl;        /* GFL kinds */
 } KdHeadCfg;
 
 /* The losses' settings; read from the run's config at every step (the
@@ -40,6 +47,8 @@ typedef struct KdDetLossCfg {
   int giou;           /* box loss: 1 GIoU on decoded boxes, 0 smooth-L1 on deltas */
   float smooth_l1_beta;
   float box_weight;
+  float qfl_beta;     /* GFL: Quality Focal Loss beta (2) */
+  float dfl_weight;   /* GFL: Distribution Focal Loss weight (0.25) */
   /* Two-stage kinds sample anchors and RoIs from a stream of this seed
    * and step (the run's train.seed and the step about to be taken), so a
    * resumed run samples as the uninterrupted one did. */
@@ -94,6 +103,8 @@ enum {
   KD_HEAD_HAS_BOXES = 1 << 1,  /* "box": dense box deltas N, A*4, H, W */
   KD_HEAD_HAS_ASSIGN = 1 << 2, /* a dense anchor assignment with its loss */
   KD_HEAD_HAS_ROIS = 1 << 3,   /* proposals and an RoI head (two-stage kinds) */
+  KD_HEAD_HAS_DIST = 1 << 4,   /* "dist": side distributions N, 4*(R+1), H, W (channel side*(R+1) + bin;
+                                  sides l, t, r, b in strides from the location's point; GFL kinds) */
 };
 
 typedef struct KdHeadInfo {
@@ -101,6 +112,7 @@ typedef struct KdHeadInfo {
   int A, K; /* anchors per location and classes of the dense outputs */
   const KdAnchorCfg *anchors; /* the head's anchors (the RPN's for two-stage kinds), or NULL */
   float pos_iou;              /* the IoU that makes an anchor positive */
+  int reg_max;                /* KD_HEAD_HAS_DIST: bins 0..reg_max per side */
 } KdHeadInfo;
 
 typedef struct KdHeadKind {
@@ -137,6 +149,11 @@ typedef struct KdHeadKind {
   /* FLOPs of the head's convs for level sizes lhw [2*levels]. */
   double (*flops)(const void *h, int n, const int *lhw);
 } KdHeadKind;
+
+/* The GFL kind's anchors (head_gfl.c): one square of anchors.size_mult x
+ * stride per location, centred on the point (x, y) * stride as mmdet's
+ * AnchorGenerator (center_offset 0, no rounding); lv NULL: shapes only. */
+void kd_head_gfl_anchors(const KdHeadCfg *cfg, const KdLevels *lv, KdAnchorCfg *a);
 
 /* ---- registry (heads.c) ---- */
 int kd_head_kind_count(void);

@@ -6,12 +6,10 @@
 
 #include "detect/detloss.h"
 #include "model/head.h"
-
-#define MAX_CONVS 8
+#include "model/tower.h"
 
 typedef struct Tower {
-  KdConv conv[MAX_CONVS];
-  KdGn gn[MAX_CONVS];
+  KdTower t;
   KdConv out;
 } Tower;
 
@@ -34,31 +32,20 @@ static void level_anchors(const KdHeadCfg *cfg, const KdLevels *lv, KdAnchorCfg 
 }
 
 static int check(const KdHeadCfg *cfg, int channels, const KdLevels *lv, KdError *err) {
-  if (cfg->convs < 0 || cfg->convs > MAX_CONVS) return kd_error(err, "model.head_convs: %d outside 0..%d", cfg->convs, MAX_CONVS);
-  if (cfg->gn && channels % 32)
-    return kd_error(err, "model.head_norm: GroupNorm(32) needs fpn channels divisible by 32, got %d", channels);
-  if (cfg->num_classes < 1 || cfg->num_classes > 1000) return kd_error(err, "model.num_classes: %d outside 1..1000", cfg->num_classes);
-  if (!(cfg->prior_prob > 0.0f && cfg->prior_prob < 1.0f)) return kd_error(err, "model.prior_prob: %g outside (0, 1)", cfg->prior_prob);
+  if (kd_dense_head_cfg_check(cfg, channels, err)) return -1;
   KdAnchorCfg a = cfg->anchors;
   if (lv) level_anchors(cfg, lv, &a);
   return kd_anchor_cfg_check(&a, err) || kd_assign_cfg_check(&cfg->assign, err) ? -1 : 0;
 }
 
 static int build_tower(Retina *r, KdParams *p, Tower *t, const char *name, const char *out_name, int out_ch) {
-  int f = r->channels, rc = 0;
-  char buf[128];
-  for (int i = 0; i < r->cfg.convs; i++) {
-    snprintf(buf, sizeof buf, "head.%s.conv.%d.0", name, i);
-    rc |= kd_conv_add(&t->conv[i], p, buf, f, f, 3, 1, 1, !r->cfg.gn);
-    if (r->cfg.gn) {
-      snprintf(buf, sizeof buf, "head.%s.conv.%d.1", name, i);
-      rc |= kd_gn_add(&t->gn[i], p, buf, f, 32);
-    }
-  }
+  char conv[96], gn[96], buf[128];
+  snprintf(conv, sizeof conv, "head.%s.conv.%%d.0", name);
+  snprintf(gn, sizeof gn, "head.%s.conv.%%d.1", name);
+  int rc = kd_tower_add(&t->t, p, conv, gn, r->channels, r->cfg.convs, r->cfg.gn);
   snprintf(buf, sizeof buf, "head.%s.%s", name, out_name);
-  rc |= kd_conv_add(&t->out, p, buf, f, out_ch, 3, 1, 1, 1);
-  /* The towers run on the blocked layout; the outputs the losses read are NCHW. */
-  if (r->cfg.convs > 0) t->conv[0].cfg.layout = KD_CONV_BLOCKED;
+  rc |= kd_conv_add(&t->out, p, buf, r->channels, out_ch, 3, 1, 1, 1);
+  /* The outputs the losses read are NCHW. */
   t->out.cfg.layout = KD_CONV_PLAIN;
   return rc;
 }
@@ -91,14 +78,7 @@ static void init(void *h, KdRng *rng) {
   Retina *r = h;
   Tower *towers[2] = {&r->cls, &r->reg};
   for (int t = 0; t < 2; t++) {
-    for (int i = 0; i < r->cfg.convs; i++) {
-      kd_init_normal(towers[t]->conv[i].w, 0.01f, rng);
-      if (towers[t]->conv[i].b) kd_init_const(towers[t]->conv[i].b, 0.0f);
-      if (r->cfg.gn) {
-        kd_init_const(towers[t]->gn[i].gamma, 1.0f);
-        kd_init_const(towers[t]->gn[i].beta, 0.0f);
-      }
-    }
+    kd_tower_init(&towers[t]->t, rng);
     kd_init_normal(towers[t]->out.w, 0.01f, rng);
     kd_init_const(towers[t]->out.b, 0.0f);
   }
@@ -112,12 +92,8 @@ static void info(const void *h, KdHeadInfo *out) {
                       .pos_iou = r->cfg.assign.pos_iou};
 }
 
-static KdTensor *tower_fwd(KdCtx *c, const Retina *r, const Tower *t, KdTensor *x, KdTensor **last) {
-  for (int i = 0; i < r->cfg.convs; i++) {
-    x = kd_conv_fwd(c, &t->conv[i], x);
-    if (r->cfg.gn) x = kd_groupnorm(c, x, t->gn[i].groups, t->gn[i].gamma, t->gn[i].beta, 1e-5f);
-    x = kd_relu(c, x);
-  }
+static KdTensor *tower_fwd(KdCtx *c, const Tower *t, KdTensor *x, KdTensor **last) {
+  x = kd_tower_fwd(c, &t->t, x);
   if (last) *last = x;
   return kd_conv_fwd(c, &t->out, x);
 }
@@ -127,8 +103,8 @@ static void forward(void *h, KdCtx *c, KdTensor *const *feat, int training, KdHe
   (void)training;
   out->nout = 3, out->names = outputs;
   for (int l = 0; l < r->levels.n; l++) {
-    out->lv[OUT_CLS][l] = tower_fwd(c, r, &r->cls, feat[l], &out->lv[OUT_CLS_TOWER][l]);
-    out->lv[OUT_BOX][l] = tower_fwd(c, r, &r->reg, feat[l], NULL);
+    out->lv[OUT_CLS][l] = tower_fwd(c, &r->cls, feat[l], &out->lv[OUT_CLS_TOWER][l]);
+    out->lv[OUT_BOX][l] = tower_fwd(c, &r->reg, feat[l], NULL);
   }
 }
 
@@ -198,7 +174,7 @@ static double flops(const void *h, int n, const int *lhw) {
   for (int l = 0; l < r->levels.n; l++)
     for (int k = 0; k < 2; k++) {
       int a = lhw[2 * l], b = lhw[2 * l + 1];
-      for (int i = 0; i < r->cfg.convs; i++) f += kd_conv_flops(&t[k]->conv[i], n, &a, &b);
+      f += kd_tower_flops(&t[k]->t, n, &a, &b);
       f += kd_conv_flops(&t[k]->out, n, &a, &b);
     }
   return f;

@@ -23,7 +23,8 @@ static const char *const nan_sites[] = {"loss", "gradient", NULL};
 static const KdParamDesc descs[] = {
     S("name", "Run name", "run", "Name used for the run directory"),
     S("model.head", "Head", "retinanet",
-      "Head kind (engine/model/head.h): retinanet, or faster_rcnn (RPN + RoI head; rpn.* and roi.* settings)"),
+      "Head kind (engine/model/head.h): retinanet, faster_rcnn (RPN + RoI head; rpn.* and roi.* settings), "
+      "or gfl (one anchor per location, ATSS, QFL + DFL + GIoU; gfl.* and atss.* settings)"),
     I("model.depth", "ResNet depth", 18, 10, 101, "Backbone depth: 10, 18, 34, 50 or 101"),
     I("model.width", "Base width", 32, 1, 512, "Channels of the first stage (torchvision: 64)"),
     E("model.bn", "Backbone BN", "train", bn_modes, "BatchNorm mode: batch statistics, running statistics, or frozen"),
@@ -69,7 +70,11 @@ static const KdParamDesc descs[] = {
     F("loss.focal_gamma", "Focal gamma", 2, 0, 5, 0, 0, "Focal loss gamma"),
     E("loss.box", "Box loss", "smooth_l1", box_losses, "Regression loss on positive anchors"),
     F("loss.smooth_l1_beta", "Smooth-L1 beta", 0.11, 0, 1, 0, 0, "Smooth-L1 transition point (0: L1)"),
-    FL("loss.box_weight", "w_box", "Box weight", 1, 0, 100, 0, "step 0.5", "Weight of the regression loss"),
+    FL("loss.box_weight", "w_box", "Box weight", 1, 0, 100, 0, "step 0.5", "Weight of the regression loss (GFL: of its GIoU loss, 2 in its presets)"),
+    F("loss.qfl_beta", "QFL beta", 2, 0, 5, 0, 0, "GFL: Quality Focal Loss exponent on |quality - score|"),
+    F("loss.dfl_weight", "DFL weight", 0.25, 0, 100, 0, 1, "GFL: weight of the Distribution Focal Loss on the side distributions"),
+    I("gfl.reg_max", "GFL bins", 16, 1, 64, "GFL: each box side is a distribution over bins 0..reg_max (in strides)"),
+    I("atss.topk", "ATSS top-k", 9, 1, 64, "GFL: ATSS candidates per level and GT box (nearest anchor centres)"),
     S("train.init_checkpoint", "Start from", "", "Weights to start the trained model from (fine-tuning, warm restarts); the optimizer starts fresh"),
     S("teacher.config", "Teacher config", "", "Config file of the teacher detector (distillation)"),
     S("teacher.checkpoint", "Teacher weights", "", "Safetensors checkpoint of the teacher"),
@@ -167,6 +172,8 @@ int kd_settings_model(const KdConfig *c, KdModelCfg *m, KdError *err) {
   h->num_classes = kd_config_int(c, "model.num_classes");
   h->prior_prob = (float)kd_config_num(c, "model.prior_prob");
   h->anchors.size_mult = (float)kd_config_num(c, "anchor.size_mult");
+  h->gfl.reg_max = kd_config_int(c, "gfl.reg_max");
+  h->gfl.topk = kd_config_int(c, "atss.topk");
   KdRpnCfg *r = &h->rpn;
   if (kd_config_fill(c, rpn_descs, (int)(sizeof rpn_descs / sizeof rpn_descs[0]), r, err)) return -1;
   r->nsizes = kd_anchor_parse_list("rpn.anchor_sizes", kd_config_str(c, "rpn.anchor_sizes"), r->sizes, KD_ANCHOR_MAX_LEVELS, err);
@@ -205,6 +212,8 @@ void kd_settings_det_loss(const KdConfig *c, KdDetLossCfg *l) {
   l->giou = !strcmp(kd_config_str(c, "loss.box"), "giou");
   l->smooth_l1_beta = (float)kd_config_num(c, "loss.smooth_l1_beta");
   l->box_weight = (float)kd_config_num(c, "loss.box_weight");
+  l->qfl_beta = (float)kd_config_num(c, "loss.qfl_beta");
+  l->dfl_weight = (float)kd_config_num(c, "loss.dfl_weight");
 }
 
 int kd_settings_post(const KdConfig *c, KdPostCfg *p, KdError *err) {

@@ -215,6 +215,29 @@ def mode_msroi(torch, tv, arrs):
     return out
 
 
+def serve(jobs, doc, modes, *lib):
+    """Runs each (MODE, IN, OUT) job: OUT = modes[MODE](*lib, arrays of IN)."""
+    for i in range(0, len(jobs), 3):
+        mode, path_in, path_out = jobs[i:i + 3]
+        write_arrays(path_out, modes[mode](*lib, read_arrays(path_in)))
+    return 0
+
+
+def torch_main(argv, doc, name, modes):
+    """The main of an oracle that needs torch only: modes[MODE](torch, F, arrays)."""
+    if not argv or len(argv) % 3:
+        print(doc)
+        return 2
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError as e:
+        print("%s: skipped, %s" % (name, e))
+        return 77
+    torch.set_num_threads(1)
+    return serve(argv, doc, modes, torch, F)
+
+
 def main():
     jobs = sys.argv[1:]
     if not jobs or len(jobs) % 3:
@@ -230,10 +253,7 @@ def main():
              "smoothl1": mode_smoothl1, "giou": mode_giou, "nms": mode_nms, "post": mode_post,
              "roialign": mode_roialign, "msroi": mode_msroi}
     torch.set_num_threads(1)
-    for i in range(0, len(jobs), 3):
-        mode, path_in, path_out = jobs[i:i + 3]
-        write_arrays(path_out, modes[mode](torch, torchvision, read_arrays(path_in)))
-    return 0
+    return serve(jobs, __doc__, modes, torch, torchvision)
 
 
 if __name__ == "__main__":

@@ -99,9 +99,17 @@ def cwd_parts(t, s, p):
     return parts
 
 
-def fitnet_parts(t, s, p, adapt):
+def fitnet_parts(t, s, p, adapt, tcls=None):
+    """tcls (fitnet.mask=frs): per level the teacher's class logits, whose max sigmoid weights each cell."""
     w = p.get("fitnet.weight", 1.0)
-    total = sum(((F.conv2d(s[lv], adapt[2 * i], adapt[2 * i + 1]) - t[lv]) ** 2).mean() for i, lv in enumerate(t))
+    total = 0
+    for i, lv in enumerate(t):
+        d2 = (F.conv2d(s[lv], adapt[2 * i], adapt[2 * i + 1]) - t[lv]) ** 2
+        if tcls is None:
+            total = total + d2.mean()
+        else:
+            m = tcls[lv].sigmoid().max(dim=1, keepdim=True).values
+            total = total + (d2 * m).sum() / (d2.shape[1] * m.sum())
     return {"fitnet.feat": w * total}
 
 
@@ -237,8 +245,12 @@ def case_features(kd, tmp, rng, method, sets, params, hw, n=2, ct=8, cs=8, corr=
     return run_case(kd, tmp, tag, method, arrays, sets, oracle)
 
 
-def case_fitnet(kd, tmp, rng, sets, params, hw, n=2, ct=8, cs=6):
+def case_fitnet(kd, tmp, rng, sets, params, hw, n=2, ct=8, cs=6, frs=False):
     arrays = feature_inputs(rng, n, ct, cs, hw)
+    if frs:  # class logits for FRS's richness mask (K = 3, A = 9: as the default anchors)
+        for lv, (h, w) in zip(LEVELS, hw):
+            for who in ("teacher", "student"):
+                arrays["%s.cls.%s" % (who, lv)] = (rng.standard_normal((n, 27, h, w)) * 2 - 2).astype(np.float32)
     for i in range(len(hw)):
         arrays["distill.fitnet.adapt.%d.weight" % i] = (rng.standard_normal((ct, cs, 1, 1)) * 0.4).astype(np.float32)
         arrays["distill.fitnet.adapt.%d.bias" % i] = (rng.standard_normal(ct) * 0.1).astype(np.float32)
@@ -251,8 +263,11 @@ def case_fitnet(kd, tmp, rng, sets, params, hw, n=2, ct=8, cs=6):
         for i in range(len(hw)):
             adapt += [t64(arrays["distill.fitnet.adapt.%d.weight" % i], True),
                       t64(arrays["distill.fitnet.adapt.%d.bias" % i], True)]
-        parts = fitnet_parts(t, s, params, adapt)
+        tcls = {lv: t64(arrays["teacher.cls." + lv]) for lv in levels} if frs else None
+        parts = fitnet_parts(t, s, params, adapt, tcls)
         g = grads_of(parts, s)
+        if frs:  # the student's logits get no gradient from FitNet
+            g.update({"grad.student.cls." + lv: np.zeros(arrays["student.cls." + lv].shape) for lv in levels})
         for i in range(len(hw)):
             g["grad.distill.fitnet.adapt.%d.weight" % i] = adapt[2 * i].grad.numpy()
             g["grad.distill.fitnet.adapt.%d.bias" % i] = adapt[2 * i + 1].grad.numpy()
@@ -314,6 +329,7 @@ def main():
         fails += case_fitnet(kd, tmp, rng, [], {}, hw_small)
         fails += case_fitnet(kd, tmp, rng, ["fitnet.weight=3"], {"fitnet.weight": 3.0}, [(6, 5), (3, 3)], n=1, ct=4,
                              cs=4)
+        fails += case_fitnet(kd, tmp, rng, ["fitnet.mask=frs"], {}, hw_small, frs=True)
         if HAVE_TV:
             fails += case_logitkd(kd, tmp, rng, [], {})
             fails += case_logitkd(kd, tmp, rng,

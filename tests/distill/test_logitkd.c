@@ -13,6 +13,7 @@
 #include "distill/method.h"
 #include "distill/side.h"
 #include "gradcheck.h"
+#include "kl_ref.h"
 
 static KdConfig *cfg;
 static const KdMethod *lkd;
@@ -47,18 +48,6 @@ static KdTensor *run(KdCtx *c, const Setup *su, KdTensor **t, KdTensor **s, KdDi
 }
 
 static void set(const char *key, double v) { CHECK(kd_config_set_num(cfg, key, v, NULL) == 0); }
-
-/* KL(softmax(t/T) || softmax(s/T)) over K values with stride `step`. */
-static double kl_ref(const float *t, const float *s, int K, int step, double T) {
-  double zt = 0, zs = 0, mt = -1e30, ms = -1e30, kl = 0;
-  for (int k = 0; k < K; k++) mt = fmax(mt, t[k * step] / T), ms = fmax(ms, s[k * step] / T);
-  for (int k = 0; k < K; k++) zt += exp(t[k * step] / T - mt), zs += exp(s[k * step] / T - ms);
-  for (int k = 0; k < K; k++) {
-    double lq = t[k * step] / T - mt - log(zt), lp = s[k * step] / T - ms - log(zs);
-    kl += exp(lq) * (lq - lp);
-  }
-  return kl;
-}
 
 static void test_hand(void) {
   const double kl = 0.75 * log(1.5) - 0.25 * log(2.0);

@@ -69,7 +69,7 @@ static void test_errors(void) {
   mc = tiny(), mc.neck.first_level = 4;
   expect_bad(mc, "model.fpn_first_level");
   mc = tiny(), snprintf(mc.head.kind, sizeof mc.head.kind, "fcos");
-  expect_bad(mc, "model.head: unknown head kind 'fcos' (known: retinanet, faster_rcnn)");
+  expect_bad(mc, "model.head: unknown head kind 'fcos' (known: retinanet, faster_rcnn, gfl)");
 }
 
 static void test_frozen(void) {

@@ -84,14 +84,15 @@ static inline int fx_write_teacher(const FxModels *m) {
   return fx_write_teacher_json(json);
 }
 
-/* Every registered method a one-stage pair can feed, comma-separated. */
+/* Every registered method the fixture's one-stage RetinaNet pair can feed, comma-separated. */
 static inline const char *fx_all_methods(void) {
   static char buf[512];
   buf[0] = 0;
   for (int i = 0; i < kd_method_count(); i++) {
-    /* The fixture's pair is one-stage: the methods of two-stage pairs
-     * (HEAD, DeFeat's RoI KD) are tested with one (tests/train/test_head_run.c). */
-    if (kd_method_at(i)->needs & (KD_NEED_ROIS | KD_NEED_STUDENT_ROIS)) continue;
+    /* The fixture's pair is one-stage RetinaNet: the methods of two-stage pairs
+     * (HEAD, DeFeat's RoI KD) are tested with one (tests/train/test_head_run.c),
+     * the GFL-only ones (LD) with a GFL pair. */
+    if (kd_method_at(i)->needs & (KD_NEED_ROIS | KD_NEED_STUDENT_ROIS | KD_NEED_DIST)) continue;
     size_t o = strlen(buf);
     snprintf(buf + o, sizeof buf - o, "%s%s", o ? "," : "", kd_method_at(i)->name);
   }
