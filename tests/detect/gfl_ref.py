@@ -7,7 +7,8 @@ distance2bbox, bbox_overlaps(mode='giou', is_aligned=True), GIoULoss,
 ATSSAssigner.assign) and what HikariTJU/LD's assigner does for its
 valuable localization region (all anchors as candidates, an overlap of
 intersection over the anchor's area minus DIoU's centre term, the window
-[0.25 t, t) with t the ATSS threshold, weight the highest IoU). Written
+[0.25 t, t) with t the ATSS threshold, weight the highest IoU), and, from
+these, GFLHead.loss on a head's outputs (mode gflhead). Written
 from reading those sources; no code copied.
 
 Usage: gfl_ref.py MODE IN OUT [MODE IN OUT ...]; array files as
@@ -171,8 +172,81 @@ def mode_chain(torch, F, arrs):
             "iou": iou.tolist()}
 
 
+def mode_gflhead(torch, F, arrs):
+    """GFLHead.loss as mmdet (10b's normalisers) from the head's outputs, its anchors and the GT."""
+    n, K, B, nlev = (int(v) for v in arrs["dims"])
+    beta, box_w, dfl_w, mult = arrs["params"]
+    hw = [int(v) for v in arrs["hw"]]
+    strides = [int(v) for v in arrs["strides"]]
+    R = B - 1
+    cls = [torch.tensor(arrs["cls%d" % l], dtype=torch.float64).view(n, K, hw[2 * l], hw[2 * l + 1]).requires_grad_(True)
+           for l in range(nlev)]
+    dist = [torch.tensor(arrs["dist%d" % l], dtype=torch.float64).view(n, 4 * B, hw[2 * l], hw[2 * l + 1])
+            .requires_grad_(True) for l in range(nlev)]
+    anchors, lvl_of = [], []
+    for l in range(nlev):
+        s, half = strides[l], mult * strides[l] / 2.0
+        for y in range(hw[2 * l]):
+            for x in range(hw[2 * l + 1]):
+                anchors.append([x * s - half, y * s - half, x * s + half, y * s + half])
+    anchors = torch.tensor(anchors, dtype=torch.float64)
+    nl = [hw[2 * l] * hw[2 * l + 1] for l in range(nlev)]
+    gtb = torch.tensor(arrs["gt"], dtype=torch.float64).view(-1, 5)
+    gtl = torch.tensor(arrs["labels"]).long()
+    labels = torch.full((n, anchors.shape[0]), K, dtype=torch.long)
+    targets = torch.zeros((n, anchors.shape[0], 4), dtype=torch.float64)
+    samples = 0
+    for i in range(n):
+        rows = gtb[:, 0] == i
+        g = gtb[rows, 1:]
+        npos = 0
+        if len(g):
+            match, _, _ = atss_match_vlr(torch, anchors, g, nl, 9)
+            pos = match >= 0
+            labels[i, pos] = gtl[rows][match[pos]]
+            targets[i, pos] = g[match[pos]]
+            npos = int(pos.sum())
+        samples += max(npos, 1)
+    samples = max(samples, 1)
+    loss_cls, loss_box, loss_dfl, avg, off = 0.0, 0.0, 0.0, 0.0, 0
+    for l in range(nlev):
+        s = strides[l]
+        fc = cls[l].permute(0, 2, 3, 1).reshape(-1, K)
+        fd = dist[l].permute(0, 2, 3, 1).reshape(-1, 4 * B)
+        lab = labels[:, off:off + nl[l]].reshape(-1)
+        tg = targets[:, off:off + nl[l]].reshape(-1, 4)
+        an = anchors[off:off + nl[l]].repeat(n, 1)
+        off += nl[l]
+        centers = torch.stack([(an[:, 0] + an[:, 2]) / 2, (an[:, 1] + an[:, 3]) / 2], 1) / s
+        pos = (lab < K).nonzero().squeeze(1)
+        score = torch.zeros(lab.shape[0], dtype=torch.float64)
+        if len(pos):
+            w = fc.detach().sigmoid().max(dim=1)[0][pos]
+            corners = integral(torch, F, fd[pos], R)
+            pred = distance2bbox(torch, centers[pos], corners)
+            tgt = tg[pos] / s
+            score[pos] = overlaps_aligned(torch, pred.detach(), tgt, "iou")
+            loss_box = loss_box + ((1 - overlaps_aligned(torch, pred, tgt, "giou")) * w).sum()
+            d = torch.stack([centers[pos, 0] - tgt[:, 0], centers[pos, 1] - tgt[:, 1], tgt[:, 2] - centers[pos, 0],
+                             tgt[:, 3] - centers[pos, 1]], -1).clamp(min=0, max=R - 0.1)
+            loss_dfl = loss_dfl + (dfl(torch, F, fd[pos].reshape(-1, B), d.reshape(-1)) *
+                                   w[:, None].expand(-1, 4).reshape(-1)).sum() / 4.0
+            avg = avg + w.sum()
+        loss_cls = loss_cls + qfl(torch, F, fc, lab, score, beta).sum() / samples
+    avg = avg + 1e-6
+    box, dfl_part = loss_box / avg, loss_dfl / avg
+    total = loss_cls + box_w * box + dfl_w * dfl_part
+    total.backward()
+    out = {"cls": [float(loss_cls)], "box": [float(box)], "dfl": [float(dfl_part)], "loss": [total.item()]}
+    for l in range(nlev):  # a level without positives gets no gradient on its sides
+        out["gcls%d" % l] = cls[l].grad.flatten().tolist()
+        out["gdist%d" % l] = (dist[l].grad if dist[l].grad is not None else torch.zeros_like(dist[l])).flatten().tolist()
+    return out
+
+
 def main():
-    return torch_main(sys.argv[1:], __doc__, "gfl_ref", {"atss": mode_atss, "qfl": mode_qfl, "dfl": mode_dfl, "chain": mode_chain})
+    return torch_main(sys.argv[1:], __doc__, "gfl_ref", {"atss": mode_atss, "qfl": mode_qfl, "dfl": mode_dfl, "chain": mode_chain,
+                                                           "gflhead": mode_gflhead})
 
 
 if __name__ == "__main__":
