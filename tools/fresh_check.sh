@@ -28,7 +28,7 @@ need() { command -v "$1" >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-g
 need mmdebstrap mmdebstrap
 if [ ! -s "$work/base.tar" ]; then
   echo "fresh_check: building a Debian 12 minbase root (once)" >&2
-  mmdebstrap --variant=minbase --include=git,ca-certificates bookworm "$work/base.tar.tmp" >&2
+  mmdebstrap --format=tar --variant=minbase --include=git,ca-certificates bookworm "$work/base.tar.tmp" >&2
   mv "$work/base.tar.tmp" "$work/base.tar"
 fi
 
