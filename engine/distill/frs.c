@@ -35,11 +35,11 @@ typedef struct {
 
 #define F(field, ...) KD_METHOD_FLOAT(FrsParams, "frs", field, __VA_ARGS__)
 static const KdParamDesc params[] = {
-    F(feat, "λ_feat", "FRS feature weight", 0.005, 0.0, 10.0, 0, NULL,
+    F(feat, "λ_feat", "FRS feature weight", 0.005, 0.0, 10.0, 1, "1,1.6,2,2.5,5,8",
       "Weight of the richness-masked feature MSE through a 3x3 adapter (FRS RetinaNet: 0.005; GFL 0.1; FCOS 0.01)"),
-    F(cls, "λ_cls", "FRS class weight", 0.02, 0.0, 10.0, 0, NULL,
+    F(cls, "λ_cls", "FRS class weight", 0.02, 0.0, 10.0, 1, "1,1.6,2,2.5,5,8",
       "Weight of the richness-masked BCE between student and teacher class probabilities (RetinaNet 0.02; GFL, FCOS 0.05)"),
-    F(warm, NULL, "FRS warm-up steps", 500, 0, 100000, 0, NULL,
+    F(warm, "t_w", "FRS warm-up steps", 500, 0, 100000, 0, "step 50",
       "Both terms ramp linearly from 0 over this many steps (the code's distill_warm_step: 500)"),
 };
 #define NPARAMS (int)(sizeof params / sizeof params[0])

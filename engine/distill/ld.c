@@ -30,21 +30,21 @@ typedef struct {
 
 #define F(field, ...) KD_METHOD_FLOAT(LdParams, "ld", field, __VA_ARGS__)
 static const KdParamDesc params[] = {
-    F(ld, "λ_LD", "Main LD weight", 0.25, 0.0, 10.0, 0, NULL,
+    F(ld, "λ_LD", "Main LD weight", 0.25, 0.0, 10.0, 1, "1,1.6,2,2.5,5,8",
       "Weight of the KL between teacher and student side distributions at the student's positive locations, each "
       "weighted by the student's max class score, the sum divided by 4 (LD's GFL configs: 0.25)"),
-    F(ld_T, "T_LD", "Main LD temperature", 10.0, 0.5, 20.0, 1, "1,2,5,10,20",
+    F(ld_T, "T_LD", "Main LD temperature", 10.0, 0.5, 20.0, 1, "1,1.5,2,3,4,5,6,8",
       "Softmax temperature over the R+1 bins of a side; the KL (mean over bins) is scaled by T^2 (LD: 10)"),
-    F(vlr, "λ_VLR", "VLR LD weight", 0.25, 0.0, 10.0, 0, NULL,
+    F(vlr, "λ_VLR", "VLR LD weight", 0.25, 0.0, 10.0, 1, "1,1.6,2,2.5,5,8",
       "Weight of the same KL on the valuable localization region (anchors of every level whose LD overlap with a GT "
       "lies in [vlr_lo t, t), t its ATSS threshold), each weighted by its IoU, the sum divided by 16 (LD: 0.25)"),
-    F(vlr_T, "T_VLR", "VLR LD temperature", 10.0, 0.5, 20.0, 1, "1,2,5,10,20", "Temperature of the VLR term (LD: 10)"),
-    F(vlr_lo, NULL, "VLR lower bound", 0.25, 0.0, 1.0, 0, NULL,
+    F(vlr_T, "T_VLR", "VLR LD temperature", 10.0, 0.5, 20.0, 1, "1,1.5,2,3,4,5,6,8", "Temperature of the VLR term (LD: 10)"),
+    F(vlr_lo, "ρ_lo", "VLR lower bound", 0.25, 0.0, 1.0, 0, NULL,
       "The VLR's window starts at this share of the ATSS threshold (LD's code: 0.25)"),
     F(kd, "λ_KD", "Class KD weight", 10.0, 0.0, 100.0, 0, NULL,
       "Weight of the KL between teacher and student class logits (softmax over the K sigmoid logits, mean over "
       "classes) at the positives, divided by each level's positive count (LD: 10)"),
-    F(kd_T, "T_KD", "Class KD temperature", 2.0, 0.5, 20.0, 1, "1,2,4,8", "Temperature of the class KD (LD's GFL: 2)"),
+    F(kd_T, "T_KD", "Class KD temperature", 2.0, 0.5, 20.0, 1, "1,1.5,2,3,4,5,6,8", "Temperature of the class KD (LD's GFL: 2)"),
 };
 #define NPARAMS (int)(sizeof params / sizeof params[0])
 

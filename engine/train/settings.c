@@ -72,7 +72,7 @@ static const KdParamDesc descs[] = {
     F("loss.smooth_l1_beta", "Smooth-L1 beta", 0.11, 0, 1, 0, 0, "Smooth-L1 transition point (0: L1)"),
     FL("loss.box_weight", "w_box", "Box weight", 1, 0, 100, 0, "step 0.5", "Weight of the regression loss (GFL: of its GIoU loss, 2 in its presets)"),
     F("loss.qfl_beta", "QFL beta", 2, 0, 5, 0, 0, "GFL: Quality Focal Loss exponent on |quality - score|"),
-    F("loss.dfl_weight", "DFL weight", 0.25, 0, 100, 0, 1, "GFL: weight of the Distribution Focal Loss on the side distributions"),
+    FL("loss.dfl_weight", "w_dfl", "DFL weight", 0.25, 0, 100, 1, "1,1.6,2,2.5,5,8", "GFL: weight of the Distribution Focal Loss on the side distributions"),
     I("gfl.reg_max", "GFL bins", 16, 1, 64, "GFL: each box side is a distribution over bins 0..reg_max (in strides)"),
     I("atss.topk", "ATSS top-k", 9, 1, 64, "GFL: ATSS candidates per level and GT box (nearest anchor centres)"),
     S("train.init_checkpoint", "Start from", "", "Weights to start the trained model from (fine-tuning, warm restarts); the optimizer starts fresh"),
