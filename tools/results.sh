@@ -53,7 +53,7 @@ if [ "${KDSCOPE_MATCHED:-1}" = 1 ] && [ ! -s "$out/matched_steps" ]; then
   /usr/bin/python3 "$here/tools/results_table.py" "$out" "$steps" --matched-steps > "$out/matched_steps.tmp" &&
     mv "$out/matched_steps.tmp" "$out/matched_steps" || rm -f "$out/matched_steps.tmp"
 fi
-if [ -s "$out/matched_steps" ]; then
+if [ "${KDSCOPE_MATCHED:-1}" = 1 ] && [ -s "$out/matched_steps" ]; then
   pending=""
   for s in $seeds; do finished "$out/baseline-matched-seed$s" || pending="$pending baseline-matched $s"; done
   [ -z "$pending" ] || printf '%s\n' $pending | xargs -n 2 -P "$jobs" sh "$0" __one

@@ -64,10 +64,11 @@ def scan_run(d):
     # stretched by whatever else the machine ran), where results.sh timed it.
     try:
         with open(d + ".time") as f:
-            fields = f.read().split()
-        if len(fields) >= 2:
-            cpu = float(fields[-1])
-            wall = wall if wall is not None else float(fields[0])
+            # "%e %U" (a failed command adds a line before it): the last such line
+            lines = [l.split() for l in f if len(l.split()) == 2]
+        if lines:
+            cpu = float(lines[-1][1])
+            wall = wall if wall is not None else float(lines[-1][0])
     except (OSError, ValueError):
         pass
     rec = {"method": method, "seed": int(seed), "steps": last_step, "eval": ev, "wall_s": wall, "cpu_s": cpu,
