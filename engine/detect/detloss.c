@@ -82,7 +82,7 @@ static void loss_backward(KdCtx *c, KdNode *node) {
   float go = node->out->grad[0];
   for (int l = 0; l < s->nlev; l++) {
     KdTensor *x = node->in[l];
-    if (!x->requires_grad) continue;
+    if (!x->requires_grad || !s->g[l]) continue;
     float *gx = kd_grad(c, x);
     if (!gx) return;
     const float *g = s->g[l];
@@ -91,19 +91,19 @@ static void loss_backward(KdCtx *c, KdNode *node) {
   }
 }
 
-/* Gradient buffers, only when the op will be recorded. */
-static int grad_buffers(KdCtx *c, KdTensor *const *lv, int nlev, float **g) {
+int kd_detloss_grads(KdCtx *c, KdTensor *const *lv, int nlev, int zero, float **g) {
   int need = 0;
   for (int l = 0; l < nlev; l++) need |= lv[l]->requires_grad;
   need = need && kd_ctx_grad_enabled(c);
   for (int l = 0; l < nlev; l++) {
     g[l] = NULL;
     if (need && !(g[l] = kd_ctx_alloc(c, lv[l]->numel * sizeof(float)))) return -1;
+    if (g[l] && zero) memset(g[l], 0, lv[l]->numel * sizeof(float));
   }
   return 0;
 }
 
-static KdTensor *finish(KdCtx *c, const char *op, KdTensor *const *lv, int nlev, float **g, double sum) {
+KdTensor *kd_detloss_scalar(KdCtx *c, const char *op, KdTensor *const *lv, int nlev, float **g, double sum) {
   int one = 1;
   KdTensor *y = kd_tensor_new(c, 1, &one);
   if (!y) return NULL;
@@ -130,7 +130,7 @@ KdTensor *kd_focal_loss(KdCtx *c, KdTensor *const *cls_levels, int nlev, int A, 
   const size_t At = L.off[nlev];
   if (check_targets(c, "focal_loss", target_cls, (size_t)L.N * At, K)) return NULL;
   float *g[KD_DET_MAX_LEVELS];
-  if (grad_buffers(c, cls_levels, nlev, g)) return NULL;
+  if (kd_detloss_grads(c, cls_levels, nlev, 0, g)) return NULL;
   const double aw_pos = alpha >= 0.0f ? alpha : 1.0, aw_neg = alpha >= 0.0f ? 1.0 - alpha : 1.0;
   const double gm = gamma, inv = 1.0 / normalizer;
   double sum = 0.0;
@@ -173,7 +173,7 @@ KdTensor *kd_focal_loss(KdCtx *c, KdTensor *const *cls_levels, int nlev, int A, 
       sum += acc;
     }
   }
-  return finish(c, "focal_loss", cls_levels, nlev, g, sum * inv);
+  return kd_detloss_scalar(c, "focal_loss", cls_levels, nlev, g, sum * inv);
 }
 
 KdTensor *kd_smooth_l1_loss(KdCtx *c, KdTensor *const *box_levels, int nlev, int A, const float *target_deltas,
@@ -187,7 +187,7 @@ KdTensor *kd_smooth_l1_loss(KdCtx *c, KdTensor *const *box_levels, int nlev, int
   const size_t At = L.off[nlev];
   if (check_targets(c, "smooth_l1_loss", target_cls, (size_t)L.N * At, 1 << 30)) return NULL;
   float *g[KD_DET_MAX_LEVELS];
-  if (grad_buffers(c, box_levels, nlev, g)) return NULL;
+  if (kd_detloss_grads(c, box_levels, nlev, 0, g)) return NULL;
   const double b = beta, inv = 1.0 / normalizer;
   double sum = 0.0;
   for (int l = 0; l < nlev; l++) {
@@ -222,7 +222,7 @@ KdTensor *kd_smooth_l1_loss(KdCtx *c, KdTensor *const *box_levels, int nlev, int
       sum += acc;
     }
   }
-  return finish(c, "smooth_l1_loss", box_levels, nlev, g, sum * inv);
+  return kd_detloss_scalar(c, "smooth_l1_loss", box_levels, nlev, g, sum * inv);
 }
 
 /* d max(u, v)/du with PyTorch's convention of splitting ties. */
@@ -268,7 +268,7 @@ KdTensor *kd_giou_loss(KdCtx *c, KdTensor *const *box_levels, int nlev, int A, c
   const size_t At = L.off[nlev];
   if (check_targets(c, "giou_loss", target_cls, (size_t)L.N * At, 1 << 30)) return NULL;
   float *g[KD_DET_MAX_LEVELS];
-  if (grad_buffers(c, box_levels, nlev, g)) return NULL;
+  if (kd_detloss_grads(c, box_levels, nlev, 0, g)) return NULL;
   const double inv = 1.0 / normalizer;
   double sum = 0.0;
   for (int l = 0; l < nlev; l++) {
@@ -309,5 +309,5 @@ KdTensor *kd_giou_loss(KdCtx *c, KdTensor *const *box_levels, int nlev, int A, c
       }
     }
   }
-  return finish(c, "giou_loss", box_levels, nlev, g, sum * inv);
+  return kd_detloss_scalar(c, "giou_loss", box_levels, nlev, g, sum * inv);
 }

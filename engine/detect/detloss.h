@@ -17,6 +17,12 @@
 
 #define KD_DET_MAX_LEVELS 8
 
+/* The scalar losses' shared mechanism: the forward writes d(loss)/d(input)
+ * into buffers made only when the op will be recorded (zeroed when the loss
+ * writes them sparsely), and the backward scales them by the upstream grad. */
+int kd_detloss_grads(KdCtx *c, KdTensor *const *in, int nin, int zero, float **g);
+KdTensor *kd_detloss_scalar(KdCtx *c, const char *op, KdTensor *const *in, int nin, float **g, double v);
+
 /* Sigmoid focal loss (torchvision.ops.sigmoid_focal_loss, summed) over all
  * K classes of every anchor not ignored; the target is one-hot for
  * positives, all zeros for negatives. alpha < 0 disables the alpha

@@ -1,5 +1,5 @@
 /* GFL's losses and box coding (gflloss.h). Scalar losses keep their
- * gradient from the forward pass (arena) and the backward only scales it;
+ * gradient from the forward pass (kd_detloss_grads / kd_detloss_scalar);
  * the integral and the box coder are element-wise maps with their own
  * backward. */
 #include "detect/gflloss.h"
@@ -10,50 +10,6 @@
 #include "core/parallel.h"
 #include "detect/assign.h"
 #include "detect/detloss.h"
-
-typedef struct {
-  int nin;
-  float *g[KD_DET_MAX_LEVELS]; /* d(loss)/d(input element) */
-} Saved;
-
-static void scalar_backward(KdCtx *c, KdNode *node) {
-  Saved *s = node->saved;
-  float go = node->out->grad[0];
-  for (int l = 0; l < s->nin; l++) {
-    KdTensor *x = node->in[l];
-    if (!x->requires_grad || !s->g[l]) continue;
-    float *gx = kd_grad(c, x);
-    if (!gx) return;
-    const float *g = s->g[l];
-    for (size_t i = 0; i < x->numel; i++) gx[i] += go * g[i];
-  }
-}
-
-/* Zeroed gradient buffers when the op will be recorded, else NULLs. */
-static int grads(KdCtx *c, KdTensor *const *in, int nin, float **g) {
-  int need = 0;
-  for (int l = 0; l < nin; l++) need |= in[l]->requires_grad;
-  need = need && kd_ctx_grad_enabled(c);
-  for (int l = 0; l < nin; l++) {
-    g[l] = NULL;
-    if (need && !(g[l] = kd_ctx_alloc(c, in[l]->numel * sizeof(float)))) return -1;
-    if (g[l]) memset(g[l], 0, in[l]->numel * sizeof(float));
-  }
-  return 0;
-}
-
-static KdTensor *scalar_out(KdCtx *c, const char *op, KdTensor *const *in, int nin, float **g, double v) {
-  int one = 1;
-  KdTensor *y = kd_tensor_new(c, 1, &one);
-  if (!y) return NULL;
-  y->data[0] = (float)v;
-  Saved *s = kd_record(c, op, y, in, nin, scalar_backward, sizeof *s);
-  if (s) {
-    s->nin = nin;
-    for (int l = 0; l < nin; l++) s->g[l] = g[l];
-  }
-  return y;
-}
 
 /* softplus(v) = BCE(v, 0) and sigmoid, without overflow. */
 static inline void sp_sig(double v, double *sp, double *p) {
@@ -98,7 +54,7 @@ KdTensor *kd_qfl_loss(KdCtx *c, KdTensor *const *lv, int nlev, const int *target
       return NULL;
     }
   float *g[KD_DET_MAX_LEVELS];
-  if (grads(c, lv, nlev, g)) return NULL;
+  if (kd_detloss_grads(c, lv, nlev, 1, g)) return NULL;
   const double b = beta, inv = 1.0 / normalizer;
   double sum = 0.0;
   for (int l = 0; l < nlev; l++) {
@@ -133,7 +89,7 @@ KdTensor *kd_qfl_loss(KdCtx *c, KdTensor *const *lv, int nlev, const int *target
       sum += acc;
     }
   }
-  return scalar_out(c, "qfl_loss", lv, nlev, g, sum * inv);
+  return kd_detloss_scalar(c, "qfl_loss", lv, nlev, g, sum * inv);
 }
 
 /* ---- integral ---- */
@@ -229,7 +185,7 @@ KdTensor *kd_dfl_loss(KdCtx *c, KdTensor *x, const float *target, const float *w
       return NULL;
     }
   float *g;
-  if (grads(c, &x, 1, &g)) return NULL;
+  if (kd_detloss_grads(c, &x, 1, 1, &g)) return NULL;
   double sum = 0.0;
   for (int m = 0; m < M; m++) {
     const float *r = x->data + (size_t)m * B;
@@ -246,7 +202,7 @@ KdTensor *kd_dfl_loss(KdCtx *c, KdTensor *x, const float *target, const float *w
     gr[lo] -= (float)(w * wl);
     gr[lo + 1] -= (float)(w * wr);
   }
-  return scalar_out(c, "dfl_loss", &x, 1, &g, sum);
+  return kd_detloss_scalar(c, "dfl_loss", &x, 1, &g, sum);
 }
 
 /* ---- GIoU on aligned boxes ---- */
@@ -299,7 +255,7 @@ KdTensor *kd_giou_aligned_loss(KdCtx *c, KdTensor *pred, const float *target, co
     return NULL;
   }
   float *g;
-  if (grads(c, &pred, 1, &g)) return NULL;
+  if (kd_detloss_grads(c, &pred, 1, 1, &g)) return NULL;
   double sum = 0.0;
   for (int i = 0; i < pred->shape[0]; i++) {
     double w = weight ? weight[i] : 1.0, dp[4];
@@ -307,5 +263,5 @@ KdTensor *kd_giou_aligned_loss(KdCtx *c, KdTensor *pred, const float *target, co
     if (g)
       for (int j = 0; j < 4; j++) g[4 * (size_t)i + j] = (float)(w * dp[j]);
   }
-  return scalar_out(c, "giou_aligned_loss", &pred, 1, &g, sum);
+  return kd_detloss_scalar(c, "giou_aligned_loss", &pred, 1, &g, sum);
 }
