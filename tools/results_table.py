@@ -132,7 +132,7 @@ save = args[args.index("--save") + 1] if "--save" in args else None
 
 records, tuned, extra = [], {}, {}
 if from_dir:
-    for p in sorted(glob.glob(os.path.join(from_dir, "runs", "*.json"))):
+    for p in sorted(glob.glob(os.path.join(from_dir, "records", "*.json"))):
         r = read_json(p)
         if r:
             records.append(r)
@@ -152,9 +152,9 @@ else:
         tuned[os.path.basename(p)[:-5]] = read_text(p)
 
 if save:
-    os.makedirs(os.path.join(save, "runs"), exist_ok=True)
+    os.makedirs(os.path.join(save, "records"), exist_ok=True)
     for r in records:
-        with open(os.path.join(save, "runs", f"{r['method']}-seed{r['seed']}.json"), "w") as f:
+        with open(os.path.join(save, "records", f"{r['method']}-seed{r['seed']}.json"), "w") as f:
             json.dump(r, f, indent=1, sort_keys=True)
             f.write("\n")
     if teacher:
