@@ -167,10 +167,28 @@ if save:
 
 DOMINATES = 10.0  # KD / detection loss from which a method's default weight is called dominating
 rows, cpus, ratios, clipped = {}, {}, {}, {}
+# Times from different CPUs do not average: a row timed on several
+# machines shows one mean per machine (A, B, ... named below the table).
+machines, machine = {}, {}
+
+
+def per_machine(vals, tags):
+    by = {}
+    for v, t in zip(vals, tags):
+        if v:
+            by.setdefault(t, []).append(v)
+    if not by:
+        return None
+    if len(machines) == 1:
+        return f"{statistics.mean(next(iter(by.values()))) / 60:.1f}"
+    return ", ".join(f"{t} {statistics.mean(v) / 60:.1f}" for t, v in sorted(by.items()))
+
+
 for r in records:
     m = r["method"]
     rows.setdefault(m, []).append((r["seed"], r["eval"], r.get("wall_s")))
     cpus.setdefault(m, []).append(r.get("cpu_s"))
+    machine.setdefault(m, []).append(machines.setdefault(r.get("cpu") or "?", chr(ord("A") + len(machines))))
     if r.get("clipped") is not None:
         clipped.setdefault(m, []).append(r["clipped"])
     if r.get("kd_det_ratio"):
@@ -226,10 +244,8 @@ for m in order:
         gap = gap_closed(ap, statistics.mean(base))
     if teacher and matched and not m.startswith("baseline"):
         gapm = gap_closed(ap, statistics.mean(matched))
-    tt = [x for _, _, x in r if x]
-    wall = f"{statistics.mean(tt) / 60:.1f}" if tt else "?"
-    cc = [x for x in cpus[m] if x]
-    cpu = f"{statistics.mean(cc) / 60:.1f}" if cc else "–"
+    wall = per_machine([x for _, _, x in r], machine[m]) or "?"
+    cpu = per_machine(cpus[m], machine[m]) or "–"
     seeds = ",".join(str(s) for s, _, _ in r)
     label = {"baseline-12k": "baseline, 2x schedule (12000 steps)",
              "baseline-matched": f"baseline at matched compute ({matched_steps or '?'} steps)"}.get(m, m)
@@ -246,3 +262,5 @@ for m in order:
 if teacher:
     cells = [f"{100 * teacher[k]:.1f}" for k in keys]
     print("| teacher (shipped) | – | " + " | ".join(cells) + " | – | – | – | – | – | – |")
+if len(machines) > 1:
+    print("\ntimes by machine: " + "; ".join(f"{t} = {c}" for c, t in machines.items()))
