@@ -24,6 +24,7 @@ typedef struct Row {
   GtkWidget *scale, *spin, *reset;
   double lo, hi; /* slider range in value space (positive for log) */
   double value;  /* the value the row shows */
+  double start;  /* what reset returns to: the value when the run was bound */
   double nudge;  /* the spin button's step */
   guint pending; /* debounce source */
   gboolean syncing, typed;
@@ -34,6 +35,9 @@ struct _KdsControlPanel {
   GtkBox parent;
   GtkWidget *grid;
   GPtrArray *rows; /* Row* */
+  /* key -> the value each setting had when the run was bound, kept over
+   * rebuilds (a method switched on mid-run keeps its rows' values). */
+  GHashTable *start;
   guint debounce_ms;
 };
 
@@ -90,7 +94,7 @@ static void set_widgets(Row *r, double v) {
   gtk_range_set_value(GTK_RANGE(r->scale), to_slider(r, v));
   /* The adjustment itself: gtk_spin_button_set_value drops changes under 1e-10. */
   gtk_adjustment_set_value(gtk_spin_button_get_adjustment(GTK_SPIN_BUTTON(r->spin)), v);
-  gtk_widget_set_sensitive(r->reset, v != r->d->def);
+  gtk_widget_set_sensitive(r->reset, v != r->start);
   r->syncing = FALSE;
 }
 
@@ -205,7 +209,7 @@ static void on_spin(GtkSpinButton *spin, gpointer user) {
 
 static void on_reset(GtkButton *b, gpointer user) {
   (void)b;
-  user_set(user, ((Row *)user)->d->def, FALSE);
+  user_set(user, ((Row *)user)->start, FALSE);
 }
 
 /* "α_bg" as Pango markup: the part after '_' a subscript. */
@@ -275,8 +279,21 @@ static void add_row(KdsControlPanel *p, const KdConfig *cfg, const KdParamDesc *
                    strlen(format(d, d->def, c, sizeof c)));
   gtk_editable_set_width_chars(GTK_EDITABLE(r->spin), MAX(w, 5));
   gtk_widget_set_tooltip_text(r->spin, tip);
+  /* Back to the run's value, not the descriptor's default: a preset's
+   * value (AdamW's lr) differs from it, and resetting to it would be a
+   * change the run never had. */
+  double *start = g_hash_table_lookup(p->start, d->key);
+  if (!start) {
+    start = g_new(double, 1);
+    *start = kd_config_num(cfg, d->key);
+    g_hash_table_insert(p->start, g_strdup(d->key), start);
+  }
+  r->start = *start;
   r->reset = gtk_button_new_from_icon_name("edit-undo-symbolic");
-  gtk_widget_set_tooltip_text(r->reset, "Reset to the default");
+  char *rtip = g_strdup_printf("Back to %s, the run's value when it was opened (the setting's default is %s)",
+                               format(d, r->start, a, sizeof a), format(d, d->def, b, sizeof b));
+  gtk_widget_set_tooltip_text(r->reset, rtip);
+  g_free(rtip);
   gtk_widget_add_css_class(r->reset, "flat");
   gtk_widget_set_name(r->scale, d->key);
   kds_wheel_guard(r->scale);
@@ -366,9 +383,17 @@ GtkSpinButton *kds_control_panel_entry(KdsControlPanel *p, const char *key) {
 
 void kds_control_panel_set_debounce(KdsControlPanel *p, guint ms) { p->debounce_ms = ms; }
 
+void kds_control_panel_forget_run(KdsControlPanel *p) { g_hash_table_remove_all(p->start); }
+
+GtkButton *kds_control_panel_reset(KdsControlPanel *p, const char *key) {
+  Row *r = find_row(p, key);
+  return r ? GTK_BUTTON(r->reset) : NULL;
+}
+
 static void kds_control_panel_dispose(GObject *o) {
   KdsControlPanel *p = KDS_CONTROL_PANEL(o);
   g_clear_pointer(&p->rows, g_ptr_array_unref);
+  g_clear_pointer(&p->start, g_hash_table_unref);
   G_OBJECT_CLASS(kds_control_panel_parent_class)->dispose(o);
 }
 
@@ -381,6 +406,7 @@ static void kds_control_panel_class_init(KdsControlPanelClass *k) {
 static void kds_control_panel_init(KdsControlPanel *p) {
   gtk_orientable_set_orientation(GTK_ORIENTABLE(p), GTK_ORIENTATION_VERTICAL);
   p->rows = g_ptr_array_new_with_free_func(row_free);
+  p->start = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
   p->debounce_ms = 250;
 }
 

@@ -31,6 +31,11 @@ void kds_control_panel_sync(KdsControlPanel *p, const KdConfig *cfg);
 /* For tests: the slider and entry of a key, or NULL. */
 GtkRange *kds_control_panel_slider(KdsControlPanel *p, const char *key);
 GtkSpinButton *kds_control_panel_entry(KdsControlPanel *p, const char *key);
+GtkButton *kds_control_panel_reset(KdsControlPanel *p, const char *key);
+/* A reset button returns its row to the value the setting had when the
+ * run was bound (the first rebuild after this call), not to the
+ * descriptor's default. Call it when another run is bound. */
+void kds_control_panel_forget_run(KdsControlPanel *p);
 /* Debounce delay in ms before "setting-changed" fires after a slider move
  * (default 250; 0 = immediately). */
 void kds_control_panel_set_debounce(KdsControlPanel *p, guint ms);

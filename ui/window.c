@@ -880,6 +880,7 @@ void kds_window_set_bridge(KdsWindow *w, KdsBridge *b) {
   g_snprintf(title, sizeof title, "kdscope — %s", kds_bridge_run_dir(b));
   gtk_window_set_title(GTK_WINDOW(w), title);
   kds_undo_reset(&w->undo, b);
+  kds_control_panel_forget_run(w->controls);
   rebuild_controls(w);
   update_status(w);
   w->shown_state = -1; /* the next poll shows the state the run is in by then */

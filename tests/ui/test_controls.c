@@ -116,7 +116,11 @@ static void check_panel(void) {
   const char *keys[NDEMO + 1];
   for (int i = 0; i < NDEMO; i++) keys[i] = demo[i].key;
   keys[NDEMO] = NULL;
+  /* the run starts off the default: reset must return here, not to 40 */
+  CHECK(kd_config_set(cfg, "demo.int", "60", NULL) == 0);
   kds_control_panel_rebuild(p, cfg, keys);
+  CHECK_MSG(!gtk_widget_get_sensitive(GTK_WIDGET(kds_control_panel_reset(p, "demo.int"))),
+            "demo.int's reset is active at the run's own value");
   gtk_window_present(GTK_WINDOW(win));
   ui_pump(500);
   check_boxes(p, cfg); /* 5e-6 shows as 5e-6 (the "0.0000050(" of issue 17) */
@@ -193,6 +197,27 @@ static void check_panel(void) {
     apply(p, cfg, &sent);
   }
   check_boxes(p, cfg);
+
+  /* reset (activated as Enter or Space would): back to the run's 60 */
+  {
+    GtkWidget *rb = GTK_WIDGET(kds_control_panel_reset(p, "demo.int"));
+    int n0 = sent.n;
+    CHECK_MSG(gtk_widget_get_sensitive(rb), "demo.int at %g: reset inactive", kd_config_num(cfg, "demo.int"));
+    CHECK(gtk_widget_activate(rb));
+    Await a = {&sent, n0 + 1, NULL, NULL};
+    CHECK_MSG(ui_wait_for(sent_reaches, &a, 20000), "reset sent nothing");
+    CHECK_MSG(!strcmp(sent.key, "demo.int") && !strcmp(sent.value, "60"), "reset sent %s = %s, not the run's 60", sent.key, sent.value);
+    apply(p, cfg, &sent);
+    CHECK_MSG(!gtk_widget_get_sensitive(rb), "reset still active after returning to 60");
+    /* a rebuild (a method switched on mid-run) keeps what reset returns to */
+    CHECK(kd_config_set(cfg, "demo.int", "80", NULL) == 0);
+    kds_control_panel_rebuild(p, cfg, keys);
+    rb = GTK_WIDGET(kds_control_panel_reset(p, "demo.int"));
+    CHECK_MSG(gtk_widget_get_sensitive(rb), "after a rebuild at 80, reset forgot the run's 60");
+    kds_control_panel_forget_run(p);
+    kds_control_panel_rebuild(p, cfg, keys);
+    CHECK(!gtk_widget_get_sensitive(GTK_WIDGET(kds_control_panel_reset(p, "demo.int"))));
+  }
   gtk_window_destroy(GTK_WINDOW(win));
   ui_pump(100);
   kd_config_free(cfg);
