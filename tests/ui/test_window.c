@@ -126,6 +126,15 @@ static void check_wheel(KdsWindow *win, const char *run) {
 static void check_wheel_focused(KdsWindow *win) {
   GtkWidget *c = GTK_WIDGET(kds_control_panel_entry(kds_window_get_controls(win), "fitnet.weight"));
   if (c) {
+    /* In view first, as a person would have it (check_wheel leaves the
+     * sidebar scrolled wherever its last control was). */
+    GtkWidget *sw = gtk_widget_get_ancestor(c, GTK_TYPE_SCROLLED_WINDOW);
+    graphene_point_t p;
+    if (sw && gtk_widget_compute_point(c, gtk_scrolled_window_get_child(GTK_SCROLLED_WINDOW(sw)), &GRAPHENE_POINT_INIT(0, 0), &p)) {
+      GtkAdjustment *adj = gtk_scrolled_window_get_vadjustment(GTK_SCROLLED_WINDOW(sw));
+      gtk_adjustment_set_value(adj, p.y - gtk_adjustment_get_page_size(adj) / 3);
+      pump(80);
+    }
     gtk_widget_grab_focus(c);
     pump(100);
     double v0 = control_value(c);
