@@ -82,6 +82,17 @@ static void wheel_over(KdsWindow *win, GtkWidget *c, int notches, int button) {
   pump(120);
 }
 
+/* Scrolls the sidebar so that c sits a third of the way down; 0 when c
+ * is not in it. */
+static int scroll_into_view(GtkWidget *sw, GtkWidget *c) {
+  graphene_point_t p;
+  if (!gtk_widget_compute_point(c, gtk_scrolled_window_get_child(GTK_SCROLLED_WINDOW(sw)), &GRAPHENE_POINT_INIT(0, 0), &p)) return 0;
+  GtkAdjustment *adj = gtk_scrolled_window_get_vadjustment(GTK_SCROLLED_WINDOW(sw));
+  gtk_adjustment_set_value(adj, p.y - gtk_adjustment_get_page_size(adj) / 3);
+  pump(80);
+  return 1;
+}
+
 /* The wheel over every value control of the sidebar scrolls the sidebar
  * and never changes a value nor writes a set event (unless the control has
  * keyboard focus). */
@@ -103,10 +114,7 @@ static void check_wheel(KdsWindow *win, const char *run) {
   for (guint i = 0; i < cs->len; i++) {
     GtkWidget *c = g_ptr_array_index(cs, i);
     /* Bring the control into view, then roll down and back up over it. */
-    graphene_point_t p;
-    if (!gtk_widget_compute_point(c, gtk_scrolled_window_get_child(GTK_SCROLLED_WINDOW(sw)), &GRAPHENE_POINT_INIT(0, 0), &p)) continue;
-    gtk_adjustment_set_value(adj, p.y - gtk_adjustment_get_page_size(adj) / 3);
-    pump(80);
+    if (!scroll_into_view(sw, c)) continue;
     double v0 = control_value(c), a0 = gtk_adjustment_get_value(adj);
     wheel_over(win, c, 2, 5);
     scrolled += gtk_adjustment_get_value(adj) != a0;
@@ -129,12 +137,7 @@ static void check_wheel_focused(KdsWindow *win) {
     /* In view first, as a person would have it (check_wheel leaves the
      * sidebar scrolled wherever its last control was). */
     GtkWidget *sw = gtk_widget_get_ancestor(c, GTK_TYPE_SCROLLED_WINDOW);
-    graphene_point_t p;
-    if (sw && gtk_widget_compute_point(c, gtk_scrolled_window_get_child(GTK_SCROLLED_WINDOW(sw)), &GRAPHENE_POINT_INIT(0, 0), &p)) {
-      GtkAdjustment *adj = gtk_scrolled_window_get_vadjustment(GTK_SCROLLED_WINDOW(sw));
-      gtk_adjustment_set_value(adj, p.y - gtk_adjustment_get_page_size(adj) / 3);
-      pump(80);
-    }
+    if (sw) scroll_into_view(sw, c);
     gtk_widget_grab_focus(c);
     pump(100);
     double v0 = control_value(c);
