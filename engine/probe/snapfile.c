@@ -37,11 +37,19 @@ static int is_map(const KdSnapField *f) { return !strncmp(f->name, "img", 3) && 
 
 /* ---------- metadata ---------- */
 
+/* The loss parts as %.17g: cJSON prints 15 digits whenever they read back
+ * within DBL_EPSILON (0.1 + 0.2 becomes 0.3), and a replayed snapshot must
+ * show the very numbers the live one did. */
 static void add_parts(cJSON *o, const char *key, const KdLossPart *p, int n) {
   cJSON *a = cJSON_AddObjectToObject(o, key);
+  char num[32];
   for (int i = 0; a && i < n; i++)
-    if (isfinite(p[i].value)) cJSON_AddNumberToObject(a, p[i].name, p[i].value);
-    else cJSON_AddNullToObject(a, p[i].name);
+    if (isfinite(p[i].value)) {
+      snprintf(num, sizeof num, "%.17g", p[i].value);
+      cJSON_AddRawToObject(a, p[i].name, num);
+    } else {
+      cJSON_AddNullToObject(a, p[i].name);
+    }
 }
 
 static char *meta_json(const KdSnapshot *s) {

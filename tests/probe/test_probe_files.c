@@ -26,7 +26,7 @@ static KdSnapshot *make_snap(int step) {
   s->t_channels = 4, s->s_channels = 4, s->attn_temp = 0.5f;
   snprintf(s->methods, sizeof s->methods, "fitnet,defeat");
   s->nparts = 2;
-  snprintf(s->parts[0].name, 48, "det.cls"), s->parts[0].value = 1.25;
+  snprintf(s->parts[0].name, 48, "det.cls"), s->parts[0].value = 0.1 + 0.2; /* 15 digits would read back as 0.3 */
   snprintf(s->parts[1].name, 48, "fitnet.feat"), s->parts[1].value = NAN;
   s->nprobe_parts = 1;
   snprintf(s->probe_parts[0].name, 48, "det.box"), s->probe_parts[0].value = 0.5;
