@@ -7,6 +7,7 @@
 #include "detect/cocoresults.h"
 #include "progress.h"
 #include "train/checkpoint.h"
+#include "train/dist.h"
 #include "train/evaluate.h"
 #include "train/session.h"
 #include "train/settings.h"
@@ -25,7 +26,9 @@ static const char usage[] =
     "stderr names it and why, and it counts with no detections, so its ground\n"
     "truth lowers recall and AP. --strict makes any left-out image an error.\n"
     "Without --data the default fashion-det set is used (built on first use,\n"
-    "after the config and checkpoint are checked).\n";
+    "after the config and checkpoint are checked).\n\n"
+    "Under mpirun (-np N) each rank evaluates every N-th batch and rank 0\n"
+    "gathers the detections and prints: the same numbers as one process.\n";
 
 /* Names every left-out image on stderr; with strict, they are an error. */
 static int report_left_out(const KdDataset *ds, const KdEvalResult *res, int strict, KdError *err) {
@@ -73,10 +76,15 @@ int kd_cli_eval(int argc, char **argv) {
     return 1;
   }
   KdError err;
+  if (kd_dist_init(&err)) {
+    fprintf(stderr, "kdscope eval: %s\n", err.msg);
+    return 1;
+  }
+  int rank0 = kd_dist_rank() == 0;
   KdConfig *cfg = kd_config_new();
   KdModel *m = NULL;
   KdDataset *ds = NULL;
-  KdProgress *prog = kd_progress_new(stderr, json);
+  KdProgress *prog = kd_progress_new(stderr, json || !rank0);
   KdEvalResult res = {0};
   int rc = 1;
   if (!cfg || kd_settings_register_all(cfg) || kd_config_load_file(cfg, config, &err)) goto fail;
@@ -93,13 +101,17 @@ int kd_cli_eval(int argc, char **argv) {
     rc = 1;
     goto out;
   }
-  if (kd_dataset_open_eval(dir, split, &ds, &err)) goto fail;
-  if (kd_dataset_num_classes(ds) != mc.head.num_classes) {
-    kd_error(&err, "the model has %d classes, %s has %d", mc.head.num_classes, kd_dataset_json_path(ds), kd_dataset_num_classes(ds));
-    goto fail;
-  }
+  int bad = kd_dataset_open_eval(dir, split, &ds, &err);
+  if (!bad && kd_dataset_num_classes(ds) != mc.head.num_classes)
+    bad = kd_error(&err, "the model has %d classes, %s has %d", mc.head.num_classes, kd_dataset_json_path(ds), kd_dataset_num_classes(ds));
+  /* The ranks of a sharded evaluation go on together or not at all. */
+  if (kd_dist_agree(bad, &err)) goto fail;
   if (kd_evaluate(m, cfg, ds, max_images, dets_out != NULL, kd_progress_fn, prog, &res, &err)) goto fail;
   kd_progress_done(prog);
+  if (!rank0) {
+    rc = 0;
+    goto out;
+  }
   if (report_left_out(ds, &res, strict, &err)) goto fail;
   if (dets_out) {
     int k = kd_dataset_num_classes(ds);
@@ -143,12 +155,14 @@ int kd_cli_eval(int argc, char **argv) {
   }
   rc = 0;
 fail:
-  if (rc) fprintf(stderr, "kdscope eval: %s\n", err.msg);
+  if (rc && kd_dist_size() > 1) fprintf(stderr, "kdscope eval: rank %d: %s\n", kd_dist_rank(), err.msg);
+  else if (rc) fprintf(stderr, "kdscope eval: %s\n", err.msg);
 out:
   kd_eval_result_free(&res);
   kd_dataset_free(ds);
   kd_model_free(m);
   kd_config_free(cfg);
   kd_progress_free(prog);
+  kd_dist_finalize();
   return rc;
 }

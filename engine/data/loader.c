@@ -64,7 +64,7 @@ static double now_s(void) {
 }
 
 void kd_loader_cfg_default(KdLoaderCfg *c) {
-  *c = (KdLoaderCfg){.batch_size = 8, .shuffle = 1, .augment = 1, .drop_last = 1, .loop = 1, .queue_depth = 3, .shards = 1};
+  *c = (KdLoaderCfg){.batch_size = 8, .shuffle = 1, .augment = 1, .drop_last = 1, .loop = 1, .queue_depth = 3, .shards = 1, .pass_stride = 1};
   kd_image_cfg_default(&c->image);
 }
 
@@ -226,7 +226,7 @@ static void *producer(void *arg) {
       pthread_cond_wait(&l->cv, &l->mu);
       continue;
     }
-    long step = l->produced;
+    long step = l->cfg.pass_offset + l->produced * l->cfg.pass_stride;
     pthread_mutex_unlock(&l->mu);
     KdError e = {{0}};
     int rc = make_batch(l, &l->slots[si], step, &e);
@@ -257,6 +257,9 @@ KdLoader *kd_loader_new(const KdDataset *ds, const KdLoaderCfg *cfg, KdError *er
   if (cfg->shards > 1 && (B % cfg->shards || cfg->shard < 0 || cfg->shard >= cfg->shards || !cfg->drop_last))
     return kd_error(err, "loader: shard %d of %d of batches of %d (the batch must split evenly, whole batches only)", cfg->shard,
                     cfg->shards, B), NULL;
+  int stride = cfg->pass_stride > 1 ? cfg->pass_stride : 1;
+  if (stride > 1 && (cfg->loop || cfg->start_step || cfg->pass_offset < 0 || cfg->pass_offset >= stride))
+    return kd_error(err, "loader: batches %d of every %d are for one pass from the start only", cfg->pass_offset, stride), NULL;
   long per_epoch = cfg->drop_last ? n / B : (n + B - 1) / B;
   if (per_epoch == 0)
     return kd_error(err, "%s: %d images make no batch of %d%s", kd_dataset_json_path(ds), n, B,
@@ -264,7 +267,9 @@ KdLoader *kd_loader_new(const KdDataset *ds, const KdLoaderCfg *cfg, KdError *er
   KdLoader *l = calloc(1, sizeof *l);
   if (!l) return kd_error(err, "out of memory"), NULL;
   l->ds = ds, l->cfg = *cfg, l->n_images = n, l->per_epoch = per_epoch, l->order_epoch = -1, l->held = -1;
-  l->end_step = cfg->loop ? (1L << 62) : per_epoch;
+  /* One pass with a stride counts its own batches: k is global batch offset + k * stride. */
+  l->end_step = cfg->loop ? (1L << 62) : stride > 1 ? (per_epoch - cfg->pass_offset + stride - 1) / stride : per_epoch;
+  l->cfg.pass_stride = stride, l->cfg.pass_offset = stride > 1 ? cfg->pass_offset : 0;
   l->produced = l->consumed = cfg->start_step;
   l->n_slots = cfg->queue_depth + 1;
   l->jpeg = kd_jpeg_new();

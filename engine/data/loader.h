@@ -40,6 +40,9 @@ typedef struct KdLoaderCfg {
   int shards, shard; /* data-parallel runs: of each global batch of batch_size
                       * images, take the shard-th of shards equal slices
                       * (batch_size % shards == 0); default 1, 0: all */
+  int pass_stride, pass_offset; /* one pass (loop 0) only: the global batches
+                                * offset, offset + stride, ... (a rank's share
+                                * of a sharded evaluation); default 1, 0 */
   KdImageCfg image;
 } KdLoaderCfg;
 

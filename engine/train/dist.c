@@ -110,6 +110,74 @@ void kd_dist_sum_f64(double *buf, size_t n) {
 #endif
 }
 
+void kd_dist_sum_f32_ordered(float *buf, size_t n) {
+#ifdef KD_HAVE_MPI
+  if (g_size < 2 || !n) return;
+  /* Only the run thread reduces: one receive buffer, kept between steps. */
+  static float *in;
+  static size_t in_cap;
+  if (g_rank == 0 && n > in_cap) {
+    float *grown = realloc(in, n * sizeof *in);
+    if (!grown) {
+      fprintf(stderr, "kdscope: out of memory for the ordered reduction of %zu values\n", n);
+      kd_dist_abort(1);
+    }
+    in = grown, in_cap = n;
+  }
+  for (int r = 1; r < g_size; r++)
+    for (size_t at = 0; at < n;) {
+      int k = n - at > (size_t)INT_MAX ? INT_MAX : (int)(n - at);
+      if (g_rank == 0) {
+        MPI_Recv(in + at, k, MPI_FLOAT, r, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        for (int i = 0; i < k; i++) buf[at + i] += in[at + i];
+      } else if (g_rank == r) {
+        MPI_Send(buf + at, k, MPI_FLOAT, 0, 0, MPI_COMM_WORLD);
+      }
+      at += (size_t)k;
+    }
+  kd_dist_bcast(buf, n * sizeof *buf);
+#else
+  (void)buf, (void)n;
+#endif
+}
+
+int kd_dist_gather(const void *mine, size_t bytes, void **all, size_t *all_bytes, KdError *err) {
+  *all = NULL, *all_bytes = 0;
+  if (g_size < 2) {
+    *all = malloc(bytes ? bytes : 1);
+    if (!*all) return kd_error(err, "out of memory gathering %zu bytes", bytes);
+    if (bytes) memcpy(*all, mine, bytes);
+    *all_bytes = bytes;
+    return 0;
+  }
+#ifdef KD_HAVE_MPI
+  int mine_n = bytes > (size_t)INT_MAX ? -1 : (int)bytes;
+  int *counts = g_rank == 0 ? calloc((size_t)g_size, sizeof *counts) : NULL;
+  int *displs = g_rank == 0 ? calloc((size_t)g_size, sizeof *displs) : NULL;
+  int ok = g_rank != 0 || (counts && displs);
+  MPI_Gather(&mine_n, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  size_t total = 0;
+  for (int r = 0; ok && g_rank == 0 && r < g_size; r++) {
+    if (counts[r] < 0 || total + (size_t)counts[r] > (size_t)INT_MAX) ok = 0;
+    else displs[r] = (int)total, total += (size_t)counts[r];
+  }
+  char *buf = ok && g_rank == 0 ? malloc(total ? total : 1) : NULL;
+  if (g_rank == 0 && !buf) ok = 0;
+  if (kd_dist_agree(ok ? 0 : -1, err)) {
+    if (!ok) kd_error(err, "cannot gather %zu bytes from the ranks (over 2 GiB or out of memory)", bytes);
+    free(counts), free(displs), free(buf);
+    return -1;
+  }
+  MPI_Gatherv(mine, mine_n, MPI_BYTE, buf, counts, displs, MPI_BYTE, 0, MPI_COMM_WORLD);
+  free(counts), free(displs);
+  *all = buf, *all_bytes = total;
+  return 0;
+#else
+  (void)mine;
+  return kd_error(err, "kd_dist_gather: no MPI");
+#endif
+}
+
 void kd_dist_bcast(void *buf, size_t bytes) {
 #ifdef KD_HAVE_MPI
   for (size_t at = 0; g_size > 1 && at < bytes;) {

@@ -36,6 +36,14 @@ int kd_dist_built(void);
 /* In place, summed over the ranks. */
 void kd_dist_sum_f32(float *buf, size_t n);
 void kd_dist_sum_f64(double *buf, size_t n);
+/* In place, summed on rank 0 in rank order ((b0 + b1) + b2 ...) and
+ * broadcast: the same bits for a given N whatever algorithm MPI's
+ * allreduce picks (train.reduce = ordered). */
+void kd_dist_sum_f32_ordered(float *buf, size_t n);
+/* Every rank's bytes, concatenated in rank order, on rank 0: *all
+ * malloc'd there (NULL elsewhere), *all_bytes their length. Every rank
+ * calls it; -1 on every rank (err) when one could not take part. */
+int kd_dist_gather(const void *mine, size_t bytes, void **all, size_t *all_bytes, KdError *err);
 /* Rank 0's bytes to every rank. */
 void kd_dist_bcast(void *buf, size_t bytes);
 /* Every rank says whether its part went well (0) or not: returns 0 when

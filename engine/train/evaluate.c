@@ -11,6 +11,7 @@
 #include "core/tensor.h"
 #include "data/loader.h"
 #include "detect/postprocess.h"
+#include "train/dist.h"
 #include "train/settings.h"
 
 static double now_s(void) {
@@ -82,32 +83,72 @@ static int keep_dets(const KdDetection *det, int n, const KdXform *xf, int64_t i
   return 0;
 }
 
-int kd_evaluate(KdModel *m, const KdConfig *cfg, const KdDataset *ds, int max_images, int keep, KdProgressFn progress,
-                void *user, KdEvalResult *res, KdError *err) {
-  memset(res, 0, sizeof *res);
-  double t0 = now_s();
-  KdPostCfg pcfg;
-  KdLoaderCfg lcfg;
-  if (eval_settings(cfg, &pcfg, &lcfg, err)) return -1;
-  int total = kd_dataset_num_images(ds);
-  if (max_images > 0 && max_images < total) total = max_images;
-  int rc = -1, left_cap = 0, B = lcfg.batch_size;
-  KdLoader *ld = kd_loader_new(ds, &lcfg, err);
+/* Dataset index, then the order gathered in: sorting by it puts a sharded
+ * pass's detections (and left-out images) in the order one process makes. */
+typedef struct {
+  int index, pos;
+} OrderKey;
+static int by_index(const void *a, const void *b) {
+  const OrderKey *x = a, *y = b;
+  return x->index != y->index ? (x->index > y->index) - (x->index < y->index) : (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* Reorders n items of size sz in place by the keys (filled with pos). */
+static int reorder(void *items, size_t sz, OrderKey *keys, int n) {
+  for (int i = 0; i < n; i++) keys[i].pos = i;
+  qsort(keys, (size_t)n, sizeof *keys, by_index);
+  if (n < 1) return 0;
+  char *tmp = malloc(sz * (size_t)n);
+  if (!tmp) return -1;
+  for (int i = 0; i < n; i++) memcpy(tmp + sz * (size_t)i, (char *)items + sz * (size_t)keys[i].pos, sz);
+  memcpy(items, tmp, sz * (size_t)n);
+  free(tmp);
+  return 0;
+}
+
+/* A sharded pass (a data-parallel run: every rank took every N-th batch):
+ * the ranks' detections and left-out images to rank 0, in dataset order. */
+static int gather_pass(const KdDataset *ds, KdEvalResult *res, KdCocoDet **dets, KdError *err) {
+  void *all = NULL;
+  size_t bytes = 0;
+  double counts[1] = {res->evaluated};
+  kd_dist_sum_f64(counts, 1);
+  res->evaluated = (int)counts[0];
+  if (kd_dist_gather(*dets, sizeof **dets * (size_t)res->ndets, &all, &bytes, err)) return -1;
+  if (kd_dist_rank() == 0) free(*dets), *dets = all, res->ndets = (int)(bytes / sizeof **dets);
+  if (kd_dist_gather(res->left, sizeof *res->left * (size_t)res->left_out, &all, &bytes, err)) return -1;
+  free(res->left);
+  res->left = all, res->left_out = kd_dist_rank() == 0 ? (int)(bytes / sizeof *res->left) : 0;
+  if (kd_dist_rank() != 0) return 0;
+  int nk = res->ndets > res->left_out ? res->ndets : res->left_out;
+  OrderKey *keys = malloc(sizeof *keys * (size_t)(nk ? nk : 1));
+  if (!keys) return kd_error(err, "out of memory ordering the gathered detections");
+  for (int i = 0; i < res->ndets; i++) keys[i].index = kd_dataset_image_index(ds, (*dets)[i].image_id);
+  int bad = reorder(*dets, sizeof **dets, keys, res->ndets);
+  for (int i = 0; !bad && i < res->left_out; i++) keys[i].index = res->left[i].index;
+  bad = bad || reorder(res->left, sizeof *res->left, keys, res->left_out);
+  free(keys);
+  return bad ? kd_error(err, "out of memory ordering the gathered detections") : 0;
+}
+
+/* This process's pass: every batch, or in a data-parallel run every N-th
+ * (rank r takes batches r, r + N, ...). */
+static int local_pass(KdModel *m, const KdDataset *ds, int total, const KdPostCfg *pcfg, const KdLoaderCfg *lcfg, KdProgressFn progress,
+                      void *user, KdEvalResult *res, KdCocoDet **dets, KdError *err) {
+  int rc = -1, left_cap = 0, B = lcfg->batch_size;
+  size_t dcap = 4096;
+  KdLoader *ld = kd_loader_new(ds, lcfg, err);
   KdCtx *c = kd_ctx_new(32u << 20);
-  int64_t *ids = malloc(sizeof *ids * (size_t)total);
-  KdDetection *det = malloc(sizeof *det * (size_t)B * pcfg.max_det);
+  KdDetection *det = malloc(sizeof *det * (size_t)B * pcfg->max_det);
   int *count = malloc(sizeof *count * (size_t)B);
   float *wh = malloc(sizeof *wh * 2 * (size_t)B);
-  size_t dcap = 4096;
-  KdCocoDet *dets = malloc(sizeof *dets * dcap);
-  KdCocoGt *gts = NULL;
-  if (!ld || !c || !ids || !det || !count || !wh || !dets) {
+  *dets = malloc(sizeof **dets * dcap);
+  if (!ld || !c || !det || !count || !wh || !*dets) {
     if (ld) kd_error(err, "out of memory during evaluation");
     goto done;
   }
   kd_ctx_set_grad(c, 0);
-  /* One pass in dataset order: batch s covers images s*B .. s*B+B-1,
-   * less those left out (its `bad` list). */
+  /* Batch s covers images s*B .. s*B+B-1, less those left out (its `bad` list). */
   for (int covered = 0; covered < total;) {
     const KdBatch *b;
     if (kd_loader_next(ld, &b, err)) goto done;
@@ -127,36 +168,66 @@ int kd_evaluate(KdModel *m, const KdConfig *cfg, const KdDataset *ds, int max_im
       goto done;
     }
     for (int i = 0; i < b->n; i++) wh[2 * i] = (float)b->w, wh[2 * i + 1] = (float)b->h;
-    if (kd_model_decode(m, &out, &pcfg, b->n, wh, det, count, err)) goto done;
+    if (kd_model_decode(m, &out, pcfg, b->n, wh, det, count, err)) goto done;
     for (int i = 0; i < b->n; i++) {
       if (b->index[i] >= total) continue;
       res->evaluated++;
-      if (keep_dets(&det[i * pcfg.max_det], count[i], &b->xform[i], kd_dataset_image(ds, b->index[i]).id, &dets, &dcap,
+      if (keep_dets(&det[i * pcfg->max_det], count[i], &b->xform[i], kd_dataset_image(ds, b->index[i]).id, dets, &dcap,
                     &res->ndets)) {
         kd_error(err, "out of memory for detections");
         goto done;
       }
     }
   }
-  /* Every image of the evaluation, loaded or not, with its ground truth. */
-  for (int i = 0; i < total; i++) ids[i] = kd_dataset_image(ds, i).id;
+  rc = 0;
+done:
+  kd_loader_free(ld);
+  kd_ctx_free(c);
+  free(det), free(count), free(wh);
+  return rc;
+}
+
+int kd_evaluate(KdModel *m, const KdConfig *cfg, const KdDataset *ds, int max_images, int keep, KdProgressFn progress,
+                void *user, KdEvalResult *res, KdError *err) {
+  memset(res, 0, sizeof *res);
+  double t0 = now_s();
+  KdPostCfg pcfg;
+  KdLoaderCfg lcfg;
+  int ranks = kd_dist_size(), rank0 = kd_dist_rank() == 0;
+  /* Every rank checks the same config: they fail together here. */
+  if (eval_settings(cfg, &pcfg, &lcfg, err)) return -1;
+  lcfg.pass_stride = ranks, lcfg.pass_offset = kd_dist_rank();
+  int total = kd_dataset_num_images(ds);
+  if (max_images > 0 && max_images < total) total = max_images;
+  int rc = -1;
+  KdCocoDet *dets = NULL;
+  KdCocoGt *gts = NULL;
+  int64_t *ids = NULL;
+  int bad = local_pass(m, ds, total, &pcfg, &lcfg, progress, user, res, &dets, err);
+  /* No rank may wait in a collective for one that gave up. */
+  if (ranks > 1 && (kd_dist_agree(bad, err) || gather_pass(ds, res, &dets, err))) goto done;
+  if (bad) goto done;
   int ngt = 0;
-  if (gather_gt(ds, total, &gts, &ngt)) {
-    kd_error(err, "out of memory for the ground truth");
+  ids = rank0 ? malloc(sizeof *ids * (size_t)(total ? total : 1)) : NULL;
+  /* Every image of the evaluation, loaded or not, with its ground truth. */
+  if (rank0 && (!ids || gather_gt(ds, total, &gts, &ngt))) bad = kd_error(err, "out of memory for the ground truth");
+  for (int i = 0; rank0 && !bad && i < total; i++) ids[i] = kd_dataset_image(ds, i).id;
+  if (rank0 && !bad) bad = kd_coco_eval(ids, total, kd_dataset_num_classes(ds), gts, ngt, dets, res->ndets, res->stats, NULL, err);
+  if (ranks > 1) {
+    if (kd_dist_agree(bad, err)) goto done;
+    kd_dist_bcast(res->stats, sizeof res->stats); /* every rank knows the numbers */
+  } else if (bad) {
     goto done;
   }
-  if (kd_coco_eval(ids, total, kd_dataset_num_classes(ds), gts, ngt, dets, res->ndets, res->stats, NULL, err)) goto done;
   res->images = total;
-  if (keep) {
+  if (keep && rank0) {
     res->dets = dets;
     dets = NULL;
   }
   rc = 0;
 done:
   res->seconds = now_s() - t0;
-  kd_loader_free(ld);
-  kd_ctx_free(c);
-  free(ids), free(det), free(count), free(wh), free(dets), free(gts);
+  free(ids), free(dets), free(gts);
   return rc;
 }
 

@@ -316,11 +316,10 @@ static int fail(KdRun *r, const char *what) {
   return -1;
 }
 
-/* Rank 0 alone evaluates (the BN statistics are the same on every rank:
- * each step averages them) and writes checkpoints; the others go on to
- * the next boundary and wait there. */
+/* Every rank evaluates its share of the batches (the BN statistics are
+ * the same on every rank: each step averages them) and rank 0 gathers the
+ * detections and logs the numbers; rank 0 alone writes checkpoints. */
 static int evaluate(KdRun *r) {
-  if (kd_dist_rank() != 0) return 0;
   set_state(r, live_state(r), "eval");
   KdEvalResult er;
   int bad = kd_session_evaluate(r->s, &er, &r->err);

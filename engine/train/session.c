@@ -405,6 +405,7 @@ static int log_left_out(KdSession *s, const KdEvalResult *res, KdError *err) {
 
 int kd_session_evaluate(KdSession *s, KdEvalResult *res, KdError *err) {
   if (kd_evaluate(s->student, s->cfg, s->val, kd_config_int(s->cfg, "train.eval_images"), 0, s->progress, s->user, res, err)) return -1;
+  if (!s->run) return 0; /* a data-parallel rank other than 0: its share is in rank 0's numbers */
   if (log_left_out(s, res, err)) return -1;
   const char *split = kd_config_int(s->cfg, "data.holdout") > 0 ? "holdout" : "val";
   return kd_rundir_log_eval(s->run, kd_session_steps_done(s), split, res, err);

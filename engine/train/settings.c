@@ -11,6 +11,7 @@ static const char *const box_losses[] = {"smooth_l1", "giou", NULL};
 static const char *const extra_froms[] = {"p5", "c5", "pool", NULL}; /* KdExtraKind order */
 static const char *const resizes[] = {"letterbox", "stretch", NULL};
 static const char *const nan_sites[] = {"loss", "gradient", NULL};
+static const char *const reduces[] = {"allreduce", "ordered", NULL};
 
 #define F(k, l, d, lo, hi, lg, lv, h) {k, l, KD_CFG_FLOAT, d, lo, hi, lg, lv, NULL, NULL, h, {0, 0}, NULL, NULL}
 /* A live setting the window's sidebar shows: with its symbol and grid. */
@@ -62,6 +63,9 @@ static const KdParamDesc descs[] = {
     I("train.warmup_steps", "Warm-up", 200, 0, 100000, "Linear warm-up steps"),
     I("train.seed", "Seed", 1, 0, 2147483647, "Seed for init, data order and augmentation"),
     I("train.threads", "Threads", 0, 0, 256, "Worker threads (0: all cores; under mpirun, the cores shared among the ranks on the machine)"),
+    E("train.reduce", "Gradient reduction", "allreduce", reduces,
+      "Data-parallel runs: allreduce (MPI's own summation order, which its algorithm choice decides) or ordered (rank 0 sums "
+      "the ranks' gradients in rank order and broadcasts them: slower, the same bits for a given number of ranks)"),
     I("train.log_every", "Log every", 1, 1, 100000, "Steps between metrics lines (the window plots every line)"),
     I("train.eval_every", "Eval every", 1000, 0, 10000000, "Steps between COCO evaluations (0: only at the end)"),
     I("train.checkpoint_every", "Checkpoint every", 500, 1, 10000000, "Steps between checkpoints"),

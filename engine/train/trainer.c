@@ -156,7 +156,8 @@ static int step_stores(KdTrainer *t, KdParams **p) {
 /* One allreduce of every gradient and buffer (BN running statistics) of
  * the student and the learnable distillation parts, then their mean: the
  * clipping after it sees the global gradient norm, and every rank keeps
- * the same weights and statistics. */
+ * the same weights and statistics. train.reduce = ordered sums in rank
+ * order on rank 0 instead: slower, bit-reproducible for a given N. */
 static int average_grads(KdTrainer *t, KdError *err) {
   KdParams *p[2];
   int np = step_stores(t, p);
@@ -177,7 +178,8 @@ static int average_grads(KdTrainer *t, KdError *err) {
       if (n) memcpy(t->flat + at, v, n * sizeof *v);
       at += n;
     }
-  kd_dist_sum_f32(t->flat, total);
+  if (!strcmp(kd_config_str(t->cfg, "train.reduce"), "ordered")) kd_dist_sum_f32_ordered(t->flat, total);
+  else kd_dist_sum_f32(t->flat, total);
   float inv = 1.0f / (float)kd_dist_size();
   at = 0;
   for (int i = 0; i < np; i++)

@@ -202,6 +202,25 @@ int main(void) {
   CHECK(st.batches == 6 && st.prep_s > 0 && st.bad_images == 0);
   kd_loader_free(l);
 
+  /* A sharded pass: rank 1 of 4 takes global batches 1 and 5 (the partial
+   * last one), with their own images; a stride in training is refused. */
+  KdLoaderCfg pc = vc;
+  pc.pass_stride = 4, pc.pass_offset = 1;
+  l = open_loader(ds, &pc);
+  long steps[3] = {-1, -1, -1};
+  batches = 0;
+  for (;;) {
+    CHECK(kd_loader_next(l, &ba, &e) == 0);
+    if (!ba || batches == 3) break;
+    steps[batches++] = ba->step;
+    for (int i = 0; i < ba->n; i++) CHECK(ba->index[i] == 4 * (int)ba->step + i);
+  }
+  CHECK_MSG(batches == 2 && steps[0] == 1 && steps[1] == 5 && kd_loader_stats(l).batches == 2, "%d batches: %ld %ld", batches,
+            steps[0], steps[1]);
+  kd_loader_free(l);
+  pc = c, pc.pass_stride = 2;
+  CHECK(kd_loader_new(ds, &pc, &e) == NULL && contains(e.msg, "one pass"));
+
   /* Config errors. */
   KdLoaderCfg big = c;
   big.batch_size = 64;

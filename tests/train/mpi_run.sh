@@ -11,7 +11,13 @@
 #     a different N (1 process) continues;
 #  3b. a non-finite loss on one rank pauses every rank at the same step;
 #  4. faults: rank 1 SIGKILLed ends the job (no hang) and leaves a readable
-#     run that --resume with 2 ranks finishes.
+#     run that --resume with 2 ranks finishes;
+#  5. sharded evaluation: `kdscope eval` under 2 and 3 ranks (one with no
+#     batch of its own) prints exactly one process's numbers, left-out
+#     images and detections, on a set with a corrupt image; the 2-rank
+#     run's own final evaluation equals one process's on its checkpoint;
+#  6. train.reduce=ordered: two 3-rank runs give the same losses and the
+#     same checkpoint bytes.
 # Skipped (77) only where the build has no MPI or mpirun is missing.
 # Usage: mpi_run.sh KDSCOPE HAVE_MPI(1|0) [MPIRUN]
 set -u
@@ -170,6 +176,45 @@ killed=$(last_step "$tmp/kill")
 mpi2 "$kd" distill --quiet --resume "$tmp/kill" --steps $((killed + 4)) >"$tmp/resume2.log" 2>&1 ||
   no "resume with 2 ranks exited $?: $(tail -5 "$tmp/resume2.log")"
 [ "$(last_step "$tmp/kill")" = $((killed + 4)) ] || no "resume with 2 ranks ended at step $(last_step "$tmp/kill")"
+
+# ---- 5: sharded evaluation ----
+cp -r "$tmp/data" "$tmp/bad"
+printf 'not a jpeg' >"$tmp/bad/images/val/000002.jpg"
+ck="$tmp/two/checkpoints/step_00000030.safetensors"
+"$kd" eval --config "$tmp/two/config.json" --checkpoint "$ck" --data "$tmp/bad" --json --dets-out "$tmp/e1.dets" \
+  >"$tmp/e1.json" 2>"$tmp/e1.err" || no "eval (1 process) exited $?: $(tail -2 "$tmp/e1.err")"
+grep -q '"images_left_out": 1' "$tmp/e1.json" || no "the corrupt image was not left out: $(cat "$tmp/e1.json")"
+for n in 2 3; do
+  env "$mpi_env" "$mpirun" -np $n --oversubscribe --bind-to none "$kd" eval --config "$tmp/two/config.json" --checkpoint "$ck" \
+    --data "$tmp/bad" --json --dets-out "$tmp/e$n.dets" >"$tmp/e$n.json" 2>"$tmp/e$n.err" ||
+    no "eval on $n ranks exited $?: $(tail -3 "$tmp/e$n.err")"
+  cmp -s "$tmp/e1.json" "$tmp/e$n.json" || no "eval on $n ranks printed $(cat "$tmp/e$n.json"), one process $(cat "$tmp/e1.json")"
+  cmp -s "$tmp/e1.dets" "$tmp/e$n.dets" || no "eval on $n ranks wrote other detections than one process"
+done
+"$kd" eval --config "$tmp/two/config.json" --checkpoint "$ck" --data "$tmp/data" --json >"$tmp/e0.json" 2>/dev/null ||
+  no "eval of the 2-rank run's checkpoint exited $?"
+/usr/bin/python3 - "$tmp/two/metrics.jsonl" "$tmp/e0.json" <<'EOF' || fail=1
+import json, sys
+ev = [json.loads(l)["eval"] for l in open(sys.argv[1]) if '"eval"' in l]
+one = json.load(open(sys.argv[2]))
+keys = ("AP", "AP50", "AP75", "AR100")
+if not ev or any(abs(ev[-1][k] - one[k]) > 5e-7 for k in keys) or ev[-1]["images"] != one["images"]:
+    print("FAIL: the 2-rank run's final evaluation %s, one process on its checkpoint %s" % (ev[-1:], one)); sys.exit(1)
+print("mpi_run: sharded evaluation = one process's (AP %.6f over %d images)" % (one["AP"], one["images"]))
+EOF
+
+# ---- 6: the ordered reduction is bit-reproducible for a given N ----
+for k in a b; do
+  env "$mpi_env" "$mpirun" -np 3 --oversubscribe --bind-to none "$kd" distill --quiet --out "$tmp/ord$k" $S \
+    --set train.batch=6 --set train.steps=8 --set train.reduce=ordered >"$tmp/ord$k.log" 2>&1 ||
+    no "3 ranks, ordered reduction, exited $?: $(tail -3 "$tmp/ord$k.log")"
+done
+grep -o '"loss":[^,]*' "$tmp/orda/metrics.jsonl" >"$tmp/orda.loss"
+grep -o '"loss":[^,]*' "$tmp/ordb/metrics.jsonl" >"$tmp/ordb.loss"
+[ "$(wc -l <"$tmp/orda.loss")" = 8 ] && cmp -s "$tmp/orda.loss" "$tmp/ordb.loss" ||
+  no "two ordered 3-rank runs logged different losses"
+cmp -s "$tmp/orda/checkpoints/step_00000008.safetensors" "$tmp/ordb/checkpoints/step_00000008.safetensors" ||
+  no "two ordered 3-rank runs wrote different weights"
 
 if [ $fail = 0 ]; then
   echo "mpi_run: ok"
