@@ -201,6 +201,9 @@ typedef struct KdFigDetView {
   const KdFigBox *proposals;
   int nproposals;
   const char *proposals_label; /* their key; NULL: "RPN proposals" */
+  const KdFigBox *negatives;   /* thin grey under everything (HEAD's negative RoIs) */
+  int nnegatives;
+  const char *negatives_label; /* their key; NULL: "negative RoIs" */
   const char *const *class_names;
   int nclasses;
   float score_thresh;
@@ -211,6 +214,8 @@ typedef struct KdFigDetView {
 
 void kd_fig_detview_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFigDetView *d);
 double kd_fig_detview_height(double w, const KdFigStyle *st, const KdFigDetView *d);
+/* Where the image lies when d is drawn in r. */
+KdFigRect kd_fig_detview_image_rect(KdFigRect r, const KdFigStyle *st, const KdFigDetView *d);
 KdFigPanel kd_fig_detview_panel(const KdFigDetView *d);
 
 /* ---- heatmaps ---------------------------------------------------------------- */
@@ -336,6 +341,31 @@ typedef struct KdFigDots {
 void kd_fig_dots_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFigDots *d);
 double kd_fig_dots_height(double w, const KdFigStyle *st, const KdFigDots *d);
 KdFigPanel kd_fig_dots_panel(const KdFigDots *d);
+
+/* ---- HEAD's sampled RoIs ------------------------------------------------------------ */
+
+/* Per sampled RoI, teacher vs assistant vs student: the image with the
+ * RoIs (positives in their class colour, negatives grey) beside a scatter
+ * of two of the RoIs' gaps (HEAD: AKD fc2, the assistant's gap to the
+ * teacher, against CKD, the student's). The point nearest the pointer is
+ * ringed and its RoI drawn thick on the image. Positives are orange (the
+ * image figure's proposal colour), negatives grey; the readout names the class. */
+typedef struct KdFigRois {
+  KdFigDetView det;  /* the image; its proposals / negatives are the RoIs */
+  const float *rows; /* n x cols: x1, y1, x2, y2, label (class + 1, 0 bg), GT flag, gaps */
+  int n, cols;
+  int xgap, ygap;    /* the gap columns on the axes (0-based, after the GT flag) */
+  const char *gap_names[3];
+  const char *xlabel, *ylabel, *title;
+  const char *const *class_names;
+  int nclasses;
+  int hover_on;      /* the pointer, in the coordinates the panel is painted in */
+  double hover_x, hover_y;
+} KdFigRois;
+
+KdFigPanel kd_fig_rois_panel(const KdFigRois *r);
+/* The row under (x, y) when drawn in r, -1 if none. */
+int kd_fig_rois_hit(KdFigRect r, const KdFigStyle *st, const KdFigRois *f, double x, double y);
 
 /* ---- scatter ---------------------------------------------------------------------- */
 

@@ -1,26 +1,38 @@
 /* The probe image with ground-truth, teacher and student boxes, class
- * names and scores, and a two-stage model's RPN proposals. The image is embedded at native resolution
+ * names and scores, a two-stage model's RPN proposals and HEAD's sampled
+ * RoIs (positives as proposals, negatives grey). The image is embedded at native resolution
  * (nearest-neighbour); boxes and labels are vector. */
 #include <math.h>
 #include <stdio.h>
 
 #include "figure_priv.h"
 
-enum { SRC_PROPS, SRC_GT, SRC_TEACHER, SRC_STUDENT, NSRC };
-static const int src_color[NSRC] = {3, 2, 0, 1}; /* palette: orange, green, blue, vermillion */
-static const int src_dash[NSRC] = {0, 0, 1, 0};
-static const double src_width[NSRC] = {0.6, 1.4, 1.4, 1.4}; /* x line_pt: proposals thin, under the rest */
-static const char *src_name[NSRC] = {"RPN proposals", "ground truth", "teacher", "student"};
+enum { SRC_NEG, SRC_PROPS, SRC_GT, SRC_TEACHER, SRC_STUDENT, NSRC };
+/* palette: grey (-1), orange, green, blue, vermillion */
+static const int src_color[NSRC] = {-1, 3, 2, 0, 1};
+static const int src_dash[NSRC] = {0, 0, 0, 1, 0};
+static const double src_width[NSRC] = {0.5, 0.6, 1.4, 1.4, 1.4}; /* x line_pt: proposals thin, under the rest */
+static const char *src_name[NSRC] = {"negative RoIs", "RPN proposals", "ground truth", "teacher", "student"};
+static const double grey[3] = {0.55, 0.55, 0.55};
 
-/* The keys: ground truth, teacher, student, then proposals when drawn. */
+static void src_rgb(int src, double rgb[3]) {
+  if (src_color[src] < 0) rgb[0] = grey[0], rgb[1] = grey[1], rgb[2] = grey[2];
+  else kd_fig_palette(src_color[src], rgb);
+}
+
+/* The keys: ground truth, teacher, student, then proposals and negatives when drawn. */
 static int legend_keys(const KdFigDetView *d, KdFigKey keys[NSRC]) {
+  static const int order[NSRC] = {SRC_GT, SRC_TEACHER, SRC_STUDENT, SRC_PROPS, SRC_NEG};
   int n = 0;
-  for (int s = SRC_GT; s <= NSRC; s++) {
-    int src = s % NSRC;
+  for (int s = 0; s < NSRC; s++) {
+    int src = order[s];
     if (src == SRC_PROPS && d->nproposals <= 0) continue;
+    if (src == SRC_NEG && d->nnegatives <= 0) continue;
     keys[n] = (KdFigKey){0};
-    keys[n].label = src == SRC_PROPS && d->proposals_label ? d->proposals_label : src_name[src];
-    kd_fig_palette(src_color[src], keys[n].rgb);
+    keys[n].label = src == SRC_PROPS && d->proposals_label   ? d->proposals_label
+                    : src == SRC_NEG && d->negatives_label ? d->negatives_label
+                                                           : src_name[src];
+    src_rgb(src, keys[n].rgb);
     keys[n].dash = src_dash[src];
     keys[n++].kind = KD_FIG_KEY_BOX;
   }
@@ -76,25 +88,25 @@ static int chip_free(const Chips *c, KdFigRect a, KdFigRect ir) {
  * the image rectangle `ir`; all boxes go first so no line crosses a label. */
 static void draw_boxes(cairo_t *cr, const KdFigStyle *st, const KdFigDetView *d, KdFigRect ir,
                        int src, double font, int labels, Chips *chips) {
-  const KdFigBox *const bs[NSRC] = {d->proposals, d->gt, d->teacher, d->student};
-  const int ns[NSRC] = {d->nproposals, d->ngt, d->nteacher, d->nstudent};
+  const KdFigBox *const bs[NSRC] = {d->negatives, d->proposals, d->gt, d->teacher, d->student};
+  const int ns[NSRC] = {d->nnegatives, d->nproposals, d->ngt, d->nteacher, d->nstudent};
   const KdFigBox *b = bs[src];
   int n = ns[src];
-  if (!b || n <= 0 || d->image.w <= 0 || d->image.h <= 0 || (labels && src == SRC_PROPS)) return;
+  if (!b || n <= 0 || d->image.w <= 0 || d->image.h <= 0 || (labels && src <= SRC_PROPS)) return;
   double sx = ir.w / d->image.w, sy = ir.h / d->image.h;
   double rgb[3], lw = st->line_pt * src_width[src];
-  kd_fig_palette(src_color[src], rgb);
+  src_rgb(src, rgb);
   cairo_save(cr);
   cairo_rectangle(cr, ir.x, ir.y, ir.w, ir.h);
   cairo_clip(cr);
   kd_fig_font(cr, st, font, KD_FIG_NORMAL);
   for (int i = 0; i < n; i++) {
-    if (src != SRC_GT && src != SRC_PROPS && b[i].score < d->score_thresh) continue;
+    if (src > SRC_GT && b[i].score < d->score_thresh) continue;
     double x1 = ir.x + b[i].x1 * sx, y1 = ir.y + b[i].y1 * sy;
     double x2 = ir.x + b[i].x2 * sx, y2 = ir.y + b[i].y2 * sy;
     if (!(x2 > x1 && y2 > y1)) continue;
     if (!labels) {
-      kd_fig_set_rgb(cr, rgb, 1);
+      kd_fig_set_rgb(cr, rgb, src == SRC_NEG ? 0.6 : 1);
       cairo_set_line_width(cr, lw);
       kd_fig_set_dash(cr, src_dash[src], lw * 0.6);
       cairo_rectangle(cr, x1, y1, x2 - x1, y2 - y1);
@@ -139,15 +151,20 @@ static void draw_boxes(cairo_t *cr, const KdFigStyle *st, const KdFigDetView *d,
   cairo_restore(cr);
 }
 
-void kd_fig_detview_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFigDetView *d) {
+KdFigRect kd_fig_detview_image_rect(KdFigRect r, const KdFigStyle *st, const KdFigDetView *d) {
   KdFigStyle tmp;
   st = kd_fig_style_or_default(st, &tmp);
   double th = kd_fig_title_height(st, d->title);
   double lh = d->legend ? legend_height(st, r.w, d) : 0;
-  kd_fig_title(cr, st, r, d->title);
   KdFigRect area = {r.x, r.y + th, r.w, r.h - th - lh};
-  KdFigRect ir = kd_fig_fit_aspect(area, d->image.w > 0 ? d->image.w : 1,
-                                   d->image.h > 0 ? d->image.h : 1);
+  return kd_fig_fit_aspect(area, d->image.w > 0 ? d->image.w : 1, d->image.h > 0 ? d->image.h : 1);
+}
+
+void kd_fig_detview_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFigDetView *d) {
+  KdFigStyle tmp;
+  st = kd_fig_style_or_default(st, &tmp);
+  kd_fig_title(cr, st, r, d->title);
+  KdFigRect ir = kd_fig_detview_image_rect(r, st, d);
   cairo_save(cr);
   cairo_surface_t *s = kd_fig_image_surface(&d->image);
   if (s) {

@@ -25,6 +25,7 @@ struct _KdsPanel {
   int node_w, node_h;
   gboolean stale;
   double ptr_x, ptr_y;
+  gboolean ptr_in; /* over the panel (KD_SNAPFIG_HOVER kinds redraw as it moves) */
   gboolean readout_on;
   graphene_rect_t readout_box;
   gboolean press_seeks; /* button 1 went down on a step axis: dragging seeks */
@@ -145,6 +146,7 @@ void kds_panel_view_snapfig(KdsPanel *p, KdSnapFigView *out) {
   out->hide = (const char *const *)p->hidden->pdata;
   out->nhide = (int)p->hidden->len - 1;
   out->smooth_off = p->raw;
+  out->hover_on = p->ptr_in, out->hover_x = p->ptr_x, out->hover_y = p->ptr_y;
 }
 
 /* The figure on screen (live: the playhead, keys that toggle), or as an
@@ -155,7 +157,7 @@ static gboolean build_as(KdsPanel *p, gboolean live, KdFigPanel *out) {
   KdSnapFigView sv;
   kds_panel_view_snapfig(p, &sv);
   sv.interactive = live;
-  if (!live) sv.cursor_on = 0;
+  if (!live) sv.cursor_on = 0, sv.hover_on = 0;
   return kd_snapfig_build(p->kind, &sv, p->store, out, NULL) == 0;
 }
 
@@ -372,6 +374,8 @@ static void on_pressed(GtkGestureClick *g, int n_press, double x, double y, gpoi
 static void on_motion(GtkEventControllerMotion *m, double x, double y, gpointer user) {
   KdsPanel *p = KDS_PANEL(user);
   p->ptr_x = x, p->ptr_y = y;
+  p->ptr_in = TRUE;
+  if (p->kind && (p->kind->needs & KD_SNAPFIG_HOVER)) kds_panel_redraw(p);
   KdFigPick k;
   kds_panel_pick(p, x, y, &k);
   GdkModifierType st = gtk_event_controller_get_current_event_state(GTK_EVENT_CONTROLLER(m));
@@ -382,9 +386,12 @@ static void on_motion(GtkEventControllerMotion *m, double x, double y, gpointer 
 
 static void on_leave(GtkEventControllerMotion *m, gpointer user) {
   (void)m;
+  KdsPanel *p = KDS_PANEL(user);
+  p->ptr_in = FALSE;
+  if (p->kind && (p->kind->needs & KD_SNAPFIG_HOVER)) kds_panel_redraw(p);
   KdFigPick k;
   kd_fig_pick_clear(&k);
-  send_hover(KDS_PANEL(user), &k);
+  send_hover(p, &k);
 }
 
 /* Ctrl+wheel zooms the step axis about the pointer, Ctrl+Shift+wheel (or

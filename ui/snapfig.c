@@ -75,13 +75,15 @@ static int build_image(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPanel *ou
   d->ngt = kd_snapview_boxes(s, v->image, "gt", p->gt, SF_MAXB);
   d->nteacher = kd_snapview_boxes(s, v->image, "det.t", p->t, SF_MAXB);
   d->nstudent = kd_snapview_boxes(s, v->image, "det.s", p->s, SF_MAXB);
-  /* a two-stage side's best RPN proposals: the student's, else the teacher's */
+  /* HEAD's sampled RoIs, else a two-stage side's best RPN proposals: the student's, else the teacher's */
   int ts = 0;
   d->proposals = p->props;
+  if (kd_snapfig_rois_boxes(s, v->image, p, d)) goto boxes_done;
   if (!(d->nproposals = kd_snapview_boxes(s, v->image, "props.s", p->props, SF_MAXB)))
     d->nproposals = kd_snapview_boxes(s, v->image, "props.t", p->props, SF_MAXB), ts = 1;
   snprintf(p->props_label, sizeof p->props_label, "%s RPN, top %d", ts ? "teacher" : "student", d->nproposals);
   d->proposals_label = p->props_label;
+boxes_done:
   d->class_names = (const char *const *)s->class_names;
   d->nclasses = s->nclasses;
   d->score_thresh = 0.3f;
@@ -418,24 +420,25 @@ static void mark_inactive(const KdSnapFigKind *kind, const KdSnapFigView *v, KdS
 #define IMG1 KD_SNAPFIG_ONE_IMAGE
 #define LVL KD_SNAPFIG_LEVEL
 static const KdSnapFigKind kinds[] = {
-    {"image", build_image, SNAP | IMG1, 0, 0, {0, 0, 1}},
+    {"image", build_image, SNAP | IMG1, 0, 0, {0, 0, 1}, NULL},
     {"gap", build_gap, SNAP | IMG1 | LVL,
-     KD_SNAPFIG_OPT_OVERLAY | KD_SNAPFIG_OPT_INDEPENDENT | KD_SNAPFIG_OPT_ALL_LEVELS, 1, {0, 1, 3}},
-    {"masks", build_masks, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_OVERLAY | KD_SNAPFIG_OPT_ALL_LEVELS, 1, {0, 3, 3}},
-    {"attention", build_attention, SNAP | IMG1 | LVL | KD_SNAPFIG_ATTN_METHOD, KD_SNAPFIG_OPT_INDEPENDENT, 1, {0, 4, 2}},
-    {"gradmaps", build_gradmaps, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_INDEPENDENT, 1, {0, 2, 3}},
-    {"cross", kd_snapfig_build_cross, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_PIXEL, 1, {0, 5, 3}},
-    {"projection", build_projection, SNAP, 0, 0, {2, 4, 1}},
-    {"objectness", kd_snapfig_build_objectness, SNAP | IMG1 | LVL | KD_SNAPFIG_TWO_STAGE,
-     KD_SNAPFIG_OPT_OVERLAY | KD_SNAPFIG_OPT_ALL_LEVELS, 1, {0, 6, 3}},
+     KD_SNAPFIG_OPT_OVERLAY | KD_SNAPFIG_OPT_INDEPENDENT | KD_SNAPFIG_OPT_ALL_LEVELS, 1, {0, 1, 3}, NULL},
+    {"masks", build_masks, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_OVERLAY | KD_SNAPFIG_OPT_ALL_LEVELS, 1, {0, 3, 3}, NULL},
+    {"attention", build_attention, SNAP | IMG1 | LVL | KD_SNAPFIG_ATTN_METHOD, KD_SNAPFIG_OPT_INDEPENDENT, 1, {0, 4, 2}, NULL},
+    {"gradmaps", build_gradmaps, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_INDEPENDENT, 1, {0, 2, 3}, NULL},
+    {"cross", kd_snapfig_build_cross, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_PIXEL, 1, {0, 5, 3}, NULL},
+    {"projection", build_projection, SNAP, 0, 0, {2, 4, 1}, NULL},
+    {"objectness", kd_snapfig_build_objectness, SNAP | IMG1 | LVL | KD_SNAPFIG_IF_FIELDS,
+     KD_SNAPFIG_OPT_OVERLAY | KD_SNAPFIG_OPT_ALL_LEVELS, 1, {0, 6, 3}, kd_snapfig_has_objectness},
+    {"rois", kd_snapfig_build_rois, SNAP | IMG1 | KD_SNAPFIG_IF_FIELDS | KD_SNAPFIG_HOVER, 0, 0, {0, 7, 3}, kd_snapfig_has_rois},
     {"grid", kd_snapfig_build_grid, SNAP | LVL,
      KD_SNAPFIG_OPT_IMAGES | KD_SNAPFIG_OPT_COLUMNS | KD_SNAPFIG_OPT_MASK | KD_SNAPFIG_OPT_OVERLAY |
          KD_SNAPFIG_OPT_INDEPENDENT | KD_SNAPFIG_OPT_GAP,
-     0, {0, 0, 0}},
+     0, {0, 0, 0}, NULL},
     {"curves", kd_snapfig_build_curves, KD_SNAPFIG_NEEDS_LOG,
-     KD_SNAPFIG_OPT_PARTS | KD_SNAPFIG_OPT_COMPARE | KD_SNAPFIG_OPT_LOGY | KD_SNAPFIG_OPT_SMOOTH, 0, {1, 0, 2}},
+     KD_SNAPFIG_OPT_PARTS | KD_SNAPFIG_OPT_COMPARE | KD_SNAPFIG_OPT_LOGY | KD_SNAPFIG_OPT_SMOOTH, 0, {1, 0, 2}, NULL},
     {"gradients", kd_snapfig_build_gradients, KD_SNAPFIG_NEEDS_SNAPSHOTS,
-     KD_SNAPFIG_OPT_IMAGES | KD_SNAPFIG_OPT_ANY_LEVEL | KD_SNAPFIG_OPT_SMOOTH, 0, {0, 0, 0}},
+     KD_SNAPFIG_OPT_IMAGES | KD_SNAPFIG_OPT_ANY_LEVEL | KD_SNAPFIG_OPT_SMOOTH, 0, {0, 0, 0}, NULL},
 };
 #undef SNAP
 #undef IMG1
@@ -462,7 +465,7 @@ const char *kd_snapfig_names(void) {
 }
 
 int kd_snapfig_shown(const KdSnapFigKind *kind, const KdSnapshot *s) {
-  return !(kind->needs & KD_SNAPFIG_TWO_STAGE) || (s && kd_snapfig_has_objectness(s));
+  return !(kind->needs & KD_SNAPFIG_IF_FIELDS) || !kind->has_fields || (s && kind->has_fields(s));
 }
 
 int kd_snapfig_levels_spec(const KdSnapFigView *v, KdSnapFigStore *st, const SfMapKind *kinds, int nk, const char *what) {

@@ -32,9 +32,12 @@ enum {
    * (KdMethod.attn_temp_key: FGD's): greyed with "FGD off" when that
    * method is not active in the snapshot. */
   KD_SNAPFIG_ATTN_METHOD = 32,
-  /* Draws a two-stage model's fields (RPN objectness): the window shows
-   * its panel only while the snapshot shown has them (kd_snapfig_shown). */
-  KD_SNAPFIG_TWO_STAGE = 64
+  /* Draws fields only some runs have (a two-stage model's RPN objectness,
+   * HEAD's RoIs): the window shows its panel only while the snapshot shown
+   * has them (KdSnapFigKind.has_fields, kd_snapfig_shown). */
+  KD_SNAPFIG_IF_FIELDS = 64,
+  /* Redrawn as the pointer moves over it (view.hover_*). */
+  KD_SNAPFIG_HOVER = 128
 };
 
 /* The view's further choices a kind reads: each is an option of its
@@ -82,6 +85,7 @@ typedef struct KdSnapFigKind {
   unsigned options;  /* KD_SNAPFIG_OPT_* */
   int level_maps;    /* draws maps of view.level: the window outlines the linked cell on it */
   KdSnapFigSlot panel;
+  int (*has_fields)(const KdSnapshot *s); /* KD_SNAPFIG_IF_FIELDS: whether s has them */
 } KdSnapFigKind;
 
 /* The kinds in export order (the export dialog's list, the CLI's list). */
@@ -92,7 +96,7 @@ const KdSnapFigKind *kd_snapfig_find(const char *name);
 /* "image, gap, masks, ..." for messages. */
 const char *kd_snapfig_names(void);
 /* Whether the window shows kind's panel for snapshot s (NULL: none yet):
- * always, but for KD_SNAPFIG_TWO_STAGE kinds only when s has their fields. */
+ * always, but for KD_SNAPFIG_IF_FIELDS kinds only when s has their fields. */
 int kd_snapfig_shown(const KdSnapFigKind *kind, const KdSnapshot *s);
 
 struct KdSnapFigView {
@@ -135,6 +139,8 @@ struct KdSnapFigView {
   double cursor;
   int interactive;        /* the window: hidden series keep a greyed key */
   int smooth_off;         /* the window: the raw series, smoothing clicked off */
+  int hover_on;           /* KD_SNAPFIG_HOVER kinds: the pointer over the panel, in */
+  double hover_x, hover_y; /* the coordinates it is painted in */
 };
 
 /* Image 0, level 0 (gradients: all), no overlay, shared ranges, no

@@ -20,8 +20,8 @@ typedef struct SfRowBoxes {
 struct KdSnapFigStore {
   char title[160];
   /* image */
-  KdFigBox gt[SF_MAXB], t[SF_MAXB], s[SF_MAXB], props[SF_MAXB];
-  char props_label[48];
+  KdFigBox gt[SF_MAXB], t[SF_MAXB], s[SF_MAXB], props[SF_MAXB], negs[SF_MAXB];
+  char props_label[48], negs_label[48];
   KdFigDetView det;
   /* gap, masks */
   KdFigMapItem items[KD_FIG_MAX_MAPS];
@@ -41,6 +41,8 @@ struct KdSnapFigStore {
   int cls[SF_MAXI];
   char xl[64], yl[64];
   KdFigScatter scat;
+  /* rois */
+  KdFigRois rois;
   /* grid */
   SfRowBoxes rowboxes[KD_PROBE_MAX_IMAGES];
   char rowlabels[KD_PROBE_MAX_IMAGES][32];
@@ -120,6 +122,13 @@ void kd_snapfig_maps_spec(const KdSnapFigView *v, KdSnapFigStore *st, int n, int
 int kd_snapfig_build_objectness(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out, KdError *err);
 /* Whether s has an RPN's objectness maps (a two-stage side). */
 int kd_snapfig_has_objectness(const KdSnapshot *s);
+/* snapfig_rois.c: HEAD's / TF-HEAD's sampled RoIs and their per-RoI gaps. */
+int kd_snapfig_build_rois(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out, KdError *err);
+/* Whether s has a method's sampled RoIs (img<i>.rois.<method>). */
+int kd_snapfig_has_rois(const KdSnapshot *s);
+/* Image image's sampled RoIs into d's proposals (positives) and negatives;
+ * 0 when the snapshot has none. */
+int kd_snapfig_rois_boxes(const KdSnapshot *s, int image, KdSnapFigStore *st, KdFigDetView *d);
 
 /* The run's "set" and "nonfinite" events as markers in st->markers (keys
  * under the view's renames). */

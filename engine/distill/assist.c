@@ -3,6 +3,7 @@
  * the teacher's RoI head, and the loss pieces. */
 #include "distill/assist.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -195,4 +196,37 @@ KdTensor *kd_assist_pixels(KdCtx *c, KdTensor *const *tower, int nlev, const KdA
 float kd_assist_warmup(int step, int steps) {
   if (steps <= 0) return 1.0f;
   return step >= steps ? 1.0f : (float)step / (float)steps;
+}
+
+KdTensor *kd_assist_table(KdCtx *c, const KdAssistRois *r) {
+  const int R = r->s.nrois;
+  KdTensor *t = R > 0 ? kd_tensor_zeros(c, 2, (int[]){R, KD_ASSIST_COLS}) : NULL;
+  if (!t) return NULL;
+  for (int i = 0; i < R; i++) {
+    float *row = t->data + (size_t)i * KD_ASSIST_COLS;
+    for (int k = 0; k < 5; k++) row[k] = r->s.rois[5 * i + k];
+    row[KD_ASSIST_COL_LABEL] = (float)r->s.labels[i];
+    row[KD_ASSIST_COL_GT] = r->level[i] < 0 ? 1.0f : 0.0f;
+    for (int k = 0; k < KD_ASSIST_GAPS; k++) row[KD_ASSIST_COL_GAP + k] = NAN;
+  }
+  return t;
+}
+
+int kd_assist_table_gaps(KdCtx *c, KdTensor *table, int col, const KdLinear *ad, KdTensor *x, const KdTensor *t,
+                         const int *rows) {
+  int was = kd_ctx_set_grad(c, 0);
+  KdTensor *y = x && t ? kd_linear_fwd(c, ad, x) : NULL;
+  kd_ctx_set_grad(c, was);
+  if (!y || !kd_tensor_same_shape(y, t)) return -1;
+  const int M = y->shape[0], D = y->shape[1];
+  for (int m = 0; m < M; m++) {
+    double sum = 0;
+    for (int d = 0; d < D; d++) {
+      double e = (double)y->data[(size_t)m * D + d] - t->data[(size_t)m * D + d];
+      sum += e * e;
+    }
+    int r = rows ? rows[m] : m;
+    if (r >= 0 && r < table->shape[0]) table->data[(size_t)r * KD_ASSIST_COLS + KD_ASSIST_COL_GAP + col] = (float)(sum / D);
+  }
+  return 0;
 }

@@ -93,6 +93,19 @@ KdTensor *kd_assist_rows(KdCtx *c, KdTensor *x, const int *rows, int m);
  * index. NULL when M = 0 or on error (ctx error set then). */
 KdTensor *kd_assist_pixels(KdCtx *c, KdTensor *const *tower, int nlev, const KdAssistRois *r, int *rows);
 
+/* The probes' table of a step's sampled RoIs (KdDistillOut.tables): one
+ * row per RoI, columns KD_ASSIST_COL_*: image, box (input pixels), label
+ * (GT class + 1, 0 background), 1 for a GT box added as a proposal, and
+ * KD_ASSIST_GAPS per-RoI gaps a method fills (NaN where it has none). */
+enum { KD_ASSIST_COL_IMAGE, KD_ASSIST_COL_BOX, KD_ASSIST_COL_LABEL = 5, KD_ASSIST_COL_GT, KD_ASSIST_COL_GAP, KD_ASSIST_GAPS = 3,
+       KD_ASSIST_COLS = KD_ASSIST_COL_GAP + KD_ASSIST_GAPS };
+/* The table with the gaps NaN; NULL without RoIs or (ctx error) out of memory. */
+KdTensor *kd_assist_table(KdCtx *c, const KdAssistRois *r);
+/* Each row's term of kd_assist_mse, mean_d (Lin(x) - t)^2, into the gap
+ * column col of table at rows[m] (rows NULL: row m is RoI m); no tape. */
+int kd_assist_table_gaps(KdCtx *c, KdTensor *table, int col, const KdLinear *ad, KdTensor *x, const KdTensor *t,
+                         const int *rows);
+
 /* The linear warm-up of HEAD's weights (todd's WarmupScheduler):
  * min(step / steps, 1), 0 at step 0; 1 when steps <= 0. */
 float kd_assist_warmup(int step, int steps);

@@ -149,6 +149,19 @@ static int kd_terms(KdCtx *c, Head *h, float wk, float wc, KdTensor *const *fa, 
   return 0;
 }
 
+/* The probe's table of the sampled RoIs: columns AKD fc1, AKD fc2 and CKD
+ * (each RoI's unweighted MSE term; CKD NaN for GT boxes). */
+static int roi_table(KdCtx *c, Head *h, const KdAssistRois *r, KdTensor *const *fa, KdTensor *const *ft, KdTensor *pix,
+                     const int *rows, KdDistillOut *out) {
+  KdTensor *tb = kd_assist_table(c, r);
+  if (!tb) return kd_ctx_failed(c) ? -1 : 0;
+  for (int i = 0; i < 2; i++)
+    if (kd_assist_table_gaps(c, tb, i, &h->akd[i], fa[i], ft[i], NULL)) return -1;
+  if (pix && kd_assist_table_gaps(c, tb, 2, &h->ckd, pix, kd_assist_rows(c, ft[1], rows, r->npix), rows)) return -1;
+  kd_distill_table(out, "rois", tb);
+  return 0;
+}
+
 static int finish(KdCtx *c, KdDistillOut *out, KdTensor *const *gt_loss, float wa, KdTensor *const *akd, float wk,
                   KdTensor *ckd, float wc) {
   kd_distill_part(out, "assist.cls", weighted(c, gt_loss[0], wa));
@@ -194,11 +207,13 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
   if (r->s.nrois > 0 && kd_roi_head_forward_fc(h->assist, c, in->s.feat, r->s.rois, r->s.nrois, &cls, &box, NULL, fc, &err))
     return kd_ctx_fail(c, "head: the assistant: %s", err.msg), -1;
   if (kd_roi_head_loss(h->assist, c, cls, box, &r->s, &gl[0], &gl[1], &err)) return kd_ctx_fail(c, "head: %s", err.msg), -1;
-  if (r->s.nrois > 0 && (wk > 0.0f || wc > 0.0f)) {
+  /* The probe asks for the per-RoI gaps even while the warm-up holds the weights at 0. */
+  if (r->s.nrois > 0 && (wk > 0.0f || wc > 0.0f || in->maps)) {
     KdTensor *t[2];
     if (teacher_fc(in, r, t, &err)) return kd_ctx_fail(c, "head: the teacher: %s", err.msg), -1;
-    KdTensor *pix = wc > 0.0f ? kd_assist_pixels(c, st.tower, in->s.levels->n, r, st.rows) : NULL;
-    if (kd_ctx_failed(c) || kd_terms(c, h, wk, wc, fc, t, pix, st.rows, r->npix, akd, &ckd)) return -1;
+    KdTensor *pix = wc > 0.0f || in->maps ? kd_assist_pixels(c, st.tower, in->s.levels->n, r, st.rows) : NULL;
+    if (kd_ctx_failed(c) || kd_terms(c, h, wk, wc, fc, t, wc > 0.0f ? pix : NULL, st.rows, r->npix, akd, &ckd)) return -1;
+    if (in->maps && roi_table(c, h, r, fc, t, pix, st.rows, out)) return -1;
   }
   kd_distill_stat(out, "rois", r->s.nrois);
   kd_distill_stat(out, "pos_rois", r->s.num_pos);

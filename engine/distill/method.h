@@ -30,6 +30,7 @@
 #define KD_DISTILL_MAX_MASKS 16
 #define KD_DISTILL_MAX_GAPS KD_DISTILL_MAX_LEVELS
 #define KD_DISTILL_MAX_STATS 4
+#define KD_DISTILL_MAX_TABLES 2
 
 /* What a method reads (KdMethod.needs). A method whose needs a run cannot
  * meet is refused when the run opens and on a live `set` (needs.h), with a
@@ -159,6 +160,13 @@ typedef struct KdDistillOut {
     const char *name;
     double value;
   } stats[KD_DISTILL_MAX_STATS];
+  /* Per-RoI rows for the probes (only when KdDistillInputs.maps): HEAD's
+   * sampled RoIs with their gaps (assist.h, KD_ASSIST_COLS). */
+  int ntables;
+  struct {
+    const char *name;
+    KdTensor *rows; /* R, cols; no gradient */
+  } tables[KD_DISTILL_MAX_TABLES];
 } KdDistillOut;
 
 typedef struct KdMethod KdMethod;
@@ -232,6 +240,8 @@ void kd_method_inst_release(KdMethodInst *inst);
 int kd_distill_finish(KdCtx *c, KdDistillOut *out);
 void kd_distill_part(KdDistillOut *out, const char *name, KdTensor *value);
 void kd_distill_mask(KdDistillOut *out, const char *name, int level, KdTensor *map);
+/* A table of rows for the probes (KdDistillOut.tables). */
+void kd_distill_table(KdDistillOut *out, const char *name, KdTensor *rows);
 /* A diagnostic of the step (KdDistillOut.stats), not part of the loss. */
 void kd_distill_stat(KdDistillOut *out, const char *name, double value);
 /* Dense methods: checks that both sides have class logits "cls" of one

@@ -62,6 +62,12 @@ void kd_distill_mask(KdDistillOut *out, const char *name, int level, KdTensor *m
   out->masks[out->nmasks++] = (KdDistillMask){name, level, map};
 }
 
+void kd_distill_table(KdDistillOut *out, const char *name, KdTensor *rows) {
+  if (out->ntables >= KD_DISTILL_MAX_TABLES || !rows) return;
+  out->tables[out->ntables].name = name;
+  out->tables[out->ntables++].rows = rows;
+}
+
 int kd_distill_adapters_add(KdConv *a, int nlev, KdParams *store, const char *prefix, int cin, int cout, int k,
                             KdError *err) {
   for (int l = 0; l < nlev; l++) {

@@ -123,7 +123,10 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
     return -1;
   const KdAssistRois *r = &st.r;
   const float wa = p->weight * p->assist_weight, wk = p->weight * p->kd_weight * st.warm;
-  KdTensor *pix = wk > 0.0f ? kd_assist_pixels(c, st.tower, in->s.levels->n, r, st.rows) : NULL;
+  KdTensor *pix = wk > 0.0f || in->maps ? kd_assist_pixels(c, st.tower, in->s.levels->n, r, st.rows) : NULL;
+  if (kd_ctx_failed(c)) return -1;
+  /* The probe's table: CKD per RoI, one gap column per assistant. */
+  KdTensor *tb = in->maps && pix ? kd_assist_table(c, r) : NULL;
   if (kd_ctx_failed(c)) return -1;
   KdTensor *scls = NULL, *sbox = NULL, *skd = NULL;
   for (int i = 0; i < p->assistants && i < TF_MAX; i++) {
@@ -133,10 +136,14 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
     if (kd_roi_head_loss(t->a[i], c, cls, box, &r->s, &lc, &lb, &err)) return kd_ctx_fail(c, "tfhead: %s", err.msg), -1;
     scls = acc(c, scls, lc), sbox = acc(c, sbox, lb);
     if (!pix) continue;
-    KdTensor *target = kd_detach(c, kd_assist_rows(c, fc[1], st.rows, r->npix)), *kd = kd_assist_mse(c, &t->ad[i], pix, target);
+    KdTensor *target = kd_detach(c, kd_assist_rows(c, fc[1], st.rows, r->npix));
+    if (tb && i < KD_ASSIST_GAPS && kd_assist_table_gaps(c, tb, i, &t->ad[i], pix, target, st.rows)) return -1;
+    if (wk <= 0.0f) continue;
+    KdTensor *kd = kd_assist_mse(c, &t->ad[i], pix, target);
     if (!kd) return -1;
     skd = acc(c, skd, kd);
   }
+  kd_distill_table(out, "rois", tb);
   KdTensor *zero = kd_tensor_zeros(c, 1, (int[]){1});
   kd_distill_part(out, "assist.cls", kd_scale(c, scls, wa));
   kd_distill_part(out, "assist.box", kd_scale(c, sbox, wa));

@@ -148,6 +148,29 @@ static int masks(const KdForward *f, KdSnapshot *s) {
   return 0;
 }
 
+/* img<i>.rois.<method>: the per-RoI tables the methods gave (HEAD's
+ * sampled RoIs, distill/assist.h), each image's rows without the image
+ * column: box, label, GT flag, the method's gaps. */
+static int tables(const KdForward *f, KdSnapshot *s, KdError *err) {
+  for (int m = 0; m < f->nmethods; m++)
+    for (int k = 0; k < f->outs[m].ntables; k++) {
+      const KdTensor *t = f->outs[m].tables[k].rows;
+      if (!t || t->ndim != 2 || t->shape[1] < 2) continue;
+      const int R = t->shape[0], C = t->shape[1];
+      for (int i = 0; i < f->n; i++) {
+        int rows = 0;
+        for (int r = 0; r < R; r++) rows += (int)t->data[(size_t)r * C] == i;
+        char name[KD_SNAP_NAME];
+        snprintf(name, sizeof name, "img%d.%s.%s", i, f->outs[m].tables[k].name, f->methods[m]->name);
+        KdSnapField *fd = rows ? kd_snapshot_add2(s, name, rows, C - 1) : NULL;
+        if (rows && !fd) return OOM();
+        for (int r = 0, o = 0; fd && r < R; r++)
+          if ((int)t->data[(size_t)r * C] == i) memcpy(fd->data + (size_t)(o++) * (C - 1), t->data + (size_t)r * C + 1, sizeof(float) * (C - 1));
+      }
+    }
+  return 0;
+}
+
 static int detections(KdProber *p, const KdForward *f, KdSnapshot *s, KdError *err) {
   int n = f->n, md = p->post.max_det, count[KD_PROBE_MAX_IMAGES];
   float wh[2 * KD_PROBE_MAX_IMAGES];
@@ -419,7 +442,7 @@ int kd_probe_fill(KdProber *p, KdSnapshot *s, KdError *err) {
   size_t img = (size_t)p->n * p->size * p->size * 3;
   if (!(s->rgb = malloc(img))) return OOM();
   memcpy(s->rgb, p->rgb, img);
-  if (feature_maps(p, &f, s, err) || gap_maps(&f, s, err) || masks(&f, s) || detections(p, &f, s, err) || instances(p, &f, s, err) ||
+  if (feature_maps(p, &f, s, err) || gap_maps(&f, s, err) || masks(&f, s) || tables(&f, s, err) || detections(p, &f, s, err) || instances(p, &f, s, err) ||
       kd_probe_two_stage(p, &f, s, err))
     return -1;
   return gradients(p, &f, s, err);

@@ -83,6 +83,14 @@ static inline KdConfig *fixture_config(const char *data, int steps) {
  * their paths into json and ckpt. -1 on failure (printed). */
 #define FIXTURE_TEACHER_JSON "{\"model\": {\"depth\": 10, \"width\": 8, \"fpn_channels\": 16, \"head_convs\": 1}}\n"
 
+/* A tiny Faster R-CNN teacher (HEAD's tests): P2..P6, small RPN and RoI head. */
+#define FIXTURE_FRCNN_TEACHER_JSON                                                                                         \
+  "{\"model\": {\"head\": \"faster_rcnn\", \"depth\": 10, \"width\": 8, \"fpn_channels\": 16, \"fpn_first_level\": 2," \
+  " \"extra_levels\": 1, \"extra_from\": \"pool\"},"                                                                      \
+  " \"rpn\": {\"anchor_sizes\": \"8,16,32,64,128\", \"pre_nms_top_n_train\": 200, \"post_nms_top_n_train\": 100,"     \
+  " \"pre_nms_top_n_test\": 100, \"post_nms_top_n_test\": 50},"                                                           \
+  " \"roi\": {\"representation\": 32, \"batch_per_image\": 32, \"canonical_scale\": 56}}\n"
+
 /* The same for a teacher of config text (a JSON document). */
 static inline int fixture_teacher_of(const char *dir, const char *text, char *json, size_t jlen, char *ckpt, size_t clen) {
   snprintf(json, jlen, "%s/teacher.json", dir);

@@ -18,12 +18,6 @@
 #define STEPS 4
 #define FC7 "distill.head.assist.box_head.fc7.weight"
 
-static const char *const teacher_json =
-    "{\"model\": {\"head\": \"faster_rcnn\", \"depth\": 10, \"width\": 8, \"fpn_channels\": 16, \"fpn_first_level\": 2,"
-    " \"extra_levels\": 1, \"extra_from\": \"pool\"},"
-    " \"rpn\": {\"anchor_sizes\": \"8,16,32,64,128\", \"pre_nms_top_n_train\": 200, \"post_nms_top_n_train\": 100,"
-    " \"pre_nms_top_n_test\": 100, \"post_nms_top_n_test\": 50},"
-    " \"roi\": {\"representation\": 32, \"batch_per_image\": 32, \"canonical_scale\": 56}}\n";
 
 typedef struct {
   const char *method;
@@ -89,7 +83,7 @@ static int run_method(const char *method, const char *const (*kv)[2], int nkv, T
   char tmp[4096], out[4300];
   CHECK(fixture_tmpdir(tmp, sizeof tmp, tag) == 0);
   KdRun *run = NULL;
-  int rc = fixture_method_run_of(tmp, teacher_json, method, kv, nkv, STEPS, trace, t, &run, out, sizeof out);
+  int rc = fixture_method_run_of(tmp, FIXTURE_FRCNN_TEACHER_JSON, method, kv, nkv, STEPS, trace, t, &run, out, sizeof out);
   CHECK(rc == 0);
   if (!check_status("test_head_run")) fixture_rmrf(tmp);
   else fprintf(stderr, "test_head_run: kept %s for inspection\n", tmp);

@@ -80,7 +80,7 @@ static void export_all(FILE *manifest) {
   for (int k = 0; k < kd_snapfig_count(); k++)
     for (int w = 0; w < 2; w++)
       for (int f = 0; f < 2; f++) {
-        if (kd_snapfig_at(k)->needs & KD_SNAPFIG_TWO_STAGE) continue; /* a RetinaNet run: test_frcnn_panels */
+        if (kd_snapfig_at(k)->needs & KD_SNAPFIG_IF_FIELDS) continue; /* a RetinaNet run: test_frcnn_panels, test_roipanel */
         const char *name = kd_snapfig_at(k)->name, *ext = f ? "svg" : "pdf", *extra = "";
         for (size_t e = 0; e < sizeof extras / sizeof extras[0]; e++)
           if (!strcmp(extras[e].name, name)) extra = extras[e].extra[w];
