@@ -279,6 +279,9 @@ typedef struct KdFigBars {
   const char *const *categories; /* optional tick labels per category */
   int sort_by;                   /* order categories by this series, descending; -1 keeps */
   int logy;
+  const char *mark_label;        /* a dashed vertical line at category position mark (unsorted
+                                    charts; NULL: none), labelled: LD's GT edge */
+  double mark;
 } KdFigBars;
 
 void kd_fig_bars_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFigBars *b);

@@ -157,6 +157,18 @@ void kd_fig_bars_draw(cairo_t *cr, KdFigRect r, const KdFigStyle *st, const KdFi
       cairo_stroke(cr);
     }
   }
+  if (b->mark_label && !sorted && isfinite(b->mark)) {
+    double mx = plot.x + (b->mark + 0.5) * cw;
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cairo_set_line_width(cr, st->line_pt);
+    kd_fig_set_dash(cr, 1, st->line_pt);
+    cairo_move_to(cr, mx, plot.y);
+    cairo_line_to(cr, mx, plot.y + plot.h);
+    cairo_stroke(cr);
+    kd_fig_set_dash(cr, 0, 1);
+    kd_fig_font(cr, st, st->font_pt * 0.8, KD_FIG_NORMAL);
+    kd_fig_text(cr, mx + st->font_pt * 0.2, plot.y + st->font_pt * 0.1, b->mark_label, 0, 0, 0);
+  }
   cairo_restore(cr);
 
   if (b->categories) { /* category names under the axis */

@@ -430,6 +430,7 @@ static const KdSnapFigKind kinds[] = {
     {"projection", build_projection, SNAP, 0, 0, {2, 4, 1}, NULL},
     {"objectness", kd_snapfig_build_objectness, SNAP | IMG1 | LVL | KD_SNAPFIG_IF_FIELDS,
      KD_SNAPFIG_OPT_OVERLAY | KD_SNAPFIG_OPT_ALL_LEVELS, 1, {0, 6, 3}, kd_snapfig_has_objectness},
+    {"dist", kd_snapfig_build_dist, SNAP | IMG1 | LVL | KD_SNAPFIG_IF_FIELDS, KD_SNAPFIG_OPT_PIXEL, 0, {0, 8, 3}, kd_snapfig_has_dist},
     {"rois", kd_snapfig_build_rois, SNAP | IMG1 | KD_SNAPFIG_IF_FIELDS | KD_SNAPFIG_HOVER, 0, 0, {0, 7, 3}, kd_snapfig_has_rois},
     {"grid", kd_snapfig_build_grid, SNAP | LVL,
      KD_SNAPFIG_OPT_IMAGES | KD_SNAPFIG_OPT_COLUMNS | KD_SNAPFIG_OPT_MASK | KD_SNAPFIG_OPT_OVERLAY |

@@ -12,6 +12,7 @@
 #define SF_MAXS 24       /* loss parts on the curves */
 #define SF_MAXM 64       /* change markers */
 #define SF_MAXSRC 8      /* gradient sources */
+#define SF_DIST_MAXB 65  /* bins of a side distribution (gfl.reg_max + 1) */
 
 typedef struct SfRowBoxes {
   KdFigBox gt[SF_ROW_MAXB], t[SF_ROW_MAXB], s[SF_ROW_MAXB];
@@ -43,6 +44,14 @@ struct KdSnapFigStore {
   KdFigScatter scat;
   /* rois */
   KdFigRois rois;
+  /* dist: LD's four side distributions at a cell, teacher and student */
+  struct SfDist {
+    float v[4][2][SF_DIST_MAXB];
+    const float *vals[4][2];
+    KdFigBars bars[4];
+    char titles[4][16], marks[4][24], title[220];
+    const char *title_ptr;
+  } dist;
   /* grid */
   SfRowBoxes rowboxes[KD_PROBE_MAX_IMAGES];
   char rowlabels[KD_PROBE_MAX_IMAGES][32];
@@ -122,6 +131,9 @@ void kd_snapfig_maps_spec(const KdSnapFigView *v, KdSnapFigStore *st, int n, int
 int kd_snapfig_build_objectness(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out, KdError *err);
 /* Whether s has an RPN's objectness maps (a two-stage side). */
 int kd_snapfig_has_objectness(const KdSnapshot *s);
+/* snapfig_dist.c: LD's side distributions at the picked cell. */
+int kd_snapfig_build_dist(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out, KdError *err);
+int kd_snapfig_has_dist(const KdSnapshot *s);
 /* snapfig_rois.c: HEAD's / TF-HEAD's sampled RoIs and their per-RoI gaps. */
 int kd_snapfig_build_rois(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out, KdError *err);
 /* Whether s has a method's sampled RoIs (img<i>.rois.<method>). */

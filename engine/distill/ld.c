@@ -115,6 +115,22 @@ static float *vlr_weights(const KdDistillInputs *in, const int *off, float lo, i
   return v;
 }
 
+/* For the probes: the main region (its weight, the student's max class
+ * score) and the VLR (its weight) as N,1,H,W maps at student level lv,
+ * and both sides' distributions as they are (N,4B,H,W logits). */
+static int regions(KdCtx *c, KdTensor *s, KdTensor *t, const Sel *pos, const Sel *reg, int n, int lv, KdDistillOut *out) {
+  const int H = s->shape[2], W = s->shape[3], HW = H * W;
+  KdTensor *m = kd_tensor_zeros(c, 4, (int[]){n, 1, H, W}), *v = kd_tensor_zeros(c, 4, (int[]){n, 1, H, W});
+  if (!m || !v) return -1;
+  for (int r = 0; r < pos->rows; r++) m->data[(size_t)pos->n[r] * HW + pos->cell[r]] = pos->w[r];
+  for (int r = 0; r < reg->rows; r++) v->data[(size_t)reg->n[r] * HW + reg->cell[r]] = reg->w[r];
+  kd_distill_mask(out, "ld.main", lv, m);
+  kd_distill_mask(out, "ld.vlr", lv, v);
+  kd_distill_mask(out, "ld.dist_t", lv, t);
+  kd_distill_mask(out, "ld.dist_s", lv, s);
+  return 0;
+}
+
 static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out) {
   const LdParams *p = inst->params;
   KdCtx *c = in->c;
@@ -163,6 +179,7 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
         if (vlr && vlr[f] > 0.0f) reg.n[reg.rows] = n, reg.cell[reg.rows] = h, reg.w[reg.rows++] = vlr[f];
       }
     total_pos += pos.rows;
+    if (in->maps && regions(c, s, t, &pos, &reg, in->n, in->pairs[l].s, out)) return -1;
     KdTensor *m = kd_scale(c, side_kl(c, s, t, &pos, B, p->ld_T), p->ld_T * p->ld_T / 4.0f);
     main_sum = main_sum ? kd_add(c, main_sum, m) : m;
     if (vlr) {

@@ -99,7 +99,7 @@ static int build_kinds(Kind *k) {
   ch_vals[0] = D.t_ch;
   ch_vals[1] = D.s_ch;
   bars = (KdFigBars){"channel attention", "channel", "attention", ch_names, ch_vals, 2, FD_NCH,
-                     NULL, -1, 0};
+                     NULL, -1, 0, NULL, 0};
   k[n++] = (Kind){"bars", kd_fig_bars_panel(&bars)};
 
   scat = (KdFigScatter){D.t_xy, D.s_xy, D.inst_cls, FD_NINST, D.proto_xy, D.proto_cls, 10,

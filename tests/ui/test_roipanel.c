@@ -18,22 +18,12 @@
 #include "check.h"
 #include "snapfig_priv.h"
 #include "ui_drive.h"
+#include "ui_live.h"
 #include "ui_wait.h"
 #include "window.h"
 
 static KdsWindow *win;
 
-
-static gboolean have_snapshots(gpointer w) {
-  KdsBridge *b = kds_window_get_bridge(w);
-  return b && kds_bridge_snapshot_count(b) >= 2;
-}
-
-static KdsPanel *panel_of(const char *kind) {
-  for (int i = 0; i < kds_window_panel_count(win); i++)
-    if (!strcmp(kds_panel_kind(kds_window_get_panel(win, i)), kind)) return kds_window_get_panel(win, i);
-  return NULL;
-}
 
 static double part(const KdSnapshot *s, const char *name) {
   for (int i = 0; i < s->nprobe_parts; i++)
@@ -82,22 +72,10 @@ int main(void) {
   CHECK(cfg && kd_config_set(cfg, "teacher.config", tcfg, &err) == 0 && kd_config_set(cfg, "teacher.checkpoint", tck, &err) == 0 &&
         kd_config_set(cfg, "train.threads", "1", &err) == 0 && kd_config_set(cfg, "distill.methods", "head", &err) == 0 &&
         kd_config_set(cfg, "probe.budget", "0.5", &err) == 0);
-  win = ui_grid_window(1600, 1000);
-  KdRunOpts o = {0};
-  o.session.out_dir = run;
-  o.session.distill = 1;
+  win = ui_live_window(cfg, run, 2, 120000);
+  CHECK_MSG(win != NULL, "no live run with two snapshots");
+  if (!win) return check_status("test_roipanel");
   GError *e = NULL;
-  KdsBridge *b = ui_open_run(cfg, &o, &e);
-  CHECK_MSG(b != NULL, "%s", e ? e->message : "?");
-  g_clear_error(&e);
-  if (!b) return check_status("test_roipanel");
-  kds_window_set_bridge(win, b);
-  g_object_unref(b);
-  CHECK_MSG(wait_for(have_snapshots, win, 120000), "no two snapshots within 120 s");
-  /* Paused, so that no new snapshot moves the points while the pointer is on one. */
-  CHECK_MSG(kds_bridge_pause(kds_window_get_bridge(win), &e), "%s", e ? e->message : "?");
-  g_clear_error(&e);
-  pump(1500);
   KdsBridge *br = kds_window_get_bridge(win);
   KdSnapshot *snap = kds_bridge_snapshot(br, kds_bridge_snapshot_count(br) - 1, &e);
   CHECK_MSG(snap != NULL, "%s", e ? e->message : "?");
@@ -107,7 +85,7 @@ int main(void) {
     CHECK(kd_snapfig_shown(kd_snapfig_find("objectness"), snap)); /* the teacher's RPN */
   }
   kd_snapshot_free(snap);
-  KdsPanel *rp = panel_of("rois"), *ip = panel_of("image");
+  KdsPanel *rp = ui_live_panel(win, "rois"), *ip = ui_live_panel(win, "image");
   CHECK_MSG(rp && ip, "no rois or image panel in the window");
   if (!rp || !ip) return check_status("test_roipanel");
   KdFigPanel fp;
@@ -123,15 +101,7 @@ int main(void) {
     for (int x = pw / 2; x < pw && cx < 0; x += 2)
       if (kds_panel_pick(rp, x, y, &k) && !strncmp(k.text, "RoI ", 4)) cx = x, cy = y;
   CHECK_MSG(cx >= 0, "no RoI point on the rois panel (%dx%d)", pw, ph);
-  /* The grid scrolls: the panel under the pointer first. */
-  GtkWidget *sw = gtk_widget_get_ancestor(GTK_WIDGET(rp), GTK_TYPE_SCROLLED_WINDOW);
-  graphene_point_t at;
-  if (sw && gtk_widget_compute_point(GTK_WIDGET(rp), gtk_scrolled_window_get_child(GTK_SCROLLED_WINDOW(sw)),
-                                     &GRAPHENE_POINT_INIT(0, (float)cy), &at)) {
-    GtkAdjustment *adj = gtk_scrolled_window_get_vadjustment(GTK_SCROLLED_WINDOW(sw));
-    gtk_adjustment_set_value(adj, at.y - gtk_adjustment_get_page_size(adj) / 2);
-    pump(300);
-  }
+  ui_live_scroll_to(rp, cy); /* the grid scrolls: the panel under the pointer first */
   guint paints = kds_panel_paint_count(rp);
   unsigned long xid = 0;
   int X = 0, Y = 0;
