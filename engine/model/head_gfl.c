@@ -144,18 +144,6 @@ typedef struct {
   int flat;           /* n*A_total + anchor */
 } Pos;
 
-/* Softmax expectation of one side's bins in data (stride) units; the
- * decode and the quality targets read it without the tape. */
-static double side_integral(const float *d, size_t HW, int B) {
-  double mx = d[0], z = 0.0, e = 0.0;
-  for (int b = 1; b < B; b++) mx = fmax(mx, d[(size_t)b * HW]);
-  for (int b = 0; b < B; b++) {
-    double q = exp(d[(size_t)b * HW] - mx);
-    z += q, e += q * b;
-  }
-  return e / z;
-}
-
 static int loss(void *h, KdCtx *c, const KdHeadOut *o, const KdGtImage *gt, int n, const KdDetLossCfg *lc, KdDetLoss *out,
                 KdError *err) {
   Gfl *g = h;
@@ -203,7 +191,7 @@ static int loss(void *h, KdCtx *c, const KdHeadOut *o, const KdGtImage *gt, int 
     float dec[4];
     const float *d0 = di->data + (size_t)p->n * 4 * B * HW + p->cell;
     double side[4];
-    for (int j = 0; j < 4; j++) side[j] = side_integral(d0 + (size_t)j * B * HW, HW, B);
+    for (int j = 0; j < 4; j++) side[j] = kd_side_integral(d0 + (size_t)j * B * HW, HW, B);
     dec[0] = (float)(pts[2 * q] - side[0]), dec[1] = (float)(pts[2 * q + 1] - side[1]);
     dec[2] = (float)(pts[2 * q] + side[2]), dec[3] = (float)(pts[2 * q + 1] + side[3]);
     double iou;
@@ -274,7 +262,7 @@ static int decode(void *h, const KdHeadOut *o, const KdPostCfg *pc, int n, const
         const float *an = anchors + 4 * (size_t)(g->off[l] + (int)cell);
         double px = 0.5 * (an[0] + an[2]), py = 0.5 * (an[1] + an[3]), e[4];
         const float *d0 = d->data + (size_t)i * 4 * B * HW + cell;
-        for (int j = 0; j < 4; j++) e[j] = s * side_integral(d0 + (size_t)j * B * HW, HW, B);
+        for (int j = 0; j < 4; j++) e[j] = s * kd_side_integral(d0 + (size_t)j * B * HW, HW, B);
         float *b = boxes[l].data + (size_t)i * 4 * HW + cell;
         b[0] = (float)(px - e[0]), b[HW] = (float)(py - e[1]), b[2 * HW] = (float)(px + e[2]), b[3 * HW] = (float)(py + e[3]);
       }
