@@ -68,7 +68,7 @@ static const char usage[] =
     "  teacher.cls.P3, student.cls.P3, ...   class logits (N,A*K,H,W)\n"
     "  teacher.box.P3, student.box.P3, ...   box outputs (N,A*4,H,W), optional\n"
     "  teacher.dist.P3, student.dist.P3, ... side distributions (N,4*(R+1),H,W), model.head=gfl\n"
-    "  {teacher,student}.{cls,reg}_tower.P3  GFL head tower features (N,C,H,W), for pgd\n"
+    "  {teacher,student}.{cls,reg}_tower[0].P3  GFL head towers' last [first] features (N,C,H,W), for pgd\n"
     "  pgd.jitter (2,M,k,2), pgd.{cls,reg,bg}.P3 (N,1,H,W)  PGD's Gaussian-fit draws / precomputed masks\n"
     "  gt.boxes (M,5: image, x1,y1,x2,y2 in input pixels), gt.labels (M), image.size (2: H,W)\n"
     "  roi.assist.fc1, roi.assist.fc2, roi.teacher.fc1, roi.teacher.fc2 (R,D), roi.tower (R,C),\n"
@@ -344,7 +344,7 @@ static int fill_rois(const Inputs *in, KdCtx *c, KdDistillRoiIn *ri) {
 
 /* Both sides from the file's tensors (student tensors on the tape). */
 static int fill_sides(const Inputs *in, KdCtx *c, const KdLevels *lv, KdDistillInputs *din, KdTensor *stud[NKIND][MAXL]) {
-  static const char *const out_name[NKIND] = {NULL, "cls", "box", "dist", "cls_tower", "reg_tower"};
+  static const char *const out_name[NKIND] = {NULL, "cls", "box", "dist", "cls_tower", "reg_tower", "cls_tower0", "reg_tower0"};
   KdDistillSide *side[2] = {&din->t, &din->s};
   int slot[NKIND];
   for (int k = 0; k < NKIND; k++) slot[k] = -1;

@@ -10,7 +10,8 @@ enum { FEAT = KD_LOSS_FEAT, CLS = KD_LOSS_CLS, BOX = KD_LOSS_BOX, DIST = KD_LOSS
 #define MAXL KD_LOSS_MAXL
 #define MAX_SIDE (1 << 20) /* image.size: far beyond any input, and 8x it still fits an int */
 
-static const char *const kind_infix[NKIND] = {"", "cls.", "box.", "dist.", "cls_tower.", "reg_tower."};
+static const char *const kind_infix[NKIND] = {"", "cls.", "box.", "dist.", "cls_tower.", "reg_tower.", "cls_tower0.",
+                                              "reg_tower0."};
 static const char *const pgd_mask_names[KD_LOSS_NPGD] = {"pgd.cls.", "pgd.reg.", "pgd.bg."};
 static const char *const who_name[2] = {"teacher", "student"};
 
@@ -189,7 +190,7 @@ static int read_all(KdLossInputs *in, KdError *err) {
       if (r > 0)
         return kd_error(err,
                         "%s: unknown tensor '%s' (expected teacher.P<l>, student.P<l>, {teacher,student}.cls.P<l>, "
-                        "{teacher,student}.{box,dist,cls_tower,reg_tower}.P<l> for l = 3..7, gt.boxes, gt.labels, "
+                        "{teacher,student}.{box,dist,cls_tower,reg_tower,cls_tower0,reg_tower0}.P<l> for l = 3..7, gt.boxes, gt.labels, "
                         "image.size, roi.*, step, pgd.jitter, pgd.{cls,reg,bg}.P<l>, or distill.* parameters)",
                         in->path, name);
     }
@@ -202,10 +203,11 @@ static int read_all(KdLossInputs *in, KdError *err) {
  * method's KD_NEED_* bits. */
 static int check_levels(KdLossInputs *in, unsigned needs, const char *method, KdError *err) {
   static const char *const what[NKIND] = {"the FPN features", "the class logits", "the box outputs",
-                                          "the box-side distributions", "the cls tower features", "the reg tower features"};
+                                          "the box-side distributions", "the cls tower features", "the reg tower features",
+                                          "the cls tower's first features", "the reg tower's first features"};
   /* The towers are no need of their own: the method that reads them says so. */
   static const unsigned need_bit[NKIND] = {KD_NEED_FEAT | KD_NEED_SAME_WIDTH, KD_NEED_LOGITS, KD_NEED_BOXES, KD_NEED_DIST,
-                                           0, 0};
+                                           0, 0, 0, 0};
   char a[64], b[64], sa[64], sb[64];
   for (int k = 0; k < NKIND; k++)
     if (need_bit[k] & needs && !in->has[k]) {

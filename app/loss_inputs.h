@@ -12,7 +12,8 @@
 #include "model/safetensors.h"
 
 #define KD_LOSS_MAXL KD_DISTILL_MAX_LEVELS
-enum { KD_LOSS_FEAT, KD_LOSS_CLS, KD_LOSS_BOX, KD_LOSS_DIST, KD_LOSS_CTOWER, KD_LOSS_RTOWER, KD_LOSS_NKIND };
+enum { KD_LOSS_FEAT, KD_LOSS_CLS, KD_LOSS_BOX, KD_LOSS_DIST, KD_LOSS_CTOWER, KD_LOSS_RTOWER, KD_LOSS_CTOWER0, KD_LOSS_RTOWER0,
+       KD_LOSS_NKIND };
 /* PGD's precomputed masks pgd.cls.P<l>, pgd.reg.P<l>, pgd.bg.P<l> (N,1,H,W). */
 enum { KD_LOSS_PGD_CLS, KD_LOSS_PGD_REG, KD_LOSS_PGD_BG, KD_LOSS_NPGD };
 /* What precomputed PGD masks stand in for (the teacher's predictions and the GT they are built from). */

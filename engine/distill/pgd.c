@@ -2,8 +2,10 @@
  * released code (ChenhongyiYang/PGD at 81c54d5: PGDClsLoss, PGDRegLoss,
  * PGWAnchorModule, get_back_weight; work_configs/pgd_atss_r101_r50_1x)
  * computes it, KD-METHODS §9.2 and its §10b corrections, for
- * single-anchor (GFL) heads. Distilled: the head towers' features
- * ("cls_tower", "reg_tower", of one width on both sides). Per level l of
+ * single-anchor (GFL) heads. Distilled: the head towers' features after
+ * their first conv ("cls_tower0", "reg_tower0", the config's
+ * identity_pos=0; pgd.tower=last: the towers' outputs), of one width on
+ * both sides. Per level l of
  * stride s, weight lw_l = 1 + pgd.lw_step * log2(s / 8) (1, 1.25, ... 2 on
  * P3..P7 as the config's loss_weight), with the masks of pgdmask.h from
  * the teacher's predictions (cls: xi_cls, reg: xi_reg, background),
@@ -36,11 +38,13 @@
 
 typedef struct {
   float alpha, beta, gamma, delta, temp, xi_cls, xi_reg, topk, lw_step;
-  int mix;
+  int mix, tower;
 } PgdParams;
 
 static const char *const mix_choices[] = {"per-image", "official", NULL};
 enum { MIX_PER_IMAGE, MIX_OFFICIAL }; /* the order of mix_choices */
+static const char *const tower_choices[] = {"first", "last", NULL};
+enum { TOWER_FIRST, TOWER_LAST }; /* the order of tower_choices */
 
 #define G "1,1.28,1.6,2,2.5,4,5,8"
 #define F(field, ...) KD_METHOD_FLOAT(PgdParams, "pgd", field, __VA_ARGS__)
@@ -71,6 +75,10 @@ static const KdParamDesc params[] = {
                    "per-image (default, the paper's definition): each image's cls-tower terms use its own masks. "
                    "official: as the released code's broadcast, every image is weighted by the sum of all the batch's "
                    "masks (a bug, KD-METHODS 10b; 24-150% off on random cases), for comparison"),
+    KD_METHOD_ENUM(PgdParams, "pgd", tower, NULL, "PGD tower features", "first", tower_choices,
+                   "Which tower features are distilled: first (default, the official config's identity_pos=0: each "
+                   "tower after its first conv, \"cls_tower0\"/\"reg_tower0\") or last (the towers' outputs, "
+                   "\"cls_tower\"/\"reg_tower\", what the head's output convs read)"),
 };
 #define NPARAMS (int)(sizeof params / sizeof params[0])
 
@@ -142,22 +150,26 @@ static int level_loss(const KdDistillInputs *in, const PgdParams *p, int k, KdTe
   return 0;
 }
 
-/* The sides' towers at pair k, checked. */
-static int towers(const KdDistillInputs *in, int k, KdTensor **x) {
-  static const char *const names[2] = {"cls_tower", "reg_tower"};
+/* The sides' towers at pair k, checked, in the plain layout (the towers
+ * run blocked). */
+static int towers(const KdDistillInputs *in, int k, int first, KdTensor **x) {
+  static const char *const names[2][2] = {{"cls_tower0", "reg_tower0"}, {"cls_tower", "reg_tower"}};
   const KdLevelPair *lp = &in->pairs[k];
   for (int j = 0; j < 2; j++) {
-    KdTensor *const *t = kd_side_out(&in->t, names[j]), *const *s = kd_side_out(&in->s, names[j]);
+    const char *nm = names[first ? 0 : 1][j];
+    KdTensor *const *t = kd_side_out(&in->t, nm), *const *s = kd_side_out(&in->s, nm);
     KdTensor *tt = t ? t[lp->t] : NULL, *ss = s ? s[lp->s] : NULL;
     char a[64], b[64];
     if (!tt || !ss || !kd_tensor_same_shape(tt, ss) || tt->ndim != 4) {
       kd_ctx_fail(in->c, "pgd: level %s: needs the %s features \"%s\" of both sides (GFL heads) of one shape N,C,H,W "
                   "(teacher %s, student %s; the towers have model.fpn_channels channels: set it alike)",
-                  lp->name, j ? "reg" : "cls", names[j], tt ? kd_tensor_shape_str(tt, a, sizeof a) : "none",
+                  lp->name, j ? "reg" : "cls", nm, tt ? kd_tensor_shape_str(tt, a, sizeof a) : "none",
                   ss ? kd_tensor_shape_str(ss, b, sizeof b) : "none");
       return -1;
     }
-    x[2 * j] = ss, x[2 * j + 1] = tt;
+    x[2 * j] = ss->blocked ? kd_to_plain(in->c, ss) : ss;
+    x[2 * j + 1] = tt->blocked ? kd_to_plain(in->c, tt) : tt;
+    if (!x[2 * j] || !x[2 * j + 1]) return -1;
   }
   return 0;
 }
@@ -174,7 +186,7 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
   Sums s = {0};
   for (int k = 0; k < in->npairs; k++) {
     KdTensor *x[4];
-    if (towers(in, k, x)) return -1;
+    if (towers(in, k, p->tower == TOWER_FIRST, x)) return -1;
     const int *sh = x[0]->shape;
     const KdTensor *m3[3] = {mc[k], mr[k], mb[k]};
     for (int j = 0; j < 3; j++)

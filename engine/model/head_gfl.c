@@ -30,8 +30,9 @@ typedef struct Gfl {
   float *anchors;
 } Gfl;
 
-static const char *const outputs[] = {"cls", "dist", "cls_tower", "reg_tower"};
-enum { OUT_CLS, OUT_DIST, OUT_CLS_TOWER, OUT_REG_TOWER };
+/* cls_tower0 / reg_tower0: the towers after their first conv (PGD's official hook point). */
+static const char *const outputs[] = {"cls", "dist", "cls_tower", "reg_tower", "cls_tower0", "reg_tower0"};
+enum { OUT_CLS, OUT_DIST, OUT_CLS_TOWER, OUT_REG_TOWER, OUT_CLS_TOWER0, OUT_REG_TOWER0, NOUT };
 
 void kd_head_gfl_anchors(const KdHeadCfg *cfg, const KdLevels *lv, KdAnchorCfg *a) {
   *a = cfg->anchors;
@@ -109,9 +110,10 @@ static void info(const void *h, KdHeadInfo *out) {
 static void forward(void *h, KdCtx *c, KdTensor *const *feat, int training, KdHeadOut *out) {
   Gfl *g = h;
   (void)training;
-  out->nout = 4, out->names = outputs;
+  out->nout = NOUT, out->names = outputs;
   for (int l = 0; l < g->levels.n; l++) {
-    KdTensor *ct = kd_tower_fwd(c, &g->cls, feat[l]), *rt = kd_tower_fwd(c, &g->reg, feat[l]);
+    KdTensor *ct = kd_tower_fwd_first(c, &g->cls, feat[l], &out->lv[OUT_CLS_TOWER0][l]);
+    KdTensor *rt = kd_tower_fwd_first(c, &g->reg, feat[l], &out->lv[OUT_REG_TOWER0][l]);
     out->lv[OUT_CLS_TOWER][l] = ct, out->lv[OUT_REG_TOWER][l] = rt;
     out->lv[OUT_CLS][l] = kd_conv_fwd(c, &g->out_cls, ct);
     out->lv[OUT_DIST][l] = kd_mul(c, kd_conv_fwd(c, &g->out_reg, rt), g->scale[l]);
@@ -306,7 +308,7 @@ const KdHeadKind kd_head_gfl = {
     .name = "gfl",
     .label = "GFL",
     .outputs = outputs,
-    .noutputs = 4,
+    .noutputs = NOUT,
     .param_prefixes = prefixes,
     .check = check,
     .build = build,

@@ -34,7 +34,7 @@ BASE = {"alpha": 0.08, "beta": 0.04, "gamma": 0.128, "delta": 8e-4, "temp": 0.8,
         "topk": 9, "lw_step": 0.25, "official": False}
 
 
-def inputs(rng, n, k, reg_max, ch, img, topk, teacher=True):
+def inputs(rng, n, k, reg_max, ch, img, topk, teacher=True, towers=("cls_tower0", "reg_tower0")):
     hw = [(img[0] // 8, img[1] // 8), (img[0] // 16, img[1] // 16), (img[0] // 32, img[1] // 32)]
     B = reg_max + 1
     arrays = {}
@@ -44,7 +44,7 @@ def inputs(rng, n, k, reg_max, ch, img, topk, teacher=True):
             arrays["teacher.dist." + lv] = (rng.standard_normal((n, 4 * B, h, w)) * 2).astype(np.float32)
             arrays["student.cls." + lv] = (rng.standard_normal((n, k, h, w)) * 2).astype(np.float32)
             arrays["student.dist." + lv] = (rng.standard_normal((n, 4 * B, h, w)) * 2).astype(np.float32)
-        for tw in ("cls_tower", "reg_tower"):
+        for tw in towers:
             t = rng.standard_normal((n, ch, h, w))
             arrays["teacher.%s.%s" % (tw, lv)] = t.astype(np.float32)
             arrays["student.%s.%s" % (tw, lv)] = (0.6 * t + 0.8 * rng.standard_normal((n, ch, h, w))).astype(np.float32)
@@ -58,11 +58,12 @@ def inputs(rng, n, k, reg_max, ch, img, topk, teacher=True):
 
 def pgd_parts(arrays, masks, p):
     """PGD's five parts from the masks per level; the student's towers as leaves."""
-    sc = [lo.t64(arrays["student.cls_tower." + lv], True) for lv in LEVELS]
-    sr = [lo.t64(arrays["student.reg_tower." + lv], True) for lv in LEVELS]
+    ct, rt = ("cls_tower", "reg_tower") if p.get("last") else ("cls_tower0", "reg_tower0")
+    sc = [lo.t64(arrays["student.%s.%s" % (ct, lv)], True) for lv in LEVELS]
+    sr = [lo.t64(arrays["student.%s.%s" % (rt, lv)], True) for lv in LEVELS]
     parts = {k: 0.0 for k in ("fg", "bg", "cls_att", "reg", "reg_att")}
     for l, lv in enumerate(LEVELS):
-        tc, tr = lo.t64(arrays["teacher.cls_tower." + lv]), lo.t64(arrays["teacher.reg_tower." + lv])
+        tc, tr = lo.t64(arrays["teacher.%s.%s" % (ct, lv)]), lo.t64(arrays["teacher.%s.%s" % (rt, lv)])
         mc, mr, mb = masks[l]
         lw = 1.0 + p["lw_step"] * math.log2((8 << l) / 8)
         fg, bg, ml = po.cls_loss(torch, F, sc[l], tc, mc, mb, p["temp"], p["official"])
@@ -73,8 +74,8 @@ def pgd_parts(arrays, masks, p):
         parts["reg"] = parts["reg"] + p["gamma"] * rf
         parts["reg_att"] = parts["reg_att"] + p["delta"] * rm
     sum(parts.values()).backward()
-    grads = {"grad.student.cls_tower." + lv: x.grad.numpy() for lv, x in zip(LEVELS, sc)}
-    grads.update({"grad.student.reg_tower." + lv: x.grad.numpy() for lv, x in zip(LEVELS, sr)})
+    grads = {"grad.student.%s.%s" % (ct, lv): x.grad.numpy() for lv, x in zip(LEVELS, sc)}
+    grads.update({"grad.student.%s.%s" % (rt, lv): x.grad.numpy() for lv, x in zip(LEVELS, sr)})
     return {"pgd." + k: v for k, v in parts.items()}, grads
 
 
@@ -94,7 +95,8 @@ def zero_grads(arrays, g, kinds):
 
 
 def case(kd, tmp, rng, name, sets, p, n=2, k=3, reg_max=7, ch=8, img=(64, 64)):
-    arrays, hw, boxes, labels = inputs(rng, n, k, reg_max, ch, img, p["topk"])
+    tw = ("cls_tower", "reg_tower") if p.get("last") else ("cls_tower0", "reg_tower0")
+    arrays, hw, boxes, labels = inputs(rng, n, k, reg_max, ch, img, p["topk"], towers=tw)
     sets = ["model.head=gfl", "anchor.size_mult=2", "gfl.reg_max=%d" % reg_max] + sets
 
     def oracle():
@@ -129,7 +131,7 @@ def case_given_masks(kd, tmp, rng, n=2, ch=6, img=(64, 48)):
 def case_fitnet(kd, tmp, rng, n=2, k=3, reg_max=7, ct=8, cs=6, img=(64, 64)):
     """fitnet.mask=pgd: the FitNet MSE weighted by PGD's cls mask (first half of pgd.jitter)."""
     arrays, hw, boxes, labels = inputs(rng, n, k, reg_max, 4, img, 9)
-    for kind in ("cls_tower", "reg_tower"):
+    for kind in ("cls_tower0", "reg_tower0"):
         for who in ("teacher", "student"):
             for lv in LEVELS:
                 del arrays["%s.%s.%s" % (who, kind, lv)]
@@ -184,10 +186,10 @@ def main():
             print("FAIL the official mixing does not differ from the per-image reading")
             fails += 1
         alt = dict(BASE, alpha=0.5, beta=0.25, gamma=0.4, delta=0.05, temp=1.5, xi_cls=0.5, xi_reg=0.7, topk=5,
-                   lw_step=0.5)
+                   lw_step=0.5, last=True)
         fails += case(kd, tmp, np.random.default_rng(11), "pgd_settings",
                       ["pgd.alpha=0.5", "pgd.beta=0.25", "pgd.gamma=0.4", "pgd.delta=0.05", "pgd.temp=1.5",
-                       "pgd.xi_cls=0.5", "pgd.xi_reg=0.7", "pgd.topk=5", "pgd.lw_step=0.5"], alt, n=3, k=4,
+                       "pgd.xi_cls=0.5", "pgd.xi_reg=0.7", "pgd.topk=5", "pgd.lw_step=0.5", "pgd.tower=last"], alt, n=3, k=4,
                       reg_max=16, ch=5, img=(96, 64))
         fails += case_given_masks(kd, tmp, np.random.default_rng(13))
         fails += case_fitnet(kd, tmp, np.random.default_rng(17))

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "core/ops.h"
 #include "core/rng.h"
 #include "distill/method.h"
 #include "distill/pgdmask.h"
@@ -65,8 +66,11 @@ static KdTensor *run(Inst *p, KdCtx *c, const PgdScene *s, const int *strides, c
                      const KdDistillPgdIn *pi, KdDistillOut *out) {
   KdDistillInputs in = {.c = c, .cfg = p->cfg, .n = s->n, .gt = gt, .pgd_in = pi};
   if (s->tc[0]) side_out(&in.t, "cls", s->tc, s->nlev), side_out(&in.t, "dist", s->td, s->nlev);
-  side_out(&in.t, "cls_tower", s->tct, s->nlev), side_out(&in.t, "reg_tower", s->trt, s->nlev);
-  side_out(&in.s, "cls_tower", s->sct, s->nlev), side_out(&in.s, "reg_tower", s->srt, s->nlev);
+  /* pgd.tower=first reads the towers after their first conv, last their outputs */
+  const int last = !strcmp(kd_config_str(p->cfg, "pgd.tower"), "last");
+  const char *cn = last ? "cls_tower" : "cls_tower0", *rn = last ? "reg_tower" : "reg_tower0";
+  side_out(&in.t, cn, s->tct, s->nlev), side_out(&in.t, rn, s->trt, s->nlev);
+  side_out(&in.s, cn, s->sct, s->nlev), side_out(&in.s, rn, s->srt, s->nlev);
   kd_levels_from_strides(&levels, s->nlev, strides);
   kd_distill_same_levels(&in, &levels);
   memset(out, 0, sizeof *out);
@@ -184,6 +188,11 @@ static void test_terms(void) {
   inst_set(&p, "pgd.lw_step", "0");
   loss = run(&p, c, &s, &stride, NULL, &pi, &out);
   CHECK_NEAR(part(&out, "fg"), 0.08 * a * a, 1e-6);
+  /* pgd.tower=last reads "cls_tower"/"reg_tower": the same numbers from those. */
+  inst_set(&p, "pgd.tower", "last");
+  loss = run(&p, c, &s, &stride, NULL, &pi, &out);
+  CHECK_NEAR(part(&out, "fg"), 0.08 * a * a, 1e-6);
+  inst_set(&p, "pgd.tower", "first");
   kd_ctx_free(c);
   inst_free(&p);
 }
@@ -225,13 +234,44 @@ static void test_mixing(void) {
   PgdScene bad = s;
   bad.sct[0] = NULL;
   KdCtx *c2 = kd_ctx_new(1 << 20);
-  CHECK(!run(&p, c2, &bad, &stride, NULL, &pi, &out) && strstr(kd_ctx_error(c2), "pgd: level P3: needs the cls"));
+  CHECK(!run(&p, c2, &bad, &stride, NULL, &pi, &out) && strstr(kd_ctx_error(c2), "pgd: level P3: needs the cls") &&
+        strstr(kd_ctx_error(c2), "cls_tower0"));
   kd_ctx_free(c2);
   c2 = kd_ctx_new(1 << 20);
   bad = s;
   bad.srt[0] = kd_tensor4(c, 2, 3, 1, 2);
   CHECK(!run(&p, c2, &bad, &stride, NULL, &pi, &out) && strstr(kd_ctx_error(c2), "of one shape"));
   kd_ctx_free(c2);
+  kd_ctx_free(c);
+  inst_free(&p);
+}
+
+/* The towers run in the blocked layout in training: the same loss as plain. */
+static void test_blocked(void) {
+  Inst p;
+  inst_init(&p);
+  KdCtx *c = kd_ctx_new(1 << 22);
+  KdRng r;
+  kd_rng_seed(&r, 8, 1);
+  PgdScene s = {.nlev = 1, .n = 2};
+  KdTensor **all[4] = {s.tct, s.sct, s.trt, s.srt};
+  for (int k = 0; k < 4; k++) {
+    all[k][0] = kd_tensor4(c, 2, 16, 2, 3);
+    for (size_t i = 0; i < all[k][0]->numel; i++) all[k][0]->data[i] = kd_rng_normal(&r);
+  }
+  KdDistillPgdIn pi = {0};
+  const float mc[12] = {0, .5f, 1, 0, .2f, 0, 1, 1, 0, 0, 0, .3f}, mb[12] = {1, 0, 0, 1, 0, 1, 0, 0, 1, 1, 1, 0};
+  pi.cls[0] = filled(c, 2, 1, 2, 3, mc), pi.reg[0] = filled(c, 2, 1, 2, 3, mc), pi.bg[0] = filled(c, 2, 1, 2, 3, mb);
+  KdDistillOut out;
+  const int stride = 8;
+  KdTensor *plain = run(&p, c, &s, &stride, NULL, &pi, &out);
+  PgdScene b = s;
+  KdTensor **ball[4] = {b.tct, b.sct, b.trt, b.srt};
+  for (int k = 0; k < 4; k++) ball[k][0] = kd_to_blocked(c, all[k][0]);
+  CHECK(b.tct[0] && b.tct[0]->blocked);
+  KdTensor *blk = run(&p, c, &b, &stride, NULL, &pi, &out);
+  CHECK(plain && blk && plain->data[0] > 0);
+  CHECK_NEAR(blk->data[0], plain->data[0], 1e-6 * plain->data[0]);
   kd_ctx_free(c);
   inst_free(&p);
 }
@@ -402,6 +442,7 @@ int main(void) {
   test_weighting();
   test_terms();
   test_mixing();
+  test_blocked();
   test_fitnet_masks();
   int f = grad_check("per-image") + grad_check("official");
   CHECK_MSG(f == 0, "%d gradient elements out of tolerance", f);

@@ -43,7 +43,8 @@ static void check_preset(void) {
   CHECK(c && kd_settings_register_all(c) == 0);
   CHECK_MSG(kd_config_load_file(c, path, &err) == 0, "%s", err.msg);
   CHECK(!strcmp(kd_config_str(c, "distill.methods"), "pgd") && !strcmp(kd_config_str(c, "model.head"), "gfl"));
-  CHECK(kd_config_int(c, "student.init_from_teacher") == 1 && !strcmp(kd_config_str(c, "pgd.mix"), "per-image"));
+  CHECK(kd_config_int(c, "student.init_from_teacher") == 1 && !strcmp(kd_config_str(c, "pgd.mix"), "per-image") &&
+        !strcmp(kd_config_str(c, "pgd.tower"), "first"));
   const KdMethod *m = kd_method_find("pgd");
   for (int i = 0; m && i < m->nparams; i++)
     if (m->params[i].type == KD_CFG_FLOAT)
@@ -53,11 +54,12 @@ static void check_preset(void) {
 }
 
 static const char *const teacher_json =
-    "{\"model\": {\"head\": \"gfl\", \"depth\": 10, \"width\": 8, \"fpn_channels\": 16, \"head_convs\": 1},"
+    "{\"model\": {\"head\": \"gfl\", \"depth\": 10, \"width\": 8, \"fpn_channels\": 16, \"head_convs\": 2},"
     " \"anchor\": {\"size_mult\": 2}, \"gfl\": {\"reg_max\": 7}}\n";
 
 static void run_pgd(const char *mix) {
-  const char *const kv[][2] = {{"model.head", "gfl"}, {"anchor.size_mult", "2"}, {"gfl.reg_max", "7"},
+  /* two tower convs, so that the first conv's features (pgd.tower=first) are not the towers' outputs */
+  const char *const kv[][2] = {{"model.head", "gfl"}, {"model.head_convs", "2"}, {"anchor.size_mult", "2"}, {"gfl.reg_max", "7"},
                                {"student.init_from_teacher", "1"}, {"pgd.mix", mix},
                                /* the detection parts are logged unweighted: weights 1 make them sum to the loss */
                                {"loss.box_weight", "1"}, {"loss.dfl_weight", "1"}};
@@ -65,7 +67,7 @@ static void run_pgd(const char *mix) {
   CHECK(fixture_tmpdir(tmp, sizeof tmp, "pgd") == 0);
   Trace t = {0};
   KdRun *run = NULL;
-  CHECK(fixture_method_run_of(tmp, teacher_json, "pgd", kv, 7, STEPS, trace, &t, &run, out, sizeof out) == 0);
+  CHECK(fixture_method_run_of(tmp, teacher_json, "pgd", kv, 8, STEPS, trace, &t, &run, out, sizeof out) == 0);
   for (int k = 1; k <= STEPS; k++) {
     printf("pgd (%s) step %d: fg %.5g bg %.5g cls_att %.5g reg %.5g reg_att %.5g parts-vs-loss %.2g\n", mix, k,
            t.v[k][0], t.v[k][1], t.v[k][2], t.v[k][3], t.v[k][4], t.gap[k]);
