@@ -200,10 +200,10 @@ static void test_terms(void) {
 /* Two images, C = 1, a 1 x 2 map, |towers| 1 everywhere (attention 1):
  * student (-1, 1) and (1, -1) against teacher 1: d^2 (4, 0) and (0, 4).
  * cls masks (1, 0) and (1, 1) -> normalised (1, 0), (1/2, 1/2); bg masks
- * (0, 1) and (0, 0). Per image: fg = (4 + 2) / 2 = 3, bg = 0. The official
- * broadcast weights both images by the masks' sum (3/2, 1/2) and (0, 1):
- * fg = (6 + 2) / 2 = 4, bg = (0 + 4) / 2 = 2. The reg mask is empty: its
- * parts are 0. */
+ * (0, 1) and (0, 1). Per image: fg = (4 + 2) / 2 = 3, bg = (0 + 4) / 2 = 2.
+ * The official broadcast weights both images by the masks' sum (3/2, 1/2)
+ * and (0, 2): fg = (6 + 2) / 2 = 4, bg = (0 + 8) / 2 = 4. The reg mask is
+ * empty: its parts are 0. */
 static void test_mixing(void) {
   Inst p;
   inst_init(&p);
@@ -215,21 +215,21 @@ static void test_mixing(void) {
   s.sct[0] = filled(c, 2, 1, 1, 2, sv), s.srt[0] = filled(c, 2, 1, 1, 2, sv);
   s.sct[0]->requires_grad = s.srt[0]->requires_grad = 1;
   KdDistillPgdIn pi = {0};
-  const float mc[4] = {1, 0, 1, 1}, mb[4] = {0, 1, 0, 0}, mr[4] = {0, 0, 0, 0};
+  const float mc[4] = {1, 0, 1, 1}, mb[4] = {0, 1, 0, 1}, mr[4] = {0, 0, 0, 0};
   pi.cls[0] = filled(c, 2, 1, 1, 2, mc), pi.bg[0] = filled(c, 2, 1, 1, 2, mb), pi.reg[0] = filled(c, 2, 1, 1, 2, mr);
   KdDistillOut out;
   const int stride = 8;
   KdTensor *loss = run(&p, c, &s, &stride, NULL, &pi, &out);
   CHECK(loss);
   CHECK_NEAR(part(&out, "fg"), 3.0, 1e-6);
-  CHECK_NEAR(part(&out, "bg"), 0.0, 1e-7);
+  CHECK_NEAR(part(&out, "bg"), 2.0, 1e-6);
   CHECK_NEAR(part(&out, "cls_att"), 0.0, 1e-7);
   CHECK(part(&out, "reg") == 0.0 && part(&out, "reg_att") == 0.0);
   CHECK(kd_backward(c, loss) == 0);
   inst_set(&p, "pgd.mix", "official");
   loss = run(&p, c, &s, &stride, NULL, &pi, &out);
   CHECK_NEAR(part(&out, "fg"), 4.0, 1e-6);
-  CHECK_NEAR(part(&out, "bg"), 2.0, 1e-6);
+  CHECK_NEAR(part(&out, "bg"), 4.0, 1e-6);
   /* Refusals (each a failing step: its own context): no towers on the student; towers of two widths. */
   PgdScene bad = s;
   bad.sct[0] = NULL;
