@@ -11,8 +11,10 @@ masks, then per level the cls loss (loss_weight 1 + lw_step log2(s/8)) and
 the reg loss. Cases: the defaults (per-image masks), pgd.mix=official (the
 code's (N,N,C,H,W) broadcast, which must differ from the per-image case),
 other settings, precomputed masks (pgd.{cls,reg,bg}.P3 given; no teacher
-predictions or GT needed), and fitnet.mask=pgd. Loss, parts and d(loss)/d(the
-student's towers) agree to 1e-4 relative.
+predictions or GT needed), and FitNet with the masks as pieces:
+fitnet.mask=pgd, gt (DeFeat's GT mask as torch_defeat_oracle.py restates it)
+and fgd-scale (FGD's, torch_fgd_oracle.py). Loss, parts and d(loss)/d(the
+student's towers, features, adapters) agree to 1e-4 relative.
 
 Usage: pgd_loss_oracle.py KDSCOPE. Exits 77 without torch or numpy.
 """
@@ -166,6 +168,50 @@ def case_fitnet(kd, tmp, rng, n=2, k=3, reg_max=7, ct=8, cs=6, img=(64, 64)):
     return lo.run_case(kd, tmp, "fitnet_mask_pgd", "fitnet", arrays, sets, oracle)
 
 
+def case_fitnet_boxes(kd, tmp, rng, mask, n=2, ct=8, cs=6, img=(64, 64), fs=11.0):
+    """fitnet.mask=gt (DeFeat's GT mask, torch_defeat_oracle.gt_mask) and fgd-scale (FGD's, torch_fgd_oracle.scale_masks)."""
+    import torch_defeat_oracle as dfo
+    import torch_fgd_oracle as fgo
+    hw = [(img[0] // 8, img[1] // 8), (img[0] // 16, img[1] // 16), (img[0] // 32, img[1] // 32)]
+    arrays = lo.feature_inputs(rng, n, ct, cs, hw)
+    boxes, labels = lo.random_gt(rng, n, img, 3)
+    arrays["gt.boxes"], arrays["gt.labels"] = boxes, labels
+    arrays["image.size"] = np.array(img, np.float32)
+    for i in range(3):
+        arrays["distill.fitnet.adapt.%d.weight" % i] = (rng.standard_normal((ct, cs, 1, 1)) * 0.4).astype(np.float32)
+        arrays["distill.fitnet.adapt.%d.bias" % i] = (rng.standard_normal(ct) * 0.1).astype(np.float32)
+    nbox = [int((boxes[:, 0] == i).sum()) for i in range(n)]
+    packed = torch.zeros(n, max(nbox), 4, dtype=torch.float32)
+    for i in range(n):
+        packed[i, :nbox[i]] = torch.tensor(boxes[boxes[:, 0] == i, 1:])
+    sets = ["fitnet.mask=" + mask, "fitnet.finest_scale=%g" % fs]
+
+    def oracle():
+        s = {lv: lo.t64(arrays["student." + lv], True) for lv in LEVELS}
+        adapt, total = [], 0.0
+        for l, (lv, (h, w)) in enumerate(zip(LEVELS, hw)):
+            wt = lo.t64(arrays["distill.fitnet.adapt.%d.weight" % l], True)
+            b = lo.t64(arrays["distill.fitnet.adapt.%d.bias" % l], True)
+            adapt += [wt, b]
+            d2 = (F.conv2d(s[lv], wt, b) - lo.t64(arrays["teacher." + lv])) ** 2
+            if mask == "gt":
+                m = dfo.gt_mask(packed, nbox, l, 3, 8 << l, h, w, fs)
+            else:
+                m = fgo.scale_masks(packed, nbox, h, w, img[0])[0][:, None]
+            if m.sum() > 0:
+                total = total + (d2 * m).sum() / (d2.shape[1] * m.sum())
+            else:
+                total = total + 0.0 * d2.sum()
+        parts = {"fitnet.feat": total}
+        g = lo.grads_of(parts, s)
+        for i in range(3):
+            g["grad.distill.fitnet.adapt.%d.weight" % i] = adapt[2 * i].grad.numpy()
+            g["grad.distill.fitnet.adapt.%d.bias" % i] = adapt[2 * i + 1].grad.numpy()
+        return parts, g
+
+    return lo.run_case(kd, tmp, "fitnet_mask_" + mask, "fitnet", arrays, sets, oracle)
+
+
 def main():
     if len(sys.argv) != 2:
         print("usage: pgd_loss_oracle.py KDSCOPE")
@@ -193,6 +239,8 @@ def main():
                       reg_max=16, ch=5, img=(96, 64))
         fails += case_given_masks(kd, tmp, np.random.default_rng(13))
         fails += case_fitnet(kd, tmp, np.random.default_rng(17))
+        fails += case_fitnet_boxes(kd, tmp, np.random.default_rng(19), "gt")
+        fails += case_fitnet_boxes(kd, tmp, np.random.default_rng(23), "fgd-scale")
     print("%d case(s) failed" % fails if fails else "all cases agree with torch")
     return 1 if fails else 0
 
