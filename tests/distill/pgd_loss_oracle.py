@@ -130,6 +130,34 @@ def case_given_masks(kd, tmp, rng, n=2, ch=6, img=(64, 48)):
     return lo.run_case(kd, tmp, "pgd_given_masks", "pgd", arrays, ["model.head=gfl"], oracle)
 
 
+def add_adapters(arrays, rng, ct, cs):
+    for i in range(3):
+        arrays["distill.fitnet.adapt.%d.weight" % i] = (rng.standard_normal((ct, cs, 1, 1)) * 0.4).astype(np.float32)
+        arrays["distill.fitnet.adapt.%d.bias" % i] = (rng.standard_normal(ct) * 0.1).astype(np.float32)
+
+
+def masked_fitnet(arrays, mask_of):
+    """FitNet's masked mean, sum m d^2 / (C sum m) per level (0 where m is 0), its parts and gradients."""
+    s = {lv: lo.t64(arrays["student." + lv], True) for lv in LEVELS}
+    adapt, total = [], 0.0
+    for l, lv in enumerate(LEVELS):
+        wt = lo.t64(arrays["distill.fitnet.adapt.%d.weight" % l], True)
+        b = lo.t64(arrays["distill.fitnet.adapt.%d.bias" % l], True)
+        adapt += [wt, b]
+        d2 = (F.conv2d(s[lv], wt, b) - lo.t64(arrays["teacher." + lv])) ** 2
+        m = mask_of(l)
+        if m.sum() > 0:  # a level without mask cells adds 0 (as kdscope)
+            total = total + (d2 * m).sum() / (d2.shape[1] * m.sum())
+        else:
+            total = total + 0.0 * d2.sum()
+    parts = {"fitnet.feat": total}
+    g = lo.grads_of(parts, s)
+    for i in range(3):
+        g["grad.distill.fitnet.adapt.%d.weight" % i] = adapt[2 * i].grad.numpy()
+        g["grad.distill.fitnet.adapt.%d.bias" % i] = adapt[2 * i + 1].grad.numpy()
+    return parts, g
+
+
 def case_fitnet(kd, tmp, rng, n=2, k=3, reg_max=7, ct=8, cs=6, img=(64, 64)):
     """fitnet.mask=pgd: the FitNet MSE weighted by PGD's cls mask (first half of pgd.jitter)."""
     arrays, hw, boxes, labels = inputs(rng, n, k, reg_max, 4, img, 9)
@@ -138,31 +166,12 @@ def case_fitnet(kd, tmp, rng, n=2, k=3, reg_max=7, ct=8, cs=6, img=(64, 64)):
             for lv in LEVELS:
                 del arrays["%s.%s.%s" % (who, kind, lv)]
     arrays.update(lo.feature_inputs(rng, n, ct, cs, hw))
-    for i in range(3):
-        arrays["distill.fitnet.adapt.%d.weight" % i] = (rng.standard_normal((ct, cs, 1, 1)) * 0.4).astype(np.float32)
-        arrays["distill.fitnet.adapt.%d.bias" % i] = (rng.standard_normal(ct) * 0.1).astype(np.float32)
+    add_adapters(arrays, rng, ct, cs)
     sets = ["model.head=gfl", "anchor.size_mult=2", "gfl.reg_max=%d" % reg_max, "fitnet.mask=pgd"]
 
     def oracle():
         masks = teacher_masks(arrays, boxes, labels, n, BASE)
-        total = 0.0
-        s = {lv: lo.t64(arrays["student." + lv], True) for lv in LEVELS}
-        adapt = []
-        for i, lv in enumerate(LEVELS):
-            w = lo.t64(arrays["distill.fitnet.adapt.%d.weight" % i], True)
-            b = lo.t64(arrays["distill.fitnet.adapt.%d.bias" % i], True)
-            adapt += [w, b]
-            d2 = (F.conv2d(s[lv], w, b) - lo.t64(arrays["teacher." + lv])) ** 2
-            m = masks[i][0]
-            if m.sum() > 0:  # a level without mask cells adds 0 (as kdscope; FitNet's code has no mask)
-                total = total + (d2 * m).sum() / (d2.shape[1] * m.sum())
-            else:
-                total = total + 0.0 * d2.sum()
-        parts = {"fitnet.feat": total}
-        g = lo.grads_of(parts, s)
-        for i in range(3):
-            g["grad.distill.fitnet.adapt.%d.weight" % i] = adapt[2 * i].grad.numpy()
-            g["grad.distill.fitnet.adapt.%d.bias" % i] = adapt[2 * i + 1].grad.numpy()
+        parts, g = masked_fitnet(arrays, lambda l: masks[l][0])
         return parts, zero_grads(arrays, g, ("cls", "dist"))
 
     return lo.run_case(kd, tmp, "fitnet_mask_pgd", "fitnet", arrays, sets, oracle)
@@ -177,39 +186,20 @@ def case_fitnet_boxes(kd, tmp, rng, mask, n=2, ct=8, cs=6, img=(64, 64), fs=11.0
     boxes, labels = lo.random_gt(rng, n, img, 3)
     arrays["gt.boxes"], arrays["gt.labels"] = boxes, labels
     arrays["image.size"] = np.array(img, np.float32)
-    for i in range(3):
-        arrays["distill.fitnet.adapt.%d.weight" % i] = (rng.standard_normal((ct, cs, 1, 1)) * 0.4).astype(np.float32)
-        arrays["distill.fitnet.adapt.%d.bias" % i] = (rng.standard_normal(ct) * 0.1).astype(np.float32)
+    add_adapters(arrays, rng, ct, cs)
     nbox = [int((boxes[:, 0] == i).sum()) for i in range(n)]
     packed = torch.zeros(n, max(nbox), 4, dtype=torch.float32)
     for i in range(n):
         packed[i, :nbox[i]] = torch.tensor(boxes[boxes[:, 0] == i, 1:])
     sets = ["fitnet.mask=" + mask, "fitnet.finest_scale=%g" % fs]
 
-    def oracle():
-        s = {lv: lo.t64(arrays["student." + lv], True) for lv in LEVELS}
-        adapt, total = [], 0.0
-        for l, (lv, (h, w)) in enumerate(zip(LEVELS, hw)):
-            wt = lo.t64(arrays["distill.fitnet.adapt.%d.weight" % l], True)
-            b = lo.t64(arrays["distill.fitnet.adapt.%d.bias" % l], True)
-            adapt += [wt, b]
-            d2 = (F.conv2d(s[lv], wt, b) - lo.t64(arrays["teacher." + lv])) ** 2
-            if mask == "gt":
-                m = dfo.gt_mask(packed, nbox, l, 3, 8 << l, h, w, fs)
-            else:
-                m = fgo.scale_masks(packed, nbox, h, w, img[0])[0][:, None]
-            if m.sum() > 0:
-                total = total + (d2 * m).sum() / (d2.shape[1] * m.sum())
-            else:
-                total = total + 0.0 * d2.sum()
-        parts = {"fitnet.feat": total}
-        g = lo.grads_of(parts, s)
-        for i in range(3):
-            g["grad.distill.fitnet.adapt.%d.weight" % i] = adapt[2 * i].grad.numpy()
-            g["grad.distill.fitnet.adapt.%d.bias" % i] = adapt[2 * i + 1].grad.numpy()
-        return parts, g
+    def mask_of(l):
+        h, w = hw[l]
+        if mask == "gt":
+            return dfo.gt_mask(packed, nbox, l, 3, 8 << l, h, w, fs)
+        return fgo.scale_masks(packed, nbox, h, w, img[0])[0][:, None]
 
-    return lo.run_case(kd, tmp, "fitnet_mask_" + mask, "fitnet", arrays, sets, oracle)
+    return lo.run_case(kd, tmp, "fitnet_mask_" + mask, "fitnet", arrays, sets, lambda: masked_fitnet(arrays, mask_of))
 
 
 def main():
