@@ -17,6 +17,7 @@
 #include "detect/assigner.h"
 #include "detect/atss.h"
 #include "distill/distiller.h"
+#include "distill/pgdmask.h"
 #include "distill/side.h"
 #include "loss_inputs.h"
 #include "model/safetensors.h"
@@ -67,6 +68,8 @@ static const char usage[] =
     "  teacher.cls.P3, student.cls.P3, ...   class logits (N,A*K,H,W)\n"
     "  teacher.box.P3, student.box.P3, ...   box outputs (N,A*4,H,W), optional\n"
     "  teacher.dist.P3, student.dist.P3, ... side distributions (N,4*(R+1),H,W), model.head=gfl\n"
+    "  {teacher,student}.{cls,reg}_tower[0].P3  GFL head towers' last [first] features (N,C,H,W), for pgd\n"
+    "  pgd.jitter (2,M,k,2), pgd.{cls,reg,bg}.P3 (N,1,H,W)  PGD's Gaussian-fit draws / precomputed masks\n"
     "  gt.boxes (M,5: image, x1,y1,x2,y2 in input pixels), gt.labels (M), image.size (2: H,W)\n"
     "  roi.assist.fc1, roi.assist.fc2, roi.teacher.fc1, roi.teacher.fc2 (R,D), roi.tower (R,C),\n"
     "  roi.gt (R), step (1)                   HEAD's RoI-level inputs (no levels needed)\n"
@@ -310,7 +313,8 @@ static void file_avail(const Inputs *in, KdDistillAvail *av) {
     kd_distill_avail_lack(av, KD_NEED_SAME_WIDTH, "%s: teacher features have %d channels, student %d", in->path,
                           in->lev[FEAT][0][0].shape[1], in->lev[FEAT][1][0].shape[1]);
   kd_distill_avail_lack(av, KD_NEED_STUDENT_ROIS, "`kdscope loss` runs no student model");
-  if (!in->has[DIST]) kd_distill_avail_lack(av, KD_NEED_DIST, "%s: no teacher.dist.P3 / student.dist.P3", in->path);
+  if (!in->has[DIST] && !in->has_pgd_mask)
+    kd_distill_avail_lack(av, KD_NEED_DIST, "%s: no teacher.dist.P3 / student.dist.P3", in->path);
   if (in->has_roi) return; /* the roi.* tensors are what those give a training step */
   kd_distill_avail_lack(av, KD_NEED_TEACHER_RUN, "`kdscope loss` has the teacher's tensors, not its model (RoI-level "
                         "methods take roi.* tensors)");
@@ -340,9 +344,10 @@ static int fill_rois(const Inputs *in, KdCtx *c, KdDistillRoiIn *ri) {
 
 /* Both sides from the file's tensors (student tensors on the tape). */
 static int fill_sides(const Inputs *in, KdCtx *c, const KdLevels *lv, KdDistillInputs *din, KdTensor *stud[NKIND][MAXL]) {
-  static const char *const out_name[NKIND] = {NULL, "cls", "box", "dist"};
+  static const char *const out_name[NKIND] = {NULL, "cls", "box", "dist", "cls_tower", "reg_tower", "cls_tower0", "reg_tower0"};
   KdDistillSide *side[2] = {&din->t, &din->s};
-  int slot[NKIND] = {-1, -1, -1, -1};
+  int slot[NKIND];
+  for (int k = 0; k < NKIND; k++) slot[k] = -1;
   for (int w = 0; w < 2; w++) {
     side[w]->channels = in->has[FEAT] ? in->lev[FEAT][w][0].shape[1] : 0;
     side[w]->nout = 0;
@@ -361,6 +366,30 @@ static int fill_sides(const Inputs *in, KdCtx *c, const KdLevels *lv, KdDistillI
       }
     }
   kd_distill_same_levels(din, lv);
+  return 0;
+}
+
+/* PGD's given draws and masks (pgd_in); the draws must be the (2, M, k, 2)
+ * the method takes, k its top-k setting. */
+static int fill_pgd(const Inputs *in, const KdConfig *cfg, const char *method, KdCtx *c, KdDistillPgdIn *pi, int *used) {
+  memset(pi, 0, sizeof *pi);
+  *used = in->pgd_jitter || in->has_pgd_mask;
+  if (!*used) return 0;
+  const char *key = !strcmp(method, "pgd") ? "pgd.topk" : !strcmp(method, "fitnet") ? "fitnet.pgd_topk" : NULL;
+  if (!key) return fail("%s: pgd.* tensors are for --method pgd or fitnet (fitnet.mask=pgd)", in->path);
+  if (in->pgd_jitter) {
+    const int k = (int)lrint(kd_config_num(cfg, key)), *sh = in->pgd_jitter_shape;
+    if (sh[1] != in->m || sh[2] != k)
+      return fail("%s: tensor 'pgd.jitter' is (2,%d,%d,2); expected (2,%d,%d,2): the gt.boxes rows and %s", in->path, sh[1],
+                  sh[2], in->m, k, key);
+    pi->jitter = in->pgd_jitter;
+  }
+  for (int j = 0; in->has_pgd_mask && j < KD_LOSS_NPGD; j++)
+    for (int l = 0; l < in->nlev; l++) {
+      KdTensor *t = kd_tensor_wrap(c, in->pgd_mask[j][l].data, 4, in->pgd_mask[j][l].shape);
+      if (!t) return fail("out of memory");
+      (j == KD_LOSS_PGD_CLS ? pi->cls : j == KD_LOSS_PGD_REG ? pi->reg : pi->bg)[l] = t;
+    }
   return 0;
 }
 
@@ -478,6 +507,10 @@ int kd_cli_loss(int argc, char **argv) {
     din.roi_in = &roi_in;
     din.step = in.has_step ? in.step : 1 << 30; /* no step: past any warm-up */
   }
+  KdDistillPgdIn pgd_in;
+  int has_pgd;
+  if (fill_pgd(&in, cfg, a.method, c, &pgd_in, &has_pgd)) goto out;
+  if (has_pgd) din.pgd_in = &pgd_in;
   KdTensor *total;
   KdDistillOut outs[KD_DISTILL_MAX_OUT];
   const KdMethod *ms[KD_DISTILL_MAX_OUT];

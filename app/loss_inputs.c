@@ -10,7 +10,9 @@ enum { FEAT = KD_LOSS_FEAT, CLS = KD_LOSS_CLS, BOX = KD_LOSS_BOX, DIST = KD_LOSS
 #define MAXL KD_LOSS_MAXL
 #define MAX_SIDE (1 << 20) /* image.size: far beyond any input, and 8x it still fits an int */
 
-static const char *const kind_infix[NKIND] = {"", "cls.", "box.", "dist."};
+static const char *const kind_infix[NKIND] = {"", "cls.", "box.", "dist.", "cls_tower.", "reg_tower.", "cls_tower0.",
+                                              "reg_tower0."};
+static const char *const pgd_mask_names[KD_LOSS_NPGD] = {"pgd.cls.", "pgd.reg.", "pgd.bg."};
 static const char *const who_name[2] = {"teacher", "student"};
 
 void kd_loss_level_name(char *buf, size_t len, int kind, int who, int l) {
@@ -115,6 +117,36 @@ void kd_loss_shape_str(const int *s, int nd, char *buf, size_t len) {
   if (o < (int)len) snprintf(buf + o, len - (size_t)o, ")");
 }
 
+/* pgd.jitter and pgd.{cls,reg,bg}.P<l>; 1 when name is none of them. */
+static int read_pgd(KdLossInputs *in, int i, const char *name, const int *shape, int nd, const char *ss, KdError *err) {
+  if (!strcmp(name, "pgd.jitter")) {
+    size_t n;
+    if (nd != 4 || shape[0] != 2 || shape[3] != 2 || shape[2] < 1)
+      return kd_error(err, "%s: tensor 'pgd.jitter' has shape %s; expected (2,M,k,2): the cls and reg masks' draws in "
+                      "[0,1) per GT box, candidate, x and y", in->path, ss);
+    if (!(in->pgd_jitter = kd_loss_inputs_tensor(in, i, &n, err))) return -1;
+    for (size_t k = 0; k < n; k++)
+      if (!(in->pgd_jitter[k] >= 0.0f && in->pgd_jitter[k] < 1.0f))
+        return kd_error(err, "%s: pgd.jitter[%zu] = %g; the draws lie in [0, 1)", in->path, k, (double)in->pgd_jitter[k]);
+    memcpy(in->pgd_jitter_shape, shape, sizeof in->pgd_jitter_shape);
+    return 0;
+  }
+  for (int k = 0; k < KD_LOSS_NPGD; k++) {
+    size_t pl = strlen(pgd_mask_names[k]);
+    if (strncmp(name, pgd_mask_names[k], pl)) continue;
+    const char *p = name + pl;
+    if (!(p[0] == 'P' && p[1] >= '3' && p[1] < '3' + MAXL && p[2] == 0)) return 1;
+    if (nd != 4 || shape[1] != 1 || kd_safetensors_numel(in->st, i) == 0)
+      return kd_error(err, "%s: tensor '%s' has shape %s; expected N,1,H,W", in->path, name, ss);
+    KdLossArr *a = &in->pgd_mask[k][p[1] - '3'];
+    if (!(a->data = kd_loss_inputs_tensor(in, i, NULL, err))) return -1;
+    memcpy(a->shape, shape, sizeof a->shape);
+    in->has_pgd_mask = 1;
+    return 0;
+  }
+  return 1;
+}
+
 /* Reads every tensor the file holds; the names are checked here, the
  * distill.* parameters later against the store. */
 static int read_all(KdLossInputs *in, KdError *err) {
@@ -153,13 +185,13 @@ static int read_all(KdLossInputs *in, KdError *err) {
       if (!ok)
         return kd_error(err, "%s: tensor 'image.size' must be (2): H, W as whole numbers in [1, %d]", in->path, MAX_SIDE);
     } else if (strncmp(name, "distill.", 8)) {
-      int r = read_roi(in, i, name, shape, nd, ss, err);
+      int r = strncmp(name, "pgd.", 4) ? read_roi(in, i, name, shape, nd, ss, err) : read_pgd(in, i, name, shape, nd, ss, err);
       if (r < 0) return -1;
       if (r > 0)
         return kd_error(err,
                         "%s: unknown tensor '%s' (expected teacher.P<l>, student.P<l>, {teacher,student}.cls.P<l>, "
-                        "{teacher,student}.box.P<l> for l = 3..7, gt.boxes, gt.labels, image.size, roi.*, step, or "
-                        "distill.* parameters)",
+                        "{teacher,student}.{box,dist,cls_tower,reg_tower,cls_tower0,reg_tower0}.P<l> for l = 3..7, gt.boxes, gt.labels, "
+                        "image.size, roi.*, step, pgd.jitter, pgd.{cls,reg,bg}.P<l>, or distill.* parameters)",
                         in->path, name);
     }
   }
@@ -171,8 +203,11 @@ static int read_all(KdLossInputs *in, KdError *err) {
  * method's KD_NEED_* bits. */
 static int check_levels(KdLossInputs *in, unsigned needs, const char *method, KdError *err) {
   static const char *const what[NKIND] = {"the FPN features", "the class logits", "the box outputs",
-                                          "the box-side distributions"};
-  static const unsigned need_bit[NKIND] = {KD_NEED_FEAT | KD_NEED_SAME_WIDTH, KD_NEED_LOGITS, KD_NEED_BOXES, KD_NEED_DIST};
+                                          "the box-side distributions", "the cls tower features", "the reg tower features",
+                                          "the cls tower's first features", "the reg tower's first features"};
+  /* The towers are no need of their own: the method that reads them says so. */
+  static const unsigned need_bit[NKIND] = {KD_NEED_FEAT | KD_NEED_SAME_WIDTH, KD_NEED_LOGITS, KD_NEED_BOXES, KD_NEED_DIST,
+                                           0, 0, 0, 0};
   char a[64], b[64], sa[64], sb[64];
   for (int k = 0; k < NKIND; k++)
     if (need_bit[k] & needs && !in->has[k]) {
@@ -243,6 +278,31 @@ static int check_levels(KdLossInputs *in, unsigned needs, const char *method, Kd
   return 0;
 }
 
+/* Precomputed PGD masks: all three on every level, on the levels' grids. */
+static int check_pgd(const KdLossInputs *in, KdError *err) {
+  if (!in->has_pgd_mask) return 0;
+  int ref = 0;
+  while (ref < NKIND && !in->has[ref]) ref++;
+  char a[64], sa[64];
+  for (int k = 0; k < KD_LOSS_NPGD; k++)
+    for (int l = 0; l < MAXL; l++) {
+      const KdLossArr *m = &in->pgd_mask[k][l];
+      snprintf(a, sizeof a, "%sP%d", pgd_mask_names[k], l + 3);
+      if (l >= in->nlev) {
+        if (m->data) return kd_error(err, "%s: tensor '%s' has no level P%d to go with", in->path, a, l + 3);
+        continue;
+      }
+      if (!m->data)
+        return kd_error(err, "%s: missing tensor '%s' (N,1,H,W): precomputed PGD masks come as pgd.cls, pgd.reg and "
+                        "pgd.bg on every level", in->path, a);
+      kd_loss_shape_str(m->shape, 4, sa, sizeof sa);
+      const KdLossArr *r = ref < NKIND ? &in->lev[ref][0][l] : m;
+      if (m->shape[0] != in->n || m->shape[2] != r->shape[2] || m->shape[3] != r->shape[3])
+        return kd_error(err, "%s: tensor '%s' %s must be (%d,1,H,W) on level P%d's H,W", in->path, a, sa, in->n, l + 3);
+    }
+  return 0;
+}
+
 static int check_gt(KdLossInputs *in, unsigned needs, const char *method, KdError *err) {
   if (!in->boxes != !in->labels)
     return kd_error(err, "%s: %s given without %s; both are needed", in->path, in->boxes ? "gt.boxes" : "gt.labels",
@@ -282,7 +342,8 @@ int kd_loss_inputs_read(KdLossInputs *in, const char *path, int A, const char *m
   if (!(in->st = kd_safetensors_open(path, err))) return -1;
   if (read_all(in, err) || check_roi(in, err)) return -1;
   if (in->has_roi) needs &= ~(unsigned)KD_LOSS_ROI_NEEDS;
-  if (check_levels(in, needs, method, err) || check_gt(in, needs, method, err)) return -1;
+  if (in->has_pgd_mask) needs &= ~(unsigned)KD_LOSS_PGD_NEEDS;
+  if (check_levels(in, needs, method, err) || check_pgd(in, err) || check_gt(in, needs, method, err)) return -1;
   if (!in->nlev) return 0;
   /* Default input size: 8 x the P3 map of the first kind present. */
   const KdLossArr *p3 = &in->lev[in->has[FEAT] ? FEAT : in->has[CLS] ? CLS : BOX][0][0];
@@ -298,6 +359,9 @@ void kd_loss_inputs_free(KdLossInputs *in) {
   free(in->boxes), free(in->labels);
   for (int k = 0; k < KD_LOSS_NROI; k++) free(in->roi[k]);
   free(in->roi_gt);
+  free(in->pgd_jitter);
+  for (int k = 0; k < KD_LOSS_NPGD; k++)
+    for (int l = 0; l < MAXL; l++) free(in->pgd_mask[k][l].data);
   kd_safetensors_close(in->st);
   memset(in, 0, sizeof *in);
 }

@@ -12,7 +12,12 @@
 #include "model/safetensors.h"
 
 #define KD_LOSS_MAXL KD_DISTILL_MAX_LEVELS
-enum { KD_LOSS_FEAT, KD_LOSS_CLS, KD_LOSS_BOX, KD_LOSS_DIST, KD_LOSS_NKIND };
+enum { KD_LOSS_FEAT, KD_LOSS_CLS, KD_LOSS_BOX, KD_LOSS_DIST, KD_LOSS_CTOWER, KD_LOSS_RTOWER, KD_LOSS_CTOWER0, KD_LOSS_RTOWER0,
+       KD_LOSS_NKIND };
+/* PGD's precomputed masks pgd.cls.P<l>, pgd.reg.P<l>, pgd.bg.P<l> (N,1,H,W). */
+enum { KD_LOSS_PGD_CLS, KD_LOSS_PGD_REG, KD_LOSS_PGD_BG, KD_LOSS_NPGD };
+/* What precomputed PGD masks stand in for (the teacher's predictions and the GT they are built from). */
+#define KD_LOSS_PGD_NEEDS (KD_NEED_LOGITS | KD_NEED_DIST | KD_NEED_GT)
 
 typedef struct {
   float *data;
@@ -41,6 +46,11 @@ typedef struct {
   float *roi[KD_LOSS_NROI]; /* roi.assist.fc1, roi.assist.fc2, roi.teacher.fc1, roi.teacher.fc2, roi.tower */
   float *roi_gt;            /* roi.gt [R]: 1 for a GT box added as a proposal, else 0 */
   int has_step, step;       /* step (1): steps done, for the warm-up */
+  /* PGD (docs/LOSS-CLI.md): the Gaussian fits' draws pgd.jitter
+   * (2, M, k, 2) and/or precomputed masks, every level or none. */
+  float *pgd_jitter;
+  int pgd_jitter_shape[4], has_pgd_mask;
+  KdLossArr pgd_mask[KD_LOSS_NPGD][KD_LOSS_MAXL];
 } KdLossInputs;
 
 /* Opens path and validates every tensor for method, whose KD_NEED_* bits

@@ -265,3 +265,13 @@ KdTensor *kd_giou_aligned_loss(KdCtx *c, KdTensor *pred, const float *target, co
   }
   return kd_detloss_scalar(c, "giou_aligned_loss", &pred, 1, &g, sum);
 }
+
+double kd_side_integral(const float *d, size_t stride, int B) {
+  double mx = d[0], z = 0.0, e = 0.0;
+  for (int b = 1; b < B; b++) mx = fmax(mx, d[(size_t)b * stride]);
+  for (int b = 0; b < B; b++) {
+    double q = exp(d[(size_t)b * stride] - mx);
+    z += q, e += q * b;
+  }
+  return e / z;
+}

@@ -27,6 +27,9 @@ KdTensor *kd_qfl_loss(KdCtx *c, KdTensor *const *cls_levels, int nlev, const int
 
 /* x: M, R+1 -> M: sum_b softmax(x)_b * b (mmdet's Integral). */
 KdTensor *kd_integral(KdCtx *c, KdTensor *x);
+/* The same for one side's B logits d[0], d[stride], ... read as data (no
+ * tape), in double: decode and targets. */
+double kd_side_integral(const float *d, size_t stride, int B);
 
 /* d: P, 4 distances (l, t, r, b) from points [P*2] (x, y; constant) ->
  * P, 4 boxes (x - l, y - t, x + r, y + b); mmdet's distance2bbox without

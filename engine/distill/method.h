@@ -107,6 +107,13 @@ typedef struct KdDistillRoiIn {
   const int *gt;           /* [R]: 1 for a GT box added as a proposal (it has no pixel) */
 } KdDistillRoiIn;
 
+/* PGD's inputs given as they are (`kdscope loss`, docs/LOSS-CLI.md): the
+ * Gaussian fits' draws and/or precomputed masks (pgdmask.h). */
+typedef struct KdDistillPgdIn {
+  const float *jitter; /* 2 x kd_pgd_draws values in [0, 1): the cls mask's, then the reg mask's; or NULL */
+  KdTensor *cls[KD_DISTILL_MAX_LEVELS], *reg[KD_DISTILL_MAX_LEVELS], *bg[KD_DISTILL_MAX_LEVELS]; /* per pair, N,1,H,W, or NULL */
+} KdDistillPgdIn;
+
 /* What a step gives the methods. */
 typedef struct KdDistillInputs {
   KdCtx *c;
@@ -123,6 +130,7 @@ typedef struct KdDistillInputs {
   int maps;                 /* the probe (or `kdscope loss --out`) asks for each method's
                                loss map (kd_distill_gap); training steps leave it 0 */
   const KdDistillRoiIn *roi_in; /* NULL in training */
+  const KdDistillPgdIn *pgd_in; /* NULL in training */
 } KdDistillInputs;
 
 /* A mask a method used, kept for the probes/UI ("defeat.fg" at level l). */

@@ -18,7 +18,7 @@
 #include "model/roi_head.h"
 #include "model/rpn.h"
 
-#define KD_HEAD_MAX_OUT 4
+#define KD_HEAD_MAX_OUT 8
 #define KD_HEAD_MAX_PARTS 4
 
 /* GFL kinds: the side distributions and the ATSS assignment. */

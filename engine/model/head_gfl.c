@@ -30,8 +30,9 @@ typedef struct Gfl {
   float *anchors;
 } Gfl;
 
-static const char *const outputs[] = {"cls", "dist", "cls_tower", "reg_tower"};
-enum { OUT_CLS, OUT_DIST, OUT_CLS_TOWER, OUT_REG_TOWER };
+/* cls_tower0 / reg_tower0: the towers after their first conv (PGD's official hook point). */
+static const char *const outputs[] = {"cls", "dist", "cls_tower", "reg_tower", "cls_tower0", "reg_tower0"};
+enum { OUT_CLS, OUT_DIST, OUT_CLS_TOWER, OUT_REG_TOWER, OUT_CLS_TOWER0, OUT_REG_TOWER0, NOUT };
 
 void kd_head_gfl_anchors(const KdHeadCfg *cfg, const KdLevels *lv, KdAnchorCfg *a) {
   *a = cfg->anchors;
@@ -109,9 +110,10 @@ static void info(const void *h, KdHeadInfo *out) {
 static void forward(void *h, KdCtx *c, KdTensor *const *feat, int training, KdHeadOut *out) {
   Gfl *g = h;
   (void)training;
-  out->nout = 4, out->names = outputs;
+  out->nout = NOUT, out->names = outputs;
   for (int l = 0; l < g->levels.n; l++) {
-    KdTensor *ct = kd_tower_fwd(c, &g->cls, feat[l]), *rt = kd_tower_fwd(c, &g->reg, feat[l]);
+    KdTensor *ct = kd_tower_fwd_first(c, &g->cls, feat[l], &out->lv[OUT_CLS_TOWER0][l]);
+    KdTensor *rt = kd_tower_fwd_first(c, &g->reg, feat[l], &out->lv[OUT_REG_TOWER0][l]);
     out->lv[OUT_CLS_TOWER][l] = ct, out->lv[OUT_REG_TOWER][l] = rt;
     out->lv[OUT_CLS][l] = kd_conv_fwd(c, &g->out_cls, ct);
     out->lv[OUT_DIST][l] = kd_mul(c, kd_conv_fwd(c, &g->out_reg, rt), g->scale[l]);
@@ -143,18 +145,6 @@ typedef struct {
   int n, level, cell; /* cell = h*W + w within the level */
   int flat;           /* n*A_total + anchor */
 } Pos;
-
-/* Softmax expectation of one side's bins in data (stride) units; the
- * decode and the quality targets read it without the tape. */
-static double side_integral(const float *d, size_t HW, int B) {
-  double mx = d[0], z = 0.0, e = 0.0;
-  for (int b = 1; b < B; b++) mx = fmax(mx, d[(size_t)b * HW]);
-  for (int b = 0; b < B; b++) {
-    double q = exp(d[(size_t)b * HW] - mx);
-    z += q, e += q * b;
-  }
-  return e / z;
-}
 
 static int loss(void *h, KdCtx *c, const KdHeadOut *o, const KdGtImage *gt, int n, const KdDetLossCfg *lc, KdDetLoss *out,
                 KdError *err) {
@@ -203,7 +193,7 @@ static int loss(void *h, KdCtx *c, const KdHeadOut *o, const KdGtImage *gt, int 
     float dec[4];
     const float *d0 = di->data + (size_t)p->n * 4 * B * HW + p->cell;
     double side[4];
-    for (int j = 0; j < 4; j++) side[j] = side_integral(d0 + (size_t)j * B * HW, HW, B);
+    for (int j = 0; j < 4; j++) side[j] = kd_side_integral(d0 + (size_t)j * B * HW, HW, B);
     dec[0] = (float)(pts[2 * q] - side[0]), dec[1] = (float)(pts[2 * q + 1] - side[1]);
     dec[2] = (float)(pts[2 * q] + side[2]), dec[3] = (float)(pts[2 * q + 1] + side[3]);
     double iou;
@@ -274,7 +264,7 @@ static int decode(void *h, const KdHeadOut *o, const KdPostCfg *pc, int n, const
         const float *an = anchors + 4 * (size_t)(g->off[l] + (int)cell);
         double px = 0.5 * (an[0] + an[2]), py = 0.5 * (an[1] + an[3]), e[4];
         const float *d0 = d->data + (size_t)i * 4 * B * HW + cell;
-        for (int j = 0; j < 4; j++) e[j] = s * side_integral(d0 + (size_t)j * B * HW, HW, B);
+        for (int j = 0; j < 4; j++) e[j] = s * kd_side_integral(d0 + (size_t)j * B * HW, HW, B);
         float *b = boxes[l].data + (size_t)i * 4 * HW + cell;
         b[0] = (float)(px - e[0]), b[HW] = (float)(py - e[1]), b[2 * HW] = (float)(px + e[2]), b[3 * HW] = (float)(py + e[3]);
       }
@@ -318,7 +308,7 @@ const KdHeadKind kd_head_gfl = {
     .name = "gfl",
     .label = "GFL",
     .outputs = outputs,
-    .noutputs = 4,
+    .noutputs = NOUT,
     .param_prefixes = prefixes,
     .check = check,
     .build = build,

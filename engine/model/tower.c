@@ -33,14 +33,18 @@ void kd_tower_init(KdTower *t, KdRng *r) {
   }
 }
 
-KdTensor *kd_tower_fwd(KdCtx *c, const KdTower *t, KdTensor *x) {
+KdTensor *kd_tower_fwd_first(KdCtx *c, const KdTower *t, KdTensor *x, KdTensor **first) {
+  if (first) *first = x;
   for (int i = 0; i < t->n; i++) {
     x = kd_conv_fwd(c, &t->conv[i], x);
     if (t->gn) x = kd_groupnorm(c, x, t->gn_layer[i].groups, t->gn_layer[i].gamma, t->gn_layer[i].beta, 1e-5f);
     x = kd_relu(c, x);
+    if (i == 0 && first) *first = x;
   }
   return x;
 }
+
+KdTensor *kd_tower_fwd(KdCtx *c, const KdTower *t, KdTensor *x) { return kd_tower_fwd_first(c, t, x, NULL); }
 
 double kd_tower_flops(const KdTower *t, int n, int *h, int *w) {
   double f = 0;

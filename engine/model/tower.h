@@ -20,6 +20,9 @@ typedef struct KdTower {
 int kd_tower_add(KdTower *t, KdParams *p, const char *conv_fmt, const char *gn_fmt, int channels, int n, int gn);
 void kd_tower_init(KdTower *t, KdRng *r);
 KdTensor *kd_tower_fwd(KdCtx *c, const KdTower *t, KdTensor *x);
+/* The same, with *first the output of the first conv (after its norm and
+ * ReLU; x itself without convs): what PGD's official config distils. */
+KdTensor *kd_tower_fwd_first(KdCtx *c, const KdTower *t, KdTensor *x, KdTensor **first);
 /* FLOPs on n images of *h x *w (which become the output size). */
 double kd_tower_flops(const KdTower *t, int n, int *h, int *w);
 /* model.head_convs, model.head_norm, model.num_classes, model.prior_prob. */

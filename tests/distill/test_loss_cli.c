@@ -385,6 +385,66 @@ static void test_errors(void) {
   CHECK(run((const char *[]){"loss", "--help", NULL}) == 0 && strstr(output, "logitkd.bg_weight"));
 }
 
+/* PGD's inputs: one GFL level (P3 8x8, N 2, K 2, R 3), towers of 4 channels. */
+static void pgd_file(File *f, KdRng *r, int dist, int towers) {
+  const char *const who[2] = {"teacher", "student"};
+  static char names[2][4][32];
+  const char *const kinds[4] = {"cls", "dist", "cls_tower0", "reg_tower0"};
+  const int ch[4] = {2, 16, 4, 4};
+  for (int w = 0; w < 2; w++)
+    for (int k = 0; k < 4; k++) {
+      if ((k == 1 && !dist) || (k >= 2 && !towers)) continue;
+      snprintf(names[w][k], sizeof names[w][k], "%s.%s.P3", who[w], kinds[k]);
+      fill(add(f, names[w][k], 4, 2, ch[k], 8, 8), (size_t)2 * ch[k] * 64, r);
+    }
+  float *b = add(f, "gt.boxes", 2, 1, 5, 0, 0);
+  b[0] = 0, b[1] = 4, b[2] = 4, b[3] = 40, b[4] = 40;
+  add(f, "gt.labels", 1, 1, 0, 0, 0);
+}
+
+static void test_pgd_errors(void) {
+  KdRng r;
+  kd_rng_seed(&r, 26, 1);
+  File f = {0};
+  char p[512];
+#define PGD_ARGS(m, file) ((const char *[]){"loss", "--method", m, "--in", file, "--set", "model.head=gfl", "--set", "gfl.reg_max=3", NULL})
+  pgd_file(&f, &r, 0, 1);
+  snprintf(p, sizeof p, "%s", write_file(&f, "p1.safetensors"));
+  expect_error("pgd without dist", PGD_ARGS("pgd", p), "missing tensor 'student.dist.P3'", "method pgd needs");
+  pgd_file(&f, &r, 1, 0);
+  snprintf(p, sizeof p, "%s", write_file(&f, "p2.safetensors"));
+  expect_error("pgd without towers", PGD_ARGS("pgd", p), "pgd: level P3: needs the cls", "cls_tower0");
+  pgd_file(&f, &r, 1, 1);
+  add(&f, "pgd.jitter", 4, 2, 1, 5, 2);
+  snprintf(p, sizeof p, "%s", write_file(&f, "p3.safetensors"));
+  expect_error("pgd jitter top-k", PGD_ARGS("pgd", p), "'pgd.jitter' is (2,1,5,2); expected (2,1,9,2)", "pgd.topk");
+  expect_error("pgd.* for another method", PGD_ARGS("logitkd", p), "pgd.* tensors are for --method pgd or fitnet", NULL);
+  pgd_file(&f, &r, 1, 1);
+  add(&f, "pgd.jitter", 4, 2, 1, 9, 2)[5] = 1.0f;
+  snprintf(p, sizeof p, "%s", write_file(&f, "p4.safetensors"));
+  expect_error("pgd jitter range", PGD_ARGS("pgd", p), "pgd.jitter[5] = 1", "[0, 1)");
+  pgd_file(&f, &r, 1, 1);
+  add(&f, "pgd.cls.P3", 4, 2, 1, 8, 8);
+  snprintf(p, sizeof p, "%s", write_file(&f, "p5.safetensors"));
+  expect_error("pgd masks incomplete", PGD_ARGS("pgd", p), "missing tensor 'pgd.reg.P3'", "pgd.cls, pgd.reg and pgd.bg");
+  pgd_file(&f, &r, 1, 1);
+  add(&f, "pgd.cls.P3", 4, 2, 1, 8, 8), add(&f, "pgd.reg.P3", 4, 2, 1, 8, 8), add(&f, "pgd.bg.P3", 4, 2, 1, 4, 4);
+  snprintf(p, sizeof p, "%s", write_file(&f, "p6.safetensors"));
+  expect_error("pgd mask size", PGD_ARGS("pgd", p), "'pgd.bg.P3' (2,1,4,4) must be (2,1,H,W)", NULL);
+  /* A RetinaNet setting (no model.head=gfl): 9 anchors per location, so no side distributions. */
+  pgd_file(&f, &r, 1, 1);
+  snprintf(p, sizeof p, "%s", write_file(&f, "p7.safetensors"));
+  expect_error("pgd on RetinaNet anchors", ARGS("pgd", p), "student.cls.P3", NULL);
+  /* Valid: exit 0 with the five parts. */
+  pgd_file(&f, &r, 1, 1);
+  snprintf(p, sizeof p, "%s", write_file(&f, "p8.safetensors"));
+  cJSON *j = run_json(PGD_ARGS("pgd", p));
+  const cJSON *parts = cJSON_GetObjectItemCaseSensitive(j, "parts");
+  CHECK(cJSON_GetArraySize(parts) == 5 && isfinite(jnum(j, "loss")) && jnum(j, "loss") > 0);
+  cJSON_Delete(j);
+#undef PGD_ARGS
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: test_distill_loss_cli KDSCOPE\n");
@@ -398,6 +458,7 @@ int main(int argc, char **argv) {
   test_fitnet_params();
   test_logitkd();
   test_errors();
+  test_pgd_errors();
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

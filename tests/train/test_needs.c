@@ -144,6 +144,10 @@ static void test_pairs(KdConfig *cfg) {
   expect(cfg, &av, "ld", "method ld needs box-side distributions", "the teacher's sides have 17 bins, the student's 9");
   kd_distill_avail_models(&av, g16, g16);
   expect(cfg, &av, "ld,fitnet,pkd,logitkd", NULL, NULL);
+  /* PGD (and FitNet with PGD's mask) read a GFL teacher's predictions: refused up front on other heads. */
+  expect(cfg, &av, "pgd", NULL, NULL);
+  kd_distill_avail_models(&av, s, s);
+  expect(cfg, &av, "pgd", "method pgd needs box-side distributions", "the teacher's RetinaNet head has none");
   kd_model_free(g16), kd_model_free(g8);
   kd_model_free(s), kd_model_free(wide), kd_model_free(p6), kd_model_free(same);
 }
