@@ -32,7 +32,7 @@ KdParams *kd_distiller_params(KdDistiller *d);
 int kd_distill_parse_methods(const char *list, int *active, KdError *err);
 
 /* At least the registry's size (registry.c checks): every method can be active at once. */
-#define KD_DISTILL_MAX_OUT 16
+#define KD_DISTILL_MAX_OUT 24
 /* Builds the losses of the listed methods. outs [KD_DISTILL_MAX_OUT]
  * receive each method's output; methods[i] names it. *total is their sum
  * (a zero scalar when none is listed). */

@@ -106,6 +106,15 @@ typedef struct KdDistillRoiIn {
   const int *gt;           /* [R]: 1 for a GT box added as a proposal (it has no pixel) */
 } KdDistillRoiIn;
 
+/* Instances given as such (`kdscope loss --method gk`), standing in for
+ * the student's positive anchors of a training step. */
+typedef struct KdDistillInstIn {
+  int n;
+  const float *boxes;      /* [n,5]: image, x1, y1, x2, y2 in input pixels */
+  const int *labels;       /* [n]: class */
+  KdTensor *s_cls, *t_cls; /* n,K class logits (the student's on the tape), or NULL */
+} KdDistillInstIn;
+
 /* What a step gives the methods. */
 typedef struct KdDistillInputs {
   KdCtx *c;
@@ -117,11 +126,13 @@ typedef struct KdDistillInputs {
   KdLevelPair pairs[KD_DISTILL_MAX_LEVELS];
   int step;                 /* steps done before this one */
   int epoch;                /* epochs done (0 when the data set size is unknown) */
+  int epochs;               /* epochs of the schedule (0 when unknown) */
   double progress;          /* step / train.steps, in [0, 1) */
   KdRng *rng;               /* draws for this step (seeded by train.seed and the step) */
   int maps;                 /* the probe (or `kdscope loss --out`) asks for each method's
                                loss map (kd_distill_gap); training steps leave it 0 */
   const KdDistillRoiIn *roi_in; /* NULL in training */
+  const KdDistillInstIn *inst_in; /* NULL in training */
 } KdDistillInputs;
 
 /* A mask a method used, kept for the probes/UI ("defeat.fg" at level l). */
