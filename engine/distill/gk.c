@@ -409,6 +409,41 @@ static KdTensor *soft_kl(const KdDistillInputs *in, const Inst *v, int R, float 
   return total;
 }
 
+/* What the probe (and `kdscope loss --out`) keeps whole (masks of level
+ * -1): the instances with their q and w, and each level's prototypes. */
+static void tables(const KdMethodInst *inst, const KdDistillInputs *in, const Inst *v, int R, KdDistillOut *out) {
+  const Gk *g = inst->state;
+  KdCtx *c = in->c;
+  KdTensor *t = R ? kd_tensor_new(c, 2, (int[]){R, 10}) : NULL;
+  for (int i = 0; i < R; i++) {
+    const float row[10] = {(float)v[i].n, (float)v[i].lev, (float)v[i].label, v[i].box[0], v[i].box[1], v[i].box[2],
+                           v[i].box[3], v[i].qs, v[i].qt, v[i].w};
+    memcpy(t->data + 10 * i, row, sizeof row);
+  }
+  if (t) kd_distill_mask(out, "gk.inst", -1, t);
+  for (int l = 0; l < in->npairs; l++) {
+    int M = 0;
+    for (int k = 0; k < g->K; k++) M += (int)g->count[l]->data[k];
+    if (!M) continue;
+    static const char *const stem[3] = {"gk.proto_t", "gk.proto_s", "gk.proto_label"};
+    for (int w = 0; w < 3; w++) {
+      const int C = w == 0 ? g->ct : w == 1 ? g->cs : 1;
+      char *name = kd_ctx_alloc(c, 32);
+      KdTensor *x = w < 2 ? kd_tensor_new(c, 2, (int[]){M, C}) : kd_tensor_new(c, 1, (int[]){M});
+      if (!name || !x) return;
+      snprintf(name, 32, "%s.%s", stem[w], in->pairs[l].name);
+      int r = 0;
+      for (int k = 0; k < g->K; k++)
+        for (int j = 0; j < (int)g->count[l]->data[k]; j++, r++) {
+          const int row = k * KD_GK_MAX_PROTOS + j;
+          if (w == 2) x->data[r] = (float)k;
+          else memcpy(x->data + (size_t)r * C, (w ? g->ps[l] : g->pt[l])->data + (size_t)row * C, sizeof(float) * C);
+        }
+      kd_distill_mask(out, name, -1, x);
+    }
+  }
+}
+
 static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out) {
   Gk *g = inst->state;
   const GkParams *p = inst->params;
@@ -449,6 +484,7 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
   }
   KdTensor *r = r2i ? kd_scale(c, r2i, p->weight * att * p->r2i) : kd_tensor_zeros(c, 1, &one);
   kd_distill_part(out, "r2i", r);
+  if (in->maps) tables(inst, in, v, R, out);
   kd_distill_stat(out, "w_mean", nw ? wsum / nw : 1.0);
   kd_distill_stat(out, "instances", R);
   return kd_distill_finish(c, out);

@@ -135,10 +135,12 @@ typedef struct KdDistillInputs {
   const KdDistillInstIn *inst_in; /* NULL in training */
 } KdDistillInputs;
 
-/* A mask a method used, kept for the probes/UI ("defeat.fg" at level l). */
+/* A mask a method used, kept for the probes/UI ("defeat.fg" at level l).
+ * Level -1: a table of the whole batch (gk's instances and prototypes),
+ * kept as it is by the probe (field <name>) and `kdscope loss --out`. */
 typedef struct KdDistillMask {
   const char *name;
-  int level;     /* the student's level index (KdLevelPair.s) */
+  int level;     /* the student's level index (KdLevelPair.s), or -1 */
   KdTensor *map; /* N,1,H,W (or N,C,1,1 for channel masks) */
 } KdDistillMask;
 

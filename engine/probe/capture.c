@@ -122,6 +122,11 @@ static int masks(const KdForward *f, KdSnapshot *s) {
     for (int k = 0; k < f->outs[m].nmasks; k++) {
       const KdDistillMask *mk = &f->outs[m].masks[k];
       const KdTensor *t = mk->map;
+      if (t && mk->level < 0 && mk->name && !strncmp(mk->name, f->methods[m]->name, strlen(f->methods[m]->name))) {
+        KdSnapField *fd = kd_snapshot_add(s, mk->name, t->ndim, t->shape); /* a table, kept whole */
+        if (fd) memcpy(fd->data, t->data, t->numel * sizeof(float));
+        continue;
+      }
       if (!t || mk->level < 0 || mk->level >= f->nlev) continue;
       int d0 = kd_dim4(t, 0), d1 = kd_dim4(t, 1), d2 = kd_dim4(t, 2), d3 = kd_dim4(t, 3);
       if (d0 != f->n && d0 != 1) continue; /* not per image: nothing we can slice */
