@@ -71,6 +71,8 @@ static const char usage[] =
     "  gt.boxes (M,5: image, x1,y1,x2,y2 in input pixels), gt.labels (M), image.size (2: H,W)\n"
     "  roi.assist.fc1, roi.assist.fc2, roi.teacher.fc1, roi.teacher.fc2 (R,D), roi.tower (R,C),\n"
     "  roi.gt (R), step (1)                   HEAD's RoI-level inputs (no levels needed)\n"
+    "  inst.boxes (R,5), inst.labels (R), inst.{teacher,student}.cls (R,K), proto.{teacher,student}.P3\n"
+    "  (M,C), proto.labels.P3 (M), progress (1)  gk's instance rows and prototypes\n"
     "  distill.<method>.* learnable parts (else initialised from the seed as a run would)\n"
     "Prints {\"method\", \"loss\", \"parts\", \"num_pos\", \"params_from_input\"} as JSON and\n"
     "writes grad.student.*, grad.roi.*, grad.distill.* and the method's loss maps gap.<method>.P3..\n"
