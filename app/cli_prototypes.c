@@ -181,7 +181,7 @@ int kd_cli_prototypes(int argc, char **argv) {
   char nb[MAXL * 4][32];
   static const char *const stem[4] = {"proto.teacher", "proto.student", "proto.labels", "proto.index"};
   for (int l = 0; l < MAXL; l++)
-    for (int k = 0; present[l] && k < 4; k++) {
+    for (int k = 0; present[l] && m[l] > 0 && k < 4; k++) { /* a level without prototypes writes none */
       snprintf(nb[n], 32, "%s.P%d", stem[k], l + 3);
       names[n] = nb[n], data[n] = out[l][k];
       ndims[n] = k < 2 ? 2 : 1;
