@@ -422,7 +422,7 @@ static void test_gk(void) {
   expect_error("gk rows for another method", ARGS("fitnet", p), "read by method gk only", NULL);
 
   gk_base(&f, &r, 4);
-  f.n--; /* no inst.labels */
+  free(f.data[--f.n]); /* no inst.labels */
   snprintf(p, sizeof p, "%s", write_file(&f, "g1.safetensors"));
   expect_error("gk without labels", ARGS("gk", p), "'inst.labels' (R)", "R = 4");
 
@@ -443,7 +443,7 @@ static void test_gk(void) {
 
   gk_base(&f, &r, 3);
   gk_protos(&f, &r, 2, 4, 3, 0);
-  f.n--; /* no proto.labels.P3 */
+  free(f.data[--f.n]); /* no proto.labels.P3 */
   snprintf(p, sizeof p, "%s", write_file(&f, "g5.safetensors"));
   expect_error("gk prototypes apart", ARGS("gk", p), "come as proto.teacher.P3", "together");
 
