@@ -72,13 +72,11 @@ KdPgmService *kd_pgm_service_new(const KdPgmRun *r, KdError *err) {
     p->s_lev[p->npairs] = i, p->t_lev[p->npairs] = j, p->stride[p->npairs++] = sl->stride[i];
   }
   p->cs = kd_model_channels(r->student), p->ct = kd_model_channels(r->teacher);
-  if (!(p->ctx = kd_ctx_new(128u << 20)) || kd_settings_image(r->cfg, &p->ic, err)) {
-    if (p->ctx) kd_pgm_service_free(p);
-    else free(p), kd_error(err, "out of memory");
+  if (kd_settings_image(r->cfg, &p->ic, err)) {
+    free(p);
     return NULL;
   }
-  kd_ctx_set_grad(p->ctx, 0);
-  return p;
+  return p; /* the forward context is made at the first generation */
 }
 
 void kd_pgm_service_free(KdPgmService *p) {
@@ -344,17 +342,19 @@ out:
 int kd_pgm_service_before_step(KdPgmService *p, int step, int *ran, KdError *err) {
   if (ran) *ran = 0;
   if (p->gk < 0) return 0;
-  int *active = calloc((size_t)kd_method_count(), sizeof *active);
-  if (!active) return kd_error(err, "out of memory");
-  int rc = kd_distill_parse_methods(kd_config_str(p->r.cfg, "distill.methods"), active, err), listed = active[p->gk];
-  free(active);
-  if (rc) return -1;
+  int active[KD_DISTILL_MAX_OUT]; /* no allocation in a step that generates nothing */
+  if (kd_distill_parse_methods(kd_config_str(p->r.cfg, "distill.methods"), active, err)) return -1;
+  const int listed = active[p->gk];
   KdParams *store = kd_distiller_params(p->r.distiller);
   float *gen = kd_gk_epoch(store);
   if (!listed || !gen) return 0;
   const int N = kd_dataset_num_images(p->r.train);
   const int epoch = N > 0 ? (int)((long long)step * kd_config_int(p->r.cfg, "train.batch") / N) : 0;
   if ((int)gen[0] == epoch) return 0;
+  if (!p->ctx) {
+    if (!(p->ctx = kd_ctx_new(128u << 20))) return kd_error(err, "pgm: out of memory for the forward context");
+    kd_ctx_set_grad(p->ctx, 0);
+  }
   const double t0 = now_s();
   double tt = 0.0;
   if (!p->built || p->min_size != kd_config_num(p->r.cfg, "gk.min_size") ||
