@@ -12,7 +12,10 @@
  * prototypes changed between epochs and hold real rows; each run logged
  * one `pgm` event per epoch (0, 32, 64), with its cost, and the parts
  * gk.feat_fg, gk.feat_bg, gk.soft and gk.r2i every step, finite, summing
- * to the loss with the detection parts. */
+ * to the loss with the detection parts. Run C keeps one image per class
+ * (gk.max_images 1): no class has a candidate, each generation logs
+ * gk_no_prototypes per class with its three levels, no prototypes are
+ * stored and every part stays finite. */
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
@@ -214,6 +217,35 @@ int main(int argc, char **argv) {
   CHECK(n30 > 0 && n40 > 0 && n80 > 0 && s30 > 0);
   check_pgm_events(a);
   check_pgm_events(b);
+
+  /* One image per class: every class has too few instances for a
+   * candidate: an event per class naming the levels, no prototypes (w = 1),
+   * and the run goes on with finite losses. */
+  static Trace tc;
+  char c3[4400];
+  snprintf(c3, sizeof c3, "%s/c", tmp);
+  cfg = kd_config_new();
+  kd_settings_register_all(cfg);
+  CHECK(kd_config_load_file(cfg, cfgpath, &err) == 0);
+  CHECK(kd_config_set(cfg, "gk.max_images", "1", &err) == 0 && kd_config_set(cfg, "train.steps", "80", &err) == 0);
+  CHECK(run_in_process(cfg, c3, NULL, &tc) == 0);
+  kd_config_free(cfg);
+  int n, none = 0, levels_ok = 1;
+  cJSON **ev = fixture_jsonl(c3, "events.jsonl", &n);
+  for (int i = 0; i < n; i++) {
+    if (!fixture_is_event(ev[i], "gk_no_prototypes")) continue;
+    none++;
+    const cJSON *lv = cJSON_GetObjectItemCaseSensitive(ev[i], "levels");
+    levels_ok &= cJSON_IsArray(lv) && cJSON_GetArraySize(lv) == 3 && fixture_str(ev[i], "name") != NULL;
+  }
+  fixture_jsonl_free(ev, n);
+  snprintf(p, sizeof p, "%s/checkpoints/step_%08d.safetensors", c3, STEPS);
+  proto_state(p, &e80, &n80, &s80);
+  printf("test_gk_run: one image per class: %d gk_no_prototypes events, %d prototypes\n", none, n80);
+  CHECK_MSG(none >= 10 && levels_ok, "%d gk_no_prototypes events (levels listed: %d)", none, levels_ok);
+  CHECK(n80 == 0);
+  for (int s = 1; s <= STEPS; s++)
+    for (int j = 0; j < 4; j++) CHECK_MSG(isfinite(tc.v[s][j]), "one image per class: step %d %s %g", s, part_names[j], tc.v[s][j]);
   int rc = check_status("test_gk_run");
   if (!rc) fixture_rmrf(tmp);
   else fprintf(stderr, "test_gk_run: kept %s\n", tmp);
