@@ -89,6 +89,10 @@ typedef struct {
 
 /* ---- run state (gk.h) ---- */
 
+/* Class k's prototype count: rounded, since a data-parallel step averages
+ * buffers over the ranks (a whole number may come back an ulp off). */
+static int nprotos(const float *count, int k) { return (int)lrintf(count[k]); }
+
 static KdTensor *find(const KdParams *store, const char *stem, int l) {
   char name[64];
   if (l < 0) snprintf(name, sizeof name, "distill.gk.%s", stem);
@@ -259,7 +263,7 @@ static void best_cos(const KdTensor *pool, const float *pr, const float *count, 
   const int C = pool->shape[1];
   for (int j = 0; j < m; j++) {
     const Inst *x = &v[sel[j]];
-    const int np = (int)count[x->label];
+    const int np = nprotos(count, x->label);
     double q = -2.0;
     for (int k = 0; k < np; k++) {
       double cs = kd_gk_cos(pool->data + (size_t)j * C, pr + (size_t)(x->label * KD_GK_MAX_PROTOS + k) * C, C);
@@ -273,12 +277,12 @@ static void best_cos(const KdTensor *pool, const float *pr, const float *count, 
 /* The level's prototypes of every class, packed (rows of width C), for r2i. */
 static float *all_protos(KdCtx *c, const float *pr, const float *count, int K, int C, int *M) {
   int m = 0;
-  for (int k = 0; k < K; k++) m += (int)count[k];
+  for (int k = 0; k < K; k++) m += nprotos(count, k);
   float *out = kd_ctx_alloc(c, sizeof *out * (size_t)(m ? m : 1) * C);
   if (!out) return NULL;
   int r = 0;
   for (int k = 0; k < K; k++)
-    for (int j = 0; j < (int)count[k]; j++, r++)
+    for (int j = 0; j < nprotos(count, k); j++, r++)
       memcpy(out + (size_t)r * C, pr + (size_t)(k * KD_GK_MAX_PROTOS + j) * C, sizeof *out * C);
   *M = m;
   return out;
@@ -423,7 +427,7 @@ static void tables(const KdMethodInst *inst, const KdDistillInputs *in, const In
   if (t) kd_distill_mask(out, "gk.inst", -1, t);
   for (int l = 0; l < in->npairs; l++) {
     int M = 0;
-    for (int k = 0; k < g->K; k++) M += (int)g->count[l]->data[k];
+    for (int k = 0; k < g->K; k++) M += nprotos(g->count[l]->data, k);
     if (!M) continue;
     static const char *const stem[3] = {"gk.proto_t", "gk.proto_s", "gk.proto_label"};
     for (int w = 0; w < 3; w++) {
@@ -434,7 +438,7 @@ static void tables(const KdMethodInst *inst, const KdDistillInputs *in, const In
       snprintf(name, 32, "%s.%s", stem[w], in->pairs[l].name);
       int r = 0;
       for (int k = 0; k < g->K; k++)
-        for (int j = 0; j < (int)g->count[l]->data[k]; j++, r++) {
+        for (int j = 0; j < nprotos(g->count[l]->data, k); j++, r++) {
           const int row = k * KD_GK_MAX_PROTOS + j;
           if (w == 2) x->data[r] = (float)k;
           else memcpy(x->data + (size_t)r * C, (w ? g->ps[l] : g->pt[l])->data + (size_t)row * C, sizeof(float) * C);

@@ -350,7 +350,7 @@ int kd_pgm_service_before_step(KdPgmService *p, int step, int *ran, KdError *err
   if (!listed || !gen) return 0;
   const int N = kd_dataset_num_images(p->r.train);
   const int epoch = N > 0 ? (int)((long long)step * kd_config_int(p->r.cfg, "train.batch") / N) : 0;
-  if ((int)gen[0] == epoch) return 0;
+  if (lrintf(gen[0]) == epoch) return 0; /* rounded: ranks average buffers */
   if (!p->ctx) {
     if (!(p->ctx = kd_ctx_new(128u << 20))) return kd_error(err, "pgm: out of memory for the forward context");
     kd_ctx_set_grad(p->ctx, 0);
