@@ -18,6 +18,7 @@
 #include "detect/atss.h"
 #include "distill/distiller.h"
 #include "distill/pgdmask.h"
+#include "distill/gk.h"
 #include "distill/side.h"
 #include "loss_inputs.h"
 #include "model/safetensors.h"
@@ -73,6 +74,8 @@ static const char usage[] =
     "  gt.boxes (M,5: image, x1,y1,x2,y2 in input pixels), gt.labels (M), image.size (2: H,W)\n"
     "  roi.assist.fc1, roi.assist.fc2, roi.teacher.fc1, roi.teacher.fc2 (R,D), roi.tower (R,C),\n"
     "  roi.gt (R), step (1)                   HEAD's RoI-level inputs (no levels needed)\n"
+    "  inst.boxes (R,5), inst.labels (R), inst.{teacher,student}.cls (R,K), proto.{teacher,student}.P3\n"
+    "  (M,C), proto.labels.P3 (M), progress (1)  gk's instance rows and prototypes\n"
     "  distill.<method>.* learnable parts (else initialised from the seed as a run would)\n"
     "Prints {\"method\", \"loss\", \"parts\", \"num_pos\", \"params_from_input\"} as JSON and\n"
     "writes grad.student.*, grad.roi.*, grad.distill.* and the method's loss maps gap.<method>.P3..\n"
@@ -103,8 +106,8 @@ static void print_num(double v) {
 
 /* Output: JSON on stdout and gradients in --out. */
 static int report(const char *method, const KdDistillOut *o, const Inputs *in, KdTensor *st[NKIND][MAXL],
-                  const KdDistillRoiIn *ri, KdParams *store, const char **loaded, int nloaded, int num_pos,
-                  const char *out_path) {
+                  const KdDistillRoiIn *ri, const KdDistillInstIn *ii, KdParams *store, const char **loaded, int nloaded,
+                  int num_pos, const char *out_path) {
   printf("{\"method\": \"%s\", \"loss\": ", method);
   print_num(o->loss->data[0]);
   printf(", \"parts\": {");
@@ -127,7 +130,7 @@ static int report(const char *method, const KdDistillOut *o, const Inputs *in, K
   fflush(stdout);
   if (!isfinite(o->loss->data[0])) return fail("%s: the loss is not finite", in->path);
   if (!out_path) return 0;
-  int cap = NKIND * MAXL + kd_params_count(store) + o->ngaps + 3, n = 0, rc = 0;
+  int cap = NKIND * MAXL + kd_params_count(store) + o->ngaps + o->nmasks + o->ntables + 4, n = 0, rc = 0;
   char **names = calloc((size_t)cap, sizeof *names);
   const float **data = calloc((size_t)cap, sizeof *data);
   float **owned = calloc((size_t)cap, sizeof *owned);
@@ -167,6 +170,26 @@ static int report(const char *method, const KdDistillOut *o, const Inputs *in, K
     data[n] = rt[k]->grad ? rt[k]->grad : owned[n];
     ndims[n] = 2;
     memcpy(shapes[n], rt[k]->shape, sizeof shapes[n]);
+    n++;
+  }
+  /* Instance rows' logits (gk), and the method's tables (whole, by name). */
+  if (ii && ii->s_cls) {
+    if (!(names[n] = strdup("grad.inst.student.cls")) ||
+        (!ii->s_cls->grad && !(owned[n] = calloc(ii->s_cls->numel, sizeof(float))))) {
+      rc = fail("out of memory");
+      goto done;
+    }
+    data[n] = ii->s_cls->grad ? ii->s_cls->grad : owned[n];
+    ndims[n] = 2;
+    memcpy(shapes[n], ii->s_cls->shape, sizeof shapes[n]);
+    n++;
+  }
+  for (int k = 0; k < o->ntables; k++) {
+    const KdTensor *t = o->tables[k].rows;
+    if (!t || !(names[n] = strdup(o->tables[k].name))) continue;
+    data[n] = t->data;
+    ndims[n] = t->ndim;
+    memcpy(shapes[n], t->shape, sizeof shapes[n]);
     n++;
   }
   /* The method's loss map per level (the probe's gap.<method>): N,H,W. */
@@ -342,6 +365,40 @@ static int fill_rois(const Inputs *in, KdCtx *c, KdDistillRoiIn *ri) {
   return 0;
 }
 
+/* gk's instance rows (the student's logits on the tape). */
+static int fill_inst(const Inputs *in, KdCtx *c, KdDistillInstIn *ii) {
+  memset(ii, 0, sizeof *ii);
+  int *lab = kd_ctx_alloc(c, sizeof *lab * (size_t)(in->nr ? in->nr : 1));
+  if (!lab) return fail("out of memory");
+  for (int r = 0; r < in->nr; r++) lab[r] = (int)in->inst_labels[r];
+  *ii = (KdDistillInstIn){.n = in->nr, .boxes = in->inst_boxes, .labels = lab};
+  if (in->inst_cls[0] && in->nr > 0) {
+    ii->t_cls = kd_tensor_wrap(c, in->inst_cls[0], 2, in->inst_cls_shape[0]);
+    ii->s_cls = kd_tensor_wrap(c, in->inst_cls[1], 2, in->inst_cls_shape[1]);
+    if (!ii->t_cls || !ii->s_cls) return fail("out of memory");
+    ii->s_cls->requires_grad = 1;
+  }
+  return 0;
+}
+
+/* gk's prototypes from the file into its run state (replacing any given as distill.gk.*). */
+static int set_protos(const Inputs *in, KdParams *store) {
+  for (int l = 0; l < MAXL; l++) {
+    if (!in->proto_t[l]) continue;
+    const int m = in->proto_m[0][l];
+    int *lab = malloc(sizeof *lab * (size_t)(m ? m : 1));
+    if (!lab) return fail("out of memory");
+    for (int j = 0; j < m; j++) lab[j] = (int)in->proto_lab[l][j];
+    KdError err;
+    int rc = kd_gk_set_level(store, l, in->proto_t[l], in->proto_s[l], lab, m, &err);
+    free(lab);
+    if (rc) return fail("%s: proto.*.P%d: %s", in->path, l + 3, err.msg);
+  }
+  float *e = kd_gk_epoch(store);
+  if (e) e[0] = 0.0f;
+  return 0;
+}
+
 /* Both sides from the file's tensors (student tensors on the tape). */
 static int fill_sides(const Inputs *in, KdCtx *c, const KdLevels *lv, KdDistillInputs *din, KdTensor *stud[NKIND][MAXL]) {
   static const char *const out_name[NKIND] = {NULL, "cls", "box", "dist", "cls_tower", "reg_tower", "cls_tower0", "reg_tower0"};
@@ -501,6 +558,17 @@ int kd_cli_loss(int argc, char **argv) {
   if (fill_sides(&in, c, &lv, &din, stud)) goto out;
   din.s.assign = in.has_gt && asg ? &dense : NULL;
   din.maps = a.out_path != NULL;
+  KdDistillInstIn inst_in;
+  if ((in.has_inst || in.has_proto || in.has_progress) && strcmp(a.method, "gk")) {
+    fail("%s: inst.*, proto.* and progress are read by method gk only", a.in_path);
+    goto out;
+  }
+  if (in.has_inst) {
+    if (fill_inst(&in, c, &inst_in)) goto out;
+    din.inst_in = &inst_in;
+  }
+  if (in.has_proto && set_protos(&in, store)) goto out;
+  if (in.has_progress) din.progress = in.progress;
   KdDistillRoiIn roi_in;
   if (in.has_roi) {
     if (fill_rois(&in, c, &roi_in)) goto out;
@@ -523,7 +591,8 @@ int kd_cli_loss(int argc, char **argv) {
     fail("%s: backward: %s", a.in_path, kd_ctx_failed(c) ? kd_ctx_error(c) : "no loss");
     goto out;
   }
-  rc = report(a.method, &outs[0], &in, stud, in.has_roi ? &roi_in : NULL, store, loaded, nloaded, num_pos, a.out_path);
+  rc = report(a.method, &outs[0], &in, stud, in.has_roi ? &roi_in : NULL, din.inst_in, store, loaded, nloaded, num_pos,
+              a.out_path);
 out:
   free(gt), free(gt_boxes), free(gt_labels);
   free(loaded);

@@ -185,13 +185,14 @@ static int read_all(KdLossInputs *in, KdError *err) {
       if (!ok)
         return kd_error(err, "%s: tensor 'image.size' must be (2): H, W as whole numbers in [1, %d]", in->path, MAX_SIDE);
     } else if (strncmp(name, "distill.", 8)) {
-      int r = strncmp(name, "pgd.", 4) ? read_roi(in, i, name, shape, nd, ss, err) : read_pgd(in, i, name, shape, nd, ss, err);
+      int r = kd_loss_inputs_read_gk(in, i, name, shape, nd, ss, err);
+      if (r > 0) r = strncmp(name, "pgd.", 4) ? read_roi(in, i, name, shape, nd, ss, err) : read_pgd(in, i, name, shape, nd, ss, err);
       if (r < 0) return -1;
       if (r > 0)
         return kd_error(err,
                         "%s: unknown tensor '%s' (expected teacher.P<l>, student.P<l>, {teacher,student}.cls.P<l>, "
                         "{teacher,student}.{box,dist,cls_tower,reg_tower,cls_tower0,reg_tower0}.P<l> for l = 3..7, gt.boxes, gt.labels, "
-                        "image.size, roi.*, step, pgd.jitter, pgd.{cls,reg,bg}.P<l>, or distill.* parameters)",
+                        "image.size, roi.*, step, pgd.jitter, pgd.{cls,reg,bg}.P<l>, inst.*, proto.*, progress, or distill.* parameters)",
                         in->path, name);
     }
   }
@@ -343,7 +344,9 @@ int kd_loss_inputs_read(KdLossInputs *in, const char *path, int A, const char *m
   if (read_all(in, err) || check_roi(in, err)) return -1;
   if (in->has_roi) needs &= ~(unsigned)KD_LOSS_ROI_NEEDS;
   if (in->has_pgd_mask) needs &= ~(unsigned)KD_LOSS_PGD_NEEDS;
-  if (check_levels(in, needs, method, err) || check_pgd(in, err) || check_gt(in, needs, method, err)) return -1;
+  if (in->has_inst) needs &= ~(unsigned)KD_LOSS_INST_NEEDS;
+  if (check_levels(in, needs, method, err) || check_pgd(in, err) || check_gt(in, needs, method, err) || kd_loss_inputs_check_gk(in, err))
+    return -1;
   if (!in->nlev) return 0;
   /* Default input size: 8 x the P3 map of the first kind present. */
   const KdLossArr *p3 = &in->lev[in->has[FEAT] ? FEAT : in->has[CLS] ? CLS : BOX][0][0];
@@ -362,6 +365,7 @@ void kd_loss_inputs_free(KdLossInputs *in) {
   free(in->pgd_jitter);
   for (int k = 0; k < KD_LOSS_NPGD; k++)
     for (int l = 0; l < MAXL; l++) free(in->pgd_mask[k][l].data);
+  kd_loss_inputs_free_gk(in);
   kd_safetensors_close(in->st);
   memset(in, 0, sizeof *in);
 }

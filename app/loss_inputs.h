@@ -51,6 +51,15 @@ typedef struct {
   float *pgd_jitter;
   int pgd_jitter_shape[4], has_pgd_mask;
   KdLossArr pgd_mask[KD_LOSS_NPGD][KD_LOSS_MAXL];
+  /* Global knowledge (loss_inputs_gk.c): instance rows, prototypes per
+   * level, progress. Instance rows stand in for the assignment. */
+  int has_inst, nr, inst_nlab, inst_cls_shape[2][2];
+  float *inst_boxes, *inst_labels; /* inst.boxes [nr,5], inst.labels [nr] */
+  float *inst_cls[2];              /* inst.teacher.cls, inst.student.cls [nr,K], or NULL */
+  int has_proto, proto_m[3][KD_LOSS_MAXL], proto_c[2][KD_LOSS_MAXL];
+  float *proto_t[KD_LOSS_MAXL], *proto_s[KD_LOSS_MAXL], *proto_lab[KD_LOSS_MAXL];
+  int has_progress;
+  float progress;
 } KdLossInputs;
 
 /* Opens path and validates every tensor for method, whose KD_NEED_* bits
@@ -59,6 +68,14 @@ typedef struct {
  * way by kd_loss_inputs_free. */
 int kd_loss_inputs_read(KdLossInputs *in, const char *path, int A, const char *method, unsigned needs, KdError *err);
 void kd_loss_inputs_free(KdLossInputs *in);
+/* What instance rows stand in for: the student's assignment (and its dense logits). */
+#define KD_LOSS_INST_NEEDS (KD_NEED_GT | KD_NEED_ASSIGN | KD_NEED_LOGITS)
+/* Tensor i when it is one of gk's (inst.*, proto.*, progress): 0, -1 with
+ * err; 1 when it is not. */
+int kd_loss_inputs_read_gk(KdLossInputs *in, int i, const char *name, const int *shape, int nd, const char *ss, KdError *err);
+/* Their checks against each other and the levels (after the levels'). */
+int kd_loss_inputs_check_gk(KdLossInputs *in, KdError *err);
+void kd_loss_inputs_free_gk(KdLossInputs *in);
 /* Tensor i of the file as floats, refusing NaN/inf; NULL with err set. */
 float *kd_loss_inputs_tensor(const KdLossInputs *in, int i, size_t *numel, KdError *err);
 /* "student.cls.P4" for kind, side (0 teacher, 1 student), level. */

@@ -15,6 +15,7 @@ static const KdVerb verbs[] = {
     {"train", kd_cli_train, "train a detector alone (teacher pretraining, student baseline)"},
     {"distill", kd_cli_distill, "distil the teacher into the student with the active methods"},
     {"loss", kd_cli_loss, "one distillation method on tensors from a file: loss, parts, gradients"},
+    {"prototypes", kd_cli_prototypes, "global knowledge's PGM on pooled features from a file: the prototypes"},
     {"eval", kd_cli_eval, "COCO metrics of a checkpoint on a split (--dets-out: COCO results file)"},
     {"settings", kd_cli_settings, "every setting key with its type, default, range and help (no run needed)"},
     {"set", kd_cli_set, "change live settings of a run going on in another process"},

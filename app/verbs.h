@@ -17,6 +17,7 @@ int kd_cli_window(int argc, char **argv);
 int kd_cli_train(int argc, char **argv);
 int kd_cli_distill(int argc, char **argv);
 int kd_cli_loss(int argc, char **argv);
+int kd_cli_prototypes(int argc, char **argv);
 int kd_cli_eval(int argc, char **argv);
 int kd_cli_make_dataset(int argc, char **argv);
 int kd_cli_set(int argc, char **argv);

@@ -158,7 +158,7 @@ static int roi_table(KdCtx *c, Head *h, const KdAssistRois *r, KdTensor *const *
   for (int i = 0; i < 2; i++)
     if (kd_assist_table_gaps(c, tb, i, &h->akd[i], fa[i], ft[i], NULL)) return -1;
   if (pix && kd_assist_table_gaps(c, tb, 2, &h->ckd, pix, kd_assist_rows(c, ft[1], rows, r->npix), rows)) return -1;
-  kd_distill_table(out, "rois", tb);
+  kd_distill_table(out, "rois", tb, 1);
   return 0;
 }
 

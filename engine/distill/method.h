@@ -30,7 +30,7 @@
 #define KD_DISTILL_MAX_MASKS 40 /* LD: 4 a level */
 #define KD_DISTILL_MAX_GAPS KD_DISTILL_MAX_LEVELS
 #define KD_DISTILL_MAX_STATS 4
-#define KD_DISTILL_MAX_TABLES 2
+#define KD_DISTILL_MAX_TABLES 24 /* gk: 1 + 3 a level */
 
 /* What a method reads (KdMethod.needs). A method whose needs a run cannot
  * meet is refused when the run opens and on a live `set` (needs.h), with a
@@ -113,6 +113,14 @@ typedef struct KdDistillPgdIn {
   const float *jitter; /* 2 x kd_pgd_draws values in [0, 1): the cls mask's, then the reg mask's; or NULL */
   KdTensor *cls[KD_DISTILL_MAX_LEVELS], *reg[KD_DISTILL_MAX_LEVELS], *bg[KD_DISTILL_MAX_LEVELS]; /* per pair, N,1,H,W, or NULL */
 } KdDistillPgdIn;
+/* Instances given as such (`kdscope loss --method gk`), standing in for
+ * the student's positive anchors of a training step. */
+typedef struct KdDistillInstIn {
+  int n;
+  const float *boxes;      /* [n,5]: image, x1, y1, x2, y2 in input pixels */
+  const int *labels;       /* [n]: class */
+  KdTensor *s_cls, *t_cls; /* n,K class logits (the student's on the tape), or NULL */
+} KdDistillInstIn;
 
 /* What a step gives the methods. */
 typedef struct KdDistillInputs {
@@ -125,12 +133,14 @@ typedef struct KdDistillInputs {
   KdLevelPair pairs[KD_DISTILL_MAX_LEVELS];
   int step;                 /* steps done before this one */
   int epoch;                /* epochs done (0 when the data set size is unknown) */
+  int epochs;               /* epochs of the schedule (0 when unknown) */
   double progress;          /* step / train.steps, in [0, 1) */
   KdRng *rng;               /* draws for this step (seeded by train.seed and the step) */
   int maps;                 /* the probe (or `kdscope loss --out`) asks for each method's
                                loss map (kd_distill_gap); training steps leave it 0 */
   const KdDistillRoiIn *roi_in; /* NULL in training */
   const KdDistillPgdIn *pgd_in; /* NULL in training */
+  const KdDistillInstIn *inst_in; /* NULL in training */
 } KdDistillInputs;
 
 /* A mask a method used, kept for the probes/UI ("defeat.fg" at level l). */
@@ -168,12 +178,15 @@ typedef struct KdDistillOut {
     const char *name;
     double value;
   } stats[KD_DISTILL_MAX_STATS];
-  /* Per-RoI rows for the probes (only when KdDistillInputs.maps): HEAD's
-   * sampled RoIs with their gaps (assist.h, KD_ASSIST_COLS). */
+  /* Tables of the probe batch (only when KdDistillInputs.maps), kept by
+   * the probe and `kdscope loss --out`: per image (column 0 the image;
+   * HEAD's sampled RoIs, assist.h) or whole (gk's instances and
+   * prototypes). */
   int ntables;
   struct {
     const char *name;
-    KdTensor *rows; /* R, cols; no gradient */
+    KdTensor *rows; /* R, cols (or R); no gradient */
+    int per_image;  /* sliced by column 0 into img<i>.<name>.<method>; else kept as <name> */
   } tables[KD_DISTILL_MAX_TABLES];
 } KdDistillOut;
 
@@ -249,7 +262,7 @@ int kd_distill_finish(KdCtx *c, KdDistillOut *out);
 void kd_distill_part(KdDistillOut *out, const char *name, KdTensor *value);
 void kd_distill_mask(KdDistillOut *out, const char *name, int level, KdTensor *map);
 /* A table of rows for the probes (KdDistillOut.tables). */
-void kd_distill_table(KdDistillOut *out, const char *name, KdTensor *rows);
+void kd_distill_table(KdDistillOut *out, const char *name, KdTensor *rows, int per_image);
 /* A diagnostic of the step (KdDistillOut.stats), not part of the loss. */
 void kd_distill_stat(KdDistillOut *out, const char *name, double value);
 /* Dense methods: checks that both sides have class logits "cls" of one

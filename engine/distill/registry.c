@@ -62,9 +62,10 @@ void kd_distill_mask(KdDistillOut *out, const char *name, int level, KdTensor *m
   out->masks[out->nmasks++] = (KdDistillMask){name, level, map};
 }
 
-void kd_distill_table(KdDistillOut *out, const char *name, KdTensor *rows) {
+void kd_distill_table(KdDistillOut *out, const char *name, KdTensor *rows, int per_image) {
   if (out->ntables >= KD_DISTILL_MAX_TABLES || !rows) return;
   out->tables[out->ntables].name = name;
+  out->tables[out->ntables].per_image = per_image;
   out->tables[out->ntables++].rows = rows;
 }
 

@@ -143,7 +143,7 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
     if (!kd) return -1;
     skd = acc(c, skd, kd);
   }
-  kd_distill_table(out, "rois", tb);
+  kd_distill_table(out, "rois", tb, 1);
   KdTensor *zero = kd_tensor_zeros(c, 1, (int[]){1});
   kd_distill_part(out, "assist.cls", kd_scale(c, scls, wa));
   kd_distill_part(out, "assist.box", kd_scale(c, sbox, wa));

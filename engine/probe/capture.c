@@ -148,13 +148,20 @@ static int masks(const KdForward *f, KdSnapshot *s) {
   return 0;
 }
 
-/* img<i>.rois.<method>: the per-RoI tables the methods gave (HEAD's
- * sampled RoIs, distill/assist.h), each image's rows without the image
- * column: box, label, GT flag, the method's gaps. */
+/* The methods' tables: a whole one as <name> (gk's, named gk.*); a per
+ * image one as img<i>.<name>.<method>, each image's rows without the
+ * image column (HEAD's sampled RoIs, distill/assist.h: box, label, GT
+ * flag, the method's gaps). */
 static int tables(const KdForward *f, KdSnapshot *s, KdError *err) {
   for (int m = 0; m < f->nmethods; m++)
     for (int k = 0; k < f->outs[m].ntables; k++) {
       const KdTensor *t = f->outs[m].tables[k].rows;
+      if (t && !f->outs[m].tables[k].per_image) {
+        KdSnapField *fd = kd_snapshot_add(s, f->outs[m].tables[k].name, t->ndim, t->shape);
+        if (!fd) return OOM();
+        memcpy(fd->data, t->data, t->numel * sizeof(float));
+        continue;
+      }
       if (!t || t->ndim != 2 || t->shape[1] < 2) continue;
       const int R = t->shape[0], C = t->shape[1];
       for (int i = 0; i < f->n; i++) {

@@ -57,6 +57,14 @@
  *                                       img<i>.gt, level index, class
  *   pca.mean (C), pca.axes (2, C), pca.var (3)  the basis: teacher mean,
  *                                       unit axes, variance along them + total
+ *   <method>.<name>                     a method's whole table of the probe
+ *                                       batch (KdDistillOut.tables): gk's
+ *     gk.inst (R, 10)                   instances (positive anchors): image,
+ *                                       level, class, x1,y1,x2,y2, q_s, q_t, w
+ *                                       (q -2: the class has no prototypes)
+ *     gk.proto_t.<L> / gk.proto_s.<L> (M, C_t / C_s), gk.proto_label.<L> (M)
+ *                                       the level's prototypes (teacher row k
+ *                                       and student row k: one instance)
  * Teacher fields are absent without a teacher. docs/SNAPSHOTS.md has the
  * details and the file format. */
 #ifndef KD_PROBE_SNAPSHOT_H

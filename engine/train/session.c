@@ -14,6 +14,7 @@
 #include "train/checkpoint.h"
 #include "core/fileio.h"
 #include "train/dist.h"
+#include "train/pgm_service.h"
 #include "train/settings.h"
 
 struct KdSession {
@@ -26,6 +27,7 @@ struct KdSession {
   KdTrainer *trainer;
   KdLoader *loader;
   KdRunDir *run;
+  KdPgmService *pgm; /* global-knowledge prototypes (distilling only) */
   KdProgressFn progress;
   void *user;
   int *crowd;       /* int copy of a batch's crowd flags for KdGtImage */
@@ -279,18 +281,24 @@ static int share_state(KdSession *s, int *start, KdError *err) {
 static int open_own(KdSession *s, KdConfig *cfg, const KdSessionOpts *o, int *start, KdError *err) {
   if (open_models(s, cfg, o, err) || open_data(s, err)) return -1;
   kd_trainer_set_epoch_images(s->trainer, kd_dataset_num_images(s->train));
+  if (s->distiller) {
+    KdPgmRun pr = {.cfg = cfg, .train = s->train, .student = s->student, .teacher = s->teacher, .distiller = s->distiller};
+    if (!(s->pgm = kd_pgm_service_new(&pr, err))) return -1;
+  }
   int B = kd_config_int(cfg, "train.batch"), ranks = kd_dist_size();
   if (B % ranks)
     return kd_error(err, "train.batch %d does not split over %d ranks: the global batch must be a multiple of the ranks", B, ranks);
   if (kd_dist_rank() != 0) return 0; /* rank 0 alone owns the run directory */
   if (o->resume_dir) {
     s->run = kd_rundir_resume(o->resume_dir, start, err);
+    if (s->pgm) kd_pgm_service_set_rundir(s->pgm, s->run);
     if (!s->run || resume_state(s, *start, err) || persist_resume_config(s, o->resume_dir, *start, err)) return -1;
     s->left_logged = logged_left_out(o->resume_dir);
     return 0;
   }
   s->run = kd_rundir_create(o->out_dir, cfg, err);
   if (!s->run) return -1;
+  if (s->pgm) kd_pgm_service_set_rundir(s->pgm, s->run);
   char extra[512];
   snprintf(extra, sizeof extra, "\"mode\":\"%s\",\"params\":%zu", o->distill ? "distill" : "train",
            kd_params_numel(kd_model_params(s->student)));
@@ -333,6 +341,7 @@ fail:
 void kd_session_free(KdSession *s) {
   if (!s) return;
   kd_loader_free(s->loader);
+  kd_pgm_service_free(s->pgm);
   kd_trainer_free(s->trainer);
   kd_distiller_free(s->distiller);
   kd_rundir_free(s->run);
@@ -348,6 +357,9 @@ void kd_session_free(KdSession *s) {
 
 int kd_session_step(KdSession *s, KdStepStats *st, KdError *err) {
   const KdBatch *b;
+  /* Between steps, on this (the run's) thread: prototypes of a new epoch. */
+  if (s->pgm && (kd_trainer_sync(s->trainer, err) || kd_pgm_service_before_step(s->pgm, kd_session_steps_done(s), NULL, err)))
+    return -1;
   double t0 = now_s();
   if (kd_loader_next(s->loader, &b, err)) return -1;
   s->data_wait = now_s() - t0;

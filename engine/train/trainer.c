@@ -92,7 +92,11 @@ static int distill_inputs(KdTrainer *t, KdCtx *c, const KdTrainBatch *b, KdForwa
   int steps = kd_config_int(t->cfg, "train.steps");
   in->step = kd_optim_steps_done(t->optim);
   in->progress = steps > 0 ? (double)in->step / steps : 0.0;
-  in->epoch = t->epoch_images > 0 ? (int)((long long)in->step * b->n / t->epoch_images) : 0;
+  /* Epochs of the global batch (train.batch), not of this call's images: a
+   * rank's shard or the probe's images see the training epoch too. */
+  const long long B = kd_config_int(t->cfg, "train.batch");
+  in->epoch = t->epoch_images > 0 ? (int)((long long)in->step * B / t->epoch_images) : 0;
+  in->epochs = t->epoch_images > 0 && steps > 0 ? (int)(((long long)steps * B + t->epoch_images - 1) / t->epoch_images) : 0;
   kd_rng_seed(&f->rng, (uint64_t)kd_config_int(t->cfg, "train.seed"), 0x6b640000u + (uint64_t)in->step);
   in->rng = &f->rng;
   return in->npairs > 0 ? 0 : (kd_ctx_fail(c, "no student level has a teacher level of its stride"), -1);

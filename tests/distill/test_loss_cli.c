@@ -445,6 +445,97 @@ static void test_pgd_errors(void) {
 #undef PGD_ARGS
 }
 
+/* gk's inputs (instance rows, prototypes, progress) and `kdscope prototypes`:
+ * a file that runs, then each refusal naming the tensor. */
+static void gk_base(File *f, KdRng *r, int R) {
+  features(f, r, 4, 3);
+  float *b = add(f, "inst.boxes", 2, R, 5, 0, 0), *l = add(f, "inst.labels", 1, R, 0, 0, 0);
+  for (int i = 0; i < R; i++) {
+    const float row[5] = {(float)(i % 2), 4.0f * i, 2, 4.0f * i + 20, 30};
+    memcpy(b + 5 * i, row, sizeof row);
+    l[i] = (float)(i % 3);
+  }
+}
+
+static void gk_protos(File *f, KdRng *r, int m, int ct, int cs, float label) {
+  fill(add(f, "proto.teacher.P3", 2, m, ct, 0, 0), (size_t)m * ct, r);
+  fill(add(f, "proto.student.P3", 2, m, cs, 0, 0), (size_t)m * cs, r);
+  float *l = add(f, "proto.labels.P3", 1, m, 0, 0, 0);
+  for (int i = 0; i < m; i++) l[i] = label;
+}
+
+static void test_gk(void) {
+  KdRng r;
+  kd_rng_seed(&r, 31, 1);
+  File f = {0};
+  char p[512];
+  gk_base(&f, &r, 4);
+  gk_protos(&f, &r, 2, 4, 3, 1);
+  fill(add(&f, "inst.teacher.cls", 2, 4, 3, 0, 0), 12, &r);
+  fill(add(&f, "inst.student.cls", 2, 4, 3, 0, 0), 12, &r);
+  add(&f, "progress", 1, 1, 0, 0, 0)[0] = 0.25f;
+  snprintf(p, sizeof p, "%s", write_file(&f, "g0.safetensors"));
+  cJSON *j = run_json(ARGS("gk", p));
+  const cJSON *parts = cJSON_GetObjectItemCaseSensitive(j, "parts");
+  CHECK(parts && jnum(parts, "gk.soft") > 0 && jnum(parts, "gk.feat_bg") > 0 && jnum(parts, "gk.r2i") == 0);
+  cJSON_Delete(j);
+  expect_error("gk rows for another method", ARGS("fitnet", p), "read by method gk only", NULL);
+
+  gk_base(&f, &r, 4);
+  free(f.data[--f.n]); /* no inst.labels */
+  snprintf(p, sizeof p, "%s", write_file(&f, "g1.safetensors"));
+  expect_error("gk without labels", ARGS("gk", p), "'inst.labels' (R)", "R = 4");
+
+  gk_base(&f, &r, 3);
+  fill(add(&f, "inst.teacher.cls", 2, 3, 3, 0, 0), 9, &r);
+  snprintf(p, sizeof p, "%s", write_file(&f, "g2.safetensors"));
+  expect_error("gk one side's logits", ARGS("gk", p), "inst.teacher.cls given without inst.student.cls", NULL);
+
+  gk_base(&f, &r, 3);
+  f.data[4][5] = 7; /* row 1's image index */
+  snprintf(p, sizeof p, "%s", write_file(&f, "g3.safetensors"));
+  expect_error("gk image index", ARGS("gk", p), "inst.boxes row 1: image index 7", NULL);
+
+  gk_base(&f, &r, 3);
+  gk_protos(&f, &r, 2, 5, 3, 0);
+  snprintf(p, sizeof p, "%s", write_file(&f, "g4.safetensors"));
+  expect_error("gk prototype width", ARGS("gk", p), "'proto.teacher.P3' has 5 columns", "4 channels");
+
+  gk_base(&f, &r, 3);
+  gk_protos(&f, &r, 2, 4, 3, 0);
+  free(f.data[--f.n]); /* no proto.labels.P3 */
+  snprintf(p, sizeof p, "%s", write_file(&f, "g5.safetensors"));
+  expect_error("gk prototypes apart", ARGS("gk", p), "come as proto.teacher.P3", "together");
+
+  gk_base(&f, &r, 3);
+  add(&f, "progress", 1, 1, 0, 0, 0)[0] = 1.5f;
+  snprintf(p, sizeof p, "%s", write_file(&f, "g6.safetensors"));
+  expect_error("gk progress", ARGS("gk", p), "'progress' must be (1)", "[0, 1]");
+
+  gk_base(&f, &r, 3);
+  gk_protos(&f, &r, 33, 4, 3, 0);
+  snprintf(p, sizeof p, "%s", write_file(&f, "g7.safetensors"));
+  expect_error("gk too many prototypes", ARGS("gk", p), "more than 32 prototypes", NULL);
+
+  /* kdscope prototypes: a class of 2 instances gets none; a typo is refused. */
+  fill(add(&f, "student.P3", 2, 2, 3, 0, 0), 6, &r);
+  fill(add(&f, "teacher.P3", 2, 2, 4, 0, 0), 8, &r);
+  add(&f, "labels.P3", 1, 2, 0, 0, 0);
+  snprintf(p, sizeof p, "%s", write_file(&f, "g8.safetensors"));
+  char o[600];
+  snprintf(o, sizeof o, "%s/g8.out.safetensors", dir);
+  j = run_json((const char *[]){"prototypes", "--in", p, "--out", o, NULL});
+  const cJSON *lv = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "levels"), "P3");
+  CHECK(lv && jnum(lv, "prototypes") == 0 && jnum(lv, "instances") == 2);
+  cJSON_Delete(j);
+  add(&f, "student.P3", 2, 2, 3, 0, 0);
+  add(&f, "teacher.P3", 2, 2, 4, 0, 0);
+  add(&f, "label.P3", 1, 2, 0, 0, 0);
+  snprintf(p, sizeof p, "%s", write_file(&f, "g9.safetensors"));
+  expect_error("prototypes typo", ((const char *[]){"prototypes", "--in", p, "--out", o, NULL}), "unknown tensor 'label.P3'",
+               NULL);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: test_distill_loss_cli KDSCOPE\n");
@@ -459,6 +550,7 @@ int main(int argc, char **argv) {
   test_logitkd();
   test_errors();
   test_pgd_errors();
+  test_gk();
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
