@@ -370,6 +370,36 @@ KdFigPanel kd_fig_rois_panel(const KdFigRois *r);
 /* The row under (x, y) when drawn in r, -1 if none. */
 int kd_fig_rois_hit(KdFigRect r, const KdFigStyle *st, const KdFigRois *f, double x, double y);
 
+/* ---- global knowledge's prototypes --------------------------------------------------- */
+
+/* One level's prototypes (teacher filled stars, student hollow stars, each
+ * pair joined) and the probe images' instances (teacher dots, student
+ * triangles, sized by their robustness weight w) on a 2-D projection,
+ * coloured by class; beside it the probe image with its instances' boxes
+ * coloured by w. A side is left out when its key is hidden; the point
+ * nearest the pointer is ringed, its box outlined, its values read out. */
+typedef struct KdFigProtos {
+  const float *pt_xy, *ps_xy; /* np x 2, row k of both: one prototype pair */
+  const int *pcls;
+  int np;
+  const float *it_xy, *is_xy; /* ni x 2, the instances of every probe image */
+  const int *icls, *iimage;
+  const float *iw, *iqs, *iqt;
+  int ni;
+  const float *bbox, *bw; /* the drawn image's instances (every level): nb x 4 boxes (input pixels), w */
+  const int *brow;        /* their index among it_xy (-1: on another level) */
+  int nb;
+  int show_t, show_s;
+  KdFigDetView det; /* the probe image drawn beside (no boxes of its own) */
+  const char *const *class_names;
+  int nclasses;
+  const char *title, *xlabel, *ylabel;
+  int hover_on;
+  double hover_x, hover_y;
+} KdFigProtos;
+
+KdFigPanel kd_fig_protos_panel(const KdFigProtos *p);
+
 /* ---- scatter ---------------------------------------------------------------------- */
 
 /* 2-D projections of teacher and student instance features: teacher filled

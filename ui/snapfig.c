@@ -420,26 +420,28 @@ static void mark_inactive(const KdSnapFigKind *kind, const KdSnapFigView *v, KdS
 #define IMG1 KD_SNAPFIG_ONE_IMAGE
 #define LVL KD_SNAPFIG_LEVEL
 static const KdSnapFigKind kinds[] = {
-    {"image", build_image, SNAP | IMG1, 0, 0, {0, 0, 1}, NULL},
+    {"image", build_image, SNAP | IMG1, 0, 0, {0, 0, 1}, NULL, NULL},
     {"gap", build_gap, SNAP | IMG1 | LVL,
-     KD_SNAPFIG_OPT_OVERLAY | KD_SNAPFIG_OPT_INDEPENDENT | KD_SNAPFIG_OPT_ALL_LEVELS, 1, {0, 1, 3}, NULL},
-    {"masks", build_masks, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_OVERLAY | KD_SNAPFIG_OPT_ALL_LEVELS, 1, {0, 3, 3}, NULL},
-    {"attention", build_attention, SNAP | IMG1 | LVL | KD_SNAPFIG_ATTN_METHOD, KD_SNAPFIG_OPT_INDEPENDENT, 1, {0, 4, 2}, NULL},
-    {"gradmaps", build_gradmaps, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_INDEPENDENT, 1, {0, 2, 3}, NULL},
-    {"cross", kd_snapfig_build_cross, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_PIXEL, 1, {0, 5, 3}, NULL},
-    {"projection", build_projection, SNAP, 0, 0, {2, 4, 1}, NULL},
+     KD_SNAPFIG_OPT_OVERLAY | KD_SNAPFIG_OPT_INDEPENDENT | KD_SNAPFIG_OPT_ALL_LEVELS, 1, {0, 1, 3}, NULL, NULL},
+    {"masks", build_masks, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_OVERLAY | KD_SNAPFIG_OPT_ALL_LEVELS, 1, {0, 3, 3}, NULL, NULL},
+    {"attention", build_attention, SNAP | IMG1 | LVL | KD_SNAPFIG_ATTN_METHOD, KD_SNAPFIG_OPT_INDEPENDENT, 1, {0, 4, 2}, NULL, NULL},
+    {"gradmaps", build_gradmaps, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_INDEPENDENT, 1, {0, 2, 3}, NULL, NULL},
+    {"cross", kd_snapfig_build_cross, SNAP | IMG1 | LVL, KD_SNAPFIG_OPT_PIXEL, 1, {0, 5, 3}, NULL, NULL},
+    {"projection", build_projection, SNAP, 0, 0, {2, 4, 1}, NULL, NULL},
     {"objectness", kd_snapfig_build_objectness, SNAP | IMG1 | LVL | KD_SNAPFIG_IF_FIELDS,
-     KD_SNAPFIG_OPT_OVERLAY | KD_SNAPFIG_OPT_ALL_LEVELS, 1, {0, 6, 3}, kd_snapfig_has_objectness},
-    {"dist", kd_snapfig_build_dist, SNAP | IMG1 | LVL | KD_SNAPFIG_IF_FIELDS, KD_SNAPFIG_OPT_PIXEL, 0, {0, 8, 3}, kd_snapfig_has_dist},
-    {"rois", kd_snapfig_build_rois, SNAP | IMG1 | KD_SNAPFIG_IF_FIELDS | KD_SNAPFIG_HOVER, 0, 0, {0, 7, 3}, kd_snapfig_has_rois},
+     KD_SNAPFIG_OPT_OVERLAY | KD_SNAPFIG_OPT_ALL_LEVELS, 1, {0, 6, 3}, kd_snapfig_has_objectness, NULL},
+    {"dist", kd_snapfig_build_dist, SNAP | IMG1 | LVL | KD_SNAPFIG_IF_FIELDS, KD_SNAPFIG_OPT_PIXEL, 0, {0, 8, 3}, kd_snapfig_has_dist, NULL},
+    {"prototypes", kd_snapfig_build_protos, SNAP | LVL | KD_SNAPFIG_IF_FIELDS | KD_SNAPFIG_HOVER, 0, 0, {0, 9, 3},
+     kd_snapfig_has_protos, "projection"},
+    {"rois", kd_snapfig_build_rois, SNAP | IMG1 | KD_SNAPFIG_IF_FIELDS | KD_SNAPFIG_HOVER, 0, 0, {0, 7, 3}, kd_snapfig_has_rois, NULL},
     {"grid", kd_snapfig_build_grid, SNAP | LVL,
      KD_SNAPFIG_OPT_IMAGES | KD_SNAPFIG_OPT_COLUMNS | KD_SNAPFIG_OPT_MASK | KD_SNAPFIG_OPT_OVERLAY |
          KD_SNAPFIG_OPT_INDEPENDENT | KD_SNAPFIG_OPT_GAP,
-     0, {0, 0, 0}, NULL},
+     0, {0, 0, 0}, NULL, NULL},
     {"curves", kd_snapfig_build_curves, KD_SNAPFIG_NEEDS_LOG,
-     KD_SNAPFIG_OPT_PARTS | KD_SNAPFIG_OPT_COMPARE | KD_SNAPFIG_OPT_LOGY | KD_SNAPFIG_OPT_SMOOTH, 0, {1, 0, 2}, NULL},
+     KD_SNAPFIG_OPT_PARTS | KD_SNAPFIG_OPT_COMPARE | KD_SNAPFIG_OPT_LOGY | KD_SNAPFIG_OPT_SMOOTH, 0, {1, 0, 2}, NULL, NULL},
     {"gradients", kd_snapfig_build_gradients, KD_SNAPFIG_NEEDS_SNAPSHOTS,
-     KD_SNAPFIG_OPT_IMAGES | KD_SNAPFIG_OPT_ANY_LEVEL | KD_SNAPFIG_OPT_SMOOTH, 0, {0, 0, 0}, NULL},
+     KD_SNAPFIG_OPT_IMAGES | KD_SNAPFIG_OPT_ANY_LEVEL | KD_SNAPFIG_OPT_SMOOTH, 0, {0, 0, 0}, NULL, NULL},
 };
 #undef SNAP
 #undef IMG1

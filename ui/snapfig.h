@@ -86,6 +86,7 @@ typedef struct KdSnapFigKind {
   int level_maps;    /* draws maps of view.level: the window outlines the linked cell on it */
   KdSnapFigSlot panel;
   int (*has_fields)(const KdSnapshot *s); /* KD_SNAPFIG_IF_FIELDS: whether s has them */
+  const char *replaces; /* the kind the window hides while this one is shown (NULL: none) */
 } KdSnapFigKind;
 
 /* The kinds in export order (the export dialog's list, the CLI's list). */

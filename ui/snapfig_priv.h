@@ -12,6 +12,7 @@
 #define SF_MAXS 24       /* loss parts on the curves */
 #define SF_MAXM 64       /* change markers */
 #define SF_MAXSRC 8      /* gradient sources */
+#define SF_PMAX 512      /* prototypes and instances on the prototypes figure */
 #define SF_DIST_MAXB 65  /* bins of a side distribution (gfl.reg_max + 1) */
 
 typedef struct SfRowBoxes {
@@ -44,6 +45,14 @@ struct KdSnapFigStore {
   KdFigScatter scat;
   /* rois */
   KdFigRois rois;
+  /* prototypes: gk's prototypes and instances on one level */
+  struct SfProtos {
+    float pt_xy[2 * SF_PMAX], ps_xy[2 * SF_PMAX], it_xy[2 * SF_PMAX], is_xy[2 * SF_PMAX];
+    float iw[SF_PMAX], iqs[SF_PMAX], iqt[SF_PMAX], bbox[4 * SF_PMAX], bw[SF_PMAX];
+    int pcls[SF_PMAX], icls[SF_PMAX], iimage[SF_PMAX], brow[SF_PMAX];
+    char xl[80], yl[48], title[240];
+    KdFigProtos fig;
+  } protos;
   /* dist: LD's four side distributions at a cell, teacher and student */
   struct SfDist {
     float v[4][2][SF_DIST_MAXB];
@@ -131,6 +140,9 @@ void kd_snapfig_maps_spec(const KdSnapFigView *v, KdSnapFigStore *st, int n, int
 int kd_snapfig_build_objectness(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out, KdError *err);
 /* Whether s has an RPN's objectness maps (a two-stage side). */
 int kd_snapfig_has_objectness(const KdSnapshot *s);
+/* snapfig_protos.c: global knowledge's prototypes and instances. */
+int kd_snapfig_build_protos(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out, KdError *err);
+int kd_snapfig_has_protos(const KdSnapshot *s);
 /* snapfig_dist.c: LD's side distributions at the picked cell. */
 int kd_snapfig_build_dist(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out, KdError *err);
 int kd_snapfig_has_dist(const KdSnapshot *s);

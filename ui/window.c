@@ -103,8 +103,11 @@ static void show_snapshot(KdsWindow *w, int i) {
   w->view.level = kds_level_menu_sync(GTK_DROP_DOWN(w->level_dd), s, w->view.level);
   w->syncing = FALSE;
   for (int k = 0; k < kd_snapfig_count(); k++) /* panels of fields only some models have */
-    if (kd_snapfig_at(k)->needs & KD_SNAPFIG_IF_FIELDS)
-      kds_layout_set_available(w->layout, kd_snapfig_at(k)->name, kd_snapfig_shown(kd_snapfig_at(k), s));
+    if (kd_snapfig_at(k)->needs & KD_SNAPFIG_IF_FIELDS) {
+      int shown = kd_snapfig_shown(kd_snapfig_at(k), s);
+      kds_layout_set_available(w->layout, kd_snapfig_at(k)->name, shown);
+      if (kd_snapfig_at(k)->replaces) kds_layout_set_available(w->layout, kd_snapfig_at(k)->replaces, !shown);
+    }
   char buf[160];
   g_snprintf(buf, sizeof buf, "snapshot %d of %d — step %d", i + 1, kds_bridge_snapshot_count(w->bridge), s->step);
   gtk_label_set_text(GTK_LABEL(w->timeline_label), buf);

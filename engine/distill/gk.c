@@ -230,6 +230,24 @@ static float *all_protos(KdCtx *c, const float *pr, const float *count, int K, i
   return out;
 }
 
+/* For the probe's prototype panel: the level's instances' pooled
+ * features on both sides (gk.inst_t.<L> m x C_t, gk.inst_s.<L> m x C_s)
+ * and their rows of gk.inst (gk.inst_row.<L>). */
+static int inst_features(KdCtx *c, const char *lv, const int *sel, int m, KdTensor *pt, KdTensor *ps, KdDistillOut *out) {
+  static const char *const stem[3] = {"gk.inst_t", "gk.inst_s", "gk.inst_row"};
+  KdTensor *row = kd_tensor_new(c, 1, (int[]){m});
+  if (!row) return -1;
+  for (int j = 0; j < m; j++) row->data[j] = (float)sel[j];
+  KdTensor *x[3] = {pt, ps, row};
+  for (int w = 0; w < 3; w++) {
+    char *name = kd_ctx_alloc(c, 32);
+    if (!name) return -1;
+    snprintf(name, 32, "%s.%s", stem[w], lv);
+    kd_distill_table(out, name, x[w], 0);
+  }
+  return 0;
+}
+
 typedef struct {
   KdTensor *fg, *bg, *r2i;
   double wsum;
@@ -267,6 +285,7 @@ static int level(KdMethodInst *inst, const KdDistillInputs *in, Inst *v, int R, 
     if (!pt_pool || !ps_data) return -1;
     best_cos(ps_data, g->ps[l]->data, cnt, v, sel, m, 0, v);
     best_cos(pt_pool, g->pt[l]->data, cnt, v, sel, m, 1, v);
+    if (in->maps && inst_features(c, pr->name, sel, m, pt_pool, ps_data, out)) return -1;
     for (int j = 0; j < m; j++) {
       Inst *x = &v[sel[j]];
       x->w = x->qs < -1.5f ? 1.0f : 1.0f - fabsf(x->qs - x->qt); /* no prototypes: full trust (DeFeat) */

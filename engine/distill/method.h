@@ -30,7 +30,7 @@
 #define KD_DISTILL_MAX_MASKS 40 /* LD: 4 a level */
 #define KD_DISTILL_MAX_GAPS KD_DISTILL_MAX_LEVELS
 #define KD_DISTILL_MAX_STATS 4
-#define KD_DISTILL_MAX_TABLES 24 /* gk: 1 + 3 a level */
+#define KD_DISTILL_MAX_TABLES 40 /* gk: 1 + 6 a level */
 
 /* What a method reads (KdMethod.needs). A method whose needs a run cannot
  * meet is refused when the run opens and on a live `set` (needs.h), with a
