@@ -275,7 +275,7 @@ class Run:
         if steps is not None:
             flat["train.steps"] = int(steps)
         cfg = _nest({k: v for k, v in flat.items() if not k.startswith("_")})
-        cfg["_hook"] = {"writer": "kdscope_hook.py", "pid": os.getpid()}
+        cfg["_hook"] = {"writer": "kdscope_hook.py"}
         for k, v in flat.items():
             if k.startswith("_"):
                 cfg[k] = v
@@ -498,7 +498,7 @@ class Run:
           (N, H, W)} -> gap.<method> (the method's loss per cell).
         det_t, det_s: per image (D, 6) x1,y1,x2,y2,score,label.
         """
-        t0 = time.time()
+        t0 = self.clock()
         N = len(s_feats[0])
         nlev = len(strides)
         if isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8:
@@ -560,7 +560,7 @@ class Run:
         imgs = [{"index": int(image_index[i]) if image_index is not None else i,
                  "id": int(image_id[i]) if image_id is not None else -1} for i in range(N)]
         now = self.clock()
-        capture_s = time.time() - t0
+        capture_s = now - t0
         meta = {"step": self.step, "time": now, "capture_s": capture_s, "img_h": H, "img_w": W, "images": imgs,
                 "strides": [int(s) for s in strides], "t_channels": int(T[0].shape[1]) if T is not None else 0,
                 "s_channels": int(S[0].shape[1]), "attn_temp": attn_temp, "methods": meth,
@@ -575,7 +575,7 @@ class Run:
         fname = "step_%08d.safetensors" % self.step
         size = write_safetensors(os.path.join(sdir, fname), tensors,
                                  {"format": SNAPSHOT_FORMAT, "snapshot": json.dumps(meta, separators=(",", ":"))})
-        cost = time.time() - t0
+        cost = self.clock() - t0
         _append_line(os.path.join(sdir, "index.jsonl"), '{"step":%d,"file":"%s","bytes":%d,"time":%.3f,"capture_s":%.6f}' % (
             self.step, fname, size, now, capture_s))
         step_t = self._step_avg or 0.0

@@ -29,14 +29,8 @@ except ImportError:
 KD = sys.argv[1]
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.environ.get("KD_SOURCE_ROOT", os.path.join(HERE, "..", ".."))
-fails = 0
-
-
-def check(ok, what):
-    global fails
-    print("%s: %s" % ("ok" if ok else "FAIL", what))
-    if not ok:
-        fails += 1
+sys.path.insert(0, HERE)
+from hook_check import check, finish  # noqa: E402
 
 
 def kd(*args, expect=0):
@@ -169,5 +163,4 @@ check("stop at step" in p.stdout, "kdscope stop --wait: " + p.stdout.strip())
 p = kd("pause", run, expect=1)
 check("no process is running" in p.stderr, "pause on a finished run is refused (the lock is free)")
 
-print("%d failures" % fails)
-sys.exit(1 if fails else 0)
+finish()
