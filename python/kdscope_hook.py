@@ -473,7 +473,7 @@ class Run:
         return dict(self.settings)
 
     # -- probes
-    def probe_due(self, capture_s=None):
+    def probe_due(self):
         """True when a snapshot is due: about probe_budget of training time
         (prober.c's rule: after a capture costing c at step k, the next is
         due at k + clamp(ceil(c / (budget * step time)), min, max))."""
