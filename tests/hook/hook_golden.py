@@ -109,5 +109,34 @@ nums = {0.5: "0.5", 1.0: "1", 5e-6: "5e-6", 0.0001: "0.0001", 123456789.0: "1234
         -2.5e-7: "-2.5e-7", 0.0: "0", 100.0: "100", 1.5e10: "1.5e10"}
 got = {v: kh.num_format(v) for v in nums}
 check(got == nums, "num_format as core/numfmt.c: %s" % got)
+
+# 4. the hook's own refusals
+try:
+    kh.Run(mine, {"fitnet.weight": 1.0})
+    check(False, "a directory holding a run is refused")
+except FileExistsError as e:
+    check("already holds a run" in str(e), "a directory holding a run is refused: %s" % e)
+held = os.path.join(tmp, "held")
+os.makedirs(held)
+import fcntl  # noqa: E402
+fd = os.open(os.path.join(held, "lock"), os.O_RDWR | os.O_CREAT)
+os.write(fd, b"4242\n")
+fcntl.flock(fd, fcntl.LOCK_EX)
+try:
+    kh.Run(held, {"fitnet.weight": 1.0})
+    check(False, "a locked run directory is refused")
+except RuntimeError as e:
+    check("pid 4242" in str(e), "a run directory another process drives is refused: %s" % e)
+os.close(fd)
+r = kh.Run(held, {"fitnet.weight": 1.0}, steps=2)
+r.log_step(loss=1.0)
+try:
+    r.snapshot(np.zeros((1, 8, 8, 3), np.uint8), [np.zeros((0, 6))], (8,), None, [torch.zeros(2, 4, 1, 1)])
+    check(False, "a snapshot with too few images is refused")
+except ValueError as e:
+    check("rgb must be" in str(e) and "2 probe images" in str(e), "a snapshot with too few images is refused: %s" % e)
+r.close()
+ev = [json.loads(l) for l in open(os.path.join(held, "events.jsonl"))]
+check(ev[-1]["event"] == "stop" and ev[-1]["source"] == "run" and ev[-1]["step"] == 1, "ended before its steps: stop (source run)")
 shutil.rmtree(tmp)
 finish()
