@@ -93,6 +93,25 @@ def _write_atomic(path, data):
     os.replace(tmp, path)
 
 
+def _remove_stale_temps(d):
+    """NAME.tmp.PID files of processes that are gone (core/fileio.c)."""
+    n = 0
+    for name in os.listdir(d) if os.path.isdir(d) else []:
+        head, _, pid = name.rpartition(".tmp.")
+        if not head or not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        os.remove(os.path.join(d, name))
+        n += 1
+    return n
+
+
 def _nest(flat):
     """{"fitnet.weight": 1} -> {"fitnet": {"weight": 1}} (config.json's layout)."""
     out = {}
@@ -241,10 +260,17 @@ class Run:
       "_hook" there).
     steps: the planned number of steps (train.steps: the window's progress).
     clock: time source (tests pass a fixed one).
+    resume: a step C (your own checkpoint's) to continue an existing run
+      directory from, as `--resume` does (docs/RUNS.md): the logs are cut
+      back to step C (a torn last line dropped), snapshots past it removed,
+      the set events that survived re-applied to settings (config.json's
+      values first), and control commands written since are read again as
+      "before this process started" (sets replayed, pause/resume/stop
+      ignored). Restoring the model and optimizer is yours.
     """
 
     def __init__(self, run_dir, settings, config=None, steps=None, mode="distill", clock=None, probe_budget=0.1,
-                 probe_min_interval=10, probe_max_interval=0):
+                 probe_min_interval=10, probe_max_interval=0, resume=None):
         self.dir = str(run_dir)
         self.clock = clock or time.time
         self.settings = {}
@@ -261,10 +287,14 @@ class Run:
         self._applied_seq = 0
         self._ctl_off = 0
         self._ctl_buf = b""
+        self._ctl_start = 0
         self.probe_budget, self.probe_min, self.probe_max = probe_budget, probe_min_interval, probe_max_interval
         self._step_avg = None
         self._next_probe = 0
         self._last_t = None
+        if resume is not None:
+            self._resume(int(resume))
+            return
         os.makedirs(self.dir, exist_ok=True)
         cfg_path = os.path.join(self.dir, "config.json")
         if os.path.exists(cfg_path):
@@ -281,6 +311,86 @@ class Run:
                 cfg[k] = v
         _write_atomic(cfg_path, (json.dumps(cfg, indent=2) + "\n").encode())
         self.event("start", {"mode": mode, "writer": "torch"})
+
+    # -- resume (rundir.c's cut, control.c's replay)
+    def _resume(self, step):
+        cfg_path = os.path.join(self.dir, "config.json")
+        if not os.path.exists(cfg_path):
+            raise FileNotFoundError("%s: not a run directory (no config.json)" % self.dir)
+        self._lock_fd = self._lock()
+        flat = {}
+
+        def walk(o, prefix):
+            for k, v in o.items():
+                if isinstance(v, dict) and not k.startswith("_"):
+                    walk(v, prefix + k + ".")
+                else:
+                    flat[prefix + k] = v
+        walk(json.load(open(cfg_path)), "")
+        for k in self.settings:
+            if k in flat:
+                v = flat[k]
+                self.settings[k] = self._parse(k, ("true" if v else "false") if isinstance(v, bool) else str(v))
+        if self.total is None and isinstance(flat.get("train.steps"), (int, float)):
+            self.total = int(flat["train.steps"])
+        dropped = 0
+        for name, csv in (("metrics.jsonl", False), ("events.jsonl", False), ("metrics.csv", True)):
+            dropped += self._cut(os.path.join(self.dir, name), step, csv)
+        index = os.path.join(self.dir, "snapshots", "index.jsonl")
+        if os.path.exists(index):
+            keep = []
+            for line in open(index, "rb").read().split(b"\n"):
+                try:
+                    e = json.loads(line)
+                except ValueError:
+                    continue
+                if e.get("step", step + 1) <= step:
+                    keep.append(line)
+                elif "/" not in str(e.get("file", "/")):
+                    try:
+                        os.remove(os.path.join(self.dir, "snapshots", e["file"]))
+                    except OSError:
+                        pass
+            _write_atomic(index, b"".join(l + b"\n" for l in keep))
+        stale = sum(_remove_stale_temps(os.path.join(self.dir, d)) for d in ("", "checkpoints", "snapshots"))
+        self.step = step
+        self._next_probe = step
+        nsets = 0
+        for line in open(os.path.join(self.dir, "events.jsonl"), "rb") if os.path.exists(os.path.join(self.dir, "events.jsonl")) else []:
+            e = json.loads(line)
+            if isinstance(e.get("seq"), int):
+                self._applied_seq = max(self._applied_seq, e["seq"])
+            if e.get("event") == "set" and e.get("key") in self.settings:
+                try:
+                    self.settings[e["key"]] = self._parse(e["key"], e["value"])
+                    nsets += 1
+                except (ValueError, KeyError):
+                    pass
+        self.event("resume", {"dropped_lines": dropped, "stale_temps_removed": stale})
+        if nsets:
+            self.event("live_restored", {"sets": nsets})
+        ctl = os.path.join(self.dir, "control.jsonl")
+        self._ctl_start = os.path.getsize(ctl) if os.path.exists(ctl) else 0
+
+    @staticmethod
+    def _cut(path, step, csv):
+        """Keeps the complete lines with step <= step (and a CSV's header);
+        returns how many were dropped (a torn last line counts)."""
+        if not os.path.exists(path):
+            return 0
+        data = open(path, "rb").read()
+        lines = data.split(b"\n")
+        torn = lines.pop() != b""
+        keep = []
+        for i, line in enumerate(lines):
+            try:
+                s = int(line.split(b",", 1)[0]) if csv and i else json.loads(line)["step"] if not csv else -1
+            except (ValueError, KeyError, TypeError):
+                s = step + 1
+            if s <= step:
+                keep.append(line)
+        _write_atomic(path, b"".join(l + b"\n" for l in keep))
+        return len(lines) - len(keep) + torn
 
     # -- lock (control.c: flock + pid; the kernel drops it when we die)
     def _lock(self):
@@ -374,9 +484,11 @@ class Run:
             return f
         return text
 
-    def _apply_set(self, cmd):
+    def _apply_set(self, cmd, replayed=False):
         key, value = cmd.get("key"), cmd.get("value")
         tail = {}
+        if replayed:
+            tail["replayed"] = True
         if cmd.get("undo") is True:
             tail["undo"] = True
         tail["seq"] = cmd["seq"]
@@ -402,11 +514,13 @@ class Run:
         self.settings[key] = new
         self.event("set", dict({"key": key, "value": self._fmt(key, new), "old": old, "source": "cli"}, **tail))
 
-    def _handle(self, cmd):
+    def _handle(self, cmd, before=False):
         kind = cmd.get("cmd")
         seq = cmd["seq"]
-        if kind == "set":
-            self._apply_set(cmd)
+        if before and kind != "set":  # meant for a process that is gone
+            self.event("control_ignored", {"cmd": kind, "reason": "written before this process started", "seq": seq})
+        elif kind == "set":
+            self._apply_set(cmd, replayed=before)
         elif kind == "pause":
             if self.paused:
                 self.event("control_ignored", {"cmd": "pause", "reason": "already paused", "seq": seq})
@@ -457,7 +571,7 @@ class Run:
             if cmd["seq"] <= self._applied_seq:
                 continue
             self._applied_seq = cmd["seq"]
-            self._handle(cmd)
+            self._handle(cmd, before=where < self._ctl_start)
         self._ctl_buf = buf
 
     def poll(self):

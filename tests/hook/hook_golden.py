@@ -138,5 +138,36 @@ except ValueError as e:
 r.close()
 ev = [json.loads(l) for l in open(os.path.join(held, "events.jsonl"))]
 check(ev[-1]["event"] == "stop" and ev[-1]["source"] == "run" and ev[-1]["step"] == 1, "ended before its steps: stop (source run)")
+
+# 5. resume from a checkpoint of the loop's own at step 2 (docs/RUNS.md's cut and replay)
+rdir = os.path.join(tmp, "resumed")
+shutil.copytree(gold, rdir)
+with open(os.path.join(rdir, "metrics.jsonl"), "a") as f:
+    f.write('{"step":5,"loss":')  # a torn last line of a killed process
+open(os.path.join(rdir, "snapshots", "step_00000009.safetensors.tmp.999999999"), "w").close()
+r = kh.Run(rdir, {"distill.methods": "fitnet", "fitnet.weight": 1.0, "train.lr": 0.01}, resume=2, clock=make_golden.clock)
+check(r.step == 2 and r.total == 4 and r.settings["fitnet.weight"] == 0.5 and r.settings["train.lr"] == 0.01,
+      "resumed at step 2 with the set of step 1 re-applied: %s" % r.settings)
+met = [json.loads(l) for l in open(os.path.join(rdir, "metrics.jsonl"))]
+rows = open(os.path.join(rdir, "metrics.csv")).read().splitlines()
+check([m["step"] for m in met] == [1, 2] and rows[0] == "step,name,value" and all(int(x.split(",")[0]) <= 2 for x in rows[1:]),
+      "metrics.jsonl and metrics.csv cut back to step 2")
+check(open(os.path.join(rdir, "snapshots", "index.jsonl")).read() == "" and
+      os.listdir(os.path.join(rdir, "snapshots")) == ["index.jsonl"], "the snapshot past step 2 and the stale temp removed")
+ev = [json.loads(l) for l in open(os.path.join(rdir, "events.jsonl"))]
+check(ev[-2]["event"] == "resume" and ev[-2]["step"] == 2 and ev[-2]["dropped_lines"] == 30 and
+      ev[-2]["stale_temps_removed"] == 1 and ev[-1] == dict(ev[-1], event="live_restored", sets=1),
+      "resume and live_restored events: %s" % ev[-2:])
+with open(os.path.join(rdir, "control.jsonl"), "a") as f:
+    f.write('{"seq":7,"time":"2027-01-15T08:00:09.000Z","cmd":"stop","pid":4250}\n')
+s = r.poll()
+ev = [json.loads(l) for l in open(os.path.join(rdir, "events.jsonl"))][len(ev):]
+check([e["event"] for e in ev] == ["control_error", "set"] and ev[1]["replayed"] is True and ev[1]["undo"] is True and
+      ev[1]["seq"] == 6 and ev[1]["step"] == 2 and s["train.lr"] == 5e-6,
+      "commands written before the resume: the set replayed at step 2, handled seqs skipped: %s" % ev)
+check(r.stopping, "a stop written after the resume is handled")
+r.close()
+ev = [json.loads(l) for l in open(os.path.join(rdir, "events.jsonl"))]
+check(ev[-1]["event"] == "stop" and ev[-1]["seq"] == 7 and ev[-1]["source"] == "cli", "stop event: %s" % ev[-1])
 shutil.rmtree(tmp)
 finish()
