@@ -580,10 +580,12 @@ class Run:
         wait) and returns the current settings (a copy). A change logged
         at step S is what steps S+1 on see. Check .stopping after it."""
         self._read_control()
+        waited = self.paused
         while self.paused and not self.stopping:
             time.sleep(0.1)
             self._read_control()
-        self._last_t = self.clock() if self.paused else self._last_t
+        if waited:  # the pause is not the next step's time
+            self._last_t = self.clock()
         return dict(self.settings)
 
     # -- probes
@@ -706,7 +708,11 @@ class Run:
         gsum = [None] * len(s_feats)
         per = {}
         for name in names:
-            g = torch.autograd.grad(losses[name], list(s_feats), retain_graph=True, allow_unused=True)
+            loss = losses[name]
+            if not (isinstance(loss, torch.Tensor) and loss.requires_grad):  # no graph to the features: zero maps
+                per[name] = [None] * len(s_feats)
+                continue
+            g = torch.autograd.grad(loss, list(s_feats), retain_graph=True, allow_unused=True)
             per[name] = [None if x is None else x.detach().float() for x in g]
             for l, x in enumerate(per[name]):
                 if x is not None:
