@@ -60,6 +60,11 @@ def _g7(v):
     return "%.7g" % float(v)
 
 
+def _j7(v):
+    """_g7 for a JSON line: null for a non-finite value (readers skip it)."""
+    return _g7(v) if math.isfinite(float(v)) else "null"
+
+
 def iso_time(t=None):
     t = time.time() if t is None else t
     ms = int((t - math.floor(t)) * 1000)
@@ -260,6 +265,9 @@ class Run:
       "_hook" there).
     steps: the planned number of steps (train.steps: the window's progress).
     clock: time source (tests pass a fixed one).
+    pause_on_nonfinite: a step logged with a non-finite loss, part or
+      gradient norm pauses the run (the next poll() waits), as kdscope
+      does, so that a `kdscope set` and a resume can go on.
     resume: a step C (your own checkpoint's) to continue an existing run
       directory from, as `--resume` does (docs/RUNS.md): the logs are cut
       back to step C (a torn last line dropped), snapshots past it removed,
@@ -270,8 +278,9 @@ class Run:
     """
 
     def __init__(self, run_dir, settings, config=None, steps=None, mode="distill", clock=None, probe_budget=0.1,
-                 probe_min_interval=10, probe_max_interval=0, resume=None):
+                 probe_min_interval=10, probe_max_interval=0, resume=None, pause_on_nonfinite=True):
         self.dir = str(run_dir)
+        self.pause_on_nonfinite = pause_on_nonfinite
         self.clock = clock or time.time
         self.settings = {}
         self._types = {}
@@ -416,19 +425,35 @@ class Run:
 
     def log_step(self, loss, parts=None, lr=0.0, grad_norm=0.0, num_pos=0, step_s=None, data_wait_s=0.0, stats=None):
         """One training step done: a metrics.jsonl line and its metrics.csv
-        rows, as runlog's kd_rundir_log_step. Returns the step number."""
+        rows, as runlog's kd_rundir_log_step. Returns the step number; None
+        for a non-finite loss, part or gradient norm: that step is not
+        counted (call it before opt.step() to skip the update, as kdscope
+        does), a `nonfinite` event is logged and, with pause_on_nonfinite,
+        the run pauses at the next poll()."""
+        parts = {k: float(v) for k, v in (parts or {}).items()}
+        bad = [k for k, v in parts.items() if not math.isfinite(v)]
+        bad += [] if math.isfinite(float(loss)) else ["loss"]
+        bad += [] if math.isfinite(float(grad_norm)) else ["gradient"]
+        if bad:
+            # As a kdscope run: the step does not count and is not logged;
+            # nonfinite, and a pause so that a set (a lower lr, a smaller
+            # weight) and a resume can go on.
+            self.event("nonfinite", {"reason": "non-finite " + bad[0], "part": bad[0]})
+            if self.pause_on_nonfinite and not self.paused:
+                self.paused = True
+                self.event("pause", {"source": "run", "reason": "nonfinite", "part": bad[0]})
+            return None
         now = self.clock()
         if step_s is None:
             step_s = now - self._last_t if self._last_t is not None else 0.0
         self._last_t = now
         self.step += 1
         s = self.step
-        parts = {k: float(v) for k, v in (parts or {}).items()}
         line = '{"step":%d,"time":"%s","loss":%s,"lr":%s,"grad_norm":%s,"num_pos":%d,"step_s":%.5f,"data_wait_s":%.5f,"parts":{' % (
-            s, iso_time(now), _g7(loss), _g7(lr), _g7(grad_norm), int(num_pos), step_s, data_wait_s)
-        line += ",".join('"%s":%s' % (_esc(k), _g7(v)) for k, v in parts.items())
+            s, iso_time(now), _j7(loss), _j7(lr), _j7(grad_norm), int(num_pos), step_s, data_wait_s)
+        line += ",".join('"%s":%s' % (_esc(k), _j7(v)) for k, v in parts.items())
         if stats:
-            line += '},"stats":{' + ",".join('"%s":%s' % (_esc(k), _g7(v)) for k, v in stats.items())
+            line += '},"stats":{' + ",".join('"%s":%s' % (_esc(k), _j7(v)) for k, v in stats.items())
         _append_line(os.path.join(self.dir, "metrics.jsonl"), line + "}}")
         csv = os.path.join(self.dir, "metrics.csv")
         if not os.path.exists(csv):

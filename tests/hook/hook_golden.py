@@ -139,6 +139,22 @@ r.close()
 ev = [json.loads(l) for l in open(os.path.join(held, "events.jsonl"))]
 check(ev[-1]["event"] == "stop" and ev[-1]["source"] == "run" and ev[-1]["step"] == 1, "ended before its steps: stop (source run)")
 
+# 4b. a non-finite step: not counted, nonfinite + pause, a set and a resume go on
+nf = os.path.join(tmp, "nonfinite")
+r = kh.Run(nf, {"fitnet.weight": 1.0}, steps=3)
+r.log_step(loss=1.0, parts={"det.cls": 1.0})
+check(r.log_step(loss=float("nan"), parts={"det.cls": 0.5, "fitnet.feat": float("inf")}) is None and r.step == 1 and r.paused,
+      "a non-finite step is not counted and pauses the run")
+with open(os.path.join(nf, "control.jsonl"), "a") as f:
+    f.write('{"seq":1,"cmd":"set","key":"fitnet.weight","value":"0.1"}\n{"seq":2,"cmd":"resume"}\n')
+s = r.poll()
+ev = [json.loads(l) for l in open(os.path.join(nf, "events.jsonl"))]
+check([(e["event"], e["step"]) for e in ev[1:]] == [("nonfinite", 1), ("pause", 1), ("set", 1), ("resume", 1)] and
+      ev[1]["part"] == "fitnet.feat" and ev[1]["reason"] == "non-finite fitnet.feat" and ev[2]["reason"] == "nonfinite" and
+      ev[2]["source"] == "run" and s["fitnet.weight"] == 0.1 and not r.paused, "nonfinite, pause (run), set, resume: %s" % ev[1:])
+check(len(open(os.path.join(nf, "metrics.jsonl")).read().splitlines()) == 1, "the non-finite step is not in metrics.jsonl")
+r.close()
+
 # 5. resume from a checkpoint of the loop's own at step 2 (docs/RUNS.md's cut and replay)
 rdir = os.path.join(tmp, "resumed")
 shutil.copytree(gold, rdir)
