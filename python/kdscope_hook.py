@@ -233,6 +233,44 @@ def fg_map(gt, st, H, W):
     return m
 
 
+def roi_avg(x, st, b):
+    """x (C, H, W): the mean over the box's cells (box_cells), zeros when none."""
+    c = box_cells(b, st, x.shape[1], x.shape[2])
+    if c is None:
+        return np.zeros(x.shape[0], np.float32)
+    return x[:, c[1]:c[3] + 1, c[0]:c[2] + 1].astype(np.float64).mean((1, 2)).astype(np.float32)
+
+
+def pca2(X):
+    """probe/maps.c's kd_pca2 on rows X (M, C): mean (C), the two leading
+    unit axes (2, C) with the largest |entry| made positive (zeros past the
+    rank), var (3) = the variance along each and the total (/ (M - 1))."""
+    X = np.asarray(X, np.float64)
+    M, C = X.shape
+    mean = X.mean(0) if M else np.zeros(C)
+    axes, var = np.zeros((2, C)), np.zeros(3)
+    if M >= 2:
+        cov = (X - mean).T @ (X - mean) / (M - 1)
+        w, v = np.linalg.eigh(cov)
+        var[2] = np.trace(cov)
+        for k in range(min(2, C)):
+            if w[-1 - k] <= 1e-12 * (var[2] + 1e-300):
+                break
+            ax = v[:, -1 - k]
+            ax = ax * (-1 if ax[np.argmax(np.abs(ax))] < 0 else 1)
+            axes[k], var[k] = ax / np.linalg.norm(ax), w[-1 - k]
+    return mean.astype(np.float32), axes.astype(np.float32), var.astype(np.float32)
+
+
+def retina_level(strides, anchor_mult=4.0):
+    """A box's level as a RetinaNet head assigns it: the stride whose anchor
+    (anchor_mult x stride) is closest in log size to sqrt(w h)."""
+    def level(b):
+        size = math.sqrt(max(b[2] - b[0], 1e-6) * max(b[3] - b[1], 1e-6))
+        return int(np.argmin([abs(math.log2(size) - math.log2(anchor_mult * st)) for st in strides]))
+    return level
+
+
 def _np(x):
     if torch is not None and isinstance(x, torch.Tensor):
         return x.detach().to("cpu", torch.float32).numpy()
@@ -622,7 +660,7 @@ class Run:
 
     def snapshot(self, rgb, gt, strides, t_feats, s_feats, losses=None, masks=None, gaps=None, det_t=None, det_s=None,
                  classes=(), image_index=None, image_id=None, methods=None, parts=None, probe_parts=None,
-                 attn_temp=0.5, f16_maps=False):
+                 attn_temp=0.5, f16_maps=False, box_level=None):
         """Writes snapshots/step_<N>.safetensors for the current step and
         appends its line to snapshots/index.jsonl (docs/SNAPSHOTS.md).
 
@@ -638,6 +676,9 @@ class Run:
           img<i>.<L>.mask.<method>.<name>. gaps: {"<method>": per level
           (N, H, W)} -> gap.<method> (the method's loss per cell).
         det_t, det_s: per image (D, 6) x1,y1,x2,y2,score,label.
+        box_level: box -> level index, the level a GT box's instance feature
+          is pooled on (default retina_level(strides): anchors of 4 x stride);
+          the instances (inst.*) are projected on the teacher's PCA (pca.*).
         """
         t0 = self.clock()
         N = len(s_feats[0])
@@ -695,6 +736,7 @@ class Run:
                     add("img%d.%s.mask.%s" % (i, L, name), _np(maps[l])[i])
                 fg[l, i] = fg_map(gts[i], st, s.shape[1], s.shape[2])
                 add("img%d.%s.fg" % (i, L), fg[l, i])
+        self._instances(gts, strides, T, S, box_level or retina_level(strides), add)
         if losses:
             self._grad_fields(losses, s_feats, strides, fg, N, add)
         meth = methods if methods is not None else ",".join(k for k in (losses or {}) if k != "det")
@@ -725,6 +767,36 @@ class Run:
             gap = min(gap, self.probe_max)
         self._next_probe = self.step + gap
         return os.path.join(sdir, fname)
+
+    @staticmethod
+    def _instances(gts, strides, T, S, box_level, add):
+        """inst.* and pca.* as probe/capture.c's instances(): each non-crowd
+        GT box's features averaged over its cells on its level, projected
+        on the teacher's two leading axes (the student's own without one)."""
+        rows, tf, sf = [], [], []
+        for i, g in enumerate(gts):
+            for k, b in enumerate(g):
+                if b[5] != 0:
+                    continue
+                l = int(box_level(b[:4]))
+                sf.append(roi_avg(S[l][i], strides[l], b[:4]))
+                if T is not None:
+                    tf.append(roi_avg(T[l][i], strides[l], b[:4]))
+                rows.append((i, k, l, b[4]))
+        if not rows:
+            return
+        base = np.array(tf if T is not None else sf)
+        mean, axes, var = pca2(base)
+        rows = np.array(rows, np.float32)
+        for c, name in enumerate(("inst.image", "inst.gt", "inst.level", "inst.label")):
+            add(name, rows[:, c])
+        if T is not None:
+            add("inst.t_xy", (base - mean) @ axes.T)
+        if T is None or S[0].shape[1] == T[0].shape[1]:
+            add("inst.s_xy", (np.array(sf) - mean) @ axes.T)
+        add("pca.mean", mean)
+        add("pca.axes", axes)
+        add("pca.var", var)
 
     def _grad_fields(self, losses, s_feats, strides, fg, N, add):
         if torch is None:

@@ -142,7 +142,7 @@ ign = [e for e in ev if e["event"] == "control_ignored"]
 check(ign and ign[0]["cmd"] == "pause" and ign[0]["reason"] == "already paused", "a pause while paused: control_ignored")
 
 # kdscope's C readers on the run the hook wrote.
-for fig in ("curves", "grid", "gradients", "gradmaps", "attention", "image"):
+for fig in ("curves", "grid", "gradients", "gradmaps", "attention", "image", "projection"):
     out = os.path.join(tmp, fig + ".png")
     p = kd("export", "--run", run, "--figure", fig, "--out", out)
     check(p.returncode == 0 and os.path.getsize(out) > 1000, "kdscope export --figure " + fig)

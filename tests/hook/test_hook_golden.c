@@ -159,6 +159,40 @@ static void control_file(const char *dir, const char *tmp) {
   free(ta), free(tb);
 }
 
+/* inst.* and pca.*: each instance's features pooled with kd_map_roi_avg on
+ * the level the hook chose, the teacher's PCA by kd_pca2, the projections
+ * by kd_pca2_project (eigenvectors from two solvers: 1e-4). */
+static void instances(const KdSnapshot *s) {
+  const KdSnapField *im = kd_snapshot_find(s, "inst.image"), *gi = kd_snapshot_find(s, "inst.gt");
+  const KdSnapField *lv = kd_snapshot_find(s, "inst.level"), *txy = kd_snapshot_find(s, "inst.t_xy");
+  const KdSnapField *sxy = kd_snapshot_find(s, "inst.s_xy"), *pm = kd_snapshot_find(s, "pca.mean");
+  const KdSnapField *pa = kd_snapshot_find(s, "pca.axes"), *pv = kd_snapshot_find(s, "pca.var");
+  CHECK(im && gi && lv && txy && sxy && pm && pa && pv);
+  if (!(im && gi && lv && txy && sxy && pm && pa && pv)) return;
+  int M = im->shape[0];
+  CHECK(M == 3 && txy->shape[0] == M && pm->shape[0] == C && pa->shape[0] == 2 && pa->shape[1] == C);
+  float T[3 * C], S[3 * C], mean[C], axes[2 * C], var[3], xy[2];
+  for (int j = 0; j < M && j < 3; j++) {
+    int i = (int)im->data[j], k = (int)gi->data[j], l = (int)lv->data[j], H = SIZE / s->strides[l];
+    const KdSnapField *gt = kd_snapshot_findf(s, "img%d.gt", i);
+    float *ft = malloc(sizeof(float) * N * C * H * H), *fs = malloc(sizeof(float) * N * C * H * H);
+    features(1, H, ft), features(0, H, fs);
+    kd_map_roi_avg(ft + (size_t)i * C * H * H, C, H, H, s->strides[l], gt->data + 6 * k, T + C * j);
+    kd_map_roi_avg(fs + (size_t)i * C * H * H, C, H, H, s->strides[l], gt->data + 6 * k, S + C * j);
+    free(ft), free(fs);
+  }
+  CHECK(!kd_pca2(T, M, C, mean, axes, var));
+  check_close(pm->data, mean, C, 1e-5, "pca.mean");
+  check_close(pa->data, axes, 2 * C, 1e-4, "pca.axes");
+  check_close(pv->data, var, 3, 1e-4, "pca.var");
+  for (int j = 0; j < M && j < 3; j++) {
+    kd_pca2_project(T + C * j, C, mean, axes, xy);
+    check_close(txy->data + 2 * j, xy, 2, 1e-4, "inst.t_xy");
+    kd_pca2_project(S + C * j, C, mean, axes, xy);
+    check_close(sxy->data + 2 * j, xy, 2, 1e-4, "inst.s_xy");
+  }
+}
+
 static void snapshot(const char *dir) {
   KdError e;
   KdSnapshots *idx = kd_snapshots_open(dir, &e);
@@ -238,6 +272,7 @@ static void snapshot(const char *dir) {
     }
     free(t), free(sf), free(g), free(m), free(m2);
   }
+  instances(s);
   kd_snapshot_free(s);
 }
 
