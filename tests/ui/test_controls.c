@@ -289,16 +289,6 @@ static GtkWidget *find_label_with_class(GtkWidget *w, const char *css) {
   return NULL;
 }
 
-/* Scrolls the sidebar so that w shows in its upper third. */
-static void scroll_to(GtkWidget *w) {
-  GtkWidget *sw = gtk_widget_get_ancestor(w, GTK_TYPE_SCROLLED_WINDOW);
-  graphene_point_t p;
-  if (!sw || !gtk_widget_compute_point(w, gtk_scrolled_window_get_child(GTK_SCROLLED_WINDOW(sw)), &GRAPHENE_POINT_INIT(0, 0), &p)) return;
-  GtkAdjustment *a = gtk_scrolled_window_get_vadjustment(GTK_SCROLLED_WINDOW(sw));
-  gtk_adjustment_set_value(a, p.y - gtk_adjustment_get_page_size(a) / 3);
-  ui_pump(150);
-}
-
 /* A drag by hand on a sidebar slider logs one set event, on the grid. */
 static void drag_logged(KdsWindow *w, const char *key, int dx) {
   KdsControlPanel *cp = kds_window_get_controls(w);
@@ -306,7 +296,7 @@ static void drag_logged(KdsWindow *w, const char *key, int dx) {
   const KdParamDesc *d = kd_config_find(kds_bridge_config(kds_window_get_bridge(w)), key);
   CHECK_MSG(r && d, "no slider for %s", key);
   if (!r || !d) return;
-  scroll_to(GTK_WIDGET(r));
+  ui_scroll_to(GTK_WIDGET(r));
   SetEv s[64];
   int n0 = read_sets(s, 64);
   double f = gtk_range_get_value(r) / 1000.0;
@@ -333,7 +323,7 @@ static void typed_logged(KdsWindow *w, const char *key, const char *text) {
   GtkWidget *sb = GTK_WIDGET(kds_control_panel_entry(kds_window_get_controls(w), key));
   CHECK(sb != NULL);
   if (!sb) return;
-  scroll_to(sb);
+  ui_scroll_to(sb);
   SetEv s[64];
   int n0 = read_sets(s, 64);
   type_into(sb, text);
@@ -600,7 +590,7 @@ int main(int argc, char **argv) {
   typed_logged(w, "defeat.alpha_obj", "3.14159265");
   if (shots) {
     char png[2200];
-    scroll_to(GTK_WIDGET(kds_control_panel_slider(kds_window_get_controls(w), "defeat.alpha_bg")));
+    ui_scroll_to(GTK_WIDGET(kds_control_panel_slider(kds_window_get_controls(w), "defeat.alpha_bg")));
     snprintf(png, sizeof png, "%s/sidebar-changed.png", shots);
     CHECK(ui_screenshot(png) == 0);
   }

@@ -61,6 +61,17 @@ static inline int ui_drag(GtkWidget *w, double fx, double fy, int dx, int steps)
   return rc;
 }
 
+/* Scrolls the scrolled window holding w (the sidebar) so that w shows in
+ * its upper third. */
+static inline void ui_scroll_to(GtkWidget *w) {
+  GtkWidget *sw = gtk_widget_get_ancestor(w, GTK_TYPE_SCROLLED_WINDOW);
+  graphene_point_t p;
+  if (!sw || !gtk_widget_compute_point(w, gtk_scrolled_window_get_child(GTK_SCROLLED_WINDOW(sw)), &GRAPHENE_POINT_INIT(0, 0), &p)) return;
+  GtkAdjustment *a = gtk_scrolled_window_get_vadjustment(GTK_SCROLLED_WINDOW(sw));
+  gtk_adjustment_set_value(a, p.y - gtk_adjustment_get_page_size(a) / 3);
+  ui_pump(150);
+}
+
 /* Keyboard focus to w's toplevel and the pointer over w (without a window
  * manager X sends keys to the focused window), then xdotool key/type
  * commands. */
