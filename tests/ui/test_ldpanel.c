@@ -132,7 +132,7 @@ int main(void) {
   if (shots) {
     char png[2200];
     snprintf(png, sizeof png, "%.2100s/ldpanel.png", shots);
-    ui_live_scroll_to(dp, 0);
+    ui_scroll_to(GTK_WIDGET(dp));
     CHECK(ui_screenshot(png) == 0);
   }
   gtk_window_destroy(GTK_WINDOW(win));

@@ -101,7 +101,7 @@ int main(void) {
     for (int x = pw / 2; x < pw && cx < 0; x += 2)
       if (kds_panel_pick(rp, x, y, &k) && !strncmp(k.text, "RoI ", 4)) cx = x, cy = y;
   CHECK_MSG(cx >= 0, "no RoI point on the rois panel (%dx%d)", pw, ph);
-  ui_live_scroll_to(rp, cy); /* the grid scrolls: the panel under the pointer first */
+  ui_scroll_to(GTK_WIDGET(rp)); /* the grid scrolls: the panel under the pointer first */
   guint paints = kds_panel_paint_count(rp);
   unsigned long xid = 0;
   int X = 0, Y = 0;

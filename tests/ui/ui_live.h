@@ -46,16 +46,4 @@ static inline KdsPanel *ui_live_panel(KdsWindow *w, const char *kind) {
   return NULL;
 }
 
-/* Scrolls the window's grid so that y (in p's coordinates) is in view. */
-static inline void ui_live_scroll_to(KdsPanel *p, double y) {
-  GtkWidget *sw = gtk_widget_get_ancestor(GTK_WIDGET(p), GTK_TYPE_SCROLLED_WINDOW);
-  graphene_point_t at;
-  if (!sw || !gtk_widget_compute_point(GTK_WIDGET(p), gtk_scrolled_window_get_child(GTK_SCROLLED_WINDOW(sw)),
-                                       &GRAPHENE_POINT_INIT(0, (float)y), &at))
-    return;
-  GtkAdjustment *adj = gtk_scrolled_window_get_vadjustment(GTK_SCROLLED_WINDOW(sw));
-  gtk_adjustment_set_value(adj, at.y - gtk_adjustment_get_page_size(adj) / 2);
-  pump(300);
-}
-
 #endif
