@@ -51,6 +51,9 @@ typedef struct {
   float *pgd_jitter;
   int pgd_jitter_shape[4], has_pgd_mask;
   KdLossArr pgd_mask[KD_LOSS_NPGD][KD_LOSS_MAXL];
+  /* ICD (docs/LOSS-CLI.md): given instances icd.instances (M, 9). */
+  float *icd_inst;
+  int icd_ninst;
 } KdLossInputs;
 
 /* Opens path and validates every tensor for method, whose KD_NEED_* bits

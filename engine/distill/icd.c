@@ -220,8 +220,13 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
   }
   KdIcdInstCfg ic = {.num_classes = d->K, .fake_ratio = p->fake_ratio, .jitter = p->jitter, .img_h = in->img_h, .img_w = in->img_w};
   KdIcdInst is;
-  if (kd_icd_instances(&ic, in->gt, N, in->rng, arena_alloc, c, &is)) {
-    kd_ctx_fail(c, "icd: out of memory for the instances");
+  KdRng local;
+  char why[256] = "out of memory for the instances";
+  if (!in->rng) kd_rng_seed(&local, 1, 26); /* `kdscope loss` without icd.instances: a fixed draw */
+  int rc = in->icd_inst ? kd_icd_instances_given(&ic, in->icd_inst, in->icd_ninst, N, arena_alloc, c, &is, why, sizeof why)
+                        : kd_icd_instances(&ic, in->gt, N, in->rng ? in->rng : &local, arena_alloc, c, &is);
+  if (rc) {
+    kd_ctx_fail(c, "icd: %s", why);
     return -1;
   }
   for (int n = 0; n < N; n++)

@@ -39,6 +39,13 @@ typedef struct KdIcdInst {
  * (arena-like, not freed here); -1 when it returns NULL. */
 int kd_icd_instances(const KdIcdInstCfg *cfg, const KdGtImage *gt, int n, KdRng *r, void *(*alloc)(void *, size_t),
                      void *alloc_user, KdIcdInst *out);
+/* The same from given rows (image, real, class, x1, y1, x2, y2, cx, cy)
+ * in input pixels, kept in their order within each image. -1 with err
+ * naming the row when a value is out of range (image not in 0..n-1, class
+ * not in 0..K-1, real not 0/1, x2 < x1 or y2 < y1), -2 out of memory. */
+#define KD_ICD_INST_COLS 9
+int kd_icd_instances_given(const KdIcdInstCfg *cfg, const float *rows, int m, int n, void *(*alloc)(void *, size_t),
+                           void *alloc_user, KdIcdInst *out, char *err, size_t errlen);
 /* The size bin of a length in pixels: clamp(trunc(1.44 ln(size) - 5), 0, 4). */
 int kd_icd_size_bin(float pixels);
 

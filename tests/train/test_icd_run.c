@@ -6,11 +6,14 @@
  * (real + fake queries per image, >= 1) and icd.real_mass (the real
  * queries' attention mass per image and head = GTs per image) outside the
  * parts. A live icd.weight = 0 after step 4 makes icd.mimic 0 from the
- * next step while the auxiliary task goes on. */
+ * next step while the auxiliary task goes on. First, the preset
+ * assets/configs/distill-icd.json reads back with ICD's defaults, the
+ * student inheriting the teacher's neck and head. */
 #include <math.h>
 
 #include "check.h"
 #include "run_fixture.h"
+#include "distill/method.h"
 #include "train/run.h"
 
 #define STEPS 8
@@ -42,7 +45,27 @@ static void trace(void *user, KdSession *s, const KdStepStats *st) {
   if (k == SWITCH_AT) CHECK(kd_run_set(t->run, "icd.weight", "0", "ui", NULL) == 0);
 }
 
+static void check_preset(void) {
+  const char *root = getenv("KD_SOURCE_ROOT");
+  char path[4200];
+  snprintf(path, sizeof path, "%s/assets/configs/distill-icd.json", root ? root : ".");
+  KdConfig *c = kd_config_new();
+  KdError err;
+  CHECK(c && kd_settings_register_all(c) == 0);
+  CHECK_MSG(kd_config_load_file(c, path, &err) == 0, "%s", err.msg);
+  CHECK(!strcmp(kd_config_str(c, "distill.methods"), "icd") && kd_config_int(c, "student.init_from_teacher") == 1 &&
+        !strcmp(kd_config_str(c, "icd.norm"), "per_image"));
+  const KdMethod *m = kd_method_find("icd");
+  CHECK(m != NULL);
+  for (int i = 0; m && i < m->nparams; i++)
+    if (m->params[i].type == KD_CFG_FLOAT)
+      CHECK_MSG(fabs(kd_config_num(c, m->params[i].key) - m->params[i].def) < 1e-12, "%s: preset %g, default %g",
+                m->params[i].key, kd_config_num(c, m->params[i].key), m->params[i].def);
+  kd_config_free(c);
+}
+
 int main(void) {
+  check_preset();
   if (!fixture_have_source()) {
     printf("test_icd_run: skipped (dataset-fashion-mnist is not installed)\n");
     return 77;
