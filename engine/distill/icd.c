@@ -317,6 +317,22 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
     }
   KdTensor *diff = kd_sub(c, vs_n, vt_n);
   kd_distill_part(out, "mimic", kd_scale(c, kd_sum_all(c, kd_mul(c, kd_square(c, diff), wm)), p->weight));
+  if (in->maps && diff) /* the mimic per cell: weight x sum_{h,d} w (v_s - v_t)^2; the levels' maps sum to it */
+    for (int l = 0, s0 = 0; l < in->npairs; l++) {
+      const KdTensor *x = in->t.feat[in->pairs[l].t];
+      const int HW = x->shape[2] * x->shape[3];
+      KdTensor *g = kd_tensor_zeros(c, 4, (int[]){N, 1, x->shape[2], x->shape[3]});
+      if (!g) return -1;
+      for (int n = 0; n < N; n++)
+        for (int s = 0; s < HW; s++) {
+          const size_t o = ((size_t)n * L + s0 + s) * E;
+          double acc = 0;
+          for (int e = 0; e < E; e++) acc += (double)wm->data[o + e] * diff->data[o + e] * diff->data[o + e];
+          g->data[(size_t)n * HW + s] = (float)(p->weight * acc);
+        }
+      kd_distill_gap(out, in->pairs[l].s, g);
+      s0 += HW;
+    }
 
   /* The mask per level, mean over heads (the probe's and panel's view). */
   for (int l = 0, s0 = 0; l < in->npairs; l++) {
@@ -349,4 +365,6 @@ const KdMethod kd_method_icd = {
     .destroy = destroy,
     .loss = loss,
     .needs = KD_NEED_FEAT | KD_NEED_SAME_WIDTH | KD_NEED_GT,
+    .gap_label = "value projections, LN per head, weighted by the real queries' attention",
+    .gap_parts = "mimic",
 };

@@ -7,9 +7,9 @@ InstanceConditionalDistillation), as KD-METHODS-2 §A states it, written from
 those formulas, not from kdscope's code. The instances (real GTs and fakes,
 jittered centres) are given to both as icd.instances, every learnable part
 as distill.icd.*. The decoder's attention is checked against
-torch.nn.MultiheadAttention too. Loss, the parts mimic/conf/reg and the
-gradients w.r.t. the student's features and every ICD parameter agree to
-1e-4 relative. One case keeps the default icd.bypass (kdscope loss runs at
+torch.nn.MultiheadAttention too. Loss, the parts mimic/conf/reg, the
+gradients w.r.t. the student's features and every ICD parameter, and the
+loss maps gap.icd.P<l> agree to 1e-4 relative. One case keeps the default icd.bypass (kdscope loss runs at
 progress 0: the student's features are detached, so their gradient is 0).
 
 Usage: icd_oracle.py KDSCOPE. Exits 77 when torch is absent.
@@ -26,6 +26,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 HEADS = 8
+GAPS = {}
 
 
 def sine_1d(x, nf=128, temp=10000.0):
@@ -130,11 +131,22 @@ def icd_parts(P, tf, sf, inst, img, ncls, p, n):
     att_mask = F.softmax(logits.detach() / p.get("icd.temp", 1.0), -1).reshape(n, HEADS, K, L)
     m = (att_mask * real.t()[:, None, :, None]).sum(2)  # n, heads, L
     diff = ((vs - vt) ** 2).permute(1, 2, 0, 3)  # n, heads, L, d
+    lam = p.get("icd.weight", 8.0)
     if p.get("icd.norm", "per_image") == "per_image":
         per_nh = (m[..., None] * diff).sum(2) / m.sum(-1, keepdim=True).clamp(min=1e-6)
         l_mimic = per_nh.mean()
+        cell = (m[..., None] * diff / m.sum(-1, keepdim=True)[..., None].clamp(min=1e-6)).sum((1, 3)) / (n * HEADS * d)
     else:  # MegEngine: one pooled weighted mean
         l_mimic = (m * diff.mean(-1)).sum() / m.sum().clamp(min=1e-6)
+        cell = (m * diff.mean(-1)).sum(1) / m.sum().clamp(min=1e-6)
+    # the loss map per cell (gap.icd.P<l>: N,H,W), the levels' maps summing to the part
+    gaps, s0 = {}, 0
+    for lv, x in zip(lo.LEVELS, tf):
+        hw = x.shape[2] * x.shape[3]
+        gaps["gap.icd." + lv] = (lam * cell[:, s0:s0 + hw]).detach().reshape(n, x.shape[2], x.shape[3]).numpy()
+        s0 += hw
+    GAPS.clear()
+    GAPS.update(gaps)
     return {"icd.mimic": p.get("icd.weight", 8.0) * l_mimic,
             "icd.conf": p.get("icd.conf", 1.0) * l_conf,
             "icd.reg": p.get("icd.reg", 1.0) * l_reg}
@@ -203,6 +215,7 @@ def case(kd, tmp, rng, tag, sets, params, n=2, E=16, img=(64, 64), fakes=3):
         # give rounding noise there, which a relative check cannot compare.
         grads.update({"grad.distill.icd." + k: (x.grad.numpy() if x.grad is not None else np.zeros(x.shape))
                       for k, x in P.items() if k != "decoder.pos_proj.bias"})
+        grads.update(GAPS)
         return parts, grads
 
     return lo.run_case(kd, tmp, "icd_" + tag, "icd", arrays, sets, oracle)

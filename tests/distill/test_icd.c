@@ -2,7 +2,7 @@
  * is uniform and the predictor outputs 0: the real/fake BCE is ln 2, the
  * regression L1 is read off the jittered centre, the mimic counts the
  * positions where student and teacher order a head's two channels
- * oppositely), under both normalisers; the distillation delay (features
+ * oppositely), under both normalisers, and its loss map; the distillation delay (features
  * detached: no gradient to them, the value projection still learns); the
  * sampler (instance counts, the cap, real rows first, ranges, the size
  * bins); a shape it cannot take; finite-difference checks of the loss
@@ -57,9 +57,11 @@ static const float inst_rows[3 * KD_ICD_INST_COLS] = {0, 1, 1, 0, 0, 8, 8, 5, 3,
                                                        0, 0, 2, 4, 4, 12, 10, 8, 7, //
                                                        1, 0, 0, 2, 2, 6, 14, 4, 8};
 
+static int maps;
+
 static KdTensor *run(KdCtx *c, Method *m, KdTensor *t, KdTensor *s, double progress, KdDistillOut *out) {
   static KdGtImage gt[N] = {{.boxes = gt_box, .labels = gt_label, .n = 1}, {.n = 0}};
-  KdDistillInputs in = {.c = c, .cfg = cfg, .n = N, .img_h = IMG, .img_w = IMG, .gt = gt, .progress = progress};
+  KdDistillInputs in = {.c = c, .cfg = cfg, .n = N, .img_h = IMG, .img_w = IMG, .gt = gt, .progress = progress, .maps = maps};
   in.t.channels = t->shape[1], in.s.channels = s->shape[1];
   in.t.feat[0] = t, in.s.feat[0] = s;
   in.icd_inst = inst_rows, in.icd_ninst = 3;
@@ -105,7 +107,9 @@ static void test_hand(void) {
   const double reg = (0.1875 + 0.3125 + 0.3125 + 0.1875) / 0.5; /* |0.5 - (5,3,3,5)/16| / (8/16) */
   set("icd.bypass", "0");
   KdDistillOut out;
+  maps = 1;
   KdTensor *loss = run(c, &m, t, s, 0.0, &out);
+  maps = 0;
   CHECK_MSG(loss != NULL, "%s", kd_ctx_error(c));
   if (!loss) return;
   CHECK(out.nparts == 3);
@@ -118,6 +122,15 @@ static void test_hand(void) {
   if (out.nmasks == 1) { /* uniform attention of the one real query: 1/L; image 1 none */
     CHECK_NEAR(out.masks[0].map->data[0], 0.25, 1e-6);
     CHECK(out.masks[0].map->data[HH * WW] == 0.0f);
+  }
+  /* the loss map: at cell 0 of image 0 all of the mimic, 0 elsewhere */
+  CHECK(out.ngaps == 1);
+  if (out.ngaps == 1) {
+    const float *g = out.gaps[0].map->data;
+    CHECK_NEAR(g[0], part(&out, "mimic"), 1e-5);
+    double rest = 0;
+    for (int i = 1; i < N * HH * WW; i++) rest += fabs(g[i]);
+    CHECK(rest < 1e-5);
   }
   CHECK(kd_backward(c, loss) == 0);
   double g1 = 0, g0 = 0;
