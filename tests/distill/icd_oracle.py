@@ -119,8 +119,8 @@ def icd_parts(P, tf, sf, inst, img, ncls, p, n):
     l_conf = F.binary_cross_entropy_with_logits(conf[valid], real[valid], reduction="sum") / nvalid
     rm = real > 0
     nreal = max(rm.sum().item(), 1e-6)
-    scale = torch.stack([tgt[..., 0] + tgt[..., 2], tgt[..., 1] + tgt[..., 3]] * 2, -1)[..., [0, 1, 2, 3]]
-    scale = torch.stack([scale[..., 0], scale[..., 1], scale[..., 0], scale[..., 1]], -1).clamp(min=1e-7)
+    w, h = tgt[..., 0] + tgt[..., 2], tgt[..., 1] + tgt[..., 3]
+    scale = torch.stack([w, h, w, h], -1).clamp(min=1e-7)
     l_reg = ((box - tgt).abs() / scale)[rm].sum() / nreal
     # InstanceConditionalDistillation: student value projection, LN over the head dim, attention mask
     if p.get("detach"):
