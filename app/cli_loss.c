@@ -71,6 +71,7 @@ static const char usage[] =
     "  teacher.dist.P3, student.dist.P3, ... side distributions (N,4*(R+1),H,W), model.head=gfl\n"
     "  {teacher,student}.{cls,reg}_tower[0].P3  GFL head towers' last [first] features (N,C,H,W), for pgd\n"
     "  pgd.jitter (2,M,k,2), pgd.{cls,reg,bg}.P3 (N,1,H,W)  PGD's Gaussian-fit draws / precomputed masks\n"
+    "  icd.instances (M,9: image, real, class, x1,y1,x2,y2, cx,cy)  ICD's queries (else sampled)\n"
     "  gt.boxes (M,5: image, x1,y1,x2,y2 in input pixels), gt.labels (M), image.size (2: H,W)\n"
     "  roi.assist.fc1, roi.assist.fc2, roi.teacher.fc1, roi.teacher.fc2 (R,D), roi.tower (R,C),\n"
     "  roi.gt (R), step (1)                   HEAD's RoI-level inputs (no levels needed)\n"
@@ -579,6 +580,7 @@ int kd_cli_loss(int argc, char **argv) {
   int has_pgd;
   if (fill_pgd(&in, cfg, a.method, c, &pgd_in, &has_pgd)) goto out;
   if (has_pgd) din.pgd_in = &pgd_in;
+  din.icd_inst = in.icd_inst, din.icd_ninst = in.icd_ninst;
   KdTensor *total;
   KdDistillOut outs[KD_DISTILL_MAX_OUT];
   const KdMethod *ms[KD_DISTILL_MAX_OUT];

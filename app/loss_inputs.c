@@ -184,6 +184,13 @@ static int read_all(KdLossInputs *in, KdError *err) {
       free(v);
       if (!ok)
         return kd_error(err, "%s: tensor 'image.size' must be (2): H, W as whole numbers in [1, %d]", in->path, MAX_SIDE);
+    } else if (!strcmp(name, "icd.instances")) {
+      size_t n;
+      if (nd != 2 || shape[1] != 9)
+        return kd_error(err, "%s: tensor 'icd.instances' has shape %s; expected (M,9): image, real, class, x1, y1, x2, "
+                        "y2, cx, cy in input pixels (docs/LOSS-CLI.md)", in->path, ss);
+      if (!(in->icd_inst = kd_loss_inputs_tensor(in, i, &n, err))) return -1;
+      in->icd_ninst = shape[0];
     } else if (strncmp(name, "distill.", 8)) {
       int r = kd_loss_inputs_read_gk(in, i, name, shape, nd, ss, err);
       if (r > 0) r = strncmp(name, "pgd.", 4) ? read_roi(in, i, name, shape, nd, ss, err) : read_pgd(in, i, name, shape, nd, ss, err);
@@ -192,7 +199,8 @@ static int read_all(KdLossInputs *in, KdError *err) {
         return kd_error(err,
                         "%s: unknown tensor '%s' (expected teacher.P<l>, student.P<l>, {teacher,student}.cls.P<l>, "
                         "{teacher,student}.{box,dist,cls_tower,reg_tower,cls_tower0,reg_tower0}.P<l> for l = 3..7, gt.boxes, gt.labels, "
-                        "image.size, roi.*, step, pgd.jitter, pgd.{cls,reg,bg}.P<l>, inst.*, proto.*, progress, or distill.* parameters)",
+                        "image.size, roi.*, step, pgd.jitter, pgd.{cls,reg,bg}.P<l>, inst.*, proto.*, progress, icd.instances, or "
+                        "distill.* parameters)",
                         in->path, name);
     }
   }
@@ -363,6 +371,7 @@ void kd_loss_inputs_free(KdLossInputs *in) {
   for (int k = 0; k < KD_LOSS_NROI; k++) free(in->roi[k]);
   free(in->roi_gt);
   free(in->pgd_jitter);
+  free(in->icd_inst);
   for (int k = 0; k < KD_LOSS_NPGD; k++)
     for (int l = 0; l < MAXL; l++) free(in->pgd_mask[k][l].data);
   kd_loss_inputs_free_gk(in);

@@ -60,6 +60,9 @@ typedef struct {
   float *proto_t[KD_LOSS_MAXL], *proto_s[KD_LOSS_MAXL], *proto_lab[KD_LOSS_MAXL];
   int has_progress;
   float progress;
+  /* ICD (docs/LOSS-CLI.md): given instances icd.instances (M, 9). */
+  float *icd_inst;
+  int icd_ninst;
 } KdLossInputs;
 
 /* Opens path and validates every tensor for method, whose KD_NEED_* bits

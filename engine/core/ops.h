@@ -137,6 +137,16 @@ KdTensor *kd_criss_cross(KdCtx *c, KdTensor *q, KdTensor *k, KdTensor *v, float 
 /* The pixel (ph, pw) of entry k of pixel (h, w)'s cross. */
 void kd_cc_pixel(int H, int W, int h, int w, int k, int *ph, int *pw);
 
+/* ---------- multi-head attention (attention.c) ---------- */
+/* torch.nn.MultiheadAttention between its projections: q: N,Kq,E  k, v:
+ * N,L,E, E % heads == 0, head h the columns [h*E/heads, (h+1)*E/heads).
+ * key_pad [N*L] (1 = padding, weight 0) or NULL. -> N,Kq,E (heads
+ * concatenated). *logits (when not NULL) gets the scaled pre-softmax
+ * scores N,heads,Kq,L with -inf at padding, no gradient. A query with every
+ * key padded gets 0. Deterministic for any number of threads. */
+KdTensor *kd_mha_attend(KdCtx *c, KdTensor *q, KdTensor *k, KdTensor *v, int heads, const unsigned char *key_pad,
+                        float scale, KdTensor **logits);
+
 /* ---------- linear algebra (matmul.c) ---------- */
 /* a: M,K (or B,M,K)  b: K,N (or B,K,N; a 2-D b is shared by every batch).
  * trans_a / trans_b transpose the last two dims first. */

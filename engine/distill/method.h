@@ -141,6 +141,11 @@ typedef struct KdDistillInputs {
   const KdDistillRoiIn *roi_in; /* NULL in training */
   const KdDistillPgdIn *pgd_in; /* NULL in training */
   const KdDistillInstIn *inst_in; /* NULL in training */
+  /* ICD's instances given as they are (`kdscope loss`, docs/LOSS-CLI.md):
+   * icd_ninst rows (image, real, class, x1, y1, x2, y2, cx, cy) in input
+   * pixels, (cx, cy) the jittered centre; NULL in training (sampled). */
+  const float *icd_inst;
+  int icd_ninst;
 } KdDistillInputs;
 
 /* A mask a method used, kept for the probes/UI ("defeat.fg" at level l). */
