@@ -140,6 +140,9 @@ void kd_snapfig_maps_spec(const KdSnapFigView *v, KdSnapFigStore *st, int n, int
 int kd_snapfig_build_objectness(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out, KdError *err);
 /* Whether s has an RPN's objectness maps (a two-stage side). */
 int kd_snapfig_has_objectness(const KdSnapshot *s);
+/* snapfig_icd.c: ICD's attention of a GT's query and fake queries. */
+int kd_snapfig_build_icd(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out, KdError *err);
+int kd_snapfig_has_icd(const KdSnapshot *s);
 /* snapfig_protos.c: global knowledge's prototypes and instances. */
 int kd_snapfig_build_protos(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPanel *out, KdError *err);
 int kd_snapfig_has_protos(const KdSnapshot *s);

@@ -197,6 +197,44 @@ static unsigned char *key_padding(KdCtx *c, const KdDistillInputs *in, int L, fl
   return pad;
 }
 
+/* For the probe's panel: every valid query's attention (softmax of its
+ * logits / T over the unpadded cells, mean over heads), one row per
+ * query: image, real (1) or fake (0), class, box (input pixels), then the
+ * L cells of the levels in order. */
+static int query_table(KdCtx *c, const KdIcdInst *is, const KdTensor *logits, const unsigned char *pad, int N, int H, int L,
+                       float temp, int K, int img_w, int img_h, KdDistillOut *out) {
+  const int Kq = is->kmax, cols = 7 + L;
+  if (is->nvalid < 1) return 0;
+  KdTensor *t = kd_tensor_zeros(c, 2, (int[]){is->nvalid, cols});
+  if (!t) return -1;
+  int r = 0;
+  for (int n = 0; n < N; n++)
+    for (int j = 0; j < Kq && r < is->nvalid; j++) {
+      const int q = n * Kq + j;
+      if (!is->valid[q]) continue;
+      float *row = t->data + (size_t)r++ * cols;
+      int cls = 0;
+      for (int k = 1; k < K; k++)
+        if (is->desc[(size_t)q * is->din + k] > is->desc[(size_t)q * is->din + cls]) cls = k;
+      const float *b = is->box + (size_t)q * 4;
+      const float head[7] = {(float)n, is->real[q] ? 1.0f : 0.0f, (float)cls, b[0] * img_w, b[1] * img_h, b[2] * img_w, b[3] * img_h};
+      memcpy(row, head, sizeof head);
+      for (int h = 0; h < H; h++) {
+        const float *lg = logits->data + (((size_t)n * H + h) * Kq + j) * L;
+        float mx = -INFINITY;
+        for (int s = 0; s < L; s++)
+          if (!pad[(size_t)n * L + s] && lg[s] / temp > mx) mx = lg[s] / temp;
+        if (mx == -INFINITY) continue;
+        double sum = 0;
+        for (int s = 0; s < L; s++) sum += pad[(size_t)n * L + s] ? 0.0 : exp(lg[s] / temp - mx);
+        for (int s = 0; s < L; s++)
+          if (!pad[(size_t)n * L + s]) row[7 + s] += (float)(exp(lg[s] / temp - mx) / sum / H);
+      }
+    }
+  kd_distill_table(out, "queries", t, 1);
+  return 0;
+}
+
 static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out) {
   const IcdParams *p = inst->params;
   const Icd *d = inst->state;
@@ -296,6 +334,7 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
         for (int s = 0; s < L; s++) mn[s] += (float)(row[s] / sum);
       }
   for (size_t i = 0; i < (size_t)N * H * L; i++) msum_all += m[i];
+  if (in->maps && query_table(c, &is, logits, pad, N, H, L, p->temp, d->K, in->img_w, in->img_h, out)) return -1;
 
   /* ---- mimic on the value projections ---- */
   KdTensor *sseq = sequence(c, in, 0);
