@@ -34,8 +34,10 @@ static int ends_with(const char *s, const char *suf) {
   return a >= b && !strcmp(s + a - b, suf);
 }
 
-/* Older torchvision names into today's; returns 1 when renamed. */
-static int normalise(const char *in, char *out, size_t len) {
+/* Older torchvision names into today's; returns 1 when renamed.
+ * old_towers: the RetinaNet towers are Sequential(conv, ReLU, ...) (only
+ * even indices; FCOS's conv, GroupNorm, ReLU has odd ones too). */
+static int normalise(const char *in, char *out, size_t len, int old_towers) {
   if (!strncmp(in, "module.", 7)) in += 7;
   snprintf(out, len, "%s", in);
   int i, n = 0;
@@ -51,7 +53,7 @@ static int normalise(const char *in, char *out, size_t len) {
   }
   /* RetinaNet towers were Sequential(conv, relu, ...): conv.2i.w -> conv.i.0.w */
   static const char *const tow[] = {"head.classification_head.conv.", "head.regression_head.conv."};
-  for (int k = 0; k < 2; k++) {
+  for (int k = 0; k < 2 && old_towers; k++) {
     size_t pl = strlen(tow[k]);
     if (!strncmp(in, tow[k], pl) && sscanf(in + pl, "%d.%n", &i, &n) == 1 && n > 0 &&
         (!strcmp(in + pl + n, "weight") || !strcmp(in + pl + n, "bias"))) {
@@ -80,6 +82,15 @@ KdTvImport *kd_tv_open(const char *path, KdError *err) {
     kd_tv_close(t);
     return kd_error(err, "out of memory"), NULL;
   }
+  int old_towers = 1;
+  for (int i = 0; i < n; i++) {
+    const char *nm = kd_safetensors_name(t->st, i);
+    int k, m = 0;
+    if (!strncmp(nm, "module.", 7)) nm += 7;
+    if ((sscanf(nm, "head.classification_head.conv.%d.%n", &k, &m) == 1 ||
+         sscanf(nm, "head.regression_head.conv.%d.%n", &k, &m) == 1) && m > 0 && (k % 2 || (nm[m] >= '0' && nm[m] <= '9')))
+      old_towers = 0;
+  }
   for (int i = 0; i < n; i++) {
     const char *nm = kd_safetensors_name(t->st, i);
     if (ends_with(nm, "num_batches_tracked")) {
@@ -87,7 +98,7 @@ KdTvImport *kd_tv_open(const char *path, KdError *err) {
       t->bn_counters_in_body += !strncmp(nm, "backbone.body.", 14) || !strncmp(nm, "module.backbone.body.", 21);
       continue;
     }
-    t->renamed += normalise(nm, t->name[t->n], NAME_LEN);
+    t->renamed += normalise(nm, t->name[t->n], NAME_LEN, old_towers);
     for (int j = 0; j < t->n; j++)
       if (!strcmp(t->name[j], t->name[t->n])) {
         kd_error(err, "%s: tensors \"%s\" and \"%s\" both mean \"%s\"", path, kd_safetensors_name(t->st, t->index[j]), nm,
@@ -120,6 +131,13 @@ static int find(const KdTvImport *t, const char *name) {
 }
 
 /* Shape of a normalised name: ndim, or -1 when absent. */
+/* The first name starting with prefix, or NULL. */
+static const char *with_prefix(const KdTvImport *t, const char *prefix) {
+  for (int i = 0; i < t->n; i++)
+    if (!strncmp(t->name[i], prefix, strlen(prefix))) return t->name[i];
+  return NULL;
+}
+
 static int shape_of(const KdTvImport *t, const char *name, int *shape) {
   int i = find(t, name), nd = 0;
   if (i < 0) return -1;
@@ -232,6 +250,9 @@ static int infer_neck(const KdTvImport *t, KdTvArch *a, int two_stage, KdError *
 static int infer_retinanet(const KdTvImport *t, KdTvArch *a, KdError *err) {
   KdHeadCfg *h = &a->model.head;
   char b[64];
+  if (find(t, "head.regression_head.bbox_ctrness.weight") >= 0)
+    return kd_error(err, "%s: head.regression_head.bbox_ctrness.weight: an FCOS head, not supported (RetinaNet and Faster R-CNN are)",
+                    t->path);
   int c[4], r[4], ncd = shape_of(t, "head.classification_head.cls_logits.weight", c),
               nrd = shape_of(t, "head.regression_head.bbox_reg.weight", r);
   if (nrd < 0) return kd_error(err, "%s: head.regression_head.bbox_reg.weight missing", t->path);
@@ -261,6 +282,12 @@ static int infer_retinanet(const KdTvImport *t, KdTvArch *a, KdError *err) {
 static int infer_frcnn(const KdTvImport *t, KdTvArch *a, KdError *err) {
   KdHeadCfg *h = &a->model.head;
   char b[64];
+  static const char *const branches[][2] = {{"roi_heads.mask_", "Mask R-CNN's mask branch"},
+                                            {"roi_heads.keypoint_", "Keypoint R-CNN's keypoint branch"}};
+  for (int i = 0; i < 2; i++) {
+    const char *nm = with_prefix(t, branches[i][0]);
+    if (nm) return kd_error(err, "%s: %s: %s is not supported (kdscope's Faster R-CNN has boxes only)", t->path, nm, branches[i][1]);
+  }
   int s[4], nd = shape_of(t, "rpn.head.cls_logits.weight", s);
   snprintf(h->kind, sizeof h->kind, "faster_rcnn");
   if (nd != 4 || s[0] != h->rpn.nratios) /* one anchor size per level: A = the aspect ratios */

@@ -1,0 +1,179 @@
+"""Oracle of test_tv_import: torchvision detectors with random weights,
+exported with tools/export_torchvision.py, and torchvision's outputs on
+given inputs for the C test to compare with the imported model's.
+
+usage: tv_import_oracle.py CASE DIR [HxW ...]
+  CASE r50   retinanet_resnet50_fpn (BatchNorm2d: num_batches_tracked),
+             exported with --model --checkpoint
+  CASE r18   ResNet-18 width 64, FPN 256, P6/P7 from P5 (FrozenBatchNorm2d),
+             a bare .pth exported as it is
+  CASE variants  every detection builder this torchvision has, as
+             shape-only files (the data a sparse hole) for architecture
+             inference: DIR/variants.txt lists "builder file" lines
+For r50/r18 writes DIR/model.safetensors (the exporter's) and per size
+DIR/in_HxW.safetensors ("input" 1,3,H,W) and DIR/out_HxW.safetensors:
+feat.P<k>, cls.P<k> (1, A*K, H, W), box.P<k>, and the final detections
+det.boxes [D,4], det.scores [D], det.labels [D] (as floats).
+Exits 77 without torch/torchvision."""
+import json
+import os
+import struct
+import subprocess
+import sys
+
+try:
+    import numpy as np
+    import torch
+    import torchvision
+    from torchvision.models.detection import retinanet as tvr
+    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+    from torchvision.models.detection.image_list import ImageList
+    from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+except Exception as e:  # pragma: no cover
+    print("torch/torchvision unavailable:", e)
+    sys.exit(77)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def write_st(path, tensors, sparse=False):
+    head, blobs, off = {}, [], 0
+    for k, t in tensors.items():
+        n = t.numel() * 4
+        head[k] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + n]}
+        if not sparse:
+            blobs.append(t.detach().to(torch.float32).contiguous().numpy().astype("<f4").tobytes())
+        off += n
+    h = json.dumps(head).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+        if sparse:
+            f.truncate(8 + len(h) + off)
+
+
+def perturb(model, gen):
+    """Norm statistics that matter, head convs that keep the activations'
+    scale (torchvision's N(0, 0.01) makes every score the prior's), and
+    class biases spread so there are detections above 0.05."""
+    with torch.no_grad():
+        for name, mod in model.named_modules():
+            if hasattr(mod, "running_var") and mod.running_var is not None:
+                mod.running_var.copy_(torch.rand(mod.running_var.shape, generator=gen) + 0.5)
+                mod.running_mean.copy_((torch.rand(mod.running_mean.shape, generator=gen) - 0.5) * 0.4)
+                mod.weight.copy_(torch.rand(mod.weight.shape, generator=gen) + 0.5)
+                mod.bias.copy_((torch.rand(mod.bias.shape, generator=gen) - 0.5) * 0.4)
+        for name, p in model.head.named_parameters():
+            if p.dim() == 4 and "cls_logits" not in name and "bbox_reg" not in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * (2.0 / (p.shape[1] * 9)) ** 0.5)
+        # Random ResNets' features run to 1e3: scale the output convs so
+        # logits spread about 1 (saturated scores would tie) and deltas
+        # about 0.3 (larger ones clip every box to the image).
+        model.eval()
+        x = torch.rand((1, 3, 128, 128), generator=gen) * 4 - 2
+        feats = list(model.backbone(x).values())
+        ho = model.head(feats)
+        cl = model.head.classification_head.cls_logits
+        br = model.head.regression_head.bbox_reg
+        cl.weight.mul_(1.0 / float(ho["cls_logits"].std()))
+        br.weight.mul_(0.3 / float(ho["bbox_regression"].std()))
+        br.bias.zero_()
+        cl.bias.copy_(torch.rand(cl.bias.shape, generator=gen) * 3 - 6)
+
+
+def build(case):
+    torch.manual_seed(3)
+    if case == "r50":
+        return tvr.retinanet_resnet50_fpn(weights=None, weights_backbone=None, num_classes=91)
+    backbone = resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=5, returned_layers=[2, 3, 4],
+                                   extra_blocks=LastLevelP6P7(256, 256))
+    return tvr.RetinaNet(backbone, num_classes=91)
+
+
+def export(case, model, d):
+    pth = os.path.join(d, "model.pth")
+    torch.save(model.state_dict(), pth)
+    tool = [sys.executable, os.path.join(ROOT, "tools", "export_torchvision.py")]
+    out = os.path.join(d, "model.safetensors")
+    if case == "r50":
+        args = ["--model", "retinanet_resnet50_fpn", "--checkpoint", pth]
+    else:
+        args = [pth, "--arch", "retinanet_resnet18_w64_fpn256"]
+    subprocess.run(tool + args + ["--out", out], check=True, stdout=subprocess.DEVNULL)
+    os.unlink(pth)
+
+
+def outputs(model, x):
+    res = {}
+    with torch.no_grad():
+        feats = list(model.backbone(x).values())
+        ho = model.head(feats)
+        n, _, H, W = x.shape
+        images = ImageList(x, [(H, W)] * n)
+        anchors = model.anchor_generator(images, feats)
+        hw = [f.shape[2] * f.shape[3] for f in feats]
+        A = ho["cls_logits"].shape[1] // sum(hw)
+        per = [v * A for v in hw]
+        split = {k: list(ho[k].split(per, dim=1)) for k in ho}
+        sa = [list(a.split(per)) for a in anchors]
+        dets = model.postprocess_detections(split, sa, images.image_sizes)[0]
+    K = ho["cls_logits"].shape[2]
+    start = 0
+    for i, f in enumerate(feats):
+        nm = "P%d" % (3 + i)
+        h, w = f.shape[2], f.shape[3]
+        cnt = h * w * A
+        res["feat." + nm] = f
+        res["cls." + nm] = ho["cls_logits"][:, start:start + cnt].reshape(n, h, w, A * K).permute(0, 3, 1, 2)
+        res["box." + nm] = ho["bbox_regression"][:, start:start + cnt].reshape(n, h, w, A * 4).permute(0, 3, 1, 2)
+        start += cnt
+    res["det.boxes"] = dets["boxes"].reshape(-1, 4)
+    res["det.scores"] = dets["scores"].reshape(-1)
+    res["det.labels"] = dets["labels"].reshape(-1).to(torch.float32)
+    return res
+
+
+def variants(d):
+    import torchvision.models.detection as det
+    names = [n for n in sorted(dir(det)) if n[0].islower() and callable(getattr(det, n)) and
+             any(s in n for s in ("rcnn", "retinanet", "fcos", "ssd")) and not n.startswith("_")]
+    # Only the shapes matter here: skip the random initialisation (most of the time).
+    for fn in [f for f in dir(torch.nn.init) if f.endswith("_") and not f.startswith("_")]:
+        setattr(torch.nn.init, fn, lambda t, *a, **k: t)
+    lines = []
+    for n in names:
+        try:
+            m = getattr(det, n)(weights=None, weights_backbone=None)
+        except Exception as e:  # a builder with other arguments
+            print("skipped", n, e)
+            continue
+        path = os.path.join(d, n + ".safetensors")
+        write_st(path, {k: v.float() for k, v in m.state_dict().items()}, sparse=True)
+        lines.append("%s %s\n" % (n, path))
+    with open(os.path.join(d, "variants.txt"), "w") as f:
+        f.writelines(lines)
+
+
+def main():
+    case, d = sys.argv[1], sys.argv[2]
+    if case == "variants":
+        variants(d)
+        return
+    model = build(case)
+    perturb(model, torch.Generator().manual_seed(5))
+    model.eval()
+    export(case, model, d)
+    gen = torch.Generator().manual_seed(7)
+    for size in sys.argv[3:]:
+        H, W = (int(v) for v in size.split("x"))
+        x = torch.rand((1, 3, H, W), generator=gen) * 4 - 2
+        write_st(os.path.join(d, "in_%s.safetensors" % size), {"input": x})
+        write_st(os.path.join(d, "out_%s.safetensors" % size), outputs(model, x))
+    print("torchvision", torchvision.__version__)
+
+
+if __name__ == "__main__":
+    main()
