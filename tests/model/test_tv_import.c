@@ -15,8 +15,10 @@
  * tools/export_torchvision.py, imported with the verb, run at 512x512 and
  * 320x480: FPN features, head outputs and final detections against
  * torchvision's (tests/model/tv_import_oracle.py); the ResNet-18 one
- * imported with 5 of its 91 classes; and architecture inference on every
- * detection builder of the installed torchvision. */
+ * imported with 5 of its 91 classes; a ResNet-18-width-64 Faster R-CNN
+ * (FPN and RPN outputs, final detections at 512x512 and 384x512); and
+ * architecture inference on every detection builder of the installed
+ * torchvision. A third argument runs one case (r50, r18, frcnn, variants). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -364,6 +366,8 @@ static void compare_dets(KdSafetensors *st, const KdDetection *d, int n, float s
 typedef struct {
   const char *name, *arch;
   const char *classes; /* ids kept, or NULL */
+  const char *sizes[2];
+  int two_stage;       /* Faster R-CNN: RPN outputs, labels 1..K */
 } TorchCase;
 
 /* ours against torchvision's selected rows, relative to their peak */
@@ -378,7 +382,7 @@ static void compare_rows(const char *nm, const float *want, const float *ours, s
 /* The import of DIR/model.safetensors (classes: keep, or all) against the
  * oracle's outputs at both sizes. */
 static void compare_import(const char *dir, const TorchCase *k, const int *keep, int nkeep, const char *ids) {
-  static const char *const sizes[] = {"512x512", "320x480"};
+  const char *const *sizes = k->sizes;
   char cmd[2000], imp[450];
   snprintf(imp, sizeof imp, "%s/imp%d", dir, nkeep);
   snprintf(cmd, sizeof cmd, "%s import --in %s/model.safetensors --out %s%s%s%s%s >/dev/null", kdscope, dir, imp,
@@ -410,11 +414,19 @@ static void compare_import(const char *dir, const TorchCase *k, const int *keep,
     KdDetOut o;
     CHECK(kd_model_forward(m, c, x, 0, &o) == 0);
     printf(" %s (our forward %.2f s)\n", sizes[s], now() - f0);
-    KdTensor *const *cls = kd_det_out(&o, "cls"), *const *box = kd_det_out(&o, "box");
+    KdTensor *const *cls = kd_det_out(&o, k->two_stage ? "objectness" : "cls"),
+                    *const *box = kd_det_out(&o, k->two_stage ? "rpn_box" : "box");
     for (int l = 0; l < o.nlev; l++) {
       char nm[32];
       snprintf(nm, sizeof nm, "feat.%s", o.levels->name[l]);
       parity_tensor(out, nm, o.feat[l], 1e-4);
+      if (k->two_stage) {
+        snprintf(nm, sizeof nm, "obj.%s", o.levels->name[l]);
+        parity_tensor(out, nm, cls[l], 1e-4);
+        snprintf(nm, sizeof nm, "rpn_box.%s", o.levels->name[l]);
+        parity_tensor(out, nm, box[l], 1e-4);
+        continue;
+      }
       snprintf(nm, sizeof nm, "box.%s", o.levels->name[l]);
       parity_tensor(out, nm, box[l], 1e-4);
       snprintf(nm, sizeof nm, "cls.%s", o.levels->name[l]);
@@ -440,7 +452,9 @@ static void compare_import(const char *dir, const TorchCase *k, const int *keep,
       int count = 0;
       float wh[2] = {(float)shape[3], (float)shape[2]};
       CHECK_MSG(kd_model_decode(m, &o, &pc, 1, wh, d, &count, &err) == 0, "%s", err.msg);
-      compare_dets(out, d, count, (float)(shape[2] > shape[3] ? shape[2] : shape[3]), NULL);
+      int map[1001]; /* our contiguous label -> torchvision's (Faster R-CNN: 0 is the background) */
+      for (int i = 0; i < 1001; i++) map[i] = i + k->two_stage;
+      compare_dets(out, d, count, (float)(shape[2] > shape[3] ? shape[2] : shape[3]), map);
       free(d);
     }
     kd_ctx_free(c);
@@ -457,7 +471,8 @@ static int torch_case(const char *root, const TorchCase *k) {
   mkdir(dir, 0777);
   printf("%s\n", k->name);
   double t0 = now();
-  snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tests/model/tv_import_oracle.py %s %s 512x512 320x480", root, k->name, dir);
+  snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tests/model/tv_import_oracle.py %s %s %s %s", root, k->name, dir, k->sizes[0],
+           k->sizes[1]);
   int rc = run_cmd(cmd);
   if (rc == 77) return 77;
   CHECK_MSG(rc == 0, "oracle failed (%d)", rc);
@@ -545,7 +560,7 @@ int main(int argc, char **argv) {
   kdscope = argc > 1 ? argv[1] : NULL;
   int oracle = argc > 2 && !strcmp(argv[2], "--oracle");
   if (!kdscope) {
-    fprintf(stderr, "usage: test_tv_import KDSCOPE [--oracle]\n");
+    fprintf(stderr, "usage: test_tv_import KDSCOPE [--oracle [CASE]]\n");
     return 1;
   }
   snprintf(tmpdir, sizeof tmpdir, "/tmp/kd_tvi_XXXXXX");
@@ -566,11 +581,15 @@ int main(int argc, char **argv) {
       return 77;
     }
     static const TorchCase cases[] = {
-        {"r50", "retinanet_resnet50_fpn", NULL},
-        {"r18", NULL, "1,3,18,44,90"},
+        {"r50", "retinanet_resnet50_fpn", NULL, {"512x512", "320x480"}, 0},
+        {"r18", NULL, "1,3,18,44,90", {"512x512", "320x480"}, 0},
+        /* multiples of 64, the max-pool P6's stride: torchvision takes strides as image // feature */
+        {"frcnn", NULL, NULL, {"512x512", "384x512"}, 1},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0] && rc != 77; i++) rc = torch_case(root, &cases[i]);
-    if (rc != 77) rc = variants(root);
+    const char *only = argc > 3 ? argv[3] : NULL; /* one case: r50, r18, frcnn or variants */
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0] && rc != 77; i++)
+      if (!only || !strcmp(only, cases[i].name)) rc = torch_case(root, &cases[i]);
+    if (rc != 77 && (!only || !strcmp(only, "variants"))) rc = variants(root);
   }
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);

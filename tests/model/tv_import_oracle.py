@@ -7,6 +7,10 @@ usage: tv_import_oracle.py CASE DIR [HxW ...]
              exported with --model --checkpoint
   CASE r18   ResNet-18 width 64, FPN 256, P6/P7 from P5 (FrozenBatchNorm2d),
              a bare .pth exported as it is
+  CASE frcnn Faster R-CNN, ResNet-18 width 64, FPN 256 P2..P6 (max pool),
+             TwoMLPHead 1024 (FrozenBatchNorm2d), a bare .pth; outputs
+             feat.P<k>, obj.P<k>, rpn_box.P<k> and the detections (labels
+             1..90, torchvision's)
   CASE variants  every detection builder this torchvision has, as
              shape-only files (the data a sparse hole) for architecture
              inference: DIR/variants.txt lists "builder file" lines
@@ -36,23 +40,27 @@ except Exception as e:  # pragma: no cover
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def write_st(path, tensors, sparse=False):
-    head, blobs, off = {}, [], 0
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from export_torchvision import write_safetensors  # noqa: E402  (the exporter's writer)
+
+
+def write_st(path, tensors):
+    write_safetensors(path, tensors, None)
+
+
+def write_shapes(path, tensors):
+    """A safetensors file of these shapes whose data is a hole (zeros)."""
+    head, off = {}, 0
     for k, t in tensors.items():
         n = t.numel() * 4
         head[k] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + n]}
-        if not sparse:
-            blobs.append(t.detach().to(torch.float32).contiguous().numpy().astype("<f4").tobytes())
         off += n
     h = json.dumps(head).encode()
     h += b" " * ((8 - len(h) % 8) % 8)
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(h)))
         f.write(h)
-        for b in blobs:
-            f.write(b)
-        if sparse:
-            f.truncate(8 + len(h) + off)
+        f.truncate(8 + len(h) + off)
 
 
 def perturb(model, gen):
@@ -66,6 +74,9 @@ def perturb(model, gen):
                 mod.running_mean.copy_((torch.rand(mod.running_mean.shape, generator=gen) - 0.5) * 0.4)
                 mod.weight.copy_(torch.rand(mod.weight.shape, generator=gen) + 0.5)
                 mod.bias.copy_((torch.rand(mod.bias.shape, generator=gen) - 0.5) * 0.4)
+        if hasattr(model, "rpn"):
+            perturb_frcnn(model, gen)
+            return
         for name, p in model.head.named_parameters():
             if p.dim() == 4 and "cls_logits" not in name and "bbox_reg" not in name:
                 p.copy_(torch.randn(p.shape, generator=gen) * (2.0 / (p.shape[1] * 9)) ** 0.5)
@@ -84,10 +95,35 @@ def perturb(model, gen):
         cl.bias.copy_(torch.rand(cl.bias.shape, generator=gen) * 3 - 6)
 
 
+def perturb_frcnn(model, gen):
+    """RPN scores spread (random ones tie at 0.5), some classes above 0.05."""
+    rh = model.rpn.head
+    for m in rh.conv.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2.0 / (m.weight.shape[1] * 9)) ** 0.5)
+    model.eval()
+    x = torch.rand((1, 3, 128, 128), generator=gen) * 4 - 2
+    feats = list(model.backbone(x).values())
+    obj, deltas = rh(feats)
+    rh.cls_logits.weight.mul_(2.0 / float(torch.cat([o.flatten() for o in obj]).std()))
+    rh.bbox_pred.weight.mul_(0.2 / float(torch.cat([d.flatten() for d in deltas]).std()))
+    fd = model.backbone(x)
+    images = ImageList(x, [(128, 128)])
+    props, _ = model.rpn(images, fd)
+    rh = model.roi_heads
+    rep = rh.box_head(rh.box_roi_pool(fd, props, images.image_sizes))
+    cs = rh.box_predictor.cls_score
+    cs.weight.mul_(1.0 / float((cs(rep) - cs.bias).std()))
+    cs.bias.copy_(torch.rand(cs.bias.shape, generator=gen) * 8 - 4)
+
+
 def build(case):
     torch.manual_seed(3)
     if case == "r50":
         return tvr.retinanet_resnet50_fpn(weights=None, weights_backbone=None, num_classes=91)
+    if case == "frcnn":
+        from torchvision.models.detection.faster_rcnn import FasterRCNN
+        return FasterRCNN(resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=5), num_classes=91)
     backbone = resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=5, returned_layers=[2, 3, 4],
                                    extra_blocks=LastLevelP6P7(256, 256))
     return tvr.RetinaNet(backbone, num_classes=91)
@@ -101,12 +137,33 @@ def export(case, model, d):
     if case == "r50":
         args = ["--model", "retinanet_resnet50_fpn", "--checkpoint", pth]
     else:
-        args = [pth, "--arch", "retinanet_resnet18_w64_fpn256"]
+        args = [pth, "--arch", "%s_resnet18_w64_fpn256" % ("fasterrcnn" if case == "frcnn" else "retinanet")]
     subprocess.run(tool + args + ["--out", out], check=True, stdout=subprocess.DEVNULL)
     os.unlink(pth)
 
 
+def outputs_frcnn(model, x):
+    res = {}
+    with torch.no_grad():
+        fd = model.backbone(x)
+        feats = list(fd.values())
+        obj, deltas = model.rpn.head(feats)
+        n, _, H, W = x.shape
+        images = ImageList(x, [(H, W)] * n)
+        props, _ = model.rpn(images, fd)
+        dets = model.roi_heads(fd, props, images.image_sizes)[0][0]
+    for i, f in enumerate(feats):
+        nm = "P%d" % (2 + i)
+        res["feat." + nm], res["obj." + nm], res["rpn_box." + nm] = f, obj[i], deltas[i]
+    res["det.boxes"] = dets["boxes"].reshape(-1, 4)
+    res["det.scores"] = dets["scores"].reshape(-1)
+    res["det.labels"] = dets["labels"].reshape(-1).to(torch.float32)
+    return res
+
+
 def outputs(model, x):
+    if hasattr(model, "rpn"):
+        return outputs_frcnn(model, x)
     res = {}
     with torch.no_grad():
         feats = list(model.backbone(x).values())
@@ -151,7 +208,7 @@ def variants(d):
             print("skipped", n, e)
             continue
         path = os.path.join(d, n + ".safetensors")
-        write_st(path, {k: v.float() for k, v in m.state_dict().items()}, sparse=True)
+        write_shapes(path, {k: v.float() for k, v in m.state_dict().items()})
         lines.append("%s %s\n" % (n, path))
     with open(os.path.join(d, "variants.txt"), "w") as f:
         f.writelines(lines)
