@@ -37,10 +37,12 @@ static const char usage[] =
     "which also becomes data.dir), a COCO json's categories, or a text file of\n"
     "ids, one a line. Without it every class is kept (torchvision COCO models:\n"
     "91, the unused ids included).\n\n"
-    "The config has torchvision's score threshold, NMS and detections per image\n"
-    "and the ImageNet normalisation; images are letterboxed to data.size=512\n"
-    "(--set data.size=N to change it; torchvision's own resize to 800/1333 is\n"
-    "not in kdscope's loader yet).\n";
+    "The config evaluates as torchvision does: its score threshold, NMS and\n"
+    "detections per image, the ImageNet normalisation and its resize\n"
+    "(data.resize=torchvision: short side to data.min_size=800 unless the long\n"
+    "side passes data.max_size=1333, bilinear, top-left) into a data.size=1344\n"
+    "square; smaller and faster: --set data.min_size=512 --set data.max_size=512\n"
+    "--set data.size=512.\n";
 
 /* COCO category ids to keep, from a data dir, a json or a list of ids. */
 static int read_classes(const char *arg, int **ids, int *n, char *data_dir, size_t len, KdError *err) {
@@ -116,7 +118,7 @@ static char *config_json(const KdTvArch *a, const char *src, int nclasses, const
   /* torchvision: RetinaNet score 0.05, 1000 per level, NMS 0.5, 300 per image; Faster R-CNN 0.05, 0.5, 100 */
   o += snprintf(s + o, 8192 - (size_t)o,
                 "  \"eval\": {\"score_thresh\": 0.05, \"nms_iou\": 0.5, \"topk\": 1000, \"max_dets\": %d},\n"
-                "  \"data\": {\"size\": 512%s%s%s}\n}\n",
+                "  \"data\": {\"resize\": \"torchvision\", \"min_size\": 800, \"max_size\": 1333, \"size\": 1344%s%s%s}\n}\n",
                 retina ? 300 : 100, *data_dir ? ", \"dir\": \"" : "", data_dir, *data_dir ? "\"" : "");
   return s;
 }

@@ -18,7 +18,8 @@
  * imported with 5 of its 91 classes; a ResNet-18-width-64 Faster R-CNN
  * (FPN and RPN outputs, final detections at 512x512 and 384x512); and
  * architecture inference on every detection builder of the installed
- * torchvision. A third argument runs one case (r50, r18, frcnn, variants). */
+ * torchvision; data.resize=torchvision against torchvision's transform.
+ * A third argument runs one case (r50, r18, frcnn, variants, image). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@
 #include "check.h"
 #include "core/config.h"
 #include "core/rng.h"
+#include "data/transform.h"
 #include "model/detector.h"
 #include "model/safetensors.h"
 #include "model/tv_import.h"
@@ -465,17 +467,25 @@ static void compare_import(const char *dir, const TorchCase *k, const int *keep,
   kd_model_free(m);
 }
 
-static int torch_case(const char *root, const TorchCase *k) {
-  char dir[400], cmd[2000];
-  snprintf(dir, sizeof dir, "%s/%s", tmpdir, k->name);
+/* tv_import_oracle.py CASE in tmpdir/CASE (into dir) with extra args;
+ * returns its status (77: no torch). */
+static int run_oracle(const char *root, const char *kase, const char *args, char *dir, size_t len) {
+  char cmd[1500];
+  snprintf(dir, len, "%s/%s", tmpdir, kase);
   mkdir(dir, 0777);
+  snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tests/model/tv_import_oracle.py %s %s %s", root, kase, dir, args);
+  int rc = run_cmd(cmd);
+  if (rc != 77) CHECK_MSG(rc == 0, "oracle %s failed (%d)", kase, rc);
+  return rc;
+}
+
+static int torch_case(const char *root, const TorchCase *k) {
+  char dir[400], cmd[2000], args[64];
   printf("%s\n", k->name);
   double t0 = now();
-  snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tests/model/tv_import_oracle.py %s %s %s %s", root, k->name, dir, k->sizes[0],
-           k->sizes[1]);
-  int rc = run_cmd(cmd);
+  snprintf(args, sizeof args, "%s %s", k->sizes[0], k->sizes[1]);
+  int rc = run_oracle(root, k->name, args, dir, sizeof dir);
   if (rc == 77) return 77;
-  CHECK_MSG(rc == 0, "oracle failed (%d)", rc);
   printf(" oracle (torchvision model, export, outputs) %.1f s\n", now() - t0);
   compare_import(dir, k, NULL, 0, NULL);
   if (k->classes) {
@@ -491,6 +501,67 @@ static int torch_case(const char *root, const TorchCase *k) {
     }
     fclose(f);
     compare_import(dir, k, keep, nkeep, ids);
+  }
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  run_cmd(cmd);
+  return 1;
+}
+
+/* data.resize=torchvision against GeneralizedRCNNTransform's resize and
+ * normalisation on RGB8 images (up, down, limited by max_size); the
+ * padding of our square input is zero, as torchvision's batch padding. */
+static int images(const char *root) {
+  char dir[400], cmd[1000];
+  int rc = run_oracle(root, "image", "", dir, sizeof dir);
+  if (rc == 77) return 77;
+  printf("data.resize=torchvision against GeneralizedRCNNTransform\n");
+  for (int i = 0; i < 3; i++) {
+    char path[500];
+    KdError err;
+    snprintf(path, sizeof path, "%s/image_%d.safetensors", dir, i);
+    KdSafetensors *st = kd_safetensors_open(path, &err);
+    CHECK_MSG(st != NULL, "%s", err.msg);
+    if (!st) break;
+    int rs[4], ts[4], nd;
+    float cfgv[2];
+    kd_safetensors_shape(st, kd_safetensors_find(st, "rgb"), rs, &nd);
+    kd_safetensors_shape(st, kd_safetensors_find(st, "tv"), ts, &nd);
+    size_t nrgb = (size_t)rs[0] * rs[1] * 3, ntv = (size_t)ts[0] * ts[1] * ts[2];
+    float *rgbf = malloc(nrgb * sizeof(float)), *tv = malloc(ntv * sizeof(float));
+    CHECK(kd_safetensors_read_f32(st, "rgb", rgbf, nrgb, &err) == 0 && kd_safetensors_read_f32(st, "tv", tv, ntv, &err) == 0 &&
+          kd_safetensors_read_f32(st, "cfg", cfgv, 2, &err) == 0);
+    KdImage im = {.w = rs[1], .h = rs[0], .file_w = rs[1], .file_h = rs[0], .rgb = malloc(nrgb), .cap = nrgb};
+    for (size_t j = 0; j < nrgb; j++) im.rgb[j] = (uint8_t)rgbf[j];
+    KdImageCfg ic;
+    kd_image_cfg_default(&ic);
+    ic.resize = KD_RESIZE_TORCHVISION, ic.min_size = (int)cfgv[0], ic.max_size = (int)cfgv[1];
+    ic.size = ((ts[1] > ts[2] ? ts[1] : ts[2]) + 31) / 32 * 32;
+    CHECK(kd_image_cfg_check(&ic, &err) == 0);
+    int S = ic.size;
+    float *dst = malloc((size_t)3 * S * S * sizeof(float));
+    KdXform xf;
+    KdPrepScratch scr = {0};
+    CHECK(kd_image_prepare(&ic, &im, im.w, im.h, NULL, dst, &xf, &scr, &err) == 0);
+    int cw = (int)lroundf(xf.sx * (float)im.w), ch = (int)lroundf(xf.sy * (float)im.h);
+    CHECK_MSG(cw == ts[2] && ch == ts[1] && xf.ox == 0 && xf.oy == 0, "image %d: %dx%d at (%g, %g), torchvision %dx%d", i, cw, ch,
+              (double)xf.ox, (double)xf.oy, ts[2], ts[1]);
+    double worst = 0, pad = 0;
+    for (int k = 0; k < 3; k++)
+      for (int y = 0; y < S; y++)
+        for (int x = 0; x < S; x++) {
+          float v = dst[((size_t)k * S + y) * S + x];
+          if (y < ts[1] && x < ts[2] && cw == ts[2] && ch == ts[1])
+            worst = fmax(worst, fabs(v - tv[((size_t)k * ts[1] + y) * ts[2] + x]));
+          else if (y >= ch || x >= cw)
+            pad = fmax(pad, fabs(v));
+        }
+    /* float weights there, double-built ones here: 3e-4 is 1/60 of one 8-bit level after /std */
+    CHECK_MSG(worst <= 3e-4 && pad == 0, "image %d: worst %.3g, padding %.3g", i, worst, pad);
+    printf("  %dx%d -> %dx%d (min %d, max %d) in %dx%d: max |ours - torchvision| = %.2g, padding 0\n", im.w, im.h, cw, ch,
+           ic.min_size, ic.max_size, S, S, worst);
+    kd_prep_scratch_free(&scr);
+    free(dst), free(im.rgb), free(rgbf), free(tv);
+    kd_safetensors_close(st);
   }
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   run_cmd(cmd);
@@ -517,12 +588,8 @@ static int variants(const char *root) {
       {"ssdlite320_mobilenet_v3_large", "backbone.body.conv1.weight missing"},
   };
   char dir[400], cmd[1000], list[450];
-  snprintf(dir, sizeof dir, "%s/variants", tmpdir);
-  mkdir(dir, 0777);
-  snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tests/model/tv_import_oracle.py variants %s", root, dir);
-  int rc = run_cmd(cmd);
+  int rc = run_oracle(root, "variants", "", dir, sizeof dir);
   if (rc == 77) return 77;
-  CHECK_MSG(rc == 0, "oracle failed (%d)", rc);
   snprintf(list, sizeof list, "%s/variants.txt", dir);
   FILE *f = fopen(list, "r");
   char name[128], path[512];
@@ -590,6 +657,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0] && rc != 77; i++)
       if (!only || !strcmp(only, cases[i].name)) rc = torch_case(root, &cases[i]);
     if (rc != 77 && (!only || !strcmp(only, "variants"))) rc = variants(root);
+    if (rc != 77 && (!only || !strcmp(only, "image"))) rc = images(root);
   }
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);

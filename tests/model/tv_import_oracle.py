@@ -11,6 +11,11 @@ usage: tv_import_oracle.py CASE DIR [HxW ...]
              TwoMLPHead 1024 (FrozenBatchNorm2d), a bare .pth; outputs
              feat.P<k>, obj.P<k>, rpn_box.P<k> and the detections (labels
              1..90, torchvision's)
+  CASE image  torchvision's GeneralizedRCNNTransform on random RGB8 images:
+             DIR/image_<i>.safetensors with "rgb" (H, W, 3, values 0..255),
+             "cfg" (min_size, max_size) and "tv" (3, h, w: resized,
+             normalised, before the batch padding), i = 0.. (an upscale, a
+             downscale, one limited by max_size)
   CASE variants  every detection builder this torchvision has, as
              shape-only files (the data a sparse hole) for architecture
              inference: DIR/variants.txt lists "builder file" lines
@@ -214,8 +219,26 @@ def variants(d):
         f.writelines(lines)
 
 
+def images(d):
+    from torchvision.models.detection.transform import GeneralizedRCNNTransform
+    gen = torch.Generator().manual_seed(11)
+    # (H, W, min_size, max_size): up 1.28x, down 0.47x, long side limited
+    for i, (H, W, lo, hi) in enumerate([(200, 300, 256, 400), (427, 640, 200, 333), (120, 400, 200, 500)]):
+        rgb = torch.randint(0, 256, (H, W, 3), generator=gen, dtype=torch.uint8)
+        t = GeneralizedRCNNTransform(lo, hi, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+        t.eval()
+        with torch.no_grad():
+            img = rgb.permute(2, 0, 1).float() / 255
+            out = t.resize(t.normalize(img), None)[0]
+        write_st(os.path.join(d, "image_%d.safetensors" % i),
+                 {"rgb": rgb.float(), "cfg": torch.tensor([lo, hi], dtype=torch.float32), "tv": out})
+
+
 def main():
     case, d = sys.argv[1], sys.argv[2]
+    if case == "image":
+        images(d)
+        return
     if case == "variants":
         variants(d)
         return
