@@ -19,7 +19,8 @@
  * (FPN and RPN outputs, final detections at 512x512 and 384x512); and
  * architecture inference on every detection builder of the installed
  * torchvision; data.resize=torchvision against torchvision's transform.
- * A third argument runs one case (r50, r18, frcnn, variants, image). */
+ * A COCO folder through import + eval against torchvision's whole model.
+ * A third argument runs one case (r50, r18, frcnn, variants, image, folder). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -568,6 +569,30 @@ static int images(const char *root) {
   return 1;
 }
 
+/* A COCO-layout folder end to end: kdscope import, then kdscope eval
+ * --dets-out at torchvision's resize (min = max = 256, square images, so
+ * both pad to the same 256 square) against torchvision's whole model on
+ * the same JPEGs (the oracle compares the COCO results). */
+static int folder(const char *root) {
+  char dir[400], cmd[3000];
+  int rc = run_oracle(root, "folder", "", dir, sizeof dir);
+  if (rc == 77) return 77;
+  printf("a COCO folder: kdscope eval against torchvision's model\n");
+  const char *sets = "--set data.size=256 --set data.min_size=256 --set data.max_size=256";
+  snprintf(cmd, sizeof cmd, "%s import --in %s/model.safetensors --out %s/imp %s >/dev/null", kdscope, dir, dir, sets);
+  CHECK(run_cmd(cmd) == 0);
+  snprintf(cmd, sizeof cmd,
+           "%s eval --config %s/imp/config.json --checkpoint %s/imp/model.safetensors --data %s/data --strict --dets-out "
+           "%s/ours.json --json >/dev/null",
+           kdscope, dir, dir, dir, dir);
+  CHECK(run_cmd(cmd) == 0);
+  snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tests/model/tv_import_oracle.py check %s %s/ours.json", root, dir, dir);
+  CHECK_MSG(run_cmd(cmd) == 0, "kdscope eval's detections differ from torchvision's");
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  run_cmd(cmd);
+  return 1;
+}
+
 /* Every detection builder of this torchvision: the supported ones are
  * inferred as themselves, the others refused naming what decided. */
 static int variants(const char *root) {
@@ -658,6 +683,7 @@ int main(int argc, char **argv) {
       if (!only || !strcmp(only, cases[i].name)) rc = torch_case(root, &cases[i]);
     if (rc != 77 && (!only || !strcmp(only, "variants"))) rc = variants(root);
     if (rc != 77 && (!only || !strcmp(only, "image"))) rc = images(root);
+    if (rc != 77 && (!only || !strcmp(only, "folder"))) rc = folder(root);
   }
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);

@@ -16,6 +16,11 @@ usage: tv_import_oracle.py CASE DIR [HxW ...]
              "cfg" (min_size, max_size) and "tv" (3, h, w: resized,
              normalised, before the batch padding), i = 0.. (an upscale, a
              downscale, one limited by max_size)
+  CASE folder a COCO-layout folder DIR/data (two 192x192 JPEGs, 4 classes)
+             and a ResNet-18 RetinaNet of 4 classes (DIR/model.safetensors);
+             DIR/tv_dets.json: torchvision's whole model (its transform at
+             min = max = 256) on the folder's images, COCO results
+  CASE check DIR OURS.json: kdscope's COCO results against tv_dets.json
   CASE variants  every detection builder this torchvision has, as
              shape-only files (the data a sparse hole) for architecture
              inference: DIR/variants.txt lists "builder file" lines
@@ -143,6 +148,7 @@ def export(case, model, d):
         args = ["--model", "retinanet_resnet50_fpn", "--checkpoint", pth]
     else:
         args = [pth, "--arch", "%s_resnet18_w64_fpn256" % ("fasterrcnn" if case == "frcnn" else "retinanet")]
+    # (the bare .pth path: --arch only names it in the sidecar)
     subprocess.run(tool + args + ["--out", out], check=True, stdout=subprocess.DEVNULL)
     os.unlink(pth)
 
@@ -234,8 +240,71 @@ def images(d):
                  {"rgb": rgb.float(), "cfg": torch.tensor([lo, hi], dtype=torch.float32), "tv": out})
 
 
+def folder(d):
+    from torchvision.io import decode_jpeg, read_file, write_jpeg
+    torch.manual_seed(3)
+    backbone = resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=5, returned_layers=[2, 3, 4],
+                                   extra_blocks=LastLevelP6P7(256, 256))
+    model = tvr.RetinaNet(backbone, num_classes=4, min_size=256, max_size=256)
+    perturb(model, torch.Generator().manual_seed(5))
+    model.eval()
+    export("folder", model, d)
+    os.makedirs(os.path.join(d, "data", "images", "val"), exist_ok=True)
+    os.makedirs(os.path.join(d, "data", "annotations"), exist_ok=True)
+    gen = torch.Generator().manual_seed(9)
+    ims, anns, dets = [], [], []
+    for i in range(2):
+        # smooth content (JPEG keeps it) decoded back by torchvision's libjpeg, as kdscope's loader decodes it
+        small = torch.randint(0, 256, (1, 3, 12, 12), generator=gen).float()
+        rgb = torch.nn.functional.interpolate(small, size=(192, 192), mode="bilinear", align_corners=False)[0].round().to(torch.uint8)
+        name = "im%d.jpg" % i
+        path = os.path.join(d, "data", "images", "val", name)
+        write_jpeg(rgb, path, quality=95)
+        rgb = decode_jpeg(read_file(path))
+        ims.append({"id": i + 1, "file_name": name, "width": 192, "height": 192})
+        anns.append({"id": i + 1, "image_id": i + 1, "category_id": 1 + i, "bbox": [20, 30, 60, 50], "area": 3000, "iscrowd": 0})
+        with torch.no_grad():
+            out = model([rgb.float() / 255])[0]
+        for b, sc, lab in zip(out["boxes"].tolist(), out["scores"].tolist(), out["labels"].tolist()):
+            dets.append({"image_id": i + 1, "category_id": lab + 1, "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "score": sc})
+    cats = [{"id": k + 1, "name": "c%d" % k} for k in range(4)]
+    with open(os.path.join(d, "data", "annotations", "instances_val.json"), "w") as f:
+        json.dump({"images": ims, "annotations": anns, "categories": cats}, f)
+    with open(os.path.join(d, "tv_dets.json"), "w") as f:
+        json.dump(dets, f)
+
+
+def check(d, ours_path):
+    """Every torchvision detection has one of ours (same image, class, box
+    within 1e-3 px, score within 1e-5), and the counts agree."""
+    tv = json.load(open(os.path.join(d, "tv_dets.json")))
+    ours = json.load(open(ours_path))
+    used, worst, matched = set(), 0.0, 0
+    for t in tv:
+        best, be = None, 1e9
+        for j, o in enumerate(ours):
+            if j in used or o["image_id"] != t["image_id"] or o["category_id"] != t["category_id"]:
+                continue
+            e = max(max(abs(a - b) for a, b in zip(o["bbox"], t["bbox"])), abs(o["score"] - t["score"]) * 1e3)
+            if e < be:
+                best, be = j, e
+        if best is not None and be < 1e-2:
+            used.add(best)
+            matched += 1
+            worst = max(worst, be)
+    print("  folder: %d of torchvision's %d detections matched (ours %d), worst |box| px or 1000 |score| %.2g" %
+          (matched, len(tv), len(ours), worst))
+    sys.exit(0 if len(tv) > 0 and matched >= len(tv) - 2 and abs(len(ours) - len(tv)) <= 2 else 1)
+
+
 def main():
     case, d = sys.argv[1], sys.argv[2]
+    if case == "folder":
+        folder(d)
+        return
+    if case == "check":
+        check(d, sys.argv[3])
+        return
     if case == "image":
         images(d)
         return
