@@ -92,14 +92,31 @@ static int read_classes(const char *arg, int **ids, int *n, char *data_dir, size
   return *n ? 0 : kd_error(err, "--classes %s: no category ids in it", arg);
 }
 
+/* A path inside a JSON string: quotes, backslashes and controls escaped. */
+static const char *json_str(const char *s, char *buf, size_t len) {
+  size_t o = 0;
+  for (; *s && o + 7 < len; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch == '"' || ch == '\\') buf[o++] = '\\', buf[o++] = (char)ch;
+    else if (ch < 0x20) o += (size_t)snprintf(buf + o, len - o, "\\u%04x", ch);
+    else buf[o++] = (char)ch;
+  }
+  buf[o] = 0;
+  return buf;
+}
+
 /* The config: the architecture, torchvision's evaluation settings. */
-static char *config_json(const KdTvArch *a, const char *src, int nclasses, const char *data_dir) {
+static char *config_json(const KdTvArch *a, const char *src_path, int nclasses, const char *data_path) {
+  char src[2048], data_dir[8192];
+  json_str(src_path, src, sizeof src);
+  json_str(data_path, data_dir, sizeof data_dir);
   const KdModelCfg *m = &a->model;
   static const char *const bn[] = {"train", "eval", "frozen"}, *const ex[] = {"p5", "c5", "pool"};
   int retina = !strcmp(m->head.kind, "retinanet");
-  char *s = malloc(8192);
+  size_t cap = 16384;
+  char *s = malloc(cap);
   if (!s) return NULL;
-  int o = snprintf(s, 8192,
+  int o = snprintf(s, cap,
                    "{\n  \"_comment\": \"kdscope import of %s (%s%s): torchvision's architecture and evaluation settings\",\n"
                    "  \"name\": \"%s\",\n"
                    "  \"model\": {\"head\": \"%s\", \"depth\": %d, \"width\": %d, \"bn\": \"%s\", \"fpn_channels\": %d,\n"
@@ -107,16 +124,16 @@ static char *config_json(const KdTvArch *a, const char *src, int nclasses, const
                    src, a->name, a->known ? "" : ", a custom build", a->name, m->head.kind, m->backbone.depth, m->backbone.width,
                    bn[m->backbone.bn], m->neck.channels, m->neck.first_level, m->neck.extra_levels, ex[m->neck.extra], nclasses);
   if (retina)
-    o += snprintf(s + o, 8192 - (size_t)o, ",\n            \"head_convs\": %d, \"head_norm\": \"%s\"},\n", m->head.convs,
+    o += snprintf(s + o, cap - (size_t)o, ",\n            \"head_convs\": %d, \"head_norm\": \"%s\"},\n", m->head.convs,
                   m->head.gn ? "gn" : "none");
   else
-    o += snprintf(s + o, 8192 - (size_t)o,
+    o += snprintf(s + o, cap - (size_t)o,
                   "},\n  \"rpn\": {\"conv_depth\": %d},\n"
                   "  \"roi\": {\"box_head\": \"%s\", \"representation\": %d, \"conv_channels\": %d, \"conv_gn\": %s},\n",
                   m->head.rpn.conv_depth, m->head.roi.box_head, m->head.roi.representation, m->head.roi.conv_channels,
                   m->head.roi.conv_gn ? "true" : "false");
   /* torchvision: RetinaNet score 0.05, 1000 per level, NMS 0.5, 300 per image; Faster R-CNN 0.05, 0.5, 100 */
-  o += snprintf(s + o, 8192 - (size_t)o,
+  o += snprintf(s + o, cap - (size_t)o,
                 "  \"eval\": {\"score_thresh\": 0.05, \"nms_iou\": 0.5, \"topk\": 1000, \"max_dets\": %d},\n"
                 "  \"data\": {\"resize\": \"torchvision\", \"min_size\": 800, \"max_size\": 1333, \"size\": 1344%s%s%s}\n}\n",
                 retina ? 300 : 100, *data_dir ? ", \"dir\": \"" : "", data_dir, *data_dir ? "\"" : "");
