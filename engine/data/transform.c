@@ -59,6 +59,8 @@ KdXform kd_xform_make(const KdImageCfg *c, int orig_w, int orig_h, int flipped) 
     float sf = fminf(1.0f / (float)(orig_w < orig_h ? orig_w : orig_h) * (float)c->min_size,
                      1.0f / (float)(orig_w > orig_h ? orig_w : orig_h) * (float)c->max_size);
     double s = (double)sf;
+    /* a data.size under max_size: shrink to fit, keeping the aspect */
+    if (floor(fmax(orig_w, orig_h) * s) > c->size) s = (double)c->size / fmax(orig_w, orig_h);
     int cw = (int)floor(orig_w * s), ch = (int)floor(orig_h * s);
     cw = cw < 1 ? 1 : cw > c->size ? c->size : cw;
     ch = ch < 1 ? 1 : ch > c->size ? c->size : ch;

@@ -324,6 +324,47 @@ static void verb(void) {
   run_cmd(cmd);
 }
 
+/* data.resize=torchvision by hand: sizes (torch's float32 scale: 200 px
+ * to 256 gives 255), top-left placement, zero padding, the box transform
+ * both ways, and a 1:1 case that is the normalisation alone. */
+static void resize_by_hand(void) {
+  KdImageCfg ic;
+  kd_image_cfg_default(&ic);
+  ic.resize = KD_RESIZE_TORCHVISION, ic.min_size = 256, ic.max_size = 400, ic.size = 384;
+  KdError err;
+  CHECK(kd_image_cfg_check(&ic, &err) == 0);
+  KdXform t = kd_xform_make(&ic, 300, 200, 0);
+  CHECK_MSG(lroundf(t.sx * 300) == 383 && lroundf(t.sy * 200) == 255 && t.ox == 0 && t.oy == 0, "300x200 -> %ldx%ld at (%g, %g)",
+            lroundf(t.sx * 300), lroundf(t.sy * 200), (double)t.ox, (double)t.oy);
+  t = kd_xform_make(&ic, 400, 120, 0); /* the long side limits (400/400), then the 384 square: 384x115 */
+  CHECK_MSG(lroundf(t.sx * 400) == 384 && lroundf(t.sy * 120) == 115, "400x120 -> %ldx%ld", lroundf(t.sx * 400), lroundf(t.sy * 120));
+  float box[4] = {10, 20, 110, 70}, in[4], back[4];
+  t = kd_xform_make(&ic, 300, 200, 0);
+  kd_xform_boxes_to_input(&t, box, in, 1);
+  kd_xform_boxes_to_orig(&t, in, back, 1);
+  CHECK(fabsf(in[0] - 10 * 383.f / 300) < 1e-4f && fabsf(in[3] - 70 * 255.f / 200) < 1e-4f && fabsf(back[2] - 110) < 1e-4f);
+  ic.min_size = ic.max_size = 64, ic.size = 96;
+  KdImage im = {.w = 64, .h = 64, .file_w = 64, .file_h = 64, .rgb = malloc(64 * 64 * 3), .cap = 64 * 64 * 3};
+  for (int i = 0; i < 64 * 64 * 3; i++) im.rgb[i] = (uint8_t)(i * 7);
+  float *dst = malloc(3 * 96 * 96 * sizeof(float));
+  KdPrepScratch scr = {0};
+  CHECK(kd_image_prepare(&ic, &im, 64, 64, NULL, dst, &t, &scr, &err) == 0);
+  double worst = 0, pad = 0;
+  for (int k = 0; k < 3; k++)
+    for (int y = 0; y < 96; y++)
+      for (int x = 0; x < 96; x++) {
+        float v = dst[(k * 96 + y) * 96 + x];
+        if (x < 64 && y < 64)
+          worst = fmax(worst, fabs(v - (im.rgb[(y * 64 + x) * 3 + k] / 255.f - ic.mean[k]) / ic.std[k]));
+        else
+          pad = fmax(pad, fabs(v));
+      }
+  CHECK_MSG(worst < 1e-5 && pad == 0, "1:1 torchvision resize: worst %.3g, padding %.3g", worst, pad);
+  printf("  300x200 -> 383x255, 400x120 -> 384x115 (fits the square), 1:1 normalisation only (worst %.2g), padding 0\n", worst);
+  kd_prep_scratch_free(&scr);
+  free(dst), free(im.rgb);
+}
+
 /* ---- against torchvision ---- */
 
 /* Our detections against torchvision's: every torchvision detection has
@@ -665,6 +706,8 @@ int main(int argc, char **argv) {
     bad_inputs();
     printf("the verb, classes sliced\n");
     verb();
+    printf("data.resize=torchvision\n");
+    resize_by_hand();
   } else {
     const char *root = getenv("KD_SOURCE_ROOT");
     if (access("/usr/bin/python3", X_OK) != 0 || !root) {
