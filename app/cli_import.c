@@ -135,6 +135,8 @@ static char *config_json(const KdTvArch *a, const char *src_path, int nclasses, 
   /* torchvision: RetinaNet score 0.05, 1000 per level, NMS 0.5, 300 per image; Faster R-CNN 0.05, 0.5, 100 */
   o += snprintf(s + o, cap - (size_t)o,
                 "  \"eval\": {\"score_thresh\": 0.05, \"nms_iou\": 0.5, \"topk\": 1000, \"max_dets\": %d},\n"
+                "  \"_batch\": \"evaluation batches are train.batch images of data.size squared: 1 keeps 1344 px in memory\",\n"
+                "  \"train\": {\"batch\": 1},\n"
                 "  \"data\": {\"resize\": \"torchvision\", \"min_size\": 800, \"max_size\": 1333, \"size\": 1344%s%s%s}\n}\n",
                 retina ? 300 : 100, *data_dir ? ", \"dir\": \"" : "", data_dir, *data_dir ? "\"" : "");
   return s;
