@@ -27,6 +27,7 @@ static const KdVerb verbs[] = {
 #endif
     {"bench", kd_cli_bench, "time ops and training steps (--json for machines)"},
     {"make-dataset", kd_cli_make_dataset, "build the fashion-det data set (JPEG + COCO json), preview it"},
+    {"import", kd_cli_import, "a torchvision detector (tools/export_torchvision.py) into a kdscope config + checkpoint"},
     {"data-stats", kd_cli_data_stats, "box sizes of a COCO set per area range and the FPN level/anchor each fits"},
 };
 static const int n_verbs = (int)(sizeof verbs / sizeof verbs[0]);

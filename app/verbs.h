@@ -27,6 +27,7 @@ int kd_cli_stop(int argc, char **argv);
 int kd_cli_export(int argc, char **argv);
 int kd_cli_settings(int argc, char **argv);
 int kd_cli_data_stats(int argc, char **argv);
+int kd_cli_import(int argc, char **argv);
 /* --data DIR as given, else the default set (built on first use with a
  * progress bar). Prints the error and returns -1 on failure. */
 int kd_cli_resolve_data(const char *data_arg, char *dir, size_t len);

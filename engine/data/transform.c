@@ -9,6 +9,8 @@ void kd_image_cfg_default(KdImageCfg *c) {
   *c = (KdImageCfg){
       .size = 128,
       .resize = KD_RESIZE_LETTERBOX,
+      .min_size = 800,
+      .max_size = 1333,
       .hflip_prob = 0.5f,
       .brightness = 0.2f,
       .contrast = 0.2f,
@@ -21,8 +23,10 @@ void kd_image_cfg_default(KdImageCfg *c) {
 
 int kd_image_cfg_check(const KdImageCfg *c, KdError *err) {
   if (c->size < 8 || c->size > 4096) return kd_error(err, "image.size: expected 8..4096, got %d", c->size);
-  if (c->resize != KD_RESIZE_LETTERBOX && c->resize != KD_RESIZE_STRETCH)
-    return kd_error(err, "image.resize: expected letterbox or stretch");
+  if (c->resize != KD_RESIZE_LETTERBOX && c->resize != KD_RESIZE_STRETCH && c->resize != KD_RESIZE_TORCHVISION)
+    return kd_error(err, "image.resize: expected letterbox, stretch or torchvision");
+  if (c->resize == KD_RESIZE_TORCHVISION && (c->min_size < 1 || c->max_size < 1))
+    return kd_error(err, "image.min_size, image.max_size: expected >= 1 with resize torchvision, got %d, %d", c->min_size, c->max_size);
   if (!(c->hflip_prob >= 0 && c->hflip_prob <= 1))
     return kd_error(err, "image.hflip_prob: expected 0..1, got %g", c->hflip_prob);
   const float jit[3] = {c->brightness, c->contrast, c->saturation};
@@ -43,6 +47,25 @@ KdXform kd_xform_make(const KdImageCfg *c, int orig_w, int orig_h, int flipped) 
   if (c->resize == KD_RESIZE_STRETCH) {
     t.sx = (float)c->size / (float)orig_w;
     t.sy = (float)c->size / (float)orig_h;
+    return t;
+  }
+  if (c->resize == KD_RESIZE_TORCHVISION) {
+    /* GeneralizedRCNNTransform: one scale so the short side reaches
+     * min_size unless the long side would pass max_size; the sizes are
+     * floor(side x scale) (interpolate with recompute_scale_factor);
+     * top-left, padded bottom-right. The scale is a float32 tensor there,
+     * min_size / side computed as reciprocal(side) * min_size (torch's
+     * scalar / tensor): 256/200 comes out as 1.2799999 and gives 255. */
+    float sf = fminf(1.0f / (float)(orig_w < orig_h ? orig_w : orig_h) * (float)c->min_size,
+                     1.0f / (float)(orig_w > orig_h ? orig_w : orig_h) * (float)c->max_size);
+    double s = (double)sf;
+    /* a data.size under max_size: shrink to fit, keeping the aspect */
+    if (floor(fmax(orig_w, orig_h) * s) > c->size) s = (double)c->size / fmax(orig_w, orig_h);
+    int cw = (int)floor(orig_w * s), ch = (int)floor(orig_h * s);
+    cw = cw < 1 ? 1 : cw > c->size ? c->size : cw;
+    ch = ch < 1 ? 1 : ch > c->size ? c->size : ch;
+    t.sx = (float)cw / (float)orig_w;
+    t.sy = (float)ch / (float)orig_h;
     return t;
   }
   /* Letterbox: content is a whole number of pixels, centred; the scale per
@@ -130,10 +153,12 @@ void kd_prep_scratch_free(KdPrepScratch *s) {
 
 /* Filter taps for in -> out samples: a triangle of radius max(1, in/out)
  * source pixels around each output centre, normalised, zero taps trimmed.
+ * Without antialias the radius is 1 when shrinking too: torch's bilinear
+ * interpolate (align_corners=False, source index clamped at the edges).
  * Weights for output o are w[o*stride ...], stride = max taps. */
 static int make_taps(int in, int out, int **start, int **len, size_t *icap, float **w, size_t *wcap,
-                     int *stride) {
-  double scale = (double)in / out, fs = scale > 1 ? scale : 1, support = fs;
+                     int *stride, int antialias) {
+  double scale = (double)in / out, fs = scale > 1 && antialias ? scale : 1, support = fs;
   int st = (int)ceil(support) * 2 + 1;
   if (growi(start, len, icap, (size_t)out) || growf(w, wcap, (size_t)out * st)) return -1;
   for (int o = 0; o < out; o++) {
@@ -181,8 +206,8 @@ static void vpass(const float *tmp, int dw, int ch, float *dst, int dh, const Kd
 int kd_resample_f32(const float *src, int sw, int sh, int ch, float *dst, int dw, int dh,
                     KdPrepScratch *s) {
   int stx, sty;
-  if (make_taps(sw, dw, &s->x0, &s->nx, &s->x_cap, &s->wx, &s->wx_cap, &stx) ||
-      make_taps(sh, dh, &s->y0, &s->ny, &s->y_cap, &s->wy, &s->wy_cap, &sty) ||
+  if (make_taps(sw, dw, &s->x0, &s->nx, &s->x_cap, &s->wx, &s->wx_cap, &stx, 1) ||
+      make_taps(sh, dh, &s->y0, &s->ny, &s->y_cap, &s->wy, &s->wy_cap, &sty, 1) ||
       growf(&s->tmp, &s->tmp_cap, (size_t)sh * dw * ch))
     return -1;
   for (int y = 0; y < sh; y++) {
@@ -202,7 +227,7 @@ int kd_resample_f32(const float *src, int sw, int sh, int ch, float *dst, int dw
 }
 
 /* RGB8 -> interleaved float 0..1 at cw x ch, into s->img. */
-static int resample_u8(const KdImage *src, int cw, int chh, KdPrepScratch *s) {
+static int resample_u8(const KdImage *src, int cw, int chh, KdPrepScratch *s, int antialias) {
   const float inv = 1.0f / 255.0f;
   if (src->w == cw && src->h == chh) { /* already the right size: convert only */
     size_t n = (size_t)cw * chh * 3;
@@ -211,8 +236,8 @@ static int resample_u8(const KdImage *src, int cw, int chh, KdPrepScratch *s) {
     return 0;
   }
   int stx, sty;
-  if (make_taps(src->w, cw, &s->x0, &s->nx, &s->x_cap, &s->wx, &s->wx_cap, &stx) ||
-      make_taps(src->h, chh, &s->y0, &s->ny, &s->y_cap, &s->wy, &s->wy_cap, &sty) ||
+  if (make_taps(src->w, cw, &s->x0, &s->nx, &s->x_cap, &s->wx, &s->wx_cap, &stx, antialias) ||
+      make_taps(src->h, chh, &s->y0, &s->ny, &s->y_cap, &s->wy, &s->wy_cap, &sty, antialias) ||
       growf(&s->tmp, &s->tmp_cap, (size_t)src->h * cw * 3) || growf(&s->img, &s->img_cap, (size_t)chh * cw * 3))
     return -1;
   for (int y = 0; y < src->h; y++) {
@@ -276,7 +301,7 @@ int kd_image_prepare(const KdImageCfg *c, const KdImage *src, int orig_w, int or
   int cw = (int)lround(orig_w * xf->sx), chh = (int)lround(orig_h * xf->sy);
   int ox = (int)xf->ox, oy = (int)xf->oy;
   size_t n = (size_t)cw * chh, plane = (size_t)S * S;
-  if (resample_u8(src, cw, chh, s) || growf(&s->tmp, &s->tmp_cap, 3 * n))
+  if (resample_u8(src, cw, chh, s, c->resize != KD_RESIZE_TORCHVISION) || growf(&s->tmp, &s->tmp_cap, 3 * n))
     return kd_error(err, "out of memory resizing a %dx%d image", src->w, src->h);
   /* Interleaved -> planar (the resampler's tmp is free again by now). */
   float *pl[3] = {s->tmp, s->tmp + n, s->tmp + 2 * n};

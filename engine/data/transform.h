@@ -12,11 +12,16 @@
 typedef enum KdResize {
   KD_RESIZE_LETTERBOX = 0, /* keep aspect, centre, pad to size x size */
   KD_RESIZE_STRETCH = 1,   /* scale each axis to size */
+  /* torchvision's detection transform: scale min(min_size / short side,
+   * max_size / long side), bilinear without antialiasing, top-left, zero
+   * padded (after normalisation) to size x size */
+  KD_RESIZE_TORCHVISION = 2,
 } KdResize;
 
 typedef struct KdImageCfg {
   int size;         /* network input is size x size; default 128 */
   KdResize resize;  /* default letterbox */
+  int min_size, max_size; /* torchvision: 800, 1333 (content clipped to size) */
   float hflip_prob; /* default 0.5 */
   /* Colour jitter strengths, torchvision ColorJitter-like, applied in this
    * fixed order: brightness factor in [1-b, 1+b], contrast [1-c, 1+c],

@@ -3,6 +3,7 @@
 #include "train/evaluate.h"
 
 #include <cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +169,9 @@ static int local_pass(KdModel *m, const KdDataset *ds, int total, const KdPostCf
       goto done;
     }
     for (int i = 0; i < b->n; i++) wh[2 * i] = (float)b->w, wh[2 * i + 1] = (float)b->h;
+    /* torchvision clips to the resized image, not to the padded input */
+    for (int i = 0; lcfg->image.resize == KD_RESIZE_TORCHVISION && i < b->n; i++)
+      wh[2 * i] = roundf(b->xform[i].sx * (float)b->xform[i].orig_w), wh[2 * i + 1] = roundf(b->xform[i].sy * (float)b->xform[i].orig_h);
     if (kd_model_decode(m, &out, pcfg, b->n, wh, det, count, err)) goto done;
     for (int i = 0; i < b->n; i++) {
       if (b->index[i] >= total) continue;

@@ -9,7 +9,7 @@ static const char *const optims[] = {"sgd", "adamw", NULL};
 static const char *const scheds[] = {"cosine", "step", "constant", NULL};
 static const char *const box_losses[] = {"smooth_l1", "giou", NULL};
 static const char *const extra_froms[] = {"p5", "c5", "pool", NULL}; /* KdExtraKind order */
-static const char *const resizes[] = {"letterbox", "stretch", NULL};
+static const char *const resizes[] = {"letterbox", "stretch", "torchvision", NULL};
 static const char *const nan_sites[] = {"loss", "gradient", NULL};
 static const char *const reduces[] = {"allreduce", "ordered", NULL};
 
@@ -47,7 +47,11 @@ static const KdParamDesc descs[] = {
     I("data.size", "Input size", 128, 32, 2048, "Network input side in pixels"),
     I("data.holdout", "Held-out images", 0, 0, 1000000,
       "Training images held out of training and evaluated instead of val, to choose weights without val (0: off)"),
-    E("data.resize", "Resize", "letterbox", resizes, "Keep aspect ratio with padding, or stretch"),
+    E("data.resize", "Resize", "letterbox", resizes,
+      "Keep aspect ratio with padding (centred), stretch, or torchvision's detection resize (data.min_size, data.max_size; top-left)"),
+    I("data.min_size", "Min side", 800, 1, 4096, "data.resize=torchvision: the short side's target (torchvision: 800)"),
+    I("data.max_size", "Max side", 1333, 1, 4096,
+      "data.resize=torchvision: the long side's limit (torchvision: 1333); the input is data.size square, padded bottom-right"),
     F("data.hflip", "Flip prob", 0.5, 0, 1, 0, 0, "Horizontal flip probability"),
     F("data.jitter", "Colour jitter", 0.2, 0, 1, 0, 0, "Brightness/contrast/saturation jitter strength"),
     I("data.workers", "Loader threads", 1, 1, 8, "Decode threads"),
@@ -232,7 +236,10 @@ int kd_settings_post(const KdConfig *c, KdPostCfg *p, KdError *err) {
 int kd_settings_image(const KdConfig *c, KdImageCfg *img, KdError *err) {
   kd_image_cfg_default(img);
   img->size = kd_config_int(c, "data.size");
-  img->resize = !strcmp(kd_config_str(c, "data.resize"), "stretch") ? KD_RESIZE_STRETCH : KD_RESIZE_LETTERBOX;
+  const char *rs = kd_config_str(c, "data.resize");
+  img->resize = !strcmp(rs, "stretch") ? KD_RESIZE_STRETCH : !strcmp(rs, "torchvision") ? KD_RESIZE_TORCHVISION : KD_RESIZE_LETTERBOX;
+  img->min_size = kd_config_int(c, "data.min_size");
+  img->max_size = kd_config_int(c, "data.max_size");
   img->hflip_prob = (float)kd_config_num(c, "data.hflip");
   float j = (float)kd_config_num(c, "data.jitter");
   img->brightness = img->contrast = img->saturation = j;
