@@ -367,8 +367,6 @@ typedef struct KdFigRois {
 } KdFigRois;
 
 KdFigPanel kd_fig_rois_panel(const KdFigRois *r);
-/* The row under (x, y) when drawn in r, -1 if none. */
-int kd_fig_rois_hit(KdFigRect r, const KdFigStyle *st, const KdFigRois *f, double x, double y);
 
 /* ---- global knowledge's prototypes --------------------------------------------------- */
 

@@ -58,14 +58,6 @@ static int hit(const Layout *L, const KdFigStyle *st, const KdFigRois *f, double
   return best;
 }
 
-int kd_fig_rois_hit(KdFigRect r, const KdFigStyle *st, const KdFigRois *f, double x, double y) {
-  KdFigStyle tmp;
-  st = kd_fig_style_or_default(st, &tmp);
-  Layout L;
-  layout(r, st, f, &L);
-  return hit(&L, st, f, x, y);
-}
-
 static void rgb_of(const KdFigRois *f, int i, double rgb[3]) {
   if (positive(f, i)) kd_fig_palette(3, rgb); /* the image's positive RoIs: orange */
   else rgb[0] = rgb[1] = rgb[2] = 0.55;
@@ -133,7 +125,11 @@ static double rois_height(double w, const KdFigStyle *st, const void *spec) {
 
 static int rois_pick(KdFigRect r, const KdFigStyle *st, const void *spec, double x, double y, KdFigPick *out) {
   const KdFigRois *f = spec;
-  int i = kd_fig_rois_hit(r, st, f, x, y);
+  KdFigStyle tmp;
+  st = kd_fig_style_or_default(st, &tmp);
+  Layout L;
+  layout(r, st, f, &L);
+  int i = hit(&L, st, f, x, y);
   if (i < 0) return 0;
   const float *row = f->rows + (size_t)i * f->cols;
   int lab = (int)row[4];

@@ -433,7 +433,7 @@ static const KdSnapFigKind kinds[] = {
     {"dist", kd_snapfig_build_dist, SNAP | IMG1 | LVL | KD_SNAPFIG_IF_FIELDS, KD_SNAPFIG_OPT_PIXEL, 0, {0, 8, 3}, kd_snapfig_has_dist, NULL},
     {"icd", kd_snapfig_build_icd, SNAP | IMG1 | LVL | KD_SNAPFIG_IF_FIELDS, KD_SNAPFIG_OPT_PIXEL | KD_SNAPFIG_OPT_OVERLAY, 1,
      {0, 10, 3}, kd_snapfig_has_icd, NULL},
-    {"prototypes", kd_snapfig_build_protos, SNAP | LVL | KD_SNAPFIG_IF_FIELDS | KD_SNAPFIG_HOVER, 0, 0, {0, 9, 3},
+    {"prototypes", kd_snapfig_build_protos, SNAP | LVL | KD_SNAPFIG_IF_FIELDS | KD_SNAPFIG_HOVER, KD_SNAPFIG_OPT_HIDE, 0, {0, 9, 3},
      kd_snapfig_has_protos, "projection"},
     {"rois", kd_snapfig_build_rois, SNAP | IMG1 | KD_SNAPFIG_IF_FIELDS | KD_SNAPFIG_HOVER, 0, 0, {0, 7, 3}, kd_snapfig_has_rois, NULL},
     {"grid", kd_snapfig_build_grid, SNAP | LVL,

@@ -55,7 +55,8 @@ enum {
   KD_SNAPFIG_OPT_SMOOTH = 512,    /* view.smooth: --smooth */
   KD_SNAPFIG_OPT_ALL_LEVELS = 1024, /* view.all_levels: --all-levels */
   KD_SNAPFIG_OPT_GAP = 2048,       /* view.gap: --gap */
-  KD_SNAPFIG_OPT_PIXEL = 4096      /* view.pick: --pixel Y,X (a cell of view.level) */
+  KD_SNAPFIG_OPT_PIXEL = 4096,     /* view.pick: --pixel Y,X (a cell of view.level) */
+  KD_SNAPFIG_OPT_HIDE = 8192       /* view.hide (keys clicked off): --hide LIST; implied by _PARTS */
 };
 /* A kind with loss parts (the curves) also reads the view's renames,
  * hidden series, legend place and axis limits (--rename, --hide, --legend,

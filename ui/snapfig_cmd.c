@@ -135,17 +135,21 @@ static void add_limits(Cmd *c, const char *opt, double lo, double hi) {
   add(c, " %s %s:%s", opt, a, b);
 }
 
+/* The hidden series or keys. */
+static void add_hide(Cmd *c, const KdSnapFigView *v) {
+  if (v->nhide <= 0) return;
+  char list[1024] = "";
+  for (int i = 0; i < v->nhide; i++) {
+    size_t n = strlen(list);
+    snprintf(list + n, sizeof list - n, "%s%s", i ? "," : "", v->hide[i]);
+  }
+  add(c, " --hide");
+  add_word(c, list);
+}
+
 /* A chart's hidden series, legend place and axis limits. */
 static void add_chart(Cmd *c, const KdSnapFigView *v) {
-  if (v->nhide > 0) {
-    char list[1024] = "";
-    for (int i = 0; i < v->nhide; i++) {
-      size_t n = strlen(list);
-      snprintf(list + n, sizeof list - n, "%s%s", i ? "," : "", v->hide[i]);
-    }
-    add(c, " --hide");
-    add_word(c, list);
-  }
+  add_hide(c, v);
   if (v->legend != KD_FIG_LEGEND_TOP) add(c, " --legend %s", kd_fig_legend_pos_name(v->legend));
   add_limits(c, "--xlim", v->xmin, v->xmax);
   add_limits(c, "--ylim", v->ymin, v->ymax);
@@ -221,6 +225,7 @@ int kd_snapfig_command(const KdSnapFigKind *kind, const KdSnapFigView *v, const 
       add_word(&c, kv);
     }
   if (opt & KD_SNAPFIG_OPT_PARTS) add_chart(&c, v);
+  else if (opt & KD_SNAPFIG_OPT_HIDE) add_hide(&c, v);
   if (v->no_title) add(&c, " --no-title");
   KdFigStyle def;
   kd_fig_style_default(&def);

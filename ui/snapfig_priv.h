@@ -106,6 +106,8 @@ struct KdSnapFigStore {
 /* Checks view->image and view->level against the snapshot. */
 int kd_snapfig_check_image(const KdSnapshot *s, int image, KdError *err);
 int kd_snapfig_check_level(const KdSnapshot *s, int level, KdError *err);
+/* Whether the view hides the series (or legend key) named name. */
+int kd_snapfig_hidden(const KdSnapFigView *v, const char *name);
 /* The title unless the view leaves titles out. */
 const char *kd_snapfig_title(const KdSnapFigView *v, const char *t);
 

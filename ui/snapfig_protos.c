@@ -22,12 +22,6 @@ int kd_snapfig_has_protos(const KdSnapshot *s) {
   return 0;
 }
 
-static int hidden(const KdSnapFigView *v, const char *name) {
-  for (int i = 0; i < v->nhide; i++)
-    if (v->hide[i] && !strcmp(v->hide[i], name)) return 1;
-  return 0;
-}
-
 /* Rows of X (n x C) on the 2-D basis (mean, axes) into xy. */
 static void project(const float *X, int n, int C, const float *mean, const float *axes, float *xy) {
   for (int i = 0; i < n; i++) kd_pca2_project(X + (size_t)i * C, C, mean, axes, xy + 2 * i);
@@ -113,7 +107,8 @@ int kd_snapfig_build_protos(const KdSnapFigView *v, KdSnapFigStore *st, KdFigPan
   KdFigProtos *f = &x->fig;
   *f = (KdFigProtos){.pt_xy = x->pt_xy, .ps_xy = x->ps_xy, .pcls = x->pcls, .np = M, .it_xy = x->it_xy, .is_xy = x->is_xy,
                      .icls = x->icls, .iimage = x->iimage, .iw = x->iw, .iqs = x->iqs, .iqt = x->iqt, .ni = ni, .bbox = x->bbox,
-                     .bw = x->bw, .brow = x->brow, .nb = nb, .show_t = !hidden(v, "teacher"), .show_s = !hidden(v, "student"),
+                     .bw = x->bw, .brow = x->brow, .nb = nb, .show_t = !kd_snapfig_hidden(v, "teacher"),
+                     .show_s = !kd_snapfig_hidden(v, "student"),
                      .class_names = (const char *const *)s->class_names, .nclasses = s->nclasses, .hover_on = v->hover_on,
                      .hover_x = v->hover_x, .hover_y = v->hover_y};
   f->det.image = kd_snapview_image(s, v->image);

@@ -44,9 +44,9 @@ static int set_steps(const KdRunLog *log, double *out) {
   return n;
 }
 
-static int hidden(const KdSnapFigView *v, const char *name) {
+int kd_snapfig_hidden(const KdSnapFigView *v, const char *name) {
   for (int i = 0; i < v->nhide; i++)
-    if (!strcmp(v->hide[i], name)) return 1;
+    if (v->hide[i] && !strcmp(v->hide[i], name)) return 1;
   return 0;
 }
 
@@ -103,7 +103,7 @@ int kd_snapfig_build_curves(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPane
   int nl = 0;
   for (int i = 0; i < nparts; i++) {
     p->loss[nl] = (KdFigSeries){kd_snapfig_renamed(v, parts[i].name), parts[i].x, parts[i].y, parts[i].n, i, -1, 0};
-    p->loss_extra[nl++] = (KdFigSeriesExtra){-1, p->breaks, nb, hidden(v, parts[i].name)};
+    p->loss_extra[nl++] = (KdFigSeriesExtra){-1, p->breaks, nb, kd_snapfig_hidden(v, parts[i].name)};
   }
   const char *label = v->ref_label && *v->ref_label ? v->ref_label : "reference";
   for (int i = 0; v->ref && i < nparts; i++) {
@@ -113,7 +113,7 @@ int kd_snapfig_build_curves(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPane
     kd_fig_series_style(i, NULL, NULL, &marker);
     snprintf(p->ref_names[i], sizeof p->ref_names[i], "%s: %s", label, kd_snapfig_renamed(v, parts[i].name));
     p->loss[nl] = (KdFigSeries){p->ref_names[i], s.x, s.y, s.n, i, KD_FIG_DOTTED, 0};
-    p->loss_extra[nl++] = (KdFigSeriesExtra){marker, p->ref_breaks, nrb, hidden(v, p->ref_names[i])};
+    p->loss_extra[nl++] = (KdFigSeriesExtra){marker, p->ref_breaks, nrb, kd_snapfig_hidden(v, p->ref_names[i])};
   }
   /* AP per evaluation, in percent: the run's, then the reference's dotted. */
   int na = 0;
@@ -131,7 +131,7 @@ int kd_snapfig_build_curves(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPane
         name = p->ref_names[SF_MAXS + i];
       }
       p->ap[na] = (KdFigSeries){name, s.x, pct, s.n, i, r ? KD_FIG_DOTTED : i ? KD_FIG_DASHED : KD_FIG_SOLID, 1};
-      p->ap_extra[na++] = (KdFigSeriesExtra){KD_FIG_MARK_NONE, NULL, 0, hidden(v, r ? name : apn[i] + 5)};
+      p->ap_extra[na++] = (KdFigSeriesExtra){KD_FIG_MARK_NONE, NULL, 0, kd_snapfig_hidden(v, r ? name : apn[i] + 5)};
       for (size_t j = 0; j < s.n; j++)
         if (isfinite(pct[j])) ap_max = fmax(ap_max, pct[j]);
     }
@@ -140,7 +140,7 @@ int kd_snapfig_build_curves(const KdSnapFigView *v, KdSnapFigStore *p, KdFigPane
    * otherwise go unnoticed in a paper's figure). */
   for (int h = 0; !v->interactive && h < v->nhide; h++) {
     int found = 0;
-    for (int i = 0; i < nl && !found; i++) found = p->loss_extra[i].hidden && hidden(v, p->loss[i].name);
+    for (int i = 0; i < nl && !found; i++) found = p->loss_extra[i].hidden && kd_snapfig_hidden(v, p->loss[i].name);
     for (int i = 0; i < nparts && !found; i++) found = !strcmp(parts[i].name, v->hide[h]);
     for (int i = 0; i < nl && !found; i++) found = !strcmp(p->loss[i].name, v->hide[h]);
     for (int i = 0; i < na && !found; i++) found = !strcmp(p->ap[i].name, v->hide[h]) || !strcmp(v->hide[h], i % 2 ? "AP50" : "AP");

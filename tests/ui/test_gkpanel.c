@@ -108,6 +108,15 @@ int main(void) {
   CHECK(kds_panel_build(pp, &fp));
   f = fp.spec;
   CHECK_MSG(f->show_t && !f->show_s, "after a click on the student key: teacher %d, student %d", f->show_t, f->show_s);
+  { /* the panel's export command carries the hidden side */
+    KdSnapFigView hv;
+    kds_panel_view_snapfig(pp, &hv);
+    KdExportOpts eo;
+    kd_export_opts_default(&eo);
+    char cmd[4096];
+    CHECK(kd_snapfig_command(kd_snapfig_find("prototypes"), &hv, run, kds_panel_style(), &eo, KD_EXPORT_PNG, "p.png", cmd, sizeof cmd) == 0);
+    CHECK_MSG(strstr(cmd, " --hide student"), "export command without the hidden side: %s", cmd);
+  }
   click(pp, cx, cy, 1);
   CHECK(kds_panel_build(pp, &fp));
   f = fp.spec;
