@@ -9,6 +9,7 @@
 
 #include "cli_common.h"
 #include "data/fashion.h"
+#include "inspect.h"
 #include "run_browser_scan.h"
 #include "train/control.h"
 #include "train/run.h"
@@ -24,6 +25,7 @@ typedef struct Gui {
   const char *compare[32]; /* runs compared; the first also dotted on the curves */
   int ncompare;
   int paused;
+  const char *teacher, *student; /* an inspect session: these models, no training */
   KdConfig *cfg;
   char data_dir[4096];
   char error[1024];
@@ -60,10 +62,10 @@ static gboolean start_run(gpointer user) {
     return G_SOURCE_REMOVE;
   }
   if (g->data_dir[0]) kd_config_set(g->cfg, "data.dir", g->data_dir, NULL);
-  KdRunOpts o = {.session = session_opts(g)};
+  KdRunOpts o = {.session = session_opts(g), .inspect = g->student != NULL};
   KdConfig *cfg = g->cfg;
   g->cfg = NULL; /* the bridge owns it now */
-  kds_window_show_progress(g->win, g->args.resume ? "Resuming the run..." : "Opening the run...", -1);
+  kds_window_show_progress(g->win, g->args.resume ? "Resuming the run..." : g->student ? "Opening the models..." : "Opening the run...", -1);
   kds_bridge_new_run_async(cfg, &o, run_opened, g);
   return G_SOURCE_REMOVE;
 }
@@ -192,7 +194,8 @@ static gboolean have_render_node(void) {
 static const char usage[] =
     "usage: kdscope [window] [--config FILE] [--data DIR] [--set key=value]... [--steps N]\n"
     "               [--out RUN_DIR | --resume RUN_DIR] [--follow RUN_DIR] [--paused]\n"
-    "               [--compare RUN_DIR] [--quiet]\n\n"
+    "               [--compare RUN_DIR] [--quiet]\n"
+    "       kdscope window --student DIR [--teacher DIR] [--data DIR] [--config FILE] [--set key=value]...\n\n"
     "Opens the window. Without options: the default run (assets/configs/distill.json:\n"
     "the shipped teacher -> student preset, DeFeat, fashion-det built on first use).\n"
     "--config FILE      a distillation config over the defaults (JSON; kdscope settings lists keys)\n"
@@ -210,7 +213,13 @@ static const char usage[] =
     "                   sortable; open, compare or resume them)\n"
     "--compare RUN_DIR  another run on the compare chart, one colour each (repeatable); the first\n"
     "                   also dotted on the curves (a baseline to beat while tuning)\n"
-    "--quiet            no progress lines on the terminal\n\n"
+    "--quiet            no progress lines on the terminal\n"
+    "--student DIR      inspect instead of training (also: kdscope inspect): the window on this student and\n"
+    "                   the teacher as they are, over --data's val images (default fashion-det); no step is\n"
+    "                   ever taken, and every slider, method or image picked recomputes the panels. DIR is\n"
+    "                   kdscope import's output (config.json + model.safetensors) or a run directory (its\n"
+    "                   latest checkpoint); the student's config gives its architecture, anchors and image size\n"
+    "--teacher DIR      the teacher, the same kinds of directory (default: the config's, the shipped one)\n\n"
     "Keys: Space pause/resume, Ctrl+E export, Ctrl+O browse runs, Ctrl+Shift+O open a run or config,\n"
     "Left/Right FPN level, Up/Down probe image, Ctrl+Q quit.\n";
 
@@ -230,6 +239,8 @@ int kd_cli_window(int argc, char **argv) {
       g.compare[g.ncompare++] = argv[++i];
     }
     else if (!strcmp(argv[i], "--paused")) g.paused = 1;
+    else if (!strcmp(argv[i], "--teacher") && i + 1 < argc) g.teacher = argv[++i];
+    else if (!strcmp(argv[i], "--student") && i + 1 < argc) g.student = argv[++i];
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       fputs(usage, stdout);
       return 0;
@@ -249,7 +260,18 @@ int kd_cli_window(int argc, char **argv) {
     fprintf(stderr, "kdscope window: --follow %s: not a run directory nor a folder of runs\n", g.follow);
     return 1;
   }
-  if (!g.follow) {
+  if (g.teacher && !g.student) {
+    fprintf(stderr, "kdscope window: --teacher goes with --student (an inspect session)\n");
+    return 1;
+  }
+  if (g.student && (g.follow || g.ncompare)) {
+    fprintf(stderr, "kdscope window: --student opens an inspect session: not with --follow or --compare\n");
+    return 1;
+  }
+  if (g.student) {
+    g.cfg = kd_cli_inspect_config(&g.args, g.teacher, g.student, "window");
+    if (!g.cfg) return 1;
+  } else if (!g.follow) {
     g.cfg = kd_cli_load_config(&g.args, "configs/distill.json", 1, "window");
     if (!g.cfg) return 1;
   }
@@ -276,4 +298,15 @@ int kd_cli_window(int argc, char **argv) {
   g_object_unref(g.app);
   kd_config_free(g.cfg);
   return rc;
+}
+
+/* `kdscope inspect ...` is `kdscope window --student ...`: the same flags. */
+int kd_cli_inspect(int argc, char **argv) {
+  int has_student = 0;
+  for (int i = 1; i < argc; i++) has_student |= !strcmp(argv[i], "--student") || !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+  if (!has_student) {
+    fprintf(stderr, "kdscope inspect: --student DIR is required (kdscope inspect --help)\n");
+    return 1;
+  }
+  return kd_cli_window(argc, argv);
 }

@@ -12,6 +12,7 @@
 
 static const KdVerb verbs[] = {
     {"window", kd_cli_window, "open the window (default: the default run; --follow RUN_DIR)"},
+    {"inspect", kd_cli_inspect, "the window on a teacher and a student as they are, over a data set, no training"},
     {"train", kd_cli_train, "train a detector alone (teacher pretraining, student baseline)"},
     {"distill", kd_cli_distill, "distil the teacher into the student with the active methods"},
     {"loss", kd_cli_loss, "one distillation method on tensors from a file: loss, parts, gradients"},
@@ -40,6 +41,7 @@ int kd_cli_window(int argc, char **argv) {
                   "kdscope: the headless verbs work: kdscope --help lists them\n");
   return 2;
 }
+int kd_cli_inspect(int argc, char **argv) { return kd_cli_window(argc, argv); }
 #endif
 
 static void usage(FILE *f) {

@@ -14,6 +14,7 @@ typedef struct KdVerb {
 
 int kd_cli_bench(int argc, char **argv);
 int kd_cli_window(int argc, char **argv);
+int kd_cli_inspect(int argc, char **argv);
 int kd_cli_train(int argc, char **argv);
 int kd_cli_distill(int argc, char **argv);
 int kd_cli_loss(int argc, char **argv);

@@ -29,6 +29,7 @@ struct _KdsBridge {
   KdProbeBox *box;     /* in-process: the prober publishes here */
   KdsHandover *hand;   /* in-process: snapshots and applied settings, in memory */
   KdSnapshot *live;    /* the newest snapshot handed over (its file may still be written) */
+  int inspect;         /* an inspect session: no training; a change is captured at once */
   /* two-entry snapshot cache, by step */
   int cache_step[2];
   KdSnapshot *cache[2];
@@ -136,6 +137,14 @@ static void on_handover(gpointer user, KdSnapshot *snap, char **sets) {
   if (changed) g_signal_emit(b, signals[SIGNAL_CHANGED], 0, changed);
 }
 
+/* An applied change: to the window, and in an inspect session a capture
+ * at the current settings (there is no next step to wait for). */
+static void on_run_set(void *user, const char *key, const char *value) {
+  KdsBridge *b = user;
+  kds_handover_set(b->hand, key, value);
+  if (b->inspect && b->prober) kd_prober_request(b->prober);
+}
+
 /* The parts of starting a run: prepare and finish on the main loop, open
  * (the session: models, teacher checkpoint, data; ~0.3 s on the default
  * run) on any thread. Each frees b and sets error on failure. */
@@ -150,7 +159,8 @@ static KdsBridge *prepare_run(KdConfig *cfg, const KdRunOpts *opts_in, KdRunOpts
   b->box = kd_probe_box_new();
   b->hand = kds_handover_new(b->box, on_handover, b);
   if (b->box) kd_probe_box_set_notify(b->box, kds_handover_snapshot, b->hand);
-  opts->on_set = kds_handover_set, opts->on_set_user = b->hand;
+  b->inspect = opts->inspect;
+  opts->on_set = on_run_set, opts->on_set_user = b;
   KdProbeCfg pc;
   if (kd_probe_cfg_from_settings(&pc, cfg, &err)) {
     g_set_error(error, err_quark(), 1, "%s", err.msg);
@@ -158,6 +168,7 @@ static KdsBridge *prepare_run(KdConfig *cfg, const KdRunOpts *opts_in, KdRunOpts
     return NULL;
   }
   pc.box = b->box;
+  pc.inspect = opts->inspect;
   b->prober = kd_prober_new(NULL, &pc, &err);
   if (b->prober) opts->after_step = kd_prober_run_hook, opts->after_step_user = b->prober;
   return b;
@@ -250,6 +261,7 @@ KdsBridge *kds_bridge_new_follow(const char *run_dir, GError **error) {
 
 const char *kds_bridge_run_dir(KdsBridge *b) { return b->dir; }
 gboolean kds_bridge_is_local(KdsBridge *b) { return b->run != NULL; }
+gboolean kds_bridge_is_inspect(KdsBridge *b) { return b->inspect; }
 const KdConfig *kds_bridge_config(KdsBridge *b) { return b->view_cfg; }
 KdRunLog *kds_bridge_log(KdsBridge *b) { return b->log; }
 

@@ -44,6 +44,9 @@ KdsBridge *kds_bridge_new_follow(const char *run_dir, GError **error);
 
 const char *kds_bridge_run_dir(KdsBridge *b);
 gboolean kds_bridge_is_local(KdsBridge *b);
+/* An inspect session (KdRunOpts.inspect): two models over a data set, no
+ * training; each change or image pick is a new capture. */
+gboolean kds_bridge_is_inspect(KdsBridge *b);
 /* Reads what changed since the last poll; returns a KdsChanged mask. The
  * "changed" signal (guint mask) says the same for what an in-process run
  * handed over between polls. */

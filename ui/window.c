@@ -86,6 +86,8 @@ static void redraw_curves(KdsWindow *w) {
   if (kds_compare_count(w->compare)) gtk_widget_queue_resize(GTK_WIDGET(w->compare_panel));
 }
 
+static void update_status(KdsWindow *w);
+
 static void show_snapshot(KdsWindow *w, int i) {
   if (!w->bridge) return;
   GError *e = NULL;
@@ -109,8 +111,12 @@ static void show_snapshot(KdsWindow *w, int i) {
       if (kd_snapfig_at(k)->replaces) kds_layout_set_available(w->layout, kd_snapfig_at(k)->replaces, !shown);
     }
   char buf[160];
-  g_snprintf(buf, sizeof buf, "snapshot %d of %d — step %d", i + 1, kds_bridge_snapshot_count(w->bridge), s->step);
+  if (kds_bridge_is_inspect(w->bridge))
+    g_snprintf(buf, sizeof buf, "capture %d of %d (no training)", i + 1, kds_bridge_snapshot_count(w->bridge));
+  else
+    g_snprintf(buf, sizeof buf, "snapshot %d of %d — step %d", i + 1, kds_bridge_snapshot_count(w->bridge), s->step);
   gtk_label_set_text(GTK_LABEL(w->timeline_label), buf);
+  if (kds_bridge_is_inspect(w->bridge)) update_status(w); /* its losses are this capture's */
   gtk_spin_button_set_range(GTK_SPIN_BUTTON(w->image_spin), 0, s->nimages - 1);
   redraw_maps(w);
   redraw_curves(w); /* the playhead follows */
@@ -130,7 +136,8 @@ static void rebuild_controls(KdsWindow *w) {
       if (active[m])
         for (int k = 0; k < kd_method_at(m)->nparams && n < 120; k++) keys[n++] = kd_method_at(m)->params[k].key;
   static const char *train_keys[] = {"train.lr", "train.clip_norm", "loss.box_weight"};
-  for (size_t i = 0; i < G_N_ELEMENTS(train_keys); i++) keys[n++] = train_keys[i];
+  /* Inspecting, only what changes the losses shown. */
+  for (size_t i = kds_bridge_is_inspect(w->bridge) ? 2 : 0; i < G_N_ELEMENTS(train_keys); i++) keys[n++] = train_keys[i];
   keys[n] = NULL;
   kds_control_panel_rebuild(w->controls, cfg, keys);
   /* method check buttons */
@@ -151,7 +158,8 @@ static void on_setting_changed(KdsControlPanel *p, const char *key, const char *
   }
   kds_undo_note_set(&w->undo);
   char msg[256];
-  g_snprintf(msg, sizeof msg, "%s = %s (applies at the next step; Ctrl+Z undoes it)", key, value);
+  g_snprintf(msg, sizeof msg, "%s = %s (%s; Ctrl+Z undoes it)", key, value,
+             kds_bridge_is_inspect(w->bridge) ? "the maps are recomputed at once" : "applies at the next step");
   toast(w, msg);
 }
 
@@ -196,12 +204,25 @@ static void update_status(KdsWindow *w) {
     size_t n = strlen(buf);
     g_snprintf(buf + n, sizeof buf - n, "\nAP %.1f%% at step %d", 100.0 * st.eval[0], st.eval_step);
   }
-  if (st.phase && strcmp(st.phase, "idle") && strcmp(st.phase, "step")) {
+  if (kds_bridge_is_inspect(w->bridge)) {
+    /* No steps to count: what is shown is a capture of the models as they are. */
+    int n = kds_bridge_snapshot_count(w->bridge);
+    g_snprintf(buf, sizeof buf, "inspecting (no training)\n%d capture%s", n, n == 1 ? "" : "s");
+    if (w->view.snap) {
+      size_t k = strlen(buf);
+      g_snprintf(buf + k, sizeof buf - k, ", the last in %.2f s", w->view.snap->capture_s);
+    }
+  } else if (st.phase && strcmp(st.phase, "idle") && strcmp(st.phase, "step")) {
     size_t n = strlen(buf);
     g_snprintf(buf + n, sizeof buf - n, "\n%s %ld/%ld", st.phase, st.phase_done, st.phase_total);
   }
   gtk_label_set_text(GTK_LABEL(w->status_label), buf);
   GString *ls = g_string_new("");
+  if (kds_bridge_is_inspect(w->bridge) && w->view.snap) { /* the losses of the probe images, as now set */
+    g_string_append(ls, "on the probe images:");
+    for (int i = 0; i < w->view.snap->nprobe_parts; i++)
+      g_string_append_printf(ls, "\n%-22s %.4g", w->view.snap->probe_parts[i].name, w->view.snap->probe_parts[i].value);
+  }
   for (int i = 0; i < st.last.nparts; i++) g_string_append_printf(ls, "%s%-22s %.4g", i ? "\n" : "", st.last.parts[i].name, st.last.parts[i].value);
   if (st.message[0]) g_string_append_printf(ls, "\n%s", st.message);
   gtk_label_set_text(GTK_LABEL(w->losses_label), ls->str);
@@ -211,9 +232,10 @@ static void update_status(KdsWindow *w) {
   gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(w->pause_btn), !running);
   gtk_button_set_icon_name(GTK_BUTTON(w->pause_btn), running ? "media-playback-pause-symbolic" : "media-playback-start-symbolic");
   gboolean alive = st.state == KD_RUN_RUNNING || st.state == KD_RUN_PAUSED || st.state == KD_RUN_READY;
-  gtk_widget_set_sensitive(w->pause_btn, alive);
+  gboolean trains = !kds_bridge_is_inspect(w->bridge);
+  gtk_widget_set_sensitive(w->pause_btn, alive && trains);
   gtk_widget_set_sensitive(w->stop_btn, alive);
-  gtk_widget_set_sensitive(w->step_btn, alive && kds_bridge_is_local(w->bridge) && st.state == KD_RUN_PAUSED);
+  gtk_widget_set_sensitive(w->step_btn, alive && trains && kds_bridge_is_local(w->bridge) && st.state == KD_RUN_PAUSED);
   gtk_widget_set_visible(w->resume_btn, kds_window_can_resume(w, &st));
   w->syncing = FALSE;
 }
@@ -884,6 +906,10 @@ void kds_window_set_bridge(KdsWindow *w, KdsBridge *b) {
   gtk_window_set_title(GTK_WINDOW(w), title);
   kds_undo_reset(&w->undo, b);
   kds_control_panel_forget_run(w->controls);
+  /* Nothing is logged step by step while inspecting: no curves to wait for. */
+  for (int k = 0; k < kd_snapfig_count(); k++)
+    if (kd_snapfig_at(k)->needs & KD_SNAPFIG_NEEDS_LOG)
+      kds_layout_set_available(w->layout, kd_snapfig_at(k)->name, !kds_bridge_is_inspect(b));
   rebuild_controls(w);
   update_status(w);
   w->shown_state = -1; /* the next poll shows the state the run is in by then */

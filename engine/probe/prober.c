@@ -269,7 +269,7 @@ void kd_prober_free(KdProber *p) {
 int kd_prober_due(KdProber *p, int step, double last_step_seconds) {
   if (last_step_seconds > 0) p->step_s = p->step_s > 0 ? 0.8 * p->step_s + 0.2 * last_step_seconds : last_step_seconds;
   if (atomic_load(&p->requested) || !p->started) return 1;
-  return step >= p->next_step;
+  return !p->cfg.inspect && step >= p->next_step;
 }
 
 void kd_prober_request(KdProber *p) { atomic_store(&p->requested, 1); }
@@ -342,7 +342,8 @@ int kd_prober_capture(KdProber *p, int step, KdSnapshot **out, KdError *err) {
 int kd_prober_after_step(KdProber *p, KdSession *s, const KdStepStats *st, KdError *err) {
   if (s && kd_prober_bind(p, s, err)) return -1;
   if (!p->session) return kd_error(err, "probe: not bound to a session yet");
-  int step = st ? st->step : kd_session_steps_done(p->session);
+  /* An inspect session's snapshots are its captures, numbered. */
+  int step = p->cfg.inspect ? p->stats.captures : st ? st->step : kd_session_steps_done(p->session);
   if (!kd_prober_due(p, step, st ? st->seconds : 0)) return 0;
   kd_prober_set_step_stats(p, st);
   KdSnapshot *snap;

@@ -42,6 +42,9 @@ typedef struct KdProbeCfg {
                                temperature (KdMethod.attn_temp_key; active
                                methods first), else 0.5 */
   KdProbeBox *box;          /* kd_prober_after_step publishes here; may be NULL */
+  int inspect;              /* an inspect session (no training): a capture only
+                               when requested (and the first), and snapshot k
+                               (from 0) carries step k; default 0 */
 } KdProbeCfg;
 
 void kd_probe_cfg_default(KdProbeCfg *c);

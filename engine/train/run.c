@@ -34,6 +34,7 @@ struct KdRun {
   KdProgressFn progress;
   void *progress_user;
   int opening; /* progress goes to the caller while the session opens */
+  int inspect;
   char dir[4096];
   int lock_fd;
 
@@ -232,8 +233,15 @@ static void do_pause(KdRun *r, const char *source, long seq) {
   set_state(r, KD_RUN_PAUSED, "idle");
 }
 
+static const char inspect_refusal[] = "an inspect session does not train: it shows the models as they are";
+
 static void do_resume(KdRun *r, const char *source, long seq) {
   char src[40], extra[128];
+  if (r->inspect) {
+    ignored(r, "resume", seq, inspect_refusal);
+    set_message(r, inspect_refusal);
+    return;
+  }
   if (!r->paused) {
     if (seq > 0) ignored(r, "resume", seq, "not paused");
     return;
@@ -260,7 +268,14 @@ static void handle(KdRun *r, const Msg *m) {
   case MSG_SET: apply_set(r, m->key, m->value, m->source, 0, 0, m->undo); break;
   case MSG_PAUSE: do_pause(r, m->source, 0); break;
   case MSG_RESUME: do_resume(r, m->source, 0); break;
-  case MSG_STEP: r->step_once = r->paused; break;
+  case MSG_STEP:
+    if (r->inspect) {
+      ignored(r, "step", 0, inspect_refusal);
+      set_message(r, inspect_refusal);
+    } else {
+      r->step_once = r->paused;
+    }
+    break;
   case MSG_STOP: do_stop(r, m->source, 0); break;
   }
 }
@@ -502,6 +517,19 @@ static void *run_main(void *arg) {
   /* OpenMP's thread count is per calling thread: set it on this one. */
   int threads = kd_dist_threads(kd_config_int(r->cfg, "train.threads"));
   if (threads > 0) kd_set_threads(threads);
+  if (r->inspect) {
+    /* No step: the hook captures when something asked for it (the
+     * start, a change, other images). */
+    r->paused = 1;
+    event(r, "inspect", NULL);
+    while (drain(r), poll_control(r), !r->stop) {
+      set_state(r, KD_RUN_PAUSED, "inspect");
+      if (r->after_step) r->after_step(r->after_user, r->s, NULL);
+      wait_paused(r);
+    }
+    finish(r);
+    return NULL;
+  }
   set_state(r, KD_RUN_RUNNING, "idle");
   for (;;) {
     drain(r);
@@ -539,6 +567,11 @@ KdRun *kd_run_new(KdConfig *cfg, const KdRunOpts *o, KdError *err) {
   r->on_set_user = o->on_set_user;
   r->progress = o->session.progress;
   r->progress_user = o->session.user;
+  r->inspect = o->inspect;
+  if (o->inspect && (o->session.resume_dir || kd_dist_size() > 1)) {
+    kd_error(err, "an inspect session opens models, not a run: %s", o->session.resume_dir ? "it cannot resume one" : "it runs in one process");
+    goto fail;
+  }
   r->validator = kd_config_new();
   if (!r->validator) goto oom;
   for (int i = 0; i < kd_config_count(cfg); i++)

@@ -33,7 +33,9 @@ const char *kd_run_state_name(KdRunState s);
 
 /* Called on the run thread after every step (also skipped ones), outside
  * the run's lock: the place for probes. It may read the session and the
- * trainer's last forward; it must not step or free them. */
+ * trainer's last forward; it must not step or free them. In an inspect
+ * session (KdRunOpts.inspect) it is called with st NULL at every wake of
+ * the run thread (at least every 100 ms, and after every applied change). */
 typedef void (*KdRunAfterStep)(void *user, KdSession *s, const KdStepStats *st);
 
 /* Called on the run thread after a live change is applied (its key and
@@ -48,6 +50,11 @@ typedef struct KdRunOpts {
   KdRunOnSet on_set;
   void *on_set_user;
   int no_control_file;     /* 1: ignore RUN_DIR/control.jsonl */
+  int inspect;             /* 1: an inspect session: the models as they are, no
+                              step ever (resume and step are refused, logged as
+                              control_ignored), live changes applied as usual;
+                              phase "inspect" while it waits. Not with --resume
+                              or data-parallel runs. */
 } KdRunOpts;
 
 #define KD_RUN_RING 64 /* step stats kept for kd_run_recent */
