@@ -3,12 +3,21 @@
 # baseline, each distillation method at its defaults, over seeds; then
 # summarises every run's final COCO evaluation.
 #   tools/results.sh OUT_DIR [STEPS] [SEEDS] [JOBS]
+# A method in KDSCOPE_METHODS may be a variant, LABEL:METHOD:KEY=VALUE...
+# (e.g. csgr-cat:csgr:csgr.alpha_rel=0): runs METHOD with those settings
+# into LABEL-seedN.
 # Runs are skipped when their directory already holds a finished run, so
 # the script can be re-run after an interruption (--resume continues them).
 set -eu
 finished() { grep -q '"event":"finish"' "$1/events.jsonl" 2>/dev/null; }
 run_one() {
-  m=$1 s=$2 dir="$out/$1-seed$2" n=$steps
+  m=${1%%:*} s=$2 n=$steps method=$1 extra=""
+  dir="$out/$m-seed$s"
+  case $method in
+    *:*) method=${method#*:}; rest=${method#*:}; [ "$rest" = "$method" ] && rest=""
+         method=${method%%:*}
+         for kv in $(printf '%s' "$rest" | tr ':' ' '); do extra="$extra --set $kv"; done ;;
+  esac
   threads=$((2 / jobs)); [ "$threads" -ge 1 ] || threads=1
   [ "$m" = baseline-matched ] && n=$(cat "$out/matched_steps")
   common="--quiet --steps $n --set train.seed=$s --set train.threads=$threads --set train.eval_every=0 --set probe.budget=0"
@@ -17,7 +26,7 @@ run_one() {
   elif [ "$m" = baseline ] || [ "$m" = baseline-matched ]; then
     set -- distill --out "$dir" $common --set distill.methods=
   else
-    set -- distill --out "$dir" $common --set distill.methods="$m"
+    set -- distill --out "$dir" $common --set distill.methods="$method" $extra
   fi
   /usr/bin/time -f "%e %U" -o "$dir.time" "$bin" "$@" > "$dir.log" 2>&1 || true
 }
@@ -40,11 +49,14 @@ mkdir -p "$out"
 pending=""
 for s in $seeds; do
   for m in $methods; do
-    finished "$out/$m-seed$s" || pending="$pending $m $s"
+    finished "$out/${m%%:*}-seed$s" || pending="$pending $m $s"
   done
 done
 export out steps jobs bin
 [ -z "$pending" ] || printf '%s\n' $pending | xargs -n 2 -P "$jobs" sh "$0" __one
+labels=""
+for m in $methods; do labels="$labels ${m%%:*}"; done
+methods=${labels# }
 # The baseline at matched compute: trained (cosine over the longer
 # schedule) for as many CPU seconds as the mean distillation run took,
 # its teacher forward included: steps = STEPS x CPU(distill) / CPU(baseline),
