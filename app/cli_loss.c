@@ -337,6 +337,7 @@ static void file_avail(const Inputs *in, KdDistillAvail *av) {
     kd_distill_avail_lack(av, KD_NEED_SAME_WIDTH, "%s: teacher features have %d channels, student %d", in->path,
                           in->lev[FEAT][0][0].shape[1], in->lev[FEAT][1][0].shape[1]);
   kd_distill_avail_lack(av, KD_NEED_STUDENT_ROIS, "`kdscope loss` runs no student model");
+  kd_distill_avail_lack(av, KD_NEED_STUDENT_RUN, "`kdscope loss` has the student's tensors, not its model");
   if (!in->has[DIST] && !in->has_pgd_mask)
     kd_distill_avail_lack(av, KD_NEED_DIST, "%s: no teacher.dist.P3 / student.dist.P3", in->path);
   if (in->has_roi) return; /* the roi.* tensors are what those give a training step */

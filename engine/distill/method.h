@@ -46,8 +46,9 @@ enum {
   KD_NEED_ROIS = 1 << 7,        /* proposals / RoIs of a two-stage teacher */
   KD_NEED_STUDENT_ROIS = 1 << 8, /* an RoI head on the student (a two-stage student) */
   KD_NEED_DIST = 1 << 9,        /* side distributions "dist" of one layout on both sides (GFL heads) */
+  KD_NEED_STUDENT_RUN = 1 << 10, /* running the student's head (and its loss) on other features */
 };
-#define KD_NEED_COUNT 10
+#define KD_NEED_COUNT 11
 
 /* Shapes known before the first step, for creating learnable parts. The
  * levels are the paired ones (student and teacher level of one stride),
@@ -146,6 +147,9 @@ typedef struct KdDistillInputs {
    * pixels, (cx, cy) the jittered centre; NULL in training (sampled). */
   const float *icd_inst;
   int icd_ninst;
+  /* The student's detection-loss settings of this step (a method that runs
+   * the student's loss on other features, KD_NEED_STUDENT_RUN), or NULL. */
+  const KdDetLossCfg *det_lc;
 } KdDistillInputs;
 
 /* A mask a method used, kept for the probes/UI ("defeat.fg" at level l). */

@@ -19,6 +19,7 @@ static const char *const need_names[KD_NEED_COUNT] = {
     "the teacher's proposals (RoIs)",
     "an RoI head on the student (a two-stage student)",
     "box-side distributions of one layout on both sides (GFL heads)",
+    "a student model to run (its head and loss on other features)",
 };
 
 const char *kd_distill_need_name(unsigned bit) {

@@ -119,14 +119,14 @@ int kd_trainer_forward(KdTrainer *t, KdCtx *c, const KdTrainBatch *b, int traini
   KdDetOut *sout = &f->sout;
   if (kd_model_forward(t->student, c, images, training, sout)) return kd_error(err, "forward: %s", kd_ctx_error(c));
   f->nlev = sout->nlev;
-  KdDetLossCfg lc;
-  kd_settings_det_loss(t->cfg, &lc);
-  lc.seed = (uint64_t)kd_config_int(t->cfg, "train.seed");
-  lc.step = kd_optim_steps_done(t->optim);
-  if (kd_model_loss(t->student, c, sout, b->gt, b->n, &lc, &f->det, err)) return -1;
+  kd_settings_det_loss(t->cfg, &f->lc);
+  f->lc.seed = (uint64_t)kd_config_int(t->cfg, "train.seed");
+  f->lc.step = kd_optim_steps_done(t->optim);
+  if (kd_model_loss(t->student, c, sout, b->gt, b->n, &f->lc, &f->det, err)) return -1;
   f->total = f->det.total;
   if (distilling) {
     if (distill_inputs(t, c, b, f)) return kd_error(err, "distillation: %s", kd_ctx_error(c));
+    f->din.det_lc = &f->lc;
     KdTensor *kd_total;
     if (kd_distiller_loss(t->distiller, &f->din, &kd_total, f->outs, f->methods, &f->nmethods, err)) return -1;
     f->total = kd_add(c, f->det.total, kd_total);

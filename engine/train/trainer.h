@@ -72,6 +72,7 @@ typedef struct KdForward {
   int n, h, w, nlev;
   KdDetOut tout, sout;        /* tout is zeroed without a teacher */
   KdDetLoss det;              /* the student head's loss: parts ("cls", "box") unweighted, total weighted */
+  KdDetLossCfg lc;            /* its settings this step (din.det_lc) */
   KdDistillInputs din;        /* valid when nmethods > 0 */
   KdRng rng;                  /* din.rng */
   int nmethods;
