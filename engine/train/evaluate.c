@@ -134,6 +134,31 @@ static int gather_pass(const KdDataset *ds, KdEvalResult *res, KdCocoDet **dets,
 
 /* This process's pass: every batch, or in a data-parallel run every N-th
  * (rank r takes batches r, r + N, ...). */
+/* torchvision's evaluation, image by image: each image's resized content
+ * (top-left) padded only up to a multiple of 32, as GeneralizedRCNNTransform
+ * batches one image, so the network sees exactly the tensor torchvision's
+ * does (a square input's extra padding changes the features near the
+ * content's bottom and right edges and adds anchors). */
+static int forward_each(KdModel *m, KdCtx *c, const KdBatch *b, const KdPostCfg *pcfg, const float *wh, KdDetection *det,
+                        int *count, KdError *err) {
+  const size_t plane = (size_t)b->h * b->w;
+  for (int i = 0; i < b->n; i++) {
+    kd_ctx_reset(c);
+    int hp = ((int)wh[2 * i + 1] + 31) / 32 * 32, wp = ((int)wh[2 * i] + 31) / 32 * 32;
+    hp = hp < 32 ? 32 : hp > b->h ? b->h : hp, wp = wp < 32 ? 32 : wp > b->w ? b->w : wp;
+    KdTensor *x = kd_tensor_new(c, 4, (int[]){1, 3, hp, wp});
+    if (!x) return kd_error(err, "out of memory for an evaluation input");
+    for (int ch = 0; ch < 3; ch++)
+      for (int y = 0; y < hp; y++)
+        memcpy(x->data + ((size_t)ch * hp + y) * wp, b->images + (size_t)i * 3 * plane + ch * plane + (size_t)y * b->w,
+               (size_t)wp * sizeof(float));
+    KdDetOut out;
+    if (kd_model_forward(m, c, x, 0, &out)) return kd_error(err, "evaluation forward: %s", kd_ctx_error(c));
+    if (kd_model_decode(m, &out, pcfg, 1, wh + 2 * i, det + (size_t)i * pcfg->max_det, count + i, err)) return -1;
+  }
+  return 0;
+}
+
 static int local_pass(KdModel *m, const KdDataset *ds, int total, const KdPostCfg *pcfg, const KdLoaderCfg *lcfg, KdProgressFn progress,
                       void *user, KdEvalResult *res, KdCocoDet **dets, KdError *err) {
   int rc = -1, left_cap = 0, B = lcfg->batch_size;
@@ -161,18 +186,22 @@ static int local_pass(KdModel *m, const KdDataset *ds, int total, const KdPostCf
     }
     if (progress) progress(user, "evaluating", covered, total);
     if (b->n == 0) continue; /* every image of the batch failed to load */
-    kd_ctx_reset(c);
-    int shape[4] = {b->n, 3, b->h, b->w};
-    KdDetOut out;
-    if (kd_model_forward(m, c, kd_tensor_wrap(c, b->images, 4, shape), 0, &out)) {
-      kd_error(err, "evaluation forward: %s", kd_ctx_error(c));
-      goto done;
-    }
     for (int i = 0; i < b->n; i++) wh[2 * i] = (float)b->w, wh[2 * i + 1] = (float)b->h;
     /* torchvision clips to the resized image, not to the padded input */
     for (int i = 0; lcfg->image.resize == KD_RESIZE_TORCHVISION && i < b->n; i++)
       wh[2 * i] = roundf(b->xform[i].sx * (float)b->xform[i].orig_w), wh[2 * i + 1] = roundf(b->xform[i].sy * (float)b->xform[i].orig_h);
-    if (kd_model_decode(m, &out, pcfg, b->n, wh, det, count, err)) goto done;
+    if (lcfg->image.resize == KD_RESIZE_TORCHVISION) {
+      if (forward_each(m, c, b, pcfg, wh, det, count, err)) goto done;
+    } else {
+      kd_ctx_reset(c);
+      int shape[4] = {b->n, 3, b->h, b->w};
+      KdDetOut out;
+      if (kd_model_forward(m, c, kd_tensor_wrap(c, b->images, 4, shape), 0, &out)) {
+        kd_error(err, "evaluation forward: %s", kd_ctx_error(c));
+        goto done;
+      }
+      if (kd_model_decode(m, &out, pcfg, b->n, wh, det, count, err)) goto done;
+    }
     for (int i = 0; i < b->n; i++) {
       if (b->index[i] >= total) continue;
       res->evaluated++;

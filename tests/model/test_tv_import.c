@@ -20,7 +20,7 @@
  * architecture inference on every detection builder of the installed
  * torchvision; data.resize=torchvision against torchvision's transform.
  * A COCO folder through import + eval against torchvision's whole model.
- * A third argument runs one case (r50, r18, frcnn, variants, image, folder). */
+ * A third argument runs one case (r50, r18, frcnn, variants, image, folder, folder_wide). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -611,15 +611,16 @@ static int images(const char *root) {
 }
 
 /* A COCO-layout folder end to end: kdscope import, then kdscope eval
- * --dets-out at torchvision's resize (min = max = 256, square images, so
- * both pad to the same 256 square) against torchvision's whole model on
- * the same JPEGs (the oracle compares the COCO results). */
-static int folder(const char *root) {
+ * --dets-out at torchvision's resize against torchvision's whole model on
+ * the same JPEGs (the oracle compares the COCO results). "folder": square
+ * images at min = max = 256; "folder_wide": non-square ones at min 256,
+ * max 384 in a 384 square input, which the evaluation runs image by image
+ * at torchvision's own padding (a multiple of 32). */
+static int folder(const char *root, const char *which, const char *sets) {
   char dir[400], cmd[3000];
-  int rc = run_oracle(root, "folder", "", dir, sizeof dir);
+  int rc = run_oracle(root, which, "", dir, sizeof dir);
   if (rc == 77) return 77;
-  printf("a COCO folder: kdscope eval against torchvision's model\n");
-  const char *sets = "--set data.size=256 --set data.min_size=256 --set data.max_size=256";
+  printf("a COCO folder (%s): kdscope eval against torchvision's model\n", which);
   snprintf(cmd, sizeof cmd, "%s import --in %s/model.safetensors --out %s/imp %s >/dev/null", kdscope, dir, dir, sets);
   CHECK(run_cmd(cmd) == 0);
   snprintf(cmd, sizeof cmd,
@@ -721,12 +722,15 @@ int main(int argc, char **argv) {
         /* multiples of 64, the max-pool P6's stride: torchvision takes strides as image // feature */
         {"frcnn", NULL, NULL, {"512x512", "384x512"}, 1},
     };
-    const char *only = argc > 3 ? argv[3] : NULL; /* one case: r50, r18, frcnn or variants */
+    const char *only = argc > 3 ? argv[3] : NULL; /* one case: r50, r18, frcnn, variants, image, folder, folder_wide */
     for (size_t i = 0; i < sizeof cases / sizeof cases[0] && rc != 77; i++)
       if (!only || !strcmp(only, cases[i].name)) rc = torch_case(root, &cases[i]);
     if (rc != 77 && (!only || !strcmp(only, "variants"))) rc = variants(root);
     if (rc != 77 && (!only || !strcmp(only, "image"))) rc = images(root);
-    if (rc != 77 && (!only || !strcmp(only, "folder"))) rc = folder(root);
+    if (rc != 77 && (!only || !strcmp(only, "folder")))
+      rc = folder(root, "folder", "--set data.size=256 --set data.min_size=256 --set data.max_size=256");
+    if (rc != 77 && (!only || !strcmp(only, "folder_wide")))
+      rc = folder(root, "folder_wide", "--set data.size=384 --set data.min_size=256 --set data.max_size=384");
   }
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);

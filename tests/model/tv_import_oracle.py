@@ -20,6 +20,8 @@ usage: tv_import_oracle.py CASE DIR [HxW ...]
              and a ResNet-18 RetinaNet of 4 classes (DIR/model.safetensors);
              DIR/tv_dets.json: torchvision's whole model (its transform at
              min = max = 256) on the folder's images, COCO results
+  CASE folder_wide  the same with three non-square JPEGs (128x192,
+             192x144, 100x180) at torchvision's min_size 256, max_size 384
   CASE check DIR OURS.json: kdscope's COCO results against tv_dets.json
   CASE variants  every detection builder this torchvision has, as
              shape-only files (the data a sparse hole) for architecture
@@ -239,12 +241,12 @@ def images(d):
                  {"rgb": rgb.float(), "cfg": torch.tensor([lo, hi], dtype=torch.float32), "tv": out})
 
 
-def folder(d):
+def folder(d, shapes=((192, 192), (192, 192)), lo=256, hi=256):
     from torchvision.io import decode_jpeg, read_file, write_jpeg
     torch.manual_seed(3)
     backbone = resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=5, returned_layers=[2, 3, 4],
                                    extra_blocks=LastLevelP6P7(256, 256))
-    model = tvr.RetinaNet(backbone, num_classes=4, min_size=256, max_size=256)
+    model = tvr.RetinaNet(backbone, num_classes=4, min_size=lo, max_size=hi)
     perturb(model, torch.Generator().manual_seed(5))
     model.eval()
     export("folder", model, d)
@@ -252,15 +254,15 @@ def folder(d):
     os.makedirs(os.path.join(d, "data", "annotations"), exist_ok=True)
     gen = torch.Generator().manual_seed(9)
     ims, anns, dets = [], [], []
-    for i in range(2):
+    for i, (h, w) in enumerate(shapes):
         # smooth content (JPEG keeps it) decoded back by torchvision's libjpeg, as kdscope's loader decodes it
         small = torch.randint(0, 256, (1, 3, 12, 12), generator=gen).float()
-        rgb = torch.nn.functional.interpolate(small, size=(192, 192), mode="bilinear", align_corners=False)[0].round().to(torch.uint8)
+        rgb = torch.nn.functional.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)[0].round().to(torch.uint8)
         name = "im%d.jpg" % i
         path = os.path.join(d, "data", "images", "val", name)
         write_jpeg(rgb, path, quality=95)
         rgb = decode_jpeg(read_file(path))
-        ims.append({"id": i + 1, "file_name": name, "width": 192, "height": 192})
+        ims.append({"id": i + 1, "file_name": name, "width": w, "height": h})
         anns.append({"id": i + 1, "image_id": i + 1, "category_id": 1 + i, "bbox": [20, 30, 60, 50], "area": 3000, "iscrowd": 0})
         with torch.no_grad():
             out = model([rgb.float() / 255])[0]
@@ -300,6 +302,9 @@ def main():
     case, d = sys.argv[1], sys.argv[2]
     if case == "folder":
         folder(d)
+        return
+    if case == "folder_wide":  # non-square images, each resized by its short side (max 384), padded per batch
+        folder(d, shapes=((128, 192), (192, 144), (100, 180)), lo=256, hi=384)
         return
     if case == "check":
         check(d, sys.argv[3])
