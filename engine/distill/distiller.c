@@ -13,7 +13,7 @@ struct KdDistiller {
   uint64_t seed;
   KdParams *store;    /* learnable parts of the created methods, in creation order */
   KdMethodInst *inst; /* [kd_method_count()], registry order */
-  int *created, *active, n, nactive;
+  int *created, *active, n, nactive, reads_teacher;
   /* starts[i]: the init stream where method i begins drawing (below);
    * starts[0..nstarts) are known. */
   KdRng *starts;
@@ -54,6 +54,7 @@ void kd_distiller_free(KdDistiller *d) {
 
 KdParams *kd_distiller_params(KdDistiller *d) { return d->store; }
 int kd_distiller_active(const KdDistiller *d) { return d->nactive; }
+int kd_distiller_reads_teacher(const KdDistiller *d) { return d->reads_teacher; }
 
 /* Method i's learnable parts in store, finalized and initialised from r. */
 static int make_parts(KdDistiller *d, KdMethodInst *inst, KdParams *store, KdRng *r, KdError *err) {
@@ -109,8 +110,11 @@ int kd_distiller_configure(KdDistiller *d, const KdConfig *cfg, KdError *err) {
     if (active[i]) rc = create(d, i, err) || kd_method_read_params(&d->inst[i], cfg, err) ? -1 : 0;
   if (!rc) {
     memcpy(d->active, active, sizeof *active * (size_t)d->n);
-    d->nactive = 0;
-    for (int i = 0; i < d->n; i++) d->nactive += active[i];
+    d->nactive = d->reads_teacher = 0;
+    for (int i = 0; i < d->n; i++) {
+      d->nactive += active[i];
+      if (active[i] && (kd_method_needs(d->inst[i].m, cfg) & KD_NEED_TEACHER_FWD)) d->reads_teacher = 1;
+    }
   }
   free(active);
   return rc;

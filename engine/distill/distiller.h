@@ -24,6 +24,9 @@ int kd_distiller_configure(KdDistiller *d, const KdConfig *cfg, KdError *err);
 int kd_distiller_ensure(KdDistiller *d, const char *method, KdError *err);
 /* Methods listed at the last configure. */
 int kd_distiller_active(const KdDistiller *d);
+/* 1 when a method listed at the last configure reads the teacher's
+ * forward under the settings then (KD_NEED_TEACHER_FWD). */
+int kd_distiller_reads_teacher(const KdDistiller *d);
 /* Learnable parts of the created methods ("distill.<method>...."). The
  * store grows when a method is created (core/params.h). */
 KdParams *kd_distiller_params(KdDistiller *d);

@@ -49,6 +49,10 @@ enum {
   KD_NEED_STUDENT_RUN = 1 << 10, /* running the student's head (and its loss) on other features */
 };
 #define KD_NEED_COUNT 11
+/* The needs read from the teacher's forward: a run whose active methods
+ * have none of them (LGD, TF-HEAD) skips that forward. */
+#define KD_NEED_TEACHER_FWD                                                                                            \
+  (KD_NEED_FEAT | KD_NEED_SAME_WIDTH | KD_NEED_LOGITS | KD_NEED_BOXES | KD_NEED_TEACHER_RUN | KD_NEED_ROIS | KD_NEED_DIST)
 
 /* Shapes known before the first step, for creating learnable parts. The
  * levels are the paired ones (student and teacher level of one stride),

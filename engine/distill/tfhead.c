@@ -13,7 +13,7 @@
  * differ in their random init [INFERRED: the paper speaks of
  * heterogeneous heads without saying which]. Every assistant exists
  * from the start so tfhead.assistants can change live. Runs with any
- * teacher (it is never read). */
+ * teacher (it is never read: alone, the teacher's forward is skipped). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

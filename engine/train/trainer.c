@@ -87,6 +87,7 @@ static int distill_inputs(KdTrainer *t, KdCtx *c, const KdTrainBatch *b, KdForwa
   KdDistillInputs *in = &f->din;
   *in = (KdDistillInputs){.c = c, .cfg = t->cfg, .n = b->n, .img_h = b->h, .img_w = b->w, .gt = b->gt, .maps = b->maps};
   kd_distill_side_from(&in->t, t->teacher, &f->tout, NULL);
+  if (!in->t.levels) in->t.levels = kd_model_levels(t->teacher); /* its forward skipped: the pairing stands */
   kd_distill_side_from(&in->s, t->student, &f->sout, f->det.has_assign ? &f->det.assign : NULL);
   kd_distill_pair(in);
   int steps = kd_config_int(t->cfg, "train.steps");
@@ -108,10 +109,10 @@ int kd_trainer_forward(KdTrainer *t, KdCtx *c, const KdTrainBatch *b, int traini
   int shape[4] = {b->n, 3, b->h, b->w};
   KdTensor *images = kd_tensor_wrap(c, (float *)b->images, 4, shape);
   if (kd_trainer_sync(t, err)) return -1;
-  /* No active method (a baseline run through `distill`): the teacher's
-   * forward would be wasted work. */
+  /* No active method (a baseline run through `distill`), or none that
+   * reads the teacher (LGD, TF-HEAD): its forward would be wasted work. */
   int distilling = t->teacher && t->distiller && kd_distiller_active(t->distiller) > 0;
-  if (distilling) {
+  if (distilling && kd_distiller_reads_teacher(t->distiller)) {
     int g = kd_ctx_set_grad(c, 0);
     kd_model_forward(t->teacher, c, images, 0, &f->tout);
     kd_ctx_set_grad(c, g);
