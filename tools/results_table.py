@@ -211,6 +211,7 @@ if "--dominating" in args:
 order = ["baseline", "baseline-matched", "baseline-12k"]
 for m in ["fitnet", "defeat", "fgd", "pkd", "cwd", "logitkd"]:
     order += [m, m + "-tuned"]
+order += ["csgr", "csgr-cat", "csgr-rel"]
 order += sorted(m for m in rows if m not in order)
 
 keys = ["AP", "AP50", "AP75", "APs", "APm"]
@@ -248,7 +249,10 @@ for m in order:
     cpu = per_machine(cpus[m], machine[m]) or "–"
     seeds = ",".join(str(s) for s, _, _ in r)
     label = {"baseline-12k": "baseline, 2x schedule (12000 steps)",
-             "baseline-matched": f"baseline at matched compute ({matched_steps or '?'} steps)"}.get(m, m)
+             "baseline-matched": f"baseline at matched compute ({matched_steps or '?'} steps)",
+             "csgr": "csgr, both parts [INFERRED formulation, no published code]",
+             "csgr-cat": "csgr, category part only (csgr.alpha_rel=0) [INFERRED]",
+             "csgr-rel": "csgr, relation part only (csgr.alpha_cat=0) [INFERRED]"}.get(m, m)
     if m.endswith("-tuned"):
         label = f"{m[:-6]}, tuned: weight x{tuned.get(m[:-6], '?')} (chosen on data.holdout, not val)"
     # The distillation loss against the detection loss, summed over the

@@ -3,18 +3,24 @@
  * applied to RetinaNet.
  *
  * Instances are the student's positive anchors (their anchor boxes, the
- * class of their GT), or rows given as such (`kdscope loss`). Each one
- * sits on the level DeFeat's rule gives its box; there
- *   p_s, p_t = the mean of the student's / teacher's neck map over its crop,
+ * class of their GT), for a two-stage student its positive sampled RoIs
+ * (the RoI boxes, their GT's class; the released two-stage path), or
+ * rows given as such (`kdscope loss`). Each one sits on the level
+ * DeFeat's rule gives its box; there
+ *   p_s, p_t = the mean of the student's / teacher's neck map over its crop
+ *              (RoIs: the mean of its 7x7 RoIAlign there, aligned, as the
+ *              two-stage path pools them),
  *   q = max over its class's prototypes of cos(p, P) on each side,
  *   w = 1 - |q_s - q_t|   (detached; 1 for a class without prototypes).
  * Per level, a soft mask M (w written over each box's cells, DeFeat's
  * rasterisation, a later box overwriting) weights the adapted student's
  * squared distance to the teacher:
  *   fg_l = sum M D / max(1, 2 C sum M),  bg_l = sum (1-M) D / max(1, 2 C sum (1-M)),
- * so a negative w gives its cells a background weight above 1 (10b).
+ * so a negative w gives its cells a background weight above 1 (10b); the
+ * two-stage path's background is 1 - [M > 0] instead (KD-METHODS 4.2).
  *   feat_fg = weight * att * w_fg * red_l fg_l,  feat_bg likewise with w_bg,
- *   soft    = weight * w_soft * mean_i w_i T^2 KL(q_i || p_i) / K   (not attenuated),
+ *   soft    = weight * w_soft * mean_i w_i T^2 KL(q_i || p_i) / K   (not attenuated;
+ *             RoIs: both RoI heads on the positive RoIs, the K+1 logits, / (K+1)),
  *   r2i     = weight * att * w_r2i * sum_l mean SmoothL1(w D_s, w D_t)   (use_r2i only),
  * D_s, D_t the cosines of the level's instances to all of its prototypes,
  * att = 1 - epoch / epochs (1 - progress when the epochs are unknown),
@@ -134,6 +140,26 @@ typedef struct {
   float w, qs, qt;
 } Inst;
 
+/* A two-stage student: its positive sampled RoIs, in sample order (.alev
+ * -2, .a the RoI's row in the sample). */
+static Inst *roi_instances(const KdDistillInputs *in, const GkParams *p, int *R) {
+  const KdRoiSample *sm = in->s.sample;
+  int n = 0;
+  for (int r = 0; r < sm->nrois; r++) n += sm->labels[r] > 0;
+  Inst *v = kd_ctx_alloc(in->c, sizeof *v * (size_t)(n ? n : 1));
+  if (!v) return NULL;
+  int k = 0;
+  for (int r = 0; r < sm->nrois; r++) {
+    if (sm->labels[r] <= 0) continue;
+    Inst *x = &v[k++];
+    *x = (Inst){.n = (int)sm->rois[5 * r], .label = sm->labels[r] - 1, .alev = -2, .a = r};
+    memcpy(x->box, sm->rois + 5 * (size_t)r + 1, sizeof x->box);
+    x->lev = kd_defeat_level(x->box, p->finest_scale, in->npairs);
+  }
+  *R = n;
+  return v;
+}
+
 /* The student's positive anchors, in flat anchor order per image. */
 static Inst *anchor_instances(const KdDistillInputs *in, const GkParams *p, int *R) {
   KdCtx *c = in->c;
@@ -248,6 +274,20 @@ static int inst_features(KdCtx *c, const char *lv, const int *sel, int m, KdTens
   return 0;
 }
 
+/* The selected RoIs' pooled features on map f: the mean of each one's
+ * 7x7 RoIAlign (aligned, adaptive sampling: mmcv's RoIAlign as the
+ * two-stage path runs it) -> m x C. */
+static KdTensor *roi_pool(KdCtx *c, KdTensor *f, const Inst *v, const int *sel, int m, int stride) {
+  float *rois = kd_ctx_alloc(c, sizeof *rois * 5 * (size_t)m);
+  if (!rois) return NULL;
+  for (int j = 0; j < m; j++) {
+    rois[5 * j] = (float)v[sel[j]].n;
+    memcpy(rois + 5 * j + 1, v[sel[j]].box, 4 * sizeof(float));
+  }
+  KdTensor *x = kd_roi_align(c, f, rois, m, 7, 7, 1.0f / (float)stride, 0, 1);
+  return x ? kd_reshape(c, kd_mean(c, x, (1u << 2) | (1u << 3)), 2, (int[]){m, f->shape[1]}) : NULL;
+}
+
 typedef struct {
   KdTensor *fg, *bg, *r2i;
   double wsum;
@@ -277,10 +317,11 @@ static int level(KdMethodInst *inst, const KdDistillInputs *in, Inst *v, int R, 
   if (!crops) return -1;
   KdTensor *ps_pool = NULL;
   const float *cnt = g->count[l]->data;
+  const int rois = R > 0 && v[0].alev == -2;
   if (m > 0) {
     int g0 = kd_ctx_set_grad(c, 0);
-    KdTensor *pt_pool = kd_gk_pool(c, t, crops, m);
-    KdTensor *ps_data = kd_gk_pool(c, s, crops, m);
+    KdTensor *pt_pool = rois ? roi_pool(c, t, v, sel, m, pr->stride) : kd_gk_pool(c, t, crops, m);
+    KdTensor *ps_data = rois ? roi_pool(c, s, v, sel, m, pr->stride) : kd_gk_pool(c, s, crops, m);
     kd_ctx_set_grad(c, g0);
     if (!pt_pool || !ps_data) return -1;
     best_cos(ps_data, g->ps[l]->data, cnt, v, sel, m, 0, v);
@@ -316,7 +357,7 @@ static int level(KdMethodInst *inst, const KdDistillInputs *in, Inst *v, int R, 
   }
   double msum = 0.0, bsum = 0.0;
   for (size_t i = 0; i < mk[0]->numel; i++) {
-    mk[1]->data[i] = 1.0f - mk[0]->data[i];
+    mk[1]->data[i] = rois ? (mk[0]->data[i] != 0.0f ? 0.0f : 1.0f) : 1.0f - mk[0]->data[i];
     msum += mk[0]->data[i], bsum += mk[1]->data[i];
   }
   const float nfg = (float)fmax(1.0, 2.0 * C * msum), nbg = (float)fmax(1.0, 2.0 * C * bsum);
@@ -344,6 +385,30 @@ static KdTensor *soft_kl(const KdDistillInputs *in, const Inst *v, int R, float 
     if (!wt) return NULL;
     for (int i = 0; i < R; i++) wt->data[i] = v[i].w;
     return kd_sum_all(c, kd_mul(c, kd_dist_kl_logits(c, in->inst_in->t_cls, in->inst_in->s_cls, 1, T), wt));
+  }
+  if (v[0].alev == -2) { /* both RoI heads on the positive RoIs, K+1 logits */
+    float *rois = kd_ctx_alloc(c, sizeof *rois * 5 * (size_t)R);
+    KdTensor *wt = kd_tensor_new(c, 2, (int[]){R, 1});
+    if (!rois || !wt) return NULL;
+    for (int i = 0; i < R; i++) {
+      rois[5 * i] = (float)v[i].n;
+      memcpy(rois + 5 * i + 1, v[i].box, 4 * sizeof(float));
+      wt->data[i] = v[i].w;
+    }
+    KdHeadOut so, to;
+    KdError err = {0};
+    int g0 = kd_ctx_set_grad(c, 0);
+    int rc = kd_model_roi_forward(in->t.model, c, in->t.feat, rois, R, &to, &err);
+    kd_ctx_set_grad(c, g0);
+    if (rc || kd_model_roi_forward(in->s.model, c, in->s.feat, rois, R, &so, &err)) {
+      kd_ctx_fail(c, "gk: the RoI heads on the positive RoIs: %s", err.msg);
+      return NULL;
+    }
+    if (!so.rois.cls || !to.rois.cls || !kd_tensor_same_shape(so.rois.cls, to.rois.cls)) {
+      kd_ctx_fail(c, "gk: the student's and the teacher's RoI heads give class logits of different shapes");
+      return NULL;
+    }
+    return kd_sum_all(c, kd_mul(c, kd_dist_kl_logits(c, kd_detach(c, to.rois.cls), so.rois.cls, 1, T), wt));
   }
   KdTensor *const *sc = kd_side_out(&in->s, "cls"), *const *tc = kd_side_out(&in->t, "cls");
   const int A = in->s.assign->A, K = in->s.assign->K;
@@ -419,7 +484,7 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
     return -1;
   }
   int R = 0;
-  Inst *v = in->inst_in ? given_instances(in, p, &R) : anchor_instances(in, p, &R);
+  Inst *v = in->inst_in ? given_instances(in, p, &R) : in->s.sample ? roi_instances(in, p, &R) : anchor_instances(in, p, &R);
   if (!v) return -1;
   for (int i = 0; i < R; i++) v[i].w = 1.0f, v[i].qs = v[i].qt = -2.0f;
   const float att = !p->attenuation ? 1.0f
@@ -440,7 +505,9 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
   kd_distill_part(out, "feat_bg", bg);
   int one = 1;
   if (p->soft > 0.0f) {
-    const int K = in->inst_in ? in->inst_in->s_cls ? in->inst_in->s_cls->shape[1] : 0 : in->s.assign->K;
+    const int K = in->inst_in   ? in->inst_in->s_cls ? in->inst_in->s_cls->shape[1] : 0
+                  : in->s.sample ? kd_model_cfg(in->s.model)->head.num_classes + 1
+                                 : in->s.assign->K;
     KdTensor *kl = K > 0 ? soft_kl(in, v, R, p->T) : kd_tensor_zeros(c, 1, &one);
     const float scale = R > 0 && K > 0 ? p->weight * p->soft * p->T * p->T / ((float)K * (float)R) : 0.0f;
     kd_distill_part(out, "soft", kd_scale(c, kl, scale));
@@ -452,11 +519,18 @@ static int loss(KdMethodInst *inst, const KdDistillInputs *in, KdDistillOut *out
   if (in->maps) tables(inst, in, v, R, out);
   kd_distill_stat(out, "w_mean", nw ? wsum / nw : 1.0);
   kd_distill_stat(out, "instances", R);
+  if (in->s.sample) kd_distill_stat(out, "rois", in->s.sample->nrois);
   return kd_distill_finish(c, out);
 }
 
-/* The soft-label term reads class logits only while weighted. */
-static unsigned needs_now(const KdConfig *cfg) { return kd_config_num(cfg, "gk.soft") > 0 ? KD_NEED_LOGITS : 0; }
+/* The instances: a two-stage student's sampled RoIs, else the dense
+ * assignment's positives; the soft-label term, while weighted, reads the
+ * dense class logits or runs both RoI heads. */
+static unsigned needs_now(const KdConfig *cfg) {
+  const int two = !strcmp(kd_config_str(cfg, "model.head"), "faster_rcnn");
+  const unsigned soft = kd_config_num(cfg, "gk.soft") > 0 ? (two ? KD_NEED_TEACHER_RUN | KD_NEED_ROIS : KD_NEED_LOGITS) : 0;
+  return (two ? KD_NEED_STUDENT_ROIS : KD_NEED_ASSIGN) | soft;
+}
 
 const KdMethod kd_method_gk = {
     .name = "gk",
@@ -471,7 +545,7 @@ const KdMethod kd_method_gk = {
     .init_weights = init_weights,
     .destroy = destroy,
     .loss = loss,
-    .needs = KD_NEED_FEAT | KD_NEED_ASSIGN,
+    .needs = KD_NEED_FEAT,
     .needs_now = needs_now,
     .gap_label = "after adapter, robustness-weighted fg/bg",
     .gap_parts = "feat_fg,feat_bg",

@@ -90,6 +90,8 @@ typedef struct KdDistillSide {
                                       two-stage head, or NULL (none yet) */
   int nrois;
   const KdRpnProposals *props;     /* a two-stage head's proposals of this forward, per image, or NULL */
+  const KdRoiSample *sample;       /* the RoIs this side's RoI head trained on this step (the student's
+                                      loss of a two-stage head), or NULL */
   KdModel *model;                  /* NULL when the side comes as tensors (kdscope loss) */
 } KdDistillSide;
 

@@ -89,6 +89,7 @@ static int distill_inputs(KdTrainer *t, KdCtx *c, const KdTrainBatch *b, KdForwa
   kd_distill_side_from(&in->t, t->teacher, &f->tout, NULL);
   if (!in->t.levels) in->t.levels = kd_model_levels(t->teacher); /* its forward skipped: the pairing stands */
   kd_distill_side_from(&in->s, t->student, &f->sout, f->det.has_assign ? &f->det.assign : NULL);
+  if (f->det.rois.nrois > 0) in->s.sample = &f->det.rois;
   kd_distill_pair(in);
   int steps = kd_config_int(t->cfg, "train.steps");
   in->step = kd_optim_steps_done(t->optim);

@@ -147,6 +147,53 @@ static void test_hand(void) {
   fix_free(&f);
 }
 
+/* A two-stage student's positive sampled RoI as the instance (a
+ * background RoI beside it is not one): p from the mean of its 7x7
+ * aligned RoIAlign, not the crop, and the background 1 - [M > 0]. The
+ * student map is (1, 0) at cell (0, 0) and (0, 1) at cell (1, 1), the
+ * teacher (3, 4) everywhere. RoI (0,0)-(8,8) at stride 8: bin centres at
+ * -0.5 + (i + 0.5) / 7, clamped at 0, so cell (0, 0) weighs
+ * (6.1429 / 7)^2 = 0.770102 and cell (1, 1) (0.8571 / 7)^2 = 0.014994:
+ * q_s = cos(p_s, (0, 1)) = 0.019467 (the crop's mean would give 0.7071),
+ * q_t = 0.6, w = 0.419467. */
+static void test_roi_path(void) {
+  Fix f;
+  KdDistillShapes sh = {.nlev = 1, .strides = {8}, .t_channels = 2, .s_channels = 2, .num_classes = 3, .num_anchors = 1};
+  CHECK(fix_init(&f, &kd_method_gk, &sh, 1) == 0);
+  identity_adapter(&f, 0, 2);
+  fix_set(&f, "gk.soft", 0);
+  KdError err;
+  const float pt[2] = {1, 0}, ps[2] = {0, 1};
+  const int lab[1] = {0};
+  CHECK(kd_gk_set_level(f.store, 0, pt, ps, lab, 1, &err) == 0);
+  KdCtx *c = kd_ctx_new(1 << 22);
+  KdTensor *tf = kd_tensor4(c, 1, 2, 2, 2), *sf = kd_tensor4(c, 1, 2, 2, 2);
+  for (int i = 0; i < 4; i++) tf->data[i] = 3, tf->data[4 + i] = 4;
+  kd_tensor_fill(sf, 0);
+  sf->data[0] = 1, sf->data[4 + 3] = 1;
+  float rois[10] = {0, 0, 0, 8, 8, 0, 4, 4, 16, 16};
+  int labels[2] = {1, 0}, count[1] = {2};
+  KdRoiSample sm = {.nrois = 2, .num_pos = 1, .rois = rois, .labels = labels, .count = count};
+  KdDistillInputs in = {.c = c, .cfg = f.cfg, .n = 1, .img_h = 16, .img_w = 16};
+  int strides[1] = {8};
+  kd_levels_from_strides(&levels, 1, strides);
+  in.t.feat[0] = tf, in.s.feat[0] = sf, in.s.sample = &sm;
+  kd_distill_same_levels(&in, &levels);
+  KdDistillOut out;
+  memset(&out, 0, sizeof out);
+  CHECK(kd_method_gk.loss(&f.inst, &in, &out) == 0);
+  /* per axis: four samples clamped to 0 (weight 1 on cell 0), three at 1/7, 2/7, 3/7 */
+  const double wa = pow((4 + (1 - 1.0 / 7) + (1 - 2.0 / 7) + (1 - 3.0 / 7)) / 7, 2), wb = pow((1.0 / 7 + 2.0 / 7 + 3.0 / 7) / 7, 2);
+  const double qs = wb / sqrt(wa * wa + wb * wb), w = 1 - fabs(qs - 0.6);
+  CHECK_NEAR(qs, 0.019467, 1e-5);
+  CHECK_NEAR(out.stats[0].value, w, 1e-5); /* w_mean over the one instance */
+  CHECK_NEAR(out.stats[1].value, 1.0, 0);  /* one instance: the background RoI is not one */
+  CHECK_NEAR(part(&out, "feat_fg"), w * 20 / fmax(1, 2 * 2 * w), 1e-5);
+  CHECK_NEAR(part(&out, "feat_bg"), 4.0 * (25 + 25 + 18) / (2 * 2 * 3), 1e-4); /* 1 - [M > 0]: the box cell is out */
+  kd_ctx_free(c);
+  fix_free(&f);
+}
+
 /* Two levels: sum vs mean; the projection term sums over levels. Two
  * instances of one class on level 0, none on level 1. */
 static void test_levels(void) {
@@ -340,6 +387,7 @@ static int grad_checks(void) {
 
 int main(void) {
   test_hand();
+  test_roi_path();
   test_levels();
   test_anchor_path();
   CHECK(grad_checks() == 0);

@@ -123,5 +123,20 @@ int main(void) {
       for (int j = 0; j < 4; j++) CHECK_MSG(isfinite(d.v[k][j]) && d.v[k][j] > 0, "step %d: %s %g", k, d.names[j], d.v[k][j]);
       CHECK_MSG(d.rois[k] > 0 && d.gap[k] < 1e-5, "step %d: %g RoIs, parts miss the loss by %g", k, d.rois[k], d.gap[k]);
     }
+  /* Global knowledge for a two-stage pair: the student's positive sampled
+   * RoIs as the instances, both RoI heads' K+1 logits in the soft term,
+   * the levels averaged (the released two-stage path). */
+  static const char *gk_kv[sizeof frcnn_kv / sizeof frcnn_kv[0] + 1][2];
+  const int nf = (int)(sizeof frcnn_kv / sizeof frcnn_kv[0]);
+  for (int i = 0; i < nf; i++) gk_kv[i][0] = frcnn_kv[i][0], gk_kv[i][1] = frcnn_kv[i][1];
+  gk_kv[nf][0] = "gk.reduce", gk_kv[nf][1] = "mean";
+  Trace g = {.method = "gk", .names = {"gk.feat_fg", "gk.feat_bg", "gk.soft"}, .nnames = 3};
+  if (run_method("gk", (const char *const(*)[2])gk_kv, nf + 1, &g, "gkroi") == 0)
+    for (int k = 1; k <= STEPS; k++) {
+      printf("gk (two-stage) step %d: feat_fg %.5g feat_bg %.5g soft %.5g sampled RoIs %g parts-vs-loss %.2g\n", k, g.v[k][0],
+             g.v[k][1], g.v[k][2], g.rois[k], g.gap[k]);
+      for (int j = 0; j < 3; j++) CHECK_MSG(isfinite(g.v[k][j]) && g.v[k][j] > 0, "step %d: %s %g", k, g.names[j], g.v[k][j]);
+      CHECK_MSG(g.rois[k] > 0 && g.gap[k] < 1e-5, "step %d: %g RoIs, parts miss the loss by %g", k, g.rois[k], g.gap[k]);
+    }
   return check_status("test_head_run");
 }
