@@ -56,13 +56,13 @@ typedef struct {
 
 #define F(field, ...) KD_METHOD_FLOAT(LgdParams, "lgd", field, __VA_ARGS__)
 static const KdParamDesc params[] = {
-    F(weight, "λ", "LGD distillation weight", 1.0, 0.0, 100.0, 1, "0.5,1,2,5",
+    F(weight, "λ", "LGD distillation weight", 1.0, 0.0, 100.0, 1, "1,2,5",
       "lambda (LAMBDA): weight of the instance-normalised MSE between the adapted student features and the detached "
       "implicit teacher maps, one mean over every value of every level (official 1)"),
-    F(det_weight, "w_t", "Teacher detection weight", 1.0, 0.0, 10.0, 1, "0.5,1,2",
+    F(det_weight, "w_t", "Teacher detection weight", 1.0, 0.0, 10.0, 1, "1,2,5",
       "Weight of the student head's detection loss on the implicit teacher's maps, which trains the teacher (official 1: "
       "the '*.tea' losses are summed with the rest)"),
-    F(delay, "t_0", "Distillation delay", 0.167, 0.0, 1.0, 0, "step 0.01",
+    F(delay, "t_0", "Distillation delay", 0.167, 0.0, 1.0, 0, "step 0.001",
       "Fraction of train.steps during which the student's features are detached in the distillation term (only the "
       "adapter learns from it): the official 30k of 180k iterations = 1/6 [INFERRED: scaled as a fraction]"),
     KD_METHOD_BOOL(LgdParams, "lgd", context, "ctx", "Context box", 1,
