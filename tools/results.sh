@@ -5,28 +5,38 @@
 #   tools/results.sh OUT_DIR [STEPS] [SEEDS] [JOBS]
 # A method in KDSCOPE_METHODS may be a variant, LABEL:METHOD:KEY=VALUE...
 # (e.g. csgr-cat:csgr:csgr.alpha_rel=0): runs METHOD with those settings
-# into LABEL-seedN.
+# into LABEL-seedN; the key config=FILE starts that run from FILE instead.
+# Another detector family is another OUT_DIR with its own baseline and
+# teacher row: KDSCOPE_CONFIG (the config every run starts from, default
+# assets/configs/distill.json) and KDSCOPE_TEACHER="CONFIG CHECKPOINT"
+# (the teacher row's model, default the shipped RetinaNet teacher), e.g.
+#   KDSCOPE_CONFIG=assets/configs/distill-ld.json \
+#   KDSCOPE_TEACHER="assets/configs/teacher-gfl.json assets/teacher-gfl.safetensors" \
+#   KDSCOPE_METHODS="baseline ld ld-main:ld:ld.vlr=0:ld.kd=0" tools/results.sh OUT
 # Runs are skipped when their directory already holds a finished run, so
 # the script can be re-run after an interruption (--resume continues them).
 set -eu
 finished() { grep -q '"event":"finish"' "$1/events.jsonl" 2>/dev/null; }
 run_one() {
-  m=${1%%:*} s=$2 n=$steps method=$1 extra=""
+  m=${1%%:*} s=$2 n=$steps method=$1 extra="" cfg=${KDSCOPE_CONFIG:-}
   dir="$out/$m-seed$s"
   case $method in
     *:*) method=${method#*:}; rest=${method#*:}; [ "$rest" = "$method" ] && rest=""
          method=${method%%:*}
-         for kv in $(printf '%s' "$rest" | tr ':' ' '); do extra="$extra --set $kv"; done ;;
+         for kv in $(printf '%s' "$rest" | tr ':' ' '); do
+           case $kv in config=*) cfg=${kv#config=} ;; *) extra="$extra --set $kv" ;; esac
+         done ;;
   esac
+  [ -z "$cfg" ] || cfg="--config $cfg"
   threads=$((2 / jobs)); [ "$threads" -ge 1 ] || threads=1
   [ "$m" = baseline-matched ] && n=$(cat "$out/matched_steps")
   common="--quiet --steps $n --set train.seed=$s --set train.threads=$threads --set train.eval_every=0 --set probe.budget=0"
   if [ -f "$dir/config.json" ]; then
     set -- distill --resume "$dir" $common
   elif [ "$m" = baseline ] || [ "$m" = baseline-matched ]; then
-    set -- distill --out "$dir" $common --set distill.methods=
+    set -- distill --out "$dir" $cfg $common --set distill.methods=
   else
-    set -- distill --out "$dir" $common --set distill.methods="$method" $extra
+    set -- distill --out "$dir" $cfg $common --set distill.methods="$method" $extra
   fi
   /usr/bin/time -f "%e %U" -o "$dir.time" "$bin" "$@" > "$dir.log" 2>&1 || true
 }
@@ -72,8 +82,8 @@ if [ "${KDSCOPE_MATCHED:-1}" = 1 ] && [ -s "$out/matched_steps" ]; then
   methods="baseline baseline-matched ${methods#baseline }"
 fi
 # The teacher row: the shipped checkpoint on the same validation split.
-[ -s "$out/teacher.json" ] || "$bin" eval --config "$here/assets/configs/teacher.json" \
-  --checkpoint "$here/assets/teacher.safetensors" --json > "$out/teacher.json"
+set -- ${KDSCOPE_TEACHER:-"$here/assets/configs/teacher.json $here/assets/teacher.safetensors"}
+[ -s "$out/teacher.json" ] || "$bin" eval --config "$1" --checkpoint "$2" --json > "$out/teacher.json"
 /usr/bin/python3 "$here/tools/results_table.py" "$out" "$steps"
 # The table as a figure: every finished run, a row per method (its seeds),
 # the teacher as a reference line (drawn by the tree's build: the frozen
