@@ -343,7 +343,8 @@ static int level(KdMethodInst *inst, const KdDistillInputs *in, Inst *v, int R, 
         for (int k = 0; k < Mt; k++)
           dt[(size_t)j * Mt + k] = (float)kd_gk_cos(pt_pool->data + (size_t)j * C, Pt + (size_t)k * C, C);
       }
-      ps_pool = kd_gk_pool(c, s, crops, m);
+      /* with gradient, pooled as q was (RoIs: their RoIAlign, KD-METHODS 4) */
+      ps_pool = rois ? roi_pool(c, s, v, sel, m, pr->stride) : kd_gk_pool(c, s, crops, m);
       acc->r2i = kd_gk_r2i(c, ps_pool, Ps, Ms, dt, w);
       if (!acc->r2i) return -1;
     }

@@ -190,6 +190,13 @@ static void test_roi_path(void) {
   CHECK_NEAR(out.stats[1].value, 1.0, 0);  /* one instance: the background RoI is not one */
   CHECK_NEAR(part(&out, "feat_fg"), w * 20 / fmax(1, 2 * 2 * w), 1e-5);
   CHECK_NEAR(part(&out, "feat_bg"), 4.0 * (25 + 25 + 18) / (2 * 2 * 3), 1e-4); /* 1 - [M > 0]: the box cell is out */
+  /* The projection term pools the student as q did (the RoIAlign mean, not
+   * the crop's 0.7071): SmoothL1(w (q_s - q_t)), one prototype a side. */
+  fix_set(&f, "gk.use_r2i", 1);
+  memset(&out, 0, sizeof out);
+  CHECK(kd_method_gk.loss(&f.inst, &in, &out) == 0);
+  const double u = w * (qs - 0.6);
+  CHECK_NEAR(part(&out, "r2i"), 5 * 0.5 * u * u, 1e-6);
   kd_ctx_free(c);
   fix_free(&f);
 }
