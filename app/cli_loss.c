@@ -336,11 +336,13 @@ static void file_avail(const Inputs *in, KdDistillAvail *av) {
   if (in->has[FEAT] && in->lev[FEAT][0][0].shape[1] != in->lev[FEAT][1][0].shape[1])
     kd_distill_avail_lack(av, KD_NEED_SAME_WIDTH, "%s: teacher features have %d channels, student %d", in->path,
                           in->lev[FEAT][0][0].shape[1], in->lev[FEAT][1][0].shape[1]);
-  kd_distill_avail_lack(av, KD_NEED_STUDENT_ROIS, "`kdscope loss` runs no student model");
+  /* gk's instance rows stand for a two-stage student's positive RoIs, their logits for both RoI heads */
+  if (!in->has_inst)
+    kd_distill_avail_lack(av, KD_NEED_STUDENT_ROIS, "`kdscope loss` runs no student model (gk takes inst.* rows)");
   kd_distill_avail_lack(av, KD_NEED_STUDENT_RUN, "`kdscope loss` has the student's tensors, not its model");
   if (!in->has[DIST] && !in->has_pgd_mask)
     kd_distill_avail_lack(av, KD_NEED_DIST, "%s: no teacher.dist.P3 / student.dist.P3", in->path);
-  if (in->has_roi) return; /* the roi.* tensors are what those give a training step */
+  if (in->has_roi || in->inst_cls[0]) return; /* the roi.* (or gk's inst.*) tensors are what those give a step */
   kd_distill_avail_lack(av, KD_NEED_TEACHER_RUN, "`kdscope loss` has the teacher's tensors, not its model (RoI-level "
                         "methods take roi.* tensors)");
   kd_distill_avail_lack(av, KD_NEED_ROIS, "`kdscope loss` reads no proposals (RoI-level methods take roi.* tensors)");

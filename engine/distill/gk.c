@@ -196,12 +196,16 @@ static Inst *anchor_instances(const KdDistillInputs *in, const GkParams *p, int 
   return v;
 }
 
+/* Rows given as they are (`kdscope loss`): with model.head=faster_rcnn they
+ * stand for a two-stage student's positive RoIs (RoIAlign pooling, the
+ * binary background), their logits for both RoI heads' K+1. */
 static Inst *given_instances(const KdDistillInputs *in, const GkParams *p, int *R) {
   const KdDistillInstIn *ii = in->inst_in;
   Inst *v = kd_ctx_alloc(in->c, sizeof *v * (size_t)(ii->n ? ii->n : 1));
   if (!v) return NULL;
+  const int alev = !strcmp(kd_config_str(in->cfg, "model.head"), "faster_rcnn") ? -2 : -1;
   for (int i = 0; i < ii->n; i++) {
-    v[i] = (Inst){.n = (int)ii->boxes[5 * i], .label = ii->labels[i], .alev = -1, .a = i};
+    v[i] = (Inst){.n = (int)ii->boxes[5 * i], .label = ii->labels[i], .alev = alev, .a = i};
     memcpy(v[i].box, ii->boxes + 5 * i + 1, sizeof v[i].box);
     v[i].lev = kd_defeat_level(v[i].box, p->finest_scale, in->npairs);
   }

@@ -14,7 +14,10 @@ not from kdscope's code:
   instances) and the use_r2i SmoothL1; loss, parts and the gradients of the
   student's features, instance logits and adapters agree to 1e-4 relative.
   Cases: defaults; use_r2i with reduce mean, T 3, other weights; a class
-  without prototypes; an instance with negative w.
+  without prototypes; an instance with negative w; rows as a two-stage
+  student's positive RoIs (model.head=faster_rcnn: the mean of each RoI's
+  7x7 RoIAlign, torchvision's, for q and the projection term, the binary
+  background 1 - [M > 0], K+1 logits).
 
 Usage: gk_oracle.py KDSCOPE. Exits 77 without torch.
 """
@@ -29,6 +32,7 @@ import loss_oracle_b as lo  # noqa: E402  (exits 77 without torch)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from torchvision.ops import roi_align  # noqa: E402
 
 
 # ---------- PGM, as prototype_generation_module.py computes it ----------
@@ -157,6 +161,7 @@ def rdm_reference(a, p):
     """Parts of gk on the file's arrays a with settings p."""
     wgt, fg_w, bg_w, soft_w = p.get("weight", 1.0), p.get("fg", 1.0), p.get("bg", 4.0), p.get("soft", 1.0)
     T, r2i_w, fs0 = p.get("T", 2.0), p.get("r2i", 5.0), p.get("finest_scale", 56.0)
+    rois = p.get("rois", 0)  # rows as a two-stage student's positive RoIs (model.head=faster_rcnn)
     levels = [lv for lv in lo.LEVELS if "teacher." + lv in a]
     L = len(levels)
     img = tuple(int(v) for v in a["image.size"])
@@ -177,8 +182,13 @@ def rdm_reference(a, p):
         sel = [r for r in range(R) if lev[r] == i]
         ps_rows, pt_rows = [], []
         for r in sel:
-            y0, y1, x0, x1 = crop(boxes[r][1:], s, img, H, W)
             b = int(boxes[r][0])
+            if rois:  # the mean of the RoI's 7x7 RoIAlign (aligned, adaptive sampling)
+                roi = [torch.tensor(boxes[r][None, 1:], dtype=torch.float64)]
+                ps_rows.append(roi_align(S[lv][b:b + 1], roi, 7, 1.0 / s, -1, True).mean(dim=(0, 2, 3)))
+                pt_rows.append(roi_align(Tt[lv][b:b + 1], roi, 7, 1.0 / s, -1, True).mean(dim=(0, 2, 3)))
+                continue
+            y0, y1, x0, x1 = crop(boxes[r][1:], s, img, H, W)
             ps_rows.append(S[lv][b, :, y0:y1 + 1, x0:x1 + 1].mean(dim=(1, 2)))
             pt_rows.append(Tt[lv][b, :, y0:y1 + 1, x0:x1 + 1].mean(dim=(1, 2)))
         Pt, Ps = lo.t64(a.get("proto.teacher." + lv, np.zeros((0, C)))), lo.t64(a.get("proto.student." + lv, np.zeros((0, 1))))
@@ -194,11 +204,12 @@ def rdm_reference(a, p):
         for r in sel:
             mask_box(m[int(boxes[r][0])], s, boxes[r][1:], w[r])
         m = m[:, None]
+        bgm = (m == 0).to(m.dtype) if rois else 1 - m  # the two-stage path: box cells out entirely
         adapted = F.conv2d(S[lv], A[lv][0], A[lv][1], padding=1)
         d = (adapted - Tt[lv]) ** 2
         k = wgt * att / (L if p.get("reduce") == "mean" else 1)
         fg = fg + k * fg_w * (d * m).sum() / max(1.0, 2 * C * float(m.sum()))
-        bg = bg + k * bg_w * (d * (1 - m)).sum() / max(1.0, 2 * C * float((1 - m).sum()))
+        bg = bg + k * bg_w * (d * bgm).sum() / max(1.0, 2 * C * float(bgm.sum()))
         if p.get("use_r2i") and sel and len(plab):
             ps_t = torch.stack(ps_rows)
             with torch.no_grad():
@@ -310,6 +321,11 @@ def main():
             a["proto.student." + lv] = (-p_s)[None].astype(np.float32)
             a["proto.labels." + lv] = np.array([lab0], np.float32)
         fails += rdm_case(kd, tmp, "gk_negative_w", a, ["gk.use_r2i=true"], {"use_r2i": 1}, expect_negative=True)
+        # A two-stage student: the rows are its positive RoIs, pooled by
+        # RoIAlign, the background binary, K+1 logits (K = 3), levels averaged.
+        fails += rdm_case(kd, tmp, "gk_rois", rdm_arrays(rng, random_protos(rng), K=4, R=10),
+                          ["model.head=faster_rcnn", "gk.use_r2i=true", "gk.reduce=mean"],
+                          {"rois": 1, "use_r2i": 1, "reduce": "mean"})
     print("%d case(s) failed" % fails if fails else "all cases agree with torch")
     return 1 if fails else 0
 
