@@ -21,6 +21,7 @@ kd=$(find "$tmp/dest" -path '*/bin/kdscope' -type f | head -1)
 share=$(cd "$(dirname "$kd")/../share" && pwd)
 for f in kdscope/configs/distill.json kdscope/configs/teacher.json kdscope/teacher.safetensors kdscope/style.css \
          kdscope/configs/teacher-frcnn.json kdscope/teacher-frcnn.safetensors kdscope/python/kdscope_hook.py \
+         kdscope/configs/teacher-gfl.json kdscope/teacher-gfl.safetensors \
          applications/io.github.kdscope.Kdscope.desktop metainfo/io.github.kdscope.Kdscope.metainfo.xml \
          icons/hicolor/scalable/apps/io.github.kdscope.Kdscope.svg \
          icons/hicolor/symbolic/apps/io.github.kdscope.Kdscope-symbolic.svg; do
