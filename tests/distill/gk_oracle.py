@@ -32,7 +32,11 @@ import loss_oracle_b as lo  # noqa: E402  (exits 77 without torch)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from torchvision.ops import roi_align  # noqa: E402
+try:
+    from torchvision.ops import roi_align  # noqa: E402
+except ImportError:
+    print("SKIP: torchvision is not installed")
+    sys.exit(77)
 
 
 # ---------- PGM, as prototype_generation_module.py computes it ----------
