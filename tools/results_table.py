@@ -211,7 +211,7 @@ if "--dominating" in args:
 order = ["baseline", "baseline-matched", "baseline-12k"]
 for m in ["fitnet", "defeat", "fgd", "pkd", "cwd", "logitkd"]:
     order += [m, m + "-tuned"]
-order += ["csgr", "csgr-cat", "csgr-rel"]
+order += ["csgr", "csgr-cat", "csgr-rel", "rm", "pfi", "icd", "lgd"]
 order += sorted(m for m in rows if m not in order)
 
 keys = ["AP", "AP50", "AP75", "APs", "APm"]
@@ -252,7 +252,11 @@ for m in order:
              "baseline-matched": f"baseline at matched compute ({matched_steps or '?'} steps)",
              "csgr": "csgr, both parts [INFERRED formulation, no published code]",
              "csgr-cat": "csgr, category part only (csgr.alpha_rel=0) [INFERRED]",
-             "csgr-rel": "csgr, relation part only (csgr.alpha_cat=0) [INFERRED]"}.get(m, m)
+             "csgr-rel": "csgr, relation part only (csgr.alpha_cat=0) [INFERRED]",
+             "rm": "rm [mmrazor's port, not the authors' code]",
+             "pfi": "pfi [mmrazor's port, not the authors' code]",
+             "icd": "icd (preset distill-icd.json)",
+             "lgd": "lgd (no teacher)"}.get(m, m)
     if m.endswith("-tuned"):
         label = f"{m[:-6]}, tuned: weight x{tuned.get(m[:-6], '?')} (chosen on data.holdout, not val)"
     # The distillation loss against the detection loss, summed over the
