@@ -208,7 +208,7 @@ if "--dominating" in args:
                    if not m.endswith("-tuned") and statistics.mean(rr) >= DOMINATES))
     sys.exit(0)
 
-order = ["baseline", "baseline-matched", "baseline-12k"]
+order = ["baseline", "baseline-matched", "baseline-12k", "baseline-inherit"]
 for m in ["fitnet", "defeat", "fgd", "pkd", "cwd", "logitkd"]:
     order += [m, m + "-tuned"]
 order += ["csgr", "csgr-cat", "csgr-rel", "rm", "pfi", "icd", "lgd"]
@@ -250,6 +250,7 @@ for m in order:
     seeds = ",".join(str(s) for s, _, _ in r)
     label = {"baseline-12k": "baseline, 2x schedule (12000 steps)",
              "baseline-matched": f"baseline at matched compute ({matched_steps or '?'} steps)",
+             "baseline-inherit": "baseline, neck and head from the teacher (student.init_from_teacher: ICD's control)",
              "csgr": "csgr, both parts [INFERRED formulation, no published code]",
              "csgr-cat": "csgr, category part only (csgr.alpha_rel=0) [INFERRED]",
              "csgr-rel": "csgr, relation part only (csgr.alpha_cat=0) [INFERRED]",
