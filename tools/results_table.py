@@ -169,7 +169,9 @@ DOMINATES = 10.0  # KD / detection loss from which a method's default weight is 
 rows, cpus, ratios, clipped = {}, {}, {}, {}
 # Times from different CPUs do not average: a row timed on several
 # machines shows one mean per machine (A, B, ... named below the table).
-machines, machine = {}, {}
+# A results directory may pin the letters (table.json "machines": CPU -> letter),
+# so that a record added later does not rename the machines of the others.
+machines, machine = dict(extra.get("machines", {})), {}
 
 
 def per_machine(vals, tags):
@@ -188,7 +190,10 @@ for r in records:
     m = r["method"]
     rows.setdefault(m, []).append((r["seed"], r["eval"], r.get("wall_s")))
     cpus.setdefault(m, []).append(r.get("cpu_s"))
-    machine.setdefault(m, []).append(machines.setdefault(r.get("cpu") or "?", chr(ord("A") + len(machines))))
+    cpu = r.get("cpu") or "?"
+    if cpu not in machines:
+        machines[cpu] = next(chr(c) for c in range(ord("A"), ord("Z") + 1) if chr(c) not in machines.values())
+    machine.setdefault(m, []).append(machines[cpu])
     if r.get("clipped") is not None:
         clipped.setdefault(m, []).append(r["clipped"])
     if r.get("kd_det_ratio"):
@@ -272,4 +277,4 @@ if teacher:
     cells = [f"{100 * teacher[k]:.1f}" for k in keys]
     print("| teacher (shipped) | – | " + " | ".join(cells) + " | – | – | – | – | – | – |")
 if len(machines) > 1:
-    print("\ntimes by machine: " + "; ".join(f"{t} = {c}" for c, t in machines.items()))
+    print("\ntimes by machine: " + "; ".join(f"{t} = {c}" for c, t in sorted(machines.items(), key=lambda x: x[1])))
