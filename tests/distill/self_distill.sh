@@ -12,6 +12,11 @@
 set -u
 kd=$1
 cd "${KD_SOURCE_ROOT:?}" || exit 1
+src=${KD_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
+if [ ! -r "$src/t10k-images-idx3-ubyte.gz" ]; then
+  echo "self_distill: skipped (dataset-fashion-mnist is not installed: no $src)"
+  exit 77
+fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kd-self-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 fail=0
