@@ -161,8 +161,12 @@ if save:
         with open(os.path.join(save, "teacher.json"), "w") as f:
             json.dump(teacher, f, indent=1, sort_keys=True)
             f.write("\n")
+    table = {"steps": int(steps), "matched_steps": matched_steps, "tuned": tuned}
+    pinned = (read_json(os.path.join(save, "table.json")) or {}).get("machines")
+    if pinned:
+        table["machines"] = pinned  # saving into a pinned directory keeps its letters
     with open(os.path.join(save, "table.json"), "w") as f:
-        json.dump({"steps": int(steps), "matched_steps": matched_steps, "tuned": tuned}, f, indent=1, sort_keys=True)
+        json.dump(table, f, indent=1, sort_keys=True)
         f.write("\n")
 
 DOMINATES = 10.0  # KD / detection loss from which a method's default weight is called dominating
@@ -181,7 +185,7 @@ def per_machine(vals, tags):
             by.setdefault(t, []).append(v)
     if not by:
         return None
-    if len(machines) == 1:
+    if len(used) == 1:
         return f"{statistics.mean(next(iter(by.values()))) / 60:.1f}"
     return ", ".join(f"{t} {statistics.mean(v) / 60:.1f}" for t, v in sorted(by.items()))
 
@@ -212,6 +216,8 @@ if "--dominating" in args:
     print(" ".join(m for m, rr in sorted(ratios.items())
                    if not m.endswith("-tuned") and statistics.mean(rr) >= DOMINATES))
     sys.exit(0)
+
+used = {t for tags in machine.values() for t in tags}  # the letters these records use
 
 order = ["baseline", "baseline-matched", "baseline-12k", "baseline-inherit"]
 for m in ["fitnet", "defeat", "fgd", "pkd", "cwd", "logitkd"]:
@@ -276,5 +282,6 @@ for m in order:
 if teacher:
     cells = [f"{100 * teacher[k]:.1f}" for k in keys]
     print("| teacher (shipped) | – | " + " | ".join(cells) + " | – | – | – | – | – | – |")
-if len(machines) > 1:
-    print("\ntimes by machine: " + "; ".join(f"{t} = {c}" for c, t in sorted(machines.items(), key=lambda x: x[1])))
+if len(used) > 1:
+    print("\ntimes by machine: " + "; ".join(f"{t} = {c}" for c, t in sorted(machines.items(), key=lambda x: x[1])
+                                            if t in used))
